@@ -1,0 +1,670 @@
+/* The messages of docs/protocol.md §3 and their strict JSON codecs. */
+#include <string.h>
+
+#include "cidr.h"
+#include "json-util.h"
+#include "macro.h"
+#include "names.h"
+#include "nm-error.h"
+#include "proto.h"
+
+NmPeer *nm_peer_new(void)
+{
+        return g_new0(NmPeer, 1);
+}
+
+void nm_peer_free(NmPeer *p)
+{
+        if (!p)
+                return;
+        g_free(p->host_id);
+        g_free(p->name);
+        g_free(p->endpoint);
+        g_strfreev(p->allowed_ips);
+        g_free(p->ipv4);
+        g_free(p->ipv6);
+        g_free(p);
+}
+
+NmPeer *nm_peer_copy(const NmPeer *p)
+{
+        NmPeer *c = nm_peer_new();
+        c->host_id = g_strdup(p->host_id);
+        c->name = g_strdup(p->name);
+        c->public_key = p->public_key;
+        c->endpoint = g_strdup(p->endpoint);
+        c->allowed_ips = g_strdupv(p->allowed_ips);
+        c->keepalive = p->keepalive;
+        c->ipv4 = g_strdup(p->ipv4);
+        c->ipv6 = g_strdup(p->ipv6);
+        return c;
+}
+
+static bool strv_equal0(char **a, char **b)
+{
+        guint na = a ? g_strv_length(a) : 0, nb = b ? g_strv_length(b) : 0;
+        if (na != nb)
+                return false;
+        for (guint i = 0; i < na; i++)
+                if (!streq0(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+bool nm_peer_equal(const NmPeer *a, const NmPeer *b)
+{
+        return streq0(a->host_id, b->host_id) && streq0(a->name, b->name) &&
+               nm_key_equal(&a->public_key, &b->public_key) && streq0(a->endpoint, b->endpoint) &&
+               strv_equal0(a->allowed_ips, b->allowed_ips) && a->keepalive == b->keepalive &&
+               streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6);
+}
+
+void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
+{
+        char key[NM_KEY_B64_LEN + 1];
+
+        nm_key_to_base64(&p->public_key, key);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "host_id", p->host_id);
+        nm_json_add_string(b, "name", p->name);
+        nm_json_add_string(b, "public_key", key);
+        nm_json_add_string(b, "endpoint", p->endpoint);
+        nm_json_add_strv(b, "allowed_ips", (const char *const *) p->allowed_ips);
+        nm_json_add_int(b, "keepalive", p->keepalive);
+        nm_json_add_string(b, "ipv4", p->ipv4);
+        nm_json_add_string(b, "ipv6", p->ipv6);
+        json_builder_end_object(b);
+}
+
+static JsonObject *expect_object(JsonNode *n, const char *what, GError **error)
+{
+        if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s: an object was expected", what);
+                return NULL;
+        }
+        return json_node_get_object(n);
+}
+
+static bool valid_addr(const char *s, int family, const char *what, GError **error)
+{
+        int f;
+        NmInAddr a;
+        if (!s)
+                return true;
+        if (nm_addr_parse(s, &f, &a) < 0 || f != family) {
+                g_autofree char *v = g_utf8_make_valid(s, MIN(strlen(s), 64));
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\"", what, v);
+                return false;
+        }
+        return true;
+}
+
+static bool valid_iface_addr(const char *s, int family, const char *what, GError **error)
+{
+        NmPrefix p;
+        if (!s)
+                return true;
+        if (nm_prefix_parse(s, &p, error) < 0)
+                return false;
+        if (p.family != family) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\": wrong address family",
+                            what, s);
+                return false;
+        }
+        return true;
+}
+
+NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
+{
+        static const char *const members[] = { "host_id", "name",      "public_key", "endpoint",
+                                               "allowed_ips", "keepalive", "ipv4",       "ipv6",
+                                               NULL };
+        JsonObject *o = expect_object(n, "peer", error);
+        const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL;
+        g_auto(GStrv) allowed = NULL;
+        gint64 keepalive = 0;
+
+        if (!o || !nm_json_check_members(o, "peer", members, error) ||
+            !nm_json_get_string(o, "host_id", true, &host_id, error) ||
+            !nm_json_get_string(o, "name", true, &name, error) ||
+            !nm_json_get_string(o, "public_key", true, &key, error) ||
+            !nm_json_get_string(o, "endpoint", false, &endpoint, error) ||
+            !nm_json_get_strv(o, "allowed_ips", true, NM_MAX_ALLOWED_IPS, &allowed, error) ||
+            !nm_json_get_int(o, "keepalive", false, 0, 65535, &keepalive, error) ||
+            !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
+            !nm_json_get_string(o, "ipv6", false, &ipv6, error))
+                return NULL;
+
+        g_autoptr(NmPeer) p = nm_peer_new();
+        if (!nm_uuid_valid(host_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid peer host id");
+                return NULL;
+        }
+        if (!nm_host_name_valid(name, error))
+                return NULL;
+        if (nm_key_from_base64(key, &p->public_key) < 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid peer public key: not 32 bytes of base64");
+                return NULL;
+        }
+        if (endpoint) {
+                int f;
+                NmInAddr a;
+                uint16_t port;
+                if (nm_endpoint_parse(endpoint, &f, &a, &port) < 0) {
+                        g_autofree char *v = g_utf8_make_valid(endpoint, MIN(strlen(endpoint), 64));
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid peer endpoint \"%s\": expected address:port", v);
+                        return NULL;
+                }
+        }
+        for (char **a = allowed; *a; a++) {
+                NmPrefix pf;
+                if (nm_prefix_parse(*a, &pf, error) < 0)
+                        return NULL;
+                if (!nm_prefix_is_canonical(&pf)) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid allowed IP \"%s\": host bits are set", *a);
+                        return NULL;
+                }
+        }
+        if (!valid_addr(ipv4, AF_INET, "peer IPv4 address", error) ||
+            !valid_addr(ipv6, AF_INET6, "peer IPv6 address", error))
+                return NULL;
+        p->host_id = g_strdup(host_id);
+        p->name = g_strdup(name);
+        p->endpoint = g_strdup(endpoint);
+        p->allowed_ips = TAKE_PTR(allowed);
+        p->keepalive = (guint) keepalive;
+        p->ipv4 = g_strdup(ipv4);
+        p->ipv6 = g_strdup(ipv6);
+        return TAKE_PTR(p);
+}
+
+NmNetworkState *nm_network_state_new(void)
+{
+        return g_new0(NmNetworkState, 1);
+}
+
+void nm_network_state_free(NmNetworkState *s)
+{
+        if (!s)
+                return;
+        g_free(s->network);
+        g_free(s->node_id);
+        g_free(s->ipv4);
+        g_free(s->ipv6);
+        g_free(s->dns_domain);
+        if (s->peers)
+                g_ptr_array_unref(s->peers);
+        g_free(s);
+}
+
+static void peers_to_json(GPtrArray *peers, JsonBuilder *b)
+{
+        json_builder_begin_array(b);
+        for (guint i = 0; peers && i < peers->len; i++)
+                nm_peer_to_json(peers->pdata[i], b);
+        json_builder_end_array(b);
+}
+
+void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b)
+{
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "network", s->network);
+        nm_json_add_string(b, "node_id", s->node_id);
+        nm_json_add_string(b, "ipv4", s->ipv4);
+        nm_json_add_string(b, "ipv6", s->ipv6);
+        nm_json_add_int(b, "listen_port", s->listen_port);
+        nm_json_add_int(b, "keepalive", s->keepalive);
+        nm_json_add_int(b, "mtu", s->mtu);
+        nm_json_add_string(b, "dns_domain", s->dns_domain);
+        nm_json_add_bool(b, "connected", s->connected);
+        if (s->peers) {
+                json_builder_set_member_name(b, "peers");
+                peers_to_json(s->peers, b);
+        }
+        json_builder_end_object(b);
+}
+
+static GPtrArray *peers_from_json(JsonArray *a, GError **error)
+{
+        guint n = json_array_get_length(a);
+        if (n > NM_MAX_PEERS_PER_MESSAGE) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many peers (%u)", n);
+                return NULL;
+        }
+        g_autoptr(GPtrArray) peers = g_ptr_array_new_full(n, (GDestroyNotify) nm_peer_free);
+        for (guint i = 0; i < n; i++) {
+                NmPeer *p = nm_peer_from_json(json_array_get_element(a, i), error);
+                if (!p)
+                        return NULL;
+                g_ptr_array_add(peers, p);
+        }
+        return TAKE_PTR(peers);
+}
+
+NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
+{
+        static const char *const members[] = { "network", "node_id", "ipv4",       "ipv6",      "listen_port",
+                                               "keepalive", "mtu",   "dns_domain", "connected", "peers",
+                                               NULL };
+        JsonObject *o = expect_object(n, "network state", error);
+        const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
+        gint64 port = 0, keepalive = 0, mtu = 0;
+        bool connected = true;
+        JsonArray *peers = NULL;
+
+        if (!o || !nm_json_check_members(o, "network state", members, error) ||
+            !nm_json_get_string(o, "network", true, &network, error) ||
+            !nm_json_get_string(o, "node_id", true, &node_id, error) ||
+            !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
+            !nm_json_get_string(o, "ipv6", false, &ipv6, error) ||
+            !nm_json_get_int(o, "listen_port", true, 1, 65535, &port, error) ||
+            !nm_json_get_int(o, "keepalive", true, 0, 65535, &keepalive, error) ||
+            !nm_json_get_int(o, "mtu", true, 576, 65535, &mtu, error) ||
+            !nm_json_get_string(o, "dns_domain", false, &domain, error) ||
+            !nm_json_get_bool(o, "connected", false, &connected, error) ||
+            !nm_json_get_array(o, "peers", false, &peers, error))
+                return NULL;
+        if (!nm_network_name_valid(network, error))
+                return NULL;
+        if (!nm_uuid_valid(node_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid node id");
+                return NULL;
+        }
+        if (!ipv4 && !ipv6) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Network state for \"%s\" has neither an IPv4 nor an IPv6 address", network);
+                return NULL;
+        }
+        if (!valid_iface_addr(ipv4, AF_INET, "IPv4 address", error) ||
+            !valid_iface_addr(ipv6, AF_INET6, "IPv6 address", error))
+                return NULL;
+        if (domain && !nm_dns_domain_valid(domain, error))
+                return NULL;
+
+        g_autoptr(NmNetworkState) s = nm_network_state_new();
+        if (peers && !(s->peers = peers_from_json(peers, error)))
+                return NULL;
+        s->network = g_strdup(network);
+        s->node_id = g_strdup(node_id);
+        s->ipv4 = g_strdup(ipv4);
+        s->ipv6 = g_strdup(ipv6);
+        s->listen_port = (guint16) port;
+        s->keepalive = (guint) keepalive;
+        s->mtu = (guint) mtu;
+        s->dns_domain = g_strdup(domain);
+        s->connected = connected;
+        return TAKE_PTR(s);
+}
+
+NmState *nm_state_new(void)
+{
+        NmState *s = g_new0(NmState, 1);
+        s->networks = g_ptr_array_new_with_free_func((GDestroyNotify) nm_network_state_free);
+        return s;
+}
+
+void nm_state_free(NmState *s)
+{
+        if (!s)
+                return;
+        g_free(s->host_id);
+        g_ptr_array_unref(s->networks);
+        g_free(s);
+}
+
+void nm_state_to_json(const NmState *s, JsonBuilder *b)
+{
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "host_id", s->host_id);
+        nm_json_add_int(b, "serial", (gint64) s->serial);
+        json_builder_set_member_name(b, "networks");
+        json_builder_begin_array(b);
+        for (guint i = 0; i < s->networks->len; i++)
+                nm_network_state_to_json(s->networks->pdata[i], b);
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+}
+
+NmState *nm_state_from_json(JsonNode *n, GError **error)
+{
+        static const char *const members[] = { "host_id", "serial", "networks", NULL };
+        JsonObject *o = expect_object(n, "state", error);
+        const char *host_id = NULL;
+        gint64 serial = 0;
+        JsonArray *nets = NULL;
+
+        if (!o || !nm_json_check_members(o, "state", members, error) ||
+            !nm_json_get_string(o, "host_id", true, &host_id, error) ||
+            !nm_json_get_int(o, "serial", true, 0, G_MAXINT64, &serial, error) ||
+            !nm_json_get_array(o, "networks", true, &nets, error))
+                return NULL;
+        if (!nm_uuid_valid(host_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid host id in state");
+                return NULL;
+        }
+        g_autoptr(NmState) s = nm_state_new();
+        s->host_id = g_strdup(host_id);
+        s->serial = (guint64) serial;
+        for (guint i = 0; i < json_array_get_length(nets); i++) {
+                NmNetworkState *ns = nm_network_state_from_json(json_array_get_element(nets, i), error);
+                if (!ns)
+                        return NULL;
+                g_ptr_array_add(s->networks, ns);
+        }
+        return TAKE_PTR(s);
+}
+
+static const char *const message_types[_NM_MSG_MAX] = {
+        [NM_MSG_PEERS] = "peers",
+        [NM_MSG_NETWORK_JOINED] = "network-joined",
+        [NM_MSG_NETWORK_LEFT] = "network-left",
+        [NM_MSG_NETWORK_CHANGED] = "network-changed",
+        [NM_MSG_SNAPSHOT] = "snapshot",
+        [NM_MSG_HOST_DELETED] = "host-deleted",
+};
+
+const char *nm_message_type_to_string(NmMessageType t)
+{
+        return t < _NM_MSG_MAX ? message_types[t] : NULL;
+}
+
+NmMessage *nm_message_new(NmMessageType type, guint64 serial)
+{
+        NmMessage *m = g_new0(NmMessage, 1);
+        m->type = type;
+        m->serial = serial;
+        if (type == NM_MSG_PEERS) {
+                m->add = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                m->update = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                m->remove = g_ptr_array_new_with_free_func(g_free);
+        }
+        return m;
+}
+
+void nm_message_free(NmMessage *m)
+{
+        if (!m)
+                return;
+        g_free(m->network);
+        if (m->add)
+                g_ptr_array_unref(m->add);
+        if (m->update)
+                g_ptr_array_unref(m->update);
+        if (m->remove)
+                g_ptr_array_unref(m->remove);
+        nm_network_state_free(m->net);
+        nm_state_free(m->state);
+        g_free(m);
+}
+
+char *nm_message_to_json(const NmMessage *m)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "type", nm_message_type_to_string(m->type));
+        nm_json_add_int(b, "serial", (gint64) m->serial);
+        switch (m->type) {
+        case NM_MSG_PEERS:
+                nm_json_add_string(b, "network", m->network);
+                json_builder_set_member_name(b, "add");
+                peers_to_json(m->add, b);
+                json_builder_set_member_name(b, "update");
+                peers_to_json(m->update, b);
+                json_builder_set_member_name(b, "remove");
+                json_builder_begin_array(b);
+                for (guint i = 0; i < m->remove->len; i++) {
+                        char k[NM_KEY_B64_LEN + 1];
+                        nm_key_to_base64(m->remove->pdata[i], k);
+                        json_builder_add_string_value(b, k);
+                }
+                json_builder_end_array(b);
+                break;
+        case NM_MSG_NETWORK_LEFT:
+                nm_json_add_string(b, "network", m->network);
+                break;
+        case NM_MSG_NETWORK_JOINED:
+        case NM_MSG_NETWORK_CHANGED:
+                json_builder_set_member_name(b, "network");
+                nm_network_state_to_json(m->net, b);
+                break;
+        case NM_MSG_SNAPSHOT:
+                json_builder_set_member_name(b, "state");
+                nm_state_to_json(m->state, b);
+                break;
+        case NM_MSG_HOST_DELETED:
+        case _NM_MSG_MAX:
+                break;
+        }
+        json_builder_end_object(b);
+        return nm_json_builder_to_string(b);
+}
+
+NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
+{
+        g_autoptr(JsonObject) o = nm_json_parse_object(data, len, error);
+        const char *type = NULL;
+        gint64 serial = 0;
+        int t = -1;
+
+        if (!o || !nm_json_get_string(o, "type", true, &type, error) ||
+            !nm_json_get_int(o, "serial", true, 0, G_MAXINT64, &serial, error))
+                return NULL;
+        for (int i = 0; i < _NM_MSG_MAX; i++)
+                if (streq0(type, message_types[i]))
+                        t = i;
+        if (t < 0) {
+                g_autofree char *v = g_utf8_make_valid(type, MIN(strlen(type), 64));
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unknown message type \"%s\"", v);
+                return NULL;
+        }
+        g_autoptr(NmMessage) m = nm_message_new(t, (guint64) serial);
+        switch (m->type) {
+        case NM_MSG_PEERS: {
+                static const char *const members[] = { "type", "serial", "network", "add", "update", "remove", NULL };
+                const char *network = NULL;
+                JsonArray *add = NULL, *update = NULL;
+                g_auto(GStrv) remove = NULL;
+                if (!nm_json_check_members(o, "peers message", members, error) ||
+                    !nm_json_get_string(o, "network", true, &network, error) ||
+                    !nm_json_get_array(o, "add", false, &add, error) ||
+                    !nm_json_get_array(o, "update", false, &update, error) ||
+                    !nm_json_get_strv(o, "remove", false, NM_MAX_PEERS_PER_MESSAGE, &remove, error) ||
+                    !nm_network_name_valid(network, error))
+                        return NULL;
+                m->network = g_strdup(network);
+                if (add) {
+                        g_ptr_array_unref(m->add);
+                        if (!(m->add = peers_from_json(add, error)))
+                                return NULL;
+                }
+                if (update) {
+                        g_ptr_array_unref(m->update);
+                        if (!(m->update = peers_from_json(update, error)))
+                                return NULL;
+                }
+                for (char **r = remove; r && *r; r++) {
+                        NmKey *k = g_new(NmKey, 1);
+                        g_ptr_array_add(m->remove, k);
+                        if (nm_key_from_base64(*r, k) < 0) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid public key in \"remove\"");
+                                return NULL;
+                        }
+                }
+                break;
+        }
+        case NM_MSG_NETWORK_LEFT: {
+                static const char *const members[] = { "type", "serial", "network", NULL };
+                const char *network = NULL;
+                if (!nm_json_check_members(o, "network-left message", members, error) ||
+                    !nm_json_get_string(o, "network", true, &network, error) ||
+                    !nm_network_name_valid(network, error))
+                        return NULL;
+                m->network = g_strdup(network);
+                break;
+        }
+        case NM_MSG_NETWORK_JOINED:
+        case NM_MSG_NETWORK_CHANGED: {
+                static const char *const members[] = { "type", "serial", "network", NULL };
+                if (!nm_json_check_members(o, "network message", members, error))
+                        return NULL;
+                if (!(m->net = nm_network_state_from_json(json_object_get_member(o, "network"), error)))
+                        return NULL;
+                break;
+        }
+        case NM_MSG_SNAPSHOT: {
+                static const char *const members[] = { "type", "serial", "state", NULL };
+                if (!nm_json_check_members(o, "snapshot message", members, error))
+                        return NULL;
+                if (!(m->state = nm_state_from_json(json_object_get_member(o, "state"), error)))
+                        return NULL;
+                break;
+        }
+        case NM_MSG_HOST_DELETED: {
+                static const char *const members[] = { "type", "serial", NULL };
+                if (!nm_json_check_members(o, "host-deleted message", members, error))
+                        return NULL;
+                break;
+        }
+        case _NM_MSG_MAX:
+                g_assert_not_reached();
+        }
+        return TAKE_PTR(m);
+}
+
+NmReport *nm_report_new(NmReportType type)
+{
+        NmReport *r = g_new0(NmReport, 1);
+        r->type = type;
+        r->listen_ports = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        return r;
+}
+
+void nm_report_free(NmReport *r)
+{
+        if (!r)
+                return;
+        g_free(r->version);
+        g_hash_table_unref(r->listen_ports);
+        g_strfreev(r->endpoints);
+        g_free(r);
+}
+
+char *nm_report_to_json(const NmReport *r)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "type", r->type == NM_REPORT_CHECKIN ? "checkin" : "snapshot-request");
+        if (r->type == NM_REPORT_CHECKIN) {
+                nm_json_add_string(b, "version", r->version);
+                json_builder_set_member_name(b, "listen_ports");
+                json_builder_begin_object(b);
+                GHashTableIter it;
+                gpointer k, v;
+                g_hash_table_iter_init(&it, r->listen_ports);
+                while (g_hash_table_iter_next(&it, &k, &v)) {
+                        json_builder_set_member_name(b, k);
+                        json_builder_add_int_value(b, GPOINTER_TO_UINT(v));
+                }
+                json_builder_end_object(b);
+                nm_json_add_strv(b, "endpoints", (const char *const *) r->endpoints);
+        }
+        json_builder_end_object(b);
+        return nm_json_builder_to_string(b);
+}
+
+NmReport *nm_report_parse(const char *data, gssize len, GError **error)
+{
+        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", NULL };
+        g_autoptr(JsonObject) o = nm_json_parse_object(data, len, error);
+        const char *type = "checkin", *version = NULL;
+        JsonObject *ports = NULL;
+        g_auto(GStrv) endpoints = NULL;
+
+        if (!o || !nm_json_check_members(o, "report", members, error) ||
+            !nm_json_get_string(o, "type", false, &type, error) ||
+            !nm_json_get_string(o, "version", false, &version, error) ||
+            !nm_json_get_object(o, "listen_ports", false, &ports, error) ||
+            !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints, error))
+                return NULL;
+        g_autoptr(NmReport) r = NULL;
+        if (streq0(type, "checkin"))
+                r = nm_report_new(NM_REPORT_CHECKIN);
+        else if (streq0(type, "snapshot-request"))
+                r = nm_report_new(NM_REPORT_SNAPSHOT_REQUEST);
+        else {
+                g_autofree char *v = g_utf8_make_valid(type, MIN(strlen(type), 64));
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Unknown report type \"%s\" (accepted: checkin, snapshot-request)", v);
+                return NULL;
+        }
+        if (version && !nm_label_valid("version", version, 64, error))
+                return NULL;
+        r->version = g_strdup(version);
+        if (ports) {
+                JsonObjectIter it;
+                const char *net;
+                JsonNode *v;
+                if (json_object_get_size(ports) > 1024) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many listen ports");
+                        return NULL;
+                }
+                json_object_iter_init(&it, ports);
+                while (json_object_iter_next(&it, &net, &v)) {
+                        if (!nm_network_name_valid(net, error))
+                                return NULL;
+                        if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 ||
+                            json_node_get_int(v) < 1 || json_node_get_int(v) > 65535) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid listen port for network \"%s\": expected 1-65535", net);
+                                return NULL;
+                        }
+                        g_hash_table_insert(r->listen_ports, g_strdup(net),
+                                            GUINT_TO_POINTER((guint) json_node_get_int(v)));
+                }
+        }
+        for (char **e = endpoints; e && *e; e++) {
+                int f;
+                NmInAddr a;
+                if (nm_addr_parse(*e, &f, &a) < 0) {
+                        g_autofree char *v = g_utf8_make_valid(*e, MIN(strlen(*e), 64));
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid endpoint address \"%s\": expected an IPv4 or IPv6 address", v);
+                        return NULL;
+                }
+        }
+        r->endpoints = TAKE_PTR(endpoints);
+        return TAKE_PTR(r);
+}
+
+char *nm_topic_host_msg(const char *server, const char *host_id)
+{
+        return g_strdup_printf("nm/%s/host/%s/msg", server, host_id);
+}
+
+char *nm_topic_host_report(const char *server, const char *host_id)
+{
+        return g_strdup_printf("nm/%s/host/%s/report", server, host_id);
+}
+
+char *nm_topic_reports(const char *server)
+{
+        return g_strdup_printf("nm/%s/host/+/report", server);
+}
+
+char *nm_topic_report_host_id(const char *server, const char *topic)
+{
+        g_autofree char *prefix = g_strdup_printf("nm/%s/host/", server);
+        if (!g_str_has_prefix(topic, prefix) || !g_str_has_suffix(topic, "/report"))
+                return NULL;
+        const char *id = topic + strlen(prefix);
+        size_t n = strlen(id) - strlen("/report");
+        g_autofree char *r = g_strndup(id, n);
+        if (!nm_uuid_valid(r))
+                return NULL;
+        return TAKE_PTR(r);
+}

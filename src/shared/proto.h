@@ -1,0 +1,117 @@
+/* The messages of docs/protocol.md §3: peers, network state, server→host messages and
+ * host→server reports, with strict JSON codecs shared by netmakerd, netclientd and tests. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-glib/json-glib.h>
+#include "keys.h"
+
+#define NM_MAX_ALLOWED_IPS 1024
+#define NM_MAX_ENDPOINTS 32
+#define NM_MAX_PEERS_PER_MESSAGE 100000
+
+typedef struct NmPeer {
+        char *host_id;
+        char *name;
+        NmKey public_key;
+        char *endpoint;     /* "ip:port" or NULL */
+        char **allowed_ips; /* canonical CIDRs */
+        guint keepalive;
+        char *ipv4; /* mesh addresses without prefix, or NULL */
+        char *ipv6;
+} NmPeer;
+
+NmPeer *nm_peer_new(void);
+NmPeer *nm_peer_copy(const NmPeer *p);
+void nm_peer_free(NmPeer *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmPeer, nm_peer_free)
+bool nm_peer_equal(const NmPeer *a, const NmPeer *b);
+void nm_peer_to_json(const NmPeer *p, JsonBuilder *b);
+NmPeer *nm_peer_from_json(JsonNode *n, GError **error);
+
+typedef struct NmNetworkState {
+        char *network;
+        char *node_id;
+        char *ipv4; /* "10.99.0.1/24" or NULL */
+        char *ipv6;
+        guint16 listen_port;
+        guint keepalive;
+        guint mtu;
+        char *dns_domain;
+        bool connected;
+        GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
+} NmNetworkState;
+
+NmNetworkState *nm_network_state_new(void);
+void nm_network_state_free(NmNetworkState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmNetworkState, nm_network_state_free)
+void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b);
+NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error);
+
+typedef struct NmState {
+        char *host_id;
+        guint64 serial;
+        GPtrArray *networks; /* of NmNetworkState */
+} NmState;
+
+NmState *nm_state_new(void);
+void nm_state_free(NmState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmState, nm_state_free)
+void nm_state_to_json(const NmState *s, JsonBuilder *b);
+NmState *nm_state_from_json(JsonNode *n, GError **error);
+
+typedef enum NmMessageType {
+        NM_MSG_PEERS,
+        NM_MSG_NETWORK_JOINED,
+        NM_MSG_NETWORK_LEFT,
+        NM_MSG_NETWORK_CHANGED,
+        NM_MSG_SNAPSHOT,
+        NM_MSG_HOST_DELETED,
+        _NM_MSG_MAX,
+} NmMessageType;
+
+const char *nm_message_type_to_string(NmMessageType t);
+
+typedef struct NmMessage {
+        NmMessageType type;
+        guint64 serial;
+        char *network;          /* NM_MSG_PEERS, NM_MSG_NETWORK_LEFT */
+        GPtrArray *add;         /* NM_MSG_PEERS: of NmPeer */
+        GPtrArray *update;      /* NM_MSG_PEERS: of NmPeer */
+        GPtrArray *remove;      /* NM_MSG_PEERS: of NmKey */
+        NmNetworkState *net;    /* NM_MSG_NETWORK_JOINED, NM_MSG_NETWORK_CHANGED */
+        NmState *state;         /* NM_MSG_SNAPSHOT */
+} NmMessage;
+
+NmMessage *nm_message_new(NmMessageType type, guint64 serial);
+void nm_message_free(NmMessage *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmMessage, nm_message_free)
+char *nm_message_to_json(const NmMessage *m);
+NmMessage *nm_message_parse(const char *data, gssize len, GError **error);
+
+typedef enum NmReportType {
+        NM_REPORT_CHECKIN,
+        NM_REPORT_SNAPSHOT_REQUEST,
+        _NM_REPORT_MAX,
+} NmReportType;
+
+typedef struct NmReport {
+        NmReportType type;
+        char *version;
+        GHashTable *listen_ports; /* network name -> GUINT_TO_POINTER(port) */
+        char **endpoints;         /* IP addresses */
+} NmReport;
+
+NmReport *nm_report_new(NmReportType type);
+void nm_report_free(NmReport *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmReport, nm_report_free)
+char *nm_report_to_json(const NmReport *r);
+/* Also accepts the body of PUT /api/v1/host, where "type" may be omitted (then a check-in). */
+NmReport *nm_report_parse(const char *data, gssize len, GError **error);
+
+char *nm_topic_host_msg(const char *server, const char *host_id);
+char *nm_topic_host_report(const char *server, const char *host_id);
+char *nm_topic_reports(const char *server);
+/* The host id in a report topic of this server, or NULL. */
+char *nm_topic_report_host_id(const char *server, const char *topic);
