@@ -1,0 +1,55 @@
+#!/bin/bash
+# Installs every build and test dependency on Debian 12 (bookworm) with apt-get.
+# Fedora equivalents are listed at the bottom. Run as root. Safe to run again.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+        echo "install-deps.sh: run me as root (apt-get needs it)" >&2
+        exit 1
+fi
+
+# Build
+BUILD_PKGS=(
+        meson ninja-build pkg-config gcc clang gettext
+        libsystemd-dev libglib2.0-dev libjson-glib-dev libmicrohttpd-dev libcurl4-openssl-dev
+        libmosquitto-dev libsqlite3-dev libpq-dev libsodium-dev
+        libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftables-dev libqrencode-dev libpng-dev
+        libclang-rt-14-dev
+)
+
+# Run and test: the real components the tests start
+TEST_PKGS=(
+        systemd dbus polkitd
+        mosquitto mosquitto-clients
+        wireguard-go wireguard-tools iproute2 iputils-ping socat netcat-openbsd nftables
+        python3 python3-pytest python3-gi gir1.2-glib-2.0 python3-nacl python3-paho-mqtt
+        sqlite3 curl zbar-tools
+)
+
+if [ "${1:-}" = "--list" ]; then
+        echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]}"
+        exit 0
+fi
+
+# Installing systemd-resolved (pulled in by later tiers) replaces /etc/resolv.conf with a symlink
+# to a stub nobody serves on machines without systemd as PID 1; keep the original.
+resolv_backup=$(mktemp)
+cp -a /etc/resolv.conf "$resolv_backup" 2>/dev/null || true
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+
+if [ -s "$resolv_backup" ] && [ -L /etc/resolv.conf ] && [ ! -e /etc/resolv.conf ]; then
+        rm -f /etc/resolv.conf
+        cp -a "$resolv_backup" /etc/resolv.conf
+fi
+rm -f "$resolv_backup"
+
+# Fedora (dnf install): meson ninja-build gcc clang gettext systemd-devel glib2-devel json-glib-devel
+#   libmicrohttpd-devel libcurl-devel mosquitto-devel sqlite-devel libpq-devel libsodium-devel
+#   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt
+#   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
+#   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
+# (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
+#  the userspace test tier.)
