@@ -1,0 +1,170 @@
+/* Proves protocol messages and reports round-trip through JSON, and that malformed ones are
+ * refused with messages naming the problem; also checks names and interface names. */
+#include <string.h>
+
+#include "names.h"
+#include "nm-error.h"
+#include "proto.h"
+
+static NmPeer *make_peer(const char *name, const char *ip)
+{
+        NmKey priv;
+        NmPeer *p = nm_peer_new();
+        nm_key_generate_wg(&priv, &p->public_key);
+        p->host_id = nm_uuid_new();
+        p->name = g_strdup(name);
+        p->endpoint = g_strdup("198.18.0.3:51821");
+        p->ipv4 = g_strdup(ip);
+        g_autofree char *cidr = g_strdup_printf("%s/32", ip);
+        const char *v[] = { cidr, NULL };
+        p->allowed_ips = g_strdupv((char **) v);
+        p->keepalive = 20;
+        return p;
+}
+
+static void test_message_roundtrip(void)
+{
+        g_autoptr(NmMessage) m = nm_message_new(NM_MSG_PEERS, 7);
+        m->network = g_strdup("office");
+        g_ptr_array_add(m->add, make_peer("laptop2", "10.99.0.2"));
+        g_ptr_array_add(m->update, make_peer("laptop3", "10.99.0.3"));
+        NmKey *k = g_new(NmKey, 1);
+        NmKey priv;
+        nm_key_generate_wg(&priv, k);
+        g_ptr_array_add(m->remove, k);
+
+        g_autofree char *json = nm_message_to_json(m);
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NmMessage) back = nm_message_parse(json, -1, &e);
+        g_assert_no_error(e);
+        g_assert_cmpint(back->type, ==, NM_MSG_PEERS);
+        g_assert_cmpuint(back->serial, ==, 7);
+        g_assert_cmpstr(back->network, ==, "office");
+        g_assert_cmpuint(back->add->len, ==, 1);
+        g_assert_true(nm_peer_equal(back->add->pdata[0], m->add->pdata[0]));
+        g_assert_true(nm_peer_equal(back->update->pdata[0], m->update->pdata[0]));
+        g_assert_true(nm_key_equal(back->remove->pdata[0], k));
+}
+
+static void test_snapshot_roundtrip(void)
+{
+        g_autoptr(NmMessage) m = nm_message_new(NM_MSG_SNAPSHOT, 42);
+        m->state = nm_state_new();
+        m->state->host_id = nm_uuid_new();
+        m->state->serial = 42;
+        NmNetworkState *n = nm_network_state_new();
+        n->network = g_strdup("office");
+        n->node_id = nm_uuid_new();
+        n->ipv4 = g_strdup("10.99.0.1/24");
+        n->ipv6 = g_strdup("fd00:99::1/64");
+        n->listen_port = 51821;
+        n->keepalive = 20;
+        n->mtu = 1420;
+        n->dns_domain = g_strdup("nm.internal");
+        n->connected = true;
+        n->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+        g_ptr_array_add(n->peers, make_peer("b", "10.99.0.2"));
+        g_ptr_array_add(m->state->networks, n);
+
+        g_autofree char *json = nm_message_to_json(m);
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NmMessage) back = nm_message_parse(json, -1, &e);
+        g_assert_no_error(e);
+        NmNetworkState *bn = back->state->networks->pdata[0];
+        g_assert_cmpstr(bn->ipv6, ==, "fd00:99::1/64");
+        g_assert_cmpuint(bn->peers->len, ==, 1);
+        g_assert_true(bn->connected);
+}
+
+static void expect_bad(const char *json, const char *needle)
+{
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NmMessage) m = nm_message_parse(json, -1, &e);
+        g_assert_null(m);
+        g_assert_nonnull(e);
+        if (needle && !strstr(e->message, needle))
+                g_error("message \"%s\" lacks \"%s\"", e->message, needle);
+}
+
+static void test_bad_messages(void)
+{
+        expect_bad("", "Empty");
+        expect_bad("{", "Invalid JSON");
+        expect_bad("[]", "object");
+        expect_bad("{\"type\":\"peers\"}", "serial");
+        expect_bad("{\"type\":\"boom\",\"serial\":1}", "Unknown message type");
+        expect_bad("{\"type\":\"peers\",\"serial\":-1,\"network\":\"a\"}", "out of range");
+        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"BAD NAME\"}", "network name");
+        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"remove\":[\"xx\"]}", "public key");
+        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":[{\"host_id\":\"x\"}]}", NULL);
+        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"evil\":1}", "Unknown member");
+        expect_bad("{\"type\":\"host-deleted\",\"serial\":1,\"x\":[]}", "Unknown member");
+        g_autofree char *brackets = g_strnfill(100, '[');
+        g_autofree char *deep = g_strconcat("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":",
+                                            brackets, NULL);
+        expect_bad(deep, "nested");
+}
+
+static void test_report(void)
+{
+        g_autoptr(NmReport) r = nm_report_new(NM_REPORT_CHECKIN);
+        r->version = g_strdup("0.1.0");
+        g_hash_table_insert(r->listen_ports, g_strdup("office"), GUINT_TO_POINTER(51822));
+        const char *eps[] = { "198.18.0.2", "fd00::2", NULL };
+        r->endpoints = g_strdupv((char **) eps);
+        g_autofree char *json = nm_report_to_json(r);
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NmReport) back = nm_report_parse(json, -1, &e);
+        g_assert_no_error(e);
+        g_assert_cmpuint(GPOINTER_TO_UINT(g_hash_table_lookup(back->listen_ports, "office")), ==, 51822);
+        g_assert_cmpstr(back->endpoints[1], ==, "fd00::2");
+
+        g_autoptr(GError) e2 = NULL;
+        g_assert_null(nm_report_parse("{\"listen_ports\":{\"office\":70000}}", -1, &e2));
+        g_assert_nonnull(strstr(e2->message, "listen port"));
+        g_autoptr(GError) e3 = NULL;
+        g_assert_null(nm_report_parse("{\"endpoints\":[\"1.2.3.4.5\"]}", -1, &e3));
+        g_assert_nonnull(strstr(e3->message, "1.2.3.4.5"));
+        g_autoptr(GError) e4 = NULL;
+        g_assert_null(nm_report_parse("{\"type\":\"reboot\"}", -1, &e4));
+}
+
+static void test_names(void)
+{
+        char ifn[IFNAMSIZ];
+        nm_network_ifname("office", ifn);
+        g_assert_cmpstr(ifn, ==, "nm-office");
+        nm_network_ifname("abcdefghijkl", ifn);
+        g_assert_cmpstr(ifn, ==, "nm-abcdefghijkl");
+        nm_network_ifname("abcdefghijklm", ifn);
+        g_assert_cmpuint(strlen(ifn), ==, 15);
+        g_assert_true(g_str_has_prefix(ifn, "nm-abcdefg-"));
+        char ifn2[IFNAMSIZ];
+        nm_network_ifname("abcdefghijklx", ifn2);
+        g_assert_cmpstr(ifn, !=, ifn2);
+
+        g_assert_true(nm_network_name_valid("office-1", NULL));
+        g_assert_false(nm_network_name_valid("Office", NULL));
+        g_assert_false(nm_network_name_valid("-a", NULL));
+        g_assert_false(nm_network_name_valid("", NULL));
+        g_autofree char *long_name = g_strnfill(33, 'a');
+        g_assert_false(nm_network_name_valid(long_name, NULL));
+        g_assert_true(nm_dns_domain_valid("nm.internal", NULL));
+        g_assert_false(nm_dns_domain_valid("nm..internal", NULL));
+        g_assert_false(nm_dns_domain_valid(".", NULL));
+        g_autofree char *s = nm_host_name_sanitize("My_Laptop.example.com");
+        g_assert_cmpstr(s, ==, "my-laptop");
+        g_assert_null(nm_host_name_sanitize("___"));
+}
+
+int main(int argc, char **argv)
+{
+        g_test_init(&argc, &argv, NULL);
+        g_assert_cmpint(nm_crypto_init(), ==, 0);
+        g_test_add_func("/proto/message-roundtrip", test_message_roundtrip);
+        g_test_add_func("/proto/snapshot-roundtrip", test_snapshot_roundtrip);
+        g_test_add_func("/proto/bad-messages", test_bad_messages);
+        g_test_add_func("/proto/report", test_report);
+        g_test_add_func("/proto/names", test_names);
+        return g_test_run();
+}
