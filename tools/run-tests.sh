@@ -1,0 +1,76 @@
+#!/bin/bash
+# Sets up a fresh Debian 12 machine and runs the whole test suite: the unit tests and the
+# integration tests (real Mosquitto, netmakerd, dbus-daemon, polkitd, wireguard-go in network
+# namespaces) on an ASan+UBSan build with warnings as errors, then the VM tier when qemu can run.
+# Ends with the line "N passed, N failed". Run as root from the repository.
+#
+#   tools/run-tests.sh [--no-deps] [--no-vm] [pytest args...]
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+deps=1
+vm=1
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --no-deps) deps=0 ;;
+        --no-vm) vm=0 ;;
+        *) break ;;
+        esac
+        shift
+done
+
+if [ "$(id -u)" != 0 ]; then
+        echo "run-tests.sh: the integration tests create network namespaces: run me as root" >&2
+        exit 1
+fi
+
+if [ $deps = 1 ]; then
+        tools/install-deps.sh || { echo "run-tests.sh: installing dependencies failed" >&2; exit 1; }
+fi
+
+builddir=${NM_BUILD_DIR:-$top/build-test}
+export NM_BUILD_DIR=$builddir
+if [ ! -f "$builddir/build.ninja" ]; then
+        meson setup "$builddir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+fi
+ninja -C "$builddir" || { echo "0 passed, 1 failed"; exit 1; }
+
+# Sanitizers: any report fails the program that printed it.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+echo "== unit tests"
+meson test -C "$builddir" --suite unit --print-errorlogs 2>&1 | tee "$results/unit.log"
+unit_ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$results/unit.log" | tail -1)
+unit_fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$results/unit.log" | tail -1)
+unit_to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$results/unit.log" | tail -1)
+unit_ok=${unit_ok:-0}
+unit_fail=$(( ${unit_fail:-0} + ${unit_to:-0} ))
+[ "$unit_ok" = 0 ] && [ "$unit_fail" = 0 ] && unit_fail=1
+
+echo "== integration tests"
+NM_VM_TESTS=$vm /usr/bin/python3 -m pytest tests/integration -q -rfEs \
+        --junitxml="$results/integration.xml" -p no:cacheprovider "$@"
+read -r int_ok int_fail < <(/usr/bin/python3 - "$results/integration.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+sk = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - sk, f)
+PY
+)
+
+passed=$(( unit_ok + int_ok ))
+failed=$(( unit_fail + int_fail ))
+echo "unit: $unit_ok passed, $unit_fail failed; integration: $int_ok passed, $int_fail failed"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
