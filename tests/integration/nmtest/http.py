@@ -1,0 +1,135 @@
+"""HTTP helpers for the tests: JSON calls through urllib (no third-party modules), raw requests
+through a socket for the hostile cases urllib cannot send, and the error-body check of
+docs/protocol.md §2.1."""
+
+import http.client
+import json as jsonlib
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+API_PREFIX = "/api/v1"
+
+_UNSET = object()
+
+
+def full_path(path: str) -> str:
+    """'/networks' -> '/api/v1/networks'; a path already starting with '/api/' (or any path
+    that does not start with '/') is used as it is."""
+    if path.startswith("/api/") or path == "/api" or not path.startswith("/"):
+        return path
+    return API_PREFIX + path
+
+
+def _decode(ctype, raw):
+    if not raw:
+        return None
+    if ctype and "json" in ctype:
+        try:
+            return jsonlib.loads(raw)
+        except ValueError:
+            pass
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def request(base_url, method, path, json=_UNSET, token=None, body=None, headers=None,
+            content_type="application/json", timeout=10.0):
+    """One call; returns (status, body) where body is the parsed JSON, text, or None (no body).
+    `json` is serialised (pass json=None to send the JSON literal null); `body` (bytes/str) is
+    sent as it is. `token` becomes `Authorization: Bearer <token>`."""
+    data = None
+    if json is not _UNSET:
+        data = jsonlib.dumps(json).encode()
+    elif body is not None:
+        data = body.encode() if isinstance(body, str) else body
+    h = {}
+    if data is not None and content_type is not None:
+        h["Content-Type"] = content_type
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    h.update(headers or {})
+    req = urllib.request.Request(base_url.rstrip("/") + full_path(path), data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, _decode(r.headers.get("Content-Type"), r.read())
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, _decode(e.headers.get("Content-Type"), raw)
+
+
+def raw_request(host, port, data: bytes, timeout=5.0, read_limit=1 << 20):
+    """Sends raw bytes and reads the response until the server closes the connection or the
+    response (headers + Content-Length body) is complete. Returns (status, headers dict, body
+    bytes). Raises socket.timeout if nothing complete arrives in time."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_response(s, timeout, read_limit)
+
+
+def read_response(s, timeout=5.0, read_limit=1 << 20):
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("iso-8859-1")
+            lines = head.split("\r\n")
+            status = int(lines[0].split()[1])
+            hdrs = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            body = buf[head_end + 4:]
+            n = hdrs.get("content-length")
+            if n is not None and len(body) >= int(n):
+                return status, hdrs, body[:int(n)]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout(f"no complete response within {timeout} s (got {buf[:200]!r})")
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            if head_end >= 0:
+                return status, hdrs, buf[head_end + 4:]
+            raise ConnectionError(f"connection closed without a response (got {buf[:200]!r})")
+        buf += chunk
+        if len(buf) > read_limit:
+            raise AssertionError("response too large")
+
+
+def http_connection(host, port, timeout=10.0):
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def check_error(status, body, want_status, want_code=None, mentions=()):
+    """Asserts an error response of docs/protocol.md §2.1: the status, the JSON error body with
+    the same status, the code, and a message that mentions each of `mentions` (case-insensitive
+    substrings; use them to check that the message names the problem)."""
+    assert status == want_status, f"expected HTTP {want_status}, got {status}: {body!r}"
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), \
+        f"HTTP {status}: error body is not {{\"error\": {{…}}}}: {body!r}"
+    err = body["error"]
+    assert set(err) >= {"status", "code", "message"}, f"error members missing: {err!r}"
+    assert err["status"] == want_status, f"error.status {err['status']} != HTTP {want_status}"
+    if want_code is not None:
+        assert err["code"] == want_code, f"expected code {want_code!r}, got {err['code']!r}: {err['message']!r}"
+    msg = err["message"]
+    assert isinstance(msg, str) and msg.strip(), f"empty error message: {err!r}"
+    for m in mentions:
+        assert m.lower() in msg.lower(), f"error message {msg!r} does not mention {m!r}"
+    return msg
+
+
+def quote(s: str) -> str:
+    return urllib.parse.quote(s, safe="")

@@ -1,0 +1,272 @@
+"""Starts a real netmakerd for a test: a temporary state directory with its SQLite file, a
+configuration file pointing at the test's broker, 127.0.0.1 on a kernel-chosen port, and helpers
+for REST calls, the database and the server log."""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from pathlib import Path
+
+from . import http
+
+REPO = Path(__file__).resolve().parents[3]
+
+LISTEN_RE = re.compile(r"Listening on (http://\S+?)/?(?:\s|$)")
+
+
+def build_dir() -> Path:
+    """$NM_BUILD_DIR (absolute, or relative to the repository), default `build`."""
+    d = Path(os.environ.get("NM_BUILD_DIR", "build"))
+    return d if d.is_absolute() else REPO / d
+
+
+def binary(name: str) -> Path:
+    """A built program: netmakerd, nmctl, netclientd or netclient."""
+    b = build_dir()
+    for p in (b / "src" / name / name, b / name):
+        if p.exists():
+            return p
+    return b / "src" / name / name
+
+
+def free_port(host="127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerError(AssertionError):
+    pass
+
+
+class Server:
+    """One netmakerd. `broker` is an nmtest.broker.Broker (or None: the server then points at a
+    closed port and runs with the broker down). `config` adds or overrides configuration keys
+    (see `config_text()`); `env` adds environment variables.
+
+        srv = Server(tmp_path, broker).start()
+        status, body = srv.api("POST", "/networks", json={...}, token=srv.admin_token())
+        srv.stop()          # SIGTERM; asserts a clean exit (status 0)
+    """
+
+    MASTER_KEY = "nm-test-master-key-0123456789abcdef"
+
+    def __init__(self, tmpdir, broker=None, *, config=None, env=None, args=(), server_name="nmtest"):
+        self.dir = Path(tmpdir) / "netmakerd"
+        self.state_dir = self.dir / "state"
+        self.config_path = self.dir / "netmakerd.conf"
+        self.log_path = self.dir / "netmakerd.log"
+        self.db_path = self.state_dir / "netmaker.db"
+        self.broker = broker
+        self.server_name = server_name
+        self.overrides = dict(config or {})
+        self.env = dict(env or {})
+        self.args = list(args)
+        self.binary = binary("netmakerd")
+        self.proc = None
+        self.url = None
+        self.host = None
+        self.port = None
+        self._log_fh = None
+        self._log_offset = 0
+
+    # ---- configuration ---------------------------------------------------------------------
+
+    def settings(self) -> dict:
+        """The configuration as (section, key) -> value, before overrides."""
+        b = self.broker
+        return {
+            ("server", "listen"): "127.0.0.1:0",
+            ("server", "name"): self.server_name,
+            ("server", "state_directory"): str(self.state_dir),
+            ("server", "master_key"): self.MASTER_KEY,
+            ("database", "sqlite"): str(self.db_path),
+            ("broker", "url"): b.url if b else f"mqtt://127.0.0.1:{free_port()}",
+            ("broker", "username"): b.admin_user if b else "admin",
+            ("broker", "password"): b.admin_password if b else "nothing",
+        }
+
+    def config_text(self) -> str:
+        s = self.settings()
+        for k, v in self.overrides.items():
+            s[k if isinstance(k, tuple) else ("server", k)] = v
+        sections = {}
+        for (sec, key), v in s.items():
+            if v is not None:
+                sections.setdefault(sec, []).append(f"{key}={v}")
+        return "".join(f"[{sec}]\n" + "\n".join(lines) + "\n\n" for sec, lines in sections.items())
+
+    def write_config(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, exist_ok=True)
+        self.config_path.write_text(self.config_text())
+        os.chmod(self.config_path, 0o600)
+
+    def command(self):
+        return [str(self.binary), "--config", str(self.config_path), *self.args]
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout=10.0, wait_listening=True, prefix=(), pass_fds=()):
+        """Starts the server (optionally under a wrapper `prefix`, e.g. systemd-socket-activate)
+        and waits for its "Listening on http://HOST:PORT" line."""
+        if not self.binary.exists():
+            raise ServerError(f"{self.binary} does not exist: build first (meson setup/ninja), "
+                              f"or set NM_BUILD_DIR")
+        self.write_config()
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_FDS", None)
+        env.pop("LISTEN_PID", None)
+        env.pop("LISTEN_FDNAMES", None)
+        env.setdefault("NM_LOG_LEVEL", "debug")
+        env.update(self.env)
+        self._log_fh = open(self.log_path, "ab")
+        self._log_offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen([*prefix, *self.command()], stdin=subprocess.DEVNULL,
+                                     stdout=self._log_fh, stderr=subprocess.STDOUT, env=env,
+                                     pass_fds=pass_fds, start_new_session=True)
+        if wait_listening:
+            self.wait_listening(timeout)
+        return self
+
+    def wait_listening(self, timeout=10.0):
+        def listening():
+            m = LISTEN_RE.search(self.log(since_start=True))
+            return m.group(1) if m else None
+        url = self.wait_log(listening, timeout, "the \"Listening on http://…\" line")
+        self.url = url
+        hostport = url.split("://", 1)[1]
+        self.host, _, port = hostport.rpartition(":")
+        self.host = self.host.strip("[]")
+        self.port = int(port)
+        return url
+
+    def wait_log(self, predicate, timeout=10.0, what="a log line"):
+        """Waits until predicate() is truthy; fails at once (with the log) if the server exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = predicate()
+            if v:
+                return v
+            if self.proc.poll() is not None:
+                raise ServerError(f"netmakerd exited with status {self.proc.returncode} while waiting "
+                                  f"for {what}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"timed out after {timeout} s waiting for {what}:\n{self.log_tail()}")
+            time.sleep(0.01)
+
+    def wait_for_text(self, text, timeout=10.0):
+        return self.wait_log(lambda: text in self.log(since_start=True), timeout, repr(text))
+
+    def stop(self, check=True, timeout=10.0):
+        """SIGTERM; with check, asserts that the server exited by itself with status 0."""
+        if not self.proc:
+            return None
+        rc = self.proc.poll()
+        if rc is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self._close()
+                if check:
+                    raise ServerError(f"netmakerd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
+                return None
+        self._close()
+        if check and rc != 0:
+            raise ServerError(f"netmakerd exited with status {rc} after SIGTERM:\n{self.log_tail()}")
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _close(self):
+        if self._log_fh:
+            self._log_fh.close()
+            self._log_fh = None
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self, **kw):
+        self.stop()
+        return self.start(**kw)
+
+    # ---- log -------------------------------------------------------------------------------
+
+    def log(self, since_start=False) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                if since_start:
+                    f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=60) -> str:
+        text = self.log().splitlines()
+        return "\n".join(f"  | {line}" for line in text[-lines:]) or "  | (empty log)"
+
+    # ---- REST ------------------------------------------------------------------------------
+
+    def admin_token(self) -> str:
+        """A credential with the admin role: the configured master key."""
+        return self.MASTER_KEY
+
+    def api(self, method, path, json=http._UNSET, token=None, **kw):
+        """(status, body) of one call; path relative to /api/v1 ("/networks")."""
+        return http.request(self.url, method, path, json=json, token=token, **kw)
+
+    def admin(self, method, path, json=http._UNSET, expect=None, **kw):
+        """A call as admin; with `expect`, asserts the status and returns only the body."""
+        status, body = self.api(method, path, json=json, token=self.admin_token(), **kw)
+        if expect is not None:
+            assert status == expect, f"{method} {path}: expected {expect}, got {status}: {body!r}"
+            return body
+        return status, body
+
+    def login(self, username, password):
+        status, body = self.api("POST", "/login", json={"username": username, "password": password})
+        assert status == 200, f"login {username}: {status} {body!r}"
+        return body["token"]
+
+    def create_network(self, name="office", ipv4_range="10.99.0.0/24", **kw):
+        return self.admin("POST", "/networks", json={"name": name, "ipv4_range": ipv4_range, **kw}, expect=201)
+
+    def create_key(self, networks=("office",), name="k", **kw):
+        """A new enrollment key; returns the key object (with "token")."""
+        return self.admin("POST", "/enrollment-keys",
+                          json={"name": name, "networks": list(networks), **kw}, expect=201)
+
+    def raw(self, data: bytes, timeout=5.0):
+        """Raw bytes to the API port; returns (status, headers, body)."""
+        return http.raw_request(self.host, self.port, data, timeout)
+
+    # ---- database --------------------------------------------------------------------------
+
+    def db(self) -> sqlite3.Connection:
+        """A read-only connection to the live SQLite file (WAL readers do not disturb it)."""
+        return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+
+    def db_dump(self, tables=None) -> dict:
+        """{table: sorted rows} of every table (or `tables`), to compare before and after."""
+        with closing(self.db()) as c:
+            if tables is None:
+                tables = [r[0] for r in c.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            return {t: sorted(c.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+
+    def db_counts(self) -> dict:
+        return {t: len(rows) for t, rows in self.db_dump().items()}
