@@ -1,0 +1,48 @@
+/* The mesh DNS responder's packet logic: parse one query, answer A/AAAA for names in our zones,
+ * refuse everything else cleanly. Pure functions over byte buffers, so the fuzzer and the unit
+ * tests drive exactly what the sockets do. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "cidr.h"
+
+#define DNS_MAX_UDP 512
+#define DNS_MAX_TCP 65535
+#define DNS_TTL 60
+
+enum {
+        DNS_RCODE_NOERROR = 0,
+        DNS_RCODE_FORMERR = 1,
+        DNS_RCODE_SERVFAIL = 2,
+        DNS_RCODE_NXDOMAIN = 3,
+        DNS_RCODE_NOTIMP = 4,
+        DNS_RCODE_REFUSED = 5,
+};
+
+enum {
+        DNS_TYPE_A = 1,
+        DNS_TYPE_AAAA = 28,
+        DNS_TYPE_ANY = 255,
+        DNS_CLASS_IN = 1,
+};
+
+/* The names we answer for: whole zones (e.g. "office.nm.internal") and the records in them. */
+typedef struct DnsZone DnsZone;
+
+DnsZone *dns_zone_new(void);
+void dns_zone_free(DnsZone *z);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DnsZone, dns_zone_free)
+/* Names are case-insensitive, without a trailing dot. Returns 0 or -EINVAL for a bad name. */
+int dns_zone_add_domain(DnsZone *z, const char *domain);
+int dns_zone_add_record(DnsZone *z, const char *name, int family, const NmInAddr *addr);
+void dns_zone_clear(DnsZone *z);
+guint dns_zone_size(const DnsZone *z);
+
+/* Answers one query. Writes the response to `out` (at most `max` bytes; for UDP use 512 and the
+ * response is truncated with TC set when the answers do not fit) and returns its length, or a
+ * negative errno when no response must be sent (not a query, or too short to carry an id). */
+ssize_t dns_answer(const DnsZone *z, const uint8_t *query, size_t len, uint8_t *out, size_t max);

@@ -1,0 +1,319 @@
+/* The mesh DNS responder's sockets: UDP and TCP on the mesh addresses, driven by sd-event. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dns-server.h"
+#include "log.h"
+#include "macro.h"
+
+#define TCP_MAX_CONNECTIONS 64
+#define TCP_IDLE_USEC (10 * G_USEC_PER_SEC)
+
+typedef struct Listener {
+        DnsServer *server;
+        int family;
+        NmInAddr addr;
+        uint16_t port;
+        int udp_fd, tcp_fd;
+        sd_event_source *udp_source, *tcp_source;
+} Listener;
+
+typedef struct TcpConn {
+        DnsServer *server;
+        int fd;
+        sd_event_source *io, *timer;
+        uint8_t in[2 + DNS_MAX_TCP];
+        size_t in_len;
+        uint8_t *out;
+        size_t out_len, out_off;
+} TcpConn;
+
+struct DnsServer {
+        sd_event *event;
+        const DnsZone *zone;
+        GPtrArray *listeners; /* of Listener */
+        GHashTable *conns;    /* TcpConn set */
+        uint16_t last_port;
+        DnsServerStats stats;
+};
+
+static void listener_free(Listener *l)
+{
+        sd_event_source_disable_unref(l->udp_source);
+        sd_event_source_disable_unref(l->tcp_source);
+        closep(&l->udp_fd);
+        closep(&l->tcp_fd);
+        g_free(l);
+}
+
+static void conn_free(TcpConn *c)
+{
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        closep(&c->fd);
+        g_free(c->out);
+        g_free(c);
+}
+
+int dns_server_new(sd_event *event, const DnsZone *zone, DnsServer **ret)
+{
+        DnsServer *s = g_new0(DnsServer, 1);
+        s->event = sd_event_ref(event);
+        s->zone = zone;
+        s->listeners = g_ptr_array_new_with_free_func((GDestroyNotify) listener_free);
+        s->conns = g_hash_table_new_full(NULL, NULL, (GDestroyNotify) conn_free, NULL);
+        *ret = s;
+        return 0;
+}
+
+DnsServer *dns_server_free(DnsServer *s)
+{
+        if (!s)
+                return NULL;
+        g_ptr_array_unref(s->listeners);
+        g_hash_table_unref(s->conns);
+        sd_event_unref(s->event);
+        g_free(s);
+        return NULL;
+}
+
+static int on_udp(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        Listener *l = userdata;
+        DnsServer *s = l->server;
+
+        /* Drain what is queued, but bounded so one busy socket cannot starve the loop. */
+        for (int i = 0; i < 64; i++) {
+                uint8_t q[DNS_MAX_UDP * 2], a[DNS_MAX_UDP];
+                struct sockaddr_storage peer;
+                socklen_t plen = sizeof(peer);
+                ssize_t n = recvfrom(fd, q, sizeof(q), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *) &peer, &plen);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        log_debug_errno(errno, "DNS: UDP receive failed: %m");
+                        return 0;
+                }
+                s->stats.queries++;
+                if ((size_t) n > sizeof(q)) {
+                        s->stats.dropped++;
+                        continue;
+                }
+                ssize_t r = dns_answer(s->zone, q, (size_t) n, a, sizeof(a));
+                if (r < 0) {
+                        s->stats.dropped++;
+                        continue;
+                }
+                if (sendto(fd, a, (size_t) r, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &peer, plen) < 0)
+                        log_debug_errno(errno, "DNS: UDP send failed: %m");
+                else
+                        s->stats.answered++;
+        }
+        return 0;
+}
+
+static void conn_close(TcpConn *c)
+{
+        g_hash_table_remove(c->server->conns, c);
+}
+
+static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        conn_close(userdata);
+        return 0;
+}
+
+static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        TcpConn *c = userdata;
+        DnsServer *s = c->server;
+
+        if (revents & (EPOLLERR | EPOLLHUP) && !(revents & EPOLLIN)) {
+                conn_close(c);
+                return 0;
+        }
+        if (c->out) {
+                ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                conn_close(c);
+                        return 0;
+                }
+                c->out_off += (size_t) w;
+                if (c->out_off < c->out_len)
+                        return 0;
+                g_clear_pointer(&c->out, g_free);
+                sd_event_source_set_io_events(c->io, EPOLLIN);
+                return 0;
+        }
+        ssize_t n = recv(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                conn_close(c);
+                return 0;
+        }
+        if (n < 0)
+                return 0;
+        c->in_len += (size_t) n;
+        sd_event_source_set_time_relative(c->timer, TCP_IDLE_USEC);
+        if (c->in_len < 2)
+                return 0;
+        size_t qlen = (size_t) (c->in[0] << 8 | c->in[1]);
+        if (c->in_len < 2 + qlen)
+                return 0;
+        s->stats.queries++;
+        uint8_t *a = g_malloc(2 + DNS_MAX_TCP);
+        ssize_t r = dns_answer(s->zone, c->in + 2, qlen, a + 2, DNS_MAX_TCP);
+        /* Keep any pipelined bytes of the next query. */
+        memmove(c->in, c->in + 2 + qlen, c->in_len - 2 - qlen);
+        c->in_len -= 2 + qlen;
+        if (r < 0) {
+                g_free(a);
+                s->stats.dropped++;
+                conn_close(c);
+                return 0;
+        }
+        a[0] = (uint8_t) (r >> 8);
+        a[1] = (uint8_t) r;
+        c->out = a;
+        c->out_len = 2 + (size_t) r;
+        c->out_off = 0;
+        s->stats.answered++;
+        sd_event_source_set_io_events(c->io, EPOLLOUT);
+        return 0;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        Listener *l = userdata;
+        DnsServer *s = l->server;
+        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int r;
+
+        if (cfd < 0)
+                return 0;
+        if (g_hash_table_size(s->conns) >= TCP_MAX_CONNECTIONS) {
+                s->stats.dropped++;
+                return 0; /* closed by the cleanup: a bounded number of clients at once */
+        }
+        TcpConn *c = g_new0(TcpConn, 1);
+        c->server = s;
+        c->fd = TAKE_FD(cfd);
+        g_hash_table_add(s->conns, c);
+        r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, conn_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, TCP_IDLE_USEC, 0, conn_timeout,
+                                               c);
+        if (r < 0) {
+                log_debug_errno(r, "DNS: cannot watch TCP connection: %m");
+                conn_close(c);
+        }
+        s->stats.tcp_connections = g_hash_table_size(s->conns);
+        return 0;
+}
+
+static int make_socket(int family, int type, const NmInAddr *addr, uint16_t port, uint16_t *bound)
+{
+        _cleanup_close_ int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } sa = {};
+        socklen_t len;
+        int one = 1;
+
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (family == AF_INET) {
+                (void) setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+                sa.in.sin_family = AF_INET;
+                sa.in.sin_addr = addr->in;
+                sa.in.sin_port = htons(port);
+                len = sizeof(sa.in);
+        } else {
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                sa.in6.sin6_family = AF_INET6;
+                sa.in6.sin6_addr = addr->in6;
+                sa.in6.sin6_port = htons(port);
+                len = sizeof(sa.in6);
+        }
+        if (bind(fd, &sa.sa, len) < 0)
+                return -errno;
+        if (type == SOCK_STREAM && listen(fd, 16) < 0)
+                return -errno;
+        len = sizeof(sa);
+        if (getsockname(fd, &sa.sa, &len) < 0)
+                return -errno;
+        *bound = ntohs(family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+        return TAKE_FD(fd);
+}
+
+int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port)
+{
+        uint16_t bound = 0;
+        int r;
+
+        for (guint i = 0; i < s->listeners->len; i++) {
+                Listener *l = s->listeners->pdata[i];
+                if (l->family == family && memcmp(&l->addr, addr, nm_family_bits(family) / 8) == 0 &&
+                    (port == 0 || l->port == port))
+                        return -EEXIST;
+        }
+        Listener *l = g_new0(Listener, 1);
+        l->server = s;
+        l->family = family;
+        l->addr = *addr;
+        l->udp_fd = l->tcp_fd = -1;
+        r = make_socket(family, SOCK_DGRAM, addr, port, &bound);
+        if (r < 0)
+                goto fail;
+        l->udp_fd = r;
+        /* TCP on the same port UDP got, so port 0 (tests) gives one port for both. */
+        r = make_socket(family, SOCK_STREAM, addr, bound, &bound);
+        if (r < 0)
+                goto fail;
+        l->tcp_fd = r;
+        l->port = bound;
+        r = sd_event_add_io(s->event, &l->udp_source, l->udp_fd, EPOLLIN, on_udp, l);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(s->event, &l->tcp_source, l->tcp_fd, EPOLLIN, on_accept, l);
+        if (r < 0)
+                goto fail;
+        g_ptr_array_add(s->listeners, l);
+        s->last_port = bound;
+        return 0;
+fail:
+        listener_free(l);
+        return r;
+}
+
+int dns_server_unlisten(DnsServer *s, int family, const NmInAddr *addr)
+{
+        bool found = false;
+        for (guint i = s->listeners->len; i > 0; i--) {
+                Listener *l = s->listeners->pdata[i - 1];
+                if (l->family == family && memcmp(&l->addr, addr, nm_family_bits(family) / 8) == 0) {
+                        g_ptr_array_remove_index(s->listeners, i - 1);
+                        found = true;
+                }
+        }
+        return found ? 0 : -ENOENT;
+}
+
+uint16_t dns_server_last_port(DnsServer *s)
+{
+        return s->last_port;
+}
+
+void dns_server_get_stats(DnsServer *s, DnsServerStats *ret)
+{
+        *ret = s->stats;
+        ret->tcp_connections = g_hash_table_size(s->conns);
+}
