@@ -114,16 +114,19 @@ def http_connection(host, port, timeout=10.0):
 
 def check_error(status, body, want_status, want_code=None, mentions=()):
     """Asserts an error response of docs/protocol.md §2.1: the status, the JSON error body with
-    the same status, the code, and a message that mentions each of `mentions` (case-insensitive
-    substrings; use them to check that the message names the problem)."""
-    assert status == want_status, f"expected HTTP {want_status}, got {status}: {body!r}"
+    the same status, the code (either may be a tuple of accepted values), and a message that
+    mentions each of `mentions` (case-insensitive substrings: the message names the problem).
+    Returns the message."""
+    statuses = (want_status,) if isinstance(want_status, int) else tuple(want_status)
+    assert status in statuses, f"expected HTTP {' or '.join(map(str, statuses))}, got {status}: {body!r}"
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), \
         f"HTTP {status}: error body is not {{\"error\": {{…}}}}: {body!r}"
     err = body["error"]
     assert set(err) >= {"status", "code", "message"}, f"error members missing: {err!r}"
-    assert err["status"] == want_status, f"error.status {err['status']} != HTTP {want_status}"
+    assert err["status"] == status, f"error.status {err['status']} != HTTP {status}"
     if want_code is not None:
-        assert err["code"] == want_code, f"expected code {want_code!r}, got {err['code']!r}: {err['message']!r}"
+        codes = (want_code,) if isinstance(want_code, str) else tuple(want_code)
+        assert err["code"] in codes, f"expected code {' or '.join(codes)}, got {err['code']!r}: {err['message']!r}"
     msg = err["message"]
     assert isinstance(msg, str) and msg.strip(), f"empty error message: {err!r}"
     for m in mentions:

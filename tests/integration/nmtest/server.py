@@ -46,8 +46,9 @@ class ServerError(AssertionError):
 
 class Server:
     """One netmakerd. `broker` is an nmtest.broker.Broker (or None: the server then points at a
-    closed port and runs with the broker down). `config` adds or overrides configuration keys
-    (see `config_text()`); `env` adds environment variables.
+    closed port and runs with the broker down). `config` adds or overrides keys of the
+    [netmakerd] section (None removes one; see `settings()`); `env` adds environment variables
+    (NETMAKERD_<KEY> overrides the file).
 
         srv = Server(tmp_path, broker).start()
         status, body = srv.api("POST", "/networks", json={...}, token=srv.admin_token())
@@ -55,6 +56,8 @@ class Server:
     """
 
     MASTER_KEY = "nm-test-master-key-0123456789abcdef"
+    ADMIN_USER = "admin"
+    ADMIN_PASSWORD = "admin-password-for-tests"
 
     def __init__(self, tmpdir, broker=None, *, config=None, env=None, args=(), server_name="nmtest"):
         self.dir = Path(tmpdir) / "netmakerd"
@@ -78,28 +81,28 @@ class Server:
     # ---- configuration ---------------------------------------------------------------------
 
     def settings(self) -> dict:
-        """The configuration as (section, key) -> value, before overrides."""
+        """The configuration the harness writes ([netmakerd] keys of src/netmakerd/config.c),
+        before the test's overrides."""
         b = self.broker
         return {
-            ("server", "listen"): "127.0.0.1:0",
-            ("server", "name"): self.server_name,
-            ("server", "state_directory"): str(self.state_dir),
-            ("server", "master_key"): self.MASTER_KEY,
-            ("database", "sqlite"): str(self.db_path),
-            ("broker", "url"): b.url if b else f"mqtt://127.0.0.1:{free_port()}",
-            ("broker", "username"): b.admin_user if b else "admin",
-            ("broker", "password"): b.admin_password if b else "nothing",
+            "listen": "127.0.0.1:0",
+            "server_name": self.server_name,
+            "state_directory": str(self.state_dir),
+            "database": f"sqlite://{self.db_path}",
+            "master_key": self.MASTER_KEY,
+            "admin_user": self.ADMIN_USER,
+            "admin_password": self.ADMIN_PASSWORD,
+            "broker_url": b.url if b else f"mqtt://127.0.0.1:{free_port()}",
+            "broker_username": b.admin_user if b else "admin",
+            "broker_password": b.admin_password if b else "nothing",
+            "log_level": "debug",
         }
 
     def config_text(self) -> str:
         s = self.settings()
-        for k, v in self.overrides.items():
-            s[k if isinstance(k, tuple) else ("server", k)] = v
-        sections = {}
-        for (sec, key), v in s.items():
-            if v is not None:
-                sections.setdefault(sec, []).append(f"{key}={v}")
-        return "".join(f"[{sec}]\n" + "\n".join(lines) + "\n\n" for sec, lines in sections.items())
+        s.update(self.overrides)
+        lines = [f"{k}={v}" for k, v in s.items() if v is not None]
+        return "[netmakerd]\n" + "\n".join(lines) + "\n"
 
     def write_config(self):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -119,12 +122,8 @@ class Server:
             raise ServerError(f"{self.binary} does not exist: build first (meson setup/ninja), "
                               f"or set NM_BUILD_DIR")
         self.write_config()
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        env.pop("LISTEN_FDS", None)
-        env.pop("LISTEN_PID", None)
-        env.pop("LISTEN_FDNAMES", None)
-        env.setdefault("NM_LOG_LEVEL", "debug")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("NETMAKERD_", "LISTEN_")) and k not in ("NOTIFY_SOCKET", "STATE_DIRECTORY")}
         env.update(self.env)
         self._log_fh = open(self.log_path, "ab")
         self._log_offset = self.log_path.stat().st_size
@@ -236,6 +235,10 @@ class Server:
             assert status == expect, f"{method} {path}: expected {expect}, got {status}: {body!r}"
             return body
         return status, body
+
+    def admin_login(self) -> str:
+        """A user token of the configured initial admin (admin_user/admin_password)."""
+        return self.login(self.ADMIN_USER, self.ADMIN_PASSWORD)
 
     def login(self, username, password):
         status, body = self.api("POST", "/login", json={"username": username, "password": password})
