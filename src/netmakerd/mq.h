@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "keys.h"
@@ -18,6 +19,10 @@ typedef struct MqSettings {
         const char *server_name; /* topic prefix component: nm/<server_name>/... */
         NmKey server_public;     /* message key pair */
         NmKey server_secret;
+        /* Optional (0/NULL: defaults). */
+        const char *client_id;        /* default "netmakerd-<server>-<random>": unique per instance */
+        uint64_t dynsec_timeout_usec; /* default 10 s */
+        uint64_t backoff_max_usec;    /* reconnect backoff cap, default 30 s */
 } MqSettings;
 
 typedef struct MqCallbacks {
@@ -25,7 +30,7 @@ typedef struct MqCallbacks {
         void (*connected)(void *userdata);
         /* The message public key of a host, to open its reports; 0 or -ENOENT. */
         int (*host_key)(void *userdata, const char *host_id, NmKey *ret);
-        /* A report that opened and parsed. */
+        /* A report that opened and parsed; `report` is borrowed (valid during the call). */
         void (*report)(void *userdata, const char *host_id, NmReport *report);
 } MqCallbacks;
 
@@ -36,11 +41,14 @@ Mq *mq_free(Mq *mq);
 bool mq_is_connected(Mq *mq);
 
 /* Called once with 0, or a negative errno and a message (e.g. -ETIMEDOUT, -ENOTCONN, or the
- * broker's error for -EIO). */
+ * broker's error for -EIO; -ECANCELED from mq_free()). The account functions below either return 0
+ * and call `done` exactly once later (never from inside the call), or return a negative errno
+ * (-ENOTCONN while the broker is away, -EINVAL for a bad id or password) and never call it. */
 typedef void (*mq_done_t)(int r, const char *message, void *userdata);
 
 /* Creates client "host-<id>" with `password` and role "host-<id>" allowed to subscribe to its
- * message topic and publish to its report topic, nothing else. */
+ * message topic and publish to its report topic, nothing else. An existing account of that name is
+ * replaced (so a retry after a lost answer succeeds; a connected client of that name is cut off). */
 int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata);
 /* Deletes the client and role; a missing account is not an error. */
 int mq_host_account_delete(Mq *mq, const char *host_id, mq_done_t done, void *userdata);
