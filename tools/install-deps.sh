@@ -26,8 +26,12 @@ TEST_PKGS=(
         sqlite3 curl zbar-tools
 )
 
+# The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
+# services. The guest kernel is not installed: tests/vm/fetch-kernel.sh unpacks it into a cache.
+VM_PKGS=(qemu-system-x86 busybox-static cpio kmod procps systemd-resolved)
+
 if [ "${1:-}" = "--list" ]; then
-        echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]}"
+        echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]} ${VM_PKGS[@]}"
         exit 0
 fi
 
@@ -38,7 +42,7 @@ cp -a /etc/resolv.conf "$resolv_backup" 2>/dev/null || true
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+apt-get install -y --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}"
 
 if [ -s "$resolv_backup" ] && [ -L /etc/resolv.conf ] && [ ! -e /etc/resolv.conf ]; then
         rm -f /etc/resolv.conf
