@@ -32,6 +32,8 @@ typedef struct WgBackendOptions {
         sd_event *event;
         /* How long link_create waits for wireguard-go's socket; 0 = 5 s. */
         uint64_t start_timeout_usec;
+        /* A file that receives wireguard-go's output (appended); NULL = inherit our stdout/stderr. */
+        const char *wireguard_go_log;
 } WgBackendOptions;
 
 typedef struct WgBackend WgBackend;

@@ -4,24 +4,12 @@
 #include <string.h>
 
 #include "macro.h"
+#include "wg-internal.h"
 #include "wg.h"
-
-static guint key_hash(gconstpointer k)
-{
-        /* Public keys are uniformly random: any 4 bytes make a good hash. */
-        guint h;
-        memcpy(&h, ((const NmKey *) k)->b, sizeof(h));
-        return h;
-}
-
-static gboolean key_equal(gconstpointer a, gconstpointer b)
-{
-        return nm_key_equal(a, b);
-}
 
 static GHashTable *peers_by_key(const WgDevice *d)
 {
-        GHashTable *h = g_hash_table_new(key_hash, key_equal);
+        GHashTable *h = g_hash_table_new(wg_key_hash, wg_key_equal);
         if (d)
                 for (guint i = 0; i < d->peers->len; i++) {
                         WgPeer *p = d->peers->pdata[i];
