@@ -128,6 +128,11 @@ static void setup_role_done(int r, const char *message, DynsecBatch *b, void *us
         if (r < 0)
                 log_warning_errno(r, "MQTT: could not give %s the role it needs to publish to hosts: %s",
                                   mq->admin_user, strna(message));
+        else
+                /* Mosquitto disconnects a client whose roles change, so that they apply: expect
+                 * one reconnection, after which the role is there. */
+                log_info("MQTT: gave %s the role netmakerd-%s; the broker will reconnect it once",
+                         mq->admin_user, mq->server_name);
         setup_subscribe_reports(mq);
 }
 

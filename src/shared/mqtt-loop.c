@@ -292,6 +292,9 @@ static int misc_arm(MqttLoop *l)
         uint64_t when = now_usec(l) + misc_interval_sec(l) * USEC_PER_SEC;
         int r;
 
+        if (l->state == LOOP_CONNECTING)
+                when = MIN(when, l->attempt_start + l->connect_timeout);
+
         if (l->misc_timer) {
                 r = sd_event_source_set_time(l->misc_timer, when);
                 if (r < 0)
