@@ -401,11 +401,9 @@ class Vm:
         try:
             if self.share == "virtiofs":
                 sock = run / "vfsd.sock"
-                # NOT -o announce_submounts: host submounts (/proc, /dev...) would turn into
-                # automount points and the overlay on top fails with EREMOTE.
+                # virtiofsd on a read-only view of / (it has no read-only option itself)
                 vlog = open(run / "virtiofsd.log", "wb")
-                vp = subprocess.Popen([VIRTIOFSD, f"--socket-path={sock}", "-o", "source=/",
-                                       "-o", "cache=always", "-o", "sandbox=chroot"],
+                vp = subprocess.Popen([str(VMDIR / "virtiofsd-ro.sh"), str(run), str(sock)],
                                       stdin=subprocess.DEVNULL, stdout=vlog, stderr=subprocess.STDOUT)
                 vlog.close()
                 helpers.append(vp)

@@ -10,14 +10,27 @@ WGNS_C=nmvmwg-c
 # --- the two ways of configuring: our library (wgtool) or the reference tools ------------------
 _wgtool() { nm_binary src/netclientd/wgtool; }
 
-wgb_create() { # NETNS IFNAME
-        ip -n "$1" link add "$2" type wireguard
+wgb_up() { # NETNS IFNAME PRIVATE_KEY_FILE PORT ADDRESS
+        local t
+        t=$(_wgtool)
+        if [ -n "$t" ]; then
+                # --backend kernel: never fall back to wireguard-go here
+                ip netns exec "$1" "$t" --backend kernel up "$2" --private-key-file "$3" --listen-port "$4" \
+                        --address "$5" | tee /dev/stderr | grep -q '"backend":"kernel"'
+        else
+                ip -n "$1" link add "$2" type wireguard &&
+                        ip netns exec "$1" wg set "$2" private-key "$3" listen-port "$4" &&
+                        ip -n "$1" addr add "$5" dev "$2" && ip -n "$1" link set "$2" up
+        fi
 }
-wgb_device() { # NETNS IFNAME PRIVATE_KEY_FILE PORT
-        ip netns exec "$1" wg set "$2" private-key "$3" listen-port "$4"
-}
-wgb_peer() { # NETNS IFNAME PUBLIC_KEY ENDPOINT ALLOWED_IPS(comma-separated)
-        ip netns exec "$1" wg set "$2" peer "$3" endpoint "$4" allowed-ips "$5"
+wgb_peer() { # NETNS IFNAME PUBLIC_KEY ENDPOINT ALLOWED_IPS(comma-separated); prints wgtool's change summary
+        local t
+        t=$(_wgtool)
+        if [ -n "$t" ]; then
+                ip netns exec "$1" "$t" --backend kernel peer-set "$2" --public-key "$3" --endpoint "$4" --allowed-ips "$5"
+        else
+                ip netns exec "$1" wg set "$2" peer "$3" endpoint "$4" allowed-ips "$5"
+        fi
 }
 
 # handshake/rx of one peer as seen by the observer: "SECONDS RXBYTES"
@@ -57,24 +70,17 @@ check_kernel_wg() {
         local pa pb pc
         pa=$(cat $d/a.pub) pb=$(cat $d/b.pub) pc=$(cat $d/c.pub)
 
-        expect .create "kernel wireguard links created" bash -c "
-                $(declare -f wgb_create)
-                wgb_create $WGNS_A wg0 && wgb_create $WGNS_B wg0 && wgb_create $WGNS_C wg0" || return 1
-        expect .configure "keys, ports and peers written" bash -c "
-                $(declare -f wgb_device wgb_peer)
-                wgb_device $WGNS_A wg0 $d/a.key 51820 &&
-                wgb_device $WGNS_B wg0 $d/b.key 51820 &&
-                wgb_device $WGNS_C wg0 $d/c.key 51820 &&
+        expect .up "kernel wireguard links up with key, port and address" bash -c "
+                $(declare -f _wgtool nm_binary wgb_up)
+                wgb_up $WGNS_A wg0 $d/a.key 51820 10.99.44.1/24 &&
+                wgb_up $WGNS_B wg0 $d/b.key 51820 10.99.44.2/24 &&
+                wgb_up $WGNS_C wg0 $d/c.key 51820 10.99.44.3/24" || return 1
+        expect .peers "peers written" bash -c "
+                $(declare -f _wgtool nm_binary wgb_peer)
                 wgb_peer $WGNS_A wg0 $pb 198.18.44.2:51820 10.99.44.2/32 &&
                 wgb_peer $WGNS_A wg0 $pc 198.18.44.6:51820 10.99.44.3/32 &&
                 wgb_peer $WGNS_B wg0 $pa 198.18.44.1:51820 10.99.44.1/32 &&
                 wgb_peer $WGNS_C wg0 $pa 198.18.44.5:51820 10.99.44.1/32" || return 1
-        local i=1
-        for n in $WGNS_A $WGNS_B $WGNS_C; do
-                ip -n $n addr add 10.99.44.$i/24 dev wg0
-                ip -n $n link set wg0 up
-                i=$((i + 1))
-        done
 
         expect .ping "a pings b and c through the kernel tunnels" bash -c "
                 ip netns exec $WGNS_A ping -c1 -W3 10.99.44.2 && ip netns exec $WGNS_A ping -c1 -W3 10.99.44.3" ||
@@ -88,12 +94,21 @@ check_kernel_wg() {
                 [ \$(ip netns exec $WGNS_A wg show wg0 peers | wc -l) = 2 ]" || return 1
 
         # a one-peer change must leave the other peer's session alone
-        local before after
+        local before after rc
         before=$(_wg_peer_state $WGNS_A wg0 "$pc")
         sleep 1.1 # a new handshake would now carry a different second
-        expect .delta "peer b alone gets another allowed IP" bash -c "
-                $(declare -f wgb_peer)
-                wgb_peer $WGNS_A wg0 $pb 198.18.44.2:51820 10.99.44.2/32,10.99.45.2/32" || return 1
+        local change
+        change=$(wgb_peer $WGNS_A wg0 "$pb" 198.18.44.2:51820 10.99.44.2/32,10.99.45.2/32 2>&1)
+        rc=$?
+        echo "change to b: ${change:-(no output)}"
+        if [ $rc != 0 ]; then
+                report .delta fail "giving peer b another allowed IP failed: $change"
+                return 1
+        elif [ -n "$(_wgtool)" ] && [ "$change" != '{"added":0,"updated":1,"removed":0,"replace_peers":false}' ]; then
+                report .delta fail "one peer's change should be 1 update, no REPLACE_PEERS; wgtool wrote $change"
+        else
+                report .delta ok "peer b alone gets another allowed IP${change:+: $change}"
+        fi
         expect .delta_applied "wg show sees b's new allowed IP" bash -c "
                 ip netns exec $WGNS_A wg show wg0 allowed-ips | grep -F '$pb' | grep -q 10.99.45.2/32" || return 1
         ip netns exec $WGNS_A ping -c1 -W3 10.99.44.3 >/dev/null
@@ -107,6 +122,15 @@ check_kernel_wg() {
         fi
 
         if [ -n "$(_wgtool)" ]; then
+                # the desired state equal to the kernel's: reading back and diffing finds nothing
+                printf '{"peers":[{"public_key":"%s","endpoint":"198.18.44.2:51820","allowed_ips":["10.99.44.2/32","10.99.45.2/32"]},{"public_key":"%s","endpoint":"198.18.44.6:51820","allowed_ips":["10.99.44.3/32"]}]}' \
+                        "$pb" "$pc" > $d/same.json
+                change=$(ip netns exec $WGNS_A "$(_wgtool)" --backend kernel sync wg0 $d/same.json 2>&1)
+                if [ "$change" = '{"added":0,"updated":0,"removed":0,"replace_peers":false}' ]; then
+                        report .sync_noop ok "syncing the state the kernel already has changes nothing"
+                else
+                        report .sync_noop fail "syncing the state the kernel already has wrote: $change"
+                fi
                 report .library ok "configured through $via"
         else
                 report .library skip "wgtool is not built in $NM_BUILD_DIR: configured with ip/wg"
