@@ -116,7 +116,7 @@ int mqtt_error_to_errno(int rc)
         case MOSQ_ERR_TLS:
         case MOSQ_ERR_TLS_HANDSHAKE:
         case MOSQ_ERR_OCSP:
-                return -EBADE;
+                return -EKEYREJECTED;
         case MOSQ_ERR_PAYLOAD_SIZE:
         case MOSQ_ERR_OVERSIZE_PACKET:
                 return -EMSGSIZE;

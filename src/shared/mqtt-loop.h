@@ -72,7 +72,8 @@ int mqtt_loop_set_credentials(MqttLoop *l, const char *username, const char *pas
 /* True between the `connected` and `disconnected` callbacks. */
 bool mqtt_loop_is_connected(MqttLoop *l);
 /* The reason the last attempt or connection failed (negative errno; -EACCES for bad credentials
- * or a refused client id, -ECONNREFUSED, -ETIMEDOUT...), 0 while connected or before the first. */
+ * or a refused client id, -EKEYREJECTED for a TLS failure such as an untrusted certificate,
+ * -ECONNREFUSED, -ETIMEDOUT...), 0 while connected or before the first. */
 int mqtt_loop_last_error(MqttLoop *l);
 const char *mqtt_loop_client_id(MqttLoop *l);
 

@@ -1,7 +1,8 @@
 /* Proves the sd-event MQTT client parses broker URLs strictly, backs off with bounded jitter, and,
  * against a real Mosquitto, connects while the broker is still down, delivers messages both ways,
- * reconnects after a broker restart, reports refused credentials and unanswered connects, stops
- * cleanly and survives being freed from inside its own callback. */
+ * reconnects after a broker restart, reports refused credentials and unanswered connects, speaks
+ * TLS with a pinned CA (and refuses another), stops cleanly and survives being freed from inside
+ * its own callback. */
 #include <errno.h>
 #include <mosquitto.h>
 #include <sys/socket.h>
@@ -370,6 +371,92 @@ static void test_live_connect_timeout(void)
         close(fd);
 }
 
+static bool run_openssl(const char *dir, const char *cmd)
+{
+        g_autofree char *full = g_strdup_printf("cd %s && openssl %s >/dev/null 2>&1", dir, cmd);
+        const char *argv[] = { "/bin/sh", "-c", full, NULL };
+        int status = 0;
+        return g_spawn_sync(NULL, (char **) argv, NULL, 0, NULL, NULL, NULL, NULL, &status, NULL) &&
+               g_spawn_check_wait_status(status, NULL);
+}
+
+/* mqtts:// with a private CA: the handshake runs non-blocking inside the loop, and a server
+ * certificate from another CA is refused. */
+static void test_live_tls(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        g_autoptr(GError) err = NULL;
+        g_autofree char *openssl = g_find_program_in_path("openssl");
+        g_autofree char *bin = test_broker_binary();
+        g_autofree char *dir = NULL;
+        Probe p = {}, q = {};
+        GPid pid;
+        int port;
+
+        if (!openssl || !bin) {
+                g_test_skip("needs openssl and mosquitto");
+                return;
+        }
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        dir = g_dir_make_tmp("nm-test-tls-XXXXXX", &err);
+        g_assert_no_error(err);
+        g_assert_true(run_openssl(dir, "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                                       "-keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca"));
+        g_assert_true(run_openssl(dir, "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                                       "-keyout other.key -out other.crt -days 2 -subj /CN=other-ca"));
+        g_assert_true(run_openssl(dir, "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
+                                       "-out srv.csr -subj /CN=127.0.0.1"));
+        g_autofree char *ext = g_build_filename(dir, "ext", NULL);
+        g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
+        g_assert_true(run_openssl(dir, "x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                                       "-out srv.crt -days 2 -extfile ext"));
+
+        port = test_free_port();
+        g_autofree char *conf = g_strdup_printf("%slistener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                                                "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
+                                                geteuid() == 0 ? "user root\n" : "", port, dir, dir, dir);
+        g_autofree char *conf_file = g_build_filename(dir, "mosquitto.conf", NULL);
+        g_assert_true(g_file_set_contents(conf_file, conf, -1, NULL));
+        g_autofree char *cmd = g_strdup_printf("exec %s -c %s >%s/broker.log 2>&1", bin, conf_file, dir);
+        const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+        g_assert_true(g_spawn_async(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err));
+        for (int i = 0; i < 500 && !test_port_open(port); i++)
+                g_usleep(10000);
+
+        g_autofree char *url = g_strdup_printf("mqtts://127.0.0.1:%d", port);
+        g_autofree char *ca = g_build_filename(dir, "ca.crt", NULL);
+        g_autofree char *other = g_build_filename(dir, "other.crt", NULL);
+        MqttLoopSettings s = {
+                .url = url,
+                .clean_session = true,
+                .backoff_min_usec = 50 * MSEC,
+                .backoff_max_usec = 200 * MSEC,
+                .ca_file = ca,
+        };
+        g_assert_cmpint(mqtt_loop_new(e, &s, &probe_callbacks, &p, &p.l), ==, 0);
+        p.resubscribe = "tls/#";
+        g_assert_cmpint(mqtt_loop_start(p.l), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, p.subscribed >= 1, 10 * SEC));
+        g_assert_cmpint(mqtt_loop_publish(p.l, "tls/x", "secret", 6, 1, false, NULL), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, p.messages >= 1, 5 * SEC));
+        g_assert_cmpstr(p.last_topic, ==, "tls/x");
+
+        /* The wrong CA: never connected. */
+        s.ca_file = other;
+        g_assert_cmpint(mqtt_loop_new(e, &s, &probe_callbacks, &q, &q.l), ==, 0);
+        g_assert_cmpint(mqtt_loop_start(q.l), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, attempts(q.l) >= 3, 10 * SEC));
+        g_assert_cmpuint(q.connected, ==, 0);
+        g_assert_cmpint(mqtt_loop_last_error(q.l), ==, -EKEYREJECTED);
+
+        probe_clear(&p);
+        probe_clear(&q);
+        (void) kill(pid, SIGTERM);
+        (void) waitpid(pid, NULL, 0);
+        g_autofree char *rm = g_strdup_printf("rm -rf %s", dir);
+        g_assert_cmpint(system(rm), ==, 0);
+}
+
 /* Slow (about 15 s): a broker that stops answering is noticed through keepalives. */
 static void test_live_keepalive(void)
 {
@@ -414,6 +501,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/mqtt-loop/live/roundtrip-restart", test_live_roundtrip_and_restart);
         g_test_add_func("/mqtt-loop/live/refused-credentials", test_live_refused_credentials);
         g_test_add_func("/mqtt-loop/live/connect-timeout", test_live_connect_timeout);
+        g_test_add_func("/mqtt-loop/live/tls", test_live_tls);
         g_test_add_func("/mqtt-loop/live/keepalive", test_live_keepalive);
         return g_test_run();
 }
