@@ -1,0 +1,1338 @@
+/* The Manager: state, networks, server messages, and the Join/Leave/Pull/Connect operations. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus-errors.h"
+#include "json-util.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "mq-client.h"
+#include "names.h"
+#include "network.h"
+#include "nm-error.h"
+#include "peer.h"
+#include "polkit.h"
+
+#define USEC_PER_SEC 1000000ULL
+#define RETRY_USEC (5 * USEC_PER_SEC)
+#define ENDPOINTS_DEBOUNCE_USEC (500 * 1000ULL)
+
+static const char *const state_names[_MANAGER_STATE_MAX] = {
+        [MANAGER_STATE_UNREGISTERED] = "unregistered",
+        [MANAGER_STATE_JOINING] = "joining",
+        [MANAGER_STATE_ONLINE] = "online",
+        [MANAGER_STATE_OFFLINE] = "offline",
+};
+
+const char *manager_state_to_string(ManagerState s)
+{
+        if (s < 0 || s >= _MANAGER_STATE_MAX)
+                return "unknown";
+        return state_names[s];
+}
+
+struct JoinJob {
+        Manager *manager;
+        sd_bus_message *call;
+        NmToken token;
+        char *token_text; /* secret: sent to the server, wiped on free */
+        char *name;
+        uint16_t listen_port;
+        ApiRequest *request;
+        char **networks; /* the networks this join added (for the reply) */
+};
+
+static void join_job_free(JoinJob *j)
+{
+        if (!j)
+                return;
+        api_request_cancel(j->request);
+        sd_bus_message_unref(j->call);
+        nm_token_clear(&j->token);
+        nm_free_secret(j->token_text);
+        g_free(j->name);
+        g_strfreev(j->networks);
+        g_free(j);
+}
+
+static void message_unref(gpointer p)
+{
+        sd_bus_message_unref(p);
+}
+
+static void network_free_void(gpointer n)
+{
+        network_free(n);
+}
+
+int manager_new(Config *config, Manager **ret)
+{
+        Manager *m = g_new0(Manager, 1);
+
+        m->config = config;
+        m->networks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, network_free_void);
+        m->disconnected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
+        m->exported_state = _MANAGER_STATE_MAX;
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m)
+{
+        if (!m)
+                return NULL;
+        join_job_free(m->join);
+        api_request_cancel(m->pull_request);
+        api_request_cancel(m->checkin_request);
+        g_ptr_array_unref(m->pull_waiters);
+        mq_client_free(m->mq);
+        /* Networks go without touching their links: the links outlive the daemon. */
+        g_hash_table_unref(m->networks);
+        g_hash_table_unref(m->disconnected);
+        api_client_free(m->api);
+        link_monitor_free(m->link_monitor);
+        if (m->rtnl)
+                nl_socket_free(m->rtnl);
+        wg_backend_free(m->wg);
+        polkit_registry_free(m->polkit_registry);
+        sd_event_source_disable_unref(m->checkin_timer);
+        sd_event_source_disable_unref(m->stats_timer);
+        sd_event_source_disable_unref(m->endpoints_timer);
+        sd_event_source_disable_unref(m->retry_timer);
+        g_strfreev(m->endpoints);
+        server_config_free(m->server);
+        identity_clear(&m->identity);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        g_free(m);
+        return NULL;
+}
+
+/* ---- state ---------------------------------------------------------------------------------------- */
+
+ManagerState manager_get_state(Manager *m)
+{
+        if (m->join)
+                return MANAGER_STATE_JOINING;
+        if (!m->server)
+                return MANAGER_STATE_UNREGISTERED;
+        return mq_client_is_ready(m->mq) ? MANAGER_STATE_ONLINE : MANAGER_STATE_OFFLINE;
+}
+
+static void emit_manager_changed(Manager *m, const char *const *props)
+{
+        if (!m->bus)
+                return;
+        (void) sd_bus_emit_properties_changed_strv(m->bus, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE,
+                                                   (char **) props);
+}
+
+void manager_state_maybe_changed(Manager *m)
+{
+        ManagerState s = manager_get_state(m);
+        static const char *const props[] = { "State", NULL };
+
+        if (s == m->exported_state)
+                return;
+        log_debug("State: %s -> %s", manager_state_to_string(m->exported_state), manager_state_to_string(s));
+        m->exported_state = s;
+        emit_manager_changed(m, props);
+}
+
+static void emit_registration_changed(Manager *m)
+{
+        static const char *const props[] = { "HostId", "Server", "PublicKey", NULL };
+        emit_manager_changed(m, props);
+}
+
+static void emit_networks_changed(Manager *m)
+{
+        static const char *const props[] = { "Networks", NULL };
+        emit_manager_changed(m, props);
+}
+
+int manager_save_state(Manager *m)
+{
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GPtrArray) nets = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        if (!m->server)
+                return 0;
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(nets, ((Network *) v)->desired);
+        NmState s = { .host_id = m->server->host_id, .serial = m->serial, .networks = nets };
+        r = node_state_save(m->config->state_dir, &s, m->disconnected, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to save the network state: %s", e->message);
+        return 0;
+}
+
+Network *manager_get_network(Manager *m, const char *name)
+{
+        return name ? g_hash_table_lookup(m->networks, name) : NULL;
+}
+
+static int strcmp_p(gconstpointer a, gconstpointer b)
+{
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+char **manager_network_paths(Manager *m)
+{
+        GPtrArray *a = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(a, g_strdup(((Network *) v)->path));
+        g_ptr_array_sort(a, strcmp_p);
+        g_ptr_array_add(a, NULL);
+        return (char **) g_ptr_array_free(a, false);
+}
+
+static void schedule_retry(Manager *m);
+
+/* Applies a network to its link; a failure is logged and retried later, not fatal. */
+static void apply_network(Network *n)
+{
+        g_autoptr(GError) e = NULL;
+        int r = network_apply(n, &e);
+
+        n->apply_failed = r < 0;
+        if (r < 0) {
+                log_error("Failed to configure %s for network %s (retrying): %s", n->ifname, n->name,
+                          e ? e->message : g_strerror(-r));
+                schedule_retry(n->manager);
+        }
+}
+
+static void apply_network_peers(Network *n, GArray *keys)
+{
+        g_autoptr(GError) e = NULL;
+        int r = network_apply_peers(n, keys, &e);
+
+        if (r < 0) {
+                n->apply_failed = true;
+                log_error("Failed to update the peers of %s (retrying): %s", n->ifname,
+                          e ? e->message : g_strerror(-r));
+                schedule_retry(n->manager);
+        }
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((Network *) v)->apply_failed)
+                        apply_network(v);
+        return 0;
+}
+
+static void schedule_retry(Manager *m)
+{
+        uint64_t now;
+
+        if (!m->event)
+                return;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->retry_timer) {
+                if (sd_event_add_time(m->event, &m->retry_timer, CLOCK_MONOTONIC, now + RETRY_USEC, 0, on_retry,
+                                      m) < 0)
+                        return;
+                (void) sd_event_source_set_description(m->retry_timer, "retry");
+                return;
+        }
+        if (sd_event_source_get_enabled(m->retry_timer, NULL) > 0)
+                return; /* already pending */
+        (void) sd_event_source_set_time(m->retry_timer, now + RETRY_USEC);
+        (void) sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
+}
+
+/* Adds a network the server gave us (takes `desired`). */
+static Network *add_network(Manager *m, NmNetworkState *desired)
+{
+        Network *n;
+        int r = network_new(m, desired, &n);
+
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up network %s: %m", desired->network);
+                nm_network_state_free(desired);
+                return NULL;
+        }
+        n->serial = m->serial;
+        g_hash_table_insert(m->networks, n->name, n);
+        emit_networks_changed(m);
+        log_info("Joined network %s as %s%s%s on %s.", n->name, strempty(n->desired->ipv4),
+                 n->desired->ipv4 && n->desired->ipv6 ? ", " : "", strempty(n->desired->ipv6), n->ifname);
+        return n;
+}
+
+static void remove_network(Manager *m, Network *n, bool teardown)
+{
+        g_autoptr(GError) e = NULL;
+        g_autofree char *name = g_strdup(n->name);
+
+        if (teardown && network_teardown(n, &e) < 0)
+                log_warning("Failed to remove link %s: %s", n->ifname, e ? e->message : "unknown error");
+        g_hash_table_remove(m->disconnected, name);
+        g_hash_table_remove(m->networks, name);
+        emit_networks_changed(m);
+        log_info("Left network %s.", name);
+}
+
+static void set_network_serial(Network *n, guint64 serial)
+{
+        static const char *const props[] = { "Serial", NULL };
+
+        if (n->serial == serial)
+                return;
+        n->serial = serial;
+        if (n->manager->bus && n->exported)
+                (void) sd_bus_emit_properties_changed_strv(n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
+                                                           (char **) props);
+}
+
+/* Makes one network what the server says it is: create it, or update it with a full diff. */
+static void apply_network_state(Manager *m, NmNetworkState *ns)
+{
+        Network *n = manager_get_network(m, ns->network);
+
+        if (!n) {
+                n = add_network(m, ns);
+                if (n)
+                        apply_network(n);
+                return;
+        }
+        set_network_serial(n, m->serial);
+        if (network_set_desired(n, ns) || !n->link_configured || n->apply_failed)
+                apply_network(n);
+}
+
+int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
+{
+        g_autoptr(GHashTable) keep = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(GPtrArray) gone = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+
+        if (!m->server || !streq0(state->host_id, m->server->host_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "The snapshot is for another host (%.36s)", strna(state->host_id));
+                return -EINVAL;
+        }
+        m->serial = state->serial;
+        m->highest_serial_seen = MAX(m->highest_serial_seen, state->serial);
+        for (guint i = 0; i < state->networks->len; i++) {
+                NmNetworkState *src = state->networks->pdata[i];
+                g_hash_table_add(keep, src->network);
+        }
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (!g_hash_table_contains(keep, ((Network *) v)->name))
+                        g_ptr_array_add(gone, v);
+        for (guint i = 0; i < gone->len; i++)
+                remove_network(m, gone->pdata[i], true);
+        for (guint i = 0; i < state->networks->len; i++) {
+                NmNetworkState *src = state->networks->pdata[i];
+                /* A snapshot always lists the peers; an absent list means none. */
+                g_autoptr(JsonBuilder) b = json_builder_new();
+                nm_network_state_to_json(src, b);
+                g_autoptr(JsonNode) node = json_builder_get_root(b);
+                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
+                if (!copy)
+                        continue;
+                if (!copy->peers)
+                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                apply_network_state(m, copy);
+        }
+        manager_save_state(m);
+        return 0;
+}
+
+/* ---- server messages ---------------------------------------------------------------------------- */
+
+static void forget_server(Manager *m, bool teardown);
+
+static MessageResult want_pull(Manager *m, const char *why)
+{
+        log_info("%s: pulling a snapshot from the server.", why);
+        manager_pull(m, NULL);
+        return MESSAGE_PULL;
+}
+
+MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
+{
+        const char *type = nm_message_type_to_string(msg->type);
+        g_autoptr(GError) e = NULL;
+
+        if (!m->server)
+                return MESSAGE_IGNORED;
+
+        /* Authenticated by the pinned server key: acted on whatever its serial. */
+        if (msg->type == NM_MSG_HOST_DELETED) {
+                log_notice("The server deleted this host: removing every network and forgetting the server.");
+                forget_server(m, true);
+                return MESSAGE_APPLIED;
+        }
+        if (msg->type == NM_MSG_SNAPSHOT) {
+                if (msg->state->serial < m->serial) {
+                        log_debug("Ignoring a snapshot at serial %" G_GUINT64_FORMAT " (we are at %" G_GUINT64_FORMAT
+                                  ").",
+                                  msg->state->serial, m->serial);
+                        return MESSAGE_IGNORED;
+                }
+                if (manager_apply_snapshot(m, msg->state, &e) < 0) {
+                        log_warning("Ignoring a snapshot: %s", e->message);
+                        return MESSAGE_IGNORED;
+                }
+                log_info("Applied a snapshot at serial %" G_GUINT64_FORMAT ".", m->serial);
+                return MESSAGE_APPLIED;
+        }
+
+        m->highest_serial_seen = MAX(m->highest_serial_seen, msg->serial);
+        if (msg->serial <= m->serial) {
+                log_debug("Ignoring %s message with old serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT ").",
+                          type, msg->serial, m->serial);
+                return MESSAGE_IGNORED;
+        }
+        if (msg->serial != m->serial + 1) {
+                g_autofree char *why = g_strdup_printf("Serial gap (at %" G_GUINT64_FORMAT ", got %" G_GUINT64_FORMAT ")",
+                                                       m->serial, msg->serial);
+                return want_pull(m, why);
+        }
+        if (m->pull_request) {
+                /* A snapshot is on its way; it will carry this change too (or we pull again). */
+                m->pull_again = true;
+                return MESSAGE_PULL;
+        }
+
+        switch (msg->type) {
+        case NM_MSG_PEERS: {
+                Network *n = manager_get_network(m, msg->network);
+                g_autoptr(GArray) keys = NULL;
+                if (!n)
+                        return want_pull(m, "Peers for a network we do not know");
+                if (network_state_apply_delta(n->desired, msg, &keys, &e) < 0) {
+                        log_warning("Cannot apply a peers message: %s", e->message);
+                        return want_pull(m, "Unusable peers message");
+                }
+                m->serial = msg->serial;
+                set_network_serial(n, m->serial);
+                network_sync_peer_objects(n);
+                apply_network_peers(n, keys);
+                log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").", n->name,
+                         msg->add ? msg->add->len : 0, msg->update ? msg->update->len : 0,
+                         msg->remove ? msg->remove->len : 0, m->serial);
+                break;
+        }
+        case NM_MSG_NETWORK_JOINED: {
+                g_autoptr(JsonBuilder) b = json_builder_new();
+                nm_network_state_to_json(msg->net, b);
+                g_autoptr(JsonNode) node = json_builder_get_root(b);
+                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
+                if (!copy)
+                        return want_pull(m, "Unusable network-joined message");
+                if (!copy->peers)
+                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                m->serial = msg->serial;
+                apply_network_state(m, copy);
+                break;
+        }
+        case NM_MSG_NETWORK_LEFT: {
+                Network *n = manager_get_network(m, msg->network);
+                m->serial = msg->serial;
+                if (n)
+                        remove_network(m, n, true);
+                break;
+        }
+        case NM_MSG_NETWORK_CHANGED: {
+                Network *n = manager_get_network(m, msg->net->network);
+                if (!n)
+                        return want_pull(m, "Settings for a network we do not know");
+                g_autoptr(JsonBuilder) b = json_builder_new();
+                nm_network_state_to_json(msg->net, b);
+                g_autoptr(JsonNode) node = json_builder_get_root(b);
+                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
+                if (!copy)
+                        return want_pull(m, "Unusable network-changed message");
+                m->serial = msg->serial;
+                apply_network_state(m, copy);
+                log_info("Network %s: settings changed (serial %" G_GUINT64_FORMAT ").", n->name, m->serial);
+                break;
+        }
+        default:
+                return MESSAGE_IGNORED;
+        }
+        manager_save_state(m);
+        return MESSAGE_APPLIED;
+}
+
+/* ---- talking to the server ---------------------------------------------------------------------- */
+
+static char *api_url(Manager *m, const char *api, const char *path)
+{
+        return g_strconcat(api ? api : m->server->api, "/api/v1", path, NULL);
+}
+
+static void reply_pull_waiters(Manager *m, const GError *error)
+{
+        g_autoptr(GPtrArray) waiters = m->pull_waiters;
+
+        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
+        for (guint i = 0; i < waiters->len; i++) {
+                sd_bus_message *call = waiters->pdata[i];
+                if (error) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+                        bus_error_set_gerror(&be, error);
+                        (void) sd_bus_reply_method_error(call, &be);
+                } else
+                        (void) sd_bus_reply_method_return(call, NULL);
+        }
+}
+
+static void on_pulled(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Manager *m = userdata;
+        g_autoptr(GError) e = NULL;
+        const GError *err = res->error;
+
+        m->pull_request = NULL;
+        if (!err) {
+                g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+                g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
+                if (state)
+                        manager_apply_snapshot(m, state, &e);
+                if (e) {
+                        g_prefix_error(&e, "The server's snapshot is unusable: ");
+                        err = e;
+                }
+        }
+        if (err)
+                log_warning("Pull failed: %s", err->message);
+        else
+                log_info("Pulled the state from the server (serial %" G_GUINT64_FORMAT ", %u network(s)).",
+                         m->serial, g_hash_table_size(m->networks));
+        reply_pull_waiters(m, err);
+        if (!err && (m->pull_again || m->highest_serial_seen > m->serial)) {
+                m->pull_again = false;
+                manager_pull(m, NULL);
+        }
+}
+
+int manager_pull(Manager *m, sd_bus_message *waiter)
+{
+        g_autofree char *url = NULL;
+        int r;
+
+        if (!m->server || !m->api)
+                return -ENOLINK;
+        m->pulls++;
+        if (waiter)
+                g_ptr_array_add(m->pull_waiters, sd_bus_message_ref(waiter));
+        if (m->pull_request) {
+                m->pull_again = true;
+                return 0;
+        }
+        url = api_url(m, NULL, "/host");
+        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_pulled, m, &m->pull_request);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start a pull: %m");
+        return 0;
+}
+
+static char **host_endpoints(Manager *m)
+{
+        g_autoptr(GArray) addrs = NULL;
+        GPtrArray *a = g_ptr_array_new();
+
+        if (m->rtnl && link_list_host_addresses(m->rtnl, "nm-", &addrs) >= 0)
+                for (guint i = 0; i < addrs->len && a->len < NM_MAX_ENDPOINTS; i++) {
+                        LinkAddress *la = &g_array_index(addrs, LinkAddress, i);
+                        g_ptr_array_add(a, nm_addr_to_string(la->address.family, &la->address.addr));
+                }
+        g_ptr_array_add(a, NULL);
+        return (char **) g_ptr_array_free(a, false);
+}
+
+static void on_checkin_done(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Manager *m = userdata;
+        m->checkin_request = NULL;
+        if (res->error)
+                log_warning("Check-in over HTTP failed: %s", res->error->message);
+}
+
+int manager_send_checkin(Manager *m)
+{
+        g_autoptr(NmReport) rep = nm_report_new(NM_REPORT_CHECKIN);
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        if (!m->server)
+                return 0;
+        rep->version = g_strdup(PACKAGE_VERSION);
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Network *n = v;
+                g_hash_table_insert(rep->listen_ports, g_strdup(n->name), GUINT_TO_POINTER(n->desired->listen_port));
+        }
+        g_strfreev(m->endpoints);
+        m->endpoints = host_endpoints(m);
+        rep->endpoints = g_strdupv(m->endpoints);
+
+        if (m->mq && mq_client_is_ready(m->mq)) {
+                r = mq_client_publish_report(m->mq, rep);
+                if (r >= 0) {
+                        log_debug("Checked in over MQTT.");
+                        return 0;
+                }
+                log_debug_errno(r, "Check-in over MQTT failed, trying HTTP: %m");
+        }
+        if (!m->api || m->checkin_request)
+                return 0;
+        g_autofree char *body = nm_report_to_json(rep);
+        g_autofree char *url = api_url(m, NULL, "/host");
+        r = api_client_request(m->api, "PUT", url, m->server->credential, body, on_checkin_done, m,
+                               &m->checkin_request);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to start a check-in: %m");
+        return 0;
+}
+
+void manager_broker_connected(Manager *m, bool connected)
+{
+        manager_state_maybe_changed(m);
+        if (!connected)
+                return;
+        /* Whatever was sent while we were away is not queued for us: catch up with a snapshot. */
+        manager_pull(m, NULL);
+        manager_send_checkin(m);
+}
+
+static void start_broker(Manager *m)
+{
+        int r;
+
+        m->mq = mq_client_free(m->mq);
+        if (!m->server || !m->event)
+                return;
+        r = mq_client_new(m, &m->mq);
+        if (r >= 0)
+                r = mq_client_start(m->mq);
+        if (r < 0)
+                log_error_errno(r, "Failed to set up the broker connection to %s: %m", m->server->mqtt_url);
+}
+
+static void forget_server(Manager *m, bool teardown)
+{
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GPtrArray) all = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(all, v);
+        for (guint i = 0; i < all->len; i++)
+                remove_network(m, all->pdata[i], teardown);
+        m->mq = mq_client_free(m->mq);
+        api_request_cancel(m->pull_request);
+        m->pull_request = NULL;
+        api_request_cancel(m->checkin_request);
+        m->checkin_request = NULL;
+        g_clear_pointer(&m->server, server_config_free);
+        m->serial = m->highest_serial_seen = 0;
+        g_hash_table_remove_all(m->disconnected);
+        if (state_remove(m->config->state_dir, STATE_NODES_FILE, &e) < 0 ||
+            state_remove(m->config->state_dir, STATE_SERVER_FILE, &e) < 0)
+                log_error("%s", e->message);
+        emit_registration_changed(m);
+        manager_state_maybe_changed(m);
+}
+
+/* ---- Join ----------------------------------------------------------------------------------------- */
+
+static void join_finish(Manager *m, const GError *error)
+{
+        JoinJob *j = m->join;
+
+        if (!j)
+                return;
+        m->join = NULL;
+        if (error) {
+                log_warning("Join failed: %s", error->message);
+                if (j->call) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+                        bus_error_set_gerror(&be, error);
+                        (void) sd_bus_reply_method_error(j->call, &be);
+                }
+        } else {
+                manager_emit_join_progress(m, "done");
+                if (j->call) {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                        int r = sd_bus_message_new_method_return(j->call, &reply);
+                        if (r >= 0)
+                                r = sd_bus_message_open_container(reply, 'a', "o");
+                        for (char **n = j->networks; r >= 0 && n && *n; n++) {
+                                Network *net = manager_get_network(m, *n);
+                                if (net)
+                                        r = sd_bus_message_append(reply, "o", net->path);
+                        }
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(reply);
+                        if (r >= 0)
+                                r = sd_bus_send(NULL, reply, NULL);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to reply to Join: %m");
+                }
+        }
+        join_job_free(j);
+        manager_state_maybe_changed(m);
+}
+
+static bool parse_registered(JsonObject *o, ServerConfig *s, NmState **ret_state, GError **error)
+{
+        JsonObject *mq = NULL;
+        const char *host_id = NULL, *cred = NULL, *spk = NULL, *url = NULL, *user = NULL, *pw = NULL,
+                   *sub = NULL, *pub = NULL;
+        NmKey key;
+
+        if (!nm_json_get_string(o, "host_id", true, &host_id, error) ||
+            !nm_json_get_string(o, "credential", true, &cred, error) ||
+            !nm_json_get_string(o, "server_msg_key", true, &spk, error) ||
+            !nm_json_get_object(o, "mqtt", true, &mq, error) || !nm_json_get_string(mq, "url", true, &url, error) ||
+            !nm_json_get_string(mq, "username", true, &user, error) ||
+            !nm_json_get_string(mq, "password", true, &pw, error) ||
+            !nm_json_get_string(mq, "subscribe", true, &sub, error) ||
+            !nm_json_get_string(mq, "publish", true, &pub, error))
+                return false;
+        if (!nm_uuid_valid(host_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "The server sent an invalid host id");
+                return false;
+        }
+        if (nm_key_from_base64(spk, &key) < 0 || !nm_key_equal(&key, &s->server_key)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The server's message key differs from the one in the token: not trusting it");
+                return false;
+        }
+        if (!json_object_has_member(o, "state")) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "The registration answer has no state");
+                return false;
+        }
+        NmState *state = nm_state_from_json(json_object_get_member(o, "state"), error);
+        if (!state)
+                return false;
+        if (!streq0(state->host_id, host_id)) {
+                nm_state_free(state);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "The registration answer's state is for another host");
+                return false;
+        }
+        s->host_id = g_strdup(host_id);
+        s->credential = g_strdup(cred);
+        s->mqtt_url = g_strdup(url);
+        s->mqtt_username = g_strdup(user);
+        s->mqtt_password = g_strdup(pw);
+        s->topic_msg = g_strdup(sub);
+        s->topic_report = g_strdup(pub);
+        *ret_state = state;
+        return true;
+}
+
+static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Manager *m = userdata;
+        JoinJob *j = m->join;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(ServerConfig) s = server_config_new();
+        g_autoptr(NmState) state = NULL;
+        g_autoptr(JsonObject) o = NULL;
+        GPtrArray *names;
+
+        j->request = NULL;
+        if (res->error) {
+                join_finish(m, res->error);
+                return;
+        }
+        s->api = g_strdup(j->token.api);
+        s->server_key = j->token.server_key;
+        o = nm_json_parse_object(res->body, (gssize) res->body_len, &e);
+        if (!o || !parse_registered(o, s, &state, &e)) {
+                g_prefix_error(&e, "Unusable registration answer from %s: ", j->token.api);
+                join_finish(m, e);
+                return;
+        }
+        if (server_config_save(m->config->state_dir, s, &e) < 0) {
+                join_finish(m, e);
+                return;
+        }
+        m->server = TAKE_PTR(s);
+        log_info("Registered with %s as host %s.", m->server->api, m->server->host_id);
+        emit_registration_changed(m);
+        manager_emit_join_progress(m, "registered");
+
+        names = g_ptr_array_new();
+        for (guint i = 0; i < state->networks->len; i++)
+                g_ptr_array_add(names, g_strdup(((NmNetworkState *) state->networks->pdata[i])->network));
+        g_ptr_array_add(names, NULL);
+        j->networks = (char **) g_ptr_array_free(names, false);
+
+        manager_emit_join_progress(m, "configuring");
+        m->serial = 0;
+        if (manager_apply_snapshot(m, state, &e) < 0) {
+                join_finish(m, e);
+                return;
+        }
+        manager_emit_join_progress(m, "connecting");
+        start_broker(m);
+        join_finish(m, NULL);
+}
+
+static void on_join_pulled(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Manager *m = userdata;
+        JoinJob *j = m->join;
+        g_autoptr(GError) e = NULL;
+
+        j->request = NULL;
+        if (res->error) {
+                join_finish(m, res->error);
+                return;
+        }
+        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+        g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
+        manager_emit_join_progress(m, "configuring");
+        if (!state || manager_apply_snapshot(m, state, &e) < 0) {
+                g_prefix_error(&e, "The server's state is unusable: ");
+                join_finish(m, e);
+                return;
+        }
+        join_finish(m, NULL);
+}
+
+static void join_register(Manager *m);
+
+static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Manager *m = userdata;
+        JoinJob *j = m->join;
+        g_autoptr(GError) e = NULL;
+        g_autofree char *url = NULL;
+        int r;
+
+        j->request = NULL;
+        if (res->error) {
+                if (g_error_matches(res->error, NM_ERROR, NM_ERROR_UNAUTHENTICATED)) {
+                        /* Our credential is gone: the server deleted this host while we did not hear
+                         * it. Start over as a new host with the same keys. */
+                        log_notice("The server no longer knows this host; registering again.");
+                        forget_server(m, true);
+                        join_register(m);
+                        return;
+                }
+                join_finish(m, res->error);
+                return;
+        }
+
+        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+        if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
+                g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Unusable answer from %s: expected a list of nodes", m->server->api);
+                join_finish(m, e);
+                return;
+        }
+        JsonArray *a = json_node_get_array(node);
+        GPtrArray *names = g_ptr_array_new();
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonNode *el = json_array_get_element(a, i);
+                const char *net = NULL;
+                if (JSON_NODE_HOLDS_OBJECT(el) &&
+                    nm_json_get_string(json_node_get_object(el), "network", true, &net, NULL) &&
+                    nm_network_name_valid(net, NULL))
+                        g_ptr_array_add(names, g_strdup(net));
+        }
+        g_ptr_array_add(names, NULL);
+        j->networks = (char **) g_ptr_array_free(names, false);
+        manager_emit_join_progress(m, "registered");
+
+        url = api_url(m, NULL, "/host");
+        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_join_pulled, m, &j->request);
+        if (r < 0) {
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to ask for the state: %s", g_strerror(-r));
+                join_finish(m, e);
+        }
+}
+
+static void join_register(Manager *m)
+{
+        JoinJob *j = m->join;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_auto(GStrv) endpoints = host_endpoints(m);
+        char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];
+        g_autofree char *url = api_url(m, j->token.api, "/hosts/register");
+        g_autofree char *name = NULL;
+        int r;
+
+        if (j->name)
+                name = g_strdup(j->name);
+        else if (m->config->host_name)
+                name = nm_host_name_sanitize(m->config->host_name);
+        else
+                name = nm_host_name_sanitize(g_get_host_name());
+        if (!name)
+                name = g_strdup("host");
+
+        /* Public material only: the private keys never leave this host. */
+        nm_key_to_base64(&m->identity.wg_public, wg);
+        nm_key_to_base64(&m->identity.msg_public, msg);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "token", j->token_text);
+        nm_json_add_string(b, "name", name);
+        nm_json_add_string(b, "os", "linux");
+        nm_json_add_string(b, "version", PACKAGE_VERSION);
+        nm_json_add_string(b, "wg_public_key", wg);
+        nm_json_add_string(b, "msg_public_key", msg);
+        nm_json_add_int(b, "listen_port", j->listen_port ? j->listen_port : 51821);
+        nm_json_add_strv(b, "endpoints", (const char *const *) endpoints);
+        json_builder_end_object(b);
+        _cleanup_secret_ char *body = nm_json_builder_to_string(b);
+
+        r = api_client_request(m->api, "POST", url, NULL, body, on_registered, m, &j->request);
+        if (r < 0) {
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s", g_strerror(-r));
+                join_finish(m, e);
+        }
+}
+
+int manager_join(Manager *m, sd_bus_message *call, const char *token, const char *name, uint16_t listen_port,
+                 sd_bus_error *error)
+{
+        g_autoptr(GError) e = NULL;
+        JoinJob *j;
+        int r;
+
+        if (m->join)
+                return sd_bus_error_set(error, BUS_ERROR_BUSY, "Another join is in progress; try again when it ends");
+
+        j = g_new0(JoinJob, 1);
+        j->manager = m;
+        if (!nm_token_decode(token, &j->token, &e)) {
+                join_job_free(j);
+                return bus_error_set_gerror(error, e);
+        }
+        if (m->server &&
+            (!streq0(m->server->api, j->token.api) || !nm_key_equal(&m->server->server_key, &j->token.server_key))) {
+                r = bus_error_setf_code(error, NM_ERROR_CONFLICT,
+                                        "This host is registered with the server at %s; a token for %s cannot be "
+                                        "used until the host has left every network there",
+                                        m->server->api, j->token.api);
+                join_job_free(j);
+                return r;
+        }
+        r = identity_load_or_create(m->config->state_dir, &m->identity, &e);
+        if (r < 0) {
+                join_job_free(j);
+                return bus_error_set_gerror(error, e);
+        }
+        if (r > 0)
+                emit_registration_changed(m);
+        m->have_identity = true;
+
+        j->call = call ? sd_bus_message_ref(call) : NULL;
+        j->token_text = g_strdup(token);
+        j->name = g_strdup(name);
+        j->listen_port = listen_port;
+        m->join = j;
+        manager_state_maybe_changed(m);
+        manager_emit_join_progress(m, "contacting-server");
+
+        if (!m->server) {
+                join_register(m);
+                return 1;
+        }
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autofree char *url = api_url(m, NULL, "/host/networks");
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "token", token);
+        json_builder_end_object(b);
+        _cleanup_secret_ char *body = nm_json_builder_to_string(b);
+        r = api_client_request(m->api, "POST", url, m->server->credential, body, on_networks_added, m,
+                               &j->request);
+        if (r < 0) {
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s", g_strerror(-r));
+                join_finish(m, e);
+        }
+        return 1;
+}
+
+/* ---- Leave, Connect, Disconnect ----------------------------------------------------------------- */
+
+typedef struct LeaveJob {
+        Manager *manager;
+        sd_bus_message *call;
+        char *network;
+        bool deregister; /* the last network: the host deregisters and forgets the server */
+} LeaveJob;
+
+static void leave_job_free(LeaveJob *j)
+{
+        sd_bus_message_unref(j->call);
+        g_free(j->network);
+        g_free(j);
+}
+
+static void leave_reply(LeaveJob *j, const GError *error)
+{
+        if (!j->call)
+                return;
+        if (error) {
+                _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+                bus_error_set_gerror(&be, error);
+                (void) sd_bus_reply_method_error(j->call, &be);
+        } else
+                (void) sd_bus_reply_method_return(j->call, NULL);
+}
+
+static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        LeaveJob *j = userdata;
+        Manager *m = j->manager;
+
+        if (res->error && !g_error_matches(res->error, NM_ERROR, NM_ERROR_UNAUTHENTICATED) &&
+            !g_error_matches(res->error, NM_ERROR, NM_ERROR_NOT_FOUND))
+                log_warning("Failed to deregister the host (forgetting the server anyway): %s",
+                            res->error->message);
+        else
+                log_info("Deregistered from %s.", m->server ? m->server->api : "the server");
+        forget_server(m, true);
+        leave_reply(j, NULL);
+        leave_job_free(j);
+}
+
+static void on_left(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        LeaveJob *j = userdata;
+        Manager *m = j->manager;
+        Network *n;
+        int r;
+
+        /* Not found: the server had already removed the node; leave locally all the same. */
+        if (res->error && !g_error_matches(res->error, NM_ERROR, NM_ERROR_NOT_FOUND)) {
+                leave_reply(j, res->error);
+                leave_job_free(j);
+                return;
+        }
+        n = manager_get_network(m, j->network);
+        if (n)
+                remove_network(m, n, true);
+        manager_save_state(m);
+
+        if (m->server && g_hash_table_size(m->networks) == 0) {
+                g_autofree char *url = api_url(m, NULL, "/host");
+                r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_deregistered, j,
+                                       NULL);
+                if (r >= 0)
+                        return;
+                forget_server(m, true);
+        }
+        leave_reply(j, NULL);
+        leave_job_free(j);
+}
+
+int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_error *error)
+{
+        g_autofree char *url = NULL, *escaped = NULL;
+        LeaveJob *j;
+        int r;
+
+        if (!m->server)
+                return sd_bus_error_set(error, BUS_ERROR_NOT_REGISTERED, "This host has not joined any network");
+        if (!manager_get_network(m, network))
+                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined", network);
+
+        j = g_new0(LeaveJob, 1);
+        j->manager = m;
+        j->call = sd_bus_message_ref(call);
+        j->network = g_strdup(network);
+        escaped = g_uri_escape_string(network, NULL, false);
+        url = g_strdup_printf("%s/api/v1/host/networks/%s", m->server->api, escaped);
+        r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_left, j, NULL);
+        if (r < 0) {
+                leave_job_free(j);
+                return bus_error_setf_code(error, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
+                                           g_strerror(-r));
+        }
+        return 1;
+}
+
+int manager_set_connected(Manager *m, const char *network, bool connected, sd_bus_error *error)
+{
+        static const char *const props[] = { "Connected", NULL };
+        g_autoptr(GError) e = NULL;
+        Network *n = manager_get_network(m, network);
+        int r;
+
+        if (!n)
+                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined", network);
+        if (network_is_connected(n) == connected)
+                return 0;
+        if (connected)
+                g_hash_table_remove(m->disconnected, network);
+        else
+                g_hash_table_add(m->disconnected, g_strdup(network));
+        manager_save_state(m);
+        if (m->bus && n->exported)
+                (void) sd_bus_emit_properties_changed_strv(m->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
+                                                           (char **) props);
+        r = network_apply(n, &e);
+        n->apply_failed = r < 0;
+        if (r < 0) {
+                schedule_retry(m);
+                return bus_error_set_gerror(error, e);
+        }
+        log_info("Network %s %s.", network, connected ? "connected" : "disconnected");
+        return 0;
+}
+
+/* ---- timers and local changes ------------------------------------------------------------------- */
+
+static int rearm(sd_event_source *s, uint64_t usec)
+{
+        uint64_t now;
+        int r = sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_time(s, now + usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_checkin_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        manager_send_checkin(m);
+        return rearm(s, m->config->checkin_usec);
+}
+
+static int on_stats_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                int r = network_refresh_stats(v);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to read statistics of %s: %m", ((Network *) v)->ifname);
+        }
+        return rearm(s, m->config->stats_usec);
+}
+
+static gboolean strv_equal0(char **a, char **b)
+{
+        if (!a || !b)
+                return (!a || !*a) && (!b || !*b);
+        return g_strv_equal((const char *const *) a, (const char *const *) b);
+}
+
+static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Manager *m = userdata;
+        g_auto(GStrv) now = host_endpoints(m);
+
+        if (!m->server || strv_equal0(now, m->endpoints))
+                return 0;
+        log_info("This host's addresses changed: checking in.");
+        manager_send_checkin(m);
+        return 0;
+}
+
+static void on_link_event(LinkMonitor *mon, const LinkEvent *ev, void *userdata)
+{
+        Manager *m = userdata;
+
+        if (ev->type == LINK_EVENT_LINK_NEW || ev->type == LINK_EVENT_LINK_DEL) {
+                if (g_str_has_prefix(ev->ifname, "nm-"))
+                        return;
+        }
+        /* Debounce: addresses often come and go in bursts. */
+        if (m->endpoints_timer)
+                (void) rearm(m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC);
+}
+
+/* ---- start ---------------------------------------------------------------------------------------- */
+
+int manager_load_state(Manager *m)
+{
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NodeState) ns = NULL;
+        int r;
+
+        r = state_dir_prepare(m->config->state_dir, &e);
+        if (r < 0)
+                return log_error_errno(r, "%s", e->message);
+
+        r = identity_load(m->config->state_dir, &m->identity, &e);
+        if (r < 0 && r != -ENOENT)
+                return log_error_errno(r, "%s", e->message);
+        m->have_identity = r >= 0;
+
+        r = server_config_load(m->config->state_dir, &m->server, &e);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to load %s/%s: %s", m->config->state_dir, STATE_SERVER_FILE,
+                                       e->message);
+        if (!m->have_identity)
+                return log_error_errno(-ENOKEY, "%s/%s exists but the host's keys (%s) are missing.",
+                                       m->config->state_dir, STATE_SERVER_FILE, STATE_IDENTITY_FILE);
+
+        r = node_state_load(m->config->state_dir, &ns, &e);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                /* Not fatal: the server has the truth; a pull will bring it back. */
+                log_warning("Ignoring unusable %s/%s: %s", m->config->state_dir, STATE_NODES_FILE, e->message);
+                return 0;
+        }
+        if (!streq0(ns->state->host_id, m->server->host_id)) {
+                log_warning("Ignoring %s/%s: it belongs to another host.", m->config->state_dir, STATE_NODES_FILE);
+                return 0;
+        }
+        m->serial = ns->state->serial;
+        GHashTableIter it;
+        gpointer k;
+        g_hash_table_iter_init(&it, ns->disconnected);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                g_hash_table_add(m->disconnected, g_strdup(k));
+        while (ns->state->networks->len > 0) {
+                NmNetworkState *s = g_ptr_array_steal_index(ns->state->networks, 0);
+                if (manager_get_network(m, s->network)) {
+                        nm_network_state_free(s);
+                        continue;
+                }
+                add_network(m, s);
+        }
+        return 0;
+}
+
+static int open_bus(Manager *m)
+{
+        int r;
+
+        r = sd_bus_open_system_with_description(&m->bus, "netclientd");
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = sd_bus_attach_event(m->bus, m->event, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        return 0;
+}
+
+static int add_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, const char *what,
+                     bool enabled)
+{
+        uint64_t now;
+        int r;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        r = sd_event_add_time(m->event, s, CLOCK_MONOTONIC, now + usec, 0, cb, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the %s timer: %m", what);
+        (void) sd_event_source_set_description(*s, what);
+        if (!enabled)
+                (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+        return 0;
+}
+
+int manager_startup(Manager *m)
+{
+        g_autoptr(GError) e = NULL;
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to get the event loop: %m");
+
+        /* The bus first, so that networks loaded from disk are exported as they are created. */
+        r = open_bus(m);
+        if (r < 0)
+                return r;
+
+        r = manager_load_state(m);
+        if (r < 0)
+                return r;
+
+        WgBackendOptions wo = {
+                .kind = m->config->wg_backend,
+                .uapi_dir = m->config->uapi_dir,
+                .wireguard_go = m->config->wireguard_go,
+                /* Not given the event loop on purpose: wireguard-go must outlive us (a restart keeps
+                 * the links and their sessions), so we do not reap or own it. */
+                .event = NULL,
+        };
+        r = wg_backend_new(&wo, &m->wg, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the WireGuard backend: %s", e ? e->message : "");
+        log_info("WireGuard backend: %s.", m->wg->vtable->name);
+
+        r = link_rtnl_open(&m->rtnl);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open an rtnetlink socket: %m");
+        r = link_monitor_new(m->event, on_link_event, m, &m->link_monitor);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch address changes (check-ins will be periodic only): %m");
+
+        r = api_client_new(m->event, m->config->http_timeout_usec, &m->api);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP client: %m");
+
+        r = manager_bus_register(m);
+        if (r < 0)
+                return r;
+
+        /* Links that survived us are adopted and diffed; nothing is recreated or reset. */
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                apply_network(v);
+
+        r = add_timer(m, &m->checkin_timer, m->config->checkin_usec, on_checkin_timer, "checkin", true);
+        if (r >= 0)
+                r = add_timer(m, &m->stats_timer, MIN(m->config->stats_usec, 1 * USEC_PER_SEC), on_stats_timer,
+                              "stats", true);
+        if (r >= 0)
+                r = add_timer(m, &m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC, on_endpoints_timer, "endpoints",
+                              false);
+        if (r < 0)
+                return r;
+
+        if (m->server) {
+                log_info("Registered with %s as host %s, %u network(s), serial %" G_GUINT64_FORMAT ".",
+                         m->server->api, m->server->host_id, g_hash_table_size(m->networks), m->serial);
+                start_broker(m);
+        } else
+                log_info("Not registered with a server yet (netclient join -t TOKEN).");
+        manager_state_maybe_changed(m);
+        return 0;
+}

@@ -1,0 +1,127 @@
+/* The Manager: netclientd's one owner object. It holds the event loop, the bus, the configuration,
+ * the host's identity and server credentials, the joined networks (each with its link and peers),
+ * the REST and MQTT clients, and decides how server messages change the desired state. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include <netlink/netlink.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "api-client.h"
+#include "daemon-config.h"
+#include "link.h"
+#include "proto.h"
+#include "state.h"
+#include "token.h"
+#include "wg-backend.h"
+
+#define NETCLIENT_BUS_NAME "org.netmaker.Client"
+#define NETCLIENT_OBJECT_PATH "/org/netmaker/Client"
+#define NETCLIENT_INTERFACE "org.netmaker.Client"
+#define NETCLIENT_NETWORK_PREFIX "/org/netmaker/Client/network"
+#define NETCLIENT_NETWORK_INTERFACE "org.netmaker.Client.Network"
+#define NETCLIENT_PEER_INTERFACE "org.netmaker.Client.Peer"
+
+typedef struct Network Network;
+typedef struct Peer Peer;
+typedef struct MqClient MqClient;
+typedef struct JoinJob JoinJob;
+
+typedef enum ManagerState {
+        MANAGER_STATE_UNREGISTERED, /* no server: join a network first */
+        MANAGER_STATE_JOINING,      /* a Join is talking to the server */
+        MANAGER_STATE_ONLINE,       /* registered, the broker connection is up */
+        MANAGER_STATE_OFFLINE,      /* registered, the broker cannot be reached (retrying) */
+        _MANAGER_STATE_MAX,
+} ManagerState;
+
+const char *manager_state_to_string(ManagerState s);
+
+/* What happened to one server message (for logs and tests). */
+typedef enum MessageResult {
+        MESSAGE_APPLIED,
+        MESSAGE_IGNORED, /* an old or repeated serial */
+        MESSAGE_PULL,    /* a gap, or a change we cannot place: a snapshot was requested */
+} MessageResult;
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Config *config;
+
+        Identity identity;
+        bool have_identity;
+        ServerConfig *server; /* NULL while unregistered */
+        guint64 serial;       /* the last server message applied */
+        guint64 highest_serial_seen;
+        GHashTable *networks;     /* name -> Network* */
+        GHashTable *disconnected; /* set of network names the user disconnected */
+
+        WgBackend *wg;          /* NULL: state only (unit tests) */
+        struct nl_sock *rtnl;   /* NULL: state only */
+        LinkMonitor *link_monitor;
+        ApiClient *api;
+        MqClient *mq;
+        GHashTable *polkit_registry;
+
+        JoinJob *join;
+        ApiRequest *pull_request;
+        GPtrArray *pull_waiters; /* of sd_bus_message*: Pull() calls waiting for the snapshot */
+        bool pull_again;
+        unsigned pulls; /* snapshots requested (for tests) */
+        ApiRequest *checkin_request;
+
+        sd_event_source *checkin_timer;
+        sd_event_source *stats_timer;
+        sd_event_source *endpoints_timer; /* debounces address changes */
+        sd_event_source *retry_timer;     /* re-applies networks after a failure */
+        char **endpoints; /* last reported */
+        ManagerState exported_state;
+} Manager;
+
+int manager_new(Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
+
+/* Opens the state, the WireGuard backend and the bus, reconciles the saved networks with the links
+ * that exist (never resetting sessions), exports the objects, takes the bus name and connects to
+ * the broker. */
+int manager_startup(Manager *m);
+/* The state directory, identity, server and networks only (no bus, links or network I/O). */
+int manager_load_state(Manager *m);
+
+ManagerState manager_get_state(Manager *m);
+/* Emits PropertiesChanged for State when it changed. */
+void manager_state_maybe_changed(Manager *m);
+/* Writes the desired state of all networks to disk. */
+int manager_save_state(Manager *m);
+
+Network *manager_get_network(Manager *m, const char *name);
+/* Sorted object paths of the networks (for the Networks property). */
+char **manager_network_paths(Manager *m);
+
+/* Applies a server message (already opened and parsed). */
+MessageResult manager_handle_message(Manager *m, const NmMessage *msg);
+/* Replaces the desired state with a full snapshot. */
+int manager_apply_snapshot(Manager *m, const NmState *state, GError **error);
+
+/* Fetches GET /api/v1/host and applies it; `waiter` (may be NULL) is replied to when done. */
+int manager_pull(Manager *m, sd_bus_message *waiter);
+/* Reports versions, ports and endpoints (MQTT, or HTTP when the broker is down). */
+int manager_send_checkin(Manager *m);
+
+/* The D-Bus operations (authorisation has been checked; `call` is replied to, now or later). */
+int manager_join(Manager *m, sd_bus_message *call, const char *token, const char *name, uint16_t listen_port,
+                 sd_bus_error *error);
+int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_error *error);
+int manager_set_connected(Manager *m, const char *network, bool connected, sd_bus_error *error);
+
+/* The broker connection went up or down. */
+void manager_broker_connected(Manager *m, bool connected);
+
+/* D-Bus (manager-bus.c). */
+int manager_bus_register(Manager *m);
+void manager_emit_join_progress(Manager *m, const char *step);
