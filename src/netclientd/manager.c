@@ -539,9 +539,11 @@ int manager_pull(Manager *m, sd_bus_message *waiter)
         g_autofree char *url = NULL;
         int r;
 
-        if (!m->server || !m->api)
+        if (!m->server)
                 return -ENOLINK;
         m->pulls++;
+        if (!m->api)
+                return -ENOLINK; /* state only (unit tests) */
         if (waiter)
                 g_ptr_array_add(m->pull_waiters, sd_bus_message_ref(waiter));
         if (m->pull_request) {
