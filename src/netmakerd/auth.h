@@ -1,0 +1,44 @@
+/* Credentials of the REST API: user tokens (HMAC-SHA256), argon2id password hashes, host
+ * credentials (stored only as hashes) and the master key, all compared in constant time. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#define AUTH_SECRET_LEN 32
+#define AUTH_USER_TOKEN_PREFIX "nmu."
+#define AUTH_HOST_CREDENTIAL_PREFIX "nmh."
+
+typedef struct UserClaims {
+        char *sub;
+        char *role;
+        gint64 iat;
+        gint64 exp;
+} UserClaims;
+
+void user_claims_clear(UserClaims *c);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(UserClaims, user_claims_clear)
+
+/* "nmu.<payload>.<mac>" valid from `now` for `lifetime` seconds. */
+char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role, gint64 now,
+                          gint64 lifetime);
+/* 0, -EBADMSG for a malformed, forged or tampered token, -ETIME for an expired one. */
+int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now, UserClaims *ret);
+
+/* argon2id (libsodium's crypto_pwhash_str, interactive limits). */
+int auth_password_hash(const char *password, char **ret);
+bool auth_password_verify(const char *hash, const char *password);
+/* Spends the time of one verification, so that an unknown user name takes as long as a wrong password. */
+void auth_password_verify_dummy(const char *password);
+
+/* Host credentials "nmh.<host-id>.<secret>": the secret has 256 bits, so a plain BLAKE2b hash
+ * is enough to store it and cheap to check on every request. */
+char *auth_host_secret_new(void);
+char *auth_host_credential(const char *host_id, const char *secret);
+char *auth_host_secret_hash(const char *secret);
+/* 0 or -EBADMSG. */
+int auth_host_credential_parse(const char *credential, char **ret_host_id, char **ret_secret);
+bool auth_host_secret_verify(const char *hash, const char *secret);
+
+bool auth_master_key_matches(const char *configured, const char *given);

@@ -1,0 +1,55 @@
+/* netmakerd's configuration: built-in defaults, then the key file, then NETMAKERD_* environment
+ * variables, each value checked with an error that names the key, the value and what is accepted. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "cidr.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/netmaker/netmakerd.conf"
+#define CONFIG_GROUP "netmakerd"
+#define CONFIG_ENV_PREFIX "NETMAKERD_"
+
+typedef struct Config {
+        char *listen;          /* as given: "127.0.0.1:8081", "[::1]:0" */
+        int listen_family;     /* parsed form of `listen` */
+        NmInAddr listen_addr;
+        uint16_t listen_port;
+        char *api_url;         /* NULL: derived from the bound address */
+        char *server_name;
+        char *broker_url;      /* NULL: MQTT disabled */
+        char *broker_public_url; /* what hosts are told; NULL: broker_url */
+        char *broker_username;
+        char *broker_password;
+        char *database;        /* "sqlite:///path"; derived from state_directory when unset */
+        char *state_directory;
+        char *dns_domain;
+        uint16_t default_listen_port;
+        unsigned default_keepalive;
+        unsigned default_mtu;
+        char *admin_user;
+        char *admin_password;
+        char *master_key;
+        uint64_t token_lifetime; /* seconds */
+        uint64_t max_request_size;
+        unsigned max_connections;
+        unsigned connection_timeout; /* seconds */
+        int log_level;
+} Config;
+
+Config *config_new_defaults(void);
+void config_free(Config *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
+
+/* Loads the configuration. `path` NULL means the default path, which may be missing; an explicit
+ * path must exist. `envp` NULL means the process environment. Errors are NM_ERROR_INVALID_ARGUMENT
+ * with a message fit for the user. */
+int config_load(const char *path, char **envp, Config **ret, GError **error);
+
+/* "sqlite" for "sqlite:///…", and the path in *ret_location; -EINVAL (with a message) otherwise. */
+int config_parse_database(const char *url, char **ret_scheme, char **ret_location, GError **error);
+
+/* The text of --help's key list: every key, its environment variable and default. */
+char *config_help_text(void);

@@ -1,0 +1,581 @@
+/* REST resources for hosts: registration with an enrollment token (the broker account first, then
+ * one transaction), the admin's /hosts endpoints, and the host's own /host endpoints (state,
+ * reports, joining and leaving networks, deregistering). */
+#include <errno.h>
+#include <microhttpd.h>
+#include <string.h>
+
+#include "auth.h"
+#include "cidr.h"
+#include "http.h"
+#include "json-util.h"
+#include "log.h"
+#include "manager.h"
+#include "names.h"
+#include "nm-error.h"
+#include "proto.h"
+#include "token.h"
+
+#define OS_MAX 32
+#define VERSION_MAX 64
+
+void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
+{
+        char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];
+
+        nm_key_to_base64(&h->wg_key, wg);
+        nm_key_to_base64(&h->msg_key, msg);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "id", h->id);
+        nm_json_add_string(b, "name", h->name);
+        nm_json_add_string(b, "os", h->os);
+        nm_json_add_string(b, "version", h->version);
+        nm_json_add_string(b, "wg_public_key", wg);
+        nm_json_add_string(b, "msg_public_key", msg);
+        nm_json_add_int(b, "listen_port", h->listen_port);
+        nm_json_add_strv(b, "endpoints", (const char *const *) h->endpoints);
+        nm_json_add_string(b, "public_endpoint", h->public_endpoint);
+        nm_json_add_int(b, "last_checkin", h->last_checkin);
+        nm_json_add_int(b, "created_at", h->created_at);
+        nm_json_add_int(b, "serial", (gint64) h->serial);
+        if (nodes) {
+                json_builder_set_member_name(b, "nodes");
+                json_builder_begin_array(b);
+                for (guint i = 0; i < nodes->len; i++)
+                        json_add_node(b, nodes->pdata[i]);
+                json_builder_end_array(b);
+        }
+        json_builder_end_object(b);
+}
+
+static void reply_nodes(Request *r, unsigned status, GPtrArray *nodes)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_array(b);
+        for (guint i = 0; i < nodes->len; i++)
+                json_add_node(b, nodes->pdata[i]);
+        json_builder_end_array(b);
+        request_reply_builder(r, status, b);
+}
+
+/* The enrollment key behind a token, if it can still be used. */
+static int key_from_token(Manager *m, const char *token, EnrollmentKey **ret, GError **error)
+{
+        g_auto(NmToken) t = {};
+        g_autoptr(EnrollmentKey) k = NULL;
+        int r;
+
+        if (!nm_token_decode(token, &t, error))
+                return -EINVAL;
+        if (!nm_key_equal(&t.server_key, &m->msg_public)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The enrollment token was issued by another server (its server key differs from this "
+                            "server's)");
+                return -EACCES;
+        }
+        r = store_key_get_by_value(m->store, t.value, &k, error);
+        if (r < 0)
+                return r;
+        if (k->expires_at != 0 && k->expires_at <= manager_now()) {
+                g_set_error(error, NM_ERROR, NM_ERROR_GONE, "The enrollment key \"%s\" has expired", k->name);
+                return -ESTALE;
+        }
+        if (!k->unlimited && k->uses_remaining <= 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_GONE, "The enrollment key \"%s\" is used up", k->name);
+                return -ESTALE;
+        }
+        *ret = TAKE_PTR(k);
+        return 0;
+}
+
+static bool parse_public_key(const char *member, const char *text, NmKey *ret, GError **error)
+{
+        if (nm_key_from_base64(text, ret) < 0 || nm_key_is_zero(ret)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid %s: expected a public key of 32 bytes in base64 (44 characters)", member);
+                return false;
+        }
+        return true;
+}
+
+/* Endpoint addresses in canonical text, duplicates dropped, order kept. */
+static bool parse_endpoints(char **in, char ***ret, GError **error)
+{
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (char **e = in; e && *e; e++) {
+                int family;
+                NmInAddr a;
+                if (nm_addr_parse(*e, &family, &a) < 0) {
+                        g_autofree char *shown = g_utf8_make_valid(*e, MIN(strlen(*e), 64));
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid endpoint \"%s\": expected an IPv4 or IPv6 address", shown);
+                        return false;
+                }
+                char *c = nm_addr_to_string(family, &a);
+                if (g_hash_table_add(seen, c))
+                        g_strv_builder_add(b, c);
+        }
+        *ret = g_strv_builder_end(b);
+        return true;
+}
+
+/* ---- registration --------------------------------------------------------------------------- */
+
+typedef struct Registration {
+        Manager *manager;
+        Request *request;
+        char *key_id;
+        Host *host;
+        char *secret;          /* credential secret */
+        char *broker_password; /* NULL without a broker */
+} Registration;
+
+static void registration_free(Registration *g)
+{
+        if (!g)
+                return;
+        request_unref(g->request);
+        g_free(g->key_id);
+        host_free(g->host);
+        nm_free_secret(g->secret);
+        nm_free_secret(g->broker_password);
+        g_free(g);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Registration, registration_free)
+
+/* The one transaction of a registration: a use of the key, the host, its nodes. */
+static int registration_commit(Registration *g, NmState **ret_state, GError **error)
+{
+        Manager *m = g->manager;
+        g_autoptr(EnrollmentKey) key = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        _cleanup_txn_ StoreTxn t = {};
+        int r;
+
+        r = store_txn_begin(m->store, &t, error);
+        if (r < 0)
+                return r;
+        r = store_key_get(m->store, g->key_id, &key, error);
+        if (r == -ENOENT) {
+                g_clear_error(error);
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "The enrollment key was deleted meanwhile");
+                return r;
+        }
+        if (r < 0)
+                return r;
+        r = store_key_take_use(m->store, key, error);
+        if (r < 0)
+                return r;
+        g->host->tags = g_strdupv(key->tags);
+        r = store_host_insert(m->store, g->host, error);
+        if (r < 0)
+                return r;
+        for (char **n = key->networks; n && *n; n++) {
+                r = peers_node_join(m->store, g->host, *n, false, out, NULL, error);
+                if (r < 0)
+                        return r;
+        }
+        r = peers_host_state(m->store, g->host, ret_state, error);
+        if (r < 0)
+                return r;
+        return manager_commit(m, &t, out, error);
+}
+
+static void registration_reply(Registration *g, NmState *state)
+{
+        Manager *m = g->manager;
+        const Config *c = m->config;
+        char spk[NM_KEY_B64_LEN + 1];
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_secret_ char *credential = auth_host_credential(g->host->id, g->secret);
+
+        nm_key_to_base64(&m->msg_public, spk);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "host_id", g->host->id);
+        nm_json_add_string(b, "credential", credential);
+        nm_json_add_string(b, "server_msg_key", spk);
+        json_builder_set_member_name(b, "mqtt");
+        if (g->broker_password) {
+                g_autofree char *username = g_strconcat("host-", g->host->id, NULL);
+                g_autofree char *sub = nm_topic_host_msg(c->server_name, g->host->id);
+                g_autofree char *pub = nm_topic_host_report(c->server_name, g->host->id);
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "url", c->broker_public_url ?: c->broker_url);
+                nm_json_add_string(b, "username", username);
+                nm_json_add_string(b, "password", g->broker_password);
+                nm_json_add_string(b, "subscribe", sub);
+                nm_json_add_string(b, "publish", pub);
+                json_builder_end_object(b);
+        } else
+                json_builder_add_null_value(b);
+        json_builder_set_member_name(b, "state");
+        nm_state_to_json(state, b);
+        json_builder_end_object(b);
+        request_reply_builder(g->request, MHD_HTTP_CREATED, b);
+}
+
+/* Writes the host; on failure undoes the broker account. Always replies. */
+static void registration_finish(Registration *g)
+{
+        Manager *m = g->manager;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(NmState) state = NULL;
+
+        if (registration_commit(g, &state, &e) < 0) {
+                if (g->broker_password) {
+                        g_autoptr(GError) e2 = NULL;
+                        if (store_account_cleanup_add(m->store, g->host->id, &e2) < 0)
+                                log_warning("Failed to queue the deletion of the broker account of host %s: %s",
+                                            g->host->id, e2->message);
+                        manager_delete_account(m, g->host->id);
+                }
+                request_reply_error(g->request, e);
+                return;
+        }
+        log_info("Registered host \"%s\" (%s) in %u network(s).", g->host->name, g->host->id, state->networks->len);
+        registration_reply(g, state);
+}
+
+static void on_account_created(int r, const char *message, void *userdata)
+{
+        g_autoptr(Registration) g = userdata;
+        Manager *m = g->manager;
+
+        if (r < 0) {
+                g_autoptr(GError) e = g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE,
+                                                  "The message broker did not create the host's account (%s); "
+                                                  "retry later",
+                                                  message ?: g_strerror(-r));
+                request_reply_error(g->request, e);
+                request_resume(g->request);
+                return;
+        }
+        if (!request_is_alive(g->request) || m->stopping) {
+                /* Nobody will receive the credential: take the account back. */
+                g_autoptr(GError) e = NULL;
+                if (!m->stopping && store_account_cleanup_add(m->store, g->host->id, &e) >= 0)
+                        manager_delete_account(m, g->host->id);
+                request_resume(g->request);
+                return;
+        }
+        registration_finish(g);
+        request_resume(g->request);
+}
+
+static int hosts_register(Request *r, GError **error)
+{
+        static const char *const members[] = { "token",          "name",        "os",        "version", "wg_public_key",
+                                               "msg_public_key", "listen_port", "endpoints", NULL };
+        Manager *m = request_manager(r);
+        g_autoptr(JsonObject) o = request_json_object(r, "registration", members, error);
+        const char *token = NULL, *name = NULL, *os = "linux", *version = "unknown", *wg = NULL, *msg = NULL;
+        gint64 port = 51821;
+        g_auto(GStrv) endpoints_in = NULL;
+        g_autoptr(EnrollmentKey) key = NULL;
+        g_autoptr(Registration) g = NULL;
+        g_autofree char *existing = NULL;
+        int k;
+
+        if (!o || !nm_json_get_string(o, "token", true, &token, error) ||
+            !nm_json_get_string(o, "name", true, &name, error) || !nm_json_get_string(o, "os", false, &os, error) ||
+            !nm_json_get_string(o, "version", false, &version, error) ||
+            !nm_json_get_string(o, "wg_public_key", true, &wg, error) ||
+            !nm_json_get_string(o, "msg_public_key", true, &msg, error) ||
+            !nm_json_get_int(o, "listen_port", false, 1, 65535, &port, error) ||
+            !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints_in, error))
+                return -EINVAL;
+
+        /* The cheap checks first: nothing is created for a request that cannot succeed. */
+        k = key_from_token(m, token, &key, error);
+        if (k < 0)
+                return k;
+
+        g = g_new0(Registration, 1);
+        g->manager = m;
+        g->request = request_ref(r);
+        g->key_id = g_strdup(key->id);
+        g->host = g_new0(Host, 1);
+        Host *h = g->host;
+        if (!parse_public_key("wg_public_key", wg, &h->wg_key, error) ||
+            !parse_public_key("msg_public_key", msg, &h->msg_key, error))
+                return -EINVAL;
+        h->name = nm_host_name_sanitize(name);
+        if (!h->name) {
+                g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid host name \"%s\": nothing usable is left after keeping a-z, 0-9 and '-'", shown);
+                return -EINVAL;
+        }
+        if (!nm_label_valid("os", os, OS_MAX, error) || !nm_label_valid("version", version, VERSION_MAX, error))
+                return -EINVAL;
+        if (!parse_endpoints(endpoints_in, &h->endpoints, error))
+                return -EINVAL;
+        k = store_host_find_by_wg_key(m->store, &h->wg_key, &existing, error);
+        if (k >= 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "A host with this WireGuard public key is already registered (%s): delete it first, or "
+                            "use new keys",
+                            existing);
+                return -EEXIST;
+        }
+        if (k != -ENOENT)
+                return k;
+
+        h->id = nm_uuid_new();
+        h->os = g_strdup(os);
+        h->version = g_strdup(version);
+        h->listen_port = (guint16) port;
+        h->created_at = h->last_checkin = manager_now();
+        g->secret = auth_host_secret_new();
+        h->credential_hash = auth_host_secret_hash(g->secret);
+
+        if (!manager_broker_enabled(m)) {
+                registration_finish(g);
+                return 0;
+        }
+        if (!mq_is_connected(m->mq)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                            "The message broker is unavailable, so the host cannot get its account; retry later");
+                return -ENOTCONN;
+        }
+        g->broker_password = nm_random_token(24);
+        k = mq_host_account_create(m->mq, h->id, g->broker_password, on_account_created, g);
+        if (k < 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                            "The message broker is unavailable (%s); retry later", g_strerror(-k));
+                return k;
+        }
+        TAKE_PTR(g); /* on_account_created() owns it now */
+        request_suspend(r);
+        return 0;
+}
+
+/* ---- admin endpoints ------------------------------------------------------------------------ */
+
+static int hosts_list(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(GPtrArray) all = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int k = store_host_list(m->store, &all, error);
+        if (k < 0)
+                return k;
+        json_builder_begin_array(b);
+        for (guint i = 0; i < all->len; i++)
+                json_add_host(b, all->pdata[i], NULL);
+        json_builder_end_array(b);
+        request_reply_builder(r, MHD_HTTP_OK, b);
+        return 0;
+}
+
+static int hosts_get(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Host) h = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int k = store_host_get(m->store, request_param(r, "id"), &h, error);
+        if (k >= 0)
+                k = store_node_list(m->store, NULL, h->id, &nodes, error);
+        if (k < 0)
+                return k;
+        json_add_host(b, h, nodes);
+        request_reply_builder(r, MHD_HTTP_OK, b);
+        return 0;
+}
+
+/* Deletes a host: it hears "host-deleted", its peers lose it, its broker account goes. */
+static int host_delete(Manager *m, const char *host_id, GError **error)
+{
+        g_autoptr(Host) h = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        _cleanup_txn_ StoreTxn t = {};
+        int k;
+
+        k = store_txn_begin(m->store, &t, error);
+        if (k >= 0)
+                k = store_host_get(m->store, host_id, &h, error);
+        if (k >= 0)
+                k = peers_host_delete(m->store, h, out, error);
+        if (k >= 0 && manager_broker_enabled(m))
+                k = store_account_cleanup_add(m->store, h->id, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k < 0)
+                return k;
+        manager_delete_account(m, h->id);
+        log_info("Deleted host \"%s\" (%s).", h->name, h->id);
+        return 0;
+}
+
+static int hosts_delete(Request *r, GError **error)
+{
+        int k = host_delete(request_manager(r), request_param(r, "id"), error);
+        if (k < 0)
+                return k;
+        request_reply_empty(r);
+        return 0;
+}
+
+static int hosts_add_network(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Host) h = NULL;
+        g_autoptr(Node) node = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_txn_ StoreTxn t = {};
+        int k;
+
+        k = store_txn_begin(m->store, &t, error);
+        if (k >= 0)
+                k = store_host_get(m->store, request_param(r, "id"), &h, error);
+        if (k >= 0)
+                k = peers_node_join(m->store, h, request_param(r, "net"), true, out, &node, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k < 0)
+                return k;
+        log_info("Added host \"%s\" to network \"%s\" (%s).", h->name, node->network, strna(node->ipv4 ?: node->ipv6));
+        json_add_node(b, node);
+        request_reply_builder(r, MHD_HTTP_CREATED, b);
+        return 0;
+}
+
+/* ---- the host's own endpoints --------------------------------------------------------------- */
+
+static const char *self_id(Request *r)
+{
+        return request_auth(r)->host_id;
+}
+
+static int host_self_state(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Host) h = NULL;
+        g_autoptr(NmState) state = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int k = store_host_get(m->store, self_id(r), &h, error);
+        if (k >= 0)
+                k = peers_host_state(m->store, h, &state, error);
+        if (k < 0)
+                return k;
+        nm_state_to_json(state, b);
+        request_reply_builder(r, MHD_HTTP_OK, b);
+        return 0;
+}
+
+static int host_self_report(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        size_t len;
+        const char *body = request_body(r, &len);
+        g_autoptr(NmReport) report = NULL;
+
+        if (!body) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a report object was expected");
+                return -EINVAL;
+        }
+        report = nm_report_parse(body, (gssize) len, error);
+        if (!report)
+                return -EINVAL;
+        int k = manager_handle_report(m, self_id(r), report, error);
+        if (k < 0)
+                return k;
+        request_reply_empty(r);
+        return 0;
+}
+
+static int host_self_join(Request *r, GError **error)
+{
+        static const char *const members[] = { "token", NULL };
+        Manager *m = request_manager(r);
+        g_autoptr(JsonObject) o = request_json_object(r, "join request", members, error);
+        const char *token = NULL;
+        g_autoptr(EnrollmentKey) key = NULL;
+        g_autoptr(Host) h = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        g_autoptr(GPtrArray) nodes = g_ptr_array_new_with_free_func((GDestroyNotify) node_free);
+        _cleanup_txn_ StoreTxn t = {};
+        int k;
+
+        if (!o || !nm_json_get_string(o, "token", true, &token, error))
+                return -EINVAL;
+        k = key_from_token(m, token, &key, error);
+        if (k < 0)
+                return k;
+        k = store_txn_begin(m->store, &t, error);
+        if (k >= 0)
+                k = store_host_get(m->store, self_id(r), &h, error);
+        if (k < 0)
+                return k;
+        for (char **n = key->networks; n && *n; n++) {
+                g_autoptr(Node) existing = NULL;
+                Node *node = NULL;
+                if (store_node_find(m->store, h->id, *n, &existing, NULL) >= 0)
+                        continue;
+                k = peers_node_join(m->store, h, *n, true, out, &node, error);
+                if (k < 0)
+                        return k;
+                g_ptr_array_add(nodes, node);
+        }
+        if (nodes->len == 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "Host \"%s\" is already in every network of this key", h->name);
+                return -EEXIST;
+        }
+        k = store_key_take_use(m->store, key, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k < 0)
+                return k;
+        log_info("Host \"%s\" joined %u network(s) with key \"%s\".", h->name, nodes->len, key->name);
+        reply_nodes(r, MHD_HTTP_OK, nodes);
+        return 0;
+}
+
+static int host_self_leave(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Node) node = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        _cleanup_txn_ StoreTxn t = {};
+        int k;
+
+        k = store_txn_begin(m->store, &t, error);
+        if (k >= 0)
+                k = store_node_find(m->store, self_id(r), request_param(r, "net"), &node, error);
+        if (k >= 0)
+                k = peers_node_leave(m->store, node, true, out, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k < 0)
+                return k;
+        log_info("Host \"%s\" left network \"%s\".", node->host_name, node->network);
+        request_reply_empty(r);
+        return 0;
+}
+
+static int host_self_delete(Request *r, GError **error)
+{
+        int k = host_delete(request_manager(r), self_id(r), error);
+        if (k < 0)
+                return k;
+        request_reply_empty(r);
+        return 0;
+}
+
+const Route http_host_routes[] = {
+        { "POST", "/hosts/register", ACCESS_ANYONE, hosts_register },
+        { "GET", "/hosts", ACCESS_USER, hosts_list },
+        { "GET", "/hosts/{id}", ACCESS_USER, hosts_get },
+        { "DELETE", "/hosts/{id}", ACCESS_ADMIN, hosts_delete },
+        { "POST", "/hosts/{id}/networks/{net}", ACCESS_ADMIN, hosts_add_network },
+        { "GET", "/host", ACCESS_HOST, host_self_state },
+        { "PUT", "/host", ACCESS_HOST, host_self_report },
+        { "DELETE", "/host", ACCESS_HOST, host_self_delete },
+        { "POST", "/host/networks", ACCESS_HOST, host_self_join },
+        { "DELETE", "/host/networks/{net}", ACCESS_HOST, host_self_leave },
+        {},
+};

@@ -1,0 +1,129 @@
+/* netmakerd's HTTP server: libmicrohttpd in external-epoll mode on the sd-event loop, the router
+ * (method + path pattern → handler + who may call it), authentication, and the request/response
+ * helpers every http-*.c resource file uses. Errors always carry the docs/protocol.md §2.1 body. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-glib/json-glib.h>
+#include <systemd/sd-event.h>
+
+typedef struct Manager Manager;
+typedef struct Http Http;
+typedef struct Request Request;
+
+#define HTTP_API_PREFIX "/api/v1"
+
+typedef enum RouteAccess {
+        ACCESS_ANYONE, /* no credential */
+        ACCESS_USER,   /* a user token or the master key; any role */
+        ACCESS_ADMIN,  /* the admin role */
+        ACCESS_HOST,   /* a host credential */
+} RouteAccess;
+
+/* Either replies (request_reply_*), suspends (request_suspend) and returns 0, or sets an
+ * NM_ERROR and returns a negative errno: the router then replies with the error. */
+typedef int (*RouteHandler)(Request *req, GError **error);
+
+typedef struct Route {
+        const char *method;
+        const char *pattern; /* below /api/v1, with {name} segments: "/networks/{net}" */
+        RouteAccess access;
+        RouteHandler handler;
+} Route;
+
+/* Each resource file's table, ended by an all-zero entry. */
+extern const Route http_health_routes[];
+extern const Route http_network_routes[];
+extern const Route http_key_routes[];
+extern const Route http_host_routes[];
+extern const Route http_node_routes[];
+extern const Route http_user_routes[];
+
+typedef enum AuthKind {
+        AUTH_NONE,
+        AUTH_USER,   /* username set */
+        AUTH_MASTER, /* the master key: an admin that is no user */
+        AUTH_HOST,   /* host_id set */
+} AuthKind;
+
+typedef struct Auth {
+        AuthKind kind;
+        bool admin;
+        char *username;
+        char *host_id;
+} Auth;
+
+typedef struct HttpSettings {
+        int family; /* AF_INET or AF_INET6, for binding when systemd passes no socket */
+        const void *address; /* struct in_addr / in6_addr */
+        uint16_t port;
+        uint64_t max_request_size;
+        unsigned max_connections;
+        unsigned connection_timeout_sec;
+} HttpSettings;
+
+/* Listens on the socket systemd passed, or binds the configured address. */
+int http_new(Manager *m, sd_event *event, const HttpSettings *settings, Http **ret);
+void http_free(Http *h);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Http, http_free)
+/* "http://127.0.0.1:8081": the address actually listened on. */
+const char *http_url(Http *h);
+bool http_socket_activated(Http *h);
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+Request *request_ref(Request *r);
+Request *request_unref(Request *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Request, request_unref)
+
+Manager *request_manager(Request *r);
+const Auth *request_auth(Request *r);
+const char *request_method(Request *r);
+/* A {name} segment of the route's pattern. */
+const char *request_param(Request *r, const char *name);
+/* A query argument, or NULL. */
+const char *request_query(Request *r, const char *name);
+/* The body as a JSON object whose members are all in `allowed` (strict: see protocol.md §2). */
+JsonObject *request_json_object(Request *r, const char *what, const char *const *allowed, GError **error);
+bool request_has_body(Request *r);
+/* The raw body (NUL-terminated), or NULL. */
+const char *request_body(Request *r, size_t *ret_len);
+
+/* Replies; each takes effect when the handler returns (or, when suspended, at request_resume). */
+void request_reply_json(Request *r, unsigned status, JsonNode *body);
+void request_reply_builder(Request *r, unsigned status, JsonBuilder *b);
+void request_reply_empty(Request *r); /* 204 */
+void request_reply_error(Request *r, const GError *error);
+
+/* Asynchronous handlers: suspend, return 0, later reply and resume. A request whose client is
+ * gone (or a server that is shutting down) makes request_is_alive() false; replying is then a
+ * no-op. */
+void request_suspend(Request *r);
+void request_resume(Request *r);
+bool request_is_alive(Request *r);
+
+/* ---- the JSON forms of docs/protocol.md §2.4, each in its resource's file ------------------ */
+
+typedef struct Network Network;
+typedef struct Node Node;
+typedef struct Host Host;
+typedef struct EnrollmentKey EnrollmentKey;
+typedef struct User User;
+
+void json_add_network(JsonBuilder *b, const Network *n);
+void json_add_node(JsonBuilder *b, const Node *n);
+/* With `nodes` (of Node) for GET /hosts/{id}. */
+void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes);
+void json_add_key(JsonBuilder *b, const EnrollmentKey *k, const char *token);
+void json_add_user(JsonBuilder *b, const User *u);
+
+/* "true"/"false" (or 1/0) query arguments; absent is `def`. */
+int request_query_bool(Request *r, const char *name, bool def, bool *ret, GError **error);
+
+/* The user name of the caller when it is a user (NULL for the master key and hosts). */
+static inline const char *request_username(Request *r)
+{
+        const Auth *a = request_auth(r);
+        return a->kind == AUTH_USER ? a->username : NULL;
+}

@@ -1,0 +1,24 @@
+/* Mesh address and port allocation: the lowest free address of a network's range (IPv4 without
+ * the network and broadcast addresses, IPv6 from ::1 upward in the low 64 bits), and a WireGuard
+ * listen port that the host does not already use in another network. */
+#pragma once
+
+#include <stdint.h>
+#include <glib.h>
+
+#include "cidr.h"
+#include "store.h"
+
+/* How many addresses a range offers nodes. */
+uint64_t ipam_capacity(const NmPrefix *range);
+
+/* The lowest free address of `range` (text, without prefix length) given the addresses in use.
+ * -ENOSPC when none is left. Addresses outside the range are ignored. */
+int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used, char **ret);
+
+/* The lowest port from `wanted` upward (wrapping to 1024) that is not in `used`. */
+guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used);
+
+/* Gives `node` (host_id and network set) its addresses and listen port from the store, inside
+ * the caller's transaction. NM_ERROR_EXHAUSTED (-ENOSPC) names the network and its range. */
+int ipam_assign(Store *s, const Network *network, Node *node, GError **error);

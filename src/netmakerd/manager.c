@@ -1,0 +1,464 @@
+/* netmakerd's owner object: start-up (state directory, store, keys, first admin, HTTP, MQTT),
+ * shutdown, the MQTT callbacks, and committing a change before publishing its messages. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "manager.h"
+#include "nm-error.h"
+
+#define SETTING_MSG_SECRET "msg_secret_key"
+#define SETTING_MSG_PUBLIC "msg_public_key"
+#define SETTING_TOKEN_SECRET "token_secret"
+#define INITIAL_PASSWORD_FILE "initial-admin-password"
+
+gint64 manager_now(void)
+{
+        return (gint64) (g_get_real_time() / G_USEC_PER_SEC);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        Manager *m = userdata;
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        m->stopping = true;
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int manager_new(Config *config, Manager **ret)
+{
+        g_autoptr(Manager) m = g_new0(Manager, 1);
+        sigset_t mask;
+        int r;
+
+        m->config = config;
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+void manager_free(Manager *m)
+{
+        if (!m)
+                return;
+        m->stopping = true;
+        /* HTTP first: suspended registrations are answered while the broker still exists. Then
+         * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
+        http_free(TAKE_PTR(m->http));
+        mq_free(TAKE_PTR(m->mq));
+        store_free(TAKE_PTR(m->store));
+        config_free(m->config);
+        sodium_memzero(&m->msg_secret, sizeof(m->msg_secret));
+        sodium_memzero(m->token_secret, sizeof(m->token_secret));
+        g_free(m->api_url);
+        sd_event_unref(m->event);
+        g_free(m);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------- */
+
+static int make_state_directory(const char *path)
+{
+        struct stat st;
+
+        if (g_mkdir_with_parents(path, 0700) < 0)
+                return log_error_errno(errno, "Failed to create the state directory %s: %m", path);
+        if (stat(path, &st) < 0)
+                return log_error_errno(errno, "Failed to inspect the state directory %s: %m", path);
+        if (!S_ISDIR(st.st_mode))
+                return log_error_errno(-ENOTDIR, "The state directory %s is not a directory", path);
+        if (st.st_mode & 0077)
+                log_warning("The state directory %s is accessible to others (mode %04o): it holds the server's "
+                            "keys; chmod 0700 it.",
+                            path, st.st_mode & 07777);
+        return 0;
+}
+
+static int load_key(Store *s, const char *name, void *buf, size_t len, bool *found, GError **error)
+{
+        _cleanup_secret_ char *text = NULL;
+        g_autofree guint8 *raw = NULL;
+        size_t n;
+        int r;
+
+        r = store_setting_get(s, name, &text, error);
+        if (r == -ENOENT) {
+                g_clear_error(error);
+                *found = false;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (nm_base64_decode(text, &raw, &n) < 0 || n != len) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "The stored setting \"%s\" is corrupt", name);
+                return -EBADMSG;
+        }
+        memcpy(buf, raw, len);
+        sodium_memzero(raw, n);
+        *found = true;
+        return 0;
+}
+
+static int save_key(Store *s, const char *name, const void *buf, size_t len, GError **error)
+{
+        _cleanup_secret_ char *text = nm_base64_encode(buf, len);
+        return store_setting_set(s, name, text, error);
+}
+
+/* The message key pair and the token secret are made once, at the first start, and kept in the
+ * store so that every netmakerd sharing the database uses the same ones. */
+static int load_or_make_secrets(Manager *m)
+{
+        g_autoptr(GError) e = NULL;
+        _cleanup_txn_ StoreTxn t = {};
+        bool have_secret = false, have_public = false, have_token = false;
+        int r;
+
+        r = store_txn_begin(m->store, &t, &e);
+        if (r >= 0)
+                r = load_key(m->store, SETTING_MSG_SECRET, &m->msg_secret, sizeof(m->msg_secret), &have_secret, &e);
+        if (r >= 0)
+                r = load_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public), &have_public, &e);
+        if (r >= 0)
+                r = load_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret), &have_token, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the server's keys: %s", e->message);
+
+        if (!have_secret || !have_public) {
+                r = nm_key_generate_box(&m->msg_secret, &m->msg_public);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to generate the message key pair: %m");
+                r = save_key(m->store, SETTING_MSG_SECRET, &m->msg_secret, sizeof(m->msg_secret), &e);
+                if (r >= 0)
+                        r = save_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public), &e);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to store the message key pair: %s", e->message);
+                log_info("Generated the server's message key pair.");
+        }
+        if (!have_token) {
+                randombytes_buf(m->token_secret, sizeof(m->token_secret));
+                r = save_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret), &e);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to store the token secret: %s", e->message);
+        }
+        r = store_txn_commit(&t, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to store the server's keys: %s", e->message);
+        return 0;
+}
+
+static int write_secret_file(const char *path, const char *content)
+{
+        g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+        _cleanup_close_ int fd = -1;
+        size_t len = strlen(content);
+
+        (void) unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, content, len) != (ssize_t) len || fsync(fd) < 0) {
+                int r = errno ? -errno : -EIO;
+                (void) unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0) {
+                int r = -errno;
+                (void) unlink(tmp);
+                return r;
+        }
+        return 0;
+}
+
+static int bootstrap_admin(Manager *m)
+{
+        const Config *c = m->config;
+        g_autoptr(GError) e = NULL;
+        _cleanup_txn_ StoreTxn t = {};
+        _cleanup_secret_ char *random_password = NULL;
+        g_autofree char *hash = NULL;
+        const char *username = c->admin_user ?: "admin";
+        const char *password = c->admin_password;
+        gint64 n;
+        int r;
+
+        r = store_txn_begin(m->store, &t, &e);
+        if (r >= 0)
+                r = store_user_count(m->store, NULL, &n, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to count users: %s", e->message);
+        if (n > 0)
+                return 0;
+
+        if (!password)
+                password = random_password = nm_random_token(18);
+        r = auth_password_hash(password, &hash);
+        if (r < 0)
+                return log_error_errno(r, "Failed to hash the admin password: %m");
+        User u = { .username = (char *) username, .password_hash = hash, .role = (char *) "admin",
+                   .created_at = manager_now(), .password_changed_at = 0 };
+        r = store_user_insert(m->store, &u, &e);
+        if (r >= 0)
+                r = store_txn_commit(&t, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the admin user: %s", e->message);
+
+        if (!random_password) {
+                log_info("Created the admin user \"%s\" from the configuration.", username);
+                return 0;
+        }
+        g_autofree char *path = g_build_filename(c->state_directory, INITIAL_PASSWORD_FILE, NULL);
+        g_autofree char *content = g_strconcat(random_password, "\n", NULL);
+        r = write_secret_file(path, content);
+        explicit_bzero(content, strlen(content));
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the initial admin password to %s: %m", path);
+        log_notice("Created the admin user \"%s\"; its password is in %s (change it, then delete the file).",
+                   username, path);
+        if (isatty(STDERR_FILENO))
+                fprintf(stderr, "Initial password of \"%s\": %s\n", username, random_password);
+        return 0;
+}
+
+/* ---- MQTT ----------------------------------------------------------------------------------- */
+
+void manager_publish(Manager *m, Outbox *o)
+{
+        unsigned dropped = 0;
+
+        if (!o || !m->mq)
+                return;
+        for (guint i = 0; i < o->msgs->len; i++) {
+                OutMsg *msg = o->msgs->pdata[i];
+                int r = mq_publish_host(m->mq, msg->host_id, &msg->msg_key, msg->msg);
+                if (r < 0) {
+                        dropped++;
+                        log_debug_errno(r, "Not sent: %s #%" G_GUINT64_FORMAT " to host %s: %m",
+                                        nm_message_type_to_string(msg->msg->type), msg->msg->serial, msg->host_id);
+                }
+        }
+        if (dropped > 0)
+                log_debug("%u of %u message(s) not sent (the broker is away); the hosts catch up later.", dropped,
+                          o->msgs->len);
+}
+
+int manager_commit(Manager *m, StoreTxn *t, Outbox *o, GError **error)
+{
+        int r;
+
+        if (o) {
+                r = outbox_assign_serials(o, m->store, error);
+                if (r < 0)
+                        return r;
+        }
+        r = store_txn_commit(t, error);
+        if (r < 0)
+                return r;
+        manager_publish(m, o);
+        return 0;
+}
+
+typedef struct AccountOp {
+        Manager *manager;
+        char *host_id;
+} AccountOp;
+
+static void account_deleted(int r, const char *message, void *userdata)
+{
+        AccountOp *op = userdata;
+        Manager *m = op->manager;
+        g_autoptr(GError) e = NULL;
+
+        /* On failure (or -ECANCELED at shutdown) the account stays queued for the next connection. */
+        if (r >= 0 && !m->stopping && store_account_cleanup_remove(m->store, op->host_id, &e) < 0)
+                log_warning("Failed to unqueue the broker account of host %s: %s", op->host_id, e->message);
+        g_free(op->host_id);
+        g_free(op);
+}
+
+void manager_delete_account(Manager *m, const char *host_id)
+{
+        if (!m->mq || !mq_is_connected(m->mq))
+                return;
+        AccountOp *op = g_new0(AccountOp, 1);
+        op->manager = m;
+        op->host_id = g_strdup(host_id);
+        int r = mq_host_account_delete(m->mq, host_id, account_deleted, op);
+        if (r < 0) {
+                log_debug_errno(r, "Deleting the broker account of host %s is postponed: %m", host_id);
+                g_free(op->host_id);
+                g_free(op);
+        }
+}
+
+static void on_mq_connected(void *userdata)
+{
+        Manager *m = userdata;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(Outbox) o = outbox_new();
+        g_autoptr(GPtrArray) cleanup = NULL;
+        _cleanup_txn_ StoreTxn t = {};
+        int r;
+
+        /* Messages may have been lost while the broker was away: every host gets a snapshot. */
+        r = store_txn_begin(m->store, &t, &e);
+        if (r >= 0)
+                r = peers_snapshot_all(m->store, o, &e);
+        if (r >= 0)
+                r = manager_commit(m, &t, o, &e);
+        if (r < 0)
+                log_warning("Failed to send snapshots after connecting to the broker: %s", e->message);
+        else
+                log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url, o->msgs->len);
+
+        g_clear_error(&e);
+        if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {
+                log_warning("Failed to list broker accounts to delete: %s", e->message);
+                return;
+        }
+        for (guint i = 0; i < cleanup->len; i++)
+                manager_delete_account(m, cleanup->pdata[i]);
+}
+
+static int on_mq_host_key(void *userdata, const char *host_id, NmKey *ret)
+{
+        Manager *m = userdata;
+        g_autoptr(Host) h = NULL;
+        int r = store_host_get(m->store, host_id, &h, NULL);
+        if (r < 0)
+                return r == -ENOENT ? -ENOENT : r;
+        *ret = h->msg_key;
+        return 0;
+}
+
+int manager_handle_report(Manager *m, const char *host_id, const NmReport *report, GError **error)
+{
+        g_autoptr(Outbox) o = outbox_new();
+        _cleanup_txn_ StoreTxn t = {};
+        int r;
+
+        r = store_txn_begin(m->store, &t, error);
+        if (r < 0)
+                return r;
+        if (report->type == NM_REPORT_SNAPSHOT_REQUEST)
+                r = peers_host_snapshot(m->store, host_id, o, error);
+        else
+                r = peers_host_checkin(m->store, host_id, report, manager_now(), o, error);
+        if (r < 0)
+                return r;
+        return manager_commit(m, &t, o, error);
+}
+
+static void on_mq_report(void *userdata, const char *host_id, NmReport *report)
+{
+        Manager *m = userdata;
+        g_autoptr(GError) e = NULL;
+
+        if (manager_handle_report(m, host_id, report, &e) < 0)
+                log_full(e->code == NM_ERROR_NOT_FOUND ? LOG_DEBUG : LOG_WARNING, "Report of host %s not applied: %s",
+                         host_id, e->message);
+}
+
+static int start_mq(Manager *m)
+{
+        const Config *c = m->config;
+        static const MqCallbacks callbacks = {
+                .connected = on_mq_connected,
+                .host_key = on_mq_host_key,
+                .report = on_mq_report,
+        };
+        MqSettings s = {
+                .url = c->broker_url,
+                .username = c->broker_username,
+                .password = c->broker_password,
+                .server_name = c->server_name,
+                .server_public = m->msg_public,
+                .server_secret = m->msg_secret,
+        };
+        int r = mq_new(m->event, &s, &callbacks, m, &m->mq);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the MQTT connection to %s: %m", c->broker_url);
+        return 0;
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+int manager_start(Manager *m)
+{
+        const Config *c = m->config;
+        g_autoptr(GError) e = NULL;
+        int r;
+
+        r = make_state_directory(c->state_directory);
+        if (r < 0)
+                return r;
+        r = store_open(c->database, &m->store, &e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the database %s: %s", c->database, e->message);
+        r = load_or_make_secrets(m);
+        if (r < 0)
+                return r;
+        r = bootstrap_admin(m);
+        if (r < 0)
+                return r;
+
+        HttpSettings hs = {
+                .family = c->listen_family,
+                .address = &c->listen_addr,
+                .port = c->listen_port,
+                .max_request_size = c->max_request_size,
+                .max_connections = c->max_connections,
+                .connection_timeout_sec = c->connection_timeout,
+        };
+        r = http_new(m, m->event, &hs, &m->http);
+        if (r < 0)
+                return r;
+        m->api_url = g_strdup(c->api_url ?: http_url(m->http));
+        if (!c->api_url && (strstr(m->api_url, "//0.0.0.0:") || strstr(m->api_url, "//[::]:")))
+                log_warning("api_url is not set and the API listens on a wildcard address: enrollment tokens will "
+                            "carry %s, which hosts cannot reach; set api_url.",
+                            m->api_url);
+
+        if (manager_broker_enabled(m)) {
+                r = start_mq(m);
+                if (r < 0)
+                        return r;
+        } else
+                log_notice("No broker configured (broker_url is empty): hosts get no MQTT account and no pushed "
+                           "changes.");
+
+        log_info("Listening on %s%s", http_url(m->http), http_socket_activated(m->http) ? " (socket from systemd)" : "");
+        log_debug("Enrollment tokens carry %s; database %s; server name \"%s\".", m->api_url,
+                  store_backend_name(m->store), c->server_name);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on %s", http_url(m->http));
+        return 0;
+}
+
+int manager_run(Manager *m)
+{
+        int r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}

@@ -1,0 +1,52 @@
+/* netmakerd's owner object: the event loop, the configuration, the store, the HTTP server, the
+ * MQTT connection, the server's message key pair and token secret; and the glue that commits a
+ * change and then publishes its messages. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "auth.h"
+#include "config.h"
+#include "http.h"
+#include "keys.h"
+#include "mq.h"
+#include "peers.h"
+#include "store.h"
+
+typedef struct Manager {
+        sd_event *event;
+        Config *config;
+        Store *store;
+        Http *http;
+        Mq *mq; /* NULL when running without a broker */
+        NmKey msg_public;
+        NmKey msg_secret;
+        uint8_t token_secret[AUTH_SECRET_LEN];
+        char *api_url;
+        bool stopping;
+} Manager;
+
+/* Takes ownership of `config`. */
+int manager_new(Config *config, Manager **ret);
+void manager_free(Manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
+/* Opens the store, bootstraps keys and the admin, starts listening and connecting. */
+int manager_start(Manager *m);
+int manager_run(Manager *m);
+
+static inline bool manager_broker_enabled(Manager *m)
+{
+        return m->config->broker_url != NULL;
+}
+
+/* Stamps the outbox's serials, commits, then publishes (messages for hosts whose broker is
+ * away are dropped: those hosts catch up with a snapshot). */
+int manager_commit(Manager *m, StoreTxn *t, Outbox *o, GError **error);
+void manager_publish(Manager *m, Outbox *o);
+/* Deletes a host's broker account now, or keeps it queued until the broker is back. */
+void manager_delete_account(Manager *m, const char *host_id);
+/* A host's check-in or snapshot request, from MQTT or PUT /api/v1/host. */
+int manager_handle_report(Manager *m, const char *host_id, const NmReport *report, GError **error);
+/* The current unix time. */
+gint64 manager_now(void);

@@ -1,0 +1,582 @@
+/* Peer computation and delta fan-out. A change to host P touches only the members of P's
+ * networks: the work and the messages are proportional to the hosts that see P. */
+#include <errno.h>
+#include <string.h>
+
+#include "cidr.h"
+#include "ipam.h"
+#include "macro.h"
+#include "nm-error.h"
+#include "peers.h"
+
+PeerView *peer_view_new(Network *network)
+{
+        PeerView *v = g_new0(PeerView, 1);
+        v->network = network;
+        v->members = g_ptr_array_new_with_free_func((GDestroyNotify) member_free);
+        return v;
+}
+
+void peer_view_free(PeerView *v)
+{
+        if (!v)
+                return;
+        network_free(v->network);
+        g_ptr_array_unref(v->members);
+        g_free(v);
+}
+
+const Member *peer_view_find_host(const PeerView *v, const char *host_id)
+{
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                if (streq0(m->host->id, host_id))
+                        return m;
+        }
+        return NULL;
+}
+
+/* ---- outbox --------------------------------------------------------------------------------- */
+
+static void out_msg_free(OutMsg *m)
+{
+        if (!m)
+                return;
+        g_free(m->host_id);
+        nm_message_free(m->msg);
+        g_free(m);
+}
+
+Outbox *outbox_new(void)
+{
+        Outbox *o = g_new0(Outbox, 1);
+        o->msgs = g_ptr_array_new_with_free_func((GDestroyNotify) out_msg_free);
+        return o;
+}
+
+void outbox_free(Outbox *o)
+{
+        if (!o)
+                return;
+        g_ptr_array_unref(o->msgs);
+        g_free(o);
+}
+
+void outbox_add(Outbox *o, const Host *to, NmMessage *msg)
+{
+        OutMsg *m = g_new0(OutMsg, 1);
+        m->host_id = g_strdup(to->id);
+        m->msg_key = to->msg_key;
+        m->msg = msg;
+        g_ptr_array_add(o->msgs, m);
+}
+
+guint outbox_count(const Outbox *o, const char *host_id, NmMessageType type)
+{
+        guint n = 0;
+        for (guint i = 0; i < o->msgs->len; i++) {
+                const OutMsg *m = o->msgs->pdata[i];
+                if ((!host_id || streq0(m->host_id, host_id)) && m->msg->type == type)
+                        n++;
+        }
+        return n;
+}
+
+int outbox_assign_serials(Outbox *o, Store *s, GError **error)
+{
+        for (guint i = o->n_stamped; i < o->msgs->len; i++) {
+                OutMsg *m = o->msgs->pdata[i];
+                guint64 serial;
+                int r = store_host_bump_serial(s, m->host_id, &serial, error);
+                if (r < 0)
+                        return r;
+                m->msg->serial = serial;
+                if (m->msg->state)
+                        m->msg->state->serial = serial;
+                o->n_stamped = i + 1;
+        }
+        return 0;
+}
+
+/* ---- computation ---------------------------------------------------------------------------- */
+
+const char *peers_host_address(const Host *h)
+{
+        if (h->public_endpoint && *h->public_endpoint)
+                return h->public_endpoint;
+        if (h->endpoints && h->endpoints[0])
+                return h->endpoints[0];
+        return NULL;
+}
+
+NmPeer *peers_make_peer(const Network *n, const Member *m)
+{
+        NmPeer *p = nm_peer_new();
+        GPtrArray *allowed = g_ptr_array_new();
+        const char *addr = peers_host_address(m->host);
+
+        p->host_id = g_strdup(m->host->id);
+        p->name = g_strdup(m->host->name);
+        p->public_key = m->host->wg_key;
+        if (addr && m->node->listen_port > 0) {
+                int family;
+                NmInAddr a;
+                if (nm_addr_parse(addr, &family, &a) >= 0)
+                        p->endpoint = nm_endpoint_to_string(family, &a, m->node->listen_port);
+        }
+        if (m->node->ipv4)
+                g_ptr_array_add(allowed, g_strconcat(m->node->ipv4, "/32", NULL));
+        if (m->node->ipv6)
+                g_ptr_array_add(allowed, g_strconcat(m->node->ipv6, "/128", NULL));
+        g_ptr_array_add(allowed, NULL);
+        p->allowed_ips = (char **) g_ptr_array_free(allowed, false);
+        p->keepalive = n->keepalive;
+        p->ipv4 = g_strdup(m->node->ipv4);
+        p->ipv6 = g_strdup(m->node->ipv6);
+        return p;
+}
+
+static char *iface_address(const char *addr, const char *range)
+{
+        const char *slash = range ? strchr(range, '/') : NULL;
+        if (!addr || !slash)
+                return NULL;
+        return g_strconcat(addr, slash, NULL);
+}
+
+static bool is_peer_of(const Member *m, const Member *self)
+{
+        return m != self && m->node->connected && !streq0(m->host->id, self->host->id);
+}
+
+NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool with_peers)
+{
+        NmNetworkState *s = nm_network_state_new();
+
+        s->network = g_strdup(v->network->name);
+        s->node_id = g_strdup(self->node->id);
+        s->ipv4 = iface_address(self->node->ipv4, v->network->ipv4_range);
+        s->ipv6 = iface_address(self->node->ipv6, v->network->ipv6_range);
+        s->listen_port = self->node->listen_port;
+        s->keepalive = v->network->keepalive;
+        s->mtu = v->network->mtu;
+        s->dns_domain = g_strdup(v->network->dns_domain);
+        s->connected = self->node->connected;
+        if (with_peers) {
+                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                for (guint i = 0; i < v->members->len; i++) {
+                        const Member *m = v->members->pdata[i];
+                        if (is_peer_of(m, self))
+                                g_ptr_array_add(s->peers, peers_make_peer(v->network, m));
+                }
+        }
+        return s;
+}
+
+NmState *peers_state(const Host *host, PeerView *const *views, guint n_views)
+{
+        NmState *s = nm_state_new();
+        s->host_id = g_strdup(host->id);
+        s->serial = host->serial;
+        for (guint i = 0; i < n_views; i++) {
+                const Member *self = peer_view_find_host(views[i], host->id);
+                if (self)
+                        g_ptr_array_add(s->networks, peers_network_state(views[i], self, true));
+        }
+        return s;
+}
+
+/* ---- fan-out -------------------------------------------------------------------------------- */
+
+static NmMessage *peers_message(const char *network)
+{
+        NmMessage *msg = nm_message_new(NM_MSG_PEERS, 0);
+        msg->network = g_strdup(network);
+        return msg;
+}
+
+void peers_fanout_node_added(const PeerView *v, const Member *added, bool tell_host, Outbox *o)
+{
+        if (added->node->connected)
+                for (guint i = 0; i < v->members->len; i++) {
+                        const Member *m = v->members->pdata[i];
+                        if (!is_peer_of(m, added))
+                                continue;
+                        NmMessage *msg = peers_message(v->network->name);
+                        g_ptr_array_add(msg->add, peers_make_peer(v->network, added));
+                        outbox_add(o, m->host, msg);
+                }
+        if (tell_host) {
+                NmMessage *joined = nm_message_new(NM_MSG_NETWORK_JOINED, 0);
+                joined->net = peers_network_state(v, added, true);
+                outbox_add(o, added->host, joined);
+        }
+}
+
+void peers_fanout_node_removed(const PeerView *v, const Member *removed, bool tell_host, Outbox *o)
+{
+        if (removed->node->connected)
+                for (guint i = 0; i < v->members->len; i++) {
+                        const Member *m = v->members->pdata[i];
+                        if (!is_peer_of(m, removed))
+                                continue;
+                        NmMessage *msg = peers_message(v->network->name);
+                        g_ptr_array_add(msg->remove, g_memdup2(&removed->host->wg_key, sizeof(NmKey)));
+                        outbox_add(o, m->host, msg);
+                }
+        if (tell_host) {
+                NmMessage *left = nm_message_new(NM_MSG_NETWORK_LEFT, 0);
+                left->network = g_strdup(v->network->name);
+                outbox_add(o, removed->host, left);
+        }
+}
+
+void peers_fanout_member_changed(const PeerView *v, const Member *changed, Outbox *o)
+{
+        if (!changed->node->connected)
+                return;
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                if (!is_peer_of(m, changed))
+                        continue;
+                NmMessage *msg = peers_message(v->network->name);
+                g_ptr_array_add(msg->update, peers_make_peer(v->network, changed));
+                outbox_add(o, m->host, msg);
+        }
+}
+
+void peers_fanout_network_changed(const PeerView *v, Outbox *o)
+{
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                NmMessage *msg = nm_message_new(NM_MSG_NETWORK_CHANGED, 0);
+                msg->net = peers_network_state(v, m, false);
+                outbox_add(o, m->host, msg);
+        }
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+int peers_load_view(Store *s, const char *network, PeerView **ret, GError **error)
+{
+        g_autoptr(Network) n = NULL;
+        g_autoptr(GPtrArray) members = NULL;
+        int r;
+
+        r = store_network_get(s, network, &n, error);
+        if (r < 0)
+                return r;
+        r = store_members(s, network, &members, error);
+        if (r < 0)
+                return r;
+        PeerView *v = peer_view_new(TAKE_PTR(n));
+        g_ptr_array_extend_and_steal(v->members, TAKE_PTR(members));
+        *ret = v;
+        return 0;
+}
+
+int peers_load_host_views(Store *s, const char *host_id, GPtrArray **ret, GError **error)
+{
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_autoptr(GPtrArray) views = g_ptr_array_new_with_free_func((GDestroyNotify) peer_view_free);
+        int r;
+
+        r = store_node_list(s, NULL, host_id, &nodes, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                PeerView *v;
+                r = peers_load_view(s, ((Node *) nodes->pdata[i])->network, &v, error);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(views, v);
+        }
+        *ret = TAKE_PTR(views);
+        return 0;
+}
+
+int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
+{
+        g_autoptr(GPtrArray) networks = NULL;
+        g_autoptr(GPtrArray) members = NULL;
+        g_autoptr(GHashTable) views = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                            (GDestroyNotify) peer_view_free);
+        int r;
+
+        r = store_network_list(s, &networks, error);
+        if (r < 0)
+                return r;
+        r = store_members(s, NULL, &members, error);
+        if (r < 0)
+                return r;
+        while (networks->len > 0) {
+                Network *n = g_ptr_array_steal_index(networks, networks->len - 1);
+                PeerView *v = peer_view_new(n);
+                g_hash_table_insert(views, n->name, v);
+        }
+        /* Hand each member over to its view; the array keeps only pointers it no longer owns. */
+        g_ptr_array_set_free_func(members, NULL);
+        for (guint i = 0; i < members->len; i++) {
+                Member *m = members->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, m->node->network);
+                if (v)
+                        g_ptr_array_add(v->members, m);
+                else
+                        member_free(m);
+        }
+        *ret = TAKE_PTR(views);
+        return 0;
+}
+
+int peers_host_state(Store *s, const Host *h, NmState **ret, GError **error)
+{
+        g_autoptr(GPtrArray) views = NULL;
+        int r = peers_load_host_views(s, h->id, &views, error);
+        if (r < 0)
+                return r;
+        *ret = peers_state(h, (PeerView *const *) views->pdata, views->len);
+        return 0;
+}
+
+/* ---- changes -------------------------------------------------------------------------------- */
+
+static const Member *view_find_node(const PeerView *v, const char *node_id)
+{
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                if (streq0(m->node->id, node_id))
+                        return m;
+        }
+        return NULL;
+}
+
+int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host, Outbox *o, Node **ret,
+                    GError **error)
+{
+        g_autoptr(Network) n = NULL;
+        g_autoptr(Node) existing = NULL;
+        g_autoptr(PeerView) v = NULL;
+        g_autoptr(GError) e = NULL;
+        int r;
+
+        r = store_network_get(s, network, &n, error);
+        if (r < 0)
+                return r;
+        r = store_node_find(s, h->id, network, &existing, &e);
+        if (r >= 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "Host \"%s\" is already in network \"%s\"", h->name,
+                            network);
+                return -EEXIST;
+        }
+        if (r != -ENOENT) {
+                g_propagate_error(error, TAKE_PTR(e));
+                return r;
+        }
+
+        g_autoptr(Node) node = g_new0(Node, 1);
+        node->id = nm_uuid_new();
+        node->host_id = g_strdup(h->id);
+        node->host_name = g_strdup(h->name);
+        node->network = g_strdup(network);
+        node->connected = true;
+        node->created_at = (gint64) g_get_real_time() / G_USEC_PER_SEC;
+        r = ipam_assign(s, n, node, error);
+        if (r < 0)
+                return r;
+        r = store_node_insert(s, node, error);
+        if (r < 0)
+                return r;
+
+        r = peers_load_view(s, network, &v, error);
+        if (r < 0)
+                return r;
+        const Member *added = view_find_node(v, node->id);
+        g_assert(added);
+        peers_fanout_node_added(v, added, tell_host, o);
+        if (ret)
+                *ret = TAKE_PTR(node);
+        return 0;
+}
+
+int peers_node_leave(Store *s, const Node *node, bool tell_host, Outbox *o, GError **error)
+{
+        g_autoptr(PeerView) v = NULL;
+        int r;
+
+        r = peers_load_view(s, node->network, &v, error);
+        if (r < 0)
+                return r;
+        const Member *m = view_find_node(v, node->id);
+        if (m)
+                peers_fanout_node_removed(v, m, tell_host, o);
+        return store_node_delete(s, node->id, error);
+}
+
+int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error)
+{
+        g_autoptr(GPtrArray) views = NULL;
+        int r;
+
+        r = peers_load_host_views(s, h->id, &views, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < views->len; i++) {
+                const PeerView *v = views->pdata[i];
+                const Member *m = peer_view_find_host(v, h->id);
+                if (m)
+                        peers_fanout_node_removed(v, m, false, o);
+        }
+        outbox_add(o, h, nm_message_new(NM_MSG_HOST_DELETED, 0));
+        r = outbox_assign_serials(o, s, error);
+        if (r < 0)
+                return r;
+        return store_host_delete(s, h->id, error);
+}
+
+/* Canonical text, duplicates dropped, order kept. */
+static char **normalize_addresses(char **in)
+{
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (char **i = in; i && *i; i++) {
+                int family;
+                NmInAddr a;
+                if (nm_addr_parse(*i, &family, &a) < 0)
+                        continue;
+                char *c = nm_addr_to_string(family, &a);
+                if (!g_hash_table_add(seen, c))
+                        continue;
+                g_strv_builder_add(b, c);
+        }
+        return g_strv_builder_end(b);
+}
+
+static bool strv_same(char **a, char **b)
+{
+        guint na = a ? g_strv_length(a) : 0, nb = b ? g_strv_length(b) : 0;
+        if (na != nb)
+                return false;
+        for (guint i = 0; i < na; i++)
+                if (!streq0(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gint64 now, Outbox *o,
+                       GError **error)
+{
+        g_autoptr(Host) h = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_autoptr(GHashTable) changed = g_hash_table_new(g_str_hash, g_str_equal);
+        int r;
+
+        r = store_host_get(s, host_id, &h, error);
+        if (r < 0)
+                return r;
+        g_autofree char *old_address = g_strdup(peers_host_address(h));
+        if (report->version) {
+                g_free(h->version);
+                h->version = g_strdup(report->version);
+        }
+        if (report->endpoints) {
+                g_auto(GStrv) eps = normalize_addresses(report->endpoints);
+                if (!strv_same(eps, h->endpoints)) {
+                        g_strfreev(h->endpoints);
+                        h->endpoints = TAKE_PTR(eps);
+                }
+        }
+        h->last_checkin = now;
+        r = store_host_update(s, h, error);
+        if (r < 0)
+                return r;
+        bool address_changed = !streq0(old_address, peers_host_address(h));
+
+        r = store_node_list(s, NULL, host_id, &nodes, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                Node *n = nodes->pdata[i];
+                gpointer port;
+                if (g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
+                    GPOINTER_TO_UINT(port) != n->listen_port) {
+                        r = store_node_set_listen_port(s, n->id, (guint16) GPOINTER_TO_UINT(port), error);
+                        if (r < 0)
+                                return r;
+                        g_hash_table_add(changed, n->network);
+                }
+                if (address_changed)
+                        g_hash_table_add(changed, n->network);
+        }
+
+        for (guint i = 0; i < nodes->len; i++) {
+                Node *n = nodes->pdata[i];
+                g_autoptr(PeerView) v = NULL;
+                if (!g_hash_table_contains(changed, n->network))
+                        continue;
+                r = peers_load_view(s, n->network, &v, error);
+                if (r < 0)
+                        return r;
+                const Member *m = view_find_node(v, n->id);
+                if (m)
+                        peers_fanout_member_changed(v, m, o);
+        }
+        return 0;
+}
+
+int peers_host_snapshot(Store *s, const char *host_id, Outbox *o, GError **error)
+{
+        g_autoptr(Host) h = NULL;
+        NmState *state = NULL;
+        int r;
+
+        r = store_host_get(s, host_id, &h, error);
+        if (r < 0)
+                return r;
+        r = peers_host_state(s, h, &state, error);
+        if (r < 0)
+                return r;
+        NmMessage *msg = nm_message_new(NM_MSG_SNAPSHOT, 0);
+        msg->state = state;
+        outbox_add(o, h, msg);
+        return 0;
+}
+
+int peers_snapshot_all(Store *s, Outbox *o, GError **error)
+{
+        g_autoptr(GHashTable) views = NULL;
+        g_autoptr(GPtrArray) hosts = NULL;
+        g_autoptr(GHashTable) by_host = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                              (GDestroyNotify) g_ptr_array_unref);
+        GHashTableIter it;
+        gpointer value;
+        int r;
+
+        r = peers_load_all_views(s, &views, error);
+        if (r < 0)
+                return r;
+        r = store_host_list(s, &hosts, error);
+        if (r < 0)
+                return r;
+        /* Which views each host appears in. */
+        g_hash_table_iter_init(&it, views);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                PeerView *v = value;
+                for (guint i = 0; i < v->members->len; i++) {
+                        const Member *m = v->members->pdata[i];
+                        GPtrArray *a = g_hash_table_lookup(by_host, m->host->id);
+                        if (!a) {
+                                a = g_ptr_array_new();
+                                g_hash_table_insert(by_host, m->host->id, a);
+                        }
+                        g_ptr_array_add(a, v);
+                }
+        }
+        for (guint i = 0; i < hosts->len; i++) {
+                const Host *h = hosts->pdata[i];
+                GPtrArray *a = g_hash_table_lookup(by_host, h->id);
+                NmMessage *msg = nm_message_new(NM_MSG_SNAPSHOT, 0);
+                msg->state = peers_state(h, a ? (PeerView *const *) a->pdata : NULL, a ? a->len : 0);
+                outbox_add(o, h, msg);
+        }
+        return 0;
+}

@@ -1,0 +1,95 @@
+/* Peer computation and delta fan-out: what each host sees of a network (its peers), and which
+ * messages one change sends to exactly the hosts that see it. The computation works on in-memory
+ * rows (PeerView) so it is testable without a database; the loaders read those rows from the
+ * store inside the caller's transaction. */
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "proto.h"
+#include "store.h"
+
+/* A network with every node in it and each node's host. */
+typedef struct PeerView {
+        Network *network;
+        GPtrArray *members; /* of Member */
+} PeerView;
+
+PeerView *peer_view_new(Network *network); /* takes ownership */
+void peer_view_free(PeerView *v);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PeerView, peer_view_free)
+const Member *peer_view_find_host(const PeerView *v, const char *host_id);
+
+/* Messages for hosts, built while the change is in its transaction and published after commit. */
+typedef struct OutMsg {
+        char *host_id;
+        NmKey msg_key;
+        NmMessage *msg;
+} OutMsg;
+
+typedef struct Outbox {
+        GPtrArray *msgs; /* of OutMsg */
+        guint n_stamped; /* messages that have their serial */
+} Outbox;
+
+Outbox *outbox_new(void);
+void outbox_free(Outbox *o);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Outbox, outbox_free)
+void outbox_add(Outbox *o, const Host *to, NmMessage *msg); /* takes ownership of msg */
+/* Messages to one host so far (for tests and metrics). */
+guint outbox_count(const Outbox *o, const char *host_id, NmMessageType type);
+/* Raises each recipient's serial by one per message not stamped yet (in order) and stamps them.
+ * Call inside the transaction of the change, before a recipient is deleted. */
+int outbox_assign_serials(Outbox *o, Store *s, GError **error);
+
+/* ---- pure computation ----------------------------------------------------------------------- */
+
+/* The address a host is reached at: its public endpoint, else its first reported one; or NULL. */
+const char *peers_host_address(const Host *h);
+/* Member `m` of network `n` as a peer of the others. */
+NmPeer *peers_make_peer(const Network *n, const Member *m);
+/* The state entry of network `v` for member `self`, with its peers when `with_peers`. */
+NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool with_peers);
+/* A host's full state from the views of its networks (the host's serial is used as it is). */
+NmState *peers_state(const Host *host, PeerView *const *views, guint n_views);
+
+/* ---- fan-out over views ---------------------------------------------------------------------- */
+
+/* `added` (already in v): "peers" add to every other connected member, and "network-joined" with
+ * full peers to the added host if `tell_host` (not at registration: the reply carries the state). */
+void peers_fanout_node_added(const PeerView *v, const Member *added, bool tell_host, Outbox *o);
+/* `removed` (still in v): "peers" remove to the others; "network-left" to its host if `tell_host`. */
+void peers_fanout_node_removed(const PeerView *v, const Member *removed, bool tell_host, Outbox *o);
+/* `changed` (in v, with its new endpoint or port): "peers" update to the others. */
+void peers_fanout_member_changed(const PeerView *v, const Member *changed, Outbox *o);
+/* "network-changed" (without peers) to every member's host. */
+void peers_fanout_network_changed(const PeerView *v, Outbox *o);
+
+/* ---- loading from the store ------------------------------------------------------------------ */
+
+int peers_load_view(Store *s, const char *network, PeerView **ret, GError **error);
+/* The views of every network a host is in. */
+int peers_load_host_views(Store *s, const char *host_id, GPtrArray **ret, GError **error);
+/* Every network's view, by name (for snapshots to every host). */
+int peers_load_all_views(Store *s, GHashTable **ret, GError **error);
+int peers_host_state(Store *s, const Host *h, NmState **ret, GError **error);
+
+/* ---- changes: store writes plus their messages, inside the caller's transaction ------------ */
+
+/* Gives host `h` a node in `network` (addresses, port), and queues the messages. */
+int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host, Outbox *o, Node **ret,
+                    GError **error);
+/* Removes a node and queues the messages. */
+int peers_node_leave(Store *s, const Node *node, bool tell_host, Outbox *o, GError **error);
+/* Queues "host-deleted" for the host and removals for its peers, stamps serials (the host's row
+ * goes next) and deletes the host with its nodes. */
+int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error);
+/* Applies a check-in (version, endpoints, per-network ports, last check-in) and queues "update"
+ * for the peers that see a changed endpoint or port. */
+int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gint64 now, Outbox *o,
+                       GError **error);
+/* Queues a "snapshot" for the host. */
+int peers_host_snapshot(Store *s, const char *host_id, Outbox *o, GError **error);
+/* Queues a "snapshot" for every host (after the broker came back), reading each network once. */
+int peers_snapshot_all(Store *s, Outbox *o, GError **error);

@@ -1,0 +1,206 @@
+/* Proves the store on a temporary SQLite file: migrations run once and leave a 0600 file, a second
+ * open keeps the data, unique and foreign-key violations become conflict/not-found errors, a rolled
+ * back transaction leaves nothing, and a limited key's last use can be taken only once. */
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+
+#include "ipam.h"
+#include "macro.h"
+#include "nm-error.h"
+#include "store.h"
+
+static char *tmpdir;
+
+static char *db_url(const char *name)
+{
+        return g_strdup_printf("sqlite://%s/%s", tmpdir, name);
+}
+
+static Store *open_store(const char *name)
+{
+        g_autofree char *url = db_url(name);
+        g_autoptr(GError) e = NULL;
+        Store *s = NULL;
+        g_assert_cmpint(store_open(url, &s, &e), ==, 0);
+        g_assert_no_error(e);
+        return s;
+}
+
+static void insert_network(Store *s, const char *name, const char *v4)
+{
+        Network n = { .name = (char *) name, .ipv4_range = (char *) v4, .listen_port = 51821, .keepalive = 20,
+                      .mtu = 1420, .dns_domain = (char *) "nm.internal", .created_at = 1 };
+        g_autoptr(GError) e = NULL;
+        g_assert_cmpint(store_network_insert(s, &n, &e), ==, 0);
+}
+
+static void test_migrations(void)
+{
+        g_autoptr(GError) e = NULL;
+        gint64 v = 0;
+        {
+                g_autoptr(Store) s = open_store("m.db");
+                g_assert_cmpint(store_schema_version(s, &v, &e), ==, 0);
+                g_assert_cmpint(v, ==, 1);
+                g_assert_cmpstr(store_backend_name(s), ==, "sqlite");
+                g_assert_cmpint(store_setting_set(s, "k", "v1", &e), ==, 0);
+                g_assert_cmpint(store_setting_set(s, "k", "v2", &e), ==, 0);
+        }
+        g_autofree char *path = g_build_filename(tmpdir, "m.db", NULL);
+        struct stat st;
+        g_assert_cmpint(stat(path, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+
+        /* Reopening migrates nothing and keeps the data. */
+        g_autoptr(Store) s = open_store("m.db");
+        g_autoptr(StoreResult) res = NULL;
+        g_assert_cmpint(store_exec(s, "SELECT COUNT(*) FROM schema_version", NULL, 0, &res, &e), ==, 0);
+        g_assert_cmpint(store_result_int(res, 0, 0), ==, 1);
+        g_autofree char *val = NULL;
+        g_assert_cmpint(store_setting_get(s, "k", &val, &e), ==, 0);
+        g_assert_cmpstr(val, ==, "v2");
+        g_autofree char *missing = NULL;
+        g_assert_cmpint(store_setting_get(s, "nope", &missing, &e), ==, -ENOENT);
+}
+
+static void test_errors(void)
+{
+        g_autoptr(Store) s = open_store("e.db");
+        g_autoptr(GError) e = NULL;
+
+        insert_network(s, "office", "10.99.0.0/24");
+        Network dup = { .name = (char *) "office", .listen_port = 1, .mtu = 1420, .dns_domain = (char *) "x" };
+        g_assert_cmpint(store_network_insert(s, &dup, &e), ==, -EEXIST);
+        g_assert_error(e, NM_ERROR, NM_ERROR_CONFLICT);
+        g_assert_nonnull(strstr(e->message, "office"));
+        g_clear_error(&e);
+
+        g_autoptr(Network) n = NULL;
+        g_assert_cmpint(store_network_get(s, "nothere", &n, &e), ==, -ENOENT);
+        g_assert_error(e, NM_ERROR, NM_ERROR_NOT_FOUND);
+        g_clear_error(&e);
+
+        /* A key naming a network that does not exist. */
+        char *nets[] = { "office", "ghost", NULL };
+        EnrollmentKey k = { .id = (char *) "k1", .name = (char *) "k", .value = (char *) "V1", .networks = nets,
+                            .uses_remaining = 1 };
+        StoreTxn t = {};
+        g_assert_cmpint(store_txn_begin(s, &t, &e), ==, 0);
+        g_assert_cmpint(store_key_insert(s, &k, &e), ==, -ENOENT);
+        g_assert_error(e, NM_ERROR, NM_ERROR_NOT_FOUND);
+        g_assert_nonnull(strstr(e->message, "ghost"));
+        g_clear_error(&e);
+        store_txn_done(&t); /* rolls back the half-inserted key */
+        g_autoptr(GPtrArray) keys = NULL;
+        g_assert_cmpint(store_key_list(s, &keys, &e), ==, 0);
+        g_assert_cmpuint(keys->len, ==, 0);
+}
+
+static void test_take_last_use(void)
+{
+        g_autoptr(Store) s = open_store("k.db");
+        g_autoptr(GError) e = NULL;
+        insert_network(s, "office", "10.99.0.0/24");
+        char *nets[] = { "office", NULL };
+        char *tags[] = { "laptop", NULL };
+        EnrollmentKey k = { .id = (char *) "k1", .name = (char *) "laptops", .value = (char *) "V1",
+                            .networks = nets, .tags = tags, .uses_remaining = 2 };
+        g_assert_cmpint(store_key_insert(s, &k, &e), ==, 0);
+        g_assert_cmpint(store_key_take_use(s, &k, &e), ==, 0);
+        g_assert_cmpint(store_key_take_use(s, &k, &e), ==, 0);
+        g_assert_cmpint(store_key_take_use(s, &k, &e), ==, -ESTALE);
+        g_assert_error(e, NM_ERROR, NM_ERROR_GONE);
+        g_clear_error(&e);
+
+        /* A second connection (another netmakerd on the same file) sees the count at 0. */
+        g_autoptr(Store) s2 = open_store("k.db");
+        g_autoptr(EnrollmentKey) back = NULL;
+        g_assert_cmpint(store_key_get_by_value(s2, "V1", &back, &e), ==, 0);
+        g_assert_cmpint(back->uses_remaining, ==, 0);
+        g_assert_cmpstr(back->networks[0], ==, "office");
+        g_assert_cmpstr(back->tags[0], ==, "laptop");
+        g_assert_cmpint(store_key_take_use(s2, back, &e), ==, -ESTALE);
+        g_clear_error(&e);
+
+        /* Unlimited keys never run out; expired ones are gone. */
+        EnrollmentKey u = { .id = (char *) "k2", .name = (char *) "u", .value = (char *) "V2", .unlimited = true };
+        g_assert_cmpint(store_key_insert(s, &u, &e), ==, 0);
+        for (int i = 0; i < 3; i++)
+                g_assert_cmpint(store_key_take_use(s, &u, &e), ==, 0);
+        EnrollmentKey x = { .id = (char *) "k3", .name = (char *) "x", .value = (char *) "V3", .unlimited = true,
+                            .expires_at = 1000 };
+        g_assert_cmpint(store_key_insert(s, &x, &e), ==, 0);
+        g_assert_cmpint(store_key_take_use(s, &x, &e), ==, -ESTALE);
+}
+
+static void test_hosts_nodes(void)
+{
+        g_autoptr(Store) s = open_store("h.db");
+        g_autoptr(GError) e = NULL;
+        insert_network(s, "office", "10.0.0.0/30");
+
+        Host h = { .id = nm_uuid_new(), .name = (char *) "alpha", .os = (char *) "linux", .version = (char *) "1",
+                   .credential_hash = (char *) "x", .listen_port = 51821 };
+        memset(&h.wg_key, 1, sizeof(h.wg_key));
+        char *eps[] = { "198.18.0.2", NULL };
+        h.endpoints = eps;
+        g_assert_cmpint(store_host_insert(s, &h, &e), ==, 0);
+        /* The same WireGuard key again. */
+        Host h2 = h;
+        h2.id = nm_uuid_new();
+        g_assert_cmpint(store_host_insert(s, &h2, &e), ==, -EEXIST);
+        g_assert_error(e, NM_ERROR, NM_ERROR_CONFLICT);
+        g_clear_error(&e);
+
+        g_autoptr(Network) n = NULL;
+        g_assert_cmpint(store_network_get(s, "office", &n, &e), ==, 0);
+        Node node = { .id = nm_uuid_new(), .host_id = h.id, .network = (char *) "office", .connected = true };
+        g_assert_cmpint(ipam_assign(s, n, &node, &e), ==, 0);
+        g_assert_cmpstr(node.ipv4, ==, "10.0.0.1");
+        g_assert_cmpint(store_node_insert(s, &node, &e), ==, 0);
+
+        guint64 serial = 0;
+        g_assert_cmpint(store_host_bump_serial(s, h.id, &serial, &e), ==, 0);
+        g_assert_cmpint(store_host_bump_serial(s, h.id, &serial, &e), ==, 0);
+        g_assert_cmpuint(serial, ==, 2);
+
+        g_autoptr(GPtrArray) members = NULL;
+        g_assert_cmpint(store_members(s, "office", &members, &e), ==, 0);
+        g_assert_cmpuint(members->len, ==, 1);
+        Member *m = members->pdata[0];
+        g_assert_cmpstr(m->host->name, ==, "alpha");
+        g_assert_cmpstr(m->host->endpoints[0], ==, "198.18.0.2");
+        g_assert_cmpstr(m->node->host_name, ==, "alpha");
+        g_assert_true(nm_key_equal(&m->host->wg_key, &h.wg_key));
+
+        g_autoptr(Network) n2 = NULL;
+        g_assert_cmpint(store_network_get(s, "office", &n2, &e), ==, 0);
+        g_assert_cmpint(n2->n_nodes, ==, 1);
+
+        /* Deleting the host takes its nodes with it. */
+        g_assert_cmpint(store_host_delete(s, h.id, &e), ==, 0);
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_assert_cmpint(store_node_list(s, NULL, NULL, &nodes, &e), ==, 0);
+        g_assert_cmpuint(nodes->len, ==, 0);
+        g_free(h.id);
+        g_free(h2.id);
+        g_free(node.id);
+        g_free(node.ipv4);
+}
+
+int main(int argc, char *argv[])
+{
+        g_test_init(&argc, &argv, NULL);
+        tmpdir = g_dir_make_tmp("test-store-XXXXXX", NULL);
+        g_assert_nonnull(tmpdir);
+        g_test_add_func("/store/migrations", test_migrations);
+        g_test_add_func("/store/errors", test_errors);
+        g_test_add_func("/store/take-last-use", test_take_last_use);
+        g_test_add_func("/store/hosts-nodes", test_hosts_nodes);
+        int r = g_test_run();
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
+        (void) !system(cmd);
+        g_free(tmpdir);
+        return r;
+}
