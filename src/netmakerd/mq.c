@@ -41,6 +41,7 @@ struct Mq {
         int mid_responses;
         int mid_reports;
         bool ever_ready;
+        bool expect_kick; /* after addClientRole for ourselves */
 
         uint64_t drop_window_start;
         unsigned drops_in_window;
@@ -119,21 +120,34 @@ static void setup_subscribe_reports(Mq *mq)
         }
 }
 
+static void reconnect_for_role(Mq *mq)
+{
+        int r;
+
+        mq->expect_kick = false;
+        mq->phase = MQ_DOWN;
+        log_info("MQTT: gave %s the role netmakerd-%s; reconnecting to apply it", mq->admin_user, mq->server_name);
+        r = mqtt_loop_reconnect(mq->loop);
+        if (r < 0)
+                log_warning_errno(r, "MQTT: failed to reconnect: %m");
+}
+
 static void setup_role_done(int r, const char *message, DynsecBatch *b, void *userdata)
 {
         Mq *mq = userdata;
 
         if (mq->phase != MQ_SETTING_UP)
                 return;
-        if (r < 0)
+        if (r < 0) {
                 log_warning_errno(r, "MQTT: could not give %s the role it needs to publish to hosts: %s",
                                   mq->admin_user, strna(message));
-        else
-                /* Mosquitto disconnects a client whose roles change, so that they apply: expect
-                 * one reconnection, after which the role is there. */
-                log_info("MQTT: gave %s the role netmakerd-%s; the broker will reconnect it once",
-                         mq->admin_user, mq->server_name);
-        setup_subscribe_reports(mq);
+                setup_subscribe_reports(mq);
+                return;
+        }
+        /* Mosquitto disconnects a client whose roles change, usually before this answer arrives
+         * (then loop_disconnected() reconnects). Either way: reconnect at once rather than
+         * after a backoff. Next time the role is there and this does not happen again. */
+        reconnect_for_role(mq);
 }
 
 static void setup_done(int r, const char *message, DynsecBatch *b, void *userdata)
@@ -163,7 +177,9 @@ static void setup_done(int r, const char *message, DynsecBatch *b, void *userdat
         g_autoptr(DynsecBatch) add = dynsec_batch_new();
         dynsec_batch_add(add, dynsec_cmd_add_client_role(mq->admin_user, role), NULL);
         r = dynsec_send(mq, TAKE_PTR(add), setup_role_done, mq);
-        if (r < 0) {
+        if (r >= 0)
+                mq->expect_kick = true;
+        else {
                 log_warning_errno(r, "MQTT: failed to send a dynamic-security command: %m");
                 setup_subscribe_reports(mq);
         }
@@ -222,9 +238,13 @@ static void loop_subscribed(MqttLoop *l, int mid, int n_granted, const int *gran
 static void loop_disconnected(MqttLoop *l, int error, void *userdata)
 {
         Mq *mq = userdata;
+        bool kicked = mq->expect_kick;
 
         mq->phase = MQ_DOWN;
+        mq->expect_kick = false;
         dynsec_fail_all(mq->dynsec, -ENOTCONN, "Lost the connection to the broker");
+        if (kicked)
+                reconnect_for_role(mq);
 }
 
 /* ---- Reports -------------------------------------------------------------------------------- */
