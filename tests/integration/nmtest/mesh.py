@@ -1,0 +1,265 @@
+"""A whole mesh for tests and demos: Mosquitto (dynamic security) and netmakerd on the host's
+loopback as the other integration tests run them, made reachable on the underlay at
+198.18.<subnet>.254 (a relay in the bridge namespace: socat listening there, a UNIX socket, socat
+on the host connecting to 127.0.0.1), and N netclientd nodes (nmtest.node.AgentNode), each with
+its own network and mount namespaces, dbus-daemon and polkitd, joined with `netclient join`.
+
+    with Mesh(tmp_path, nodes=3) as mesh:
+        mesh.join_all()                     # netclient join -t TOKEN on every node
+        mesh.wait_full_mesh()               # every node has every other as a WireGuard peer
+        assert mesh.ping_matrix() == {}     # {(a, b): "why"} for pairs that cannot ping
+        n4 = mesh.add_node(); mesh.join(n4)
+        mesh.server.admin("GET", "/hosts")
+
+Run the demo (as root, after `meson setup build && ninja -C build`):
+
+    cd tests/integration && /usr/bin/python3 -m nmtest.mesh --nodes 3
+
+Only loopback and the namespaces made here carry traffic; cleanup stops what was started (by PID)
+and deletes the namespaces.
+"""
+
+import argparse
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .broker import Broker
+from .netns import Underlay, unique_prefix
+from .node import AgentNode, NodeError, wait_until
+from .server import Server, free_port
+
+SOCAT = shutil.which("socat") or "/usr/bin/socat"
+
+
+class MeshError(AssertionError):
+    pass
+
+
+class Relay:
+    """Makes a TCP service on the host's 127.0.0.1:port reachable at address:port inside a namespace."""
+
+    def __init__(self, netns, address, port, workdir):
+        self.netns, self.address, self.port = netns, address, port
+        self.sock = Path(workdir) / f"relay-{port}.sock"
+        self.procs = []
+
+    def start(self):
+        if self.sock.exists():
+            self.sock.unlink()
+        host = subprocess.Popen([SOCAT, f"UNIX-LISTEN:{self.sock},fork,mode=600",
+                                 f"TCP:127.0.0.1:{self.port}"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(host)
+        wait_until(lambda: self.sock.exists(), 5, f"relay socket {self.sock}")
+        inner = subprocess.Popen(["ip", "netns", "exec", self.netns, SOCAT,
+                                  f"TCP-LISTEN:{self.port},bind={self.address},fork,reuseaddr",
+                                  f"UNIX-CONNECT:{self.sock}"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(inner)
+
+        def listening():
+            return subprocess.run(["ip", "netns", "exec", self.netns, "bash", "-c",
+                                   f"exec 3<>/dev/tcp/{self.address}/{self.port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        wait_until(listening, 10, f"relay on {self.address}:{self.port}")
+        return self
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+
+
+class Mesh:
+    def __init__(self, workdir, nodes=3, *, subnet=0, prefix=None, network="office", ipv4_range="10.99.0.0/24",
+                 server_config=None, polkit_rules=None):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.n_nodes = nodes
+        self.subnet = subnet
+        self.prefix = prefix or unique_prefix("nma")
+        self.network = network
+        self.ipv4_range = ipv4_range
+        self.server_config = dict(server_config or {})
+        self.polkit_rules = polkit_rules
+        self.server_ip = f"198.18.{subnet}.254"
+        self.underlay = None
+        self.broker = None
+        self.server = None
+        self.relays = []
+        self.nodes = []
+        self.key = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def start(self):
+        try:
+            self.underlay = Underlay(nodes=self.n_nodes, prefix=self.prefix, subnet=self.subnet).create()
+            subprocess.run(["ip", "-n", self.underlay.bridge, "addr", "add", f"{self.server_ip}/24", "dev", "br0"],
+                           check=True)
+            self.broker = Broker(self.dir).start()
+            api_port = free_port()
+            config = {
+                "listen": f"127.0.0.1:{api_port}",
+                "api_url": f"http://{self.server_ip}:{api_port}",
+                "broker_public_url": f"mqtt://{self.server_ip}:{self.broker.port}",
+            }
+            config.update(self.server_config)
+            self.server = Server(self.dir, self.broker, config=config).start()
+            for port in (api_port, self.broker.port):
+                self.relays.append(Relay(self.underlay.bridge, self.server_ip, port, self.dir).start())
+            self.server.create_network(self.network, self.ipv4_range)
+            self.key = self.server.create_key([self.network], name="mesh", unlimited=True)
+            for i, netns_node in enumerate(self.underlay.nodes):
+                self._start_node(netns_node)
+        except Exception:
+            self.cleanup()
+            raise
+        return self
+
+    def _start_node(self, netns_node):
+        name = f"node{netns_node.index}"
+        node = AgentNode(netns_node, self.dir / name, name=name, polkit_rules=self.polkit_rules)
+        self.nodes.append(node)
+        node.start()
+        return node
+
+    def add_node(self):
+        """One more node on the underlay, with its daemons started (not joined yet)."""
+        return self._start_node(self.underlay.add_node())
+
+    def cleanup(self):
+        for n in reversed(self.nodes):
+            try:
+                n.stop()
+            except Exception as e:  # noqa: BLE001 (keep cleaning up)
+                print(f"cleanup of {n}: {e}", file=sys.stderr)
+        for r in self.relays:
+            r.stop()
+        self.relays = []
+        if self.underlay:
+            self.underlay.cleanup()
+        if self.server and self.server.running:
+            self.server.stop(check=False)
+        if self.broker:
+            self.broker.stop()
+
+    # ---- joining -----------------------------------------------------------------------------
+
+    @property
+    def token(self):
+        return self.key["token"]
+
+    @property
+    def ifname(self):
+        return f"nm-{self.network}" if len(self.network) <= 12 else None
+
+    def join(self, node, token=None):
+        p = node.netclient("join", "-t", token or self.token)
+        if p.returncode != 0:
+            raise MeshError(f"{node.name}: netclient join failed ({p.returncode}): {p.stderr}\n{node.log_tail()}")
+        return p
+
+    def join_all(self):
+        for n in self.nodes:
+            self.join(n)
+
+    def status(self, node):
+        return node.netclient_json("status")
+
+    def mesh_address(self, node, network=None):
+        """The node's IPv4 address in the network, without prefix length."""
+        for net in self.status(node)["networks"]:
+            if net["name"] == (network or self.network):
+                for a in net["addresses"]:
+                    if ":" not in a:
+                        return a.split("/")[0]
+        return None
+
+    def public_key(self, node):
+        return self.status(node)["public_key"]
+
+    def wait_full_mesh(self, nodes=None, timeout=30):
+        """Waits until every node has every other node as a WireGuard peer (read with `wg`)."""
+        nodes = nodes or self.nodes
+        keys = {n.name: self.public_key(n) for n in nodes}
+
+        def complete():
+            for n in nodes:
+                peers = n.wg_peers(self.ifname) or {}
+                want = {keys[m.name] for m in nodes if m is not n}
+                if not want <= set(peers):
+                    return False
+            return True
+        wait_until(complete, timeout, "a full mesh of WireGuard peers")
+
+    def ping_matrix(self, nodes=None, count=1, timeout=2, retries=3):
+        """{(from, to): reason} for every ordered pair that cannot ping; {} when all can."""
+        nodes = nodes or self.nodes
+        addrs = {n.name: self.mesh_address(n) for n in nodes}
+        failures = {}
+        for a, b in itertools.permutations(nodes, 2):
+            ok = any(a.ping(addrs[b.name], count=count, timeout=timeout) for _ in range(retries))
+            if not ok:
+                failures[(a.name, b.name)] = f"{addrs[a.name]} -> {addrs[b.name]}"
+        return failures
+
+    def first_ping_time(self, a, b, timeout=30):
+        """Seconds until a can ping b's mesh address (polling with 0.2 s pings)."""
+        addr = self.mesh_address(b)
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if a.ping(addr, count=1, timeout=1):
+                return time.monotonic() - start
+        raise MeshError(f"{a.name} could not ping {b.name} ({addr}) within {timeout} s")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Bring up netmakerd + Mosquitto + N netclientd nodes in "
+                                             "namespaces, join them, show them pinging, clean up.")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="wait for Enter before cleaning up")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("Run as root (network namespaces).", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="nm-mesh-demo-") as d, Mesh(d, nodes=args.nodes) as mesh:
+        print(f"netmakerd {mesh.server.url} (underlay {mesh.server_ip}), broker {mesh.broker.url}")
+        t0 = time.monotonic()
+        for n in mesh.nodes:
+            t = time.monotonic()
+            mesh.join(n)
+            print(f"{n.name}: joined {mesh.network} as {mesh.mesh_address(n)} in {time.monotonic() - t:.2f} s")
+        mesh.wait_full_mesh()
+        print(f"full mesh after {time.monotonic() - t0:.2f} s")
+        failures = mesh.ping_matrix()
+        for a, b in itertools.permutations(mesh.nodes, 2):
+            ok = (a.name, b.name) not in failures
+            print(f"  {a.name} -> {b.name} ({mesh.mesh_address(b)}): {'ok' if ok else 'FAILED'}")
+        print(mesh.nodes[0].netclient("peers").stdout)
+        if args.keep:
+            input("Press Enter to clean up... ")
+        return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
