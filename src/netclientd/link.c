@@ -421,6 +421,11 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
         return NL_OK;
 }
 
+static int monitor_no_seq_check(struct nl_msg *msg, void *arg)
+{
+        return NL_OK;
+}
+
 static int monitor_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         LinkMonitor *m = userdata;
@@ -474,6 +479,9 @@ int link_monitor_new(sd_event *event, LinkMonitorHandler handler, void *userdata
         if (!m->cb)
                 return -ENOMEM;
         nl_cb_set(m->cb, NL_CB_VALID, NL_CB_CUSTOM, monitor_parse, m);
+        /* Notifications carry no sequence numbers of ours; the socket's own "no check" setting
+         * lives in its default callbacks, not in this set. */
+        nl_cb_set(m->cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, monitor_no_seq_check, NULL);
 
         r = sd_event_add_io(event, &m->io, nl_socket_get_fd(m->sk), EPOLLIN, monitor_io, m);
         if (r < 0)
