@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,22 @@ static void child_reap(pid_t pid)
         (void) waitpid(pid, NULL, WNOHANG);
 }
 
+/* SIGTERM, SIGKILL after 3 s, then reaped: for a child no event source watches any more. */
+static void child_stop(pid_t pid)
+{
+        int64_t deadline = now_usec() + 3 * G_USEC_PER_SEC;
+
+        (void) kill(pid, SIGTERM);
+        while (child_exited(pid, NULL) == 0 && now_usec() < deadline)
+                g_usleep(5000);
+        if (child_exited(pid, NULL) == 0) {
+                (void) kill(pid, SIGKILL);
+                while (child_exited(pid, NULL) == 0)
+                        g_usleep(5000);
+        }
+        child_reap(pid);
+}
+
 static int spawn_wireguard_go(UserspaceBackend *u, const char *ifname, pid_t *ret)
 {
         posix_spawnattr_t attr;
@@ -156,6 +173,14 @@ static int userspace_link_create(WgBackend *b, const char *ifname, GError **erro
         r = wg_uapi_socket_alive(u->uapi_dir, ifname);
         if (r > 0)
                 return wg_error(error, -EEXIST, "Userspace WireGuard interface \"%s\" already runs", ifname);
+        if (r == 0) {
+                /* A socket file nothing answers on is left from a process that died (on this
+                 * machine /run survives crashes): remove it so the new process can bind. */
+                g_autofree char *path = wg_uapi_socket_path(u->uapi_dir, ifname);
+                struct stat st;
+                if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unlink(path) == 0)
+                        log_debug("Removed stale UAPI socket %s", path);
+        }
         if (link_get_ifindex(ifname) >= 0)
                 return wg_error(error, -EEXIST,
                                 "Cannot create WireGuard interface \"%s\": a network interface of that name exists",
@@ -179,7 +204,7 @@ static int userspace_link_create(WgBackend *b, const char *ifname, GError **erro
                                         u->wireguard_go, ifname, status, u->uapi_dir);
                 }
                 if (now_usec() > deadline) {
-                        (void) kill(pid, SIGTERM);
+                        child_stop(pid);
                         return wg_error(error, -ETIMEDOUT, "%s for \"%s\" did not open its socket in %s within %.1f s",
                                         u->wireguard_go, ifname, u->uapi_dir,
                                         (double) u->start_timeout_usec / G_USEC_PER_SEC);
@@ -227,20 +252,11 @@ static int userspace_link_delete(WgBackend *b, const char *ifname, GError **erro
         c = g_hash_table_lookup(u->children, ifname);
         if (c) {
                 pid_t pid = c->pid;
-                int64_t deadline = now_usec() + 3 * G_USEC_PER_SEC;
 
                 /* On SIGTERM wireguard-go closes its tun (which deletes the link) and its socket. */
                 found = true;
-                (void) kill(pid, SIGTERM);
-                while (child_exited(pid, NULL) == 0 && now_usec() < deadline)
-                        g_usleep(5000);
-                if (child_exited(pid, NULL) == 0) {
-                        (void) kill(pid, SIGKILL);
-                        while (child_exited(pid, NULL) == 0)
-                                g_usleep(5000);
-                }
                 g_hash_table_remove(u->children, ifname);
-                child_reap(pid);
+                child_stop(pid);
         }
 
         /* An adopted wireguard-go exits by itself once its link is gone. */
