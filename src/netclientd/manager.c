@@ -78,6 +78,7 @@ int manager_new(Config *config, Manager **ret)
         m->networks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, network_free_void);
         m->disconnected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
+        m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
         m->exported_state = _MANAGER_STATE_MAX;
         *ret = m;
         return 0;
@@ -91,6 +92,7 @@ Manager *manager_free(Manager *m)
         api_request_cancel(m->pull_request);
         api_request_cancel(m->checkin_request);
         g_ptr_array_unref(m->pull_waiters);
+        g_ptr_array_unref(m->pull_waiters_next);
         mq_client_free(m->mq);
         /* Networks go without touching their links: the links outlive the daemon. */
         g_hash_table_unref(m->networks);
@@ -528,7 +530,7 @@ static void on_pulled(ApiClient *c, const ApiResult *res, void *userdata)
                 log_info("Pulled the state from the server (serial %" G_GUINT64_FORMAT ", %u network(s)).",
                          m->serial, g_hash_table_size(m->networks));
         reply_pull_waiters(m, err);
-        if (!err && (m->pull_again || m->highest_serial_seen > m->serial)) {
+        if (m->pull_again || (!err && m->highest_serial_seen > m->serial)) {
                 m->pull_again = false;
                 manager_pull(m, NULL);
         }
@@ -544,16 +546,23 @@ int manager_pull(Manager *m, sd_bus_message *waiter)
         m->pulls++;
         if (!m->api)
                 return -ENOLINK; /* state only (unit tests) */
-        if (waiter)
-                g_ptr_array_add(m->pull_waiters, sd_bus_message_ref(waiter));
-        if (m->pull_request) {
-                m->pull_again = true;
+        if (!m->pull_request) {
+                g_ptr_array_extend_and_steal(m->pull_waiters, g_steal_pointer(&m->pull_waiters_next));
+                m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
+                url = api_url(m, NULL, "/host");
+                r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_pulled, m,
+                                       &m->pull_request);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start a pull: %m");
+                if (waiter)
+                        g_ptr_array_add(m->pull_waiters, sd_bus_message_ref(waiter));
                 return 0;
         }
-        url = api_url(m, NULL, "/host");
-        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_pulled, m, &m->pull_request);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start a pull: %m");
+        /* The answer in flight may predate what the caller knows: ask again after it, and reply to
+         * the caller from that second answer. */
+        m->pull_again = true;
+        if (waiter)
+                g_ptr_array_add(m->pull_waiters_next, sd_bus_message_ref(waiter));
         return 0;
 }
 

@@ -69,7 +69,8 @@ typedef struct Manager {
 
         JoinJob *join;
         ApiRequest *pull_request;
-        GPtrArray *pull_waiters; /* of sd_bus_message*: Pull() calls waiting for the snapshot */
+        GPtrArray *pull_waiters;      /* of sd_bus_message*: Pull() calls waiting for the snapshot */
+        GPtrArray *pull_waiters_next; /* those that came while a pull was running: the next one */
         bool pull_again;
         unsigned pulls; /* snapshots requested (for tests) */
         ApiRequest *checkin_request;

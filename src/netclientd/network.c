@@ -406,10 +406,36 @@ static int configure_link(Network *n, GError **error)
         return 0;
 }
 
+/* What is about to be written, at debug level (keys are public; nothing secret is printed). */
+static void log_change(Network *n, const WgDevice *change)
+{
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        if (change->flags & (WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK))
+                log_debug("%s: device:%s%s%s", n->ifname,
+                          change->flags & WG_DEVICE_HAS_PRIVATE_KEY ? " private-key" : "",
+                          change->flags & WG_DEVICE_HAS_LISTEN_PORT ? " listen-port" : "",
+                          change->flags & WG_DEVICE_HAS_FWMARK ? " fwmark" : "");
+        for (guint i = 0; i < change->peers->len; i++) {
+                const WgPeer *p = change->peers->pdata[i];
+                char k[NM_KEY_B64_LEN + 1];
+                nm_key_to_base64(&p->public_key, k);
+                log_debug("%s: peer %s:%s%s%s%s%s (%u allowed IPs)", n->ifname, k,
+                          p->flags & WG_PEER_REMOVE_ME ? " remove" : "",
+                          p->flags & WG_PEER_REMOVE_ME     ? ""
+                          : p->flags & WG_PEER_UPDATE_ONLY ? " update"
+                                                           : " add",
+                          p->flags & WG_PEER_HAS_ENDPOINT ? " endpoint" : "",
+                          p->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE ? " keepalive" : "",
+                          p->flags & WG_PEER_REPLACE_ALLOWEDIPS ? " replace-allowed-ips" : "",
+                          p->allowed_ips->len);
+        }
+}
+
 int network_apply(Network *n, GError **error)
 {
         Manager *m = n->manager;
-        g_autoptr(WgDevice) d = NULL;
+        g_autoptr(WgDevice) d = NULL, current = NULL, change = NULL;
         bool connected = network_is_connected(n);
         int r;
 
@@ -436,11 +462,21 @@ int network_apply(Network *n, GError **error)
         d = desired_device(n, true, connected, NULL, error);
         if (!d)
                 return -EINVAL;
-        r = wg_backend_sync(m->wg, d, error);
+        r = wg_backend_get(m->wg, n->ifname, &current, error);
         if (r < 0)
                 return r;
-        if (r > 0)
-                log_debug("%s: %d change(s) written to the device.", n->ifname, r);
+        r = wg_device_diff(current, d, &change);
+        if (r < 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to compare %s with its configuration: %s",
+                            n->ifname, g_strerror(-r));
+                return r;
+        }
+        if (!wg_device_is_empty(change)) {
+                log_change(n, change);
+                r = wg_backend_set(m->wg, change, error);
+                if (r < 0)
+                        return r;
+        }
 
         r = configure_link(n, error);
         if (r < 0)
@@ -488,10 +524,10 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
                 return r;
         }
         if (!wg_device_is_empty(change)) {
+                log_change(n, change);
                 r = wg_backend_set(m->wg, change, error);
                 if (r < 0)
                         return r;
-                log_debug("%s: %u peer change(s) written.", n->ifname, change->peers->len);
         }
         sync_routes(n);
         return 0;

@@ -182,6 +182,10 @@ int identity_load(const char *dir, Identity *ret, GError **error)
                 identity_clear(&id);
                 return -EINVAL;
         }
+        /* Store it the way WireGuard does (clamped; the public key is the same), so comparing it with
+         * what a device reports never sees a difference that is not one. */
+        id.wg_private.b[0] &= 248;
+        id.wg_private.b[31] = (id.wg_private.b[31] & 127) | 64;
         if (nm_key_public_from_private(&id.wg_private, &id.wg_public) < 0 ||
             crypto_scalarmult_base(id.msg_public.b, id.msg_private.b) != 0) {
                 identity_clear(&id);

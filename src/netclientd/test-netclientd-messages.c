@@ -273,7 +273,6 @@ static void test_reload(Fixture *f, gconstpointer data)
 {
         g_autofree char *kb = NULL;
         start_with_office(f, 7, &kb, NULL);
-        g_autoptr(GError) e = NULL;
         g_assert_cmpint(manager_set_connected(f->m, "office", false, NULL), ==, 0);
 
         /* A new manager on the same directory comes back with the same networks and serial. */

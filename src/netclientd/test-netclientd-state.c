@@ -125,6 +125,16 @@ static void test_identity(void)
         g_autofree char *f = g_build_filename(dir, STATE_IDENTITY_FILE, NULL);
         g_assert_cmpint(mode_of(f), ==, 0600);
 
+        /* An unclamped private key (another tool's) is loaded clamped, as devices report it. */
+        Identity u = a;
+        u.wg_private.b[0] |= 7;
+        u.wg_private.b[31] |= 128;
+        g_assert_cmpint(identity_save(dir, &u, &e), ==, 0);
+        g_assert_cmpint(identity_load(dir, &b, &e), ==, 0);
+        g_assert_true(nm_key_equal(&b.wg_private, &a.wg_private));
+        g_assert_true(nm_key_equal(&b.wg_public, &a.wg_public));
+        identity_clear(&u);
+
         /* A damaged file is refused without quoting what is in it. */
         char b64[NM_KEY_B64_LEN + 1];
         nm_key_to_base64(&a.wg_private, b64);

@@ -1,0 +1,95 @@
+"""A real mesh: netmakerd on SQLite, Mosquitto with dynamic security, and netclientd nodes, each in
+its own network and mount namespaces with its own dbus-daemon and polkitd, joined with
+`netclient join -t TOKEN` over D-Bus and carrying traffic through wireguard-go. Every node pings
+every other's mesh address; a fourth node joins and is reached with no restart anywhere; a node
+that leaves disappears from the others' WireGuard peers (read with `wg`, an outside observer)."""
+
+import os
+
+import pytest
+
+from nmtest.mesh import Mesh
+from nmtest.node import wait_until
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    with Mesh(tmp_path_factory.mktemp("mesh"), nodes=3, subnet=3) as m:
+        m.join_all()
+        yield m
+
+
+def pids(mesh):
+    return {n.name: n.netclientd_pid() for n in mesh.nodes}
+
+
+def test_join_over_dbus(mesh):
+    for n in mesh.nodes:
+        st = mesh.status(n)
+        assert st["state"] == "online", (n.name, st)
+        assert st["server"].startswith(f"http://{mesh.server_ip}:")
+        assert [net["name"] for net in st["networks"]] == ["office"]
+        net = st["networks"][0]
+        assert net["interface"] == "nm-office" and net["connected"]
+        assert net["addresses"][0].startswith("10.99.0.") and net["addresses"][0].endswith("/24")
+        assert n.link_exists("nm-office")
+    # The server sees three hosts, each with a node in office.
+    nodes = mesh.server.admin("GET", "/networks/office/nodes", expect=200)
+    assert len(nodes) == 3
+
+
+def test_every_node_pings_every_other(mesh):
+    mesh.wait_full_mesh()
+    assert mesh.ping_matrix() == {}
+
+
+def test_peers_seen_by_wg_and_dbus(mesh):
+    a = mesh.nodes[0]
+    others = {mesh.public_key(n): n for n in mesh.nodes[1:]}
+    wg = a.wg_peers("nm-office")
+    assert set(wg) == set(others)
+    for key, n in others.items():
+        assert wg[key]["allowed_ips"] == [f"{mesh.mesh_address(n)}/32"]
+        assert wg[key]["endpoint"] == f"{n.netns.address}:51821"
+    peers = a.netclient_json("peers")
+    assert {p["public_key"] for p in peers} == set(others)
+    assert all(p["network"] == "office" and p["name"] for p in peers)
+    # Statistics come from the device: after the pings every peer has had a handshake.
+    a.ping(mesh.mesh_address(mesh.nodes[1]))
+    wait_until(lambda: all(p["latest_handshake_usec"] > 0 and p["rx_bytes"] > 0
+                           for p in a.netclient_json("peers")), 15, "handshakes on the bus")
+
+
+def test_fourth_node_joins_without_restart(mesh):
+    before = pids(mesh)
+    n4 = mesh.add_node()
+    mesh.join(n4)
+    mesh.wait_full_mesh()
+    addr4 = mesh.mesh_address(n4)
+    for n in mesh.nodes[:-1]:
+        assert n.ping(addr4, count=1, timeout=3) or n.ping(addr4, count=2, timeout=3), n.name
+        assert n4.ping(mesh.mesh_address(n), count=2, timeout=3), n.name
+    assert {k: v for k, v in pids(mesh).items() if k in before} == before
+
+
+def test_leave_removes_the_peer_everywhere(mesh):
+    leaver = mesh.nodes[-1]
+    key = mesh.public_key(leaver)
+    stayers = mesh.nodes[:-1]
+    assert all(key in n.wg_peers("nm-office") for n in stayers)
+
+    p = leaver.netclient("leave", "office")
+    assert p.returncode == 0, p.stderr
+    assert "Left network office" in p.stdout
+    # Gone locally: no link, no network object; it was the last network, so the host deregistered.
+    assert not leaver.link_exists("nm-office")
+    st = mesh.status(leaver)
+    assert st["networks"] == [] and st["state"] == "unregistered"
+    # Gone from every other node's device, and only that peer.
+    wait_until(lambda: all(key not in n.wg_peers("nm-office") for n in stayers), 15,
+               "the leaver to disappear from the other nodes' peers")
+    for n in stayers:
+        assert len(n.wg_peers("nm-office")) == len(stayers) - 1
+    assert mesh.ping_matrix(stayers) == {}
