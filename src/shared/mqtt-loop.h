@@ -1,6 +1,9 @@
 /* One MQTT client connection (libmosquitto, non-threaded) driven by an sd-event loop: the socket
  * is an io source, keepalives run from a timer, connecting is asynchronous and a lost connection
- * is re-made with exponential backoff and jitter. Shared by netmakerd and netclientd. */
+ * is re-made with exponential backoff and jitter. Shared by netmakerd and netclientd.
+ *
+ * The program must ignore SIGPIPE: libmosquitto writes with write(2). Resolving a broker host
+ * name blocks (getaddrinfo() inside libmosquitto); IP literals do not. */
 #pragma once
 
 #include <stdbool.h>
