@@ -53,9 +53,13 @@ def main():
         print(f"join-to-first-ping: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
               f"over {len(times)} joins")
 
-        rss = [n.rss_kib() for n in mesh.nodes]
-        print(f"netclientd RSS with {args.nodes - 1} peers: median {statistics.median(rss)} KiB, "
-              f"max {max(rss)} KiB ({', '.join(f'{n.name}={r}' for n, r in zip(mesh.nodes, rss))})")
+        mem = [n.memory_kib() for n in mesh.nodes]
+        for k in ("rss", "pss", "private"):
+            v = [m[k] for m in mem]
+            print(f"netclientd {k.upper()} with {args.nodes - 1} peers: median {statistics.median(v)} KiB, "
+                  f"max {max(v)} KiB")
+        print("(RSS counts shared library pages, mostly libcrypto/gnutls/glib mapped by every process "
+              "that uses them; private is what this daemon alone costs)")
 
         t = time.monotonic()
         first.restart_netclientd()

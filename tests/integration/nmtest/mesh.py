@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .broker import Broker
 from .netns import Underlay, unique_prefix
-from .node import AgentNode, NodeError, wait_until
+from .node import AgentNode, wait_until
 from .server import Server, free_port
 
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
@@ -174,7 +174,8 @@ class Mesh:
         return f"nm-{self.network}" if len(self.network) <= 12 else None
 
     def join(self, node, token=None):
-        p = node.netclient("join", "-t", token or self.token)
+        # Every node would register the machine's one host name: give each its own.
+        p = node.netclient("join", "-t", token or self.token, "--name", node.name)
         if p.returncode != 0:
             raise MeshError(f"{node.name}: netclient join failed ({p.returncode}): {p.stderr}\n{node.log_tail()}")
         return p

@@ -274,6 +274,17 @@ class AgentNode:
                     return int(line.split()[1])
         return None
 
+    def memory_kib(self):
+        """netclientd's memory in KiB: rss, pss (shared pages split between their users) and private
+        (pages only it uses), from /proc/PID/smaps_rollup."""
+        out = {}
+        with open(f"/proc/{self.daemon.pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                    out[k] = int(v.split()[0])
+        return {"rss": out["Rss"], "pss": out["Pss"], "private": out["Private_Clean"] + out["Private_Dirty"]}
+
     def log(self):
         try:
             return self.log_path.read_text(errors="replace")
