@@ -15,6 +15,7 @@ set -a
 set +a
 export NMVM_OUT=$OUT NMVM_START_UPTIME=$start
 echo "nmvm: runner start at ${start}s"
+[ "$NMVM_MODE" = systemd ] && echo "nmvm: runner start at ${start}s" > /dev/console
 echo "start=$start" > "$OUT/started"
 
 if [ -n "${NMVM_MODULES:-}" ]; then
@@ -39,4 +40,5 @@ fi
 echo "rc=$rc start=$start end=$end" > "$OUT/result"
 sync
 echo "GUEST-RESULT rc=$rc at ${end}s"
+[ "$NMVM_MODE" = systemd ] && echo "GUEST-RESULT rc=$rc at ${end}s" > /dev/console
 exit "$rc"

@@ -8,6 +8,7 @@ its console, its checks and its timing; exits with the guest script's status.
 options: --timeout S, --env K=V (repeatable), --share virtiofs|9p, --smp N, --keep (leave the
 per-boot directory in /tmp: console.log, out/output.log, out/journal.log), --quiet"""
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def main():
     p.add_argument("--keep", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no console log, only checks and timing")
     a = p.parse_args()
+    # SIGTERM/SIGHUP: leave through the normal path, which stops QEMU and removes the boot's files
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
 
     env = {}
     for kv in a.env:

@@ -404,7 +404,8 @@ class Vm:
                 # virtiofsd on a read-only view of / (it has no read-only option itself)
                 vlog = open(run / "virtiofsd.log", "wb")
                 vp = subprocess.Popen([str(VMDIR / "virtiofsd-ro.sh"), str(run), str(sock)],
-                                      stdin=subprocess.DEVNULL, stdout=vlog, stderr=subprocess.STDOUT)
+                                      stdin=subprocess.DEVNULL, stdout=vlog, stderr=subprocess.STDOUT,
+                                      preexec_fn=_die_with_parent)
                 vlog.close()
                 helpers.append(vp)
                 deadline = time.monotonic() + 10
@@ -421,7 +422,8 @@ class Vm:
             args += ["-append", " ".join(append)]
             qlog = open(run / "qemu.log", "wb")
             t0 = time.monotonic()
-            qemu = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
+            qemu = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
+                                    preexec_fn=_die_with_parent)
             qlog.close()
             helpers.append(qemu)
             timed_out = False
@@ -481,6 +483,16 @@ class Vm:
         start, end = f("start", started) or f("start", res), f("end", res)
         script_seconds = end - start if start is not None and end is not None else None
         return VmResult(mode, rc, console, output, journal, seconds, start, script_seconds, timed_out)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the Python process that started it dies, so a
+    killed test run never leaves a QEMU spinning on a core."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class _vm_lock:
