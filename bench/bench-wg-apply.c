@@ -40,12 +40,12 @@ static double now_ms(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b)
 {
-        double x = *(const double *) a, y = *(const double *) b;
+        double x = *(const double *)a, y = *(const double *)b;
         return x < y ? -1 : x > y;
 }
 
@@ -76,14 +76,14 @@ static WgDevice *make_peers(const char *ifname, unsigned n, unsigned k)
                                 a.family = AF_INET6;
                                 a.addr.in6.s6_addr[0] = 0xfd;
                                 memcpy(a.addr.in6.s6_addr + 8, &i, sizeof(i));
-                                a.addr.in6.s6_addr[15] = (uint8_t) j;
+                                a.addr.in6.s6_addr[15] = (uint8_t)j;
                                 a.prefixlen = 128;
                         }
                         wg_peer_add_allowed_ip(p, &a);
                 }
                 e.in.sin_family = AF_INET;
                 e.in.sin_addr.s_addr = htonl(0xc6120000u + (i % 65000) + 1); /* 198.18.x.y */
-                e.in.sin_port = htons((uint16_t) (20000 + i % 40000));
+                e.in.sin_port = htons((uint16_t)(20000 + i % 40000));
                 wg_peer_set_endpoint(p, &e);
                 wg_peer_set_persistent_keepalive(p, 25);
         }
@@ -102,7 +102,7 @@ static int bench_build(void)
 
         /* The diff case: the device holds everything and one peer's endpoint changed. */
         current = wg_device_copy(desired);
-        ((WgPeer *) current->peers->pdata[arg_peers / 2])->endpoint.in.sin_port = htons(1);
+        ((WgPeer *)current->peers->pdata[arg_peers / 2])->endpoint.in.sin_port = htons(1);
 
         for (unsigned r = 0; r < arg_rounds; r++) {
                 g_autoptr(GPtrArray) msgs = NULL;
@@ -137,11 +137,14 @@ static int bench_build(void)
         double b = median(build, arg_rounds), d = median(diff, arg_rounds), u = median(uapi, arg_rounds);
         if (arg_json)
                 printf("{\"peers\":%u,\"ips_per_peer\":%u,\"budget\":%zu,\"messages\":%u,\"bytes\":%zu,"
-                       "\"max_message\":%zu,\"build_ms\":%.3f,\"diff_one_change_ms\":%.3f,\"uapi_format_ms\":%.3f}\n",
+                       "\"max_message\":%zu,\"build_ms\":%.3f,\"diff_one_change_ms\":%.3f,\"uapi_format_"
+                       "ms\":%.3f}\n",
                        arg_peers, arg_ips, budget, nmsgs, bytes, max_msg, b, d, u);
         else {
-                printf("peers: %u, allowed IPs per peer: %u, message budget: %zu bytes\n", arg_peers, arg_ips, budget);
-                printf("netlink SET: %u messages, %zu bytes (largest %zu), built in %.3f ms (median of %u)\n",
+                printf("peers: %u, allowed IPs per peer: %u, message budget: %zu bytes\n", arg_peers,
+                       arg_ips, budget);
+                printf("netlink SET: %u messages, %zu bytes (largest %zu), built in %.3f ms (median of "
+                       "%u)\n",
                        nmsgs, bytes, max_msg, b, arg_rounds);
                 printf("diff with one changed peer: %.3f ms\n", d);
                 printf("UAPI set text: %.3f ms\n", u);
@@ -151,7 +154,7 @@ static int bench_build(void)
 
 static int run_wg_setconf(const char *ifname, const char *conf, double *ret_ms)
 {
-        char *argv[] = { (char *) "wg", (char *) "setconf", (char *) ifname, (char *) conf, NULL };
+        char *argv[] = {(char *)"wg", (char *)"setconf", (char *)ifname, (char *)conf, NULL};
         pid_t pid;
         int status, r;
         double t0 = now_ms();
@@ -185,15 +188,18 @@ static char *write_wg_conf(const WgDevice *d, const WgDevice *current)
                 const WgPeer *p = d->peers->pdata[i];
                 g_autofree char *ep = wg_endpoint_to_string(&p->endpoint);
                 nm_key_to_base64(&p->public_key, k);
-                g_string_append_printf(s, "\n[Peer]\nPublicKey = %s\nEndpoint = %s\nPersistentKeepalive = %u\nAllowedIPs = ",
-                                       k, ep, p->persistent_keepalive);
+                g_string_append_printf(
+                        s,
+                        "\n[Peer]\nPublicKey = %s\nEndpoint = %s\nPersistentKeepalive = %u\nAllowedIPs = ",
+                        k, ep, p->persistent_keepalive);
                 for (guint j = 0; j < p->allowed_ips->len; j++) {
-                        g_autofree char *a = nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
+                        g_autofree char *a =
+                                nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
                         g_string_append_printf(s, "%s%s", j ? ", " : "", a);
                 }
                 g_string_append_c(s, '\n');
         }
-        if (write(fd, s->str, s->len) != (ssize_t) s->len) {
+        if (write(fd, s->str, s->len) != (ssize_t)s->len) {
                 close(fd);
                 unlink(path);
                 g_free(path);
@@ -210,7 +216,7 @@ static int bench_device(void)
         g_autoptr(WgDevice) desired = make_peers(arg_device, arg_peers, arg_ips);
         g_autoptr(WgDevice) current = NULL, empty = wg_device_new(arg_device), read_back = NULL;
         g_autoptr(GError) error = NULL;
-        WgBackendOptions o = { .kind = arg_backend };
+        WgBackendOptions o = {.kind = arg_backend};
         double t0, t_add, t_update, t_get, t_remove, t_setconf = -1, t_setconf_update = -1;
         int r;
 
@@ -232,7 +238,7 @@ static int bench_device(void)
                 return 1;
         }
 
-        ((WgPeer *) desired->peers->pdata[arg_peers / 2])->endpoint.in.sin_port = htons(1);
+        ((WgPeer *)desired->peers->pdata[arg_peers / 2])->endpoint.in.sin_port = htons(1);
         t0 = now_ms();
         r = wg_backend_sync(b, desired, &error);
         t_update = now_ms() - t0;
@@ -246,7 +252,8 @@ static int bench_device(void)
         r = wg_backend_get(b, arg_device, &read_back, &error);
         t_get = now_ms() - t0;
         if (r < 0 || read_back->peers->len != arg_peers) {
-                fprintf(stderr, "bench-wg-apply: reading back: %s\n", error ? error->message : "wrong peer count");
+                fprintf(stderr, "bench-wg-apply: reading back: %s\n",
+                        error ? error->message : "wrong peer count");
                 return 1;
         }
 
@@ -273,20 +280,23 @@ static int bench_device(void)
         }
 
         if (arg_json)
-                printf("{\"device\":\"%s\",\"backend\":\"%s\",\"peers\":%u,\"ips_per_peer\":%u,\"add_ms\":%.2f,"
-                       "\"update_one_ms\":%.2f,\"get_ms\":%.2f,\"remove_all_ms\":%.2f,\"wg_setconf_ms\":%.2f,"
+                printf("{\"device\":\"%s\",\"backend\":\"%s\",\"peers\":%u,\"ips_per_peer\":%u,\"add_ms\":%."
+                       "2f,"
+                       "\"update_one_ms\":%.2f,\"get_ms\":%.2f,\"remove_all_ms\":%.2f,\"wg_setconf_ms\":%."
+                       "2f,"
                        "\"wg_setconf_again_ms\":%.2f}\n",
-                       arg_device, b->vtable->name, arg_peers, arg_ips, t_add, t_update, t_get, t_remove, t_setconf,
-                       t_setconf_update);
+                       arg_device, b->vtable->name, arg_peers, arg_ips, t_add, t_update, t_get, t_remove,
+                       t_setconf, t_setconf_update);
         else {
-                printf("device %s (%s backend), %u peers x %u allowed IPs\n", arg_device, b->vtable->name, arg_peers,
-                       arg_ips);
+                printf("device %s (%s backend), %u peers x %u allowed IPs\n", arg_device, b->vtable->name,
+                       arg_peers, arg_ips);
                 printf("  add all (read + diff + write): %.2f ms\n", t_add);
                 printf("  update one peer (read + diff + write): %.2f ms\n", t_update);
                 printf("  read back: %.2f ms\n", t_get);
                 printf("  remove all: %.2f ms\n", t_remove);
                 if (arg_compare_wg)
-                        printf("  wg setconf (same peers): %.2f ms; again (what a one-peer change costs it): %.2f ms\n",
+                        printf("  wg setconf (same peers): %.2f ms; again (what a one-peer change costs "
+                               "it): %.2f ms\n",
                                t_setconf, t_setconf_update);
         }
         return 0;
@@ -295,14 +305,10 @@ static int bench_device(void)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "peers", required_argument, NULL, 'n' },
-                { "ips", required_argument, NULL, 'k' },
-                { "rounds", required_argument, NULL, 'r' },
-                { "device", required_argument, NULL, 'd' },
-                { "backend", required_argument, NULL, 'b' },
-                { "compare-wg", no_argument, NULL, 'c' },
-                { "json", no_argument, NULL, 'j' },
-                {},
+                {"peers", required_argument, NULL, 'n'},   {"ips", required_argument, NULL, 'k'},
+                {"rounds", required_argument, NULL, 'r'},  {"device", required_argument, NULL, 'd'},
+                {"backend", required_argument, NULL, 'b'}, {"compare-wg", no_argument, NULL, 'c'},
+                {"json", no_argument, NULL, 'j'},          {},
         };
         int c;
 
@@ -311,20 +317,21 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 switch (c) {
                 case 'n':
-                        arg_peers = (unsigned) strtoul(optarg, NULL, 10);
+                        arg_peers = (unsigned)strtoul(optarg, NULL, 10);
                         break;
                 case 'k':
-                        arg_ips = (unsigned) strtoul(optarg, NULL, 10);
+                        arg_ips = (unsigned)strtoul(optarg, NULL, 10);
                         break;
                 case 'r':
-                        arg_rounds = (unsigned) strtoul(optarg, NULL, 10);
+                        arg_rounds = (unsigned)strtoul(optarg, NULL, 10);
                         break;
                 case 'd':
                         arg_device = optarg;
                         break;
                 case 'b':
                         if (wg_backend_kind_from_string(optarg, &arg_backend, NULL) < 0) {
-                                fprintf(stderr, "bench-wg-apply: --backend takes auto, kernel or userspace\n");
+                                fprintf(stderr,
+                                        "bench-wg-apply: --backend takes auto, kernel or userspace\n");
                                 return 1;
                         }
                         break;

@@ -75,7 +75,7 @@ int link_get_ifindex(const char *ifname)
         idx = if_nametoindex(ifname);
         if (idx == 0)
                 return errno == ENODEV || errno == ENXIO ? -ENODEV : -errno;
-        return (int) idx;
+        return (int)idx;
 }
 
 int link_get_kind(struct nl_sock *rtnl, const char *ifname, char **ret)
@@ -133,8 +133,8 @@ int link_delete(struct nl_sock *rtnl, const char *ifname)
 }
 
 /* RTM_NEWLINK on an existing link, for the fields libnl-route would need the whole old link for. */
-static int link_change(struct nl_sock *rtnl, const char *ifname, unsigned flags, unsigned change, bool set_mtu,
-                       uint32_t mtu)
+static int link_change(struct nl_sock *rtnl, const char *ifname, unsigned flags, unsigned change,
+                       bool set_mtu, uint32_t mtu)
 {
         _cleanup_nlmsg_ struct nl_msg *msg = NULL;
         struct ifinfomsg ifi = {};
@@ -234,8 +234,8 @@ int link_address_remove(struct nl_sock *rtnl, const char *ifname, const NmPrefix
         return address_request(rtnl, ifname, address, false);
 }
 
-static int route_request(struct nl_sock *rtnl, const char *ifname, const NmPrefix *destination, uint32_t table,
-                         uint32_t metric, bool add)
+static int route_request(struct nl_sock *rtnl, const char *ifname, const NmPrefix *destination,
+                         uint32_t table, uint32_t metric, bool add)
 {
         _cleanup_(rtnl_route_putp) struct rtnl_route *rt = NULL;
         _cleanup_(nl_addr_putp) struct nl_addr *dst = NULL;
@@ -252,7 +252,7 @@ static int route_request(struct nl_sock *rtnl, const char *ifname, const NmPrefi
         rt = rtnl_route_alloc();
         if (!rt)
                 return -ENOMEM;
-        rtnl_route_set_family(rt, (uint8_t) destination->family);
+        rtnl_route_set_family(rt, (uint8_t)destination->family);
         r = rtnl_route_set_dst(rt, dst);
         if (r < 0)
                 return netlink_errno_from_nlerr(r);
@@ -303,9 +303,9 @@ static bool nl_addr_to_prefix(struct nl_addr *a, NmPrefix *ret)
         len = nl_addr_get_len(a);
         if (!((family == AF_INET && len == 4) || (family == AF_INET6 && len == 16)))
                 return false;
-        *ret = (NmPrefix){ .family = family };
+        *ret = (NmPrefix){.family = family};
         memcpy(ret->addr.bytes, nl_addr_get_binary_addr(a), len);
-        ret->prefixlen = (uint8_t) MIN(nl_addr_get_prefixlen(a), nm_family_bits(family));
+        ret->prefixlen = (uint8_t)MIN(nl_addr_get_prefixlen(a), nm_family_bits(family));
         return true;
 }
 
@@ -324,7 +324,7 @@ int link_list_host_addresses(struct nl_sock *rtnl, const char *exclude_prefix, G
                 return netlink_errno_from_nlerr(r);
 
         for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
-                struct rtnl_addr *a = (struct rtnl_addr *) o;
+                struct rtnl_addr *a = (struct rtnl_addr *)o;
                 _cleanup_(rtnl_link_putp) struct rtnl_link *l = NULL;
                 LinkAddress la = {};
                 const char *name;
@@ -346,8 +346,8 @@ int link_list_host_addresses(struct nl_sock *rtnl, const char *exclude_prefix, G
                         continue;
                 if (!nl_addr_to_prefix(rtnl_addr_get_local(a), &la.address))
                         continue;
-                la.address.prefixlen = (uint8_t) MIN((unsigned) rtnl_addr_get_prefixlen(a),
-                                                     nm_family_bits(la.address.family));
+                la.address.prefixlen = (uint8_t)MIN((unsigned)rtnl_addr_get_prefixlen(a),
+                                                    nm_family_bits(la.address.family));
                 if (la.address.family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&la.address.addr.in6))
                         continue;
                 g_strlcpy(la.ifname, name, sizeof(la.ifname));
@@ -387,7 +387,7 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
                 ev.flags = ifi->ifi_flags;
                 if (tb[IFLA_IFNAME])
                         g_strlcpy(ev.ifname, nla_data(tb[IFLA_IFNAME]),
-                                  MIN(sizeof(ev.ifname), (size_t) nla_len(tb[IFLA_IFNAME]) + 1));
+                                  MIN(sizeof(ev.ifname), (size_t)nla_len(tb[IFLA_IFNAME]) + 1));
                 break;
         }
         case RTM_NEWADDR:
@@ -405,13 +405,13 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
                 /* IPv4 point-to-point addresses put the peer in IFA_ADDRESS; IFA_LOCAL is ours. */
                 a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
                 len = ifa->ifa_family == AF_INET ? 4 : 16;
-                if (!a || (size_t) nla_len(a) != len)
+                if (!a || (size_t)nla_len(a) != len)
                         return NL_SKIP;
                 ev.type = h->nlmsg_type == RTM_NEWADDR ? LINK_EVENT_ADDRESS_NEW : LINK_EVENT_ADDRESS_DEL;
-                ev.ifindex = (int) ifa->ifa_index;
+                ev.ifindex = (int)ifa->ifa_index;
                 ev.address.family = ifa->ifa_family;
                 memcpy(ev.address.addr.bytes, nla_data(a), len);
-                ev.address.prefixlen = (uint8_t) MIN(ifa->ifa_prefixlen, nm_family_bits(ifa->ifa_family));
+                ev.address.prefixlen = (uint8_t)MIN(ifa->ifa_prefixlen, nm_family_bits(ifa->ifa_family));
                 break;
         }
         default:
@@ -438,7 +438,7 @@ static int monitor_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         break;
                 if (r == -NLE_NOMEM) {
                         /* ENOBUFS: the kernel dropped notifications. */
-                        LinkEvent ev = { .type = LINK_EVENT_RESYNC };
+                        LinkEvent ev = {.type = LINK_EVENT_RESYNC};
                         log_debug("rtnetlink monitor overflowed; asking for a resync");
                         m->handler(m, &ev, m->userdata);
                         continue;
@@ -473,7 +473,7 @@ int link_monitor_new(sd_event *event, LinkMonitorHandler handler, void *userdata
         r = nl_socket_set_nonblocking(m->sk);
         if (r < 0)
                 return netlink_errno_from_nlerr(r);
-        (void) nl_socket_set_buffer_size(m->sk, 1 << 20, 0);
+        (void)nl_socket_set_buffer_size(m->sk, 1 << 20, 0);
 
         m->cb = nl_cb_alloc(NL_CB_DEFAULT);
         if (!m->cb)
@@ -486,7 +486,7 @@ int link_monitor_new(sd_event *event, LinkMonitorHandler handler, void *userdata
         r = sd_event_add_io(event, &m->io, nl_socket_get_fd(m->sk), EPOLLIN, monitor_io, m);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(m->io, "rtnl-monitor");
+        (void)sd_event_source_set_description(m->io, "rtnl-monitor");
         *ret = TAKE_PTR(m);
         return 0;
 }

@@ -70,8 +70,8 @@ typedef struct LinkEvent {
         LinkEventType type;
         int ifindex;
         char ifname[IFNAMSIZ]; /* link events only ("" when the kernel gave none) */
-        unsigned flags; /* link events: IFF_* */
-        NmPrefix address; /* address events */
+        unsigned flags;        /* link events: IFF_* */
+        NmPrefix address;      /* address events */
 } LinkEvent;
 
 typedef struct LinkMonitor LinkMonitor;

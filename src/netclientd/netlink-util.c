@@ -80,10 +80,10 @@ int netlink_socket_open(int protocol, struct nl_sock **ret)
                 return netlink_errno_from_nlerr(r);
         }
         /* Both are best effort: old kernels refuse them and work the same without. */
-        (void) setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-        (void) setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+        (void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+        (void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
         /* Dumps of large devices arrive in bursts; a roomy receive buffer avoids ENOBUFS. */
-        (void) nl_socket_set_buffer_size(sk, 1 << 20, 1 << 20);
+        (void)nl_socket_set_buffer_size(sk, 1 << 20, 1 << 20);
         *ret = sk;
         return 0;
 }
@@ -98,23 +98,26 @@ typedef struct Reply {
 
 static void extack_parse(struct nlmsgerr *e, Reply *st)
 {
-        struct nlmsghdr *h = (struct nlmsghdr *) ((char *) e - NLMSG_HDRLEN);
+        struct nlmsghdr *h = (struct nlmsghdr *)((char *)e - NLMSG_HDRLEN);
         size_t off = sizeof(*e), total;
         struct nlattr *tb[NLMSGERR_ATTR_MAX + 1] = {};
 
         if (!(h->nlmsg_flags & NLM_F_ACK_TLVS) || h->nlmsg_len < NLMSG_HDRLEN)
                 return;
         if (!(h->nlmsg_flags & NLM_F_CAPPED))
-                off += e->msg.nlmsg_len > sizeof(struct nlmsghdr) ? e->msg.nlmsg_len - sizeof(struct nlmsghdr) : 0;
+                off += e->msg.nlmsg_len > sizeof(struct nlmsghdr)
+                               ? e->msg.nlmsg_len - sizeof(struct nlmsghdr)
+                               : 0;
         off = NLMSG_ALIGN(off);
         total = h->nlmsg_len - NLMSG_HDRLEN;
         if (off >= total)
                 return;
-        if (nla_parse(tb, NLMSGERR_ATTR_MAX, (struct nlattr *) ((char *) e + off), (int) (total - off), NULL) < 0)
+        if (nla_parse(tb, NLMSGERR_ATTR_MAX, (struct nlattr *)((char *)e + off), (int)(total - off), NULL) <
+            0)
                 return;
         if (tb[NLMSGERR_ATTR_MSG] && nla_len(tb[NLMSGERR_ATTR_MSG]) > 0)
                 st->extack = g_strndup(nla_data(tb[NLMSGERR_ATTR_MSG]),
-                                       MIN((size_t) nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
+                                       MIN((size_t)nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
 }
 
 static int on_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
@@ -141,7 +144,7 @@ static int on_finish(struct nl_msg *msg, void *arg)
 
         st->done = true;
         /* A dump that failed part-way reports the errno in its NLMSG_DONE. */
-        if (nlmsg_datalen(h) >= (int) sizeof(int)) {
+        if (nlmsg_datalen(h) >= (int)sizeof(int)) {
                 int e;
                 memcpy(&e, nlmsg_data(h), sizeof(e));
                 if (e < 0)
@@ -217,7 +220,7 @@ int netlink_request(struct nl_sock *sk, struct nl_msg *msg, char **ret_extack)
 int netlink_dump(struct nl_sock *sk, struct nl_msg *msg, int (*handler)(struct nl_msg *m, void *userdata),
                  void *userdata, char **ret_extack)
 {
-        Reply st = { .handler = handler, .userdata = userdata };
+        Reply st = {.handler = handler, .userdata = userdata};
         int r;
 
         if (ret_extack)

@@ -175,8 +175,8 @@ static void test_host_addresses(void)
          * IPv6 address only shows once duplicate address detection has finished with it. */
         g_autoptr(GString) seen = g_string_new(NULL);
         bool tentative_seen = false;
-        for (gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC; g_get_monotonic_time() < deadline;
-             g_usleep(50 * 1000)) {
+        for (gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+             g_get_monotonic_time() < deadline; g_usleep(50 * 1000)) {
                 g_clear_pointer(&list, g_array_unref);
                 g_string_truncate(seen, 0);
                 g_assert_cmpint(link_list_host_addresses(rtnl, "nm-", &list), ==, 0);
@@ -215,10 +215,12 @@ static void on_event(LinkMonitor *m, const LinkEvent *ev, void *userdata)
 {
         Seen *s = userdata;
         g_autofree char *a = ev->address.family ? nm_prefix_to_string(&ev->address) : g_strdup("");
-        static const char *names[] = { "link-new", "link-del", "addr-new", "addr-del", "resync" };
+        static const char *names[] = {"link-new", "link-del", "addr-new", "addr-del", "resync"};
         char ifname[IF_NAMESIZE] = "";
-        if_indextoname((unsigned) ev->ifindex, ifname);
-        g_ptr_array_add(s->events, g_strdup_printf("%s %s %s", names[ev->type], ev->type <= LINK_EVENT_LINK_DEL ? ev->ifname : ifname, a));
+        if_indextoname((unsigned)ev->ifindex, ifname);
+        g_ptr_array_add(s->events,
+                        g_strdup_printf("%s %s %s", names[ev->type],
+                                        ev->type <= LINK_EVENT_LINK_DEL ? ev->ifname : ifname, a));
 }
 
 static bool wait_for(sd_event *e, Seen *s, const char *want)
@@ -231,7 +233,7 @@ static bool wait_for(sd_event *e, Seen *s, const char *want)
                 sd_event_run(e, 100 * 1000);
         }
         for (guint i = 0; i < s->events->len; i++)
-                g_test_message("seen: %s", (char *) s->events->pdata[i]);
+                g_test_message("seen: %s", (char *)s->events->pdata[i]);
         return false;
 }
 
@@ -239,7 +241,7 @@ static void test_monitor(void)
 {
         g_autoptr(LinkMonitor) m = NULL;
         sd_event *e = NULL;
-        Seen s = { .events = g_ptr_array_new_with_free_func(g_free) };
+        Seen s = {.events = g_ptr_array_new_with_free_func(g_free)};
         NmPrefix a = prefix("198.18.8.1/24"), a6 = prefix("fd00:198:18:8::1/64");
 
         if (skip_without_netns())

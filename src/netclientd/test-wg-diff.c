@@ -9,8 +9,8 @@
 static NmKey key_n(unsigned n)
 {
         NmKey k = {};
-        k.b[0] = (uint8_t) (n & 0xff);
-        k.b[1] = (uint8_t) (n >> 8);
+        k.b[0] = (uint8_t)(n & 0xff);
+        k.b[1] = (uint8_t)(n >> 8);
         k.b[31] = 0x42;
         return k;
 }
@@ -141,7 +141,7 @@ static void test_emptied_allowed_ips(void)
         g_autoptr(WgDevice) have = as_reported(want);
         g_autoptr(WgDevice) change = NULL;
 
-        g_array_set_size(((WgPeer *) want->peers->pdata[1])->allowed_ips, 0);
+        g_array_set_size(((WgPeer *)want->peers->pdata[1])->allowed_ips, 0);
         g_assert_cmpint(wg_device_diff(have, want, &change), ==, 0);
         g_assert_cmpuint(change->peers->len, ==, 1);
         WgPeer *c = change->peers->pdata[0];
@@ -231,8 +231,8 @@ static void test_preshared_key_and_keepalive(void)
         g_clear_pointer(&change, wg_device_free);
 
         /* Removing a preshared key: desired says "has" with zeros, the device still holds one. */
-        ((WgPeer *) have->peers->pdata[2])->preshared_key = psk;
-        ((WgPeer *) have->peers->pdata[1])->persistent_keepalive = 0;
+        ((WgPeer *)have->peers->pdata[2])->preshared_key = psk;
+        ((WgPeer *)have->peers->pdata[1])->persistent_keepalive = 0;
         wg_peer_set_preshared_key(want->peers->pdata[2], &zero);
         g_assert_cmpint(wg_device_diff(have, want, &change), ==, 0);
         g_assert_cmpuint(change->peers->len, ==, 1);
@@ -251,7 +251,7 @@ static void test_duplicate_desired_peer(void)
         wg_device_add_peer(want, dup);
         g_assert_cmpint(wg_device_diff(NULL, want, &change), ==, 0);
         g_assert_cmpuint(change->peers->len, ==, 2);
-        g_assert_cmpuint(((WgPeer *) change->peers->pdata[0])->allowed_ips->len, ==, 1);
+        g_assert_cmpuint(((WgPeer *)change->peers->pdata[0])->allowed_ips->len, ==, 1);
 }
 
 static void test_endpoint_parse(void)
@@ -266,8 +266,9 @@ static void test_endpoint_parse(void)
         g_assert_cmpint(wg_endpoint_parse("[fe80::1%7]:1", &e, NULL), ==, 0);
         g_assert_cmpuint(e.in6.sin6_scope_id, ==, 7);
 
-        const char *bad[] = { "", "1.2.3.4", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:-1", "fd00::1:80",
-                              "[fd00::1]80", "[1.2.3.4]:80", "300.1.1.1:80", "1.2.3.4:80x", "1.2.3.4: 80" };
+        const char *bad[] = {"",           "1.2.3.4",     "1.2.3.4:0",    "1.2.3.4:65536", "1.2.3.4:-1",
+                             "fd00::1:80", "[fd00::1]80", "[1.2.3.4]:80", "300.1.1.1:80",  "1.2.3.4:80x",
+                             "1.2.3.4: 80"};
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 g_clear_error(&error);
                 g_assert_cmpint(wg_endpoint_parse(bad[i], &e, &error), ==, -EINVAL);

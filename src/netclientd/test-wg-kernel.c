@@ -38,9 +38,9 @@ static WgDevice *desired_with(unsigned n, GRand *rand)
 
                 g_assert_cmpint(nm_key_generate_wg(&priv, &pub), ==, 0);
                 p = wg_device_add_peer(d, wg_peer_new(&pub));
-                unsigned nips = (unsigned) g_rand_int_range(rand, 1, 4);
+                unsigned nips = (unsigned)g_rand_int_range(rand, 1, 4);
                 for (unsigned j = 0; j < nips; j++) {
-                        NmPrefix a = { .family = AF_INET, .prefixlen = 32 };
+                        NmPrefix a = {.family = AF_INET, .prefixlen = 32};
                         a.addr.in.s_addr = htonl(0x0a000000u + i * 4 + j);
                         wg_peer_add_allowed_ip(p, &a);
                 }
@@ -74,7 +74,7 @@ static void test_kernel_backend(void)
         g_autoptr(GError) error = NULL;
         g_autoptr(GRand) rand = g_rand_new_with_seed(42);
         g_autoptr(WgDevice) want = NULL, got = NULL;
-        WgBackendOptions o = { .kind = WG_BACKEND_AUTO };
+        WgBackendOptions o = {.kind = WG_BACKEND_AUTO};
         int r;
 
         if (skip())

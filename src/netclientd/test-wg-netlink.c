@@ -35,7 +35,7 @@ static WgDevice *big_change(unsigned npeers, unsigned max_ips, GRand *rand)
         for (unsigned i = 0; i < npeers; i++) {
                 NmKey k = key_n(i);
                 WgPeer *p = wg_device_add_peer(d, wg_peer_new(&k));
-                unsigned nips = (unsigned) g_rand_int_range(rand, 1, (gint32) max_ips + 1);
+                unsigned nips = (unsigned)g_rand_int_range(rand, 1, (gint32)max_ips + 1);
                 WgEndpoint e;
 
                 for (unsigned j = 0; j < nips; j++) {
@@ -48,7 +48,7 @@ static WgDevice *big_change(unsigned npeers, unsigned max_ips, GRand *rand)
                                 a.family = AF_INET6;
                                 a.addr.in6.s6_addr[0] = 0xfd;
                                 memcpy(a.addr.in6.s6_addr + 8, &i, sizeof(i));
-                                a.addr.in6.s6_addr[15] = (uint8_t) j;
+                                a.addr.in6.s6_addr[15] = (uint8_t)j;
                                 a.prefixlen = 128;
                         }
                         wg_peer_add_allowed_ip(p, &a);
@@ -76,9 +76,9 @@ static WgDevice *big_change(unsigned npeers, unsigned max_ips, GRand *rand)
 }
 
 typedef struct Seen {
-        unsigned parts;       /* fragments of the peer seen */
-        unsigned heads;       /* fragments carrying endpoint/keepalive/psk/replace */
-        GArray *allowed_ips;  /* in order of appearance */
+        unsigned parts;      /* fragments of the peer seen */
+        unsigned heads;      /* fragments carrying endpoint/keepalive/psk/replace */
+        GArray *allowed_ips; /* in order of appearance */
 } Seen;
 
 static void seen_free(Seen *s)
@@ -90,9 +90,8 @@ static void seen_free(Seen *s)
 /* Parses every message back with libnl's attribute parser and checks the splitting rules. */
 static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budget)
 {
-        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
-                                                            (GDestroyNotify) g_bytes_unref,
-                                                            (GDestroyNotify) seen_free);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(
+                g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, (GDestroyNotify)seen_free);
         const WgPeer *last_peer_of_prev = NULL;
 
         g_assert_cmpuint(msgs->len, >=, 1);
@@ -115,12 +114,15 @@ static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budge
                 bool dev_attrs = tb[WGDEVICE_A_PRIVATE_KEY] || tb[WGDEVICE_A_LISTEN_PORT] ||
                                  tb[WGDEVICE_A_FWMARK] || tb[WGDEVICE_A_FLAGS];
                 if (m == 0) {
-                        g_assert_true(!!tb[WGDEVICE_A_PRIVATE_KEY] == !!(change->flags & WG_DEVICE_HAS_PRIVATE_KEY));
-                        g_assert_true(!!tb[WGDEVICE_A_LISTEN_PORT] == !!(change->flags & WG_DEVICE_HAS_LISTEN_PORT));
+                        g_assert_true(!!tb[WGDEVICE_A_PRIVATE_KEY] ==
+                                      !!(change->flags & WG_DEVICE_HAS_PRIVATE_KEY));
+                        g_assert_true(!!tb[WGDEVICE_A_LISTEN_PORT] ==
+                                      !!(change->flags & WG_DEVICE_HAS_LISTEN_PORT));
                         g_assert_true(!!tb[WGDEVICE_A_FWMARK] == !!(change->flags & WG_DEVICE_HAS_FWMARK));
                         g_assert_true(!!tb[WGDEVICE_A_FLAGS] == !!(change->flags & WG_DEVICE_REPLACE_PEERS));
                         if (tb[WGDEVICE_A_LISTEN_PORT])
-                                g_assert_cmpuint(nla_get_u16(tb[WGDEVICE_A_LISTEN_PORT]), ==, change->listen_port);
+                                g_assert_cmpuint(nla_get_u16(tb[WGDEVICE_A_LISTEN_PORT]), ==,
+                                                 change->listen_port);
                 } else
                         g_assert_false(dev_attrs);
 
@@ -129,7 +131,8 @@ static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budge
                         g_assert_true(m == 0);
                         continue;
                 }
-                nla_for_each_nested(pa, tb[WGDEVICE_A_PEERS], rem) {
+                nla_for_each_nested(pa, tb[WGDEVICE_A_PEERS], rem)
+                {
                         struct nlattr *pt[WGPEER_A_MAX + 1], *ia;
                         int irem;
 
@@ -168,10 +171,12 @@ static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budge
                                                 want |= WGPEER_F_UPDATE_ONLY;
                                 }
                                 g_assert_cmpuint(flags, ==, want);
-                                g_assert_true(!!pt[WGPEER_A_ENDPOINT] == !!(p->flags & WG_PEER_HAS_ENDPOINT));
+                                g_assert_true(!!pt[WGPEER_A_ENDPOINT] ==
+                                              !!(p->flags & WG_PEER_HAS_ENDPOINT));
                                 g_assert_true(!!pt[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL] ==
                                               !!(p->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE));
-                                g_assert_true(!!pt[WGPEER_A_PRESHARED_KEY] == !!(p->flags & WG_PEER_HAS_PRESHARED_KEY));
+                                g_assert_true(!!pt[WGPEER_A_PRESHARED_KEY] ==
+                                              !!(p->flags & WG_PEER_HAS_PRESHARED_KEY));
                                 s->heads++;
                         } else {
                                 /* A continuation: key, UPDATE_ONLY and allowed IPs, nothing else. */
@@ -183,15 +188,17 @@ static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budge
                         }
 
                         if (pt[WGPEER_A_ALLOWEDIPS])
-                                nla_for_each_nested(ia, pt[WGPEER_A_ALLOWEDIPS], irem) {
+                                nla_for_each_nested(ia, pt[WGPEER_A_ALLOWEDIPS], irem)
+                                {
                                         struct nlattr *at[WGALLOWEDIP_A_MAX + 1];
                                         NmPrefix a = {};
-                                        g_assert_cmpint(nla_parse_nested(at, WGALLOWEDIP_A_MAX, ia, NULL), ==, 0);
+                                        g_assert_cmpint(nla_parse_nested(at, WGALLOWEDIP_A_MAX, ia, NULL),
+                                                        ==, 0);
                                         a.family = nla_get_u16(at[WGALLOWEDIP_A_FAMILY]);
                                         g_assert_cmpint(nla_len(at[WGALLOWEDIP_A_IPADDR]), ==,
                                                         a.family == AF_INET ? 4 : 16);
                                         memcpy(a.addr.bytes, nla_data(at[WGALLOWEDIP_A_IPADDR]),
-                                               (size_t) nla_len(at[WGALLOWEDIP_A_IPADDR]));
+                                               (size_t)nla_len(at[WGALLOWEDIP_A_IPADDR]));
                                         a.prefixlen = nla_get_u8(at[WGALLOWEDIP_A_CIDR_MASK]);
                                         g_array_append_val(s->allowed_ips, a);
                                 }
@@ -213,8 +220,8 @@ static void check_messages(const WgDevice *change, GPtrArray *msgs, size_t budge
                         continue;
                 }
                 g_assert_cmpuint(s->allowed_ips->len, ==, p->allowed_ips->len);
-                g_assert_cmpmem(s->allowed_ips->data, s->allowed_ips->len * sizeof(NmPrefix), p->allowed_ips->data,
-                                p->allowed_ips->len * sizeof(NmPrefix));
+                g_assert_cmpmem(s->allowed_ips->data, s->allowed_ips->len * sizeof(NmPrefix),
+                                p->allowed_ips->data, p->allowed_ips->len * sizeof(NmPrefix));
         }
 }
 
@@ -250,8 +257,8 @@ static void test_5000_peers(void)
 
         g_assert_cmpuint(budget, <=, 8192);
         g_assert_cmpint(wg_netlink_build_set(change, FAMILY_ID, 0, &msgs, NULL), ==, 0);
-        g_test_message("5000 peers, %zu allowed IPs: %u messages of at most %zu bytes", wg_device_count_allowed_ips(change),
-                       msgs->len, budget);
+        g_test_message("5000 peers, %zu allowed IPs: %u messages of at most %zu bytes",
+                       wg_device_count_allowed_ips(change), msgs->len, budget);
         /* Roughly 60-100 peers a message; far fewer messages would mean overfilled ones. */
         g_assert_cmpuint(msgs->len, >, 5000 / 120);
         g_assert_cmpuint(msgs->len, <, 5000 / 20);
@@ -269,7 +276,7 @@ static void test_peer_with_many_allowed_ips(void)
         /* One peer with 2000 routes (a gateway): it must continue over several messages. */
         big->flags |= WG_PEER_REPLACE_ALLOWEDIPS;
         for (unsigned i = 0; i < 2000; i++) {
-                NmPrefix a = { .family = AF_INET, .prefixlen = 24 };
+                NmPrefix a = {.family = AF_INET, .prefixlen = 24};
                 a.addr.in.s_addr = htonl(0x64000000u + (i << 8));
                 wg_peer_add_allowed_ip(big, &a);
         }
@@ -284,18 +291,19 @@ static void test_removals_and_small_budgets(void)
         /* Random sets against budgets from tiny to large: the rules hold for every split point. */
         for (unsigned round = 0; round < 200; round++) {
                 g_autoptr(GRand) rand = g_rand_new_with_seed(round);
-                g_autoptr(WgDevice) change = big_change((unsigned) g_rand_int_range(rand, 0, 60),
-                                                        (unsigned) g_rand_int_range(rand, 1, 40), rand);
+                g_autoptr(WgDevice) change = big_change((unsigned)g_rand_int_range(rand, 0, 60),
+                                                        (unsigned)g_rand_int_range(rand, 1, 40), rand);
                 g_autoptr(GPtrArray) msgs = NULL;
-                size_t budget = (size_t) g_rand_int_range(rand, 300, 4096);
+                size_t budget = (size_t)g_rand_int_range(rand, 300, 4096);
 
                 for (guint i = 0; i < change->peers->len; i++)
                         if (g_rand_int_range(rand, 0, 5) == 0)
-                                ((WgPeer *) change->peers->pdata[i])->flags = WG_PEER_REMOVE_ME;
+                                ((WgPeer *)change->peers->pdata[i])->flags = WG_PEER_REMOVE_ME;
                 if (round % 4 == 0)
                         change->flags |= WG_DEVICE_REPLACE_PEERS;
                 if (round % 5 == 0)
-                        change->flags &= ~(WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK);
+                        change->flags &= ~(WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT |
+                                           WG_DEVICE_HAS_FWMARK);
 
                 g_assert_cmpint(wg_netlink_build_set(change, FAMILY_ID, budget, &msgs, NULL), ==, 0);
                 check_messages(change, msgs, budget);
@@ -321,7 +329,7 @@ static void test_invalid_allowed_ip(void)
         g_autoptr(WgDevice) change = big_change(3, 2, rand);
         g_autoptr(GPtrArray) msgs = NULL;
         g_autoptr(GError) error = NULL;
-        NmPrefix bad = { .family = AF_INET, .prefixlen = 33 };
+        NmPrefix bad = {.family = AF_INET, .prefixlen = 33};
 
         wg_peer_add_allowed_ip(change->peers->pdata[1], &bad);
         g_assert_cmpint(wg_netlink_build_set(change, FAMILY_ID, 0, &msgs, &error), ==, -EINVAL);
@@ -339,10 +347,10 @@ static void test_dump_coalescing(void)
         WgPeer *p = change->peers->pdata[1];
 
         for (unsigned i = 0; i < 700; i++) {
-                NmPrefix a = { .family = AF_INET6, .prefixlen = 64 };
+                NmPrefix a = {.family = AF_INET6, .prefixlen = 64};
                 a.addr.in6.s6_addr[0] = 0x20;
-                a.addr.in6.s6_addr[7] = (uint8_t) i;
-                a.addr.in6.s6_addr[6] = (uint8_t) (i >> 8);
+                a.addr.in6.s6_addr[7] = (uint8_t)i;
+                a.addr.in6.s6_addr[6] = (uint8_t)(i >> 8);
                 wg_peer_add_allowed_ip(p, &a);
         }
         g_assert_cmpint(wg_netlink_build_set(change, FAMILY_ID, 2048, &msgs, NULL), ==, 0);
@@ -350,7 +358,7 @@ static void test_dump_coalescing(void)
         for (guint m = 0; m < msgs->len; m++)
                 g_assert_cmpint(wg_netlink_parse_device(msgs->pdata[m], d, keys), ==, 0);
         g_assert_cmpuint(d->peers->len, ==, 2);
-        g_assert_cmpuint(((WgPeer *) d->peers->pdata[1])->allowed_ips->len, ==, 701);
+        g_assert_cmpuint(((WgPeer *)d->peers->pdata[1])->allowed_ips->len, ==, 701);
         g_assert_true(d->flags & WG_DEVICE_HAS_LISTEN_PORT);
         g_assert_cmpuint(d->listen_port, ==, 51820);
 }

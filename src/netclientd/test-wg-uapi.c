@@ -15,33 +15,34 @@
 #define PRIV_HEX "e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a"
 #define PUB1_HEX "b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33"
 #define PUB2_HEX "58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceae9a9b2c1e2"
-#define PSK_HEX "188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52"
+#define PSK_HEX  "188515093e952f5f22e865cef3012e72f8b5f0b598ac0309d5dacce3b70fcf52"
 
-static const char GOOD_GET[] = "private_key=" PRIV_HEX "\n"
-                               "listen_port=51820\n"
-                               "fwmark=0\n"
-                               "public_key=" PUB1_HEX "\n"
-                               "preshared_key=" PSK_HEX "\n"
-                               "protocol_version=1\n"
-                               "endpoint=198.18.0.2:51820\n"
-                               "last_handshake_time_sec=1700000000\n"
-                               "last_handshake_time_nsec=123456789\n"
-                               "tx_bytes=38333\n"
-                               "rx_bytes=2224\n"
-                               "persistent_keepalive_interval=25\n"
-                               "allowed_ip=10.99.0.2/32\n"
-                               "allowed_ip=fd00:99::2/128\n"
-                               "public_key=" PUB2_HEX "\n"
-                               "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
-                               "protocol_version=1\n"
-                               "endpoint=[fd00::3]:51821\n"
-                               "last_handshake_time_sec=0\n"
-                               "last_handshake_time_nsec=0\n"
-                               "tx_bytes=0\n"
-                               "rx_bytes=0\n"
-                               "persistent_keepalive_interval=0\n"
-                               "errno=0\n"
-                               "\n";
+static const char GOOD_GET[] =
+        "private_key=" PRIV_HEX "\n"
+        "listen_port=51820\n"
+        "fwmark=0\n"
+        "public_key=" PUB1_HEX "\n"
+        "preshared_key=" PSK_HEX "\n"
+        "protocol_version=1\n"
+        "endpoint=198.18.0.2:51820\n"
+        "last_handshake_time_sec=1700000000\n"
+        "last_handshake_time_nsec=123456789\n"
+        "tx_bytes=38333\n"
+        "rx_bytes=2224\n"
+        "persistent_keepalive_interval=25\n"
+        "allowed_ip=10.99.0.2/32\n"
+        "allowed_ip=fd00:99::2/128\n"
+        "public_key=" PUB2_HEX "\n"
+        "preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
+        "protocol_version=1\n"
+        "endpoint=[fd00::3]:51821\n"
+        "last_handshake_time_sec=0\n"
+        "last_handshake_time_nsec=0\n"
+        "tx_bytes=0\n"
+        "rx_bytes=0\n"
+        "persistent_keepalive_interval=0\n"
+        "errno=0\n"
+        "\n";
 
 static void check_good_device(const WgDevice *d)
 {
@@ -77,7 +78,9 @@ static void test_good_reply(void)
         g_autoptr(WgDevice) d = NULL;
         g_autoptr(GError) error = NULL;
 
-        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_GET, "nm-test", GOOD_GET, strlen(GOOD_GET), NULL, &d, &error), ==, 0);
+        g_assert_cmpint(
+                wg_uapi_parse(WG_UAPI_REPLY_GET, "nm-test", GOOD_GET, strlen(GOOD_GET), NULL, &d, &error),
+                ==, 0);
         g_assert_no_error(error);
         check_good_device(d);
 }
@@ -94,7 +97,8 @@ static void test_byte_by_byte(void)
         check_good_device(d);
 }
 
-static void expect_error(const char *reply, size_t len, const WgUapiLimits *limits, int want, const char *fragment)
+static void expect_error(const char *reply, size_t len, const WgUapiLimits *limits, int want,
+                         const char *fragment)
 {
         g_autoptr(WgDevice) d = NULL;
         g_autoptr(GError) error = NULL;
@@ -138,16 +142,21 @@ static void test_hostile(void)
         expect_error_s("private_key=" PRIV_HEX "00\nerrno=0\n\n", -EBADMSG, "private_key");
         expect_error_s("private_key=" PRIV_HEX "\npublic_key=zz\nerrno=0\n\n", -EBADMSG, "public_key");
         expect_error_s("private_key=X" PRIV_HEX "\nerrno=0\n\n", -EBADMSG, "64 hex digits");
-        expect_error_s("public_key=" PUB1_HEX "\npreshared_key=" PSK_HEX "zz\nerrno=0\n\n", -EBADMSG, "preshared_key");
-        expect_error_s("public_key=" PUB1_HEX "\nendpoint=nonsense\nerrno=0\n\n", -EBADMSG, "endpoint \"nonsense\"");
+        expect_error_s("public_key=" PUB1_HEX "\npreshared_key=" PSK_HEX "zz\nerrno=0\n\n", -EBADMSG,
+                       "preshared_key");
+        expect_error_s("public_key=" PUB1_HEX "\nendpoint=nonsense\nerrno=0\n\n", -EBADMSG,
+                       "endpoint \"nonsense\"");
         expect_error_s("public_key=" PUB1_HEX "\nallowed_ip=10.0.0.1\nerrno=0\n\n", -EBADMSG, "allowed_ip");
-        expect_error_s("public_key=" PUB1_HEX "\nallowed_ip=10.0.0.0/33\nerrno=0\n\n", -EBADMSG, "allowed_ip");
+        expect_error_s("public_key=" PUB1_HEX "\nallowed_ip=10.0.0.0/33\nerrno=0\n\n", -EBADMSG,
+                       "allowed_ip");
         expect_error_s("public_key=" PUB1_HEX "\nlast_handshake_time_nsec=1000000000\nerrno=0\n\n", -EBADMSG,
                        "last_handshake_time_nsec");
-        expect_error_s("public_key=" PUB1_HEX "\nrx_bytes=18446744073709551616\nerrno=0\n\n", -EBADMSG, "rx_bytes");
+        expect_error_s("public_key=" PUB1_HEX "\nrx_bytes=18446744073709551616\nerrno=0\n\n", -EBADMSG,
+                       "rx_bytes");
         /* Structure. */
         expect_error_s("public_key=" PUB1_HEX "\npublic_key=" PUB1_HEX "\nerrno=0\n\n", -EBADMSG, "twice");
-        expect_error_s("public_key=" PUB1_HEX "\nlisten_port=1\nerrno=0\n\n", -EBADMSG, "after the first peer");
+        expect_error_s("public_key=" PUB1_HEX "\nlisten_port=1\nerrno=0\n\n", -EBADMSG,
+                       "after the first peer");
         expect_error_s("no equals sign\nerrno=0\n\n", -EBADMSG, "not a key=value");
         expect_error_s("Listen_Port=1\nerrno=0\n\n", -EBADMSG, "invalid key");
         expect_error_s("=1\nerrno=0\n\n", -EBADMSG, "invalid key");
@@ -167,7 +176,8 @@ static void test_unknown_keys_ignored(void)
                                     "\nsome_new_peer_key=xyz\nallowed_ip=10.0.0.0/8\nerrno=0\n\n";
         g_autoptr(WgDevice) d = NULL;
 
-        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_GET, "nm-test", reply, strlen(reply), NULL, &d, NULL), ==, 0);
+        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_GET, "nm-test", reply, strlen(reply), NULL, &d, NULL),
+                        ==, 0);
         g_assert_cmpuint(d->listen_port, ==, 7);
         g_assert_cmpuint(d->peers->len, ==, 1);
 }
@@ -184,7 +194,8 @@ static void test_limits(void)
                 char hex[NM_KEY_HEX_LEN + 1];
                 memcpy(k.b, &i, sizeof(i));
                 nm_key_to_hex(&k, hex);
-                g_string_append_printf(s, "public_key=%s\nallowed_ip=10.%u.%u.0/24\n", hex, i >> 8, i & 0xff);
+                g_string_append_printf(s, "public_key=%s\nallowed_ip=10.%u.%u.0/24\n", hex, i >> 8,
+                                       i & 0xff);
         }
         g_string_append(s, "errno=0\n\n");
         expect_error(s->str, s->len, &small, -E2BIG, "more than 100 peers");
@@ -209,10 +220,12 @@ static void test_set_reply(void)
         g_autoptr(GError) error = NULL;
 
         g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_SET, "x", "errno=0\n\n", 9, NULL, NULL, NULL), ==, 0);
-        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_SET, "x", "errno=-22\n\n", 11, NULL, NULL, &error), ==, -EINVAL);
+        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_SET, "x", "errno=-22\n\n", 11, NULL, NULL, &error), ==,
+                        -EINVAL);
         g_clear_error(&error);
-        g_assert_cmpint(wg_uapi_parse(WG_UAPI_REPLY_SET, "x", "listen_port=1\nerrno=0\n\n", 23, NULL, NULL, &error),
-                        ==, -EBADMSG);
+        g_assert_cmpint(
+                wg_uapi_parse(WG_UAPI_REPLY_SET, "x", "listen_port=1\nerrno=0\n\n", 23, NULL, NULL, &error),
+                ==, -EBADMSG);
         g_assert_nonnull(strstr(error->message, "unexpected key"));
 }
 
@@ -267,8 +280,8 @@ static void test_format_set(void)
 /* A fake userspace implementation: answers one connection with a canned reply. */
 typedef struct FakeServer {
         int listen_fd;
-        char *reply;        /* NULL: read the request, then say nothing until closed */
-        bool close_early;   /* close after half the reply */
+        char *reply;      /* NULL: read the request, then say nothing until closed */
+        bool close_early; /* close after half the reply */
         GString *request;
 } FakeServer;
 
@@ -289,20 +302,20 @@ static gpointer fake_server_run(gpointer data)
                 size_t len = strlen(f->reply);
                 g_assert_cmpint(write(fd, f->reply, f->close_early ? len / 2 : len), >, 0);
         } else
-                (void) read(fd, buf, sizeof(buf)); /* until the client gives up */
+                (void)read(fd, buf, sizeof(buf)); /* until the client gives up */
         close(fd);
         return NULL;
 }
 
 static GThread *fake_server_start(FakeServer *f, const char *dir, const char *ifname)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         g_autofree char *path = wg_uapi_socket_path(dir, ifname);
 
         g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
         unlink(path);
         f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        g_assert_cmpint(bind(f->listen_fd, (struct sockaddr *) &sa, sizeof(sa)), ==, 0);
+        g_assert_cmpint(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
         g_assert_cmpint(listen(f->listen_fd, 1), ==, 0);
         f->request = g_string_new(NULL);
         return g_thread_new("fake-uapi", fake_server_run, f);
@@ -318,7 +331,7 @@ static void fake_server_stop(FakeServer *f, GThread *t)
 static void test_socket(void)
 {
         g_autofree char *dir = g_dir_make_tmp("wg-uapi-XXXXXX", NULL);
-        WgBackendOptions o = { .kind = WG_BACKEND_USERSPACE, .uapi_dir = dir };
+        WgBackendOptions o = {.kind = WG_BACKEND_USERSPACE, .uapi_dir = dir};
         g_autoptr(WgBackend) b = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(WgDevice) d = NULL;
@@ -335,7 +348,7 @@ static void test_socket(void)
         g_clear_error(&error);
 
         /* get=1 */
-        f.reply = (char *) GOOD_GET;
+        f.reply = (char *)GOOD_GET;
         t = fake_server_start(&f, dir, "nm-test");
         g_assert_cmpint(wg_backend_get(b, "nm-test", &d, &error), ==, 0);
         g_assert_no_error(error);
@@ -345,7 +358,7 @@ static void test_socket(void)
         g_clear_pointer(&d, wg_device_free);
 
         /* set=1 refused with errno=-22 */
-        f = (FakeServer){ .reply = (char *) "errno=-22\n\n" };
+        f = (FakeServer){.reply = (char *)"errno=-22\n\n"};
         t = fake_server_start(&f, dir, "nm-test");
         g_autoptr(WgDevice) c = wg_device_new("nm-test");
         wg_device_set_listen_port(c, 1234);
@@ -356,7 +369,7 @@ static void test_socket(void)
         fake_server_stop(&f, t);
 
         /* A reply cut off half-way. */
-        f = (FakeServer){ .reply = (char *) GOOD_GET, .close_early = true };
+        f = (FakeServer){.reply = (char *)GOOD_GET, .close_early = true};
         t = fake_server_start(&f, dir, "nm-test");
         g_assert_cmpint(wg_backend_get(b, "nm-test", &d, &error), ==, -EBADMSG);
         g_assert_nonnull(strstr(error->message, "truncated"));

@@ -25,7 +25,8 @@ static const char FAKE[] =
         "import os, signal, socket, sys\n"
         "d = os.environ['FAKE_UAPI_DIR']; ifname = sys.argv[2]\n"
         "path = os.path.join(d, ifname + '.sock')\n"
-        "open(os.path.join(d, ifname + '.args'), 'w').write(' '.join(sys.argv[1:]) + ' ' + os.environ.get('WG_PROCESS_FOREGROUND', '-'))\n"
+        "open(os.path.join(d, ifname + '.args'), 'w').write(' '.join(sys.argv[1:]) + ' ' + "
+        "os.environ.get('WG_PROCESS_FOREGROUND', '-'))\n"
         "def bye(*a):\n"
         "    os.unlink(path); sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, bye)\n"
@@ -46,13 +47,13 @@ static char *fake_path;
 static pid_t socket_peer_pid(const char *ifname)
 {
         g_autofree char *path = wg_uapi_socket_path(dir, ifname);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         struct ucred cred = {};
         socklen_t len = sizeof(cred);
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
         g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-        g_assert_cmpint(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), ==, 0);
+        g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
         g_assert_cmpint(getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len), ==, 0);
         return cred.pid;
 }
@@ -63,7 +64,8 @@ static void run_loop_until_reaped(sd_event *e, pid_t pid)
         while (g_get_monotonic_time() < deadline) {
                 sd_event_run(e, 50 * 1000);
                 /* Reaped by the child source: no longer our child at all. */
-                if (waitid(P_PID, (id_t) pid, &(siginfo_t){}, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+                if (waitid(P_PID, (id_t)pid, &(siginfo_t){}, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+                    errno == ECHILD)
                         return;
         }
         g_assert_not_reached();
@@ -80,7 +82,8 @@ static void test_start_adopt_reap_stop(void)
         pid_t pid;
 
         g_assert_cmpint(sd_event_new(&e), >=, 0);
-        WgBackendOptions o = { .kind = WG_BACKEND_USERSPACE, .uapi_dir = dir, .wireguard_go = fake_path, .event = e };
+        WgBackendOptions o = {
+                .kind = WG_BACKEND_USERSPACE, .uapi_dir = dir, .wireguard_go = fake_path, .event = e};
         g_assert_cmpint(wg_backend_new(&o, &b, NULL), ==, 0);
 
         g_assert_cmpint(wg_backend_exists(b, "wgfake0"), ==, 0);
@@ -142,7 +145,7 @@ static void test_failures(void)
         g_autofree char *sleeper = g_build_filename(dir, "sleeper", NULL);
 
         /* Exits at once. */
-        WgBackendOptions o = { .kind = WG_BACKEND_USERSPACE, .uapi_dir = dir, .wireguard_go = "/bin/false" };
+        WgBackendOptions o = {.kind = WG_BACKEND_USERSPACE, .uapi_dir = dir, .wireguard_go = "/bin/false"};
         g_assert_cmpint(wg_backend_new(&o, &b, NULL), ==, 0);
         g_assert_cmpint(wg_backend_link_create(b, "wgfake2", &error), ==, -ECHILD);
         g_assert_nonnull(strstr(error->message, "exited (status 1) before its socket appeared"));

@@ -53,7 +53,7 @@ int wg_error(GError **error, int r, const char *fmt, ...)
 guint wg_key_hash(gconstpointer k)
 {
         guint h;
-        memcpy(&h, ((const NmKey *) k)->b, sizeof(h));
+        memcpy(&h, ((const NmKey *)k)->b, sizeof(h));
         return h;
 }
 
@@ -71,10 +71,11 @@ int wg_backend_kind_from_string(const char *s, WgBackendKind *ret, GError **erro
         else if (streq0(s, "userspace"))
                 *ret = WG_BACKEND_USERSPACE;
         else
-                return wg_error(error, -EINVAL,
-                                "Invalid WireGuard backend \"%.32s\": \"auto\", \"kernel\" and \"userspace\" are "
-                                "accepted",
-                                strempty(s));
+                return wg_error(
+                        error, -EINVAL,
+                        "Invalid WireGuard backend \"%.32s\": \"auto\", \"kernel\" and \"userspace\" are "
+                        "accepted",
+                        strempty(s));
         return 0;
 }
 
@@ -128,14 +129,15 @@ int wg_backend_sync(WgBackend *b, const WgDevice *desired, GError **error)
                 return r;
         r = wg_device_diff(current, desired, &change);
         if (r < 0)
-                return wg_error(error, r, "Failed to compare WireGuard interface \"%s\" with its configuration",
+                return wg_error(error, r,
+                                "Failed to compare WireGuard interface \"%s\" with its configuration",
                                 desired->ifname);
         if (wg_device_is_empty(change))
                 return 0;
         r = wg_backend_set(b, change, error);
         if (r < 0)
                 return r;
-        n = (int) change->peers->len;
+        n = (int)change->peers->len;
         if (change->flags & (WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK))
                 n++;
         return n;

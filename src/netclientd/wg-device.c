@@ -79,7 +79,7 @@ WgDevice *wg_device_new(const char *ifname)
         WgDevice *d = g_new0(WgDevice, 1);
         if (ifname)
                 g_strlcpy(d->ifname, ifname, sizeof(d->ifname));
-        d->peers = g_ptr_array_new_with_free_func((GDestroyNotify) wg_peer_free);
+        d->peers = g_ptr_array_new_with_free_func((GDestroyNotify)wg_peer_free);
         return d;
 }
 
@@ -91,7 +91,7 @@ WgDevice *wg_device_copy(const WgDevice *d)
                 return NULL;
         c = g_new0(WgDevice, 1);
         *c = *d;
-        c->peers = g_ptr_array_new_full(d->peers->len, (GDestroyNotify) wg_peer_free);
+        c->peers = g_ptr_array_new_full(d->peers->len, (GDestroyNotify)wg_peer_free);
         for (guint i = 0; i < d->peers->len; i++)
                 g_ptr_array_add(c->peers, wg_peer_copy(d->peers->pdata[i]));
         return c;
@@ -155,7 +155,7 @@ size_t wg_device_count_allowed_ips(const WgDevice *d)
 {
         size_t n = 0;
         for (guint i = 0; i < d->peers->len; i++)
-                n += ((WgPeer *) d->peers->pdata[i])->allowed_ips->len;
+                n += ((WgPeer *)d->peers->pdata[i])->allowed_ips->len;
         return n;
 }
 
@@ -219,9 +219,9 @@ int wg_endpoint_parse(const char *s, WgEndpoint *ret, GError **error)
                                 return endpoint_error(error, s, "empty IPv6 scope");
                         unsigned long idx = strtoul(scope, &end, 10);
                         if (*end == '\0' && g_ascii_isdigit(*scope) && idx <= UINT32_MAX)
-                                e.in6.sin6_scope_id = (uint32_t) idx;
+                                e.in6.sin6_scope_id = (uint32_t)idx;
                         else if ((idx = if_nametoindex(scope)) > 0)
-                                e.in6.sin6_scope_id = (uint32_t) idx;
+                                e.in6.sin6_scope_id = (uint32_t)idx;
                         else
                                 return endpoint_error(error, s, "unknown IPv6 scope interface");
                 }
@@ -235,7 +235,8 @@ int wg_endpoint_parse(const char *s, WgEndpoint *ret, GError **error)
                 host = g_strndup(s, colon - s);
                 port_s = colon + 1;
                 if (inet_pton(AF_INET, host, &e.in.sin_addr) != 1)
-                        return endpoint_error(error, s, "not an IPv4 address (write IPv6 as [address]:port)");
+                        return endpoint_error(error, s,
+                                              "not an IPv4 address (write IPv6 as [address]:port)");
                 e.in.sin_family = AF_INET;
         }
 
@@ -245,9 +246,9 @@ int wg_endpoint_parse(const char *s, WgEndpoint *ret, GError **error)
         if (*end != '\0' || port < 1 || port > 65535)
                 return endpoint_error(error, s, "the port must be a number 1-65535");
         if (e.sa.sa_family == AF_INET)
-                e.in.sin_port = htons((uint16_t) port);
+                e.in.sin_port = htons((uint16_t)port);
         else
-                e.in6.sin6_port = htons((uint16_t) port);
+                e.in6.sin6_port = htons((uint16_t)port);
         *ret = e;
         return 0;
 }
@@ -279,7 +280,8 @@ bool wg_endpoint_equal(const WgEndpoint *a, const WgEndpoint *b)
         case AF_INET:
                 return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
         case AF_INET6:
-                return a->in6.sin6_port == b->in6.sin6_port && a->in6.sin6_scope_id == b->in6.sin6_scope_id &&
+                return a->in6.sin6_port == b->in6.sin6_port &&
+                       a->in6.sin6_scope_id == b->in6.sin6_scope_id &&
                        memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
         default:
                 return true;

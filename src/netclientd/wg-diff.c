@@ -63,7 +63,8 @@ static WgPeer *peer_updated(const WgPeer *have, const WgPeer *want)
                 wg_peer_set_persistent_keepalive(c, want->persistent_keepalive);
                 changed = true;
         }
-        if (want->flags & WG_PEER_HAS_PRESHARED_KEY && !nm_key_equal(&want->preshared_key, &have->preshared_key)) {
+        if (want->flags & WG_PEER_HAS_PRESHARED_KEY &&
+            !nm_key_equal(&want->preshared_key, &have->preshared_key)) {
                 wg_peer_set_preshared_key(c, &want->preshared_key);
                 changed = true;
         }

@@ -29,7 +29,7 @@ size_t wg_netlink_message_budget(void)
         long page = sysconf(_SC_PAGESIZE);
         if (page <= 0 || page > 8192)
                 return 8192;
-        return (size_t) page;
+        return (size_t)page;
 }
 
 GHashTable *wg_peer_key_table_new(void)
@@ -40,15 +40,15 @@ GHashTable *wg_peer_key_table_new(void)
 /* ---- building WG_CMD_SET_DEVICE ---- */
 
 typedef struct BuildCursor {
-        guint peer;       /* the next peer to write */
-        guint ip;         /* its next allowed IP */
-        bool continuing;  /* its first part (flags, endpoint, ...) was already written */
+        guint peer;      /* the next peer to write */
+        guint ip;        /* its next allowed IP */
+        bool continuing; /* its first part (flags, endpoint, ...) was already written */
 } BuildCursor;
 
 typedef enum PeerFit {
-        PEER_DONE,     /* written completely */
-        PEER_PARTIAL,  /* written in part: continue at the cursor in the next message */
-        PEER_NO_ROOM,  /* nothing written: the message is unchanged */
+        PEER_DONE,    /* written completely */
+        PEER_PARTIAL, /* written in part: continue at the cursor in the next message */
+        PEER_NO_ROOM, /* nothing written: the message is unchanged */
 } PeerFit;
 
 static struct nl_msg *set_message_new(const WgDevice *c, int family_id, size_t budget)
@@ -68,13 +68,16 @@ static struct nl_msg *set_message_new(const WgDevice *c, int family_id, size_t b
 
 static int put_device_attrs(struct nl_msg *m, const WgDevice *c)
 {
-        if (c->flags & WG_DEVICE_HAS_PRIVATE_KEY && nla_put(m, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, c->private_key.b) < 0)
+        if (c->flags & WG_DEVICE_HAS_PRIVATE_KEY &&
+            nla_put(m, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, c->private_key.b) < 0)
                 return -EMSGSIZE;
-        if (c->flags & WG_DEVICE_HAS_LISTEN_PORT && nla_put_u16(m, WGDEVICE_A_LISTEN_PORT, c->listen_port) < 0)
+        if (c->flags & WG_DEVICE_HAS_LISTEN_PORT &&
+            nla_put_u16(m, WGDEVICE_A_LISTEN_PORT, c->listen_port) < 0)
                 return -EMSGSIZE;
         if (c->flags & WG_DEVICE_HAS_FWMARK && nla_put_u32(m, WGDEVICE_A_FWMARK, c->fwmark) < 0)
                 return -EMSGSIZE;
-        if (c->flags & WG_DEVICE_REPLACE_PEERS && nla_put_u32(m, WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS) < 0)
+        if (c->flags & WG_DEVICE_REPLACE_PEERS &&
+            nla_put_u32(m, WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS) < 0)
                 return -EMSGSIZE;
         return 0;
 }
@@ -97,7 +100,8 @@ static int put_peer_head(struct nl_msg *m, const WgPeer *p)
         if (p->flags & WG_PEER_HAS_ENDPOINT) {
                 int r = p->endpoint.sa.sa_family == AF_INET
                                 ? nla_put(m, WGPEER_A_ENDPOINT, sizeof(struct sockaddr_in), &p->endpoint.in)
-                                : nla_put(m, WGPEER_A_ENDPOINT, sizeof(struct sockaddr_in6), &p->endpoint.in6);
+                                : nla_put(m, WGPEER_A_ENDPOINT, sizeof(struct sockaddr_in6),
+                                          &p->endpoint.in6);
                 if (r < 0)
                         return -EMSGSIZE;
         }
@@ -112,7 +116,7 @@ static int put_allowed_ip(struct nl_msg *m, const NmPrefix *a)
         struct nlattr *n = nla_nest_start(m, NLA_F_NESTED);
         if (!n)
                 return -EMSGSIZE;
-        if (nla_put_u16(m, WGALLOWEDIP_A_FAMILY, (uint16_t) a->family) < 0 ||
+        if (nla_put_u16(m, WGALLOWEDIP_A_FAMILY, (uint16_t)a->family) < 0 ||
             nla_put(m, WGALLOWEDIP_A_IPADDR, a->family == AF_INET ? 4 : 16, a->addr.bytes) < 0 ||
             nla_put_u8(m, WGALLOWEDIP_A_CIDR_MASK, a->prefixlen) < 0) {
                 nla_nest_cancel(m, n);
@@ -190,8 +194,9 @@ static int validate_change(const WgDevice *c, GError **error)
                     p->endpoint.sa.sa_family != AF_INET6) {
                         char k[NM_KEY_B64_LEN + 1];
                         nm_key_to_base64(&p->public_key, k);
-                        return wg_error(error, -EINVAL, "Peer %s on \"%s\": the endpoint is neither IPv4 nor IPv6",
-                                        k, c->ifname);
+                        return wg_error(error, -EINVAL,
+                                        "Peer %s on \"%s\": the endpoint is neither IPv4 nor IPv6", k,
+                                        c->ifname);
                 }
                 for (guint j = 0; j < p->allowed_ips->len; j++) {
                         const NmPrefix *a = &g_array_index(p->allowed_ips, NmPrefix, j);
@@ -209,9 +214,10 @@ static int validate_change(const WgDevice *c, GError **error)
         return 0;
 }
 
-int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret, GError **error)
+int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret,
+                         GError **error)
 {
-        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func((GDestroyNotify) nlmsg_free);
+        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func((GDestroyNotify)nlmsg_free);
         BuildCursor cur = {};
         guint npeers = change->peers->len;
         int r;
@@ -265,8 +271,8 @@ int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, G
 
 too_small:
         return wg_error(error, -EMSGSIZE,
-                        "Cannot fit a WireGuard peer of \"%s\" into a netlink message of %zu bytes", change->ifname,
-                        budget);
+                        "Cannot fit a WireGuard peer of \"%s\" into a netlink message of %zu bytes",
+                        change->ifname, budget);
 }
 
 /* ---- parsing WG_CMD_GET_DEVICE ---- */
@@ -281,7 +287,8 @@ static int parse_allowed_ips(struct nlattr *list, WgPeer *p)
         struct nlattr *a;
         int rem;
 
-        nla_for_each_nested(a, list, rem) {
+        nla_for_each_nested(a, list, rem)
+        {
                 struct nlattr *tb[WGALLOWEDIP_A_MAX + 1];
                 NmPrefix prefix = {};
                 uint16_t family;
@@ -353,8 +360,8 @@ static int parse_peer(struct nlattr *attr, WgDevice *d, GHashTable *peers_by_key
                 if (!attr_is(tb[WGPEER_A_LAST_HANDSHAKE_TIME], sizeof(ts)))
                         return -EBADMSG;
                 memcpy(&ts, nla_data(tb[WGPEER_A_LAST_HANDSHAKE_TIME]), sizeof(ts));
-                p->last_handshake.tv_sec = (time_t) ts.tv_sec;
-                p->last_handshake.tv_nsec = (long) ts.tv_nsec;
+                p->last_handshake.tv_sec = (time_t)ts.tv_sec;
+                p->last_handshake.tv_nsec = (long)ts.tv_nsec;
         }
         if (tb[WGPEER_A_RX_BYTES]) {
                 if (!attr_is(tb[WGPEER_A_RX_BYTES], 8))
@@ -394,7 +401,8 @@ int wg_netlink_parse_device(struct nl_msg *msg, WgDevice *d, GHashTable *peers_b
                 int len = nla_len(tb[WGDEVICE_A_IFNAME]);
                 if (len < 1 || len > IFNAMSIZ)
                         return -EBADMSG;
-                g_strlcpy(d->ifname, nla_data(tb[WGDEVICE_A_IFNAME]), MIN((size_t) len + 1, sizeof(d->ifname)));
+                g_strlcpy(d->ifname, nla_data(tb[WGDEVICE_A_IFNAME]),
+                          MIN((size_t)len + 1, sizeof(d->ifname)));
         }
         if (tb[WGDEVICE_A_PRIVATE_KEY]) {
                 if (!attr_is(tb[WGDEVICE_A_PRIVATE_KEY], WG_KEY_LEN))
@@ -421,7 +429,8 @@ int wg_netlink_parse_device(struct nl_msg *msg, WgDevice *d, GHashTable *peers_b
                 d->flags |= WG_DEVICE_HAS_FWMARK;
         }
         if (tb[WGDEVICE_A_PEERS])
-                nla_for_each_nested(a, tb[WGDEVICE_A_PEERS], rem) {
+                nla_for_each_nested(a, tb[WGDEVICE_A_PEERS], rem)
+                {
                         r = parse_peer(a, d, peers_by_key);
                         if (r < 0)
                                 return r;
@@ -461,7 +470,7 @@ static int kernel_get(WgBackend *b, const char *ifname, WgDevice **ret, GError *
                 g_autoptr(WgDevice) d = wg_device_new(ifname);
                 g_autoptr(GHashTable) keys = wg_peer_key_table_new();
                 g_autofree char *extack = NULL;
-                DumpState st = { .device = d, .peers_by_key = keys };
+                DumpState st = {.device = d, .peers_by_key = keys};
                 struct nl_msg *m = nlmsg_alloc();
 
                 if (!m)
@@ -479,10 +488,12 @@ static int kernel_get(WgBackend *b, const char *ifname, WgDevice **ret, GError *
                         return 0;
                 }
                 if (r != -EAGAIN)
-                        return wg_error(error, r, "Failed to read WireGuard interface \"%s\" from the kernel: %s%s%s",
+                        return wg_error(error, r,
+                                        "Failed to read WireGuard interface \"%s\" from the kernel: %s%s%s",
                                         ifname, g_strerror(-r), extack ? ": " : "", strempty(extack));
         }
-        return wg_error(error, r, "Failed to read WireGuard interface \"%s\": it kept changing while being read",
+        return wg_error(error, r,
+                        "Failed to read WireGuard interface \"%s\": it kept changing while being read",
                         ifname);
 }
 
@@ -503,7 +514,8 @@ static int kernel_set(WgBackend *b, const WgDevice *change, GError **error)
                 r = netlink_request(k->genl, msgs->pdata[i], &extack);
                 if (r < 0) {
                         if (msgs->len == 1)
-                                return wg_error(error, r, "Failed to configure WireGuard interface \"%s\": %s%s%s",
+                                return wg_error(error, r,
+                                                "Failed to configure WireGuard interface \"%s\": %s%s%s",
                                                 change->ifname, g_strerror(-r), extack ? ": " : "",
                                                 strempty(extack));
                         return wg_error(error, r,
@@ -527,9 +539,11 @@ static int kernel_link_create(WgBackend *b, const char *ifname, GError **error)
                 return -EINVAL;
         r = link_create_wireguard(k->rtnl, ifname);
         if (r == -EEXIST)
-                return wg_error(error, r, "Cannot create WireGuard interface \"%s\": the name is taken", ifname);
+                return wg_error(error, r, "Cannot create WireGuard interface \"%s\": the name is taken",
+                                ifname);
         if (r < 0)
-                return wg_error(error, r, "Failed to create WireGuard interface \"%s\": %s", ifname, g_strerror(-r));
+                return wg_error(error, r, "Failed to create WireGuard interface \"%s\": %s", ifname,
+                                g_strerror(-r));
         return 0;
 }
 
@@ -587,7 +601,8 @@ static int resolve_family(struct nl_sock *genl)
 {
         int r = genl_ctrl_resolve(genl, WG_GENL_NAME);
         if (r < 0)
-                return netlink_errno_from_nlerr(r) == -ENOENT ? -EPROTONOSUPPORT : netlink_errno_from_nlerr(r);
+                return netlink_errno_from_nlerr(r) == -ENOENT ? -EPROTONOSUPPORT
+                                                              : netlink_errno_from_nlerr(r);
         return r;
 }
 
@@ -623,8 +638,8 @@ int wg_backend_new_kernel(const WgBackendOptions *options, WgBackend **ret, GErr
                                 "backend=userspace with wireguard-go",
                                 WG_GENL_NAME);
         if (r < 0)
-                return wg_error(error, r, "Failed to look up generic netlink family \"%s\": %s", WG_GENL_NAME,
-                                g_strerror(-r));
+                return wg_error(error, r, "Failed to look up generic netlink family \"%s\": %s",
+                                WG_GENL_NAME, g_strerror(-r));
         k->family = r;
         r = link_rtnl_open(&k->rtnl);
         if (r < 0)

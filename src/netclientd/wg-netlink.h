@@ -21,7 +21,8 @@ size_t wg_netlink_message_budget(void);
  *     preshared key go only in a peer's first part.
  * On success *ret holds the messages (struct nl_msg *, freed with the array) and 0 is returned;
  * -EMSGSIZE when the budget cannot hold one peer, -EINVAL for an invalid change. */
-int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret, GError **error);
+int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret,
+                         GError **error);
 
 /* Adds the contents of one WG_CMD_GET_DEVICE reply to `d`. Peers repeated across the parts of a
  * dump (the kernel continues a peer's allowed IPs in the next part) are merged through

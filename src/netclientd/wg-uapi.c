@@ -112,7 +112,7 @@ static bool parse_uint(const char *v, uint64_t max, uint64_t *ret)
         for (const char *c = v; *c; c++) {
                 if (!g_ascii_isdigit(*c))
                         return false;
-                unsigned d = (unsigned) (*c - '0');
+                unsigned d = (unsigned)(*c - '0');
                 if (n > (UINT64_MAX - d) / 10)
                         return false;
                 n = n * 10 + d;
@@ -140,7 +140,8 @@ static int parse_key(WgUapiParser *p, const char *key, const char *value, NmKey 
 static int parse_number(WgUapiParser *p, const char *key, const char *value, uint64_t max, uint64_t *ret)
 {
         if (!parse_uint(value, max, ret)) {
-                g_autofree char *accepted = g_strdup_printf("a number 0-%" G_GUINT64_FORMAT " is expected", max);
+                g_autofree char *accepted =
+                        g_strdup_printf("a number 0-%" G_GUINT64_FORMAT " is expected", max);
                 return bad_value(p, key, value, accepted);
         }
         return 0;
@@ -166,13 +167,13 @@ static int device_line(WgUapiParser *p, const char *key, const char *value)
                 r = parse_number(p, key, value, UINT16_MAX, &n);
                 if (r < 0)
                         return r;
-                d->listen_port = (uint16_t) n;
+                d->listen_port = (uint16_t)n;
                 d->flags |= WG_DEVICE_HAS_LISTEN_PORT;
         } else if (streq0(key, "fwmark")) {
                 r = parse_number(p, key, value, UINT32_MAX, &n);
                 if (r < 0)
                         return r;
-                d->fwmark = (uint32_t) n;
+                d->fwmark = (uint32_t)n;
                 d->flags |= WG_DEVICE_HAS_FWMARK;
         } else
                 return 0; /* unknown device keys: a newer implementation; ignore */
@@ -199,7 +200,7 @@ static int peer_line(WgUapiParser *p, const char *key, const char *value)
                 r = parse_number(p, key, value, UINT16_MAX, &n);
                 if (r < 0)
                         return r;
-                wg_peer_set_persistent_keepalive(peer, (uint16_t) n);
+                wg_peer_set_persistent_keepalive(peer, (uint16_t)n);
         } else if (streq0(key, "allowed_ip")) {
                 NmPrefix prefix;
                 if (p->n_allowed_ips >= p->limits.max_allowed_ips)
@@ -214,12 +215,12 @@ static int peer_line(WgUapiParser *p, const char *key, const char *value)
                 r = parse_number(p, key, value, INT64_MAX, &n);
                 if (r < 0)
                         return r;
-                peer->last_handshake.tv_sec = (time_t) n;
+                peer->last_handshake.tv_sec = (time_t)n;
         } else if (streq0(key, "last_handshake_time_nsec")) {
                 r = parse_number(p, key, value, 999999999, &n);
                 if (r < 0)
                         return r;
-                peer->last_handshake.tv_nsec = (long) n;
+                peer->last_handshake.tv_nsec = (long)n;
         } else if (streq0(key, "rx_bytes")) {
                 r = parse_number(p, key, value, UINT64_MAX, &n);
                 if (r < 0)
@@ -234,7 +235,7 @@ static int peer_line(WgUapiParser *p, const char *key, const char *value)
                 r = parse_number(p, key, value, UINT32_MAX, &n);
                 if (r < 0)
                         return r;
-                peer->protocol_version = (uint32_t) n;
+                peer->protocol_version = (uint32_t)n;
         } else if (streq0(key, "private_key") || streq0(key, "listen_port") || streq0(key, "fwmark"))
                 return fail(p, -EBADMSG, "device key \"%s\" after the first peer", key);
         return 0; /* unknown peer keys: a newer implementation; ignore */
@@ -272,7 +273,8 @@ static int process_line(WgUapiParser *p, char *line)
         value = eq + 1;
         if (!key_syntax_valid(key)) {
                 g_autofree char *q = quote(key);
-                return fail(p, -EBADMSG, "invalid key \"%s\": lowercase letters, digits and '_' are expected", q);
+                return fail(p, -EBADMSG,
+                            "invalid key \"%s\": lowercase letters, digits and '_' are expected", q);
         }
 
         if (streq0(key, "errno")) {
@@ -281,7 +283,7 @@ static int process_line(WgUapiParser *p, char *line)
                 if (!parse_uint(digits, 4095, &n))
                         return bad_value(p, key, value, "a number -4095-4095 is expected");
                 p->have_errno = true;
-                p->errno_value = -(int) n;
+                p->errno_value = -(int)n;
                 return 0;
         }
         if (p->kind == WG_UAPI_REPLY_SET) {
@@ -359,13 +361,15 @@ int wg_uapi_parser_finish(WgUapiParser *p, WgDevice **ret, GError **error)
                 return wg_error(error, p->failed, "%s", p->failed_message);
         if (!p->done)
                 return wg_error(error, -EBADMSG,
-                                "Invalid UAPI reply for \"%s\": truncated after %zu bytes (no terminating empty line)",
+                                "Invalid UAPI reply for \"%s\": truncated after %zu bytes (no terminating "
+                                "empty line)",
                                 p->ifname, p->total);
         if (!p->have_errno)
                 return wg_error(error, -EBADMSG, "Invalid UAPI reply for \"%s\": no errno line", p->ifname);
         if (p->errno_value < 0)
-                return wg_error(error, p->errno_value, "The WireGuard implementation of \"%s\" refused the request: %s",
-                                p->ifname, g_strerror(-p->errno_value));
+                return wg_error(error, p->errno_value,
+                                "The WireGuard implementation of \"%s\" refused the request: %s", p->ifname,
+                                g_strerror(-p->errno_value));
         if (ret)
                 *ret = TAKE_PTR(p->device);
         return 0;
@@ -422,7 +426,8 @@ char *wg_uapi_format_set(const WgDevice *c)
                         g_string_append_printf(s, "endpoint=%s\n", e);
                 }
                 if (p->flags & WG_PEER_HAS_PERSISTENT_KEEPALIVE)
-                        g_string_append_printf(s, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
+                        g_string_append_printf(s, "persistent_keepalive_interval=%u\n",
+                                               p->persistent_keepalive);
                 if (p->flags & WG_PEER_REPLACE_ALLOWEDIPS)
                         g_string_append(s, "replace_allowed_ips=true\n");
                 for (guint j = 0; j < p->allowed_ips->len; j++) {
@@ -445,7 +450,7 @@ static int socket_connect(const char *dir, const char *ifname, uint64_t timeout_
 {
         g_autofree char *path = wg_uapi_socket_path(dir, ifname);
         _cleanup_close_ int fd = -1;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         struct timeval tv;
 
         if (strlen(path) >= sizeof(sa.sun_path))
@@ -457,11 +462,11 @@ static int socket_connect(const char *dir, const char *ifname, uint64_t timeout_
                 return -errno;
         if (timeout_usec == 0)
                 timeout_usec = 5 * G_USEC_PER_SEC;
-        tv.tv_sec = (time_t) (timeout_usec / G_USEC_PER_SEC);
-        tv.tv_usec = (suseconds_t) (timeout_usec % G_USEC_PER_SEC);
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+        tv.tv_sec = (time_t)(timeout_usec / G_USEC_PER_SEC);
+        tv.tv_usec = (suseconds_t)(timeout_usec % G_USEC_PER_SEC);
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
         *ret = TAKE_FD(fd);
         return 0;
@@ -486,7 +491,7 @@ static int write_all(int fd, const char *buf, size_t len)
                         return errno == EAGAIN ? -ETIMEDOUT : -errno;
                 }
                 buf += n;
-                len -= (size_t) n;
+                len -= (size_t)n;
         }
         return 0;
 }
@@ -502,7 +507,8 @@ static int transact(const char *dir, const char *ifname, const char *request, ui
         r = socket_connect(dir, ifname, timeout_usec, &fd);
         if (r == -ENOENT || r == -ECONNREFUSED)
                 return wg_error(error, -ENODEV,
-                                "No userspace WireGuard interface \"%s\": nothing answers on %s", ifname, path);
+                                "No userspace WireGuard interface \"%s\": nothing answers on %s", ifname,
+                                path);
         if (r < 0)
                 return wg_error(error, r, "Failed to connect to %s: %s", path, g_strerror(-r));
 
@@ -517,11 +523,12 @@ static int transact(const char *dir, const char *ifname, const char *request, ui
                                 continue;
                         r = errno == EAGAIN ? -ETIMEDOUT : -errno;
                         sodium_memzero(buf, sizeof(buf));
-                        return wg_error(error, r, "Failed to read the reply from %s: %s", path, g_strerror(-r));
+                        return wg_error(error, r, "Failed to read the reply from %s: %s", path,
+                                        g_strerror(-r));
                 }
                 if (n == 0)
                         break; /* finish() reports a truncated reply */
-                r = wg_uapi_parser_feed(p, buf, (size_t) n, NULL);
+                r = wg_uapi_parser_feed(p, buf, (size_t)n, NULL);
                 if (r != 0)
                         break;
         }

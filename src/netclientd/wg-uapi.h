@@ -13,8 +13,8 @@
 
 /* What a reply may make us hold; anything beyond is refused with an error. */
 typedef struct WgUapiLimits {
-        size_t max_line;        /* bytes in one line, without the newline */
-        size_t max_bytes;       /* bytes in the whole reply */
+        size_t max_line;  /* bytes in one line, without the newline */
+        size_t max_bytes; /* bytes in the whole reply */
         size_t max_peers;
         size_t max_allowed_ips; /* over all peers */
 } WgUapiLimits;

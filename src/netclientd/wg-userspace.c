@@ -53,7 +53,7 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 {
         Child *c = userdata;
 
-        log_debug("wireguard-go for \"%s\" (PID %d) exited: %s %d", c->ifname, (int) c->pid,
+        log_debug("wireguard-go for \"%s\" (PID %d) exited: %s %d", c->ifname, (int)c->pid,
                   si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
         g_hash_table_remove(c->backend->children, c->ifname);
         return 0;
@@ -69,7 +69,7 @@ static int child_exited(pid_t pid, int *ret_status)
 {
         siginfo_t si = {};
 
-        if (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
                 return errno == ECHILD ? 1 : -errno;
         if (si.si_pid != pid)
                 return 0;
@@ -80,7 +80,7 @@ static int child_exited(pid_t pid, int *ret_status)
 
 static void child_reap(pid_t pid)
 {
-        (void) waitpid(pid, NULL, WNOHANG);
+        (void)waitpid(pid, NULL, WNOHANG);
 }
 
 /* SIGTERM, SIGKILL after 3 s, then reaped: for a child no event source watches any more. */
@@ -88,11 +88,11 @@ static void child_stop(pid_t pid)
 {
         int64_t deadline = now_usec() + 3 * G_USEC_PER_SEC;
 
-        (void) kill(pid, SIGTERM);
+        (void)kill(pid, SIGTERM);
         while (child_exited(pid, NULL) == 0 && now_usec() < deadline)
                 g_usleep(5000);
         if (child_exited(pid, NULL) == 0) {
-                (void) kill(pid, SIGKILL);
+                (void)kill(pid, SIGKILL);
                 while (child_exited(pid, NULL) == 0)
                         g_usleep(5000);
         }
@@ -105,7 +105,7 @@ static int spawn_wireguard_go(UserspaceBackend *u, const char *ifname, pid_t *re
         posix_spawn_file_actions_t fa;
         sigset_t none, defaults;
         g_auto(GStrv) env = NULL;
-        char *argv[] = { u->wireguard_go, (char *) "-f", (char *) ifname, NULL };
+        char *argv[] = {u->wireguard_go, (char *)"-f", (char *)ifname, NULL};
         int r;
 
         /* Foreground, so the PID is the daemon's; the variable also quiets its banner. */
@@ -182,32 +182,35 @@ static int userspace_link_create(WgBackend *b, const char *ifname, GError **erro
                         log_debug("Removed stale UAPI socket %s", path);
         }
         if (link_get_ifindex(ifname) >= 0)
-                return wg_error(error, -EEXIST,
-                                "Cannot create WireGuard interface \"%s\": a network interface of that name exists",
-                                ifname);
+                return wg_error(
+                        error, -EEXIST,
+                        "Cannot create WireGuard interface \"%s\": a network interface of that name exists",
+                        ifname);
 
         r = spawn_wireguard_go(u, ifname, &pid);
         if (r < 0)
                 return wg_error(error, r, "Failed to start %s for \"%s\": %s", u->wireguard_go, ifname,
                                 g_strerror(-r));
-        log_debug("Started %s for \"%s\" (PID %d)", u->wireguard_go, ifname, (int) pid);
+        log_debug("Started %s for \"%s\" (PID %d)", u->wireguard_go, ifname, (int)pid);
 
-        deadline = now_usec() + (int64_t) u->start_timeout_usec;
+        deadline = now_usec() + (int64_t)u->start_timeout_usec;
         for (;;) {
                 if (wg_uapi_socket_alive(u->uapi_dir, ifname) > 0)
                         break;
                 if (child_exited(pid, &status) > 0) {
                         child_reap(pid);
-                        return wg_error(error, -ECHILD,
-                                        "%s for \"%s\" exited (status %d) before its socket appeared in %s; its "
-                                        "error output says why",
-                                        u->wireguard_go, ifname, status, u->uapi_dir);
+                        return wg_error(
+                                error, -ECHILD,
+                                "%s for \"%s\" exited (status %d) before its socket appeared in %s; its "
+                                "error output says why",
+                                u->wireguard_go, ifname, status, u->uapi_dir);
                 }
                 if (now_usec() > deadline) {
                         child_stop(pid);
-                        return wg_error(error, -ETIMEDOUT, "%s for \"%s\" did not open its socket in %s within %.1f s",
+                        return wg_error(error, -ETIMEDOUT,
+                                        "%s for \"%s\" did not open its socket in %s within %.1f s",
                                         u->wireguard_go, ifname, u->uapi_dir,
-                                        (double) u->start_timeout_usec / G_USEC_PER_SEC);
+                                        (double)u->start_timeout_usec / G_USEC_PER_SEC);
                 }
                 g_usleep(5000);
         }
@@ -219,9 +222,10 @@ static int userspace_link_create(WgBackend *b, const char *ifname, GError **erro
         if (u->event) {
                 r = sd_event_add_child(u->event, &c->source, pid, WEXITED, on_child_exit, c);
                 if (r < 0)
-                        log_debug_errno(r, "Cannot watch wireguard-go (PID %d) on the event loop (is SIGCHLD "
-                                           "blocked?): %m",
-                                        (int) pid);
+                        log_debug_errno(r,
+                                        "Cannot watch wireguard-go (PID %d) on the event loop (is SIGCHLD "
+                                        "blocked?): %m",
+                                        (int)pid);
         }
         g_hash_table_replace(u->children, c->ifname, c);
         return 0;
@@ -266,7 +270,8 @@ static int userspace_link_delete(WgBackend *b, const char *ifname, GError **erro
                 if (r >= 0)
                         r = link_delete(sk, ifname);
                 if (r < 0 && r != -ENODEV)
-                        return wg_error(error, r, "Failed to delete interface \"%s\": %s", ifname, g_strerror(-r));
+                        return wg_error(error, r, "Failed to delete interface \"%s\": %s", ifname,
+                                        g_strerror(-r));
         }
         if (!found)
                 return wg_error(error, -ENODEV, "No WireGuard interface \"%s\"", ifname);
@@ -304,12 +309,13 @@ int wg_backend_new_userspace(const WgBackendOptions *options, WgBackend **ret, G
         UserspaceBackend *u = g_new0(UserspaceBackend, 1);
 
         u->uapi_dir = g_strdup(options && options->uapi_dir ? options->uapi_dir : WG_UAPI_DEFAULT_DIR);
-        u->wireguard_go = g_strdup(options && options->wireguard_go ? options->wireguard_go : "wireguard-go");
+        u->wireguard_go =
+                g_strdup(options && options->wireguard_go ? options->wireguard_go : "wireguard-go");
         u->wireguard_go_log = g_strdup(options ? options->wireguard_go_log : NULL);
         u->event = options && options->event ? sd_event_ref(options->event) : NULL;
-        u->start_timeout_usec = options && options->start_timeout_usec ? options->start_timeout_usec
-                                                                        : 5 * G_USEC_PER_SEC;
-        u->children = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) child_free);
+        u->start_timeout_usec =
+                options && options->start_timeout_usec ? options->start_timeout_usec : 5 * G_USEC_PER_SEC;
+        u->children = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)child_free);
 
         b->vtable = &userspace_vtable;
         b->kind = WG_BACKEND_USERSPACE;

@@ -45,11 +45,11 @@ typedef enum WgPeerFlags {
 
 typedef struct WgPeer {
         NmKey public_key;
-        unsigned flags; /* WgPeerFlags */
+        unsigned flags;      /* WgPeerFlags */
         NmKey preshared_key; /* a secret: wiped on free, never logged */
         WgEndpoint endpoint;
         uint16_t persistent_keepalive; /* seconds; 0 = off */
-        GArray *allowed_ips; /* of NmPrefix, never NULL */
+        GArray *allowed_ips;           /* of NmPrefix, never NULL */
 
         /* Read-only state reported by a backend; ignored when writing. */
         struct timespec last_handshake; /* {0, 0} = never */
@@ -60,12 +60,12 @@ typedef struct WgPeer {
 
 typedef struct WgDevice {
         char ifname[IFNAMSIZ];
-        uint32_t ifindex; /* 0 when unknown; backends address devices by name */
-        unsigned flags; /* WgDeviceFlags */
+        uint32_t ifindex;  /* 0 when unknown; backends address devices by name */
+        unsigned flags;    /* WgDeviceFlags */
         NmKey private_key; /* a secret: wiped on free, never logged */
         NmKey public_key;
         uint16_t listen_port;
-        uint32_t fwmark; /* 0 = off */
+        uint32_t fwmark;  /* 0 = off */
         GPtrArray *peers; /* of WgPeer, owned, never NULL */
 } WgDevice;
 

@@ -15,19 +15,21 @@
 #include "wg-backend.h"
 #include "wg-uapi.h"
 
-static WgBackendOptions arg_options = { .kind = WG_BACKEND_AUTO };
+static WgBackendOptions arg_options = {.kind = WG_BACKEND_AUTO};
 
 static void help(void)
 {
         printf("wgtool [OPTIONS] COMMAND ...\n"
-               "  --backend auto|kernel|userspace   --uapi-dir DIR   --wireguard-go PATH   --wireguard-go-log FILE\n"
+               "  --backend auto|kernel|userspace   --uapi-dir DIR   --wireguard-go PATH   "
+               "--wireguard-go-log FILE\n"
                "  --debug\n\n"
                "  up IFNAME [--private-key-file F] [--listen-port P] [--address CIDR]... [--mtu N]\n"
                "  down IFNAME\n"
                "  peer-set IFNAME --public-key K [--endpoint E] [--allowed-ips A[,B...]] [--keepalive S]\n"
                "                  [--preshared-key-file F]\n"
                "  peer-remove IFNAME --public-key K\n"
-               "  sync IFNAME FILE      (FILE: {\"peers\":[{\"public_key\",\"endpoint\",\"allowed_ips\",\"keepalive\"}]})\n"
+               "  sync IFNAME FILE      (FILE: "
+               "{\"peers\":[{\"public_key\",\"endpoint\",\"allowed_ips\",\"keepalive\"}]})\n"
                "  show IFNAME [--json]\n"
                "  host-addresses [--exclude-prefix P]\n");
 }
@@ -50,7 +52,8 @@ static int read_key_file(const char *path, NmKey *ret)
         }
         g_strstrip(s);
         if (nm_key_from_base64(s, ret) < 0) {
-                fprintf(stderr, "wgtool: \"%s\" does not hold a base64 WireGuard key (44 characters)\n", path);
+                fprintf(stderr, "wgtool: \"%s\" does not hold a base64 WireGuard key (44 characters)\n",
+                        path);
                 return -EINVAL;
         }
         return 0;
@@ -59,7 +62,8 @@ static int read_key_file(const char *path, NmKey *ret)
 static int parse_public_key(const char *s, NmKey *ret)
 {
         if (!s || nm_key_from_base64(s, ret) < 0) {
-                fprintf(stderr, "wgtool: invalid public key \"%.60s\": 44 characters of base64 are accepted\n",
+                fprintf(stderr,
+                        "wgtool: invalid public key \"%.60s\": 44 characters of base64 are accepted\n",
                         strempty(s));
                 return -EINVAL;
         }
@@ -85,10 +89,10 @@ static int add_allowed_ips(WgPeer *p, const char *list)
 static int cmd_up(WgBackend *b, int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "private-key-file", required_argument, NULL, 'k' },
-                { "listen-port", required_argument, NULL, 'p' },
-                { "address", required_argument, NULL, 'a' },
-                { "mtu", required_argument, NULL, 'm' },
+                {"private-key-file", required_argument, NULL, 'k'},
+                {"listen-port", required_argument, NULL, 'p'},
+                {"address", required_argument, NULL, 'a'},
+                {"mtu", required_argument, NULL, 'm'},
                 {},
         };
         g_autoptr(WgDevice) d = NULL;
@@ -116,7 +120,7 @@ static int cmd_up(WgBackend *b, int argc, char **argv)
                         break;
                 }
                 case 'p':
-                        wg_device_set_listen_port(d, (uint16_t) strtoul(optarg, NULL, 10));
+                        wg_device_set_listen_port(d, (uint16_t)strtoul(optarg, NULL, 10));
                         break;
                 case 'a': {
                         NmPrefix p;
@@ -126,7 +130,7 @@ static int cmd_up(WgBackend *b, int argc, char **argv)
                         break;
                 }
                 case 'm':
-                        mtu = (unsigned) strtoul(optarg, NULL, 10);
+                        mtu = (unsigned)strtoul(optarg, NULL, 10);
                         break;
                 default:
                         return 1;
@@ -198,8 +202,8 @@ static int apply(WgBackend *b, WgDevice *desired)
         r = wg_backend_set(b, change, &e);
         if (r < 0)
                 return fail(r, e, "writing the device");
-        printf("{\"added\":%u,\"updated\":%u,\"removed\":%u,\"replace_peers\":%s}\n", added, updated, removed,
-               change->flags & WG_DEVICE_REPLACE_PEERS ? "true" : "false");
+        printf("{\"added\":%u,\"updated\":%u,\"removed\":%u,\"replace_peers\":%s}\n", added, updated,
+               removed, change->flags & WG_DEVICE_REPLACE_PEERS ? "true" : "false");
         return 0;
 }
 
@@ -214,11 +218,11 @@ static WgDevice *desired_from_current(const WgDevice *cur)
 static int cmd_peer_set(WgBackend *b, int argc, char **argv, bool remove)
 {
         static const struct option opts[] = {
-                { "public-key", required_argument, NULL, 'k' },
-                { "endpoint", required_argument, NULL, 'e' },
-                { "allowed-ips", required_argument, NULL, 'a' },
-                { "keepalive", required_argument, NULL, 'K' },
-                { "preshared-key-file", required_argument, NULL, 'P' },
+                {"public-key", required_argument, NULL, 'k'},
+                {"endpoint", required_argument, NULL, 'e'},
+                {"allowed-ips", required_argument, NULL, 'a'},
+                {"keepalive", required_argument, NULL, 'K'},
+                {"preshared-key-file", required_argument, NULL, 'P'},
                 {},
         };
         g_autoptr(WgDevice) current = NULL, desired = NULL;
@@ -262,7 +266,7 @@ static int cmd_peer_set(WgBackend *b, int argc, char **argv, bool remove)
         desired = desired_from_current(current);
 
         for (guint i = 0; i < desired->peers->len; i++)
-                if (nm_key_equal(&((WgPeer *) desired->peers->pdata[i])->public_key, &key)) {
+                if (nm_key_equal(&((WgPeer *)desired->peers->pdata[i])->public_key, &key)) {
                         g_ptr_array_remove_index(desired->peers, i);
                         break;
                 }
@@ -284,7 +288,7 @@ static int cmd_peer_set(WgBackend *b, int argc, char **argv, bool remove)
                                 return 1;
                 }
                 if (keepalive >= 0)
-                        wg_peer_set_persistent_keepalive(p, (uint16_t) keepalive);
+                        wg_peer_set_persistent_keepalive(p, (uint16_t)keepalive);
                 if (psk_file) {
                         NmKey psk;
                         if (read_key_file(psk_file, &psk) < 0)
@@ -321,7 +325,8 @@ static int cmd_sync(WgBackend *b, int argc, char **argv)
                 NmKey k;
                 WgPeer *p;
 
-                if (!o || parse_public_key(json_object_get_string_member_with_default(o, "public_key", NULL), &k) < 0)
+                if (!o || parse_public_key(json_object_get_string_member_with_default(o, "public_key", NULL),
+                                           &k) < 0)
                         return 1;
                 p = wg_device_add_peer(desired, wg_peer_new(&k));
                 const char *ep = json_object_get_string_member_with_default(o, "endpoint", NULL);
@@ -332,8 +337,8 @@ static int cmd_sync(WgBackend *b, int argc, char **argv)
                         wg_peer_set_endpoint(p, &we);
                 }
                 if (json_object_has_member(o, "keepalive"))
-                        wg_peer_set_persistent_keepalive(p,
-                                                         (uint16_t) json_object_get_int_member(o, "keepalive"));
+                        wg_peer_set_persistent_keepalive(
+                                p, (uint16_t)json_object_get_int_member(o, "keepalive"));
                 JsonArray *ips = json_object_has_member(o, "allowed_ips")
                                          ? json_object_get_array_member(o, "allowed_ips")
                                          : NULL;
@@ -385,7 +390,8 @@ static void print_json(const WgDevice *d)
                 json_builder_set_member_name(jb, "allowed_ips");
                 json_builder_begin_array(jb);
                 for (guint j = 0; j < p->allowed_ips->len; j++) {
-                        g_autofree char *s = nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
+                        g_autofree char *s =
+                                nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
                         json_builder_add_string_value(jb, s);
                 }
                 json_builder_end_array(jb);
@@ -395,13 +401,13 @@ static void print_json(const WgDevice *d)
                 static const NmKey zero = {};
                 json_builder_add_boolean_value(jb, !nm_key_equal(&p->preshared_key, &zero));
                 json_builder_set_member_name(jb, "last_handshake_sec");
-                json_builder_add_int_value(jb, (gint64) p->last_handshake.tv_sec);
+                json_builder_add_int_value(jb, (gint64)p->last_handshake.tv_sec);
                 json_builder_set_member_name(jb, "last_handshake_nsec");
-                json_builder_add_int_value(jb, (gint64) p->last_handshake.tv_nsec);
+                json_builder_add_int_value(jb, (gint64)p->last_handshake.tv_nsec);
                 json_builder_set_member_name(jb, "rx_bytes");
-                json_builder_add_int_value(jb, (gint64) p->rx_bytes);
+                json_builder_add_int_value(jb, (gint64)p->rx_bytes);
                 json_builder_set_member_name(jb, "tx_bytes");
-                json_builder_add_int_value(jb, (gint64) p->tx_bytes);
+                json_builder_add_int_value(jb, (gint64)p->tx_bytes);
                 json_builder_set_member_name(jb, "protocol_version");
                 json_builder_add_int_value(jb, p->protocol_version);
                 json_builder_end_object(jb);
@@ -439,7 +445,8 @@ static int cmd_show(WgBackend *b, int argc, char **argv)
                 nm_key_to_base64(&p->public_key, k);
                 printf("\npeer: %s\n  endpoint: %s\n  allowed ips:", k, *ep ? ep : "(none)");
                 for (guint j = 0; j < p->allowed_ips->len; j++) {
-                        g_autofree char *s = nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
+                        g_autofree char *s =
+                                nm_prefix_to_string(&g_array_index(p->allowed_ips, NmPrefix, j));
                         printf("%s %s", j ? "," : "", s);
                 }
                 printf("\n");
@@ -474,12 +481,12 @@ static int cmd_host_addresses(int argc, char **argv)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "backend", required_argument, NULL, 'b' },
-                { "uapi-dir", required_argument, NULL, 'u' },
-                { "wireguard-go", required_argument, NULL, 'w' },
-                { "wireguard-go-log", required_argument, NULL, 'l' },
-                { "debug", no_argument, NULL, 'd' },
-                { "help", no_argument, NULL, 'h' },
+                {"backend", required_argument, NULL, 'b'},
+                {"uapi-dir", required_argument, NULL, 'u'},
+                {"wireguard-go", required_argument, NULL, 'w'},
+                {"wireguard-go-log", required_argument, NULL, 'l'},
+                {"debug", no_argument, NULL, 'd'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         g_autoptr(WgBackend) b = NULL;

@@ -12,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check(WgUapiReplyKind kind, const uint8_t *data, size_t size, size_t chunk)
 {
         /* Small limits so the fuzzer reaches them quickly. */
-        WgUapiLimits limits = { .max_line = 128, .max_bytes = 1 << 16, .max_peers = 64, .max_allowed_ips = 256 };
+        WgUapiLimits limits = {
+                .max_line = 128, .max_bytes = 1 << 16, .max_peers = 64, .max_allowed_ips = 256};
         g_autoptr(WgDevice) whole = NULL;
         g_autoptr(WgDevice) pieces = NULL;
         g_autoptr(GError) error = NULL;
@@ -29,7 +30,8 @@ static void check(WgUapiReplyKind kind, const uint8_t *data, size_t size, size_t
         g_assert_cmpint(r1, ==, r2);
         if (r1 == 0 && kind == WG_UAPI_REPLY_GET) {
                 g_assert_cmpuint(whole->peers->len, ==, pieces->peers->len);
-                g_assert_cmpuint(wg_device_count_allowed_ips(whole), ==, wg_device_count_allowed_ips(pieces));
+                g_assert_cmpuint(wg_device_count_allowed_ips(whole), ==,
+                                 wg_device_count_allowed_ips(pieces));
                 g_assert(whole->peers->len <= limits.max_peers);
                 /* Whatever was read can be written back. */
                 char *set = wg_uapi_format_set(whole);
@@ -44,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (size < 1)
                 return 0;
-        chunk = (size_t) (data[0] % 17) + 1;
+        chunk = (size_t)(data[0] % 17) + 1;
         check(WG_UAPI_REPLY_GET, data + 1, size - 1, chunk);
         check(WG_UAPI_REPLY_SET, data + 1, size - 1, chunk);
         return 0;
