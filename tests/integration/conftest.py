@@ -70,7 +70,7 @@ def broker(make_broker):
 
 
 @pytest.fixture
-def make_server(tmp_path, request):
+def make_server(tmp_path, request, make_broker):  # make_broker: brokers stop after servers
     """Factory: make_server(broker, config={...}, env={...}, start=True) -> nmtest.server.Server.
     Every server is stopped with SIGTERM at the end of the test and must exit with status 0."""
     servers = []

@@ -340,7 +340,8 @@ class TestHost:
         return self.report({
             "type": "checkin",
             "version": version or self.version,
-            "listen_ports": listen_ports or {n: self.listen_port for n in self.networks},
+            "listen_ports": listen_ports or {n: v["state"]["listen_port"] for n, v in self.networks.items()
+                                             if v["state"]},
             "endpoints": self.endpoints if endpoints is None else endpoints,
         })
 

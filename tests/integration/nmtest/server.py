@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -59,7 +60,8 @@ class Server:
     ADMIN_USER = "admin"
     ADMIN_PASSWORD = "admin-password-for-tests"
 
-    def __init__(self, tmpdir, broker=None, *, config=None, env=None, args=(), server_name="nmtest"):
+    def __init__(self, tmpdir, broker=None, *, config=None, env=None, args=(), server_name="nmtest",
+                 prepare_broker=True):
         self.dir = Path(tmpdir) / "netmakerd"
         self.state_dir = self.dir / "state"
         self.config_path = self.dir / "netmakerd.conf"
@@ -70,6 +72,7 @@ class Server:
         self.overrides = dict(config or {})
         self.env = dict(env or {})
         self.args = list(args)
+        self.prepare_broker = prepare_broker
         self.binary = binary("netmakerd")
         self.proc = None
         self.url = None
@@ -122,6 +125,8 @@ class Server:
             raise ServerError(f"{self.binary} does not exist: build first (meson setup/ninja), "
                               f"or set NM_BUILD_DIR")
         self.write_config()
+        if self.broker and self.prepare_broker and self.broker.running():
+            self._prepare_broker()
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("NETMAKERD_", "LISTEN_")) and k not in ("NOTIFY_SOCKET", "STATE_DIRECTORY")}
         env.update(self.env)
@@ -132,7 +137,51 @@ class Server:
                                      pass_fds=pass_fds, start_new_session=True)
         if wait_listening:
             self.wait_listening(timeout)
+            if self.broker and self.broker.running():
+                self.wait_broker(True, timeout)
         return self
+
+    def health(self):
+        status, body = self.api("GET", "/health")
+        assert status == 200, (status, body)
+        return body
+
+    def wait_broker(self, connected=True, timeout=10.0):
+        """Waits until /health reports the broker (dis)connected: registrations need it."""
+        return self.wait_log(lambda: self.health()["broker_connected"] is connected, timeout,
+                             f"/health to say broker_connected={connected}")
+
+    def _prepare_broker(self, timeout=5.0):
+        """Gives the broker's admin account the role netmakerd would give itself at its first
+        connection. netmakerd does that too, but Mosquitto then disconnects it and it reconnects
+        after a backoff: preparing the broker saves every test about half a second. (Pass
+        prepare_broker=False to test netmakerd's own setup.)"""
+        role = f"netmakerd-{self.server_name}"
+        if role in self.broker_roles():
+            return
+        import paho.mqtt.client as mqtt  # noqa: PLC0415 (only the tests with a broker need it)
+        import json as jsonlib  # noqa: PLC0415
+        done = threading.Event()
+        c = mqtt.Client()
+        c.username_pw_set(self.broker.admin_user, self.broker.admin_password)
+        c.reconnect_delay_set(0.01, 0.05)
+        c.on_disconnect = lambda *a: done.set()  # adding a role to a client disconnects it
+        c.on_message = lambda *a: done.set()
+        c.connect(self.broker.host, self.broker.port)
+        c.loop_start()
+        try:
+            c.subscribe("$CONTROL/dynamic-security/v1/response", 1)
+            topics = f"nm/{self.server_name}/host/+"
+            c.publish("$CONTROL/dynamic-security/v1", jsonlib.dumps({"commands": [
+                {"command": "createRole", "rolename": role, "acls": [
+                    {"acltype": "publishClientSend", "topic": f"{topics}/msg", "allow": True},
+                    {"acltype": "subscribePattern", "topic": f"{topics}/report", "allow": True},
+                    {"acltype": "publishClientReceive", "topic": f"{topics}/report", "allow": True}]},
+                {"command": "addClientRole", "username": self.broker.admin_user, "rolename": role}]}), qos=1)
+            assert done.wait(timeout), "the broker did not answer the dynamic-security commands"
+        finally:
+            c.disconnect()
+            c.loop_stop()
 
     def wait_listening(self, timeout=10.0):
         def listening():
@@ -200,7 +249,16 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def restart(self, **kw):
+        """Stops (asserting a clean exit) and starts again on the same port, so that the API URL
+        in tokens and the hosts' configuration stay valid."""
+        port = self.port
         self.stop()
+        if port and "listen" not in self.overrides:
+            self.overrides["listen"] = f"127.0.0.1:{port}"
+            try:
+                return self.start(**kw)
+            finally:
+                del self.overrides["listen"]
         return self.start(**kw)
 
     # ---- log -------------------------------------------------------------------------------
@@ -257,6 +315,34 @@ class Server:
         """Raw bytes to the API port; returns (status, headers, body)."""
         return http.raw_request(self.host, self.port, data, timeout)
 
+    # ---- broker accounts -------------------------------------------------------------------
+
+    def broker_clients(self, timeout=5.0):
+        """The broker's dynamic-security client names. Mosquitto rewrites its file in place, so
+        a read can catch it half-written: retry until it parses."""
+        return self._dynsec(lambda: self.broker.clients(), timeout)
+
+    def broker_roles(self, timeout=5.0):
+        return self._dynsec(lambda: self.broker.roles(), timeout)
+
+    @staticmethod
+    def _dynsec(read, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return read()
+            except ValueError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def wait_account(self, host_id, present=True, timeout=5.0):
+        """Waits until the broker account (client and role) of a host exists, or is gone."""
+        name = f"host-{host_id}"
+        return self.wait_log(lambda: ((name in self.broker_clients()) == present and
+                                      (name in self.broker_roles()) == present), timeout,
+                             f"broker account {name} to be {'created' if present else 'deleted'}")
+
     # ---- database --------------------------------------------------------------------------
 
     def db(self) -> sqlite3.Connection:
@@ -270,6 +356,26 @@ class Server:
                 tables = [r[0] for r in c.execute(
                     "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
             return {t: sorted(c.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+
+    # Queue tables the server empties by itself once the broker confirms (e.g. the deletion of a
+    # broker account made for a registration that then failed): they may lag for a moment.
+    QUEUE_TABLES = ("account_cleanup",)
+
+    def assert_db_unchanged(self, before, what="the request", settle=2.0):
+        """Asserts that every table is as in `before` (a db_dump()): at once for the data tables,
+        within `settle` seconds for the queue tables."""
+        def diff(after, skip):
+            return [t for t in set(after) | set(before) if t not in skip and after.get(t) != before.get(t)]
+        after = self.db_dump()
+        changed = diff(after, self.QUEUE_TABLES)
+        assert not changed, f"{what} changed the database: " + "; ".join(
+            f"{t}: {before.get(t)!r} -> {after.get(t)!r}" for t in sorted(changed))
+        deadline = time.monotonic() + settle
+        while diff(after, ()):
+            assert time.monotonic() < deadline, f"{what} left rows behind: " + "; ".join(
+                f"{t}: {before.get(t)!r} -> {after.get(t)!r}" for t in sorted(diff(after, ())))
+            time.sleep(0.02)
+            after = self.db_dump()
 
     def db_counts(self) -> dict:
         return {t: len(rows) for t, rows in self.db_dump().items()}
