@@ -138,6 +138,29 @@ static void test_start_adopt_reap_stop(void)
         sd_event_unref(e);
 }
 
+static void test_no_event_loop(void)
+{
+        g_autoptr(WgBackend) b = NULL;
+        g_autoptr(GError) error = NULL;
+        WgBackendOptions o = {.kind = WG_BACKEND_USERSPACE, .uapi_dir = dir, .wireguard_go = fake_path};
+        pid_t pid;
+
+        g_assert_cmpint(wg_backend_new(&o, &b, NULL), ==, 0);
+        g_assert_cmpint(wg_backend_link_create(b, "wgfake4", &error), ==, 0);
+        pid = socket_peer_pid("wgfake4");
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        /* The next look collects it: not a zombie, not ours any more. */
+        for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) {
+                (void)wg_backend_exists(b, "wgfake4");
+                g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(kill(pid, 0), ==, -1);
+        g_assert_cmpint(wg_backend_exists(b, "wgfake4"), ==, 0);
+        /* And it can be started again over its stale socket. */
+        g_assert_cmpint(wg_backend_link_create(b, "wgfake4", &error), ==, 0);
+        g_assert_cmpint(wg_backend_link_delete(b, "wgfake4", &error), ==, 0);
+}
+
 static void test_failures(void)
 {
         g_autoptr(WgBackend) b = NULL;
@@ -195,6 +218,7 @@ int main(int argc, char *argv[])
         g_setenv("FAKE_UAPI_DIR", dir, TRUE);
 
         g_test_add_func("/wg-userspace/start-adopt-reap-stop", test_start_adopt_reap_stop);
+        g_test_add_func("/wg-userspace/no-event-loop", test_no_event_loop);
         g_test_add_func("/wg-userspace/failures", test_failures);
         r = g_test_run();
 

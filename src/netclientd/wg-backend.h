@@ -27,8 +27,9 @@ typedef struct WgBackendOptions {
         /* The wireguard-go binary (a path or a name looked up in PATH); NULL = "wireguard-go". */
         const char *wireguard_go;
         /* Optional: when given, started wireguard-go processes are reaped by a child source on this
-         * loop (and one that dies is logged at debug level). Without it they are left to run on
-         * their own; they exit when their link is deleted. */
+         * loop (the caller must block SIGCHLD, as sd-event requires). Without it, ones that exited
+         * are collected at the next exists() or link_create(). Either way they are never killed
+         * except by link_delete(), so links outlive the daemon. */
         sd_event *event;
         /* How long link_create waits for wireguard-go's socket; 0 = 5 s. */
         uint64_t start_timeout_usec;

@@ -138,6 +138,24 @@ static int spawn_wireguard_go(UserspaceBackend *u, const char *ifname, pid_t *re
         return -r;
 }
 
+/* Without an event loop nobody is told when a wireguard-go dies: collect those that did, so they
+ * do not linger as zombies. */
+static void children_reap_exited(UserspaceBackend *u)
+{
+        GHashTableIter i;
+        Child *c;
+
+        if (u->event)
+                return;
+        g_hash_table_iter_init(&i, u->children);
+        while (g_hash_table_iter_next(&i, NULL, (gpointer *)&c))
+                if (child_exited(c->pid, NULL) > 0) {
+                        log_debug("wireguard-go for \"%s\" (PID %d) has exited", c->ifname, (int)c->pid);
+                        child_reap(c->pid);
+                        g_hash_table_iter_remove(&i);
+                }
+}
+
 static int userspace_get(WgBackend *b, const char *ifname, WgDevice **ret, GError **error)
 {
         UserspaceBackend *u = b->data;
@@ -157,6 +175,7 @@ static int userspace_exists(WgBackend *b, const char *ifname)
         UserspaceBackend *u = b->data;
         if (!wg_ifname_valid(ifname, NULL))
                 return -EINVAL;
+        children_reap_exited(u);
         return wg_uapi_socket_alive(u->uapi_dir, ifname);
 }
 
@@ -170,6 +189,7 @@ static int userspace_link_create(WgBackend *b, const char *ifname, GError **erro
 
         if (!wg_ifname_valid(ifname, error))
                 return -EINVAL;
+        children_reap_exited(u);
         r = wg_uapi_socket_alive(u->uapi_dir, ifname);
         if (r > 0)
                 return wg_error(error, -EEXIST, "Userspace WireGuard interface \"%s\" already runs", ifname);
