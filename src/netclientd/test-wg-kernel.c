@@ -89,8 +89,15 @@ static void test_kernel_backend(void)
         g_assert_nonnull(strstr(error->message, IFNAME));
         g_clear_error(&error);
 
-        /* 2000 peers: dozens of SET messages, and a multi-part dump to read them back. */
+        /* 2000 peers: dozens of SET messages, and a multi-part dump to read them back; one of them
+         * a gateway with 3000 routes, continued over several messages both ways. */
         want = desired_with(2000, rand);
+        WgPeer *gw = want->peers->pdata[0];
+        for (unsigned i = 0; i < 3000; i++) {
+                NmPrefix a = {.family = AF_INET, .prefixlen = 24};
+                a.addr.in.s_addr = htonl(0x64000000u + (i << 8));
+                wg_peer_add_allowed_ip(gw, &a);
+        }
         r = wg_backend_sync(b, want, &error);
         g_assert_no_error(error);
         g_assert_cmpint(r, ==, 2001);
