@@ -8,6 +8,7 @@
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/socket.h>
+#include <sodium.h>
 
 #include "link.h"
 #include "log.h"
@@ -214,10 +215,17 @@ static int validate_change(const WgDevice *c, GError **error)
         return 0;
 }
 
+/* The first message may carry the private key and any may carry preshared keys. */
+static void set_message_free(struct nl_msg *m)
+{
+        sodium_memzero(nlmsg_hdr(m), nlmsg_hdr(m)->nlmsg_len);
+        nlmsg_free(m);
+}
+
 int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret,
                          GError **error)
 {
-        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func((GDestroyNotify)nlmsg_free);
+        g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func((GDestroyNotify)set_message_free);
         BuildCursor cur = {};
         guint npeers = change->peers->len;
         int r;
