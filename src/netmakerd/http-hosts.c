@@ -477,6 +477,8 @@ static int host_self_report(Request *r, GError **error)
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a report object was expected");
                 return -EINVAL;
         }
+        if (request_body_check(r, error) < 0)
+                return -EINVAL;
         report = nm_report_parse(body, (gssize) len, error);
         if (!report)
                 return -EINVAL;

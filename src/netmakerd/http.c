@@ -29,6 +29,7 @@ struct Http {
         struct MHD_Daemon *daemon;
         sd_event_source *io;
         sd_event_source *timer;
+        sd_event_source *kick; /* runs MHD after a resume from outside it */
         char *url;
         bool activated;
         bool stopping;
@@ -177,8 +178,61 @@ bool request_has_body(Request *r)
         return r->body && r->body->len > 0;
 }
 
+/* json-glib turns "\u0000" into a C string that silently ends there ("off\u0000ice" would read as
+ * "off"): find such strings first, and the member they belong to. */
+static bool find_nul_escape(const char *data, size_t len, char **ret_member)
+{
+        g_autofree char *last = NULL, *member = NULL; /* the last string; the last key */
+        bool in_string = false;
+        size_t start = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = data[i];
+                if (!in_string) {
+                        if (c == '"') {
+                                in_string = true;
+                                start = i + 1;
+                        } else if (c == ':') {
+                                g_free(member);
+                                member = TAKE_PTR(last);
+                        }
+                        continue;
+                }
+                if (c == '\\') {
+                        if (i + 5 < len && data[i + 1] == 'u' && strncmp(data + i + 2, "0000", 4) == 0) {
+                                *ret_member = g_strdup(member ?: "");
+                                return true;
+                        }
+                        i++; /* the escaped character */
+                } else if (c == '"') {
+                        in_string = false;
+                        g_free(last);
+                        last = g_strndup(data + start, MIN(i - start, 64));
+                }
+        }
+        return false;
+}
+
+int request_body_check(Request *r, GError **error)
+{
+        g_autofree char *member = NULL;
+        if (r->body && find_nul_escape(r->body->str, r->body->len, &member)) {
+                if (*member) {
+                        g_autofree char *shown = g_utf8_make_valid(member, -1);
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid %s: member \"%s\" contains a NUL character (\\u0000)", shown, shown);
+                } else
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid JSON: strings may not contain NUL characters (\\u0000)");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 JsonObject *request_json_object(Request *r, const char *what, const char *const *allowed, GError **error)
 {
+        if (request_body_check(r, error) < 0)
+                return NULL;
         if (!request_has_body(r)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a JSON object (%s) was expected",
                             what);
@@ -295,6 +349,9 @@ void request_resume(Request *r)
                 return;
         r->suspended = false;
         MHD_resume_connection(r->connection);
+        /* In external-epoll mode a resume does not wake MHD's epoll fd: run MHD soon ourselves. */
+        if (r->http->kick)
+                (void) sd_event_source_set_enabled(r->http->kick, SD_EVENT_ONESHOT);
         GList *l = g_list_find(r->http->suspended, r);
         if (l) {
                 r->http->suspended = g_list_delete_link(r->http->suspended, l);
@@ -659,6 +716,26 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         request_unref(r);
 }
 
+/* Decodes %HH like MHD does, except %00: a NUL would silently cut the path or argument short
+ * ("/networks/%00" must not read as "/networks"), so it stays as it is and matches nothing. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+        char *w = s;
+        for (const char *p = s; *p; p++) {
+                if (p[0] == '%' && g_ascii_isxdigit(p[1]) && g_ascii_isxdigit(p[2])) {
+                        int v = g_ascii_xdigit_value(p[1]) * 16 + g_ascii_xdigit_value(p[2]);
+                        if (v != 0) {
+                                *w++ = (char) v;
+                                p += 2;
+                                continue;
+                        }
+                }
+                *w++ = *p;
+        }
+        *w = 0;
+        return (size_t) (w - s);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         g_autofree char *msg = g_strdup_vprintf(fmt, ap);
@@ -690,6 +767,12 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        http_run(userdata);
+        return 0;
+}
+
+static int on_kick(sd_event_source *s, void *userdata)
 {
         http_run(userdata);
         return 0;
@@ -815,6 +898,7 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
                                      on_access, h,
                                      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                      MHD_OPTION_LISTEN_SOCKET, fd,
+                                     MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned) s->max_connections,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) s->connection_timeout_sec,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
@@ -833,6 +917,10 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
         r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP timer: %m");
+        r = sd_event_add_defer(event, &h->kick, on_kick, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP resume source: %m");
+        (void) sd_event_source_set_enabled(h->kick, SD_EVENT_OFF);
         (void) sd_event_source_set_description(h->io, "http-io");
         (void) sd_event_source_set_description(h->timer, "http-timer");
         http_run(h);
@@ -863,6 +951,7 @@ void http_free(Http *h)
         }
         sd_event_source_disable_unref(h->io);
         sd_event_source_disable_unref(h->timer);
+        sd_event_source_disable_unref(h->kick);
         sd_event_unref(h->event);
         g_free(h->url);
         g_free(h);

@@ -87,6 +87,8 @@ const char *request_query(Request *r, const char *name);
 /* The body as a JSON object whose members are all in `allowed` (strict: see protocol.md §2). */
 JsonObject *request_json_object(Request *r, const char *what, const char *const *allowed, GError **error);
 bool request_has_body(Request *r);
+/* Refuses a body with "\u0000" in a string (json-glib would cut the string there). */
+int request_body_check(Request *r, GError **error);
 /* The raw body (NUL-terminated), or NULL. */
 const char *request_body(Request *r, size_t *ret_len);
 
