@@ -144,8 +144,7 @@ static bool check_printable(const char *v, GError **error)
 
 static const KeyDef keys[] = {
         { "listen", KEY_LISTEN, OFF(listen), 0, 0, false, false, NULL, "127.0.0.1:8081",
-          "address and port of the REST API (ADDRESS:PORT, [IPV6]:PORT; port 0 picks a free port); "
-          "ignored when systemd passes a listening socket" },
+          "the REST API's ADDRESS:PORT or [IPV6]:PORT (port 0: any free one); unused with socket activation" },
         { "api_url", KEY_STRING, OFF(api_url), 0, 0, false, true, check_api_url, "http://<listen>",
           "public URL of the REST API, put into enrollment tokens" },
         { "server_name", KEY_STRING, OFF(server_name), 0, 0, false, false, check_server_name, DEFAULT_SERVER_NAME,
@@ -554,8 +553,8 @@ char *config_help_text(void)
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 const KeyDef *k = &keys[i];
                 g_autofree char *env = g_ascii_strup(k->name, -1);
-                g_string_append_printf(s, "  %-20s %s%-26s default: %s\n  %-20s %s\n", k->name, CONFIG_ENV_PREFIX, env,
-                                       k->default_text, "", k->help);
+                g_string_append_printf(s, "  %-22s $%s%s, default %s\n      %s\n", k->name, CONFIG_ENV_PREFIX, env,
+                                       k->default_text, k->help);
         }
         return g_string_free(TAKE_PTR(s), false);
 }
