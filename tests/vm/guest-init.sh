@@ -29,7 +29,7 @@ die() {
         sleep 60
 }
 
-MODE=chroot ROOTFS=virtiofs MODPATH= FIXTURES=
+MODE=chroot ROOTFS=virtiofs MODPATH='' FIXTURES=''
 for kv in $(cat /proc/cmdline); do
         case "$kv" in
         nmvm.mode=*) MODE=${kv#nmvm.mode=} ;;

@@ -370,6 +370,9 @@ class Vm:
         append = [
             "console=ttyS0", "quiet", "loglevel=3", "panic=-1", "rdinit=/init",
             f"tsc_early_khz={_host_khz()}",
+            # TCG's TSC follows the host clock; without this the watchdog compares it with jiffies
+            # (ticks get lost when the host is busy), marks it unstable and guest time then lags
+            "tsc=reliable",
             f"nmvm.mode={mode}", f"nmvm.root={self.share}",
             f"nmvm.modules={prep.kroot}/lib/modules/{prep.kver}",
             f"nmvm.fixtures={','.join(fixture_dirs)}",

@@ -5,8 +5,9 @@
 # through `report` or `expect` below; a function that prints none gets one from its exit status.
 # $NMVM_CHECK is the running check's name. $NM_BUILD_DIR and $NM_SRC_DIR are the host's build and
 # source trees (read-only; writes land in the guest's throwaway overlay).
+# shellcheck shell=bash
 
-export WG_COLOR_MODE=never SYSTEMD_COLORS=0 SYSTEMD_PAGER= PAGER=cat SYSTEMD_LOG_COLOR=0
+export WG_COLOR_MODE=never SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat SYSTEMD_LOG_COLOR=0
 
 up() { cut -d' ' -f1 /proc/uptime; }
 

@@ -2,6 +2,7 @@
 # program built from src/netclientd), observed with `wg show`, across three network namespaces.
 # Until wgtool is built, the same steps run with `ip`/`wg` so the boot path stays proven, and
 # kernel_wg.library reports skip.
+# shellcheck shell=bash
 
 WGNS_A=nmvmwg-a
 WGNS_B=nmvmwg-b

@@ -1,6 +1,7 @@
 # VM checks: the systemd guest itself: systemd is PID 1 of this boot, the units the check files
 # asked for (their "# nmvm-units:" lines) and udevd are active, and modules load from the fetched
 # kernel.
+# shellcheck shell=bash
 
 check_boot() {
         expect .pid1 "systemd is PID 1" bash -c '[ "$(cat /proc/1/comm)" = systemd ]'

@@ -4,6 +4,7 @@
 # Until netmakerd is built, a stand-in (netmakerd-standin.py) runs under the same units and
 # netmakerd_socket.binary reports skip.
 # nmvm-units: dbus.service
+# shellcheck shell=bash
 
 NMD_PORT=8081 # netmakerd.socket's ListenStream= (the guest is a machine of its own)
 
