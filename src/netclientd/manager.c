@@ -606,6 +606,10 @@ int manager_send_checkin(Manager *m)
         g_strfreev(m->endpoints);
         m->endpoints = host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
+        if (log_get_max_level() >= LOG_DEBUG) {
+                g_autofree char *eps = g_strjoinv(" ", m->endpoints);
+                log_debug("Check-in: endpoints [%s], %u network(s).", eps, g_hash_table_size(rep->listen_ports));
+        }
 
         if (m->mq && mq_client_is_ready(m->mq)) {
                 r = mq_client_publish_report(m->mq, rep);
@@ -1172,6 +1176,18 @@ static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (!m->server || strv_equal0(now, m->endpoints))
                 return 0;
+        for (char **e = m->endpoints; m->mq && e && *e; e++)
+                if (!g_strv_contains((const char *const *) now, *e)) {
+                        /* The broker connection may have used the address that went away: its packets
+                         * would be lost without an error until the keepalive runs out. Connect again;
+                         * the check-in follows the new connection. Meanwhile, tell the server over HTTP. */
+                        log_info("This host's addresses changed (%s is gone): reconnecting to the broker and "
+                                 "checking in.", *e);
+                        (void) mq_client_reconnect(m->mq);
+                        manager_state_maybe_changed(m);
+                        manager_send_checkin(m);
+                        return 0;
+                }
         log_info("This host's addresses changed: checking in.");
         manager_send_checkin(m);
         return 0;

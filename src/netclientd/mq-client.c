@@ -140,6 +140,11 @@ int mq_client_start(MqClient *c)
         return mqtt_loop_start(c->loop);
 }
 
+int mq_client_reconnect(MqClient *c)
+{
+        return mqtt_loop_reconnect(c->loop);
+}
+
 bool mq_client_is_ready(MqClient *c)
 {
         return c && c->subscribed && mqtt_loop_is_connected(c->loop);

@@ -11,6 +11,8 @@
 int mq_client_new(Manager *m, MqClient **ret);
 MqClient *mq_client_free(MqClient *c);
 int mq_client_start(MqClient *c);
+/* Drops the connection and connects again at once (the address it used may be gone). */
+int mq_client_reconnect(MqClient *c);
 /* Connected and subscribed to the message topic. */
 bool mq_client_is_ready(MqClient *c);
 /* Seals a report for the server and publishes it (QoS 1). -ENOTCONN when the broker is down. */

@@ -1,8 +1,10 @@
 """A real mesh: netmakerd on SQLite, Mosquitto with dynamic security, and netclientd nodes, each in
 its own network and mount namespaces with its own dbus-daemon and polkitd, joined with
 `netclient join -t TOKEN` over D-Bus and carrying traffic through wireguard-go. Every node pings
-every other's mesh address; a fourth node joins and is reached with no restart anywhere; a node
-that leaves disappears from the others' WireGuard peers (read with `wg`, an outside observer)."""
+every other's mesh address; a fourth node joins and is reached with no restart anywhere;
+Disconnect/Connect take a link's peers away and back; an address change reaches the server and the
+other nodes; a node that leaves, or that the admin deletes, disappears from the others' WireGuard
+peers (read with `wg`, an outside observer)."""
 
 import os
 
@@ -74,6 +76,68 @@ def test_fourth_node_joins_without_restart(mesh):
     assert {k: v for k, v in pids(mesh).items() if k in before} == before
 
 
+def test_disconnect_and_connect(mesh):
+    a, b = mesh.nodes[0], mesh.nodes[1]
+    addr_b = mesh.mesh_address(b)
+    p = a.netclient("disconnect", "office")
+    assert p.returncode == 0, p.stderr
+    # Still joined, but the link is down and has no peers.
+    st = mesh.status(a)
+    assert st["networks"][0]["connected"] is False and st["networks"][0]["peers"] == len(mesh.nodes) - 1
+    assert a.wg_peers("nm-office") == {}
+    assert "state DOWN" in a.run(["ip", "link", "show", "nm-office"]).stdout
+    assert not a.ping(addr_b, count=1, timeout=1)
+    # The choice survives a restart of the daemon.
+    a.restart_netclientd()
+    wait_until(lambda: mesh.status(a)["state"] == "online", 15, "a online again")
+    assert mesh.status(a)["networks"][0]["connected"] is False and a.wg_peers("nm-office") == {}
+
+    p = a.netclient("connect", "office")
+    assert p.returncode == 0, p.stderr
+    assert len(a.wg_peers("nm-office")) == len(mesh.nodes) - 1
+    assert a.ping(addr_b, count=2, timeout=3)
+
+
+def test_pull(mesh):
+    a = mesh.nodes[0]
+    before = mesh.status(a)["networks"][0]["serial"]
+    p = a.netclient("pull")
+    assert p.returncode == 0 and "Pulled" in p.stdout, p.stderr
+    assert mesh.status(a)["networks"][0]["serial"] >= before
+
+
+def test_address_change_is_reported(mesh):
+    """A new underlay address on a node reaches the server as a check-in and the other nodes as a
+    peer update (their saved desired state names the new endpoint)."""
+    b = mesh.nodes[1]
+    host_id = mesh.status(b)["host_id"]
+    new = f"198.18.{mesh.subnet}.{100 + b.netns.index}"
+    # Keep the new address when the old (primary) one goes, as a moving laptop would.
+    b.run(["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"], check=True)
+    b.run(["ip", "addr", "add", f"{new}/24", "dev", "eth0"], check=True)
+    b.run(["ip", "addr", "del", b.netns.cidr, "dev", "eth0"], check=True)
+    wait_until(lambda: mesh.server.admin("GET", f"/hosts/{host_id}", expect=200)["endpoints"] == [new], 15,
+               "the server to learn b's new address")
+    key_b = mesh.public_key(b)
+
+    def others_know():
+        import json
+        for n in mesh.nodes:
+            if n is b:
+                continue
+            st = json.loads((n.state_dir / "state.json").read_text())
+            peers = {p["public_key"]: p for p in st["state"]["networks"][0]["peers"]}
+            if peers[key_b]["endpoint"] != f"{new}:51821":
+                return False
+        return True
+    wait_until(others_know, 15, "the other nodes to get b's new endpoint")
+    for n in mesh.nodes:
+        if n is not b:
+            assert n.wg_peers("nm-office")[key_b]["endpoint"] == f"{new}:51821"
+    # Sessions move to the new address (a handshake lost on the way is retried after 5 s).
+    assert mesh.wait_ping_matrix(timeout=30) == {}
+
+
 def test_leave_removes_the_peer_everywhere(mesh):
     leaver = mesh.nodes[-1]
     key = mesh.public_key(leaver)
@@ -92,4 +156,20 @@ def test_leave_removes_the_peer_everywhere(mesh):
                "the leaver to disappear from the other nodes' peers")
     for n in stayers:
         assert len(n.wg_peers("nm-office")) == len(stayers) - 1
+    assert mesh.ping_matrix(stayers) == {}
+
+
+def test_host_deleted_by_the_admin(mesh):
+    """An admin deletes a host: it is told, removes its link and forgets the server; the others
+    drop it as a peer."""
+    victim = mesh.nodes[-2]
+    stayers = [n for n in mesh.nodes if n is not victim and mesh.status(n)["networks"]]
+    st = mesh.status(victim)
+    key = st["public_key"]
+    mesh.server.admin("DELETE", f"/hosts/{st['host_id']}", expect=204)
+    wait_until(lambda: mesh.status(victim)["state"] == "unregistered", 15, "the host to forget the server")
+    assert not victim.link_exists("nm-office")
+    assert not (victim.state_dir / "server.json").exists()
+    assert (victim.state_dir / "identity.json").exists()
+    wait_until(lambda: all(key not in n.wg_peers("nm-office") for n in stayers), 15, "the others to drop it")
     assert mesh.ping_matrix(stayers) == {}

@@ -224,6 +224,18 @@ class Mesh:
                 failures[(a.name, b.name)] = f"{addrs[a.name]} -> {addrs[b.name]}"
         return failures
 
+    def wait_ping_matrix(self, nodes=None, timeout=30):
+        """Like ping_matrix(), but gives each failing pair until `timeout` (a WireGuard handshake
+        that was lost is retried only after 5 s)."""
+        deadline = time.monotonic() + timeout
+        failures = self.ping_matrix(nodes)
+        while failures and time.monotonic() < deadline:
+            time.sleep(0.5)
+            nodes_by_name = {n.name: n for n in (nodes or self.nodes)}
+            failures = {k: v for k, v in failures.items()
+                        if not nodes_by_name[k[0]].ping(v.split(" -> ")[1], count=1, timeout=2)}
+        return failures
+
     def first_ping_time(self, a, b, timeout=30):
         """Seconds until a can ping b's mesh address (polling with 0.2 s pings)."""
         addr = self.mesh_address(b)
