@@ -562,6 +562,68 @@ static void test_two_servers_share_a_broker(void)
         test_broker_free(&b);
 }
 
+typedef struct Later {
+        Client *c;
+        Server *s;
+        Host *h;
+        unsigned sent;
+} Later;
+
+static int later_publish(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        Later *l = userdata;
+        publish_report(l->c, l->s, l->h, NULL, NULL);
+        l->sent++;
+        return 0;
+}
+
+/* What an agent does: report at once when subscribed, then again from a timer seconds later
+ * (idle in between), and after the keepalive had a chance to run. */
+static void test_reports_from_timers(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        TestBroker b;
+        Server s = {};
+        Host h = {};
+        Client c = {};
+        Op op = {};
+        Later later = { .c = &c, .s = &s, .h = &h };
+
+        if (!test_broker_available(true))
+                return;
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        test_broker_start(&b, true);
+        host_init(&h);
+        s.hosts[0] = &h;
+        server_start(&s, e, &b, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, s.connected == 1, 10 * SEC));
+        g_assert_cmpint(mq_host_account_create(s.mq, h.id, h.password, op_done, &op), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, op.calls == 1, 10 * SEC));
+        g_autofree char *user = g_strconcat("host-", h.id, NULL);
+        client_start(&c, e, &b, user, h.password);
+        g_assert_true(TEST_RUN_UNTIL(e, c.connected == 1, 5 * SEC));
+        g_autofree char *topic = nm_topic_host_msg(SERVER, h.id);
+        g_assert_cmpint(mqtt_loop_subscribe(c.l, topic, 1, NULL), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, c.subscribed == 1, 5 * SEC));
+        publish_report(&c, &s, &h, NULL, NULL);
+        g_assert_true(TEST_RUN_UNTIL(e, s.reports == 1, 5 * SEC));
+
+        for (unsigned i = 1; i <= 3; i++) {
+                _cleanup_(sd_event_source_unrefp) sd_event_source *t = NULL;
+                uint64_t now;
+                g_assert_cmpint(sd_event_now(e, CLOCK_MONOTONIC, &now), >=, 0);
+                g_assert_cmpint(sd_event_add_time(e, &t, CLOCK_MONOTONIC, now + 1500 * MSEC, 0, later_publish, &later),
+                                >=, 0);
+                g_assert_true(TEST_RUN_UNTIL(e, later.sent == i, 5 * SEC));
+                g_assert_true(TEST_RUN_UNTIL(e, s.reports == 1 + i, 5 * SEC));
+        }
+        client_clear(&c);
+        op_clear(&op);
+        server_clear(&s);
+        host_clear(&h);
+        test_broker_free(&b);
+}
+
 static void test_bad_settings(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
@@ -599,5 +661,6 @@ int main(int argc, char *argv[])
         g_test_add_func("/mq/live/accounts-messages-reports", test_accounts_messages_reports);
         g_test_add_func("/mq/live/broker-restart-and-timeouts", test_broker_restart_and_timeouts);
         g_test_add_func("/mq/live/two-servers", test_two_servers_share_a_broker);
+        g_test_add_func("/mq/live/reports-from-timers", test_reports_from_timers);
         return g_test_run();
 }
