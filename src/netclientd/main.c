@@ -129,6 +129,8 @@ static int run(int argc, char *argv[])
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        /* For the event loop's child sources: wireguard-go processes we start are reaped there. */
+        sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = manager_new(config, &m);

@@ -1315,9 +1315,9 @@ int manager_startup(Manager *m)
                 .kind = m->config->wg_backend,
                 .uapi_dir = m->config->uapi_dir,
                 .wireguard_go = m->config->wireguard_go,
-                /* Not given the event loop on purpose: wireguard-go must outlive us (a restart keeps
-                 * the links and their sessions), so we do not reap or own it. */
-                .event = NULL,
+                /* wireguard-go processes are reaped from the loop when they end (a deleted link), but
+                 * not owned: they outlive us, so a restart keeps the links and their sessions. */
+                .event = m->event,
         };
         r = wg_backend_new(&wo, &m->wg, &e);
         if (r < 0)
