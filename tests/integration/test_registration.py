@@ -184,9 +184,9 @@ def test_race_for_the_last_use(server, office):
 
 
 def test_expired_key(server, office, hosts):
-    key = server.create_key(["office"], uses=5, expires_at=int(time.time()) + 1)
+    key = server.create_key(["office"], uses=5, expires_at=int(time.time()) + 3)
     hosts("early").register(key["token"])
-    time.sleep(1.6)
+    time.sleep(max(0.0, key["expires_at"] - time.time()) + 1.05)
     before = server.db_dump()
     status, body = hosts("late").register(key["token"], expect=None)
     check_error(status, body, 410, "gone", mentions=["expired"])
@@ -208,3 +208,18 @@ def test_deleted_host_loses_broker_account_and_peers(server, office, hosts):
     status, _ = b.api("GET", "/host")
     assert status == 401
     server.admin("GET", f"/hosts/{b.host_id}", expect=404)
+
+
+def test_server_sets_up_a_fresh_broker(make_broker, make_server, hosts):
+    """Without the harness's preparation, netmakerd gives itself the broker role it needs and
+    messages flow."""
+    broker = make_broker()
+    server = make_server(broker, prepare_broker=False)
+    assert f"netmakerd-{server.server_name}" in server.broker_roles()
+    server.create_network("office", "10.99.0.0/24")
+    key = server.create_key(["office"], uses=2)
+    a, b = hosts("alpha"), hosts("beta", endpoints=["198.18.0.2"])
+    a.register(key["token"])
+    assert a.connect() == 0
+    b.register(key["token"])
+    a.wait_message("peers", lambda m: any(p["public_key"] == b.wg.public_b64 for p in m.get("add") or []))
