@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <mosquitto.h>
 
 #include "log.h"
@@ -272,6 +275,11 @@ static int io_sync(MqttLoop *l)
                 return sd_event_source_set_io_events(l->io, events);
 
         io_drop(l);
+        /* A connection whose data stays unacknowledged (our source address went away, the path
+         * died) fails after this long instead of after TCP's ~15 minutes of retransmissions;
+         * keepalives catch the idle case. Best effort. */
+        unsigned user_timeout_ms = CLAMP(l->keepalive / 2, 5u, 30u) * 1000u;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
         r = sd_event_add_io(l->event, &l->io, fd, events, io_handler, l);
         if (r < 0)
                 return r;
@@ -524,16 +532,18 @@ static void on_connect(struct mosquitto *m, void *userdata, int code)
 static void on_disconnect(struct mosquitto *m, void *userdata, int rc)
 {
         MqttLoop *l = userdata;
+        /* Read errno (for MOSQ_ERR_ERRNO) before anything here can change it. */
+        int error = rc == MOSQ_ERR_SUCCESS ? 0 : mqtt_error_to_errno(rc);
 
+        if (rc != MOSQ_ERR_SUCCESS && error == -EIO)
+                error = -ECONNRESET;
         /* The socket may already be closed (keepalive) or about to be (after this returns); in
          * both cases stop watching it now, before its number can be reused. */
         io_drop(l);
         if (l->lost) /* keep the first reason (e.g. a refused CONNACK) */
                 return;
         l->lost = true;
-        l->lost_error = rc == MOSQ_ERR_SUCCESS ? 0 : mqtt_error_to_errno(rc);
-        if (rc != MOSQ_ERR_SUCCESS && l->lost_error == -EIO)
-                l->lost_error = -ECONNRESET;
+        l->lost_error = error;
 }
 
 static void on_message(struct mosquitto *m, void *userdata, const struct mosquitto_message *msg)

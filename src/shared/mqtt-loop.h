@@ -67,7 +67,9 @@ int mqtt_loop_start(MqttLoop *l);
 /* Disconnects cleanly and stops reconnecting. */
 void mqtt_loop_stop(MqttLoop *l);
 /* Drops the current connection (or the wait for the next attempt) and connects again now, with
- * the backoff reset: for "the network changed" or new credentials. */
+ * the backoff reset: for new credentials, or when the local addresses changed (a connection from
+ * an address that is gone looks alive until TCP gives up: data unacknowledged for keepalive/2 s,
+ * 5-30 s, or a missed keepalive). */
 int mqtt_loop_reconnect(MqttLoop *l);
 /* New credentials (NULL username: none), used from the next connection attempt on. */
 int mqtt_loop_set_credentials(MqttLoop *l, const char *username, const char *password);
