@@ -312,7 +312,7 @@ def test_forged_tokens(server, bad, office_key):
     unknown = forged(office_key, key="A" * 32)
     bad("POST", "/hosts/register", 401, "unauthenticated", [], token=None, json=TestHost("h").registration(unknown))
     other_spk = forged(office_key, spk=b64(b"\7" * 32))
-    bad("POST", "/hosts/register", (400, 401), None, [], token=None,
+    bad("POST", "/hosts/register", 401, "unauthenticated", ["another server"], token=None,
         json=TestHost("h").registration(other_spk))
     assert server.broker_clients() == clients
     assert server.admin("GET", f"/enrollment-keys/{office_key['id']}", expect=200)["uses_remaining"] == 5
@@ -332,7 +332,8 @@ def test_expired_and_used_up_keys(server, bad):
     time.sleep(max(0.0, expired["expires_at"] - time.time()) + 1.1)
     bad("POST", "/hosts/register", 410, "gone", ["expired"], token=None,
         json=TestHost("h").registration(expired["token"]))
-    bad("POST", "/hosts/register", 410, "gone", [], token=None, json=TestHost("h").registration(used["token"]))
+    bad("POST", "/hosts/register", 410, "gone", ["used up"], token=None,
+        json=TestHost("h").registration(used["token"]))
 
 
 @pytest.mark.parametrize("member,value", [
@@ -402,7 +403,7 @@ def test_host_credentials_only_for_host_endpoints(server, bad, office_key):
         kw = {"json": body} if body is not None else {}
         before = server.db_dump()
         status, resp = server.api(method, path, token=a.credential, **kw)
-        check_error(status, resp, (401, 403))
+        check_error(status, resp, 403, "forbidden")
         server.assert_db_unchanged(before)
     # A tampered host credential, and another host's id with this secret.
     prefix, hid, secret = a.credential.split(".", 2)
@@ -412,8 +413,8 @@ def test_host_credentials_only_for_host_endpoints(server, bad, office_key):
         status, body = server.api("GET", "/host", token=cred)
         check_error(status, body, 401, "unauthenticated")
     # User tokens and the master key are no host credentials (valid, but not for this: 403).
-    check_error(*server.api("GET", "/host", token=server.admin_login()), (401, 403))
-    check_error(*server.api("GET", "/host", token=server.admin_token()), (401, 403))
+    check_error(*server.api("GET", "/host", token=server.admin_login()), 403, "forbidden")
+    check_error(*server.api("GET", "/host", token=server.admin_token()), 403, "forbidden")
 
 
 def test_user_role_cannot_do_admin_things(server, bad):
