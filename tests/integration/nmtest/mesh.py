@@ -84,7 +84,7 @@ class Relay:
 
 class Mesh:
     def __init__(self, workdir, nodes=3, *, subnet=0, prefix=None, network="office", ipv4_range="10.99.0.0/24",
-                 server_config=None, polkit_rules=None):
+                 server_config=None, polkit_rules=None, wg_backend="userspace"):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.n_nodes = nodes
@@ -94,6 +94,7 @@ class Mesh:
         self.ipv4_range = ipv4_range
         self.server_config = dict(server_config or {})
         self.polkit_rules = polkit_rules
+        self.wg_backend = wg_backend
         self.server_ip = f"198.18.{subnet}.254"
         self.underlay = None
         self.broker = None
@@ -138,7 +139,8 @@ class Mesh:
 
     def _start_node(self, netns_node):
         name = f"node{netns_node.index}"
-        node = AgentNode(netns_node, self.dir / name, name=name, polkit_rules=self.polkit_rules)
+        node = AgentNode(netns_node, self.dir / name, name=name, polkit_rules=self.polkit_rules,
+                         wg_backend=self.wg_backend)
         self.nodes.append(node)
         node.start()
         return node
@@ -251,11 +253,15 @@ def main(argv=None):
                                              "namespaces, join them, show them pinging, clean up.")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="wait for Enter before cleaning up")
+    ap.add_argument("--backend", default="userspace", choices=("userspace", "kernel"),
+                    help="netclientd's WireGuard backend (kernel needs a kernel with WireGuard)")
+    ap.add_argument("--restart-check", action="store_true",
+                    help="also restart node1's netclientd and check that no session was reset")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("Run as root (network namespaces).", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="nm-mesh-demo-") as d, Mesh(d, nodes=args.nodes) as mesh:
+    with tempfile.TemporaryDirectory(prefix="nm-mesh-demo-") as d, Mesh(d, nodes=args.nodes, wg_backend=args.backend) as mesh:
         print(f"netmakerd {mesh.server.url} (underlay {mesh.server_ip}), broker {mesh.broker.url}")
         t0 = time.monotonic()
         for n in mesh.nodes:
@@ -269,6 +275,20 @@ def main(argv=None):
             ok = (a.name, b.name) not in failures
             print(f"  {a.name} -> {b.name} ({mesh.mesh_address(b)}): {'ok' if ok else 'FAILED'}")
         print(mesh.nodes[0].netclient("peers").stdout)
+        kind = mesh.nodes[0].run(["ip", "-d", "link", "show", "nm-office"]).stdout
+        print(f"nm-office on node1: {'kernel wireguard link' if ' wireguard ' in kind else 'tun (wireguard-go)'}")
+        if args.restart_check:
+            a, b = mesh.nodes[0], mesh.nodes[1]
+            key_a = mesh.public_key(a)
+            before = b.wg_peers("nm-office")[key_a]["latest_handshake"]
+            a.restart_netclientd()
+            time.sleep(1.1)
+            ok = b.ping(mesh.mesh_address(a), count=2, timeout=3)
+            after = b.wg_peers("nm-office")[key_a]["latest_handshake"]
+            same = "Adopted WireGuard link nm-office" in a.log() and after == before and ok
+            print(f"restart of node1's netclientd: handshake {before} -> {after}, ping {'ok' if ok else 'FAILED'}: "
+                  f"{'sessions kept' if same else 'FAILED'}")
+            failures = failures or ({} if same else {("restart", "node1"): "session reset"})
         if args.keep:
             input("Press Enter to clean up... ")
         return 1 if failures else 0

@@ -3,7 +3,7 @@ own network namespace (from nmtest.netns), a private mount namespace with a tmpf
 stock paths /run/dbus/system_bus_socket and /run/wireguard/<ifname>.sock are private to the node),
 the stock system dbus-daemon with our bus policy bind-mounted into /etc/dbus-1/system.d, the real
 polkitd with our actions bind-mounted into /usr/share/polkit-1/actions, and netclientd itself
-with the userspace WireGuard backend (wireguard-go). Everything inside is started with
+with the userspace WireGuard backend (wireguard-go; wg_backend="kernel" where the kernel has WireGuard). Everything inside is started with
 `nsenter -t <holder> -m -n`, so `netclient`, `wg`, `busctl`, `ping` run there unchanged.
 
     node = AgentNode(netns_node, workdir).start()       # dbus-daemon + polkitd + netclientd
@@ -60,7 +60,8 @@ def _stop(proc, timeout=5.0, sig=signal.SIGTERM):
 
 
 class AgentNode:
-    def __init__(self, netns_node, workdir, *, name=None, polkit_rules=None, env=None, log_level="debug"):
+    def __init__(self, netns_node, workdir, *, name=None, polkit_rules=None, env=None, log_level="debug",
+                 wg_backend="userspace"):
         self.netns = netns_node
         self.name = name or netns_node.name
         self.dir = Path(workdir)
@@ -71,6 +72,7 @@ class AgentNode:
         self.polkit_rules = polkit_rules  # text of a .rules file, or None
         self.env = dict(env or {})
         self.log_level = log_level
+        self.wg_backend = wg_backend  # "userspace" (wireguard-go) or "kernel" (VM tier)
         self.holder = None
         self.dbus = None
         self.polkitd = None
@@ -130,7 +132,9 @@ class AgentNode:
     # ---- running things inside ---------------------------------------------------------------
 
     def _enter(self, argv, user=None):
-        pre = ["nsenter", "-t", str(self.holder.pid), "-m", "-n"]
+        # -r: the holder's root directory too (entering a mount namespace resets it; it matters
+        # when the tests themselves run in a chroot, as in the VM tier).
+        pre = ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "-r"]
         if user:
             pre += ["runuser", "-u", user, "--"]
         return pre + [str(a) for a in argv]
@@ -138,6 +142,9 @@ class AgentNode:
     def _env(self, extra=None):
         env = {k: v for k, v in os.environ.items()
                if not k.lower().endswith("_proxy") and not k.startswith(("NETCLIENTD_", "DBUS_"))}
+        # Some callers (the VM tier's guest) run with a minimal PATH.
+        if "/usr/bin" not in env.get("PATH", "").split(":"):
+            env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         env.update(self.env)
         env.update(extra or {})
         return env
@@ -245,7 +252,7 @@ class AgentNode:
         log.write(f"--- {time.strftime('%H:%M:%S')} starting netclientd\n".encode())
         log.flush()
         argv = [self.netclientd, f"--state-dir={self.state_dir}", "--config=/nonexistent",
-                "--wg-backend=userspace", f"--log-level={self.log_level}", *extra_args]
+                f"--wg-backend={self.wg_backend}", f"--log-level={self.log_level}", *extra_args]
         self.daemon = self.popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self.has_bus_name("org.netmaker.Client") or self.daemon.poll() is not None,
                    15, f"{self.name}'s netclientd on the bus")
