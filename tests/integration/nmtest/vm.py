@@ -37,6 +37,9 @@ DEFAULT_UNITS = ("dbus.service",)
 # Loaded before every test script (tun: wireguard-go and TUN-based tests).
 DEFAULT_MODULES = ("wireguard", "tun", "veth", "bridge")
 
+# Host environment variables every guest script sees as well.
+FORWARDED_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "G_DEBUG", "G_SLICE")
+
 CHECK_RE = re.compile(r"^CHECK (\S+) (ok|fail|skip)(?: (.*))?$")
 RESULT_RE = re.compile(r"GUEST-RESULT rc=(\d+)")
 
@@ -333,6 +336,10 @@ class Vm:
             "NM_BUILD_DIR": str(build_dir()),
             "NMVM_UNITS": " ".join(units),
         }
+        # The sanitizer settings of the test run reach the programs the guest runs, too.
+        for k in FORWARDED_ENV:
+            if k in os.environ:
+                variables[k] = os.environ[k]
         for k, v in (env or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
                 raise VmError(f"environment variable name {k!r} is not a shell variable name")
