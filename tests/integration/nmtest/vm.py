@@ -296,10 +296,10 @@ class Vm:
         env["NMVM_CHECKS_DIR"] = str(CHECKS_DIR / mode)
         env["NMVM_CHECKS"] = " ".join(names or [])
         if mode == "chroot":
-            return self.run_chroot(script, timeout=timeout or 180, env=env, fixtures=fixtures)
+            return self.run_chroot(script, timeout=timeout or 240, env=env, fixtures=fixtures)
         if mode == "systemd":
             want = list(DEFAULT_UNITS) + [u for u in (units or _check_units(mode)) if u not in DEFAULT_UNITS]
-            return self.run_systemd(script, units=want, fixtures=fixtures, timeout=timeout or 360, env=env)
+            return self.run_systemd(script, units=want, fixtures=fixtures, timeout=timeout or 480, env=env)
         raise VmError(f"unknown guest mode {mode!r} (expected chroot or systemd)")
 
     # --------------------------------------------------------------------------------------
@@ -318,7 +318,8 @@ class Vm:
         self.last_run_dir = run
         try:
             self._write_run_fixtures(run, mode, script, env, fixtures, modules, units)
-            with _vm_lock(timeout + 600):
+            # another boot may be a long benchmark: wait for it rather than fail
+            with _vm_lock(max(timeout + 600, 1800)):
                 return self._boot(run, mode, prep, timeout)
         finally:
             if not self.keep:
