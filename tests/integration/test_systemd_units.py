@@ -3,6 +3,7 @@ keep their sandbox (offline `systemd-analyze security` exposure), wire the socke
 under the name netmakerd looks for, and the sysusers.d entry creates the user the service runs as."""
 
 import re
+import socket
 import shutil
 import subprocess
 
@@ -132,3 +133,32 @@ def test_units_are_installed(tmp_path):
     exec_start = directives(found["netmakerd.service"])[("Service", "ExecStart")][0]
     assert exec_start.endswith("/netmakerd") and (dest / exec_start.lstrip("/")).exists(), exec_start
     shutil.rmtree(dest)
+
+
+def test_example_configuration_is_complete_and_valid(tmp_path):
+    """The shipped example names every key netmakerd knows (and no other), and with every
+    line uncommented it is a configuration netmakerd accepts."""
+    example = (REPO / "systemd" / "netmakerd.conf.example").read_text()
+    documented = re.findall(r"^#([a-z_]+)=", example, re.M)
+    out = subprocess.run([str(binary("netmakerd")), "--help"], capture_output=True, text=True, timeout=30).stdout
+    known = re.findall(r"^  ([a-z_]+) +\$NETMAKERD_", out, re.M)
+    assert known, out
+    assert sorted(documented) == sorted(known), \
+        f"missing from the example: {sorted(set(known) - set(documented))}; " \
+        f"unknown to netmakerd: {sorted(set(documented) - set(known))}"
+    # Uncommented (with the state in tmp_path and values for the empty secrets), it is valid:
+    # netmakerd gets past the configuration and fails only where the test wants it to, at the
+    # port that is already taken.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        values = {"listen": f"127.0.0.1:{port}", "state_directory": str(tmp_path / "state"),
+                  "database": f"sqlite://{tmp_path}/state/netmaker.db", "broker_url": "",
+                  "broker_password": "x", "admin_password": "a-long-password", "master_key": "m" * 32}
+        text = re.sub(r"^#([a-z_]+)=(.*)$", lambda m: f"{m[1]}={values.get(m[1], m[2])}", example, flags=re.M)
+        conf = tmp_path / "netmakerd.conf"
+        conf.write_text(text)
+        r = subprocess.run([str(binary("netmakerd")), "--config", str(conf)], capture_output=True, text=True,
+                           timeout=30)
+    assert r.returncode != 0 and f"Failed to listen on 127.0.0.1:{port}" in r.stderr, r.stderr
