@@ -32,7 +32,12 @@ Config *config_new(void)
 {
         Config *c = g_new0(Config, 1);
         c->config_file = g_strdup(NETCLIENTD_DEFAULT_CONFIG);
-        c->state_dir = g_strdup(NETCLIENTD_DEFAULT_STATE_DIR);
+        /* Under systemd, StateDirectory= says where (the first of a colon-separated list). */
+        const char *sd = g_getenv("STATE_DIRECTORY");
+        if (sd && g_path_is_absolute(sd))
+                c->state_dir = g_strndup(sd, strcspn(sd, ":"));
+        else
+                c->state_dir = g_strdup(NETCLIENTD_DEFAULT_STATE_DIR);
         c->wg_backend = WG_BACKEND_AUTO;
         c->log_level = LOG_INFO;
         c->checkin_usec = 60 * USEC_PER_SEC;

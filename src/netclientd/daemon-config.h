@@ -1,5 +1,6 @@
-/* netclientd's configuration: defaults, then /etc/netclient/netclientd.conf, then NETCLIENTD_*
- * environment variables, then command-line options (each later source wins). */
+/* netclientd's configuration: defaults (and $STATE_DIRECTORY from systemd's StateDirectory=), then
+ * /etc/netclient/netclientd.conf, then NETCLIENTD_* environment variables, then command-line
+ * options (each later source wins). */
 #pragma once
 
 #include <stdbool.h>
@@ -10,7 +11,8 @@
 #include "wg-backend.h"
 
 #define NETCLIENTD_DEFAULT_CONFIG SYSCONFDIR "/netclient/netclientd.conf"
-#define NETCLIENTD_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/netclient"
+/* Fixed, not from the build's localstatedir: it must match the unit's StateDirectory=netclient. */
+#define NETCLIENTD_DEFAULT_STATE_DIR "/var/lib/netclient"
 
 typedef struct Config {
         char *config_file;

@@ -141,7 +141,8 @@ class AgentNode:
 
     def _env(self, extra=None):
         env = {k: v for k, v in os.environ.items()
-               if not k.lower().endswith("_proxy") and not k.startswith(("NETCLIENTD_", "DBUS_"))}
+               if not k.lower().endswith("_proxy") and not k.startswith(("NETCLIENTD_", "DBUS_"))
+               and k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}
         # Some callers (the VM tier's guest) run with a minimal PATH.
         if "/usr/bin" not in env.get("PATH", "").split(":"):
             env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
