@@ -138,6 +138,44 @@ def test_address_change_is_reported(mesh):
     assert mesh.wait_ping_matrix(timeout=30) == {}
 
 
+def test_second_network_on_the_same_host(mesh):
+    """A token for another network of the same server adds a network (and a link) to the host;
+    leaving it again leaves the first one alone."""
+    a, b = mesh.nodes[0], mesh.nodes[1]
+    mesh.server.create_network("lab", "10.98.0.0/24")
+    key = mesh.server.create_key(["lab"], name="lab", unlimited=True)
+    host_a = mesh.status(a)["host_id"]
+    for n in (a, b):
+        p = n.netclient("join", "-t", key["token"])
+        assert p.returncode == 0, p.stderr
+        assert "Joined network lab on nm-lab" in p.stdout, p.stdout
+    assert mesh.status(a)["host_id"] == host_a  # the same host, not a new registration
+    st = {net["name"]: net for net in mesh.status(a)["networks"]}
+    assert set(st) == {"office", "lab"} and st["lab"]["interface"] == "nm-lab"
+    assert st["lab"]["listen_port"] != st["office"]["listen_port"]
+    wait_until(lambda: len(a.wg_peers("nm-lab") or {}) == 1, 15, "a's lab peer")
+    lab_b = mesh.mesh_address(b, "lab")
+    assert lab_b.startswith("10.98.0.")
+    assert a.ping(lab_b, count=2, timeout=3)
+
+    p = a.netclient("leave", "lab")
+    assert p.returncode == 0, p.stderr
+    assert not a.link_exists("nm-lab") and a.link_exists("nm-office")
+    st = mesh.status(a)
+    assert [net["name"] for net in st["networks"]] == ["office"] and st["state"] == "online"
+    assert b.netclient("leave", "lab").returncode == 0
+
+
+def test_token_of_another_server_is_refused(mesh):
+    import base64
+    from nmtest.client import encode_token
+    other = encode_token({"v": 1, "api": "http://198.18.250.1:8081", "key": "B" * 32,
+                          "spk": base64.b64encode(bytes(range(32))).decode()})
+    p = mesh.nodes[0].netclient("join", "-t", other)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "registered with the server at" in p.stderr and "198.18.250.1" in p.stderr, p.stderr
+
+
 def test_leave_removes_the_peer_everywhere(mesh):
     leaver = mesh.nodes[-1]
     key = mesh.public_key(leaver)
