@@ -138,6 +138,30 @@ def test_address_change_is_reported(mesh):
     assert mesh.wait_ping_matrix(timeout=30) == {}
 
 
+def test_forged_messages_are_dropped(mesh):
+    """Someone who can publish on a host's topic (here the broker admin) but does not hold the
+    server's key cannot change anything: the payload is dropped and logged without its content."""
+    import base64
+    import json
+    import subprocess
+    from nmtest.client import KeyPair, seal
+
+    a = mesh.nodes[0]
+    st = json.loads((a.state_dir / "server.json").read_text())
+    victim_key = mesh.public_key(mesh.nodes[1])
+    msg_pub = mesh.server.admin("GET", f"/hosts/{st['host_id']}", expect=200)["msg_public_key"]
+    forged = json.dumps({"type": "peers", "serial": 10 ** 6, "network": "office", "remove": [victim_key]})
+    payload = seal(forged.encode(), base64.b64decode(msg_pub), KeyPair().secret)
+    for data in (payload, b"not sealed at all"):
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mesh.broker.port), "-u",
+                        mesh.broker.admin_user, "-P", mesh.broker.admin_password, "-t", st["mqtt"]["subscribe"],
+                        "-q", "1", "-s"], input=data, check=True, timeout=10)
+    wait_until(lambda: a.log().count("Dropped ") >= 2, 10, "both payloads to be dropped")
+    assert victim_key in a.wg_peers("nm-office")
+    assert "not sealed by the server" in a.log()
+    assert "remove" not in "".join(l for l in a.log().splitlines() if "Dropped" in l)
+
+
 def test_second_network_on_the_same_host(mesh):
     """A token for another network of the same server adds a network (and a link) to the host;
     leaving it again leaves the first one alone."""
