@@ -417,12 +417,6 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                                                        m->serial, msg->serial);
                 return want_pull(m, why);
         }
-        if (m->pull_request) {
-                /* A snapshot is on its way; it will carry this change too (or we pull again). */
-                m->pull_again = true;
-                return MESSAGE_PULL;
-        }
-
         switch (msg->type) {
         case NM_MSG_PEERS: {
                 Network *n = manager_get_network(m, msg->network);
@@ -517,7 +511,12 @@ static void on_pulled(ApiClient *c, const ApiResult *res, void *userdata)
         if (!err) {
                 g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
                 g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
-                if (state)
+                /* Messages applied while it was on its way may be newer than the snapshot. */
+                if (state && state->serial < m->serial)
+                        log_debug("Ignoring a pulled snapshot at serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT
+                                  ").",
+                                  state->serial, m->serial);
+                else if (state)
                         manager_apply_snapshot(m, state, &e);
                 if (e) {
                         g_prefix_error(&e, "The server's snapshot is unusable: ");
