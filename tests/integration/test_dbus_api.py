@@ -146,3 +146,21 @@ def test_properties(bus):
     assert err is None
     assert props["State"] == "unregistered" and props["Networks"] == [] and props["Version"]
     assert set(props) == {"Version", "HostId", "PublicKey", "State", "Server", "Networks"}
+
+
+def test_cli_exit_codes(node):
+    """The exit statuses scripts rely on: 2 for usage, 3 when netclientd is not there."""
+    for args in (("frobnicate",), ("leave",), ("join",), ("peers", "a", "b"), ("--bogus", "list")):
+        p = node.netclient(*args)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert "--help" in p.stderr
+    assert node.netclient("--help").returncode == 0
+    node.stop_netclientd()
+    try:
+        for args in (("status",), ("list",), ("pull",), ("join", "-t", TOKEN)):
+            p = node.netclient(*args)
+            assert p.returncode == 3, (args, p.returncode, p.stderr)
+            assert "not reachable" in p.stderr
+    finally:
+        node.start_netclientd()
+    assert node.netclient("status").returncode == 0
