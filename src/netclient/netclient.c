@@ -28,11 +28,11 @@
 
 #include "macro.h"
 
-#define BUS_NAME "org.netmaker.Client"
-#define OBJECT_PATH "/org/netmaker/Client"
-#define IFACE "org.netmaker.Client"
+#define BUS_NAME      "org.netmaker.Client"
+#define OBJECT_PATH   "/org/netmaker/Client"
+#define IFACE         "org.netmaker.Client"
 #define NETWORK_IFACE "org.netmaker.Client.Network"
-#define PEER_IFACE "org.netmaker.Client.Peer"
+#define PEER_IFACE    "org.netmaker.Client.Peer"
 
 #define JOIN_TIMEOUT_USEC (180 * 1000000ULL)
 #define CALL_TIMEOUT_USEC (90 * 1000000ULL)
@@ -112,7 +112,7 @@ static bool get_b(Object *o, const char *name)
 
 static char **get_strv(Object *o, const char *name)
 {
-        static char *empty[] = { NULL };
+        static char *empty[] = {NULL};
         Prop *p = o ? g_hash_table_lookup(o->props, name) : NULL;
         return p && p->type == 'a' && p->strv ? p->strv : empty;
 }
@@ -213,7 +213,8 @@ static int fail(const char *what, const sd_bus_error *e, int r)
 
         if (code == EXIT_UNREACHABLE)
                 fprintf(stderr, "%s: netclientd is not reachable: %s\n", what, msg);
-        else if (code == EXIT_DENIED && e && sd_bus_error_has_name(e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
+        else if (code == EXIT_DENIED && e &&
+                 sd_bus_error_has_name(e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
                 fprintf(stderr, "%s: not authorised: %s\n", what, msg);
         else if (code == EXIT_DENIED)
                 fprintf(stderr, "%s: not authorised: %s\n", what, msg);
@@ -243,18 +244,19 @@ static void agent_open(void)
                 return;
         }
         if (agent_pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
                 close(pipefd[0]);
                 /* The notify fd must survive exec. */
                 int fd = dup(pipefd[1]);
                 snprintf(notify, sizeof(notify), "%d", fd);
-                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", notify, "--fallback", (char *) NULL);
+                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", notify, "--fallback",
+                      (char *)NULL);
                 _exit(EXIT_FAILURE);
         }
         close(pipefd[1]);
         /* Wait until the agent is registered (it closes the fd), so our call finds it. */
-        struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-        (void) poll(&p, 1, 5000);
+        struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
+        (void)poll(&p, 1, 5000);
         close(pipefd[0]);
 }
 
@@ -263,7 +265,7 @@ static void agent_close(void)
         if (agent_pid <= 0)
                 return;
         kill(agent_pid, SIGTERM);
-        (void) waitpid(agent_pid, NULL, 0);
+        (void)waitpid(agent_pid, NULL, 0);
         agent_pid = 0;
 }
 
@@ -277,7 +279,7 @@ static int open_bus(sd_bus **ret)
                 fprintf(stderr, "Cannot connect to the system bus: %s\n", g_strerror(-r));
                 return -EXIT_UNREACHABLE;
         }
-        (void) sd_bus_set_allow_interactive_authorization(bus, arg_ask_password);
+        (void)sd_bus_set_allow_interactive_authorization(bus, arg_ask_password);
         *ret = bus;
         return 0;
 }
@@ -291,8 +293,8 @@ static int load_objects(sd_bus *bus, Object **ret_manager, GPtrArray **ret_objec
         Object *mgr = object_new(OBJECT_PATH);
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, OBJECT_PATH, "org.freedesktop.DBus.Properties", "GetAll", &e, &reply,
-                               "s", IFACE);
+        r = sd_bus_call_method(bus, BUS_NAME, OBJECT_PATH, "org.freedesktop.DBus.Properties", "GetAll", &e,
+                               &reply, "s", IFACE);
         if (r < 0) {
                 object_free(mgr);
                 return -fail("Failed to read netclientd's state", &e, r);
@@ -349,7 +351,7 @@ static int load_objects(sd_bus *bus, Object **ret_manager, GPtrArray **ret_objec
 static Object *find_object(GPtrArray *objs, const char *path)
 {
         for (guint i = 0; i < objs->len; i++)
-                if (streq0(((Object *) objs->pdata[i])->path, path))
+                if (streq0(((Object *)objs->pdata[i])->path, path))
                         return objs->pdata[i];
         return NULL;
 }
@@ -366,7 +368,7 @@ static Object *find_network(GPtrArray *objs, const char *name)
 
 static int cmp_objects_by_name(gconstpointer a, gconstpointer b)
 {
-        Object *x = *(Object **) a, *y = *(Object **) b;
+        Object *x = *(Object **)a, *y = *(Object **)b;
         return g_strcmp0(get_s(x, "Name"), get_s(y, "Name"));
 }
 
@@ -375,7 +377,7 @@ static GPtrArray *networks_of(GPtrArray *objs)
 {
         GPtrArray *a = g_ptr_array_new();
         for (guint i = 0; i < objs->len; i++)
-                if (streq0(((Object *) objs->pdata[i])->iface, NETWORK_IFACE))
+                if (streq0(((Object *)objs->pdata[i])->iface, NETWORK_IFACE))
                         g_ptr_array_add(a, objs->pdata[i]);
         g_ptr_array_sort(a, cmp_objects_by_name);
         return a;
@@ -422,7 +424,7 @@ static char *format_handshake(uint64_t usec)
         if (usec == 0)
                 return g_strdup("never");
         gint64 now = g_get_real_time();
-        gint64 ago = (now - (gint64) usec) / G_USEC_PER_SEC;
+        gint64 ago = (now - (gint64)usec) / G_USEC_PER_SEC;
         if (ago < 0)
                 ago = 0;
         if (ago < 120)
@@ -445,13 +447,13 @@ static void network_to_json(JsonBuilder *b, Object *n)
         json_builder_add_string_value(b, get_s(n, "NodeId"));
         json_strv(b, "addresses", get_strv(n, "Addresses"));
         json_builder_set_member_name(b, "listen_port");
-        json_builder_add_int_value(b, (gint64) get_u(n, "ListenPort"));
+        json_builder_add_int_value(b, (gint64)get_u(n, "ListenPort"));
         json_builder_set_member_name(b, "mtu");
-        json_builder_add_int_value(b, (gint64) get_u(n, "MTU"));
+        json_builder_add_int_value(b, (gint64)get_u(n, "MTU"));
         json_builder_set_member_name(b, "dns_domain");
         json_builder_add_string_value(b, get_s(n, "DNSDomain"));
         json_builder_set_member_name(b, "serial");
-        json_builder_add_int_value(b, (gint64) get_u(n, "Serial"));
+        json_builder_add_int_value(b, (gint64)get_u(n, "Serial"));
         json_builder_set_member_name(b, "connected");
         json_builder_add_boolean_value(b, get_b(n, "Connected"));
         json_builder_set_member_name(b, "peers");
@@ -478,9 +480,11 @@ static int cmd_status(sd_bus *bus, bool list_only)
                         json_builder_end_array(b);
                 } else {
                         json_builder_begin_object(b);
-                        const char *keys[][2] = { { "state", "State" },   { "server", "Server" },
-                                                  { "host_id", "HostId" }, { "public_key", "PublicKey" },
-                                                  { "version", "Version" } };
+                        const char *keys[][2] = {{"state", "State"},
+                                                 {"server", "Server"},
+                                                 {"host_id", "HostId"},
+                                                 {"public_key", "PublicKey"},
+                                                 {"version", "Version"}};
                         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                                 json_builder_set_member_name(b, keys[i][0]);
                                 json_builder_add_string_value(b, get_s(mgr, keys[i][1]));
@@ -542,8 +546,8 @@ static int cmd_peers(sd_bus *bus, const char *network)
         if (arg_json)
                 json_builder_begin_array(b);
         else
-                printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", "NETWORK", "PEER", "ADDRESSES", "ENDPOINT",
-                       "HANDSHAKE", "RX", "TX");
+                printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", "NETWORK", "PEER", "ADDRESSES",
+                       "ENDPOINT", "HANDSHAKE", "RX", "TX");
         for (guint i = 0; i < nets->len; i++) {
                 Object *n = nets->pdata[i];
                 if (network && !streq0(get_s(n, "Name"), network))
@@ -555,10 +559,10 @@ static int cmd_peers(sd_bus *bus, const char *network)
                                 json_builder_begin_object(b);
                                 json_builder_set_member_name(b, "network");
                                 json_builder_add_string_value(b, get_s(n, "Name"));
-                                const char *keys[][2] = { { "name", "Name" },
-                                                          { "host_id", "HostId" },
-                                                          { "public_key", "PublicKey" },
-                                                          { "endpoint", "Endpoint" } };
+                                const char *keys[][2] = {{"name", "Name"},
+                                                         {"host_id", "HostId"},
+                                                         {"public_key", "PublicKey"},
+                                                         {"endpoint", "Endpoint"}};
                                 for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
                                         json_builder_set_member_name(b, keys[k][0]);
                                         json_builder_add_string_value(b, get_s(p, keys[k][1]));
@@ -566,11 +570,11 @@ static int cmd_peers(sd_bus *bus, const char *network)
                                 json_strv(b, "addresses", get_strv(p, "Addresses"));
                                 json_strv(b, "allowed_ips", get_strv(p, "AllowedIPs"));
                                 json_builder_set_member_name(b, "latest_handshake_usec");
-                                json_builder_add_int_value(b, (gint64) get_u(p, "LatestHandshake"));
+                                json_builder_add_int_value(b, (gint64)get_u(p, "LatestHandshake"));
                                 json_builder_set_member_name(b, "rx_bytes");
-                                json_builder_add_int_value(b, (gint64) get_u(p, "RxBytes"));
+                                json_builder_add_int_value(b, (gint64)get_u(p, "RxBytes"));
                                 json_builder_set_member_name(b, "tx_bytes");
-                                json_builder_add_int_value(b, (gint64) get_u(p, "TxBytes"));
+                                json_builder_add_int_value(b, (gint64)get_u(p, "TxBytes"));
                                 json_builder_end_object(b);
                         } else {
                                 g_autofree char *addrs = g_strjoinv(" ", get_strv(p, "Addresses"));
@@ -578,8 +582,8 @@ static int cmd_peers(sd_bus *bus, const char *network)
                                 g_autofree char *rx = format_bytes(get_u(p, "RxBytes"));
                                 g_autofree char *tx = format_bytes(get_u(p, "TxBytes"));
                                 printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", get_s(n, "Name"),
-                                       get_s(p, "Name"), addrs, *get_s(p, "Endpoint") ? get_s(p, "Endpoint") : "-",
-                                       hs, rx, tx);
+                                       get_s(p, "Name"), addrs,
+                                       *get_s(p, "Endpoint") ? get_s(p, "Endpoint") : "-", hs, rx, tx);
                         }
                 }
         }
@@ -669,7 +673,8 @@ static int cmd_join(sd_bus *bus)
         JoinState s = {};
         int r;
 
-        r = sd_bus_match_signal(bus, &match, BUS_NAME, OBJECT_PATH, IFACE, "JoinProgress", on_progress, NULL);
+        r = sd_bus_match_signal(bus, &match, BUS_NAME, OBJECT_PATH, IFACE, "JoinProgress", on_progress,
+                                NULL);
         if (r < 0)
                 return fail("Join", NULL, r);
         r = sd_bus_message_new_method_call(bus, &call, BUS_NAME, OBJECT_PATH, IFACE, "Join");
@@ -680,7 +685,7 @@ static int cmd_join(sd_bus *bus)
         if (r >= 0 && arg_name)
                 r = sd_bus_message_append(call, "{sv}", "name", "s", arg_name);
         if (r >= 0 && arg_port)
-                r = sd_bus_message_append(call, "{sv}", "listen-port", "q", (uint16_t) arg_port);
+                r = sd_bus_message_append(call, "{sv}", "listen-port", "q", (uint16_t)arg_port);
         if (r >= 0)
                 r = sd_bus_message_close_container(call);
         if (r < 0)
@@ -714,7 +719,7 @@ static int cmd_join(sd_bus *bus)
         /* Say what we joined, from the objects the reply named. */
         Object *mgr = NULL;
         g_autoptr(GPtrArray) objs = NULL;
-        double secs = (double) (g_get_monotonic_time() - start) / G_USEC_PER_SEC;
+        double secs = (double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC;
         if (load_objects(bus, &mgr, &objs) < 0) {
                 g_strfreev(s.paths);
                 return EXIT_OK; /* the join itself worked */
@@ -788,13 +793,13 @@ int main(int argc, char *argv[])
 {
         enum { ARG_VERSION = 0x100, ARG_NO_ASK, ARG_NAME, ARG_PORT };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "json", no_argument, NULL, 'j' },
-                { "no-ask-password", no_argument, NULL, ARG_NO_ASK },
-                { "token", required_argument, NULL, 't' },
-                { "name", required_argument, NULL, ARG_NAME },
-                { "port", required_argument, NULL, ARG_PORT },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"json", no_argument, NULL, 'j'},
+                {"no-ask-password", no_argument, NULL, ARG_NO_ASK},
+                {"token", required_argument, NULL, 't'},
+                {"name", required_argument, NULL, ARG_NAME},
+                {"port", required_argument, NULL, ARG_PORT},
                 {},
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -826,7 +831,7 @@ int main(int argc, char *argv[])
                         guint64 p;
                         if (!g_ascii_string_to_unsigned(optarg, 10, 1, 65535, &p, NULL))
                                 return usage_error("Invalid port \"%s\": expected 1-65535.", optarg);
-                        arg_port = (unsigned) p;
+                        arg_port = (unsigned)p;
                         break;
                 }
                 case '?':
@@ -846,8 +851,8 @@ int main(int argc, char *argv[])
                 const char *name;
                 int min, max;
         } commands[] = {
-                { "join", 0, 0 },    { "leave", 1, 1 },   { "list", 0, 0 },    { "status", 0, 0 },
-                { "peers", 0, 1 },   { "pull", 0, 0 },    { "connect", 1, 1 }, { "disconnect", 1, 1 },
+                {"join", 0, 0},  {"leave", 1, 1}, {"list", 0, 0},    {"status", 0, 0},
+                {"peers", 0, 1}, {"pull", 0, 0},  {"connect", 1, 1}, {"disconnect", 1, 1},
         };
         bool known = false;
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)

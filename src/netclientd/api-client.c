@@ -68,7 +68,7 @@ static GError *error_from_response(long status, const char *body, size_t len)
         const char *code = NULL, *message = NULL;
 
         if (len > 0) {
-                o = nm_json_parse_object(body, (gssize) len, NULL);
+                o = nm_json_parse_object(body, (gssize)len, NULL);
                 if (o && nm_json_get_object(o, "error", true, &e, NULL) &&
                     nm_json_get_string(e, "code", true, &code, NULL) &&
                     nm_json_get_string(e, "message", true, &message, NULL))
@@ -112,7 +112,7 @@ static GError *error_from_response(long status, const char *body, size_t len)
 static void finish(ApiRequest *r)
 {
         g_autoptr(GError) error = NULL;
-        ApiResult res = { .body = "" };
+        ApiResult res = {.body = ""};
 
         if (r->result != CURLE_OK) {
                 const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
@@ -120,8 +120,8 @@ static void finish(ApiRequest *r)
                                     r->method, r->url, why);
         } else {
                 curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
-                g_byte_array_append(r->response, (const guint8 *) "", 1);
-                res.body = (const char *) r->response->data;
+                g_byte_array_append(r->response, (const guint8 *)"", 1);
+                res.body = (const char *)r->response->data;
                 res.body_len = r->response->len - 1;
                 if (res.status < 200 || res.status >= 300)
                         error = error_from_response(res.status, res.body, res.body_len);
@@ -141,7 +141,7 @@ static void process_done(ApiClient *c)
                 ApiRequest *r = NULL;
                 if (msg->msg != CURLMSG_DONE)
                         continue;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &r);
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
                 if (!r)
                         continue;
                 r->result = msg->data.result;
@@ -208,7 +208,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
         }
         if (sd_event_add_io(c->event, &io, fd, events, on_io, c) < 0)
                 return -1;
-        (void) sd_event_source_set_description(io, "api-client-io");
+        (void)sd_event_source_set_description(io, "api-client-io");
         curl_multi_assign(c->multi, fd, io);
         return 0;
 }
@@ -225,11 +225,11 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
         }
         if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
                 return -1;
-        now += (uint64_t) timeout_ms * 1000;
+        now += (uint64_t)timeout_ms * 1000;
         if (!c->timer) {
                 if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, now, 0, on_timer, c) < 0)
                         return -1;
-                (void) sd_event_source_set_description(c->timer, "api-client-timer");
+                (void)sd_event_source_set_description(c->timer, "api-client-timer");
                 return 0;
         }
         if (sd_event_source_set_time(c->timer, now) < 0 ||
@@ -245,7 +245,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
         if (r->response->len + n > API_MAX_RESPONSE)
                 return 0; /* makes curl fail with CURLE_WRITE_ERROR */
-        g_byte_array_append(r->response, (const guint8 *) ptr, (guint) n);
+        g_byte_array_append(r->response, (const guint8 *)ptr, (guint)n);
         return n;
 }
 
@@ -295,7 +295,7 @@ int api_client_request(ApiClient *c, const char *method, const char *url, const 
                        const char *json_body, ApiCallback callback, void *userdata, ApiRequest **ret)
 {
         ApiRequest *r = g_new0(ApiRequest, 1);
-        long timeout_ms = (long) (c->timeout_usec / 1000);
+        long timeout_ms = (long)(c->timeout_usec / 1000);
 
         r->client = c;
         r->callback = callback;
@@ -335,7 +335,7 @@ int api_client_request(ApiClient *c, const char *method, const char *url, const 
         if (json_body) {
                 r->body = g_strdup(json_body);
                 curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
-                curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long) strlen(r->body));
+                curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
         }
 
         if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {

@@ -11,8 +11,8 @@ typedef struct ApiClient ApiClient;
 typedef struct ApiRequest ApiRequest;
 
 typedef struct ApiResult {
-        long status;       /* HTTP status; 0 when no answer came */
-        const char *body;  /* NUL-terminated; "" when empty */
+        long status;      /* HTTP status; 0 when no answer came */
+        const char *body; /* NUL-terminated; "" when empty */
         size_t body_len;
         const GError *error; /* NULL on 2xx; otherwise NM_ERROR with the server's code and message,
                               * or NM_ERROR_UNAVAILABLE when the server could not be reached */

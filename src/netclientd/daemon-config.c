@@ -17,15 +17,15 @@ typedef struct Setting {
 } Setting;
 
 static const Setting settings[] = {
-        { "Daemon", "LogLevel", "NETCLIENTD_LOG_LEVEL" },
-        { "Daemon", "StateDirectory", "NETCLIENTD_STATE_DIR" },
-        { "Daemon", "HostName", "NETCLIENTD_HOST_NAME" },
-        { "Daemon", "CheckinIntervalSec", "NETCLIENTD_CHECKIN_INTERVAL" },
-        { "Daemon", "StatsIntervalSec", "NETCLIENTD_STATS_INTERVAL" },
-        { "Daemon", "HTTPTimeoutSec", "NETCLIENTD_HTTP_TIMEOUT" },
-        { "WireGuard", "Backend", "NETCLIENTD_WG_BACKEND" },
-        { "WireGuard", "WireGuardGo", "NETCLIENTD_WIREGUARD_GO" },
-        { "WireGuard", "UAPISocketDirectory", "NETCLIENTD_UAPI_DIR" },
+        {"Daemon", "LogLevel", "NETCLIENTD_LOG_LEVEL"},
+        {"Daemon", "StateDirectory", "NETCLIENTD_STATE_DIR"},
+        {"Daemon", "HostName", "NETCLIENTD_HOST_NAME"},
+        {"Daemon", "CheckinIntervalSec", "NETCLIENTD_CHECKIN_INTERVAL"},
+        {"Daemon", "StatsIntervalSec", "NETCLIENTD_STATS_INTERVAL"},
+        {"Daemon", "HTTPTimeoutSec", "NETCLIENTD_HTTP_TIMEOUT"},
+        {"WireGuard", "Backend", "NETCLIENTD_WG_BACKEND"},
+        {"WireGuard", "WireGuardGo", "NETCLIENTD_WIREGUARD_GO"},
+        {"WireGuard", "UAPISocketDirectory", "NETCLIENTD_UAPI_DIR"},
 };
 
 Config *config_new(void)
@@ -64,8 +64,8 @@ static int parse_seconds(const char *key, const char *value, const char *source,
         guint64 v;
         if (!g_ascii_string_to_unsigned(value, 10, min, max, &v, NULL)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid %s \"%.32s\" in %s: expected a whole number of seconds from %" G_GUINT64_FORMAT
-                            " to %" G_GUINT64_FORMAT,
+                            "Invalid %s \"%.32s\" in %s: expected a whole number of seconds from "
+                            "%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
                             key, value, source, min, max);
                 return -EINVAL;
         }
@@ -94,10 +94,11 @@ int config_set(Config *c, const char *key, const char *value, const char *source
         if (streq0(key, "LogLevel")) {
                 int l = log_level_from_string(v);
                 if (l < 0) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid LogLevel \"%.32s\" in %s: expected debug, info, notice, warning, "
-                                    "err or 0-7",
-                                    v, source);
+                        g_set_error(
+                                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                "Invalid LogLevel \"%.32s\" in %s: expected debug, info, notice, warning, "
+                                "err or 0-7",
+                                v, source);
                         return -EINVAL;
                 }
                 c->log_level = l;
@@ -135,7 +136,8 @@ int config_set(Config *c, const char *key, const char *value, const char *source
         if (streq0(key, "UAPISocketDirectory"))
                 return set_path(&c->uapi_dir, key, v, source, false, error);
 
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unknown setting \"%.64s\" in %s", key, source);
+        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unknown setting \"%.64s\" in %s", key,
+                    source);
         return -EINVAL;
 }
 
@@ -147,8 +149,8 @@ int config_load_file(Config *c, GError **error)
         if (!g_key_file_load_from_file(kf, c->config_file, G_KEY_FILE_NONE, &e)) {
                 if (g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
                         return 0;
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Failed to read %s: %s", c->config_file,
-                            e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Failed to read %s: %s",
+                            c->config_file, e->message);
                 return -EINVAL;
         }
 

@@ -41,12 +41,12 @@ enum {
 static int parse_argv(int argc, char *argv[], char **ret_config, GPtrArray *settings)
 {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "config", required_argument, NULL, ARG_CONFIG },
-                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
-                { "wg-backend", required_argument, NULL, ARG_WG_BACKEND },
-                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"config", required_argument, NULL, ARG_CONFIG},
+                {"state-dir", required_argument, NULL, ARG_STATE_DIR},
+                {"wg-backend", required_argument, NULL, ARG_WG_BACKEND},
+                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {},
         };
         int c;
@@ -89,7 +89,7 @@ static int parse_argv(int argc, char *argv[], char **ret_config, GPtrArray *sett
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-        log_info("Received %s, exiting; the WireGuard links stay up.", strsignal((int) si->ssi_signo));
+        log_info("Received %s, exiting; the WireGuard links stay up.", strsignal((int)si->ssi_signo));
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -114,7 +114,8 @@ static int run(int argc, char *argv[])
         if (config_load_file(config, &e) < 0 || config_load_env(config, NULL, &e) < 0)
                 return log_error_errno(-EINVAL, "%s", e->message);
         for (guint i = 0; i + 1 < settings->len; i += 2)
-                if (config_set(config, settings->pdata[i], settings->pdata[i + 1], "the command line", &e) < 0)
+                if (config_set(config, settings->pdata[i], settings->pdata[i + 1], "the command line", &e) <
+                    0)
                         return log_error_errno(-EINVAL, "%s", e->message);
         log_set_max_level(config->log_level);
 
@@ -140,14 +141,14 @@ static int run(int argc, char *argv[])
         if (r < 0)
                 return r;
 
-        (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, NULL);
-        (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, NULL);
-        (void) sd_event_set_watchdog(m->event, true);
+        (void)sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, NULL);
+        (void)sd_event_add_signal(m->event, NULL, SIGINT, on_signal, NULL);
+        (void)sd_event_set_watchdog(m->event, true);
 
-        (void) sd_notify(false, "READY=1\nSTATUS=Running");
+        (void)sd_notify(false, "READY=1\nSTATUS=Running");
         log_info("netclientd %s running.", PACKAGE_VERSION);
         r = sd_event_loop(m->event);
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return 0;

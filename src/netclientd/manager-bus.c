@@ -15,28 +15,28 @@
 #include "polkit.h"
 #include "token.h"
 
-static int prop_version(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error)
+static int prop_version(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
 }
 
-static int prop_host_id(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error)
+static int prop_host_id(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
         return sd_bus_message_append(reply, "s", m->server ? m->server->host_id : "");
 }
 
-static int prop_state(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                      void *userdata, sd_bus_error *error)
+static int prop_state(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
         return sd_bus_message_append(reply, "s", manager_state_to_string(manager_get_state(m)));
 }
 
-static int prop_server(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                       void *userdata, sd_bus_error *error)
+static int prop_server(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
         return sd_bus_message_append(reply, "s", m->server ? m->server->api : "");
@@ -98,9 +98,10 @@ static int read_join_options(sd_bus_message *m, char **ret_name, uint16_t *ret_p
                         const char *v;
                         g_autoptr(GError) e = NULL;
                         if (!streq0(contents, "s"))
-                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                                         "Join option \"name\" must be a string (s), not \"%s\"",
-                                                         strna(contents));
+                                return sd_bus_error_setf(
+                                        error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Join option \"name\" must be a string (s), not \"%s\"",
+                                        strna(contents));
                         r = sd_bus_message_read(m, "v", "s", &v);
                         if (r < 0)
                                 return r;
@@ -119,18 +120,19 @@ static int read_join_options(sd_bus_message *m, char **ret_name, uint16_t *ret_p
                         } else if (streq0(contents, "i")) {
                                 int32_t i;
                                 r = sd_bus_message_read(m, "v", "i", &i);
-                                p = i < 0 ? 0 : (uint32_t) i;
+                                p = i < 0 ? 0 : (uint32_t)i;
                         } else
-                                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
-                                                         "Join option \"listen-port\" must be a number (q, u or "
-                                                         "i), not \"%s\"",
-                                                         strna(contents));
+                                return sd_bus_error_setf(
+                                        error, BUS_ERROR_INVALID_ARGUMENT,
+                                        "Join option \"listen-port\" must be a number (q, u or "
+                                        "i), not \"%s\"",
+                                        strna(contents));
                         if (r < 0)
                                 return r;
                         if (p < 1 || p > 65535)
                                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
                                                          "Invalid listen port %u: expected 1-65535", p);
-                        port = (uint16_t) p;
+                        port = (uint16_t)p;
                 } else {
                         g_autofree char *k = g_utf8_make_valid(key, MIN(strlen(key), 64));
                         return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
@@ -169,9 +171,10 @@ static int method_join(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
         if (!*token)
-                return sd_bus_error_set(error, BUS_ERROR_INVALID_ARGUMENT,
-                                        "The enrollment token is empty: pass the token from the server (nmctl keys "
-                                        "create, or the web UI)");
+                return sd_bus_error_set(
+                        error, BUS_ERROR_INVALID_ARGUMENT,
+                        "The enrollment token is empty: pass the token from the server (nmctl keys "
+                        "create, or the web UI)");
         if (!nm_token_decode(token, &t, &e))
                 return bus_error_set_gerror(error, e);
 
@@ -269,8 +272,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("State", "s", prop_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Server", "s", prop_server, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Networks", "ao", prop_networks, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_METHOD_WITH_ARGS("Join", SD_BUS_ARGS("s", token, "a{sv}", options), SD_BUS_RESULT("ao", networks),
-                                method_join, SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+        SD_BUS_METHOD_WITH_ARGS("Join", SD_BUS_ARGS("s", token, "a{sv}", options),
+                                SD_BUS_RESULT("ao", networks), method_join,
+                                SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
         SD_BUS_METHOD_WITH_ARGS("Leave", SD_BUS_ARGS("s", network), SD_BUS_NO_RESULT, method_leave,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Pull", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_pull,
@@ -287,15 +291,16 @@ void manager_emit_join_progress(Manager *m, const char *step)
 {
         log_debug("Join: %s", step);
         if (m->bus)
-                (void) sd_bus_emit_signal(m->bus, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE, "JoinProgress", "s",
-                                          step);
+                (void)sd_bus_emit_signal(m->bus, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE, "JoinProgress",
+                                         "s", step);
 }
 
 int manager_bus_register(Manager *m)
 {
         int r;
 
-        r = sd_bus_add_object_vtable(m->bus, NULL, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE, manager_vtable, m);
+        r = sd_bus_add_object_vtable(m->bus, NULL, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE,
+                                     manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register %s: %m", NETCLIENT_OBJECT_PATH);
         r = sd_bus_add_object_manager(m->bus, NULL, NETCLIENT_OBJECT_PATH);
@@ -303,9 +308,10 @@ int manager_bus_register(Manager *m)
                 return log_error_errno(r, "Failed to add the object manager: %m");
         r = sd_bus_request_name(m->bus, NETCLIENT_BUS_NAME, 0);
         if (r < 0)
-                return log_error_errno(r,
-                                       "Failed to take the bus name %s (is another netclientd running, and is "
-                                       "the bus policy %s.conf installed?): %m",
-                                       NETCLIENT_BUS_NAME, NETCLIENT_BUS_NAME);
+                return log_error_errno(
+                        r,
+                        "Failed to take the bus name %s (is another netclientd running, and is "
+                        "the bus policy %s.conf installed?): %m",
+                        NETCLIENT_BUS_NAME, NETCLIENT_BUS_NAME);
         return 0;
 }

@@ -18,8 +18,8 @@
 #include "peer.h"
 #include "polkit.h"
 
-#define USEC_PER_SEC 1000000ULL
-#define RETRY_USEC (5 * USEC_PER_SEC)
+#define USEC_PER_SEC            1000000ULL
+#define RETRY_USEC              (5 * USEC_PER_SEC)
 #define ENDPOINTS_DEBOUNCE_USEC (500 * 1000ULL)
 
 static const char *const state_names[_MANAGER_STATE_MAX] = {
@@ -131,14 +131,14 @@ static void emit_manager_changed(Manager *m, const char *const *props)
 {
         if (!m->bus)
                 return;
-        (void) sd_bus_emit_properties_changed_strv(m->bus, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE,
-                                                   (char **) props);
+        (void)sd_bus_emit_properties_changed_strv(m->bus, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE,
+                                                  (char **)props);
 }
 
 void manager_state_maybe_changed(Manager *m)
 {
         ManagerState s = manager_get_state(m);
-        static const char *const props[] = { "State", NULL };
+        static const char *const props[] = {"State", NULL};
 
         if (s == m->exported_state)
                 return;
@@ -149,13 +149,13 @@ void manager_state_maybe_changed(Manager *m)
 
 static void emit_registration_changed(Manager *m)
 {
-        static const char *const props[] = { "HostId", "Server", "PublicKey", NULL };
+        static const char *const props[] = {"HostId", "Server", "PublicKey", NULL};
         emit_manager_changed(m, props);
 }
 
 static void emit_networks_changed(Manager *m)
 {
-        static const char *const props[] = { "Networks", NULL };
+        static const char *const props[] = {"Networks", NULL};
         emit_manager_changed(m, props);
 }
 
@@ -171,8 +171,8 @@ int manager_save_state(Manager *m)
                 return 0;
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                g_ptr_array_add(nets, ((Network *) v)->desired);
-        NmState s = { .host_id = m->server->host_id, .serial = m->serial, .networks = nets };
+                g_ptr_array_add(nets, ((Network *)v)->desired);
+        NmState s = {.host_id = m->server->host_id, .serial = m->serial, .networks = nets};
         r = node_state_save(m->config->state_dir, &s, m->disconnected, &e);
         if (r < 0)
                 return log_error_errno(r, "Failed to save the network state: %s", e->message);
@@ -186,7 +186,7 @@ Network *manager_get_network(Manager *m, const char *name)
 
 static int strcmp_p(gconstpointer a, gconstpointer b)
 {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 char **manager_network_paths(Manager *m)
@@ -197,10 +197,10 @@ char **manager_network_paths(Manager *m)
 
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                g_ptr_array_add(a, g_strdup(((Network *) v)->path));
+                g_ptr_array_add(a, g_strdup(((Network *)v)->path));
         g_ptr_array_sort(a, strcmp_p);
         g_ptr_array_add(a, NULL);
-        return (char **) g_ptr_array_free(a, false);
+        return (char **)g_ptr_array_free(a, false);
 }
 
 static void schedule_retry(Manager *m);
@@ -240,7 +240,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                if (((Network *) v)->apply_failed)
+                if (((Network *)v)->apply_failed)
                         apply_network(v);
         return 0;
 }
@@ -251,18 +251,18 @@ static void schedule_retry(Manager *m)
 
         if (!m->event)
                 return;
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (!m->retry_timer) {
-                if (sd_event_add_time(m->event, &m->retry_timer, CLOCK_MONOTONIC, now + RETRY_USEC, 0, on_retry,
-                                      m) < 0)
+                if (sd_event_add_time(m->event, &m->retry_timer, CLOCK_MONOTONIC, now + RETRY_USEC, 0,
+                                      on_retry, m) < 0)
                         return;
-                (void) sd_event_source_set_description(m->retry_timer, "retry");
+                (void)sd_event_source_set_description(m->retry_timer, "retry");
                 return;
         }
         if (sd_event_source_get_enabled(m->retry_timer, NULL) > 0)
                 return; /* already pending */
-        (void) sd_event_source_set_time(m->retry_timer, now + RETRY_USEC);
-        (void) sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
+        (void)sd_event_source_set_time(m->retry_timer, now + RETRY_USEC);
+        (void)sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
 }
 
 /* Adds a network the server gave us (takes `desired`). */
@@ -299,14 +299,14 @@ static void remove_network(Manager *m, Network *n, bool teardown)
 
 static void set_network_serial(Network *n, guint64 serial)
 {
-        static const char *const props[] = { "Serial", NULL };
+        static const char *const props[] = {"Serial", NULL};
 
         if (n->serial == serial)
                 return;
         n->serial = serial;
         if (n->manager->bus && n->exported)
-                (void) sd_bus_emit_properties_changed_strv(n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
-                                                           (char **) props);
+                (void)sd_bus_emit_properties_changed_strv(n->manager->bus, n->path,
+                                                          NETCLIENT_NETWORK_INTERFACE, (char **)props);
 }
 
 /* Makes one network what the server says it is: create it, or update it with a full diff. */
@@ -345,7 +345,7 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
         }
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                if (!g_hash_table_contains(keep, ((Network *) v)->name))
+                if (!g_hash_table_contains(keep, ((Network *)v)->name))
                         g_ptr_array_add(gone, v);
         for (guint i = 0; i < gone->len; i++)
                 remove_network(m, gone->pdata[i], true);
@@ -359,7 +359,7 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
                 if (!copy)
                         continue;
                 if (!copy->peers)
-                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 apply_network_state(m, copy);
         }
         manager_save_state(m);
@@ -387,14 +387,15 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
 
         /* Authenticated by the pinned server key: acted on whatever its serial. */
         if (msg->type == NM_MSG_HOST_DELETED) {
-                log_notice("The server deleted this host: removing every network and forgetting the server.");
+                log_notice(
+                        "The server deleted this host: removing every network and forgetting the server.");
                 forget_server(m, true);
                 return MESSAGE_APPLIED;
         }
         if (msg->type == NM_MSG_SNAPSHOT) {
                 if (msg->state->serial < m->serial) {
-                        log_debug("Ignoring a snapshot at serial %" G_GUINT64_FORMAT " (we are at %" G_GUINT64_FORMAT
-                                  ").",
+                        log_debug("Ignoring a snapshot at serial %" G_GUINT64_FORMAT
+                                  " (we are at %" G_GUINT64_FORMAT ").",
                                   msg->state->serial, m->serial);
                         return MESSAGE_IGNORED;
                 }
@@ -408,13 +409,15 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
 
         m->highest_serial_seen = MAX(m->highest_serial_seen, msg->serial);
         if (msg->serial <= m->serial) {
-                log_debug("Ignoring %s message with old serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT ").",
+                log_debug("Ignoring %s message with old serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT
+                          ").",
                           type, msg->serial, m->serial);
                 return MESSAGE_IGNORED;
         }
         if (msg->serial != m->serial + 1) {
-                g_autofree char *why = g_strdup_printf("Serial gap (at %" G_GUINT64_FORMAT ", got %" G_GUINT64_FORMAT ")",
-                                                       m->serial, msg->serial);
+                g_autofree char *why =
+                        g_strdup_printf("Serial gap (at %" G_GUINT64_FORMAT ", got %" G_GUINT64_FORMAT ")",
+                                        m->serial, msg->serial);
                 return want_pull(m, why);
         }
         switch (msg->type) {
@@ -431,8 +434,8 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                 set_network_serial(n, m->serial);
                 network_sync_peer_objects(n);
                 apply_network_peers(n, keys);
-                log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").", n->name,
-                         msg->add ? msg->add->len : 0, msg->update ? msg->update->len : 0,
+                log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").",
+                         n->name, msg->add ? msg->add->len : 0, msg->update ? msg->update->len : 0,
                          msg->remove ? msg->remove->len : 0, m->serial);
                 break;
         }
@@ -444,7 +447,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                 if (!copy)
                         return want_pull(m, "Unusable network-joined message");
                 if (!copy->peers)
-                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 m->serial = msg->serial;
                 apply_network_state(m, copy);
                 break;
@@ -495,9 +498,9 @@ static void reply_pull_waiters(Manager *m, const GError *error)
                 if (error) {
                         _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
                         bus_error_set_gerror(&be, error);
-                        (void) sd_bus_reply_method_error(call, &be);
+                        (void)sd_bus_reply_method_error(call, &be);
                 } else
-                        (void) sd_bus_reply_method_return(call, NULL);
+                        (void)sd_bus_reply_method_return(call, NULL);
         }
 }
 
@@ -509,12 +512,12 @@ static void on_pulled(ApiClient *c, const ApiResult *res, void *userdata)
 
         m->pull_request = NULL;
         if (!err) {
-                g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+                g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
                 g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
                 /* Messages applied while it was on its way may be newer than the snapshot. */
                 if (state && state->serial < m->serial)
-                        log_debug("Ignoring a pulled snapshot at serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT
-                                  ").",
+                        log_debug("Ignoring a pulled snapshot at serial %" G_GUINT64_FORMAT
+                                  " (at %" G_GUINT64_FORMAT ").",
                                   state->serial, m->serial);
                 else if (state)
                         manager_apply_snapshot(m, state, &e);
@@ -576,7 +579,7 @@ static char **host_endpoints(Manager *m)
                         g_ptr_array_add(a, nm_addr_to_string(la->address.family, &la->address.addr));
                 }
         g_ptr_array_add(a, NULL);
-        return (char **) g_ptr_array_free(a, false);
+        return (char **)g_ptr_array_free(a, false);
 }
 
 static void on_checkin_done(ApiClient *c, const ApiResult *res, void *userdata)
@@ -600,14 +603,16 @@ int manager_send_checkin(Manager *m)
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Network *n = v;
-                g_hash_table_insert(rep->listen_ports, g_strdup(n->name), GUINT_TO_POINTER(n->desired->listen_port));
+                g_hash_table_insert(rep->listen_ports, g_strdup(n->name),
+                                    GUINT_TO_POINTER(n->desired->listen_port));
         }
         g_strfreev(m->endpoints);
         m->endpoints = host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
         if (log_get_max_level() >= LOG_DEBUG) {
                 g_autofree char *eps = g_strjoinv(" ", m->endpoints);
-                log_debug("Check-in: endpoints [%s], %u network(s).", eps, g_hash_table_size(rep->listen_ports));
+                log_debug("Check-in: endpoints [%s], %u network(s).", eps,
+                          g_hash_table_size(rep->listen_ports));
         }
 
         if (m->mq && mq_client_is_ready(m->mq)) {
@@ -694,7 +699,7 @@ static void join_finish(Manager *m, const GError *error)
                 if (j->call) {
                         _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
                         bus_error_set_gerror(&be, error);
-                        (void) sd_bus_reply_method_error(j->call, &be);
+                        (void)sd_bus_reply_method_error(j->call, &be);
                 }
         } else {
                 manager_emit_join_progress(m, "done");
@@ -730,14 +735,16 @@ static bool parse_registered(JsonObject *o, ServerConfig *s, NmState **ret_state
         if (!nm_json_get_string(o, "host_id", true, &host_id, error) ||
             !nm_json_get_string(o, "credential", true, &cred, error) ||
             !nm_json_get_string(o, "server_msg_key", true, &spk, error) ||
-            !nm_json_get_object(o, "mqtt", true, &mq, error) || !nm_json_get_string(mq, "url", true, &url, error) ||
+            !nm_json_get_object(o, "mqtt", true, &mq, error) ||
+            !nm_json_get_string(mq, "url", true, &url, error) ||
             !nm_json_get_string(mq, "username", true, &user, error) ||
             !nm_json_get_string(mq, "password", true, &pw, error) ||
             !nm_json_get_string(mq, "subscribe", true, &sub, error) ||
             !nm_json_get_string(mq, "publish", true, &pub, error))
                 return false;
         if (!nm_uuid_valid(host_id)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "The server sent an invalid host id");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "The server sent an invalid host id");
                 return false;
         }
         if (nm_key_from_base64(spk, &key) < 0 || !nm_key_equal(&key, &s->server_key)) {
@@ -746,7 +753,8 @@ static bool parse_registered(JsonObject *o, ServerConfig *s, NmState **ret_state
                 return false;
         }
         if (!json_object_has_member(o, "state")) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "The registration answer has no state");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "The registration answer has no state");
                 return false;
         }
         NmState *state = nm_state_from_json(json_object_get_member(o, "state"), error);
@@ -786,7 +794,7 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
         }
         s->api = g_strdup(j->token.api);
         s->server_key = j->token.server_key;
-        o = nm_json_parse_object(res->body, (gssize) res->body_len, &e);
+        o = nm_json_parse_object(res->body, (gssize)res->body_len, &e);
         if (!o || !parse_registered(o, s, &state, &e)) {
                 g_prefix_error(&e, "Unusable registration answer from %s: ", j->token.api);
                 join_finish(m, e);
@@ -803,9 +811,9 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
 
         names = g_ptr_array_new();
         for (guint i = 0; i < state->networks->len; i++)
-                g_ptr_array_add(names, g_strdup(((NmNetworkState *) state->networks->pdata[i])->network));
+                g_ptr_array_add(names, g_strdup(((NmNetworkState *)state->networks->pdata[i])->network));
         g_ptr_array_add(names, NULL);
-        j->networks = (char **) g_ptr_array_free(names, false);
+        j->networks = (char **)g_ptr_array_free(names, false);
 
         manager_emit_join_progress(m, "configuring");
         m->serial = 0;
@@ -829,7 +837,7 @@ static void on_join_pulled(ApiClient *c, const ApiResult *res, void *userdata)
                 join_finish(m, res->error);
                 return;
         }
-        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
         g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
         manager_emit_join_progress(m, "configuring");
         if (!state || manager_apply_snapshot(m, state, &e) < 0) {
@@ -864,7 +872,7 @@ static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata
                 return;
         }
 
-        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize) res->body_len, &e);
+        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
         if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
                 g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "Unusable answer from %s: expected a list of nodes", m->server->api);
@@ -882,13 +890,15 @@ static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata
                         g_ptr_array_add(names, g_strdup(net));
         }
         g_ptr_array_add(names, NULL);
-        j->networks = (char **) g_ptr_array_free(names, false);
+        j->networks = (char **)g_ptr_array_free(names, false);
         manager_emit_join_progress(m, "registered");
 
         url = api_url(m, NULL, "/host");
-        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_join_pulled, m, &j->request);
+        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_join_pulled, m,
+                               &j->request);
         if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to ask for the state: %s", g_strerror(-r));
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to ask for the state: %s",
+                            g_strerror(-r));
                 join_finish(m, e);
         }
 }
@@ -924,13 +934,14 @@ static void join_register(Manager *m)
         nm_json_add_string(b, "wg_public_key", wg);
         nm_json_add_string(b, "msg_public_key", msg);
         nm_json_add_int(b, "listen_port", j->listen_port ? j->listen_port : 51821);
-        nm_json_add_strv(b, "endpoints", (const char *const *) endpoints);
+        nm_json_add_strv(b, "endpoints", (const char *const *)endpoints);
         json_builder_end_object(b);
         _cleanup_secret_ char *body = nm_json_builder_to_string(b);
 
         r = api_client_request(m->api, "POST", url, NULL, body, on_registered, m, &j->request);
         if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s", g_strerror(-r));
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
+                            g_strerror(-r));
                 join_finish(m, e);
         }
 }
@@ -943,7 +954,8 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
         int r;
 
         if (m->join)
-                return sd_bus_error_set(error, BUS_ERROR_BUSY, "Another join is in progress; try again when it ends");
+                return sd_bus_error_set(error, BUS_ERROR_BUSY,
+                                        "Another join is in progress; try again when it ends");
 
         j = g_new0(JoinJob, 1);
         j->manager = m;
@@ -951,12 +963,13 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
                 join_job_free(j);
                 return bus_error_set_gerror(error, e);
         }
-        if (m->server &&
-            (!streq0(m->server->api, j->token.api) || !nm_key_equal(&m->server->server_key, &j->token.server_key))) {
-                r = bus_error_setf_code(error, NM_ERROR_CONFLICT,
-                                        "This host is registered with the server at %s; a token for %s cannot be "
-                                        "used until the host has left every network there",
-                                        m->server->api, j->token.api);
+        if (m->server && (!streq0(m->server->api, j->token.api) ||
+                          !nm_key_equal(&m->server->server_key, &j->token.server_key))) {
+                r = bus_error_setf_code(
+                        error, NM_ERROR_CONFLICT,
+                        "This host is registered with the server at %s; a token for %s cannot be "
+                        "used until the host has left every network there",
+                        m->server->api, j->token.api);
                 join_job_free(j);
                 return r;
         }
@@ -990,7 +1003,8 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
         r = api_client_request(m->api, "POST", url, m->server->credential, body, on_networks_added, m,
                                &j->request);
         if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s", g_strerror(-r));
+                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
+                            g_strerror(-r));
                 join_finish(m, e);
         }
         return 1;
@@ -1019,9 +1033,9 @@ static void leave_reply(LeaveJob *j, const GError *error)
         if (error) {
                 _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
                 bus_error_set_gerror(&be, error);
-                (void) sd_bus_reply_method_error(j->call, &be);
+                (void)sd_bus_reply_method_error(j->call, &be);
         } else
-                (void) sd_bus_reply_method_return(j->call, NULL);
+                (void)sd_bus_reply_method_return(j->call, NULL);
 }
 
 static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
@@ -1060,8 +1074,8 @@ static void on_left(ApiClient *c, const ApiResult *res, void *userdata)
 
         if (m->server && g_hash_table_size(m->networks) == 0) {
                 g_autofree char *url = api_url(m, NULL, "/host");
-                r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_deregistered, j,
-                                       NULL);
+                r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_deregistered,
+                                       j, NULL);
                 if (r >= 0)
                         return;
                 forget_server(m, true);
@@ -1077,9 +1091,11 @@ int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_
         int r;
 
         if (!m->server)
-                return sd_bus_error_set(error, BUS_ERROR_NOT_REGISTERED, "This host has not joined any network");
+                return sd_bus_error_set(error, BUS_ERROR_NOT_REGISTERED,
+                                        "This host has not joined any network");
         if (!manager_get_network(m, network))
-                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined", network);
+                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined",
+                                           network);
 
         j = g_new0(LeaveJob, 1);
         j->manager = m;
@@ -1098,13 +1114,14 @@ int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_
 
 int manager_set_connected(Manager *m, const char *network, bool connected, sd_bus_error *error)
 {
-        static const char *const props[] = { "Connected", NULL };
+        static const char *const props[] = {"Connected", NULL};
         g_autoptr(GError) e = NULL;
         Network *n = manager_get_network(m, network);
         int r;
 
         if (!n)
-                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined", network);
+                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined",
+                                           network);
         if (network_is_connected(n) == connected)
                 return 0;
         if (connected)
@@ -1113,8 +1130,8 @@ int manager_set_connected(Manager *m, const char *network, bool connected, sd_bu
                 g_hash_table_add(m->disconnected, g_strdup(network));
         manager_save_state(m);
         if (m->bus && n->exported)
-                (void) sd_bus_emit_properties_changed_strv(m->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
-                                                           (char **) props);
+                (void)sd_bus_emit_properties_changed_strv(m->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
+                                                          (char **)props);
         r = network_apply(n, &e);
         n->apply_failed = r < 0;
         if (r < 0) {
@@ -1156,7 +1173,7 @@ static int on_stats_timer(sd_event_source *s, uint64_t usec, void *userdata)
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 int r = network_refresh_stats(v);
                 if (r < 0)
-                        log_debug_errno(r, "Failed to read statistics of %s: %m", ((Network *) v)->ifname);
+                        log_debug_errno(r, "Failed to read statistics of %s: %m", ((Network *)v)->ifname);
         }
         return rearm(s, m->config->stats_usec);
 }
@@ -1165,7 +1182,7 @@ static gboolean strv_equal0(char **a, char **b)
 {
         if (!a || !b)
                 return (!a || !*a) && (!b || !*b);
-        return g_strv_equal((const char *const *) a, (const char *const *) b);
+        return g_strv_equal((const char *const *)a, (const char *const *)b);
 }
 
 static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -1176,13 +1193,15 @@ static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
         if (!m->server || strv_equal0(now, m->endpoints))
                 return 0;
         for (char **e = m->endpoints; m->mq && e && *e; e++)
-                if (!g_strv_contains((const char *const *) now, *e)) {
+                if (!g_strv_contains((const char *const *)now, *e)) {
                         /* The broker connection may have used the address that went away: its packets
                          * would be lost without an error until the keepalive runs out. Connect again;
                          * the check-in follows the new connection. Meanwhile, tell the server over HTTP. */
-                        log_info("This host's addresses changed (%s is gone): reconnecting to the broker and "
-                                 "checking in.", *e);
-                        (void) mq_client_reconnect(m->mq);
+                        log_info(
+                                "This host's addresses changed (%s is gone): reconnecting to the broker and "
+                                "checking in.",
+                                *e);
+                        (void)mq_client_reconnect(m->mq);
                         manager_state_maybe_changed(m);
                         manager_send_checkin(m);
                         return 0;
@@ -1202,7 +1221,7 @@ static void on_link_event(LinkMonitor *mon, const LinkEvent *ev, void *userdata)
         }
         /* Debounce: addresses often come and go in bursts. */
         if (m->endpoints_timer)
-                (void) rearm(m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC);
+                (void)rearm(m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC);
 }
 
 /* ---- start ---------------------------------------------------------------------------------------- */
@@ -1226,8 +1245,8 @@ int manager_load_state(Manager *m)
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                return log_error_errno(r, "Failed to load %s/%s: %s", m->config->state_dir, STATE_SERVER_FILE,
-                                       e->message);
+                return log_error_errno(r, "Failed to load %s/%s: %s", m->config->state_dir,
+                                       STATE_SERVER_FILE, e->message);
         if (!m->have_identity)
                 return log_error_errno(-ENOKEY, "%s/%s exists but the host's keys (%s) are missing.",
                                        m->config->state_dir, STATE_SERVER_FILE, STATE_IDENTITY_FILE);
@@ -1237,11 +1256,13 @@ int manager_load_state(Manager *m)
                 return 0;
         if (r < 0) {
                 /* Not fatal: the server has the truth; a pull will bring it back. */
-                log_warning("Ignoring unusable %s/%s: %s", m->config->state_dir, STATE_NODES_FILE, e->message);
+                log_warning("Ignoring unusable %s/%s: %s", m->config->state_dir, STATE_NODES_FILE,
+                            e->message);
                 return 0;
         }
         if (!streq0(ns->state->host_id, m->server->host_id)) {
-                log_warning("Ignoring %s/%s: it belongs to another host.", m->config->state_dir, STATE_NODES_FILE);
+                log_warning("Ignoring %s/%s: it belongs to another host.", m->config->state_dir,
+                            STATE_NODES_FILE);
                 return 0;
         }
         m->serial = ns->state->serial;
@@ -1274,19 +1295,19 @@ static int open_bus(Manager *m)
         return 0;
 }
 
-static int add_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, const char *what,
-                     bool enabled)
+static int add_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb,
+                     const char *what, bool enabled)
 {
         uint64_t now;
         int r;
 
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         r = sd_event_add_time(m->event, s, CLOCK_MONOTONIC, now + usec, 0, cb, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the %s timer: %m", what);
-        (void) sd_event_source_set_description(*s, what);
+        (void)sd_event_source_set_description(*s, what);
         if (!enabled)
-                (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(*s, SD_EVENT_OFF);
         return 0;
 }
 
@@ -1328,7 +1349,8 @@ int manager_startup(Manager *m)
                 return log_error_errno(r, "Failed to open an rtnetlink socket: %m");
         r = link_monitor_new(m->event, on_link_event, m, &m->link_monitor);
         if (r < 0)
-                log_warning_errno(r, "Failed to watch address changes (check-ins will be periodic only): %m");
+                log_warning_errno(r,
+                                  "Failed to watch address changes (check-ins will be periodic only): %m");
 
         r = api_client_new(m->event, m->config->http_timeout_usec, &m->api);
         if (r < 0)
@@ -1345,11 +1367,11 @@ int manager_startup(Manager *m)
 
         r = add_timer(m, &m->checkin_timer, m->config->checkin_usec, on_checkin_timer, "checkin", true);
         if (r >= 0)
-                r = add_timer(m, &m->stats_timer, MIN(m->config->stats_usec, 1 * USEC_PER_SEC), on_stats_timer,
-                              "stats", true);
+                r = add_timer(m, &m->stats_timer, MIN(m->config->stats_usec, 1 * USEC_PER_SEC),
+                              on_stats_timer, "stats", true);
         if (r >= 0)
-                r = add_timer(m, &m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC, on_endpoints_timer, "endpoints",
-                              false);
+                r = add_timer(m, &m->endpoints_timer, ENDPOINTS_DEBOUNCE_USEC, on_endpoints_timer,
+                              "endpoints", false);
         if (r < 0)
                 return r;
 

@@ -18,12 +18,12 @@
 #include "token.h"
 #include "wg-backend.h"
 
-#define NETCLIENT_BUS_NAME "org.netmaker.Client"
-#define NETCLIENT_OBJECT_PATH "/org/netmaker/Client"
-#define NETCLIENT_INTERFACE "org.netmaker.Client"
-#define NETCLIENT_NETWORK_PREFIX "/org/netmaker/Client/network"
+#define NETCLIENT_BUS_NAME          "org.netmaker.Client"
+#define NETCLIENT_OBJECT_PATH       "/org/netmaker/Client"
+#define NETCLIENT_INTERFACE         "org.netmaker.Client"
+#define NETCLIENT_NETWORK_PREFIX    "/org/netmaker/Client/network"
 #define NETCLIENT_NETWORK_INTERFACE "org.netmaker.Client.Network"
-#define NETCLIENT_PEER_INTERFACE "org.netmaker.Client.Peer"
+#define NETCLIENT_PEER_INTERFACE    "org.netmaker.Client.Peer"
 
 typedef struct Network Network;
 typedef struct Peer Peer;
@@ -60,8 +60,8 @@ typedef struct Manager {
         GHashTable *networks;     /* name -> Network* */
         GHashTable *disconnected; /* set of network names the user disconnected */
 
-        WgBackend *wg;          /* NULL: state only (unit tests) */
-        struct nl_sock *rtnl;   /* NULL: state only */
+        WgBackend *wg;        /* NULL: state only (unit tests) */
+        struct nl_sock *rtnl; /* NULL: state only */
         LinkMonitor *link_monitor;
         ApiClient *api;
         MqClient *mq;
@@ -79,7 +79,7 @@ typedef struct Manager {
         sd_event_source *stats_timer;
         sd_event_source *endpoints_timer; /* debounces address changes */
         sd_event_source *retry_timer;     /* re-applies networks after a failure */
-        char **endpoints; /* last reported */
+        char **endpoints;                 /* last reported */
         ManagerState exported_state;
 } Manager;
 

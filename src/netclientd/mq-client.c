@@ -29,7 +29,7 @@ NmMessage *mq_client_open_message(const NmKey *server_key, const NmKey *host_sec
                 return NULL;
         }
         const char *text = g_bytes_get_data(plain, &n);
-        NmMessage *m = nm_message_parse(text, (gssize) n, &e);
+        NmMessage *m = nm_message_parse(text, (gssize)n, &e);
         if (!m) {
                 /* The parser's message may quote values from the payload: keep it to debug level. */
                 log_debug("Unparsable server message: %s", e->message);
@@ -79,8 +79,8 @@ static void on_disconnected(MqttLoop *l, int error, void *userdata)
                 manager_broker_connected(c->manager, false);
 }
 
-static void on_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos, bool retained,
-                       void *userdata)
+static void on_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
+                       bool retained, void *userdata)
 {
         MqClient *c = userdata;
         Manager *m = c->manager;
@@ -88,8 +88,8 @@ static void on_message(MqttLoop *l, const char *topic, const void *payload, size
 
         if (!m->server || !streq0(topic, m->server->topic_msg))
                 return;
-        g_autoptr(NmMessage) msg = mq_client_open_message(&m->server->server_key, &m->identity.msg_private,
-                                                          payload, len, &e);
+        g_autoptr(NmMessage) msg =
+                mq_client_open_message(&m->server->server_key, &m->identity.msg_private, payload, len, &e);
         if (!msg) {
                 log_warning("Dropped %s", e->message);
                 return;

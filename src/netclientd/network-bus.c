@@ -10,8 +10,8 @@ static int prop_string(sd_bus_message *reply, const char *s)
         return sd_bus_message_append(reply, "s", strempty(s));
 }
 
-static int prop_name(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                     void *userdata, sd_bus_error *error)
+static int prop_name(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
         return prop_string(reply, n->name);
@@ -24,8 +24,8 @@ static int prop_interface(sd_bus *bus, const char *path, const char *iface, cons
         return prop_string(reply, n->ifname);
 }
 
-static int prop_node_id(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error)
+static int prop_node_id(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
         return prop_string(reply, n->desired->node_id);
@@ -43,14 +43,14 @@ static int prop_listen_port(sd_bus *bus, const char *path, const char *iface, co
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
-        return sd_bus_message_append(reply, "q", (uint16_t) n->desired->listen_port);
+        return sd_bus_message_append(reply, "q", (uint16_t)n->desired->listen_port);
 }
 
-static int prop_mtu(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                    void *userdata, sd_bus_error *error)
+static int prop_mtu(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                    sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
-        return sd_bus_message_append(reply, "u", (uint32_t) n->desired->mtu);
+        return sd_bus_message_append(reply, "u", (uint32_t)n->desired->mtu);
 }
 
 static int prop_dns_domain(sd_bus *bus, const char *path, const char *iface, const char *prop,
@@ -60,22 +60,22 @@ static int prop_dns_domain(sd_bus *bus, const char *path, const char *iface, con
         return prop_string(reply, n->desired->dns_domain);
 }
 
-static int prop_serial(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                       void *userdata, sd_bus_error *error)
+static int prop_serial(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
-        return sd_bus_message_append(reply, "t", (uint64_t) n->serial);
+        return sd_bus_message_append(reply, "t", (uint64_t)n->serial);
 }
 
 static int prop_connected(sd_bus *bus, const char *path, const char *iface, const char *prop,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
-        return sd_bus_message_append(reply, "b", (int) network_is_connected(n));
+        return sd_bus_message_append(reply, "b", (int)network_is_connected(n));
 }
 
-static int prop_peers(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                      void *userdata, sd_bus_error *error)
+static int prop_peers(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Network *n = userdata;
         g_auto(GStrv) paths = network_peer_paths(n);
@@ -113,7 +113,7 @@ int network_bus_export(Network *n)
         if (r < 0)
                 return r;
         n->exported = true;
-        (void) sd_bus_emit_object_added(bus, n->path);
+        (void)sd_bus_emit_object_added(bus, n->path);
         return 0;
 }
 
@@ -121,7 +121,7 @@ void network_bus_unexport(Network *n)
 {
         if (!n->exported)
                 return;
-        (void) sd_bus_emit_object_removed(n->manager->bus, n->path);
+        (void)sd_bus_emit_object_removed(n->manager->bus, n->path);
         n->slot = sd_bus_slot_unref(n->slot);
         n->exported = false;
 }

@@ -32,7 +32,7 @@ int network_new(Manager *m, NmNetworkState *desired, Network **ret)
         n->manager = m;
         n->desired = desired;
         if (!n->desired->peers)
-                n->desired->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                n->desired->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
         n->name = g_strdup(desired->network);
         nm_network_ifname(n->name, n->ifname);
         n->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, peer_free_void);
@@ -74,7 +74,7 @@ bool network_is_connected(Network *n)
 
 static int strcmp_p(gconstpointer a, gconstpointer b)
 {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 char **network_addresses(Network *n)
@@ -85,7 +85,7 @@ char **network_addresses(Network *n)
         if (n->desired->ipv6)
                 g_ptr_array_add(a, g_ascii_strdown(n->desired->ipv6, -1));
         g_ptr_array_add(a, NULL);
-        return (char **) g_ptr_array_free(a, false);
+        return (char **)g_ptr_array_free(a, false);
 }
 
 char **network_peer_paths(Network *n)
@@ -102,7 +102,7 @@ char **network_peer_paths(Network *n)
         }
         g_ptr_array_sort(a, strcmp_p);
         g_ptr_array_add(a, NULL);
-        return (char **) g_ptr_array_free(a, false);
+        return (char **)g_ptr_array_free(a, false);
 }
 
 Peer *network_find_peer(Network *n, const NmKey *key)
@@ -115,8 +115,8 @@ static void emit_network_changed(Network *n, const char *const *props)
 {
         if (!n->manager->bus || !n->exported)
                 return;
-        (void) sd_bus_emit_properties_changed_strv(n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
-                                                   (char **) props);
+        (void)sd_bus_emit_properties_changed_strv(n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
+                                                  (char **)props);
 }
 
 void network_sync_peer_objects(Network *n)
@@ -152,7 +152,7 @@ void network_sync_peer_objects(Network *n)
                         set_changed = true;
                 }
         if (set_changed) {
-                static const char *const props[] = { "Peers", NULL };
+                static const char *const props[] = {"Peers", NULL};
                 emit_network_changed(n, props);
         }
 }
@@ -162,15 +162,15 @@ void network_sync_peer_objects(Network *n)
 static int find_peer_index(GPtrArray *peers, const NmKey *k)
 {
         for (guint i = 0; i < peers->len; i++)
-                if (nm_key_equal(&((NmPeer *) peers->pdata[i])->public_key, k))
-                        return (int) i;
+                if (nm_key_equal(&((NmPeer *)peers->pdata[i])->public_key, k))
+                        return (int)i;
         return -1;
 }
 
 int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **ret_keys, GError **error)
 {
         g_autoptr(GArray) keys = g_array_new(false, false, sizeof(NmKey));
-        GPtrArray *lists[2] = { msg->add, msg->update };
+        GPtrArray *lists[2] = {msg->add, msg->update};
 
         if (msg->type != NM_MSG_PEERS || !streq0(msg->network, s->network)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Not a peers message for network %s",
@@ -178,7 +178,7 @@ int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **
                 return -EINVAL;
         }
         if (!s->peers)
-                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
 
         /* An "add" of a peer we have is an update; an "update" of one we lack is an add: either
          * way the server's copy of the peer wins. */
@@ -197,7 +197,7 @@ int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **
                 const NmKey *k = msg->remove->pdata[i];
                 int idx = find_peer_index(s->peers, k);
                 if (idx >= 0)
-                        g_ptr_array_remove_index(s->peers, (guint) idx);
+                        g_ptr_array_remove_index(s->peers, (guint)idx);
                 g_array_append_val(keys, *k);
         }
         if (ret_keys)
@@ -239,16 +239,16 @@ bool network_set_desired(Network *n, NmNetworkState *desired)
                 if (m->rtnl) {
                         NmPrefix p;
                         if (o4 && !streq0(o4, desired->ipv4) && nm_prefix_parse(o4, &p, NULL) == 0)
-                                (void) link_address_remove(m->rtnl, n->ifname, &p);
+                                (void)link_address_remove(m->rtnl, n->ifname, &p);
                         if (o6 && !streq0(o6, desired->ipv6) && nm_prefix_parse(o6, &p, NULL) == 0)
-                                (void) link_address_remove(m->rtnl, n->ifname, &p);
+                                (void)link_address_remove(m->rtnl, n->ifname, &p);
                 }
         }
         nm_network_state_free(old);
         network_sync_peer_objects(n);
         if (changed->len > 0) {
                 g_ptr_array_add(changed, NULL);
-                emit_network_changed(n, (const char *const *) changed->pdata);
+                emit_network_changed(n, (const char *const *)changed->pdata);
         }
         return apply;
 }
@@ -265,7 +265,7 @@ static WgPeer *wg_peer_from_nm(const NmPeer *p, GError **error)
                         return NULL;
                 wg_peer_set_endpoint(wp, &ep);
         }
-        wg_peer_set_persistent_keepalive(wp, (uint16_t) MIN(p->keepalive, 65535u));
+        wg_peer_set_persistent_keepalive(wp, (uint16_t)MIN(p->keepalive, 65535u));
         for (char **a = p->allowed_ips; a && *a; a++)
                 if (wg_peer_add_allowed_ip_string(wp, *a, error) < 0)
                         return NULL;
@@ -310,7 +310,7 @@ static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, G
 
 static bool covered_by_own_subnet(Network *n, const NmPrefix *dst)
 {
-        const char *own[] = { n->desired->ipv4, n->desired->ipv6 };
+        const char *own[] = {n->desired->ipv4, n->desired->ipv6};
 
         for (size_t i = 0; i < G_N_ELEMENTS(own); i++) {
                 NmPrefix p;
@@ -355,7 +355,7 @@ static void sync_routes(Network *n)
                         continue;
                 r = link_route_add(m->rtnl, n->ifname, &pf, 0, 0);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to add route %s via %s: %m", (char *) k, n->ifname);
+                        log_warning_errno(r, "Failed to add route %s via %s: %m", (char *)k, n->ifname);
                 else
                         g_hash_table_add(n->routes, g_strdup(k));
         }
@@ -365,7 +365,7 @@ static void sync_routes(Network *n)
                 if (g_hash_table_contains(want, k))
                         continue;
                 if (nm_prefix_parse(k, &pf, NULL) == 0)
-                        (void) link_route_remove(m->rtnl, n->ifname, &pf, 0, 0);
+                        (void)link_route_remove(m->rtnl, n->ifname, &pf, 0, 0);
                 g_hash_table_iter_remove(&it);
         }
 }
@@ -373,15 +373,15 @@ static void sync_routes(Network *n)
 static int configure_link(Network *n, GError **error)
 {
         Manager *m = n->manager;
-        const char *addrs[] = { n->desired->ipv4, n->desired->ipv6 };
+        const char *addrs[] = {n->desired->ipv4, n->desired->ipv6};
         int r;
 
         if (!m->rtnl)
                 return 0;
         r = link_set_mtu(m->rtnl, n->ifname, n->desired->mtu);
         if (r < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to set MTU %u on %s: %s", n->desired->mtu,
-                            n->ifname, g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to set MTU %u on %s: %s",
+                            n->desired->mtu, n->ifname, g_strerror(-r));
                 return r;
         }
         for (size_t i = 0; i < G_N_ELEMENTS(addrs); i++) {
@@ -467,8 +467,8 @@ int network_apply(Network *n, GError **error)
                 return r;
         r = wg_device_diff(current, d, &change);
         if (r < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to compare %s with its configuration: %s",
-                            n->ifname, g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL,
+                            "Failed to compare %s with its configuration: %s", n->ifname, g_strerror(-r));
                 return r;
         }
         if (!wg_device_is_empty(change)) {
@@ -519,8 +519,8 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
                 return -EINVAL;
         r = wg_device_diff(cur_subset, want, &change);
         if (r < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to compare peers of %s: %s", n->ifname,
-                            g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to compare peers of %s: %s",
+                            n->ifname, g_strerror(-r));
                 return r;
         }
         if (!wg_device_is_empty(change)) {

@@ -5,22 +5,22 @@
 #include "macro.h"
 #include "peer.h"
 
-static int prop_name(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                     void *userdata, sd_bus_error *error)
+static int prop_name(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Peer *p = userdata;
         return sd_bus_message_append(reply, "s", strempty(p->desired->name));
 }
 
-static int prop_host_id(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error)
+static int prop_host_id(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Peer *p = userdata;
         return sd_bus_message_append(reply, "s", strempty(p->desired->host_id));
 }
 
-static int prop_network(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error)
+static int prop_network(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Peer *p = userdata;
         return sd_bus_message_append(reply, "o", p->network->path);
@@ -35,8 +35,8 @@ static int prop_public_key(sd_bus *bus, const char *path, const char *iface, con
         return sd_bus_message_append(reply, "s", b);
 }
 
-static int prop_endpoint(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                         void *userdata, sd_bus_error *error)
+static int prop_endpoint(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Peer *p = userdata;
         return sd_bus_message_append(reply, "s", peer_endpoint(p));
@@ -47,7 +47,7 @@ static int prop_allowed_ips(sd_bus *bus, const char *path, const char *iface, co
 {
         Peer *p = userdata;
         return sd_bus_message_append_strv(reply, p->desired->allowed_ips ? p->desired->allowed_ips
-                                                                         : (char *[]) { NULL });
+                                                                         : (char *[]){NULL});
 }
 
 static int prop_addresses(sd_bus *bus, const char *path, const char *iface, const char *prop,
@@ -63,8 +63,8 @@ static int prop_addresses(sd_bus *bus, const char *path, const char *iface, cons
         return sd_bus_message_append_strv(reply, a);
 }
 
-static int prop_u64(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-                    void *userdata, sd_bus_error *error)
+static int prop_u64(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                    sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         Peer *p = userdata;
         uint64_t v = streq0(prop, "LatestHandshake") ? p->latest_handshake_usec
@@ -99,7 +99,7 @@ int peer_bus_export(Peer *p)
         if (r < 0)
                 return r;
         p->exported = true;
-        (void) sd_bus_emit_object_added(bus, p->path);
+        (void)sd_bus_emit_object_added(bus, p->path);
         return 0;
 }
 
@@ -107,7 +107,7 @@ void peer_bus_unexport(Peer *p)
 {
         if (!p->exported)
                 return;
-        (void) sd_bus_emit_object_removed(p->network->manager->bus, p->path);
+        (void)sd_bus_emit_object_removed(p->network->manager->bus, p->path);
         p->slot = sd_bus_slot_unref(p->slot);
         p->exported = false;
 }

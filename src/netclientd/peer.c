@@ -63,15 +63,15 @@ static void emit(Peer *p, GPtrArray *changed)
         if (!bus || !p->exported || changed->len == 0)
                 return;
         g_ptr_array_add(changed, NULL);
-        (void) sd_bus_emit_properties_changed_strv(bus, p->path, NETCLIENT_PEER_INTERFACE,
-                                                   (char **) changed->pdata);
+        (void)sd_bus_emit_properties_changed_strv(bus, p->path, NETCLIENT_PEER_INTERFACE,
+                                                  (char **)changed->pdata);
 }
 
 static gboolean strv_equal0(char **a, char **b)
 {
         if (!a || !b)
                 return (!a || !*a) && (!b || !*b);
-        return g_strv_equal((const char *const *) a, (const char *const *) b);
+        return g_strv_equal((const char *const *)a, (const char *const *)b);
 }
 
 void peer_set_desired(Peer *p, const NmPeer *desired)
@@ -101,8 +101,8 @@ void peer_update_stats(Peer *p, const WgPeer *wp)
         uint64_t hs = 0;
 
         if (wp->last_handshake.tv_sec > 0 || wp->last_handshake.tv_nsec > 0)
-                hs = (uint64_t) wp->last_handshake.tv_sec * 1000000ULL +
-                     (uint64_t) wp->last_handshake.tv_nsec / 1000ULL;
+                hs = (uint64_t)wp->last_handshake.tv_sec * 1000000ULL +
+                     (uint64_t)wp->last_handshake.tv_nsec / 1000ULL;
         if (hs != p->latest_handshake_usec) {
                 p->latest_handshake_usec = hs;
                 g_ptr_array_add(changed, "LatestHandshake");

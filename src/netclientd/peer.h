@@ -16,8 +16,8 @@ struct Peer {
         sd_bus_slot *slot;
         bool exported;
         /* From the device: */
-        char *live_endpoint;             /* NULL until the device reports one */
-        uint64_t latest_handshake_usec;  /* since the epoch; 0 = never */
+        char *live_endpoint;            /* NULL until the device reports one */
+        uint64_t latest_handshake_usec; /* since the epoch; 0 = never */
         uint64_t rx_bytes;
         uint64_t tx_bytes;
 };

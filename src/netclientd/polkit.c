@@ -65,8 +65,8 @@ static int async_polkit_callback(sd_bus_message *reply, void *userdata, sd_bus_e
                 r = sd_bus_enqueue_for_read(bus, q->request);
         if (r < 0) {
                 log_warning_errno(r, "Failed to re-dispatch a call after polkit answered: %m");
-                (void) sd_bus_reply_method_errorf(q->request, SD_BUS_ERROR_FAILED,
-                                                  "Failed to process the polkit answer: %s", g_strerror(-r));
+                (void)sd_bus_reply_method_errorf(q->request, SD_BUS_ERROR_FAILED,
+                                                 "Failed to process the polkit answer: %s", g_strerror(-r));
                 g_hash_table_remove(q->registry, q->request);
         }
         return 1;
@@ -89,7 +89,7 @@ static int evaluate_reply(AsyncPolkitQuery *q, sd_bus_error *error)
         r = sd_bus_message_enter_container(q->reply, 'r', "bba{ss}");
         if (r >= 0)
                 r = sd_bus_message_read(q->reply, "bb", &authorized, &challenge);
-        (void) sd_bus_message_rewind(q->reply, true);
+        (void)sd_bus_message_rewind(q->reply, true);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Access to %s denied: unexpected answer from polkit", member);
@@ -145,13 +145,13 @@ int bus_verify_polkit_async(sd_bus_message *call, const char *action, GHashTable
         if (r < 0)
                 return r;
         interactive = sd_bus_message_get_allow_interactive_authorization(call) > 0;
-        r = sd_bus_message_append(pk, "a{ss}us", 0, (uint32_t) interactive, "");
+        r = sd_bus_message_append(pk, "a{ss}us", 0, (uint32_t)interactive, "");
         if (r < 0)
                 return r;
 
         if (!*registry)
                 *registry = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                                  (GDestroyNotify) async_polkit_query_free);
+                                                  (GDestroyNotify)async_polkit_query_free);
         q = g_new0(AsyncPolkitQuery, 1);
         q->action = g_strdup(action);
         q->request = sd_bus_message_ref(call);

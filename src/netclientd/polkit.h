@@ -5,8 +5,8 @@
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
-#define POLKIT_ACTION_JOIN "org.netmaker.client.join"
-#define POLKIT_ACTION_LEAVE "org.netmaker.client.leave"
+#define POLKIT_ACTION_JOIN   "org.netmaker.client.join"
+#define POLKIT_ACTION_LEAVE  "org.netmaker.client.leave"
 #define POLKIT_ACTION_MANAGE "org.netmaker.client.manage"
 
 /* Decides whether the sender of `call` may perform `action`.

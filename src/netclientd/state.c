@@ -45,7 +45,7 @@ static int write_all(int fd, const void *data, size_t len)
                         return -errno;
                 }
                 p += n;
-                len -= (size_t) n;
+                len -= (size_t)n;
         }
         return 0;
 }
@@ -103,22 +103,22 @@ int state_read(const char *dir, const char *name, char **ret, size_t *ret_len, G
                 return set_errno_error(error, -errno, "Failed to stat", path);
         if (!S_ISREG(st.st_mode))
                 return set_errno_error(error, -EBADF, "Not a regular file:", path);
-        if ((size_t) st.st_size > STATE_MAX_FILE_SIZE)
+        if ((size_t)st.st_size > STATE_MAX_FILE_SIZE)
                 return set_errno_error(error, -EFBIG, "Refusing to read", path);
         if ((st.st_mode & 077) && fchmod(fd, 0600) < 0)
                 return set_errno_error(error, -errno, "Failed to make private:", path);
 
-        g_autofree char *buf = g_malloc((size_t) st.st_size + 1);
+        g_autofree char *buf = g_malloc((size_t)st.st_size + 1);
         size_t got = 0;
-        while (got < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
+        while (got < (size_t)st.st_size) {
+                ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         return set_errno_error(error, -errno, "Failed to read", path);
                 if (n == 0)
                         break;
-                got += (size_t) n;
+                got += (size_t)n;
         }
         buf[got] = 0;
         *ret = TAKE_PTR(buf);
@@ -166,7 +166,7 @@ static bool get_key(JsonObject *o, const char *member, NmKey *k, const char *fil
 
 int identity_load(const char *dir, Identity *ret, GError **error)
 {
-        static const char *const members[] = { "wg_private_key", "msg_private_key", NULL };
+        static const char *const members[] = {"wg_private_key", "msg_private_key", NULL};
         _cleanup_secret_ char *data = NULL;
         size_t len = 0;
         Identity id = {};
@@ -175,7 +175,7 @@ int identity_load(const char *dir, Identity *ret, GError **error)
         r = state_read(dir, STATE_IDENTITY_FILE, &data, &len, error);
         if (r < 0)
                 return r;
-        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize) len, error);
+        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize)len, error);
         if (!o || !nm_json_check_members(o, STATE_IDENTITY_FILE, members, error) ||
             !get_key(o, "wg_private_key", &id.wg_private, STATE_IDENTITY_FILE, error) ||
             !get_key(o, "msg_private_key", &id.msg_private, STATE_IDENTITY_FILE, error)) {
@@ -222,7 +222,8 @@ int identity_load_or_create(const char *dir, Identity *ret, GError **error)
                 return r;
         r = identity_generate(ret);
         if (r < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to generate keys: %s", g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to generate keys: %s",
+                            g_strerror(-r));
                 return r;
         }
         r = identity_save(dir, ret, error);
@@ -278,14 +279,16 @@ char *server_config_to_json(const ServerConfig *s)
 
 ServerConfig *server_config_from_json(const char *data, size_t len, GError **error)
 {
-        static const char *const members[] = { "api", "server_msg_key", "host_id", "credential", "mqtt", NULL };
-        static const char *const mqtt_members[] = { "url", "username", "password", "subscribe", "publish", NULL };
+        static const char *const members[] = {"api",        "server_msg_key", "host_id",
+                                              "credential", "mqtt",           NULL};
+        static const char *const mqtt_members[] = {"url",       "username", "password",
+                                                   "subscribe", "publish",  NULL};
         const char *api = NULL, *host_id = NULL, *cred = NULL, *url = NULL, *user = NULL, *pw = NULL,
                    *sub = NULL, *pub = NULL;
         JsonObject *mq = NULL;
         g_autoptr(ServerConfig) s = server_config_new();
 
-        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize) len, error);
+        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize)len, error);
         if (!o || !nm_json_check_members(o, STATE_SERVER_FILE, members, error) ||
             !nm_json_get_string(o, "api", true, &api, error) ||
             !get_key(o, "server_msg_key", &s->server_key, STATE_SERVER_FILE, error) ||
@@ -300,8 +303,8 @@ ServerConfig *server_config_from_json(const char *data, size_t len, GError **err
             !nm_json_get_string(mq, "publish", true, &pub, error))
                 return NULL;
         if (!nm_api_url_valid(api) || !nm_uuid_valid(host_id)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid server URL or host id in %s",
-                            STATE_SERVER_FILE);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid server URL or host id in %s", STATE_SERVER_FILE);
                 return NULL;
         }
         s->api = g_strdup(api);
@@ -355,7 +358,7 @@ void node_state_free(NodeState *n)
 
 static int strcmp_p(gconstpointer a, gconstpointer b)
 {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 char *node_state_to_json(const NmState *state, GHashTable *disconnected)
@@ -382,12 +385,12 @@ char *node_state_to_json(const NmState *state, GHashTable *disconnected)
 
 NodeState *node_state_from_json(const char *data, size_t len, GError **error)
 {
-        static const char *const members[] = { "version", "state", "disconnected", NULL };
+        static const char *const members[] = {"version", "state", "disconnected", NULL};
         gint64 version = 0;
         g_auto(GStrv) disc = NULL;
         g_autoptr(NodeState) n = node_state_new();
 
-        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize) len, error);
+        g_autoptr(JsonObject) o = nm_json_parse_object(data, (gssize)len, error);
         if (!o || !nm_json_check_members(o, STATE_NODES_FILE, members, error) ||
             !nm_json_get_int(o, "version", true, 1, 1, &version, error) ||
             !nm_json_get_strv(o, "disconnected", false, 4096, &disc, error))

@@ -11,8 +11,8 @@
 #include "proto.h"
 
 #define STATE_IDENTITY_FILE "identity.json"
-#define STATE_SERVER_FILE "server.json"
-#define STATE_NODES_FILE "state.json"
+#define STATE_SERVER_FILE   "server.json"
+#define STATE_NODES_FILE    "state.json"
 #define STATE_MAX_FILE_SIZE (64u * 1024 * 1024)
 
 /* Creates the directory (and parents) with mode 0700, or tightens an existing one to 0700. */
@@ -43,10 +43,10 @@ void identity_clear(Identity *id);
 
 /* The one server this host is registered with. */
 typedef struct ServerConfig {
-        char *api;          /* "http://…", from the token */
-        NmKey server_key;   /* pinned from the token */
+        char *api;        /* "http://…", from the token */
+        NmKey server_key; /* pinned from the token */
         char *host_id;
-        char *credential;   /* secret: "nmh.<id>.<secret>" */
+        char *credential; /* secret: "nmh.<id>.<secret>" */
         char *mqtt_url;
         char *mqtt_username;
         char *mqtt_password; /* secret */

@@ -38,19 +38,21 @@ static char *key_b64(NmKey *ret_pub)
 static char *peer_json(const char *name, const char *key, const char *ip, const char *endpoint)
 {
         g_autofree char *id = nm_uuid_new();
-        return g_strdup_printf("{\"host_id\":\"%s\",\"name\":\"%s\",\"public_key\":\"%s\",\"endpoint\":%s%s%s,"
-                               "\"allowed_ips\":[\"%s/32\"],\"keepalive\":20,\"ipv4\":\"%s\"}",
-                               id, name, key, endpoint ? "\"" : "", endpoint ? endpoint : "null",
-                               endpoint ? "\"" : "", ip, ip);
+        return g_strdup_printf(
+                "{\"host_id\":\"%s\",\"name\":\"%s\",\"public_key\":\"%s\",\"endpoint\":%s%s%s,"
+                "\"allowed_ips\":[\"%s/32\"],\"keepalive\":20,\"ipv4\":\"%s\"}",
+                id, name, key, endpoint ? "\"" : "", endpoint ? endpoint : "null", endpoint ? "\"" : "", ip,
+                ip);
 }
 
 static char *network_json(const char *net, const char *addr, int port, int mtu, const char *peers)
 {
         g_autofree char *node = nm_uuid_new();
-        return g_strdup_printf("{\"network\":\"%s\",\"node_id\":\"%s\",\"ipv4\":\"%s\",\"listen_port\":%d,"
-                               "\"keepalive\":20,\"mtu\":%d,\"dns_domain\":\"nm.internal\",\"connected\":true%s%s%s}",
-                               net, node, addr, port, mtu, peers ? ",\"peers\":[" : "", peers ? peers : "",
-                               peers ? "]" : "");
+        return g_strdup_printf(
+                "{\"network\":\"%s\",\"node_id\":\"%s\",\"ipv4\":\"%s\",\"listen_port\":%d,"
+                "\"keepalive\":20,\"mtu\":%d,\"dns_domain\":\"nm.internal\",\"connected\":true%s%s%s}",
+                net, node, addr, port, mtu, peers ? ",\"peers\":[" : "", peers ? peers : "",
+                peers ? "]" : "");
 }
 
 static NmMessage *parse(const char *json)
@@ -147,7 +149,8 @@ static void test_serials(Fixture *f, gconstpointer data)
         g_autofree char *kb = NULL, *kd = key_b64(NULL);
         start_with_office(f, 10, &kb, NULL);
         g_autofree char *pd = peer_json("d", kd, "10.99.0.4", "198.18.0.4:51821");
-        g_autofree char *add = g_strdup_printf("{\"type\":\"peers\",\"serial\":11,\"network\":\"office\",\"add\":[%s]}", pd);
+        g_autofree char *add = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":11,\"network\":\"office\",\"add\":[%s]}", pd);
 
         unsigned pulls = f->m->pulls;
         g_assert_cmpint(handle(f, add), ==, MESSAGE_APPLIED);
@@ -156,20 +159,23 @@ static void test_serials(Fixture *f, gconstpointer data)
         g_assert_cmpuint(office(f)->serial, ==, 11);
         /* The same message again, or an older one, changes nothing. */
         g_assert_cmpint(handle(f, add), ==, MESSAGE_IGNORED);
-        g_autofree char *old = g_strdup_printf("{\"type\":\"peers\",\"serial\":5,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
+        g_autofree char *old = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":5,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
         g_assert_cmpint(handle(f, old), ==, MESSAGE_IGNORED);
         g_assert_true(has_peer(office(f), kb));
         g_assert_cmpuint(f->m->pulls, ==, pulls);
 
         /* A gap: nothing is applied, a snapshot is asked for. */
-        g_autofree char *gap = g_strdup_printf("{\"type\":\"peers\",\"serial\":13,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
+        g_autofree char *gap = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":13,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
         g_assert_cmpint(handle(f, gap), ==, MESSAGE_PULL);
         g_assert_cmpuint(f->m->pulls, ==, pulls + 1);
         g_assert_cmpuint(f->m->serial, ==, 11);
         g_assert_true(has_peer(office(f), kb));
 
         /* Peers for a network we do not have: also a snapshot. */
-        g_autofree char *unknown = g_strdup_printf("{\"type\":\"peers\",\"serial\":12,\"network\":\"lab\",\"add\":[%s]}", pd);
+        g_autofree char *unknown =
+                g_strdup_printf("{\"type\":\"peers\",\"serial\":12,\"network\":\"lab\",\"add\":[%s]}", pd);
         g_assert_cmpint(handle(f, unknown), ==, MESSAGE_PULL);
         g_assert_cmpuint(f->m->pulls, ==, pulls + 2);
         g_assert_cmpuint(f->m->serial, ==, 11);
@@ -191,7 +197,8 @@ static void test_peer_deltas(Fixture *f, gconstpointer data)
         nm_key_from_base64(kb, &key_b);
         Peer *pb = network_find_peer(n, &key_b);
         g_autofree char *uc = peer_json("c", kc, "10.99.0.3", "198.18.0.3:51821");
-        g_autofree char *upd = g_strdup_printf("{\"type\":\"peers\",\"serial\":2,\"network\":\"office\",\"update\":[%s]}", uc);
+        g_autofree char *upd = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":2,\"network\":\"office\",\"update\":[%s]}", uc);
         g_assert_cmpint(handle(f, upd), ==, MESSAGE_APPLIED);
         g_assert_true(network_find_peer(n, &key_b) == pb);
         g_assert_true(network_find_peer(n, &key_c) == pc);
@@ -199,7 +206,8 @@ static void test_peer_deltas(Fixture *f, gconstpointer data)
         g_assert_cmpuint(n->desired->peers->len, ==, 2);
 
         /* remove b. */
-        g_autofree char *rm = g_strdup_printf("{\"type\":\"peers\",\"serial\":3,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
+        g_autofree char *rm = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":3,\"network\":\"office\",\"remove\":[\"%s\"]}", kb);
         g_assert_cmpint(handle(f, rm), ==, MESSAGE_APPLIED);
         g_assert_false(has_peer(n, kb));
         g_assert_true(has_peer(n, kc));
@@ -220,7 +228,8 @@ static void test_networks(Fixture *f, gconstpointer data)
         start_with_office(f, 1, &kb, NULL);
 
         g_autofree char *lab = network_json("lab", "10.98.0.5/24", 51822, 1420, NULL);
-        g_autofree char *joined = g_strdup_printf("{\"type\":\"network-joined\",\"serial\":2,\"network\":%s}", lab);
+        g_autofree char *joined =
+                g_strdup_printf("{\"type\":\"network-joined\",\"serial\":2,\"network\":%s}", lab);
         g_assert_cmpint(handle(f, joined), ==, MESSAGE_APPLIED);
         Network *l = manager_get_network(f->m, "lab");
         g_assert_nonnull(l);
@@ -229,14 +238,16 @@ static void test_networks(Fixture *f, gconstpointer data)
 
         /* Settings change: MTU and port follow, the peers stay. */
         g_autofree char *changed_net = network_json("office", "10.99.0.1/24", 51830, 1380, NULL);
-        g_autofree char *changed = g_strdup_printf("{\"type\":\"network-changed\",\"serial\":3,\"network\":%s}", changed_net);
+        g_autofree char *changed =
+                g_strdup_printf("{\"type\":\"network-changed\",\"serial\":3,\"network\":%s}", changed_net);
         g_assert_cmpint(handle(f, changed), ==, MESSAGE_APPLIED);
         g_assert_cmpuint(office(f)->desired->mtu, ==, 1380);
         g_assert_cmpuint(office(f)->desired->listen_port, ==, 51830);
         g_assert_cmpuint(office(f)->desired->peers->len, ==, 2);
         g_assert_true(has_peer(office(f), kb));
 
-        g_assert_cmpint(handle(f, "{\"type\":\"network-left\",\"serial\":4,\"network\":\"lab\"}"), ==, MESSAGE_APPLIED);
+        g_assert_cmpint(handle(f, "{\"type\":\"network-left\",\"serial\":4,\"network\":\"lab\"}"), ==,
+                        MESSAGE_APPLIED);
         g_assert_null(manager_get_network(f->m, "lab"));
         g_assert_cmpuint(f->m->serial, ==, 4);
         g_auto(GStrv) paths = manager_network_paths(f->m);
@@ -250,12 +261,16 @@ static void test_snapshots(Fixture *f, gconstpointer data)
 
         /* An older snapshot is ignored; a newer one replaces everything. */
         g_autofree char *lab = network_json("lab", "10.98.0.5/24", 51822, 1420, "");
-        g_autofree char *older = g_strdup_printf("{\"type\":\"snapshot\",\"serial\":19,\"state\":{\"host_id\":\"%s\","
-                                                 "\"serial\":19,\"networks\":[%s]}}", f->host_id, lab);
+        g_autofree char *older =
+                g_strdup_printf("{\"type\":\"snapshot\",\"serial\":19,\"state\":{\"host_id\":\"%s\","
+                                "\"serial\":19,\"networks\":[%s]}}",
+                                f->host_id, lab);
         g_assert_cmpint(handle(f, older), ==, MESSAGE_IGNORED);
         g_assert_nonnull(manager_get_network(f->m, "office"));
-        g_autofree char *newer = g_strdup_printf("{\"type\":\"snapshot\",\"serial\":30,\"state\":{\"host_id\":\"%s\","
-                                                 "\"serial\":30,\"networks\":[%s]}}", f->host_id, lab);
+        g_autofree char *newer =
+                g_strdup_printf("{\"type\":\"snapshot\",\"serial\":30,\"state\":{\"host_id\":\"%s\","
+                                "\"serial\":30,\"networks\":[%s]}}",
+                                f->host_id, lab);
         g_assert_cmpint(handle(f, newer), ==, MESSAGE_APPLIED);
         g_assert_null(manager_get_network(f->m, "office"));
         g_assert_nonnull(manager_get_network(f->m, "lab"));
@@ -263,8 +278,10 @@ static void test_snapshots(Fixture *f, gconstpointer data)
 
         /* A snapshot for another host is refused. */
         g_autofree char *other = nm_uuid_new();
-        g_autofree char *foreign = g_strdup_printf("{\"type\":\"snapshot\",\"serial\":40,\"state\":{\"host_id\":\"%s\","
-                                                   "\"serial\":40,\"networks\":[]}}", other);
+        g_autofree char *foreign =
+                g_strdup_printf("{\"type\":\"snapshot\",\"serial\":40,\"state\":{\"host_id\":\"%s\","
+                                "\"serial\":40,\"networks\":[]}}",
+                                other);
         g_assert_cmpint(handle(f, foreign), ==, MESSAGE_IGNORED);
         g_assert_nonnull(manager_get_network(f->m, "lab"));
 }

@@ -138,7 +138,8 @@ static void test_identity(void)
         /* A damaged file is refused without quoting what is in it. */
         char b64[NM_KEY_B64_LEN + 1];
         nm_key_to_base64(&a.wg_private, b64);
-        g_autofree char *bad = g_strdup_printf("{\"wg_private_key\":\"%.43s!\",\"msg_private_key\":\"%s\"}", b64, b64);
+        g_autofree char *bad =
+                g_strdup_printf("{\"wg_private_key\":\"%.43s!\",\"msg_private_key\":\"%s\"}", b64, b64);
         g_assert_cmpint(state_write_atomic(dir, STATE_IDENTITY_FILE, bad, strlen(bad), &e), ==, 0);
         g_assert_cmpint(identity_load(dir, &b, &e), ==, -EINVAL);
         g_assert_nonnull(e);
@@ -216,7 +217,7 @@ static void test_node_state_roundtrip(void)
         ns->keepalive = 20;
         ns->mtu = 1420;
         ns->connected = true;
-        ns->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+        ns->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
         g_ptr_array_add(ns->peers, peer("b", "10.99.0.2/32"));
         g_ptr_array_add(ns->peers, peer("c", "10.99.0.3/32,10.50.0.0/16"));
         g_ptr_array_add(s->networks, ns);
@@ -262,7 +263,7 @@ static void test_config_precedence(void)
         g_assert_cmpstr(c->wireguard_go, ==, "/opt/wg-go");
 
         /* The environment wins over the file ... */
-        char *env[] = { "NETCLIENTD_WG_BACKEND=userspace", "NETCLIENTD_CHECKIN_INTERVAL=90", NULL };
+        char *env[] = {"NETCLIENTD_WG_BACKEND=userspace", "NETCLIENTD_CHECKIN_INTERVAL=90", NULL};
         g_assert_cmpint(config_load_env(c, env, &e), ==, 0);
         g_assert_cmpint(c->wg_backend, ==, WG_BACKEND_USERSPACE);
         g_assert_cmpuint(c->checkin_usec, ==, 90 * 1000000ULL);
@@ -271,7 +272,7 @@ static void test_config_precedence(void)
         g_assert_cmpint(c->wg_backend, ==, WG_BACKEND_KERNEL);
 
         /* Bad values name the setting, the value, the source and what is accepted. */
-        char *bad_env[] = { "NETCLIENTD_WG_BACKEND=fast", NULL };
+        char *bad_env[] = {"NETCLIENTD_WG_BACKEND=fast", NULL};
         g_assert_cmpint(config_load_env(c, bad_env, &e), ==, -EINVAL);
         g_assert_nonnull(strstr(e->message, "\"fast\""));
         g_assert_nonnull(strstr(e->message, "$NETCLIENTD_WG_BACKEND"));
