@@ -5,9 +5,12 @@ refused, 2 the command line, 3 no server)."""
 
 import json
 import os
+import pty
 import re
+import select
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -249,6 +252,57 @@ def test_login_stores_a_private_token(nmctl, server):
     ok(nmctl("logout", master=False))
     assert not nmctl.token_file.exists()
     refused(nmctl("network", "list", master=False), "Hint: log in")
+
+
+def run_in_pty(argv, env, answers, timeout=20):
+    """Runs argv with a pseudo-terminal as its controlling terminal (so /dev/tty is the pty);
+    writes each answer after the prompt that precedes it. Returns (exit status, everything the
+    terminal showed)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    shown = b""
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            shown += data
+        while pending and pending[0][0].encode() in shown.split(b"\x00")[-1]:
+            prompt, answer = pending.pop(0)
+            shown += b"\x00"  # answer each prompt once
+            os.write(fd, answer.encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.replace(b"\x00", b"").decode(errors="replace")
+
+
+def test_login_asks_without_echo(nmctl, server):
+    ok(nmctl("user", "create", "alice", "--password-stdin", input=ADMIN_PW + "\n"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+    env.update(HOME=str(nmctl.home), XDG_CONFIG_HOME=str(nmctl.home / "cfg"), NMCTL_SERVER=server.url)
+    code, shown = run_in_pty([str(binary("nmctl")), "login"], env,
+                             [("Username:", "alice"), ("Password for alice", ADMIN_PW)])
+    assert code == 0, shown
+    assert "alice" in shown and "Logged in" in shown
+    assert ADMIN_PW not in shown, "the password was echoed"
+    assert nmctl.token_file.exists()
+    # user create asks twice; different answers are refused and nothing is created.
+    env["NMCTL_MASTER_KEY"] = server.MASTER_KEY
+    code, shown = run_in_pty([str(binary("nmctl")), "user", "create", "bob"], env,
+                             [("Password for the new user bob", "bob-password-1"), ("Again", "bob-password-2")])
+    assert code == 2 and "differ" in shown, shown
+    assert "bob-password" not in shown
+    assert server.admin("GET", "/users/bob")[0] == 404
 
 
 def test_credential_precedence(nmctl, server):
