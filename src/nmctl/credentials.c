@@ -171,17 +171,19 @@ static char *ask_tty(FILE *tty, const char *prompt)
         bool restore = false;
         char *line;
 
-        fputs(prompt, tty);
-        fflush(tty);
+        /* Echo off before the prompt shows, and without flushing: what is typed (or pasted)
+         * right after the prompt must not be lost. */
         if (tcgetattr(fileno(tty), &old) == 0) {
                 quiet = old;
                 quiet.c_lflag &= ~(tcflag_t) ECHO;
                 quiet.c_lflag |= ECHONL;
-                restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+                restore = tcsetattr(fileno(tty), TCSANOW, &quiet) == 0;
         }
+        fputs(prompt, tty);
+        fflush(tty);
         line = read_one_line(tty);
         if (restore)
-                (void) tcsetattr(fileno(tty), TCSAFLUSH, &old);
+                (void) tcsetattr(fileno(tty), TCSANOW, &old);
         return line;
 }
 

@@ -281,7 +281,15 @@ def run_in_pty(argv, env, answers, timeout=20):
             prompt, answer = pending.pop(0)
             shown += b"\x00"  # answer each prompt once
             os.write(fd, answer.encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
+    # Never hang the test run on a program that waits for more.
+    end = max(deadline, time.monotonic()) + 5
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while done == 0 and time.monotonic() < end:
+        time.sleep(0.02)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), shown.replace(b"\x00", b"").decode(errors="replace")
 
