@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +81,12 @@ static inline bool test_port_open(int port)
         return ok;
 }
 
+/* A test that fails an assertion aborts: the broker must not outlive it. */
+static inline void test_broker_child_setup(gpointer data)
+{
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static inline void test_broker_spawn(TestBroker *b)
 {
         g_autofree char *bin = test_broker_binary();
@@ -87,7 +94,8 @@ static inline void test_broker_spawn(TestBroker *b)
         const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
         g_autoptr(GError) e = NULL;
 
-        g_assert_true(g_spawn_async(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &b->pid, &e));
+        g_assert_true(g_spawn_async(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, test_broker_child_setup,
+                                    NULL, &b->pid, &e));
         g_assert_no_error(e);
         for (int i = 0; i < 500; i++) {
                 if (test_port_open(b->port))
