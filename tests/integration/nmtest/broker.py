@@ -2,6 +2,7 @@
 tests: its own directory, a free port, an admin account, and stop/restart that keep the port and
 the dynamic-security file (so broker accounts survive a restart, as they do in production)."""
 
+import ctypes
 import json
 import os
 import shutil
@@ -17,6 +18,17 @@ DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_CTRL = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
 HOST = "127.0.0.1"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    # A test run that is killed must not leave brokers behind (runs in the child, before exec).
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
 
 
 def free_port() -> int:
@@ -110,7 +122,8 @@ class Broker:
             log.write(f"--- starting on port {self.port}\n".encode())
             log.flush()
             self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf_file], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent)
         if self._wait_ready(timeout):
             return True
         self._kill_proc()
