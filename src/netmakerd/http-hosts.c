@@ -215,21 +215,31 @@ static void registration_reply(Registration *g, NmState *state)
         request_reply_builder(g->request, MHD_HTTP_CREATED, b);
 }
 
+/* Takes back a broker account nobody will use (the deletion is retried at every connection until
+ * it succeeds; deleting an account that was never made is no error). */
+static void registration_drop_account(Registration *g)
+{
+        Manager *m = g->manager;
+        g_autoptr(GError) e = NULL;
+
+        if (store_account_cleanup_add(m->store, g->host->id, &e) < 0) {
+                log_warning("Failed to queue the deletion of the broker account of host %s: %s", g->host->id,
+                            e->message);
+                return;
+        }
+        if (!m->stopping)
+                manager_delete_account(m, g->host->id);
+}
+
 /* Writes the host; on failure undoes the broker account. Always replies. */
 static void registration_finish(Registration *g)
 {
-        Manager *m = g->manager;
         g_autoptr(GError) e = NULL;
         g_autoptr(NmState) state = NULL;
 
         if (registration_commit(g, &state, &e) < 0) {
-                if (g->broker_password) {
-                        g_autoptr(GError) e2 = NULL;
-                        if (store_account_cleanup_add(m->store, g->host->id, &e2) < 0)
-                                log_warning("Failed to queue the deletion of the broker account of host %s: %s",
-                                            g->host->id, e2->message);
-                        manager_delete_account(m, g->host->id);
-                }
+                if (g->broker_password)
+                        registration_drop_account(g);
                 request_reply_error(g->request, e);
                 return;
         }
@@ -243,6 +253,8 @@ static void on_account_created(int r, const char *message, void *userdata)
         Manager *m = g->manager;
 
         if (r < 0) {
+                /* After a timeout or a cancellation the broker may still make the account. */
+                registration_drop_account(g);
                 g_autoptr(GError) e = g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE,
                                                   "The message broker did not create the host's account (%s); "
                                                   "retry later",
@@ -252,10 +264,8 @@ static void on_account_created(int r, const char *message, void *userdata)
                 return;
         }
         if (!request_is_alive(g->request) || m->stopping) {
-                /* Nobody will receive the credential: take the account back. */
-                g_autoptr(GError) e = NULL;
-                if (!m->stopping && store_account_cleanup_add(m->store, g->host->id, &e) >= 0)
-                        manager_delete_account(m, g->host->id);
+                /* Nobody will receive the credential. */
+                registration_drop_account(g);
                 request_resume(g->request);
                 return;
         }

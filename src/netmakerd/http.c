@@ -361,17 +361,21 @@ void request_resume(Request *r)
 
 /* ---- routing -------------------------------------------------------------------------------- */
 
-static bool match_pattern(const char *pattern, char **segments, Request *save)
+/* -1 when the pattern does not match the path, else the number of literal segments it matched:
+ * "/hosts/register" beats "/hosts/{id}" for the path /hosts/register, whatever the method. */
+static int match_pattern(const char *pattern, char **segments, Request *save)
 {
         g_auto(GStrv) parts = g_strsplit(pattern + 1, "/", -1);
         guint n = g_strv_length(parts);
+        int literals = 0;
 
         if (n != g_strv_length(segments))
-                return false;
+                return -1;
         for (guint i = 0; i < n; i++) {
                 bool param = parts[i][0] == '{';
                 if (param ? !*segments[i] : !streq0(parts[i], segments[i]))
-                        return false;
+                        return -1;
+                literals += !param;
         }
         if (save) {
                 for (guint i = 0; i < n && save->n_params < MAX_PARAMS; i++)
@@ -381,7 +385,7 @@ static bool match_pattern(const char *pattern, char **segments, Request *save)
                                 save->n_params++;
                         }
         }
-        return true;
+        return literals;
 }
 
 static void reply_not_found(Request *r)
@@ -406,9 +410,18 @@ static const Route *route_request(Request *r)
                 rest[n - 1] = 0;
         g_auto(GStrv) segments = g_strsplit(rest + 1, "/", -1);
 
+        /* Only the most specific patterns that match the path count. */
+        int best = -1;
+        for (size_t t = 0; t < ELEMENTSOF(route_tables); t++)
+                for (const Route *rt = route_tables[t]; rt->pattern; rt++)
+                        best = MAX(best, match_pattern(rt->pattern, segments, NULL));
+        if (best < 0) {
+                reply_not_found(r);
+                return NULL;
+        }
         for (size_t t = 0; t < ELEMENTSOF(route_tables); t++)
                 for (const Route *rt = route_tables[t]; rt->pattern; rt++) {
-                        if (!match_pattern(rt->pattern, segments, NULL))
+                        if (match_pattern(rt->pattern, segments, NULL) != best)
                                 continue;
                         if (streq0(rt->method, method)) {
                                 match_pattern(rt->pattern, segments, r);
@@ -736,6 +749,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
         return (size_t) (w - s);
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         g_autofree char *msg = g_strdup_vprintf(fmt, ap);

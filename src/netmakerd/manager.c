@@ -252,11 +252,11 @@ void manager_publish(Manager *m, Outbox *o)
         for (guint i = 0; i < o->msgs->len; i++) {
                 OutMsg *msg = o->msgs->pdata[i];
                 int r = mq_publish_host(m->mq, msg->host_id, &msg->msg_key, msg->msg);
-                if (r < 0) {
+                if (r == -ENOTCONN)
                         dropped++;
-                        log_debug_errno(r, "Not sent: %s #%" G_GUINT64_FORMAT " to host %s: %m",
-                                        nm_message_type_to_string(msg->msg->type), msg->msg->serial, msg->host_id);
-                }
+                else if (r < 0)
+                        log_warning_errno(r, "Failed to send %s #%" G_GUINT64_FORMAT " to host %s: %m",
+                                          nm_message_type_to_string(msg->msg->type), msg->msg->serial, msg->host_id);
         }
         if (dropped > 0)
                 log_debug("%u of %u message(s) not sent (the broker is away); the hosts catch up later.", dropped,
