@@ -59,6 +59,8 @@ sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netcli
 mkdir -p /etc/systemd/system/netclientd.service.d
 printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=userspace NETCLIENTD_LOG_LEVEL=debug\n' \
         > /etc/systemd/system/netclientd.service.d/test.conf
+# A build tree under /tmp would be hidden by PrivateTmp= (an installed binary never is).
+case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> /etc/systemd/system/netclientd.service.d/test.conf ;; esac
 install -m 0644 "$S/dbus/org.netmaker.Client.conf" /etc/dbus-1/system.d/
 install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/
 install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/
