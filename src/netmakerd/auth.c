@@ -22,14 +22,14 @@ static char *token_mac(const uint8_t secret[AUTH_SECRET_LEN], const char *signed
         crypto_auth_hmacsha256_state st;
 
         crypto_auth_hmacsha256_init(&st, secret, AUTH_SECRET_LEN);
-        crypto_auth_hmacsha256_update(&st, (const uint8_t *) signed_part, strlen(signed_part));
+        crypto_auth_hmacsha256_update(&st, (const uint8_t *)signed_part, strlen(signed_part));
         crypto_auth_hmacsha256_final(&st, mac);
         sodium_memzero(&st, sizeof(st));
         return nm_base64url_encode(mac, sizeof(mac));
 }
 
-char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role, gint64 now,
-                          gint64 lifetime)
+char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role,
+                          gint64 now, gint64 lifetime)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_object(b);
@@ -45,7 +45,8 @@ char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *use
         return g_strconcat(signed_part, ".", mac, NULL);
 }
 
-int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now, UserClaims *ret)
+int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now,
+                           UserClaims *ret)
 {
         if (!token || !g_str_has_prefix(token, AUTH_USER_TOKEN_PREFIX) || strlen(token) > 2048)
                 return -EBADMSG;
@@ -63,12 +64,13 @@ int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *to
         size_t len;
         if (nm_base64url_decode(signed_part + strlen(AUTH_USER_TOKEN_PREFIX), &raw, &len) < 0)
                 return -EBADMSG;
-        g_autoptr(JsonObject) o = nm_json_parse_object((const char *) raw, (gssize) len, NULL);
-        static const char *const members[] = { "sub", "role", "iat", "exp", NULL };
+        g_autoptr(JsonObject) o = nm_json_parse_object((const char *)raw, (gssize)len, NULL);
+        static const char *const members[] = {"sub", "role", "iat", "exp", NULL};
         const char *sub = NULL, *role = NULL;
         gint64 iat = 0, exp = 0;
         if (!o || !nm_json_check_members(o, "token", members, NULL) ||
-            !nm_json_get_string(o, "sub", true, &sub, NULL) || !nm_json_get_string(o, "role", true, &role, NULL) ||
+            !nm_json_get_string(o, "sub", true, &sub, NULL) ||
+            !nm_json_get_string(o, "role", true, &role, NULL) ||
             !nm_json_get_int(o, "iat", true, 0, G_MAXINT64, &iat, NULL) ||
             !nm_json_get_int(o, "exp", true, 0, G_MAXINT64, &exp, NULL))
                 return -EBADMSG;
@@ -105,7 +107,7 @@ void auth_password_verify_dummy(const char *password)
         static char *dummy = NULL;
         if (!dummy && auth_password_hash("not a password of anyone", &dummy) < 0)
                 return;
-        (void) auth_password_verify(dummy, password);
+        (void)auth_password_verify(dummy, password);
 }
 
 char *auth_host_secret_new(void)
@@ -122,14 +124,15 @@ char *auth_host_secret_hash(const char *secret)
 {
         uint8_t h[32];
         char hex[65];
-        crypto_generichash(h, sizeof(h), (const uint8_t *) secret, strlen(secret), NULL, 0);
+        crypto_generichash(h, sizeof(h), (const uint8_t *)secret, strlen(secret), NULL, 0);
         sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
         return g_strdup(hex);
 }
 
 int auth_host_credential_parse(const char *credential, char **ret_host_id, char **ret_secret)
 {
-        if (!credential || !g_str_has_prefix(credential, AUTH_HOST_CREDENTIAL_PREFIX) || strlen(credential) > 512)
+        if (!credential || !g_str_has_prefix(credential, AUTH_HOST_CREDENTIAL_PREFIX) ||
+            strlen(credential) > 512)
                 return -EBADMSG;
         const char *id = credential + strlen(AUTH_HOST_CREDENTIAL_PREFIX);
         const char *dot = strchr(id, '.');
@@ -160,7 +163,7 @@ bool auth_master_key_matches(const char *configured, const char *given)
         if (!configured || !given)
                 return false;
         /* Hash both so the comparison takes the same time whatever the lengths. */
-        crypto_generichash(a, sizeof(a), (const uint8_t *) configured, strlen(configured), NULL, 0);
-        crypto_generichash(b, sizeof(b), (const uint8_t *) given, strlen(given), NULL, 0);
+        crypto_generichash(a, sizeof(a), (const uint8_t *)configured, strlen(configured), NULL, 0);
+        crypto_generichash(b, sizeof(b), (const uint8_t *)given, strlen(given), NULL, 0);
         return sodium_memcmp(a, b, sizeof(a)) == 0;
 }

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <glib.h>
 
-#define AUTH_SECRET_LEN 32
-#define AUTH_USER_TOKEN_PREFIX "nmu."
+#define AUTH_SECRET_LEN             32
+#define AUTH_USER_TOKEN_PREFIX      "nmu."
 #define AUTH_HOST_CREDENTIAL_PREFIX "nmh."
 
 typedef struct UserClaims {
@@ -21,10 +21,11 @@ void user_claims_clear(UserClaims *c);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(UserClaims, user_claims_clear)
 
 /* "nmu.<payload>.<mac>" valid from `now` for `lifetime` seconds. */
-char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role, gint64 now,
-                          gint64 lifetime);
+char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role,
+                          gint64 now, gint64 lifetime);
 /* 0, -EBADMSG for a malformed, forged or tampered token, -ETIME for an expired one. */
-int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now, UserClaims *ret);
+int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now,
+                           UserClaims *ret);
 
 /* argon2id (libsodium's crypto_pwhash_str, interactive limits). */
 int auth_password_hash(const char *password, char **ret);

@@ -47,8 +47,8 @@ static bool check_server_name(const char *v, GError **error)
                 ok = g_ascii_isalnum(v[i]) || v[i] == '-' || v[i] == '_' || v[i] == '.';
         if (!ok)
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "expected 1-64 characters of letters, digits, '-', '_' and '.' (it is a part of MQTT "
-                            "topic names)");
+                            "expected 1-64 characters of letters, digits, '-', '_' and '.' (it is a part "
+                            "of MQTT topic names)");
         return ok;
 }
 
@@ -56,9 +56,10 @@ static bool check_api_url(const char *v, GError **error)
 {
         if (nm_api_url_valid(v) && !g_str_has_suffix(v, "/"))
                 return true;
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "expected an http:// or https:// URL with a host and no trailing '/', query or credentials, "
-                    "e.g. https://netmaker.example.com");
+        g_set_error(
+                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                "expected an http:// or https:// URL with a host and no trailing '/', query or credentials, "
+                "e.g. https://netmaker.example.com");
         return false;
 }
 
@@ -67,8 +68,8 @@ static bool check_broker_url(const char *v, GError **error)
         if (strlen(v) <= 512 && mqtt_url_parse(v, NULL, NULL, NULL) >= 0)
                 return true;
         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtt://127.0.0.1:1883), or an empty "
-                    "value to run without a broker");
+                    "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtt://127.0.0.1:1883), or "
+                    "an empty value to run without a broker");
         return false;
 }
 
@@ -101,9 +102,10 @@ static bool check_user_name(const char *v, GError **error)
         g_autoptr(GError) e = NULL;
         if (nm_user_name_valid(v, &e))
                 return true;
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "expected 1-%d characters of letters, digits and . _ - @, starting with a letter or digit",
-                    NM_USER_NAME_MAX);
+        g_set_error(
+                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                "expected 1-%d characters of letters, digits and . _ - @, starting with a letter or digit",
+                NM_USER_NAME_MAX);
         return false;
 }
 
@@ -121,7 +123,7 @@ static bool check_master_key(const char *v, GError **error)
         size_t n = strlen(v);
         bool ok = n >= 16 && n <= 512 && !g_str_has_prefix(v, "nmu.") && !g_str_has_prefix(v, "nmh.");
         for (size_t i = 0; ok && i < n; i++)
-                ok = (unsigned char) v[i] > ' ' && (unsigned char) v[i] < 0x7f;
+                ok = (unsigned char)v[i] > ' ' && (unsigned char)v[i] < 0x7f;
         if (!ok)
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "expected 16-512 printable ASCII characters without spaces, not starting with "
@@ -134,62 +136,65 @@ static bool check_printable(const char *v, GError **error)
         size_t n = strlen(v);
         bool ok = n >= 1 && n <= 256 && g_utf8_validate(v, -1, NULL);
         for (size_t i = 0; ok && i < n; i++)
-                ok = (unsigned char) v[i] >= ' ' && v[i] != 0x7f;
+                ok = (unsigned char)v[i] >= ' ' && v[i] != 0x7f;
         if (!ok)
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "expected 1-256 printable characters");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "expected 1-256 printable characters");
         return ok;
 }
 
 #define OFF(f) offsetof(Config, f)
 
 static const KeyDef keys[] = {
-        { "listen", KEY_LISTEN, OFF(listen), 0, 0, false, false, NULL, "127.0.0.1:8081",
-          "the REST API's ADDRESS:PORT or [IPV6]:PORT (port 0: any free one); unused with socket activation" },
-        { "api_url", KEY_STRING, OFF(api_url), 0, 0, false, true, check_api_url, "http://<listen>",
-          "public URL of the REST API, put into enrollment tokens" },
-        { "server_name", KEY_STRING, OFF(server_name), 0, 0, false, false, check_server_name, DEFAULT_SERVER_NAME,
-          "this server's name in MQTT topics (nm/<server_name>/host/…)" },
-        { "broker_url", KEY_STRING, OFF(broker_url), 0, 0, false, true, check_broker_url, "mqtt://127.0.0.1:1883",
-          "MQTT broker; empty: run without a broker (registration returns \"mqtt\": null)" },
-        { "broker_public_url", KEY_STRING, OFF(broker_public_url), 0, 0, false, true, check_broker_url,
-          "(broker_url)", "the broker URL hosts are given at registration, when they reach it at another address" },
-        { "broker_username", KEY_STRING, OFF(broker_username), 0, 0, false, false, check_printable, "admin",
-          "the broker's dynamic-security admin account" },
-        { "broker_password", KEY_STRING, OFF(broker_password), 0, 0, true, true, NULL, "(empty)",
-          "its password" },
-        { "database", KEY_STRING, OFF(database), 0, 0, false, true, check_database,
-          "sqlite://<state_directory>/netmaker.db", "the store: sqlite:///ABSOLUTE/PATH" },
-        { "state_directory", KEY_STRING, OFF(state_directory), 0, 0, false, false, check_absolute_path,
-          "$STATE_DIRECTORY or /var/lib/netmaker", "created 0700 if missing" },
-        { "dns_domain", KEY_STRING, OFF(dns_domain), 0, 0, false, false, check_dns_domain, "nm.internal",
-          "default DNS domain of new networks" },
-        { "default_listen_port", KEY_PORT, OFF(default_listen_port), 1, 65535, false, false, NULL, "51821",
-          "default WireGuard listen port of new networks" },
-        { "default_keepalive", KEY_UINT, OFF(default_keepalive), 0, 3600, false, false, NULL, "20",
-          "default persistent keepalive of new networks, seconds (0 = off)" },
-        { "default_mtu", KEY_UINT, OFF(default_mtu), 1280, 9000, false, false, NULL, "1420",
-          "default MTU of new networks" },
-        { "admin_user", KEY_STRING, OFF(admin_user), 0, 0, false, true, check_user_name, "admin",
-          "the admin created at the first start" },
-        { "admin_password", KEY_STRING, OFF(admin_password), 0, 0, true, true, check_password, "(random)",
-          "its password; when unset a random one is written to <state_directory>/initial-admin-password" },
-        { "master_key", KEY_STRING, OFF(master_key), 0, 0, true, true, check_master_key, "(none)",
-          "a bearer credential with the admin role, for automation" },
-        { "token_lifetime", KEY_DURATION, OFF(token_lifetime), 60, 366 * 86400, false, false, NULL, "24h",
-          "lifetime of user tokens from /login (seconds, or with s, m, h, d)" },
-        { "max_request_size", KEY_SIZE, OFF(max_request_size), 1024, 16 * 1024 * 1024, false, false, NULL, "64K",
-          "largest request body accepted (bytes, or with K, M)" },
-        { "max_connections", KEY_UINT, OFF(max_connections), 1, 1000000, false, false, NULL, "1024",
-          "simultaneous HTTP connections" },
-        { "connection_timeout", KEY_DURATION, OFF(connection_timeout), 1, 3600, false, false, NULL, "60s",
-          "idle HTTP connections are closed after this time" },
-        { "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, false, false, NULL, "info",
-          "debug, info, notice, warning, err" },
+        {"listen", KEY_LISTEN, OFF(listen), 0, 0, false, false, NULL, "127.0.0.1:8081",
+         "the REST API's ADDRESS:PORT or [IPV6]:PORT (port 0: any free one); unused with socket activation"},
+        {"api_url", KEY_STRING, OFF(api_url), 0, 0, false, true, check_api_url, "http://<listen>",
+         "public URL of the REST API, put into enrollment tokens"},
+        {"server_name", KEY_STRING, OFF(server_name), 0, 0, false, false, check_server_name,
+         DEFAULT_SERVER_NAME, "this server's name in MQTT topics (nm/<server_name>/host/…)"},
+        {"broker_url", KEY_STRING, OFF(broker_url), 0, 0, false, true, check_broker_url,
+         "mqtt://127.0.0.1:1883",
+         "MQTT broker; empty: run without a broker (registration returns \"mqtt\": null)"},
+        {"broker_public_url", KEY_STRING, OFF(broker_public_url), 0, 0, false, true, check_broker_url,
+         "(broker_url)",
+         "the broker URL hosts are given at registration, when they reach it at another address"},
+        {"broker_username", KEY_STRING, OFF(broker_username), 0, 0, false, false, check_printable, "admin",
+         "the broker's dynamic-security admin account"},
+        {"broker_password", KEY_STRING, OFF(broker_password), 0, 0, true, true, NULL, "(empty)",
+         "its password"},
+        {"database", KEY_STRING, OFF(database), 0, 0, false, true, check_database,
+         "sqlite://<state_directory>/netmaker.db", "the store: sqlite:///ABSOLUTE/PATH"},
+        {"state_directory", KEY_STRING, OFF(state_directory), 0, 0, false, false, check_absolute_path,
+         "$STATE_DIRECTORY or /var/lib/netmaker", "created 0700 if missing"},
+        {"dns_domain", KEY_STRING, OFF(dns_domain), 0, 0, false, false, check_dns_domain, "nm.internal",
+         "default DNS domain of new networks"},
+        {"default_listen_port", KEY_PORT, OFF(default_listen_port), 1, 65535, false, false, NULL, "51821",
+         "default WireGuard listen port of new networks"},
+        {"default_keepalive", KEY_UINT, OFF(default_keepalive), 0, 3600, false, false, NULL, "20",
+         "default persistent keepalive of new networks, seconds (0 = off)"},
+        {"default_mtu", KEY_UINT, OFF(default_mtu), 1280, 9000, false, false, NULL, "1420",
+         "default MTU of new networks"},
+        {"admin_user", KEY_STRING, OFF(admin_user), 0, 0, false, true, check_user_name, "admin",
+         "the admin created at the first start"},
+        {"admin_password", KEY_STRING, OFF(admin_password), 0, 0, true, true, check_password, "(random)",
+         "its password; when unset a random one is written to <state_directory>/initial-admin-password"},
+        {"master_key", KEY_STRING, OFF(master_key), 0, 0, true, true, check_master_key, "(none)",
+         "a bearer credential with the admin role, for automation"},
+        {"token_lifetime", KEY_DURATION, OFF(token_lifetime), 60, 366 * 86400, false, false, NULL, "24h",
+         "lifetime of user tokens from /login (seconds, or with s, m, h, d)"},
+        {"max_request_size", KEY_SIZE, OFF(max_request_size), 1024, 16 * 1024 * 1024, false, false, NULL,
+         "64K", "largest request body accepted (bytes, or with K, M)"},
+        {"max_connections", KEY_UINT, OFF(max_connections), 1, 1000000, false, false, NULL, "1024",
+         "simultaneous HTTP connections"},
+        {"connection_timeout", KEY_DURATION, OFF(connection_timeout), 1, 3600, false, false, NULL, "60s",
+         "idle HTTP connections are closed after this time"},
+        {"log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, false, false, NULL, "info",
+         "debug, info, notice, warning, err"},
 };
 
 static char **field_str(Config *c, const KeyDef *k)
 {
-        return (char **) ((uint8_t *) c + k->offset);
+        return (char **)((uint8_t *)c + k->offset);
 }
 
 static void clear_field(Config *c, const KeyDef *k)
@@ -265,7 +270,8 @@ static bool parse_uint(const char *v, uint64_t *ret)
         return true;
 }
 
-static bool parse_with_suffix(const char *v, const char *const *suffixes, const uint64_t *factors, uint64_t *ret)
+static bool parse_with_suffix(const char *v, const char *const *suffixes, const uint64_t *factors,
+                              uint64_t *ret)
 {
         size_t n = strlen(v), digits = 0;
         while (digits < n && g_ascii_isdigit(v[digits]))
@@ -291,7 +297,8 @@ int config_parse_database(const char *url, char **ret_scheme, char **ret_locatio
                 const char *path = url + strlen("sqlite://");
                 if (!g_path_is_absolute(path) || strlen(path) >= 4096 || g_str_has_suffix(path, "/")) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "expected sqlite:///ABSOLUTE/PATH/FILE (three slashes: the path is absolute)");
+                                    "expected sqlite:///ABSOLUTE/PATH/FILE (three slashes: the path is "
+                                    "absolute)");
                         return -EINVAL;
                 }
                 *ret_scheme = g_strdup("sqlite");
@@ -336,13 +343,14 @@ static bool parse_listen(const char *v, Config *c, GError **error)
                 goto fail;
         c->listen_family = family;
         c->listen_addr = addr;
-        c->listen_port = (uint16_t) p;
+        c->listen_port = (uint16_t)p;
         g_free(c->listen);
         c->listen = g_strdup(v);
         return true;
 fail:
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "expected IPV4:PORT or [IPV6]:PORT with a port 0-65535, e.g. 127.0.0.1:8081 or [::]:8081");
+        g_set_error(
+                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                "expected IPV4:PORT or [IPV6]:PORT with a port 0-65535, e.g. 127.0.0.1:8081 or [::]:8081");
         return false;
 }
 
@@ -350,7 +358,7 @@ fail:
 static bool set_key(Config *c, const KeyDef *k, const char *value, const char *origin, GError **error)
 {
         g_autoptr(GError) e = NULL;
-        uint8_t *field = (uint8_t *) c + k->offset;
+        uint8_t *field = (uint8_t *)c + k->offset;
         uint64_t n = 0;
         bool ok = true;
 
@@ -361,7 +369,8 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                         return true;
                 }
                 if (!*value && !k->check)
-                        ok = false, g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "a value is required");
+                        ok = false,
+                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "a value is required");
                 else if (k->check)
                         ok = k->check(value, &e);
                 if (ok) {
@@ -375,50 +384,54 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
         case KEY_PORT:
                 ok = parse_uint(value, &n) && n >= k->min && n <= k->max;
                 if (ok)
-                        *(uint16_t *) field = (uint16_t) n;
+                        *(uint16_t *)field = (uint16_t)n;
                 else
                         g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "expected a port number %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, k->min, k->max);
+                                    "expected a port number %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT,
+                                    k->min, k->max);
                 break;
         case KEY_UINT:
                 ok = parse_uint(value, &n) && n >= k->min && n <= k->max;
                 if (ok)
-                        *(unsigned *) field = (unsigned) n;
+                        *(unsigned *)field = (unsigned)n;
                 else
                         g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "expected a whole number %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, k->min, k->max);
+                                    "expected a whole number %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT,
+                                    k->min, k->max);
                 break;
         case KEY_DURATION: {
-                static const char *const suffixes[] = { "", "s", "m", "min", "h", "d", NULL };
-                static const uint64_t factors[] = { 1, 1, 60, 60, 3600, 86400 };
+                static const char *const suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
+                static const uint64_t factors[] = {1, 1, 60, 60, 3600, 86400};
                 ok = parse_with_suffix(value, suffixes, factors, &n) && n >= k->min && n <= k->max;
                 if (!ok)
-                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "expected a duration of %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
-                                    " seconds: a number with an optional unit s, m, h or d (e.g. 90, 15m, 24h)",
-                                    k->min, k->max);
+                        g_set_error(
+                                &e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                "expected a duration of %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
+                                " seconds: a number with an optional unit s, m, h or d (e.g. 90, 15m, 24h)",
+                                k->min, k->max);
                 else if (k->offset == OFF(token_lifetime))
                         c->token_lifetime = n;
                 else
-                        *(unsigned *) field = (unsigned) n;
+                        *(unsigned *)field = (unsigned)n;
                 break;
         }
         case KEY_SIZE: {
-                static const char *const suffixes[] = { "", "B", "K", "KiB", "M", "MiB", NULL };
-                static const uint64_t factors[] = { 1, 1, 1024, 1024, 1024 * 1024, 1024 * 1024 };
+                static const char *const suffixes[] = {"", "B", "K", "KiB", "M", "MiB", NULL};
+                static const uint64_t factors[] = {1, 1, 1024, 1024, 1024 * 1024, 1024 * 1024};
                 ok = parse_with_suffix(value, suffixes, factors, &n) && n >= k->min && n <= k->max;
                 if (ok)
-                        *(uint64_t *) field = n;
+                        *(uint64_t *)field = n;
                 else
-                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "expected a size of 1K-16M: a number of bytes with an optional unit K or M");
+                        g_set_error(
+                                &e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                "expected a size of 1K-16M: a number of bytes with an optional unit K or M");
                 break;
         }
         case KEY_LOG_LEVEL: {
                 int l = log_level_from_string(value);
                 ok = l >= 0;
                 if (ok)
-                        *(int *) field = l;
+                        *(int *)field = l;
                 else
                         g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                     "expected one of debug, info, notice, warning, err (or 0-7)");
@@ -428,12 +441,12 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
         if (ok)
                 return true;
         if (k->secret)
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s (%s): %s", k->name, origin,
-                            e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s (%s): %s", k->name,
+                            origin, e->message);
         else {
                 g_autofree char *shown = g_utf8_make_valid(value, MIN(strlen(value), 80));
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\" (%s): %s", k->name, shown,
-                            origin, e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\" (%s): %s",
+                            k->name, shown, origin, e->message);
         }
         return false;
 }
@@ -462,8 +475,8 @@ static int load_file(Config *c, const char *path, bool must_exist, GError **erro
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
                 if (g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT) && !must_exist)
                         return 0;
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Failed to read the configuration file %s: %s",
-                            path, e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Failed to read the configuration file %s: %s", path, e->message);
                 return -EINVAL;
         }
 
@@ -471,8 +484,9 @@ static int load_file(Config *c, const char *path, bool must_exist, GError **erro
         for (char **g = groups; *g; g++) {
                 if (!streq0(*g, CONFIG_GROUP)) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Unknown section [%s] in %s: the configuration lives in [" CONFIG_GROUP "]", *g,
-                                    path);
+                                    "Unknown section [%s] in %s: the configuration lives in [" CONFIG_GROUP
+                                    "]",
+                                    *g, path);
                         return -EINVAL;
                 }
                 g_auto(GStrv) names = g_key_file_get_keys(kf, *g, NULL, NULL);
@@ -487,8 +501,8 @@ static int load_file(Config *c, const char *path, bool must_exist, GError **erro
                         g_autofree char *origin = g_strdup_printf("in %s", path);
                         _cleanup_secret_ char *v = g_key_file_get_string(kf, *g, *n, &e);
                         if (!v) {
-                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s %s: %s", *n,
-                                            origin, e->message);
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s %s: %s",
+                                            *n, origin, e->message);
                                 return -EINVAL;
                         }
                         g_strstrip(v);
@@ -513,8 +527,8 @@ static int load_env(Config *c, char **envp, GError **error)
                 if (!k) {
                         g_autofree char *known = known_keys();
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Unknown environment variable %s: configuration variables are " CONFIG_ENV_PREFIX
-                                    "<KEY> for the keys %s",
+                                    "Unknown environment variable %s: configuration variables "
+                                    "are " CONFIG_ENV_PREFIX "<KEY> for the keys %s",
                                     var, known);
                         return -EINVAL;
                 }
@@ -553,8 +567,8 @@ char *config_help_text(void)
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 const KeyDef *k = &keys[i];
                 g_autofree char *env = g_ascii_strup(k->name, -1);
-                g_string_append_printf(s, "  %-22s $%s%s, default %s\n      %s\n", k->name, CONFIG_ENV_PREFIX, env,
-                                       k->default_text, k->help);
+                g_string_append_printf(s, "  %-22s $%s%s, default %s\n      %s\n", k->name,
+                                       CONFIG_ENV_PREFIX, env, k->default_text, k->help);
         }
         return g_string_free(TAKE_PTR(s), false);
 }

@@ -9,21 +9,21 @@
 #include "cidr.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/netmaker/netmakerd.conf"
-#define CONFIG_GROUP "netmakerd"
-#define CONFIG_ENV_PREFIX "NETMAKERD_"
+#define CONFIG_GROUP        "netmakerd"
+#define CONFIG_ENV_PREFIX   "NETMAKERD_"
 
 typedef struct Config {
-        char *listen;          /* as given: "127.0.0.1:8081", "[::1]:0" */
-        int listen_family;     /* parsed form of `listen` */
+        char *listen;      /* as given: "127.0.0.1:8081", "[::1]:0" */
+        int listen_family; /* parsed form of `listen` */
         NmInAddr listen_addr;
         uint16_t listen_port;
-        char *api_url;         /* NULL: derived from the bound address */
+        char *api_url; /* NULL: derived from the bound address */
         char *server_name;
-        char *broker_url;      /* NULL: MQTT disabled */
+        char *broker_url;        /* NULL: MQTT disabled */
         char *broker_public_url; /* what hosts are told; NULL: broker_url */
         char *broker_username;
         char *broker_password;
-        char *database;        /* "sqlite:///path"; derived from state_directory when unset */
+        char *database; /* "sqlite:///path"; derived from state_directory when unset */
         char *state_directory;
         char *dns_domain;
         uint16_t default_listen_port;

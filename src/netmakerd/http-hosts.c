@@ -16,7 +16,7 @@
 #include "proto.h"
 #include "token.h"
 
-#define OS_MAX 32
+#define OS_MAX      32
 #define VERSION_MAX 64
 
 void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
@@ -33,11 +33,11 @@ void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
         nm_json_add_string(b, "wg_public_key", wg);
         nm_json_add_string(b, "msg_public_key", msg);
         nm_json_add_int(b, "listen_port", h->listen_port);
-        nm_json_add_strv(b, "endpoints", (const char *const *) h->endpoints);
+        nm_json_add_strv(b, "endpoints", (const char *const *)h->endpoints);
         nm_json_add_string(b, "public_endpoint", h->public_endpoint);
         nm_json_add_int(b, "last_checkin", h->last_checkin);
         nm_json_add_int(b, "created_at", h->created_at);
-        nm_json_add_int(b, "serial", (gint64) h->serial);
+        nm_json_add_int(b, "serial", (gint64)h->serial);
         if (nodes) {
                 json_builder_set_member_name(b, "nodes");
                 json_builder_begin_array(b);
@@ -69,15 +69,16 @@ static int key_from_token(Manager *m, const char *token, EnrollmentKey **ret, GE
                 return -EINVAL;
         if (!nm_key_equal(&t.server_key, &m->msg_public)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The enrollment token was issued by another server (its server key differs from this "
-                            "server's)");
+                            "The enrollment token was issued by another server (its server key differs "
+                            "from this server's)");
                 return -EACCES;
         }
         r = store_key_get_by_value(m->store, t.value, &k, error);
         if (r < 0)
                 return r;
         if (k->expires_at != 0 && k->expires_at <= manager_now()) {
-                g_set_error(error, NM_ERROR, NM_ERROR_GONE, "The enrollment key \"%s\" has expired", k->name);
+                g_set_error(error, NM_ERROR, NM_ERROR_GONE, "The enrollment key \"%s\" has expired",
+                            k->name);
                 return -ESTALE;
         }
         if (!k->unlimited && k->uses_remaining <= 0) {
@@ -92,7 +93,8 @@ static bool parse_public_key(const char *member, const char *text, NmKey *ret, G
 {
         if (nm_key_from_base64(text, ret) < 0 || nm_key_is_zero(ret)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid %s: expected a public key of 32 bytes in base64 (44 characters)", member);
+                            "Invalid %s: expected a public key of 32 bytes in base64 (44 characters)",
+                            member);
                 return false;
         }
         return true;
@@ -159,7 +161,8 @@ static int registration_commit(Registration *g, NmState **ret_state, GError **er
         r = store_key_get(m->store, g->key_id, &key, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "The enrollment key was deleted meanwhile");
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The enrollment key was deleted meanwhile");
                 return r;
         }
         if (r < 0)
@@ -243,7 +246,8 @@ static void registration_finish(Registration *g)
                 request_reply_error(g->request, e);
                 return;
         }
-        log_info("Registered host \"%s\" (%s) in %u network(s).", g->host->name, g->host->id, state->networks->len);
+        log_info("Registered host \"%s\" (%s) in %u network(s).", g->host->name, g->host->id,
+                 state->networks->len);
         registration_reply(g, state);
 }
 
@@ -255,10 +259,10 @@ static void on_account_created(int r, const char *message, void *userdata)
         if (r < 0) {
                 /* After a timeout or a cancellation the broker may still make the account. */
                 registration_drop_account(g);
-                g_autoptr(GError) e = g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE,
-                                                  "The message broker did not create the host's account (%s); "
-                                                  "retry later",
-                                                  message ?: g_strerror(-r));
+                g_autoptr(GError) e =
+                        g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE,
+                                    "The message broker did not create the host's account (%s); retry later",
+                                    message ?: g_strerror(-r));
                 request_reply_error(g->request, e);
                 request_resume(g->request);
                 return;
@@ -275,8 +279,9 @@ static void on_account_created(int r, const char *message, void *userdata)
 
 static int hosts_register(Request *r, GError **error)
 {
-        static const char *const members[] = { "token",          "name",        "os",        "version", "wg_public_key",
-                                               "msg_public_key", "listen_port", "endpoints", NULL };
+        static const char *const members[] = {"token",       "name",          "os",
+                                              "version",     "wg_public_key", "msg_public_key",
+                                              "listen_port", "endpoints",     NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "registration", members, error);
         const char *token = NULL, *name = NULL, *os = "linux", *version = "unknown", *wg = NULL, *msg = NULL;
@@ -288,7 +293,8 @@ static int hosts_register(Request *r, GError **error)
         int k;
 
         if (!o || !nm_json_get_string(o, "token", true, &token, error) ||
-            !nm_json_get_string(o, "name", true, &name, error) || !nm_json_get_string(o, "os", false, &os, error) ||
+            !nm_json_get_string(o, "name", true, &name, error) ||
+            !nm_json_get_string(o, "os", false, &os, error) ||
             !nm_json_get_string(o, "version", false, &version, error) ||
             !nm_json_get_string(o, "wg_public_key", true, &wg, error) ||
             !nm_json_get_string(o, "msg_public_key", true, &msg, error) ||
@@ -313,19 +319,22 @@ static int hosts_register(Request *r, GError **error)
         h->name = nm_host_name_sanitize(name);
         if (!h->name) {
                 g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid host name \"%s\": nothing usable is left after keeping a-z, 0-9 and '-'", shown);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid host name \"%s\": nothing usable is left after keeping a-z, 0-9 and '-'",
+                        shown);
                 return -EINVAL;
         }
-        if (!nm_label_valid("os", os, OS_MAX, error) || !nm_label_valid("version", version, VERSION_MAX, error))
+        if (!nm_label_valid("os", os, OS_MAX, error) ||
+            !nm_label_valid("version", version, VERSION_MAX, error))
                 return -EINVAL;
         if (!parse_endpoints(endpoints_in, &h->endpoints, error))
                 return -EINVAL;
         k = store_host_find_by_wg_key(m->store, &h->wg_key, &existing, error);
         if (k >= 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "A host with this WireGuard public key is already registered (%s): delete it first, or "
-                            "use new keys",
+                            "A host with this WireGuard public key is already registered (%s): delete it "
+                            "first, or use new keys",
                             existing);
                 return -EEXIST;
         }
@@ -335,7 +344,7 @@ static int hosts_register(Request *r, GError **error)
         h->id = nm_uuid_new();
         h->os = g_strdup(os);
         h->version = g_strdup(version);
-        h->listen_port = (guint16) port;
+        h->listen_port = (guint16)port;
         h->created_at = h->last_checkin = manager_now();
         g->secret = auth_host_secret_new();
         h->credential_hash = auth_host_secret_hash(g->secret);
@@ -346,7 +355,8 @@ static int hosts_register(Request *r, GError **error)
         }
         if (!mq_is_connected(m->mq)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
-                            "The message broker is unavailable, so the host cannot get its account; retry later");
+                            "The message broker is unavailable, so the host cannot get its account; "
+                            "retry later");
                 return -ENOTCONN;
         }
         g->broker_password = nm_random_token(24);
@@ -447,7 +457,8 @@ static int hosts_add_network(Request *r, GError **error)
                 k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("Added host \"%s\" to network \"%s\" (%s).", h->name, node->network, strna(node->ipv4 ?: node->ipv6));
+        log_info("Added host \"%s\" to network \"%s\" (%s).", h->name, node->network,
+                 strna(node->ipv4 ?: node->ipv6));
         json_add_node(b, node);
         request_reply_builder(r, MHD_HTTP_CREATED, b);
         return 0;
@@ -484,12 +495,13 @@ static int host_self_report(Request *r, GError **error)
         g_autoptr(NmReport) report = NULL;
 
         if (!body) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a report object was expected");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON,
+                            "Empty body: a report object was expected");
                 return -EINVAL;
         }
         if (request_body_check(r, error) < 0)
                 return -EINVAL;
-        report = nm_report_parse(body, (gssize) len, error);
+        report = nm_report_parse(body, (gssize)len, error);
         if (!report)
                 return -EINVAL;
         int k = manager_handle_report(m, self_id(r), report, error);
@@ -501,14 +513,14 @@ static int host_self_report(Request *r, GError **error)
 
 static int host_self_join(Request *r, GError **error)
 {
-        static const char *const members[] = { "token", NULL };
+        static const char *const members[] = {"token", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "join request", members, error);
         const char *token = NULL;
         g_autoptr(EnrollmentKey) key = NULL;
         g_autoptr(Host) h = NULL;
         g_autoptr(Outbox) out = outbox_new();
-        g_autoptr(GPtrArray) nodes = g_ptr_array_new_with_free_func((GDestroyNotify) node_free);
+        g_autoptr(GPtrArray) nodes = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
         _cleanup_txn_ StoreTxn t = {};
         int k;
 
@@ -579,15 +591,15 @@ static int host_self_delete(Request *r, GError **error)
 }
 
 const Route http_host_routes[] = {
-        { "POST", "/hosts/register", ACCESS_ANYONE, hosts_register },
-        { "GET", "/hosts", ACCESS_USER, hosts_list },
-        { "GET", "/hosts/{id}", ACCESS_USER, hosts_get },
-        { "DELETE", "/hosts/{id}", ACCESS_ADMIN, hosts_delete },
-        { "POST", "/hosts/{id}/networks/{net}", ACCESS_ADMIN, hosts_add_network },
-        { "GET", "/host", ACCESS_HOST, host_self_state },
-        { "PUT", "/host", ACCESS_HOST, host_self_report },
-        { "DELETE", "/host", ACCESS_HOST, host_self_delete },
-        { "POST", "/host/networks", ACCESS_HOST, host_self_join },
-        { "DELETE", "/host/networks/{net}", ACCESS_HOST, host_self_leave },
+        {"POST", "/hosts/register", ACCESS_ANYONE, hosts_register},
+        {"GET", "/hosts", ACCESS_USER, hosts_list},
+        {"GET", "/hosts/{id}", ACCESS_USER, hosts_get},
+        {"DELETE", "/hosts/{id}", ACCESS_ADMIN, hosts_delete},
+        {"POST", "/hosts/{id}/networks/{net}", ACCESS_ADMIN, hosts_add_network},
+        {"GET", "/host", ACCESS_HOST, host_self_state},
+        {"PUT", "/host", ACCESS_HOST, host_self_report},
+        {"DELETE", "/host", ACCESS_HOST, host_self_delete},
+        {"POST", "/host/networks", ACCESS_HOST, host_self_join},
+        {"DELETE", "/host/networks/{net}", ACCESS_HOST, host_self_leave},
         {},
 };

@@ -13,20 +13,20 @@
 #include "token.h"
 
 #define MAX_KEY_NETWORKS 64
-#define MAX_KEY_TAGS 32
-#define MAX_KEY_USES 1000000
-#define MAX_EXPIRES_AT ((gint64) 1 << 40)
+#define MAX_KEY_TAGS     32
+#define MAX_KEY_USES     1000000
+#define MAX_EXPIRES_AT   ((gint64)1 << 40)
 
 void json_add_key(JsonBuilder *b, const EnrollmentKey *k, const char *token)
 {
         json_builder_begin_object(b);
         nm_json_add_string(b, "id", k->id);
         nm_json_add_string(b, "name", k->name);
-        nm_json_add_strv(b, "networks", (const char *const *) k->networks);
+        nm_json_add_strv(b, "networks", (const char *const *)k->networks);
         nm_json_add_int(b, "uses_remaining", k->uses_remaining);
         nm_json_add_bool(b, "unlimited", k->unlimited);
         nm_json_add_int(b, "expires_at", k->expires_at);
-        nm_json_add_strv(b, "tags", (const char *const *) k->tags);
+        nm_json_add_strv(b, "tags", (const char *const *)k->tags);
         nm_json_add_int(b, "created_at", k->created_at);
         nm_json_add_string(b, "token", token);
         json_builder_end_object(b);
@@ -51,7 +51,8 @@ static bool has_duplicates(char **v, const char **ret)
 
 static int keys_create(Request *r, GError **error)
 {
-        static const char *const members[] = { "name", "networks", "uses", "unlimited", "expires_at", "tags", NULL };
+        static const char *const members[] = {"name",       "networks", "uses", "unlimited",
+                                              "expires_at", "tags",     NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "enrollment key", members, error);
         const char *name = NULL, *dup = NULL;
@@ -159,9 +160,9 @@ static int keys_delete(Request *r, GError **error)
 }
 
 const Route http_key_routes[] = {
-        { "GET", "/enrollment-keys", ACCESS_ADMIN, keys_list },
-        { "POST", "/enrollment-keys", ACCESS_ADMIN, keys_create },
-        { "GET", "/enrollment-keys/{id}", ACCESS_ADMIN, keys_get },
-        { "DELETE", "/enrollment-keys/{id}", ACCESS_ADMIN, keys_delete },
+        {"GET", "/enrollment-keys", ACCESS_ADMIN, keys_list},
+        {"POST", "/enrollment-keys", ACCESS_ADMIN, keys_create},
+        {"GET", "/enrollment-keys/{id}", ACCESS_ADMIN, keys_get},
+        {"DELETE", "/enrollment-keys/{id}", ACCESS_ADMIN, keys_delete},
         {},
 };

@@ -42,19 +42,21 @@ static int parse_range(const char *member, const char *text, int family, NmPrefi
         unsigned lo = family == AF_INET ? 8 : 64, hi = family == AF_INET ? 30 : 126;
 
         if (nm_prefix_parse(text, &p, &e) < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s: %s", member, e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s: %s", member,
+                            e->message);
                 return -EINVAL;
         }
         if (p.family != family || !strchr(text, '/')) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "Invalid %s \"%s\": expected an %s range like %s", member, text,
-                            family == AF_INET ? "IPv4" : "IPv6", family == AF_INET ? "10.99.0.0/24" : "fd00:99::/64");
+                            family == AF_INET ? "IPv4" : "IPv6",
+                            family == AF_INET ? "10.99.0.0/24" : "fd00:99::/64");
                 return -EINVAL;
         }
         if (p.prefixlen < lo || p.prefixlen > hi) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid %s \"%s\": prefix length %u is out of range (%u-%u)", member, text, p.prefixlen,
-                            lo, hi);
+                            "Invalid %s \"%s\": prefix length %u is out of range (%u-%u)", member, text,
+                            p.prefixlen, lo, hi);
                 return -EINVAL;
         }
         if (!nm_prefix_is_canonical(&p)) {
@@ -83,8 +85,8 @@ static int check_overlap(Manager *m, const char *member, const NmPrefix *p, cons
                 if (!other || streq0(n->name, self) || nm_prefix_parse(other, &q, NULL) < 0)
                         continue;
                 if (nm_prefix_overlaps(p, &q)) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "The %s %s overlaps network \"%s\" (%s)",
-                                    member, mine, n->name, other);
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "The %s %s overlaps network \"%s\" (%s)", member, mine, n->name, other);
                         return -EEXIST;
                 }
         }
@@ -104,9 +106,9 @@ static bool read_settings(JsonObject *o, Network *n, GError **error)
                 return false;
         if (domain && !nm_dns_domain_valid(domain, error))
                 return false;
-        n->listen_port = (guint16) port;
-        n->keepalive = (guint) keepalive;
-        n->mtu = (guint) mtu;
+        n->listen_port = (guint16)port;
+        n->keepalive = (guint)keepalive;
+        n->mtu = (guint)mtu;
         if (domain) {
                 g_free(n->dns_domain);
                 n->dns_domain = g_ascii_strdown(domain, -1);
@@ -116,8 +118,8 @@ static bool read_settings(JsonObject *o, Network *n, GError **error)
 
 static int networks_create(Request *r, GError **error)
 {
-        static const char *const members[] = { "name",      "ipv4_range", "ipv6_range", "listen_port",
-                                               "keepalive", "mtu",        "dns_domain", NULL };
+        static const char *const members[] = {"name",      "ipv4_range", "ipv6_range", "listen_port",
+                                              "keepalive", "mtu",        "dns_domain", NULL};
         Manager *m = request_manager(r);
         const Config *c = m->config;
         g_autoptr(JsonObject) o = request_json_object(r, "network", members, error);
@@ -134,7 +136,8 @@ static int networks_create(Request *r, GError **error)
                 return -EINVAL;
         if (!v4 && !v6) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Network \"%s\" needs an address range: give ipv4_range, ipv6_range or both", name);
+                            "Network \"%s\" needs an address range: give ipv4_range, ipv6_range or both",
+                            name);
                 return -EINVAL;
         }
         if ((v4 && parse_range("ipv4_range", v4, AF_INET, &p4, error) < 0) ||
@@ -200,7 +203,7 @@ static int networks_get(Request *r, GError **error)
 
 static int networks_update(Request *r, GError **error)
 {
-        static const char *const members[] = { "listen_port", "keepalive", "mtu", "dns_domain", NULL };
+        static const char *const members[] = {"listen_port", "keepalive", "mtu", "dns_domain", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "network settings", members, error);
         g_autoptr(Network) n = NULL;
@@ -238,7 +241,8 @@ static int networks_update(Request *r, GError **error)
         if (k < 0)
                 return k;
         if (changed)
-                log_info("Changed the settings of network \"%s\"; told %u host(s).", n->name, out->msgs->len);
+                log_info("Changed the settings of network \"%s\"; told %u host(s).", n->name,
+                         out->msgs->len);
         reply_network(r, MHD_HTTP_OK, n);
         return 0;
 }
@@ -263,9 +267,10 @@ static int networks_delete(Request *r, GError **error)
         if (k < 0)
                 return k;
         if (v->members->len > 0 && !force) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Network \"%s\" still has %u node(s): remove them first, or delete with ?force=true",
-                            name, v->members->len);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Network \"%s\" still has %u node(s): remove them first, or delete with ?force=true",
+                        name, v->members->len);
                 return -EBUSY;
         }
         /* Everyone leaves at once: each host hears "network-left", nobody needs removals. */
@@ -313,11 +318,11 @@ static int networks_nodes(Request *r, GError **error)
 }
 
 const Route http_network_routes[] = {
-        { "GET", "/networks", ACCESS_USER, networks_list },
-        { "POST", "/networks", ACCESS_ADMIN, networks_create },
-        { "GET", "/networks/{net}", ACCESS_USER, networks_get },
-        { "PUT", "/networks/{net}", ACCESS_ADMIN, networks_update },
-        { "DELETE", "/networks/{net}", ACCESS_ADMIN, networks_delete },
-        { "GET", "/networks/{net}/nodes", ACCESS_USER, networks_nodes },
+        {"GET", "/networks", ACCESS_USER, networks_list},
+        {"POST", "/networks", ACCESS_ADMIN, networks_create},
+        {"GET", "/networks/{net}", ACCESS_USER, networks_get},
+        {"PUT", "/networks/{net}", ACCESS_ADMIN, networks_update},
+        {"DELETE", "/networks/{net}", ACCESS_ADMIN, networks_delete},
+        {"GET", "/networks/{net}/nodes", ACCESS_USER, networks_nodes},
         {},
 };

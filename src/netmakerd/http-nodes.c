@@ -86,8 +86,8 @@ static int nodes_delete(Request *r, GError **error)
 }
 
 const Route http_node_routes[] = {
-        { "GET", "/nodes", ACCESS_USER, nodes_list },
-        { "GET", "/nodes/{id}", ACCESS_USER, nodes_get },
-        { "DELETE", "/nodes/{id}", ACCESS_ADMIN, nodes_delete },
+        {"GET", "/nodes", ACCESS_USER, nodes_list},
+        {"GET", "/nodes/{id}", ACCESS_USER, nodes_get},
+        {"DELETE", "/nodes/{id}", ACCESS_ADMIN, nodes_delete},
         {},
 };

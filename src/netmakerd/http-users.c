@@ -46,13 +46,14 @@ static bool role_valid(const char *role, GError **error)
         if (streq0(role, "admin") || streq0(role, "user"))
                 return true;
         g_autofree char *shown = g_utf8_make_valid(role, MIN(strlen(role), 40));
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid role \"%s\" (accepted: admin, user)", shown);
+        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                    "Invalid role \"%s\" (accepted: admin, user)", shown);
         return false;
 }
 
 static int login(Request *r, GError **error)
 {
-        static const char *const members[] = { "username", "password", NULL };
+        static const char *const members[] = {"username", "password", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "login", members, error);
         const char *username = NULL, *password = NULL;
@@ -77,11 +78,11 @@ static int login(Request *r, GError **error)
 
         gint64 now = manager_now();
         _cleanup_secret_ char *token = auth_user_token_new(m->token_secret, u->username, u->role, now,
-                                                           (gint64) m->config->token_lifetime);
+                                                           (gint64)m->config->token_lifetime);
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_object(b);
         nm_json_add_string(b, "token", token);
-        nm_json_add_int(b, "expires_at", now + (gint64) m->config->token_lifetime);
+        nm_json_add_int(b, "expires_at", now + (gint64)m->config->token_lifetime);
         nm_json_add_string(b, "role", u->role);
         json_builder_end_object(b);
         request_reply_builder(r, MHD_HTTP_OK, b);
@@ -107,7 +108,7 @@ static int users_list(Request *r, GError **error)
 
 static int users_create(Request *r, GError **error)
 {
-        static const char *const members[] = { "username", "password", "role", NULL };
+        static const char *const members[] = {"username", "password", "role", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "user", members, error);
         const char *username = NULL, *password = NULL, *role = "user";
@@ -118,7 +119,8 @@ static int users_create(Request *r, GError **error)
             !nm_json_get_string(o, "password", true, &password, error) ||
             !nm_json_get_string(o, "role", false, &role, error))
                 return -EINVAL;
-        if (!nm_user_name_valid(username, error) || !password_valid(password, error) || !role_valid(role, error))
+        if (!nm_user_name_valid(username, error) || !password_valid(password, error) ||
+            !role_valid(role, error))
                 return -EINVAL;
         k = auth_password_hash(password, &hash);
         if (k < 0) {
@@ -126,8 +128,11 @@ static int users_create(Request *r, GError **error)
                 return k;
         }
         gint64 now = manager_now();
-        User u = { .username = (char *) username, .password_hash = hash, .role = (char *) role, .created_at = now,
-                   .password_changed_at = now };
+        User u = {.username = (char *)username,
+                  .password_hash = hash,
+                  .role = (char *)role,
+                  .created_at = now,
+                  .password_changed_at = now};
         k = store_user_insert(m->store, &u, error);
         if (k < 0)
                 return k;
@@ -162,7 +167,7 @@ static int users_get(Request *r, GError **error)
 
 static int users_update(Request *r, GError **error)
 {
-        static const char *const members[] = { "password", "role", NULL };
+        static const char *const members[] = {"password", "role", NULL};
         Manager *m = request_manager(r);
         const char *name = request_param(r, "name");
         g_autoptr(JsonObject) o = NULL;
@@ -259,11 +264,11 @@ static int users_delete(Request *r, GError **error)
 }
 
 const Route http_user_routes[] = {
-        { "POST", "/login", ACCESS_ANYONE, login },
-        { "GET", "/users", ACCESS_ADMIN, users_list },
-        { "POST", "/users", ACCESS_ADMIN, users_create },
-        { "GET", "/users/{name}", ACCESS_USER, users_get },
-        { "PUT", "/users/{name}", ACCESS_USER, users_update },
-        { "DELETE", "/users/{name}", ACCESS_ADMIN, users_delete },
+        {"POST", "/login", ACCESS_ANYONE, login},
+        {"GET", "/users", ACCESS_ADMIN, users_list},
+        {"POST", "/users", ACCESS_ADMIN, users_create},
+        {"GET", "/users/{name}", ACCESS_USER, users_get},
+        {"PUT", "/users/{name}", ACCESS_USER, users_update},
+        {"DELETE", "/users/{name}", ACCESS_ADMIN, users_delete},
         {},
 };

@@ -17,7 +17,7 @@
 #include "manager.h"
 #include "nm-error.h"
 
-#define MAX_PARAMS 4
+#define MAX_PARAMS              4
 #define CONNECTION_MEMORY_LIMIT (128 * 1024)
 /* A chunked body over the limit is read and dropped, up to this many times the limit; past that
  * the connection is closed without an answer. */
@@ -61,15 +61,15 @@ struct Request {
 };
 
 static const Route *const route_tables[] = {
-        http_health_routes, http_user_routes, http_network_routes, http_key_routes,
-        http_host_routes,   http_node_routes,
+        http_health_routes, http_user_routes, http_network_routes,
+        http_key_routes,    http_host_routes, http_node_routes,
 };
 
 static uint64_t now_usec(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -220,7 +220,8 @@ int request_body_check(Request *r, GError **error)
                 if (*member) {
                         g_autofree char *shown = g_utf8_make_valid(member, -1);
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid %s: member \"%s\" contains a NUL character (\\u0000)", shown, shown);
+                                    "Invalid %s: member \"%s\" contains a NUL character (\\u0000)", shown,
+                                    shown);
                 } else
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                     "Invalid JSON: strings may not contain NUL characters (\\u0000)");
@@ -234,11 +235,11 @@ JsonObject *request_json_object(Request *r, const char *what, const char *const 
         if (request_body_check(r, error) < 0)
                 return NULL;
         if (!request_has_body(r)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a JSON object (%s) was expected",
-                            what);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON,
+                            "Empty body: a JSON object (%s) was expected", what);
                 return NULL;
         }
-        g_autoptr(JsonObject) o = nm_json_parse_object(r->body->str, (gssize) r->body->len, error);
+        g_autoptr(JsonObject) o = nm_json_parse_object(r->body->str, (gssize)r->body->len, error);
         if (!o)
                 return NULL;
         if (allowed && !nm_json_check_members(o, what, allowed, error))
@@ -257,7 +258,7 @@ static void set_response(Request *r, unsigned status, char *body)
                 return; /* the first reply wins */
         size_t len = body ? strlen(body) : 0;
         r->response = body ? MHD_create_response_from_buffer_with_free_callback(len, body, g_free)
-                           : MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+                           : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         if (!r->response) {
                 g_free(body);
                 return;
@@ -304,7 +305,8 @@ static void reply_error_code(Request *r, int code, const char *message)
         if (!r->response)
                 return;
         if (code == NM_ERROR_UNAUTHENTICATED)
-                MHD_add_response_header(r->response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"netmaker\"");
+                MHD_add_response_header(r->response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                        "Bearer realm=\"netmaker\"");
         if (code == NM_ERROR_UNAVAILABLE)
                 MHD_add_response_header(r->response, MHD_HTTP_HEADER_RETRY_AFTER, "5");
 }
@@ -351,7 +353,7 @@ void request_resume(Request *r)
         MHD_resume_connection(r->connection);
         /* In external-epoll mode a resume does not wake MHD's epoll fd: run MHD soon ourselves. */
         if (r->http->kick)
-                (void) sd_event_source_set_enabled(r->http->kick, SD_EVENT_ONESHOT);
+                (void)sd_event_source_set_enabled(r->http->kick, SD_EVENT_ONESHOT);
         GList *l = g_list_find(r->http->suspended, r);
         if (l) {
                 r->http->suspended = g_list_delete_link(r->http->suspended, l);
@@ -380,7 +382,8 @@ static int match_pattern(const char *pattern, char **segments, Request *save)
         if (save) {
                 for (guint i = 0; i < n && save->n_params < MAX_PARAMS; i++)
                         if (parts[i][0] == '{') {
-                                save->param_names[save->n_params] = g_strndup(parts[i] + 1, strlen(parts[i]) - 2);
+                                save->param_names[save->n_params] =
+                                        g_strndup(parts[i] + 1, strlen(parts[i]) - 2);
                                 save->param_values[save->n_params] = g_strdup(segments[i]);
                                 save->n_params++;
                         }
@@ -436,8 +439,8 @@ static const Route *route_request(Request *r)
                 reply_not_found(r);
                 return NULL;
         }
-        reply_errorf(r, NM_ERROR_METHOD_NOT_ALLOWED, "Method %.16s is not allowed on %.200s (allowed: %s)", r->method,
-                     r->path, allow->str);
+        reply_errorf(r, NM_ERROR_METHOD_NOT_ALLOWED, "Method %.16s is not allowed on %.200s (allowed: %s)",
+                     r->method, r->path, allow->str);
         if (r->response)
                 MHD_add_response_header(r->response, MHD_HTTP_HEADER_ALLOW, allow->str);
         return NULL;
@@ -455,7 +458,8 @@ static int authenticate_user_token(Request *r, const char *token, GError **error
 
         k = auth_user_token_verify(m->token_secret, token, manager_now(), &claims);
         if (k == -ETIME) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "The token has expired: log in again");
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The token has expired: log in again");
                 return k;
         }
         if (k < 0) {
@@ -513,7 +517,8 @@ static int authenticate_host(Request *r, const char *credential, GError **error)
 static int authenticate(Request *r, GError **error)
 {
         Manager *m = request_manager(r);
-        const char *header = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *header =
+                MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         RouteAccess access = r->route->access;
         int k;
 
@@ -605,13 +610,15 @@ static void request_begin(Request *r)
                 return;
         }
 
-        const char *cl = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+                MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *te = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
         uint64_t length = cl ? g_ascii_strtoull(cl, NULL, 10) : 0;
         bool body = length > 0 || (te && strcasestr(te, "chunked"));
         if (length > h->max_request_size) {
-                reply_errorf(r, NM_ERROR_TOO_LARGE, "The request body of %" G_GUINT64_FORMAT
+                reply_errorf(r, NM_ERROR_TOO_LARGE,
+                             "The request body of %" G_GUINT64_FORMAT
                              " bytes is over the limit of %" G_GUINT64_FORMAT " bytes",
                              length, h->max_request_size);
                 return;
@@ -623,7 +630,8 @@ static void request_begin(Request *r)
                         g_autofree char *shown = ct ? g_utf8_make_valid(ct, MIN(strlen(ct), 80)) : NULL;
                         if (shown)
                                 reply_errorf(r, NM_ERROR_UNSUPPORTED_MEDIA_TYPE,
-                                             "Content-Type \"%s\" is not accepted: send application/json", shown);
+                                             "Content-Type \"%s\" is not accepted: send application/json",
+                                             shown);
                         else
                                 reply_errorf(r, NM_ERROR_UNSUPPORTED_MEDIA_TYPE,
                                              "A request body needs \"Content-Type: application/json\"");
@@ -656,9 +664,9 @@ static enum MHD_Result queue_response(Request *r)
         return ret;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
         Http *h = cls;
         Request *r = *con_cls;
@@ -685,7 +693,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 }
                 if (!r->body)
                         r->body = g_string_sized_new(n + 1);
-                g_string_append_len(r->body, upload_data, (gssize) n);
+                g_string_append_len(r->body, upload_data, (gssize)n);
                 return MHD_YES;
         }
 
@@ -694,7 +702,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
         if (r->replied || r->suspended)
                 return MHD_YES;
         if (r->too_large)
-                reply_errorf(r, NM_ERROR_TOO_LARGE, "The request body is over the limit of %" G_GUINT64_FORMAT " bytes",
+                reply_errorf(r, NM_ERROR_TOO_LARGE,
+                             "The request body is over the limit of %" G_GUINT64_FORMAT " bytes",
                              h->max_request_size);
         else if (!r->dispatched)
                 request_dispatch(r);
@@ -715,13 +724,15 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         if (!r)
                 return;
         *con_cls = NULL;
-        double ms = (double) (now_usec() - r->start_usec) / 1000.0;
+        double ms = (double)(now_usec() - r->start_usec) / 1000.0;
         if (!r->replied)
                 log_debug("%s %s: connection closed without a reply (%.1f ms)", r->method, r->path, ms);
         else if (r->status >= 500)
-                log_warning("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status, strna(r->error_message), ms);
+                log_warning("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status,
+                            strna(r->error_message), ms);
         else if (r->status >= 400)
-                log_info("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status, strna(r->error_message), ms);
+                log_info("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status, strna(r->error_message),
+                         ms);
         else
                 log_debug("%s %s → %u (%.1f ms)", r->method, r->path, r->status, ms);
         r->connection = NULL;
@@ -738,7 +749,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
                 if (p[0] == '%' && g_ascii_isxdigit(p[1]) && g_ascii_isxdigit(p[2])) {
                         int v = g_ascii_xdigit_value(p[1]) * 16 + g_ascii_xdigit_value(p[2]);
                         if (v != 0) {
-                                *w++ = (char) v;
+                                *w++ = (char)v;
                                 p += 2;
                                 continue;
                         }
@@ -746,7 +757,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
                 *w++ = *p;
         }
         *w = 0;
-        return (size_t) (w - s);
+        return (size_t)(w - s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
@@ -766,12 +777,12 @@ static void http_run(Http *h)
         if (MHD_run(h->daemon) == MHD_NO)
                 log_debug("MHD_run() failed");
         if (MHD_get_timeout(h->daemon, &timeout) == MHD_YES) {
-                uint64_t usec = (uint64_t) timeout * 1000, now = 0;
-                (void) sd_event_now(h->event, CLOCK_MONOTONIC, &now);
-                (void) sd_event_source_set_time(h->timer, now + usec);
-                (void) sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
+                uint64_t usec = (uint64_t)timeout * 1000, now = 0;
+                (void)sd_event_now(h->event, CLOCK_MONOTONIC, &now);
+                (void)sd_event_source_set_time(h->timer, now + usec);
+                (void)sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
         } else
-                (void) sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -814,7 +825,8 @@ static int activated_socket(Http *h, int *ret)
                         close(SD_LISTEN_FDS_START + i);
         g_strfreev(names);
         if (n > 0 && chosen < 0)
-                return log_error_errno(-EBADF, "systemd passed %d socket(s), none a listening stream socket", n);
+                return log_error_errno(-EBADF, "systemd passed %d socket(s), none a listening stream socket",
+                                       n);
         if (chosen >= 0) {
                 int flags = fcntl(chosen, F_GETFL);
                 if (flags < 0 || fcntl(chosen, F_SETFL, flags | O_NONBLOCK) < 0)
@@ -839,7 +851,7 @@ static int bind_socket(const HttpSettings *s, int *ret)
         fd = socket(s->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return log_error_errno(errno, "Failed to create the API socket: %m");
-        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
         if (s->family == AF_INET) {
                 sa.in.sin_family = AF_INET;
                 sa.in.sin_port = htons(s->port);
@@ -851,12 +863,13 @@ static int bind_socket(const HttpSettings *s, int *ret)
                 memcpy(&sa.in6.sin6_addr, s->address, sizeof(struct in6_addr));
                 len = sizeof(sa.in6);
                 /* "[::]" serves IPv4 too. */
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
-                                  &(int){ !IN6_IS_ADDR_UNSPECIFIED(&sa.in6.sin6_addr) }, sizeof(int));
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+                                 &(int){!IN6_IS_ADDR_UNSPECIFIED(&sa.in6.sin6_addr)}, sizeof(int));
         }
         if (bind(fd, &sa.sa, len) < 0)
-                return log_error_errno(errno, "Failed to listen on %s%s%s:%u: %m", s->family == AF_INET6 ? "[" : "",
-                                       shown, s->family == AF_INET6 ? "]" : "", s->port);
+                return log_error_errno(errno, "Failed to listen on %s%s%s:%u: %m",
+                                       s->family == AF_INET6 ? "[" : "", shown,
+                                       s->family == AF_INET6 ? "]" : "", s->port);
         if (listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "Failed to listen on the API socket: %m");
         *ret = TAKE_FD(fd);
@@ -908,16 +921,13 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
         if (!h->url)
                 return log_error_errno(errno ?: EINVAL, "Failed to read the API socket's address: %m");
 
-        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                     on_access, h,
-                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                     MHD_OPTION_LISTEN_SOCKET, fd,
-                                     MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) s->max_connections,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) s->connection_timeout_sec,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                     MHD_OPTION_END);
+        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+                                     NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+                                     h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->connection_timeout_sec,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
         if (!h->daemon)
                 return log_error_errno(-EIO, "Failed to start the HTTP server");
         TAKE_FD(fd); /* MHD owns it now */
@@ -934,9 +944,9 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
         r = sd_event_add_defer(event, &h->kick, on_kick, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP resume source: %m");
-        (void) sd_event_source_set_enabled(h->kick, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(h->io, "http-io");
-        (void) sd_event_source_set_description(h->timer, "http-timer");
+        (void)sd_event_source_set_enabled(h->kick, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(h->io, "http-io");
+        (void)sd_event_source_set_description(h->timer, "http-timer");
         http_run(h);
         *ret = TAKE_PTR(h);
         return 0;
@@ -952,11 +962,12 @@ void http_free(Http *h)
                 bool resumed = h->suspended != NULL;
                 while (h->suspended) {
                         Request *r = h->suspended->data;
-                        reply_error_code(r, NM_ERROR_UNAVAILABLE, "The server is shutting down; retry later");
+                        reply_error_code(r, NM_ERROR_UNAVAILABLE,
+                                         "The server is shutting down; retry later");
                         request_resume(r);
                 }
                 if (resumed)
-                        (void) MHD_run(h->daemon);
+                        (void)MHD_run(h->daemon);
                 /* Quiesce first so MHD never shutdown()s a socket systemd shares with us. */
                 MHD_socket fd = MHD_quiesce_daemon(h->daemon);
                 MHD_stop_daemon(h->daemon);
@@ -1008,6 +1019,6 @@ static int health_get(Request *r, GError **error)
 }
 
 const Route http_health_routes[] = {
-        { "GET", "/health", ACCESS_ANYONE, health_get },
+        {"GET", "/health", ACCESS_ANYONE, health_get},
         {},
 };

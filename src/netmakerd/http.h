@@ -55,7 +55,7 @@ typedef struct Auth {
 } Auth;
 
 typedef struct HttpSettings {
-        int family; /* AF_INET or AF_INET6, for binding when systemd passes no socket */
+        int family;          /* AF_INET or AF_INET6, for binding when systemd passes no socket */
         const void *address; /* struct in_addr / in6_addr */
         uint16_t port;
         uint64_t max_request_size;

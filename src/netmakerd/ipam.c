@@ -10,7 +10,7 @@
 static void range_bounds(const NmPrefix *range, uint64_t *first, uint64_t *last)
 {
         unsigned hb = nm_prefix_host_bits(range);
-        uint64_t top = hb >= 64 ? UINT64_MAX : ((uint64_t) 1 << hb) - 1;
+        uint64_t top = hb >= 64 ? UINT64_MAX : ((uint64_t)1 << hb) - 1;
 
         *first = 1; /* never the network address (or the IPv6 subnet-router anycast address) */
         *last = range->family == AF_INET ? top - 1 : top; /* IPv4: never the broadcast address */
@@ -32,15 +32,16 @@ int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used,
         for (size_t i = 0; i < n_used; i++) {
                 int family;
                 NmInAddr a;
-                if (!used[i] || nm_addr_parse(used[i], &family, &a) < 0 || !nm_prefix_contains(range, family, &a))
+                if (!used[i] || nm_addr_parse(used[i], &family, &a) < 0 ||
+                    !nm_prefix_contains(range, family, &a))
                         continue;
                 gint64 *k = g_new(gint64, 1);
-                *k = (gint64) nm_prefix_index_of(range, &a);
+                *k = (gint64)nm_prefix_index_of(range, &a);
                 g_hash_table_add(taken, k);
         }
         /* At most n_used + 1 steps: one of the first n_used + 1 indices is free. */
         for (uint64_t i = first; i <= last && i >= first; i++) {
-                gint64 k = (gint64) i;
+                gint64 k = (gint64)i;
                 if (g_hash_table_contains(taken, &k))
                         continue;
                 NmInAddr a;
@@ -59,7 +60,7 @@ guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used)
                 for (size_t i = 0; i < n_used && !busy; i++)
                         busy = used[i] == p;
                 if (!busy)
-                        return (guint16) p;
+                        return (guint16)p;
                 p = p >= 65535 ? 1024 : p + 1;
         }
         return wanted;
@@ -80,12 +81,14 @@ static int assign_family(Store *s, const Network *network, const char *range_tex
         r = store_node_addresses(s, network->name, family, &used, error);
         if (r < 0)
                 return r;
-        r = ipam_allocate(&range, (const char *const *) used->pdata, used->len, ret);
+        r = ipam_allocate(&range, (const char *const *)used->pdata, used->len, ret);
         if (r == -ENOSPC) {
                 uint64_t cap = ipam_capacity(&range);
                 g_set_error(error, NM_ERROR, NM_ERROR_EXHAUSTED,
-                            "Network \"%s\" has no free %s address (range %s holds %" G_GUINT64_FORMAT " host%s)",
-                            network->name, family == AF_INET ? "IPv4" : "IPv6", range_text, cap, cap == 1 ? "" : "s");
+                            "Network \"%s\" has no free %s address (range %s holds %" G_GUINT64_FORMAT
+                            " host%s)",
+                            network->name, family == AF_INET ? "IPv4" : "IPv6", range_text, cap,
+                            cap == 1 ? "" : "s");
         }
         return r;
 }
@@ -108,7 +111,7 @@ int ipam_assign(Store *s, const Network *network, Node *node, GError **error)
                 return r;
         g_autofree guint16 *ports = g_new0(guint16, mine->len + 1);
         for (guint i = 0; i < mine->len; i++)
-                ports[i] = ((Node *) mine->pdata[i])->listen_port;
+                ports[i] = ((Node *)mine->pdata[i])->listen_port;
         node->listen_port = ipam_pick_port(network->listen_port, ports, mine->len);
         return 0;
 }

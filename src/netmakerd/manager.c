@@ -14,21 +14,21 @@
 #include "manager.h"
 #include "nm-error.h"
 
-#define SETTING_MSG_SECRET "msg_secret_key"
-#define SETTING_MSG_PUBLIC "msg_public_key"
-#define SETTING_TOKEN_SECRET "token_secret"
+#define SETTING_MSG_SECRET    "msg_secret_key"
+#define SETTING_MSG_PUBLIC    "msg_public_key"
+#define SETTING_TOKEN_SECRET  "token_secret"
 #define INITIAL_PASSWORD_FILE "initial-admin-password"
 
 gint64 manager_now(void)
 {
-        return (gint64) (g_get_real_time() / G_USEC_PER_SEC);
+        return (gint64)(g_get_real_time() / G_USEC_PER_SEC);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         Manager *m = userdata;
-        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1");
+        log_info("Received %s, shutting down.", strsignal((int)si->ssi_signo));
+        (void)sd_notify(false, "STOPPING=1");
         m->stopping = true;
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
@@ -48,7 +48,7 @@ int manager_new(Config *config, Manager **ret)
         sigaddset(&mask, SIGINT);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        (void) signal(SIGPIPE, SIG_IGN);
+        (void)signal(SIGPIPE, SIG_IGN);
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
@@ -89,9 +89,10 @@ static int make_state_directory(const char *path)
         if (!S_ISDIR(st.st_mode))
                 return log_error_errno(-ENOTDIR, "The state directory %s is not a directory", path);
         if (st.st_mode & 0077)
-                log_warning("The state directory %s is accessible to others (mode %04o): it holds the server's "
-                            "keys; chmod 0700 it.",
-                            path, st.st_mode & 07777);
+                log_warning(
+                        "The state directory %s is accessible to others (mode %04o): it holds the server's "
+                        "keys; chmod 0700 it.",
+                        path, st.st_mode & 07777);
         return 0;
 }
 
@@ -111,7 +112,8 @@ static int load_key(Store *s, const char *name, void *buf, size_t len, bool *fou
         if (r < 0)
                 return r;
         if (nm_base64_decode(text, &raw, &n) < 0 || n != len) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "The stored setting \"%s\" is corrupt", name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "The stored setting \"%s\" is corrupt",
+                            name);
                 return -EBADMSG;
         }
         memcpy(buf, raw, len);
@@ -137,11 +139,14 @@ static int load_or_make_secrets(Manager *m)
 
         r = store_txn_begin(m->store, &t, &e);
         if (r >= 0)
-                r = load_key(m->store, SETTING_MSG_SECRET, &m->msg_secret, sizeof(m->msg_secret), &have_secret, &e);
+                r = load_key(m->store, SETTING_MSG_SECRET, &m->msg_secret, sizeof(m->msg_secret),
+                             &have_secret, &e);
         if (r >= 0)
-                r = load_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public), &have_public, &e);
+                r = load_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public),
+                             &have_public, &e);
         if (r >= 0)
-                r = load_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret), &have_token, &e);
+                r = load_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret),
+                             &have_token, &e);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the server's keys: %s", e->message);
 
@@ -151,7 +156,8 @@ static int load_or_make_secrets(Manager *m)
                         return log_error_errno(r, "Failed to generate the message key pair: %m");
                 r = save_key(m->store, SETTING_MSG_SECRET, &m->msg_secret, sizeof(m->msg_secret), &e);
                 if (r >= 0)
-                        r = save_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public), &e);
+                        r = save_key(m->store, SETTING_MSG_PUBLIC, &m->msg_public, sizeof(m->msg_public),
+                                     &e);
                 if (r < 0)
                         return log_error_errno(r, "Failed to store the message key pair: %s", e->message);
                 log_info("Generated the server's message key pair.");
@@ -174,18 +180,18 @@ static int write_secret_file(const char *path, const char *content)
         _cleanup_close_ int fd = -1;
         size_t len = strlen(content);
 
-        (void) unlink(tmp);
+        (void)unlink(tmp);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        if (write(fd, content, len) != (ssize_t) len || fsync(fd) < 0) {
+        if (write(fd, content, len) != (ssize_t)len || fsync(fd) < 0) {
                 int r = errno ? -errno : -EIO;
-                (void) unlink(tmp);
+                (void)unlink(tmp);
                 return r;
         }
         if (rename(tmp, path) < 0) {
                 int r = -errno;
-                (void) unlink(tmp);
+                (void)unlink(tmp);
                 return r;
         }
         return 0;
@@ -216,8 +222,11 @@ static int bootstrap_admin(Manager *m)
         r = auth_password_hash(password, &hash);
         if (r < 0)
                 return log_error_errno(r, "Failed to hash the admin password: %m");
-        User u = { .username = (char *) username, .password_hash = hash, .role = (char *) "admin",
-                   .created_at = manager_now(), .password_changed_at = 0 };
+        User u = {.username = (char *)username,
+                  .password_hash = hash,
+                  .role = (char *)"admin",
+                  .created_at = manager_now(),
+                  .password_changed_at = 0};
         r = store_user_insert(m->store, &u, &e);
         if (r >= 0)
                 r = store_txn_commit(&t, &e);
@@ -256,11 +265,12 @@ void manager_publish(Manager *m, Outbox *o)
                         dropped++;
                 else if (r < 0)
                         log_warning_errno(r, "Failed to send %s #%" G_GUINT64_FORMAT " to host %s: %m",
-                                          nm_message_type_to_string(msg->msg->type), msg->msg->serial, msg->host_id);
+                                          nm_message_type_to_string(msg->msg->type), msg->msg->serial,
+                                          msg->host_id);
         }
         if (dropped > 0)
-                log_debug("%u of %u message(s) not sent (the broker is away); the hosts catch up later.", dropped,
-                          o->msgs->len);
+                log_debug("%u of %u message(s) not sent (the broker is away); the hosts catch up later.",
+                          dropped, o->msgs->len);
 }
 
 int manager_commit(Manager *m, StoreTxn *t, Outbox *o, GError **error)
@@ -330,7 +340,8 @@ static void on_mq_connected(void *userdata)
         if (r < 0)
                 log_warning("Failed to send snapshots after connecting to the broker: %s", e->message);
         else
-                log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url, o->msgs->len);
+                log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url,
+                         o->msgs->len);
 
         g_clear_error(&e);
         if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {
@@ -376,8 +387,8 @@ static void on_mq_report(void *userdata, const char *host_id, NmReport *report)
         g_autoptr(GError) e = NULL;
 
         if (manager_handle_report(m, host_id, report, &e) < 0)
-                log_full(e->code == NM_ERROR_NOT_FOUND ? LOG_DEBUG : LOG_WARNING, "Report of host %s not applied: %s",
-                         host_id, e->message);
+                log_full(e->code == NM_ERROR_NOT_FOUND ? LOG_DEBUG : LOG_WARNING,
+                         "Report of host %s not applied: %s", host_id, e->message);
 }
 
 static int start_mq(Manager *m)
@@ -436,8 +447,8 @@ int manager_start(Manager *m)
                 return r;
         m->api_url = g_strdup(c->api_url ?: http_url(m->http));
         if (!c->api_url && (strstr(m->api_url, "//0.0.0.0:") || strstr(m->api_url, "//[::]:")))
-                log_warning("api_url is not set and the API listens on a wildcard address: enrollment tokens will "
-                            "carry %s, which hosts cannot reach; set api_url.",
+                log_warning("api_url is not set and the API listens on a wildcard address: enrollment "
+                            "tokens will carry %s, which hosts cannot reach; set api_url.",
                             m->api_url);
 
         if (manager_broker_enabled(m)) {
@@ -445,13 +456,14 @@ int manager_start(Manager *m)
                 if (r < 0)
                         return r;
         } else
-                log_notice("No broker configured (broker_url is empty): hosts get no MQTT account and no pushed "
-                           "changes.");
+                log_notice("No broker configured (broker_url is empty): hosts get no MQTT account and no "
+                           "pushed changes.");
 
-        log_info("Listening on %s%s", http_url(m->http), http_socket_activated(m->http) ? " (socket from systemd)" : "");
+        log_info("Listening on %s%s", http_url(m->http),
+                 http_socket_activated(m->http) ? " (socket from systemd)" : "");
         log_debug("Enrollment tokens carry %s; database %s; server name \"%s\".", m->api_url,
                   store_backend_name(m->store), c->server_name);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on %s", http_url(m->http));
+        (void)sd_notifyf(false, "READY=1\nSTATUS=Listening on %s", http_url(m->http));
         return 0;
 }
 

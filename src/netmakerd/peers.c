@@ -13,7 +13,7 @@ PeerView *peer_view_new(Network *network)
 {
         PeerView *v = g_new0(PeerView, 1);
         v->network = network;
-        v->members = g_ptr_array_new_with_free_func((GDestroyNotify) member_free);
+        v->members = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
         return v;
 }
 
@@ -50,7 +50,7 @@ static void out_msg_free(OutMsg *m)
 Outbox *outbox_new(void)
 {
         Outbox *o = g_new0(Outbox, 1);
-        o->msgs = g_ptr_array_new_with_free_func((GDestroyNotify) out_msg_free);
+        o->msgs = g_ptr_array_new_with_free_func((GDestroyNotify)out_msg_free);
         return o;
 }
 
@@ -129,7 +129,7 @@ NmPeer *peers_make_peer(const Network *n, const Member *m)
         if (m->node->ipv6)
                 g_ptr_array_add(allowed, g_strconcat(m->node->ipv6, "/128", NULL));
         g_ptr_array_add(allowed, NULL);
-        p->allowed_ips = (char **) g_ptr_array_free(allowed, false);
+        p->allowed_ips = (char **)g_ptr_array_free(allowed, false);
         p->keepalive = n->keepalive;
         p->ipv4 = g_strdup(m->node->ipv4);
         p->ipv6 = g_strdup(m->node->ipv6);
@@ -163,7 +163,7 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->dns_domain = g_strdup(v->network->dns_domain);
         s->connected = self->node->connected;
         if (with_peers) {
-                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 for (guint i = 0; i < v->members->len; i++) {
                         const Member *m = v->members->pdata[i];
                         if (is_peer_of(m, self))
@@ -278,7 +278,7 @@ int peers_load_view(Store *s, const char *network, PeerView **ret, GError **erro
 int peers_load_host_views(Store *s, const char *host_id, GPtrArray **ret, GError **error)
 {
         g_autoptr(GPtrArray) nodes = NULL;
-        g_autoptr(GPtrArray) views = g_ptr_array_new_with_free_func((GDestroyNotify) peer_view_free);
+        g_autoptr(GPtrArray) views = g_ptr_array_new_with_free_func((GDestroyNotify)peer_view_free);
         int r;
 
         r = store_node_list(s, NULL, host_id, &nodes, error);
@@ -286,7 +286,7 @@ int peers_load_host_views(Store *s, const char *host_id, GPtrArray **ret, GError
                 return r;
         for (guint i = 0; i < nodes->len; i++) {
                 PeerView *v;
-                r = peers_load_view(s, ((Node *) nodes->pdata[i])->network, &v, error);
+                r = peers_load_view(s, ((Node *)nodes->pdata[i])->network, &v, error);
                 if (r < 0)
                         return r;
                 g_ptr_array_add(views, v);
@@ -299,8 +299,8 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
-        g_autoptr(GHashTable) views = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                                            (GDestroyNotify) peer_view_free);
+        g_autoptr(GHashTable) views =
+                g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
         int r;
 
         r = store_network_list(s, &networks, error);
@@ -334,7 +334,7 @@ int peers_host_state(Store *s, const Host *h, NmState **ret, GError **error)
         int r = peers_load_host_views(s, h->id, &views, error);
         if (r < 0)
                 return r;
-        *ret = peers_state(h, (PeerView *const *) views->pdata, views->len);
+        *ret = peers_state(h, (PeerView *const *)views->pdata, views->len);
         return 0;
 }
 
@@ -364,8 +364,8 @@ int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host
                 return r;
         r = store_node_find(s, h->id, network, &existing, &e);
         if (r >= 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "Host \"%s\" is already in network \"%s\"", h->name,
-                            network);
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "Host \"%s\" is already in network \"%s\"",
+                            h->name, network);
                 return -EEXIST;
         }
         if (r != -ENOENT) {
@@ -379,7 +379,7 @@ int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host
         node->host_name = g_strdup(h->name);
         node->network = g_strdup(network);
         node->connected = true;
-        node->created_at = (gint64) g_get_real_time() / G_USEC_PER_SEC;
+        node->created_at = (gint64)g_get_real_time() / G_USEC_PER_SEC;
         r = ipam_assign(s, n, node, error);
         if (r < 0)
                 return r;
@@ -499,7 +499,7 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
                 gpointer port;
                 if (g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
                     GPOINTER_TO_UINT(port) != n->listen_port) {
-                        r = store_node_set_listen_port(s, n->id, (guint16) GPOINTER_TO_UINT(port), error);
+                        r = store_node_set_listen_port(s, n->id, (guint16)GPOINTER_TO_UINT(port), error);
                         if (r < 0)
                                 return r;
                         g_hash_table_add(changed, n->network);
@@ -545,8 +545,8 @@ int peers_snapshot_all(Store *s, Outbox *o, GError **error)
 {
         g_autoptr(GHashTable) views = NULL;
         g_autoptr(GPtrArray) hosts = NULL;
-        g_autoptr(GHashTable) by_host = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                                              (GDestroyNotify) g_ptr_array_unref);
+        g_autoptr(GHashTable) by_host =
+                g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
         GHashTableIter it;
         gpointer value;
         int r;
@@ -575,7 +575,7 @@ int peers_snapshot_all(Store *s, Outbox *o, GError **error)
                 const Host *h = hosts->pdata[i];
                 GPtrArray *a = g_hash_table_lookup(by_host, h->id);
                 NmMessage *msg = nm_message_new(NM_MSG_SNAPSHOT, 0);
-                msg->state = peers_state(h, a ? (PeerView *const *) a->pdata : NULL, a ? a->len : 0);
+                msg->state = peers_state(h, a ? (PeerView *const *)a->pdata : NULL, a ? a->len : 0);
                 outbox_add(o, h, msg);
         }
         return 0;

@@ -98,26 +98,27 @@ static int prepare_file(const char *path, GError **error)
 
         if (g_mkdir_with_parents(dir, 0700) < 0) {
                 int r = -errno;
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "Failed to create the database directory %s: %s",
-                            dir, g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                            "Failed to create the database directory %s: %s", dir, g_strerror(-r));
                 return r;
         }
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0) {
                 int r = -errno;
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "Failed to open the database %s: %s", path,
-                            g_strerror(-r));
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "Failed to open the database %s: %s",
+                            path, g_strerror(-r));
                 return r;
         }
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "The database %s is not a regular file", path);
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "The database %s is not a regular file",
+                            path);
                 return -EINVAL;
         }
         if ((st.st_mode & 0077) && st.st_uid == geteuid()) {
                 log_debug("Tightening the permissions of %s to 0600.", path);
-                (void) fchmod(fd, st.st_mode & 0700);
+                (void)fchmod(fd, st.st_mode & 0700);
         }
         return 0;
 }
@@ -132,13 +133,15 @@ static int sqlite_open(const char *location, void **ret, GError **error)
                 return r;
 
         d = g_new0(SqliteDb, 1);
-        rc = sqlite3_open_v2(location, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        rc = sqlite3_open_v2(location, &d->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {
                 if (d->db)
                         r = map_error(d->db, rc, "open", error);
                 else {
                         r = -ENOMEM;
-                        g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to open %s: out of memory", location);
+                        g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to open %s: out of memory",
+                                    location);
                 }
                 sqlite_close(d);
                 return r;
@@ -148,7 +151,8 @@ static int sqlite_open(const char *location, void **ret, GError **error)
 
         /* A second netmakerd (or an admin's sqlite3 shell) may hold the lock for a moment. */
         sqlite3_busy_timeout(d->db, 5000);
-        r = exec_script(d, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error);
+        r = exec_script(d, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                        error);
         if (r < 0) {
                 g_prefix_error(error, "%s: ", location);
                 sqlite_close(d);
@@ -181,8 +185,8 @@ static int sqlite_rollback(void *p)
         return step_script(p, "ROLLBACK", NULL);
 }
 
-static int sqlite_exec(void *p, const char *sql, const StoreValue *params, size_t n_params, StoreResult **ret,
-                       GError **error)
+static int sqlite_exec(void *p, const char *sql, const StoreValue *params, size_t n_params,
+                       StoreResult **ret, GError **error)
 {
         SqliteDb *d = p;
         sqlite3_stmt *stmt = g_hash_table_lookup(d->statements, sql);
@@ -223,7 +227,7 @@ static int sqlite_exec(void *p, const char *sql, const StoreValue *params, size_
                 }
         }
 
-        res = store_result_new((guint) sqlite3_column_count(stmt));
+        res = store_result_new((guint)sqlite3_column_count(stmt));
         for (;;) {
                 rc = sqlite3_step(stmt);
                 if (rc == SQLITE_DONE)
@@ -236,15 +240,17 @@ static int sqlite_exec(void *p, const char *sql, const StoreValue *params, size_
                 }
                 store_result_add_row(res);
                 for (guint c = 0; c < res->n_cols; c++) {
-                        switch (sqlite3_column_type(stmt, (int) c)) {
+                        switch (sqlite3_column_type(stmt, (int)c)) {
                         case SQLITE_NULL:
                                 store_result_set(res, c, STORE_NULL, 0, NULL);
                                 break;
                         case SQLITE_INTEGER:
-                                store_result_set(res, c, STORE_INT, sqlite3_column_int64(stmt, (int) c), NULL);
+                                store_result_set(res, c, STORE_INT, sqlite3_column_int64(stmt, (int)c),
+                                                 NULL);
                                 break;
                         default:
-                                store_result_set(res, c, STORE_TEXT, 0, (const char *) sqlite3_column_text(stmt, (int) c));
+                                store_result_set(res, c, STORE_TEXT, 0,
+                                                 (const char *)sqlite3_column_text(stmt, (int)c));
                                 break;
                         }
                 }

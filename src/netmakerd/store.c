@@ -106,9 +106,7 @@ static const char *const migrations[] = {
         "  mtu INTEGER NOT NULL,"
         "  dns_domain TEXT NOT NULL,"
         "  created_at BIGINT NOT NULL);"
-        "CREATE TABLE enrollment_keys ("
-        "  id TEXT PRIMARY KEY,"
-        "  name TEXT NOT NULL,"
+        "CREATE TABLE enrollment_keys (  id TEXT PRIMARY KEY,  name TEXT NOT NULL,"
         "  value TEXT NOT NULL UNIQUE,"
         "  uses_remaining INTEGER NOT NULL,"
         "  unlimited INTEGER NOT NULL,"
@@ -136,8 +134,7 @@ static const char *const migrations[] = {
         "  last_checkin BIGINT NOT NULL,"
         "  created_at BIGINT NOT NULL,"
         "  serial BIGINT NOT NULL);"
-        "CREATE TABLE nodes ("
-        "  id TEXT PRIMARY KEY,"
+        "CREATE TABLE nodes (  id TEXT PRIMARY KEY,"
         "  host_id TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,"
         "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
         "  ipv4 TEXT,"
@@ -156,7 +153,7 @@ static const char *const migrations[] = {
 
 static gint64 now_sec(void)
 {
-        return (gint64) time(NULL);
+        return (gint64)time(NULL);
 }
 
 static int migrate(Store *s, GError **error)
@@ -179,21 +176,21 @@ static int migrate(Store *s, GError **error)
         if (r < 0)
                 return r;
         gint64 have = res->n_rows > 0 ? store_result_int(res, 0, 0) : 0;
-        if (have > (gint64) ELEMENTSOF(migrations)) {
+        if (have > (gint64)ELEMENTSOF(migrations)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL,
                             "The database has schema version %" G_GINT64_FORMAT
                             ", newer than this netmakerd knows (%zu): refusing to use it",
                             have, ELEMENTSOF(migrations));
                 return -EPROTO;
         }
-        for (gint64 v = have + 1; v <= (gint64) ELEMENTSOF(migrations); v++) {
+        for (gint64 v = have + 1; v <= (gint64)ELEMENTSOF(migrations); v++) {
                 log_debug("Applying database schema migration %" G_GINT64_FORMAT ".", v);
                 r = s->backend->exec_script(s->db, migrations[v - 1], error);
                 if (r < 0)
                         return r;
-                StoreValue p[] = { SV_INT(v), SV_INT(now_sec()) };
-                r = store_exec(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", p, 2, NULL,
-                               error);
+                StoreValue p[] = {SV_INT(v), SV_INT(now_sec())};
+                r = store_exec(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", p, 2,
+                               NULL, error);
                 if (r < 0)
                         return r;
         }
@@ -210,7 +207,8 @@ int store_open(const char *url, Store **ret, GError **error)
                 s->backend = &store_backend_sqlite;
                 location = url + strlen("sqlite://");
         } else {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unsupported database URL: use sqlite:///PATH");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Unsupported database URL: use sqlite:///PATH");
                 return -EOPNOTSUPP;
         }
         r = s->backend->open(location, &s->db, error);
@@ -344,7 +342,7 @@ static int conflict(int r, GError **error, const char *fmt, ...)
 int store_setting_get(Store *s, const char *name, char **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(name) };
+        StoreValue p[] = {SV_TEXT(name)};
         int r = store_exec(s, "SELECT value FROM settings WHERE name = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -356,7 +354,7 @@ int store_setting_get(Store *s, const char *name, char **ret, GError **error)
 
 int store_setting_set(Store *s, const char *name, const char *value, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(name), SV_TEXT(value) };
+        StoreValue p[] = {SV_TEXT(name), SV_TEXT(value)};
         return store_exec(s,
                           "INSERT INTO settings (name, value) VALUES ($1, $2) "
                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -391,7 +389,7 @@ static User *user_from_row(const StoreResult *res, guint row)
 int store_user_get(Store *s, const char *username, User **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(username) };
+        StoreValue p[] = {SV_TEXT(username)};
         int r = store_exec(s, "SELECT " USER_COLUMNS " FROM users WHERE username = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -407,7 +405,7 @@ int store_user_list(Store *s, GPtrArray **ret, GError **error)
         int r = store_exec(s, "SELECT " USER_COLUMNS " FROM users ORDER BY username", NULL, 0, &res, error);
         if (r < 0)
                 return r;
-        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify) user_free);
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)user_free);
         for (guint i = 0; i < res->n_rows; i++)
                 g_ptr_array_add(a, user_from_row(res, i));
         *ret = a;
@@ -416,17 +414,18 @@ int store_user_list(Store *s, GPtrArray **ret, GError **error)
 
 int store_user_insert(Store *s, const User *u, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role), SV_INT(u->created_at),
-                           SV_INT(u->password_changed_at) };
-        int r = store_exec(s, "INSERT INTO users (" USER_COLUMNS ") VALUES ($1, $2, $3, $4, $5)", p, 5, NULL, error);
+        StoreValue p[] = {SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role),
+                          SV_INT(u->created_at), SV_INT(u->password_changed_at)};
+        int r = store_exec(s, "INSERT INTO users (" USER_COLUMNS ") VALUES ($1, $2, $3, $4, $5)", p, 5, NULL,
+                           error);
         return conflict(r, error, "User \"%s\" already exists", u->username);
 }
 
 int store_user_update(Store *s, const User *u, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role),
-                           SV_INT(u->password_changed_at) };
+        StoreValue p[] = {SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role),
+                          SV_INT(u->password_changed_at)};
         int r = store_exec(s,
                            "UPDATE users SET password_hash = $2, role = $3, password_changed_at = $4 "
                            "WHERE username = $1",
@@ -441,7 +440,7 @@ int store_user_update(Store *s, const User *u, GError **error)
 int store_user_delete(Store *s, const char *username, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(username) };
+        StoreValue p[] = {SV_TEXT(username)};
         int r = store_exec(s, "DELETE FROM users WHERE username = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -453,7 +452,7 @@ int store_user_delete(Store *s, const char *username, GError **error)
 int store_user_count(Store *s, const char *role, gint64 *ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(role) };
+        StoreValue p[] = {SV_TEXT(role)};
         int r = role ? store_exec(s, "SELECT COUNT(*) FROM users WHERE role = $1", p, 1, &res, error)
                      : store_exec(s, "SELECT COUNT(*) FROM users", NULL, 0, &res, error);
         if (r < 0)
@@ -475,7 +474,7 @@ void network_free(Network *n)
         g_free(n);
 }
 
-#define NETWORK_SELECT                                                                                       \
+#define NETWORK_SELECT                                                                                      \
         "SELECT n.name, n.ipv4_range, n.ipv6_range, n.listen_port, n.keepalive, n.mtu, n.dns_domain, "      \
         "n.created_at, (SELECT COUNT(*) FROM nodes WHERE nodes.network = n.name) FROM networks n "
 
@@ -485,9 +484,9 @@ static Network *network_from_row(const StoreResult *res, guint row)
         n->name = g_strdup(store_result_text(res, row, 0));
         n->ipv4_range = g_strdup(store_result_text(res, row, 1));
         n->ipv6_range = g_strdup(store_result_text(res, row, 2));
-        n->listen_port = (guint16) store_result_int(res, row, 3);
-        n->keepalive = (guint) store_result_int(res, row, 4);
-        n->mtu = (guint) store_result_int(res, row, 5);
+        n->listen_port = (guint16)store_result_int(res, row, 3);
+        n->keepalive = (guint)store_result_int(res, row, 4);
+        n->mtu = (guint)store_result_int(res, row, 5);
         n->dns_domain = g_strdup(store_result_text(res, row, 6));
         n->created_at = store_result_int(res, row, 7);
         n->n_nodes = store_result_int(res, row, 8);
@@ -497,7 +496,7 @@ static Network *network_from_row(const StoreResult *res, guint row)
 int store_network_get(Store *s, const char *name, Network **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(name) };
+        StoreValue p[] = {SV_TEXT(name)};
         int r = store_exec(s, NETWORK_SELECT "WHERE n.name = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -513,7 +512,7 @@ int store_network_list(Store *s, GPtrArray **ret, GError **error)
         int r = store_exec(s, NETWORK_SELECT "ORDER BY n.name", NULL, 0, &res, error);
         if (r < 0)
                 return r;
-        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify) network_free);
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)network_free);
         for (guint i = 0; i < res->n_rows; i++)
                 g_ptr_array_add(a, network_from_row(res, i));
         *ret = a;
@@ -522,21 +521,22 @@ int store_network_list(Store *s, GPtrArray **ret, GError **error)
 
 int store_network_insert(Store *s, const Network *n, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(n->name),        SV_TEXT(n->ipv4_range), SV_TEXT(n->ipv6_range),
-                           SV_INT(n->listen_port),  SV_INT(n->keepalive),   SV_INT(n->mtu),
-                           SV_TEXT(n->dns_domain),  SV_INT(n->created_at) };
-        int r = store_exec(s,
-                           "INSERT INTO networks (name, ipv4_range, ipv6_range, listen_port, keepalive, mtu, "
-                           "dns_domain, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                           p, 8, NULL, error);
+        StoreValue p[] = {SV_TEXT(n->name),       SV_TEXT(n->ipv4_range), SV_TEXT(n->ipv6_range),
+                          SV_INT(n->listen_port), SV_INT(n->keepalive),   SV_INT(n->mtu),
+                          SV_TEXT(n->dns_domain), SV_INT(n->created_at)};
+        int r = store_exec(
+                s,
+                "INSERT INTO networks (name, ipv4_range, ipv6_range, listen_port, keepalive, mtu, "
+                "dns_domain, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                p, 8, NULL, error);
         return conflict(r, error, "Network \"%s\" already exists", n->name);
 }
 
 int store_network_update(Store *s, const Network *n, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(n->name), SV_INT(n->listen_port), SV_INT(n->keepalive), SV_INT(n->mtu),
-                           SV_TEXT(n->dns_domain) };
+        StoreValue p[] = {SV_TEXT(n->name), SV_INT(n->listen_port), SV_INT(n->keepalive), SV_INT(n->mtu),
+                          SV_TEXT(n->dns_domain)};
         int r = store_exec(s,
                            "UPDATE networks SET listen_port = $2, keepalive = $3, mtu = $4, dns_domain = $5 "
                            "WHERE name = $1",
@@ -551,7 +551,7 @@ int store_network_update(Store *s, const Network *n, GError **error)
 int store_network_delete(Store *s, const char *name, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(name) };
+        StoreValue p[] = {SV_TEXT(name)};
         int r = store_exec(s, "DELETE FROM networks WHERE name = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -574,15 +574,17 @@ void enrollment_key_free(EnrollmentKey *k)
         g_free(k);
 }
 
-#define KEY_SELECT                                                                                           \
-        "SELECT id, name, value, uses_remaining, unlimited, expires_at, tags, created_at FROM enrollment_keys "
+#define KEY_SELECT                                                                                          \
+        "SELECT id, name, value, uses_remaining, unlimited, expires_at, tags, created_at FROM "             \
+        "enrollment_keys "
 
 static int key_networks(Store *s, EnrollmentKey *k, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(k->id) };
-        int r = store_exec(s, "SELECT network FROM enrollment_key_networks WHERE key_id = $1 ORDER BY position", p,
-                           1, &res, error);
+        StoreValue p[] = {SV_TEXT(k->id)};
+        int r = store_exec(s,
+                           "SELECT network FROM enrollment_key_networks WHERE key_id = $1 ORDER BY position",
+                           p, 1, &res, error);
         if (r < 0)
                 return r;
         k->networks = g_new0(char *, res->n_rows + 1);
@@ -614,9 +616,9 @@ static int keys_from_result(Store *s, const StoreResult *res, GPtrArray *out, GE
 static int key_get_where(Store *s, const char *where, const char *arg, EnrollmentKey **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify) enrollment_key_free);
+        g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify)enrollment_key_free);
         g_autofree char *sql = g_strconcat(KEY_SELECT, where, NULL);
-        StoreValue p[] = { SV_TEXT(arg) };
+        StoreValue p[] = {SV_TEXT(arg)};
         int r = store_exec(s, sql, p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -641,16 +643,17 @@ int store_key_get_by_value(Store *s, const char *value, EnrollmentKey **ret, GEr
 {
         int r = key_get_where(s, "WHERE value = $1", value, ret, error);
         if (r == -ENOENT)
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The enrollment token's key is not known to this server (deleted, or from another "
-                            "server)");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                        "The enrollment token's key is not known to this server (deleted, or from another "
+                        "server)");
         return r;
 }
 
 int store_key_list(Store *s, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify) enrollment_key_free);
+        g_autoptr(GPtrArray) a = g_ptr_array_new_with_free_func((GDestroyNotify)enrollment_key_free);
         int r = store_exec(s, KEY_SELECT "ORDER BY created_at, id", NULL, 0, &res, error);
         if (r < 0)
                 return r;
@@ -664,19 +667,22 @@ int store_key_list(Store *s, GPtrArray **ret, GError **error)
 int store_key_insert(Store *s, const EnrollmentKey *k, GError **error)
 {
         g_autofree char *tags = strv_to_json(k->tags);
-        StoreValue p[] = { SV_TEXT(k->id),         SV_TEXT(k->name),       SV_TEXT(k->value),
-                           SV_INT(k->uses_remaining), SV_INT(k->unlimited), SV_INT(k->expires_at),
-                           SV_TEXT(tags),          SV_INT(k->created_at) };
-        int r = store_exec(s,
-                           "INSERT INTO enrollment_keys (id, name, value, uses_remaining, unlimited, expires_at, "
-                           "tags, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                           p, 8, NULL, error);
+        StoreValue p[] = {
+                SV_TEXT(k->id),       SV_TEXT(k->name),      SV_TEXT(k->value), SV_INT(k->uses_remaining),
+                SV_INT(k->unlimited), SV_INT(k->expires_at), SV_TEXT(tags),     SV_INT(k->created_at)};
+        int r = store_exec(
+                s,
+                "INSERT INTO enrollment_keys (id, name, value, uses_remaining, unlimited, expires_at, "
+                "tags, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                p, 8, NULL, error);
         r = conflict(r, error, "Enrollment key \"%s\" already exists", k->id);
         if (r < 0)
                 return r;
         for (guint i = 0; k->networks && k->networks[i]; i++) {
-                StoreValue q[] = { SV_TEXT(k->id), SV_TEXT(k->networks[i]), SV_INT(i) };
-                r = store_exec(s, "INSERT INTO enrollment_key_networks (key_id, network, position) VALUES ($1, $2, $3)",
+                StoreValue q[] = {SV_TEXT(k->id), SV_TEXT(k->networks[i]), SV_INT(i)};
+                r = store_exec(s,
+                               "INSERT INTO enrollment_key_networks (key_id, network, position) VALUES ($1, "
+                               "$2, $3)",
                                q, 3, NULL, error);
                 if (r == -ENOENT) {
                         g_clear_error(error);
@@ -692,7 +698,7 @@ int store_key_insert(Store *s, const EnrollmentKey *k, GError **error)
 int store_key_delete(Store *s, const char *id, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
+        StoreValue p[] = {SV_TEXT(id)};
         int r = store_exec(s, "DELETE FROM enrollment_keys WHERE id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -704,20 +710,21 @@ int store_key_delete(Store *s, const char *id, GError **error)
 int store_key_take_use(Store *s, const EnrollmentKey *k, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(k->id), SV_INT(now_sec()) };
+        StoreValue p[] = {SV_TEXT(k->id), SV_INT(now_sec())};
 
         /* One statement decides: two registrations racing for the last use cannot both change the
          * row. The expiry is checked again here so that a key expiring meanwhile is not used. */
-        int r = store_exec(s,
-                           "UPDATE enrollment_keys SET uses_remaining = uses_remaining - CASE WHEN unlimited = 0 "
-                           "THEN 1 ELSE 0 END WHERE id = $1 AND (unlimited <> 0 OR uses_remaining > 0) AND "
-                           "(expires_at = 0 OR expires_at > $2)",
-                           p, 2, &res, error);
+        int r = store_exec(
+                s,
+                "UPDATE enrollment_keys SET uses_remaining = uses_remaining - CASE WHEN unlimited = 0 "
+                "THEN 1 ELSE 0 END WHERE id = $1 AND (unlimited <> 0 OR uses_remaining > 0) AND "
+                "(expires_at = 0 OR expires_at > $2)",
+                p, 2, &res, error);
         if (r < 0)
                 return r;
         if (res->changes != 1) {
-                g_set_error(error, NM_ERROR, NM_ERROR_GONE, "The enrollment key \"%s\" is used up or expired",
-                            k->name);
+                g_set_error(error, NM_ERROR, NM_ERROR_GONE,
+                            "The enrollment key \"%s\" is used up or expired", k->name);
                 return -ESTALE;
         }
         return 0;
@@ -755,8 +762,8 @@ Host *host_copy(const Host *h)
         return c;
 }
 
-#define HOST_COLUMNS                                                                                         \
-        "h.id, h.name, h.os, h.version, h.wg_public_key, h.msg_public_key, h.listen_port, h.endpoints, "     \
+#define HOST_COLUMNS                                                                                        \
+        "h.id, h.name, h.os, h.version, h.wg_public_key, h.msg_public_key, h.listen_port, h.endpoints, "    \
         "h.public_endpoint, h.credential_hash, h.tags, h.last_checkin, h.created_at, h.serial"
 #define HOST_N_COLUMNS 14
 
@@ -767,23 +774,23 @@ static Host *host_from_row(const StoreResult *res, guint row, guint c)
         h->name = g_strdup(store_result_text(res, row, c + 1));
         h->os = g_strdup(store_result_text(res, row, c + 2));
         h->version = g_strdup(store_result_text(res, row, c + 3));
-        (void) nm_key_from_base64(store_result_text(res, row, c + 4), &h->wg_key);
-        (void) nm_key_from_base64(store_result_text(res, row, c + 5), &h->msg_key);
-        h->listen_port = (guint16) store_result_int(res, row, c + 6);
+        (void)nm_key_from_base64(store_result_text(res, row, c + 4), &h->wg_key);
+        (void)nm_key_from_base64(store_result_text(res, row, c + 5), &h->msg_key);
+        h->listen_port = (guint16)store_result_int(res, row, c + 6);
         h->endpoints = json_to_strv(store_result_text(res, row, c + 7));
         h->public_endpoint = g_strdup(store_result_text(res, row, c + 8));
         h->credential_hash = g_strdup(store_result_text(res, row, c + 9));
         h->tags = json_to_strv(store_result_text(res, row, c + 10));
         h->last_checkin = store_result_int(res, row, c + 11);
         h->created_at = store_result_int(res, row, c + 12);
-        h->serial = (guint64) store_result_int(res, row, c + 13);
+        h->serial = (guint64)store_result_int(res, row, c + 13);
         return h;
 }
 
 int store_host_get(Store *s, const char *id, Host **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
+        StoreValue p[] = {SV_TEXT(id)};
         int r = store_exec(s, "SELECT " HOST_COLUMNS " FROM hosts h WHERE h.id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -796,10 +803,11 @@ int store_host_get(Store *s, const char *id, Host **ret, GError **error)
 int store_host_list(Store *s, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        int r = store_exec(s, "SELECT " HOST_COLUMNS " FROM hosts h ORDER BY h.name, h.id", NULL, 0, &res, error);
+        int r = store_exec(s, "SELECT " HOST_COLUMNS " FROM hosts h ORDER BY h.name, h.id", NULL, 0, &res,
+                           error);
         if (r < 0)
                 return r;
-        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify) host_free);
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)host_free);
         for (guint i = 0; i < res->n_rows; i++)
                 g_ptr_array_add(a, host_from_row(res, i, 0));
         *ret = a;
@@ -814,16 +822,26 @@ int store_host_insert(Store *s, const Host *h, GError **error)
 
         nm_key_to_base64(&h->wg_key, wg);
         nm_key_to_base64(&h->msg_key, msg);
-        StoreValue p[] = { SV_TEXT(h->id),        SV_TEXT(h->name),           SV_TEXT(h->os),
-                           SV_TEXT(h->version),   SV_TEXT(wg),                SV_TEXT(msg),
-                           SV_INT(h->listen_port), SV_TEXT(endpoints),        SV_TEXT(h->public_endpoint),
-                           SV_TEXT(h->credential_hash), SV_TEXT(tags),        SV_INT(h->last_checkin),
-                           SV_INT(h->created_at), SV_INT(h->serial) };
-        int r = store_exec(s,
-                           "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
-                           "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                           p, 14, NULL, error);
+        StoreValue p[] = {SV_TEXT(h->id),
+                          SV_TEXT(h->name),
+                          SV_TEXT(h->os),
+                          SV_TEXT(h->version),
+                          SV_TEXT(wg),
+                          SV_TEXT(msg),
+                          SV_INT(h->listen_port),
+                          SV_TEXT(endpoints),
+                          SV_TEXT(h->public_endpoint),
+                          SV_TEXT(h->credential_hash),
+                          SV_TEXT(tags),
+                          SV_INT(h->last_checkin),
+                          SV_INT(h->created_at),
+                          SV_INT(h->serial)};
+        int r = store_exec(
+                s,
+                "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
+                "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                p, 14, NULL, error);
         return conflict(r, error, "A host with the WireGuard public key %s is already registered", wg);
 }
 
@@ -831,13 +849,19 @@ int store_host_update(Store *s, const Host *h, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
         g_autofree char *endpoints = strv_to_json(h->endpoints);
-        StoreValue p[] = { SV_TEXT(h->id),         SV_TEXT(h->name),      SV_TEXT(h->os),
-                           SV_TEXT(h->version),    SV_INT(h->listen_port), SV_TEXT(endpoints),
-                           SV_TEXT(h->public_endpoint), SV_INT(h->last_checkin) };
-        int r = store_exec(s,
-                           "UPDATE hosts SET name = $2, os = $3, version = $4, listen_port = $5, endpoints = $6, "
-                           "public_endpoint = $7, last_checkin = $8 WHERE id = $1",
-                           p, 8, &res, error);
+        StoreValue p[] = {SV_TEXT(h->id),
+                          SV_TEXT(h->name),
+                          SV_TEXT(h->os),
+                          SV_TEXT(h->version),
+                          SV_INT(h->listen_port),
+                          SV_TEXT(endpoints),
+                          SV_TEXT(h->public_endpoint),
+                          SV_INT(h->last_checkin)};
+        int r = store_exec(
+                s,
+                "UPDATE hosts SET name = $2, os = $3, version = $4, listen_port = $5, endpoints = $6, "
+                "public_endpoint = $7, last_checkin = $8 WHERE id = $1",
+                p, 8, &res, error);
         if (r < 0)
                 return r;
         if (res->changes == 0)
@@ -848,7 +872,7 @@ int store_host_update(Store *s, const Host *h, GError **error)
 int store_host_delete(Store *s, const char *id, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
+        StoreValue p[] = {SV_TEXT(id)};
         int r = store_exec(s, "DELETE FROM hosts WHERE id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -860,14 +884,14 @@ int store_host_delete(Store *s, const char *id, GError **error)
 int store_host_bump_serial(Store *s, const char *id, guint64 *ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
-        int r = store_exec(s, "UPDATE hosts SET serial = serial + 1 WHERE id = $1 RETURNING serial", p, 1, &res,
-                           error);
+        StoreValue p[] = {SV_TEXT(id)};
+        int r = store_exec(s, "UPDATE hosts SET serial = serial + 1 WHERE id = $1 RETURNING serial", p, 1,
+                           &res, error);
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
                 return not_found(error, "Host", id);
-        *ret = (guint64) store_result_int(res, 0, 0);
+        *ret = (guint64)store_result_int(res, 0, 0);
         return 0;
 }
 
@@ -876,7 +900,7 @@ int store_host_find_by_wg_key(Store *s, const NmKey *key, char **ret_id, GError 
         g_autoptr(StoreResult) res = NULL;
         char wg[NM_KEY_B64_LEN + 1];
         nm_key_to_base64(key, wg);
-        StoreValue p[] = { SV_TEXT(wg) };
+        StoreValue p[] = {SV_TEXT(wg)};
         int r = store_exec(s, "SELECT id FROM hosts WHERE wg_public_key = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -923,10 +947,10 @@ void member_free(Member *m)
         g_free(m);
 }
 
-#define NODE_COLUMNS                                                                                         \
+#define NODE_COLUMNS                                                                                        \
         "d.id, d.host_id, h.name, d.network, d.ipv4, d.ipv6, d.listen_port, d.connected, d.created_at"
 #define NODE_N_COLUMNS 9
-#define NODE_FROM " FROM nodes d JOIN hosts h ON h.id = d.host_id "
+#define NODE_FROM      " FROM nodes d JOIN hosts h ON h.id = d.host_id "
 
 static Node *node_from_row(const StoreResult *res, guint row)
 {
@@ -937,7 +961,7 @@ static Node *node_from_row(const StoreResult *res, guint row)
         n->network = g_strdup(store_result_text(res, row, 3));
         n->ipv4 = g_strdup(store_result_text(res, row, 4));
         n->ipv6 = g_strdup(store_result_text(res, row, 5));
-        n->listen_port = (guint16) store_result_int(res, row, 6);
+        n->listen_port = (guint16)store_result_int(res, row, 6);
         n->connected = store_result_int(res, row, 7) != 0;
         n->created_at = store_result_int(res, row, 8);
         return n;
@@ -946,7 +970,7 @@ static Node *node_from_row(const StoreResult *res, guint row)
 int store_node_get(Store *s, const char *id, Node **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
+        StoreValue p[] = {SV_TEXT(id)};
         int r = store_exec(s, "SELECT " NODE_COLUMNS NODE_FROM "WHERE d.id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -959,9 +983,9 @@ int store_node_get(Store *s, const char *id, Node **ret, GError **error)
 int store_node_find(Store *s, const char *host_id, const char *network, Node **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(host_id), SV_TEXT(network) };
-        int r = store_exec(s, "SELECT " NODE_COLUMNS NODE_FROM "WHERE d.host_id = $1 AND d.network = $2", p, 2,
-                           &res, error);
+        StoreValue p[] = {SV_TEXT(host_id), SV_TEXT(network)};
+        int r = store_exec(s, "SELECT " NODE_COLUMNS NODE_FROM "WHERE d.host_id = $1 AND d.network = $2", p,
+                           2, &res, error);
         if (r < 0)
                 return r;
         if (res->n_rows == 0) {
@@ -976,15 +1000,16 @@ int store_node_find(Store *s, const char *host_id, const char *network, Node **r
 int store_node_list(Store *s, const char *network, const char *host_id, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(network), SV_TEXT(host_id) };
+        StoreValue p[] = {SV_TEXT(network), SV_TEXT(host_id)};
         int r = store_exec(s,
                            "SELECT " NODE_COLUMNS NODE_FROM
-                           "WHERE ($1 IS NULL OR d.network = $1) AND ($2 IS NULL OR d.host_id = $2) "
+                           "WHERE (CAST($1 AS TEXT) IS NULL OR d.network = $1) "
+                           "AND (CAST($2 AS TEXT) IS NULL OR d.host_id = $2) "
                            "ORDER BY d.network, d.created_at, d.id",
                            p, 2, &res, error);
         if (r < 0)
                 return r;
-        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify) node_free);
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
         for (guint i = 0; i < res->n_rows; i++)
                 g_ptr_array_add(a, node_from_row(res, i));
         *ret = a;
@@ -993,24 +1018,26 @@ int store_node_list(Store *s, const char *network, const char *host_id, GPtrArra
 
 int store_node_insert(Store *s, const Node *n, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(n->id),   SV_TEXT(n->host_id),    SV_TEXT(n->network),
-                           SV_TEXT(n->ipv4), SV_TEXT(n->ipv6),       SV_INT(n->listen_port),
-                           SV_INT(n->connected), SV_INT(n->created_at) };
-        int r = store_exec(s,
-                           "INSERT INTO nodes (id, host_id, network, ipv4, ipv6, listen_port, connected, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                           p, 8, NULL, error);
+        StoreValue p[] = {SV_TEXT(n->id),       SV_TEXT(n->host_id),  SV_TEXT(n->network),
+                          SV_TEXT(n->ipv4),     SV_TEXT(n->ipv6),     SV_INT(n->listen_port),
+                          SV_INT(n->connected), SV_INT(n->created_at)};
+        int r = store_exec(
+                s,
+                "INSERT INTO nodes (id, host_id, network, ipv4, ipv6, listen_port, connected, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                p, 8, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
                 return not_found(error, "Network", n->network);
         }
-        return conflict(r, error, "The host is already in network \"%s\" (or its address is taken)", n->network);
+        return conflict(r, error, "The host is already in network \"%s\" (or its address is taken)",
+                        n->network);
 }
 
 int store_node_delete(Store *s, const char *id, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(id) };
+        StoreValue p[] = {SV_TEXT(id)};
         int r = store_exec(s, "DELETE FROM nodes WHERE id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -1021,17 +1048,18 @@ int store_node_delete(Store *s, const char *id, GError **error)
 
 int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(id), SV_INT(port) };
+        StoreValue p[] = {SV_TEXT(id), SV_INT(port)};
         return store_exec(s, "UPDATE nodes SET listen_port = $2 WHERE id = $1", p, 2, NULL, error);
 }
 
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(network) };
+        StoreValue p[] = {SV_TEXT(network)};
         int r = store_exec(s,
-                           family == AF_INET ? "SELECT ipv4 FROM nodes WHERE network = $1 AND ipv4 IS NOT NULL"
-                                             : "SELECT ipv6 FROM nodes WHERE network = $1 AND ipv6 IS NOT NULL",
+                           family == AF_INET
+                                   ? "SELECT ipv4 FROM nodes WHERE network = $1 AND ipv4 IS NOT NULL"
+                                   : "SELECT ipv6 FROM nodes WHERE network = $1 AND ipv6 IS NOT NULL",
                            p, 1, &res, error);
         if (r < 0)
                 return r;
@@ -1045,14 +1073,15 @@ int store_node_addresses(Store *s, const char *network, int family, GPtrArray **
 int store_members(Store *s, const char *network, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        StoreValue p[] = { SV_TEXT(network) };
-        int r = store_exec(s,
-                           "SELECT " NODE_COLUMNS ", " HOST_COLUMNS NODE_FROM
-                           "WHERE ($1 IS NULL OR d.network = $1) ORDER BY d.network, d.created_at, d.id",
-                           p, 1, &res, error);
+        StoreValue p[] = {SV_TEXT(network)};
+        int r = store_exec(
+                s,
+                "SELECT " NODE_COLUMNS ", " HOST_COLUMNS NODE_FROM
+                "WHERE (CAST($1 AS TEXT) IS NULL OR d.network = $1) ORDER BY d.network, d.created_at, d.id",
+                p, 1, &res, error);
         if (r < 0)
                 return r;
-        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify) member_free);
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
         for (guint i = 0; i < res->n_rows; i++) {
                 Member *m = g_new0(Member, 1);
                 m->node = node_from_row(res, i);
@@ -1067,21 +1096,23 @@ int store_members(Store *s, const char *network, GPtrArray **ret, GError **error
 
 int store_account_cleanup_add(Store *s, const char *host_id, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(host_id), SV_INT(now_sec()) };
-        return store_exec(s, "INSERT INTO account_cleanup (host_id, queued_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                          p, 2, NULL, error);
+        StoreValue p[] = {SV_TEXT(host_id), SV_INT(now_sec())};
+        return store_exec(
+                s, "INSERT INTO account_cleanup (host_id, queued_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                p, 2, NULL, error);
 }
 
 int store_account_cleanup_remove(Store *s, const char *host_id, GError **error)
 {
-        StoreValue p[] = { SV_TEXT(host_id) };
+        StoreValue p[] = {SV_TEXT(host_id)};
         return store_exec(s, "DELETE FROM account_cleanup WHERE host_id = $1", p, 1, NULL, error);
 }
 
 int store_account_cleanup_list(Store *s, GPtrArray **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        int r = store_exec(s, "SELECT host_id FROM account_cleanup ORDER BY queued_at", NULL, 0, &res, error);
+        int r = store_exec(s, "SELECT host_id FROM account_cleanup ORDER BY queued_at", NULL, 0, &res,
+                           error);
         if (r < 0)
                 return r;
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);

@@ -27,12 +27,12 @@ typedef struct StoreValue {
 
 static inline StoreValue SV_INT(gint64 i)
 {
-        return (StoreValue){ .type = STORE_INT, .i = i };
+        return (StoreValue){.type = STORE_INT, .i = i};
 }
 /* NULL becomes SQL NULL. */
 static inline StoreValue SV_TEXT(const char *s)
 {
-        return (StoreValue){ .type = s ? STORE_TEXT : STORE_NULL, .s = s };
+        return (StoreValue){.type = s ? STORE_TEXT : STORE_NULL, .s = s};
 }
 
 /* Every row of a statement, in memory. */

@@ -87,7 +87,7 @@ static void test_host_credential(void)
         g_assert_true(auth_host_secret_verify(hash, psec));
         g_assert_false(auth_host_secret_verify(hash, "x"));
 
-        char *bad[] = { "nmh.", "nmh.not-a-uuid.abc", "nmu.x.y", "", NULL };
+        char *bad[] = {"nmh.", "nmh.not-a-uuid.abc", "nmu.x.y", "", NULL};
         for (char **b = bad; *b; b++) {
                 g_autofree char *i = NULL, *s = NULL;
                 g_assert_cmpint(auth_host_credential_parse(*b, &i, &s), ==, -EBADMSG);

@@ -15,7 +15,7 @@ static char *write_file(const char *text)
         char *path = NULL;
         int fd = g_file_open_tmp("test-config-XXXXXX.conf", &path, &e);
         g_assert_no_error(e);
-        g_assert_cmpint(write(fd, text, strlen(text)), ==, (ssize_t) strlen(text));
+        g_assert_cmpint(write(fd, text, strlen(text)), ==, (ssize_t)strlen(text));
         close(fd);
         return path;
 }
@@ -31,7 +31,7 @@ static Config *load(const char *file_text, char **envp, GError **error)
 
 static void test_defaults(void)
 {
-        char *env[] = { NULL };
+        char *env[] = {NULL};
         g_autoptr(GError) e = NULL;
         g_autoptr(Config) c = load("", env, &e);
         g_assert_no_error(e);
@@ -59,7 +59,8 @@ static void test_precedence(void)
                            "dns_domain = file.example\n"
                            "default_mtu = 1400\n"
                            "state_directory = /tmp/from-file\n";
-        char *env[] = { "NETMAKERD_DNS_DOMAIN=env.example", "PATH=/usr/bin", "NETMAKERD_TOKEN_LIFETIME=15m", NULL };
+        char *env[] = {"NETMAKERD_DNS_DOMAIN=env.example", "PATH=/usr/bin", "NETMAKERD_TOKEN_LIFETIME=15m",
+                       NULL};
         g_autoptr(GError) e = NULL;
         g_autoptr(Config) c = load(file, env, &e);
         g_assert_no_error(e);
@@ -78,7 +79,7 @@ static void test_precedence(void)
 
 static void test_empty_disables(void)
 {
-        char *env[] = { "NETMAKERD_BROKER_URL=", "NETMAKERD_LISTEN=[::1]:0", NULL };
+        char *env[] = {"NETMAKERD_BROKER_URL=", "NETMAKERD_LISTEN=[::1]:0", NULL};
         g_autoptr(GError) e = NULL;
         g_autoptr(Config) c = load("[netmakerd]\nbroker_url = mqtt://10.0.0.1:1883\n", env, &e);
         g_assert_no_error(e);
@@ -102,35 +103,36 @@ static void expect_error(const char *file, char **env, const char *const *mentio
 
 static void test_invalid(void)
 {
-        char *none[] = { NULL };
+        char *none[] = {NULL};
         expect_error("[netmakerd]\nlisten = 127.0.0.1:99999\n", none,
-                     (const char *[]){ "listen", "\"127.0.0.1:99999\"", "0-65535", NULL }, NULL);
+                     (const char *[]){"listen", "\"127.0.0.1:99999\"", "0-65535", NULL}, NULL);
         expect_error("[netmakerd]\ndefault_mtu = 100\n", none,
-                     (const char *[]){ "default_mtu", "\"100\"", "1280-9000", NULL }, NULL);
-        expect_error("[netmakerd]\nlistne = 1\n", none, (const char *[]){ "Unknown key", "listne", "listen", NULL },
-                     NULL);
-        expect_error("[server]\nlisten = 127.0.0.1:1\n", none, (const char *[]){ "[server]", "[netmakerd]", NULL },
-                     NULL);
-        expect_error("[netmakerd]\ndatabase = mysql://x\n", none, (const char *[]){ "database", "sqlite://", NULL },
-                     NULL);
-        expect_error("[netmakerd]\nbroker_url = http://x\n", none, (const char *[]){ "broker_url", "mqtt://", NULL },
-                     NULL);
-        char *bad_level[] = { "NETMAKERD_LOG_LEVEL=chatty", NULL };
+                     (const char *[]){"default_mtu", "\"100\"", "1280-9000", NULL}, NULL);
+        expect_error("[netmakerd]\nlistne = 1\n", none,
+                     (const char *[]){"Unknown key", "listne", "listen", NULL}, NULL);
+        expect_error("[server]\nlisten = 127.0.0.1:1\n", none,
+                     (const char *[]){"[server]", "[netmakerd]", NULL}, NULL);
+        expect_error("[netmakerd]\ndatabase = mysql://x\n", none,
+                     (const char *[]){"database", "sqlite://", NULL}, NULL);
+        expect_error("[netmakerd]\nbroker_url = http://x\n", none,
+                     (const char *[]){"broker_url", "mqtt://", NULL}, NULL);
+        char *bad_level[] = {"NETMAKERD_LOG_LEVEL=chatty", NULL};
         expect_error("", bad_level,
-                     (const char *[]){ "log_level", "\"chatty\"", "NETMAKERD_LOG_LEVEL", "debug", NULL }, NULL);
-        char *unknown[] = { "NETMAKERD_LISTEN_PROT=1", NULL };
-        expect_error("", unknown, (const char *[]){ "NETMAKERD_LISTEN_PROT", NULL }, NULL);
-        char *short_key[] = { "NETMAKERD_MASTER_KEY=short-secret", NULL };
-        expect_error("", short_key, (const char *[]){ "master_key", "16", NULL }, "short-secret");
-        char *short_pw[] = { "NETMAKERD_ADMIN_PASSWORD=abc", NULL };
-        expect_error("", short_pw, (const char *[]){ "admin_password", NULL }, "abc\"");
+                     (const char *[]){"log_level", "\"chatty\"", "NETMAKERD_LOG_LEVEL", "debug", NULL},
+                     NULL);
+        char *unknown[] = {"NETMAKERD_LISTEN_PROT=1", NULL};
+        expect_error("", unknown, (const char *[]){"NETMAKERD_LISTEN_PROT", NULL}, NULL);
+        char *short_key[] = {"NETMAKERD_MASTER_KEY=short-secret", NULL};
+        expect_error("", short_key, (const char *[]){"master_key", "16", NULL}, "short-secret");
+        char *short_pw[] = {"NETMAKERD_ADMIN_PASSWORD=abc", NULL};
+        expect_error("", short_pw, (const char *[]){"admin_password", NULL}, "abc\"");
 }
 
 static void test_missing_file(void)
 {
         g_autoptr(GError) e = NULL;
         Config *c = NULL;
-        char *env[] = { NULL };
+        char *env[] = {NULL};
         g_assert_cmpint(config_load("/nonexistent/netmakerd.conf", env, &c, &e), <, 0);
         g_assert_nonnull(strstr(e->message, "/nonexistent/netmakerd.conf"));
 }

@@ -108,7 +108,7 @@ static void test_make_peer(void)
         g_assert_cmpuint(s->listen_port, ==, 51830);
         g_assert_cmpuint(s->peers->len, ==, 2);
         for (guint i = 0; i < s->peers->len; i++)
-                g_assert_cmpstr(((NmPeer *) s->peers->pdata[i])->host_id, !=, b->id);
+                g_assert_cmpstr(((NmPeer *)s->peers->pdata[i])->host_id, !=, b->id);
 
         /* A disconnected node is nobody's peer. */
         mc->node->connected = false;
@@ -145,7 +145,7 @@ static void test_fanout_node(void)
                 OutMsg *m = o->msgs->pdata[i];
                 if (m->msg->type == NM_MSG_PEERS) {
                         g_assert_cmpuint(m->msg->add->len, ==, 1);
-                        g_assert_cmpstr(((NmPeer *) m->msg->add->pdata[0])->host_id, ==, added->host->id);
+                        g_assert_cmpstr(((NmPeer *)m->msg->add->pdata[0])->host_id, ==, added->host->id);
                         /* Sealed for the recipient's own message key. */
                         const Member *to = peer_view_find_host(v, m->host_id);
                         g_assert_nonnull(to);
@@ -196,7 +196,9 @@ static void test_fanout_proportional(void)
         g_assert_cmpuint(o->msgs->len, ==, 4 + 9);
         g_assert_cmpuint(outbox_count(o, p->id, NM_MSG_PEERS), ==, 0);
         for (guint i = 0; i < large->members->len; i++)
-                g_assert_cmpuint(outbox_count(o, ((Member *) large->members->pdata[i])->host->id, NM_MSG_PEERS), ==, 0);
+                g_assert_cmpuint(
+                        outbox_count(o, ((Member *)large->members->pdata[i])->host->id, NM_MSG_PEERS), ==,
+                        0);
         for (guint i = 0; i < o->msgs->len; i++) {
                 OutMsg *m = o->msgs->pdata[i];
                 g_assert_cmpuint(m->msg->update->len, ==, 1);
@@ -204,15 +206,15 @@ static void test_fanout_proportional(void)
         }
         /* The small network's peers see P's new endpoint with the small network's port. */
         OutMsg *first = o->msgs->pdata[0];
-        g_assert_cmpstr(((NmPeer *) first->msg->update->pdata[0])->endpoint, ==, "198.18.9.10:51821");
+        g_assert_cmpstr(((NmPeer *)first->msg->update->pdata[0])->endpoint, ==, "198.18.9.10:51821");
         check_all_parse(o);
 
         /* P's full state: 4 + 9 peers, nothing of the large network. */
-        PeerView *views[] = { small, medium, large };
+        PeerView *views[] = {small, medium, large};
         g_autoptr(NmState) st = peers_state(p, views, 3);
         g_assert_cmpuint(st->networks->len, ==, 2);
-        g_assert_cmpuint(((NmNetworkState *) st->networks->pdata[0])->peers->len, ==, 4);
-        g_assert_cmpuint(((NmNetworkState *) st->networks->pdata[1])->peers->len, ==, 9);
+        g_assert_cmpuint(((NmNetworkState *)st->networks->pdata[0])->peers->len, ==, 4);
+        g_assert_cmpuint(((NmNetworkState *)st->networks->pdata[1])->peers->len, ==, 9);
 }
 
 int main(int argc, char *argv[])

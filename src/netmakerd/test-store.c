@@ -29,8 +29,13 @@ static Store *open_store(const char *name)
 
 static void insert_network(Store *s, const char *name, const char *v4)
 {
-        Network n = { .name = (char *) name, .ipv4_range = (char *) v4, .listen_port = 51821, .keepalive = 20,
-                      .mtu = 1420, .dns_domain = (char *) "nm.internal", .created_at = 1 };
+        Network n = {.name = (char *)name,
+                     .ipv4_range = (char *)v4,
+                     .listen_port = 51821,
+                     .keepalive = 20,
+                     .mtu = 1420,
+                     .dns_domain = (char *)"nm.internal",
+                     .created_at = 1};
         g_autoptr(GError) e = NULL;
         g_assert_cmpint(store_network_insert(s, &n, &e), ==, 0);
 }
@@ -70,7 +75,7 @@ static void test_errors(void)
         g_autoptr(GError) e = NULL;
 
         insert_network(s, "office", "10.99.0.0/24");
-        Network dup = { .name = (char *) "office", .listen_port = 1, .mtu = 1420, .dns_domain = (char *) "x" };
+        Network dup = {.name = (char *)"office", .listen_port = 1, .mtu = 1420, .dns_domain = (char *)"x"};
         g_assert_cmpint(store_network_insert(s, &dup, &e), ==, -EEXIST);
         g_assert_error(e, NM_ERROR, NM_ERROR_CONFLICT);
         g_assert_nonnull(strstr(e->message, "office"));
@@ -82,9 +87,12 @@ static void test_errors(void)
         g_clear_error(&e);
 
         /* A key naming a network that does not exist. */
-        char *nets[] = { "office", "ghost", NULL };
-        EnrollmentKey k = { .id = (char *) "k1", .name = (char *) "k", .value = (char *) "V1", .networks = nets,
-                            .uses_remaining = 1 };
+        char *nets[] = {"office", "ghost", NULL};
+        EnrollmentKey k = {.id = (char *)"k1",
+                           .name = (char *)"k",
+                           .value = (char *)"V1",
+                           .networks = nets,
+                           .uses_remaining = 1};
         StoreTxn t = {};
         g_assert_cmpint(store_txn_begin(s, &t, &e), ==, 0);
         g_assert_cmpint(store_key_insert(s, &k, &e), ==, -ENOENT);
@@ -102,10 +110,14 @@ static void test_take_last_use(void)
         g_autoptr(Store) s = open_store("k.db");
         g_autoptr(GError) e = NULL;
         insert_network(s, "office", "10.99.0.0/24");
-        char *nets[] = { "office", NULL };
-        char *tags[] = { "laptop", NULL };
-        EnrollmentKey k = { .id = (char *) "k1", .name = (char *) "laptops", .value = (char *) "V1",
-                            .networks = nets, .tags = tags, .uses_remaining = 2 };
+        char *nets[] = {"office", NULL};
+        char *tags[] = {"laptop", NULL};
+        EnrollmentKey k = {.id = (char *)"k1",
+                           .name = (char *)"laptops",
+                           .value = (char *)"V1",
+                           .networks = nets,
+                           .tags = tags,
+                           .uses_remaining = 2};
         g_assert_cmpint(store_key_insert(s, &k, &e), ==, 0);
         g_assert_cmpint(store_key_take_use(s, &k, &e), ==, 0);
         g_assert_cmpint(store_key_take_use(s, &k, &e), ==, 0);
@@ -124,12 +136,16 @@ static void test_take_last_use(void)
         g_clear_error(&e);
 
         /* Unlimited keys never run out; expired ones are gone. */
-        EnrollmentKey u = { .id = (char *) "k2", .name = (char *) "u", .value = (char *) "V2", .unlimited = true };
+        EnrollmentKey u = {
+                .id = (char *)"k2", .name = (char *)"u", .value = (char *)"V2", .unlimited = true};
         g_assert_cmpint(store_key_insert(s, &u, &e), ==, 0);
         for (int i = 0; i < 3; i++)
                 g_assert_cmpint(store_key_take_use(s, &u, &e), ==, 0);
-        EnrollmentKey x = { .id = (char *) "k3", .name = (char *) "x", .value = (char *) "V3", .unlimited = true,
-                            .expires_at = 1000 };
+        EnrollmentKey x = {.id = (char *)"k3",
+                           .name = (char *)"x",
+                           .value = (char *)"V3",
+                           .unlimited = true,
+                           .expires_at = 1000};
         g_assert_cmpint(store_key_insert(s, &x, &e), ==, 0);
         g_assert_cmpint(store_key_take_use(s, &x, &e), ==, -ESTALE);
 }
@@ -140,10 +156,14 @@ static void test_hosts_nodes(void)
         g_autoptr(GError) e = NULL;
         insert_network(s, "office", "10.0.0.0/30");
 
-        Host h = { .id = nm_uuid_new(), .name = (char *) "alpha", .os = (char *) "linux", .version = (char *) "1",
-                   .credential_hash = (char *) "x", .listen_port = 51821 };
+        Host h = {.id = nm_uuid_new(),
+                  .name = (char *)"alpha",
+                  .os = (char *)"linux",
+                  .version = (char *)"1",
+                  .credential_hash = (char *)"x",
+                  .listen_port = 51821};
         memset(&h.wg_key, 1, sizeof(h.wg_key));
-        char *eps[] = { "198.18.0.2", NULL };
+        char *eps[] = {"198.18.0.2", NULL};
         h.endpoints = eps;
         g_assert_cmpint(store_host_insert(s, &h, &e), ==, 0);
         /* The same WireGuard key again. */
@@ -155,7 +175,7 @@ static void test_hosts_nodes(void)
 
         g_autoptr(Network) n = NULL;
         g_assert_cmpint(store_network_get(s, "office", &n, &e), ==, 0);
-        Node node = { .id = nm_uuid_new(), .host_id = h.id, .network = (char *) "office", .connected = true };
+        Node node = {.id = nm_uuid_new(), .host_id = h.id, .network = (char *)"office", .connected = true};
         g_assert_cmpint(ipam_assign(s, n, &node, &e), ==, 0);
         g_assert_cmpstr(node.ipv4, ==, "10.0.0.1");
         g_assert_cmpint(store_node_insert(s, &node, &e), ==, 0);
@@ -200,7 +220,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/store/hosts-nodes", test_hosts_nodes);
         int r = g_test_run();
         g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
-        (void) !system(cmd);
+        (void)!system(cmd);
         g_free(tmpdir);
         return r;
 }
