@@ -49,6 +49,10 @@ int manager_new(Config *config, Manager **ret)
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         (void)signal(SIGPIPE, SIG_IGN);
+        /* Pings systemd's watchdog when the unit sets WatchdogSec=. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog: %m");
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
@@ -342,6 +346,7 @@ static void on_mq_connected(void *userdata)
         else
                 log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url,
                          o->msgs->len);
+        (void) sd_notifyf(false, "STATUS=Listening on %s; connected to the broker", http_url(m->http));
 
         g_clear_error(&e);
         if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {
