@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "json-util.h"
@@ -102,12 +104,140 @@ bool auth_password_verify(const char *hash, const char *password)
         return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 }
 
-void auth_password_verify_dummy(const char *password)
+static const char *dummy_hash(void)
 {
         static char *dummy = NULL;
+        static GMutex lock;
+        g_mutex_lock(&lock);
         if (!dummy && auth_password_hash("not a password of anyone", &dummy) < 0)
+                dummy = NULL;
+        g_mutex_unlock(&lock);
+        return dummy;
+}
+
+void auth_password_verify_dummy(const char *password)
+{
+        const char *dummy = dummy_hash();
+        if (dummy)
+                (void)auth_password_verify(dummy, password);
+}
+
+/* ---- worker threads ------------------------------------------------------------------------- */
+
+typedef struct AuthJob {
+        char *hash; /* NULL: the dummy */
+        char *password;
+        int result;
+        auth_verify_done_t done;
+        void *userdata;
+} AuthJob;
+
+struct AuthWorker {
+        GThreadPool *pool;
+        GAsyncQueue *finished; /* of AuthJob */
+        int efd;
+        sd_event_source *source;
+        unsigned max_pending;
+        unsigned pending; /* submitted, not yet handed back; event loop only */
+        gint cancelled;   /* atomic */
+};
+
+static void job_free(AuthJob *j)
+{
+        g_free(j->hash);
+        nm_free_secret(j->password);
+        g_free(j);
+}
+
+static void job_run(gpointer data, gpointer user_data)
+{
+        AuthJob *j = data;
+        AuthWorker *w = user_data;
+
+        if (g_atomic_int_get(&w->cancelled))
+                j->result = -ECANCELED;
+        else if (j->hash)
+                j->result = auth_password_verify(j->hash, j->password);
+        else {
+                auth_password_verify_dummy(j->password);
+                j->result = 0;
+        }
+        g_async_queue_push(w->finished, j);
+        (void)eventfd_write(w->efd, 1);
+}
+
+static void hand_back(AuthWorker *w, int force_result)
+{
+        AuthJob *j;
+        while ((j = g_async_queue_try_pop(w->finished))) {
+                w->pending--;
+                j->done(force_result ? force_result : j->result, j->userdata);
+                job_free(j);
+        }
+}
+
+static int on_finished(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        eventfd_t v;
+        (void)eventfd_read(fd, &v);
+        hand_back(userdata, 0);
+        return 0;
+}
+
+int auth_worker_new(sd_event *event, unsigned threads, unsigned max_pending, AuthWorker **ret)
+{
+        g_autoptr(AuthWorker) w = g_new0(AuthWorker, 1);
+        int r;
+
+        w->efd = -1;
+        w->max_pending = max_pending;
+        w->finished = g_async_queue_new();
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &w->source, w->efd, EPOLLIN, on_finished, w);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_description(w->source, "auth-worker");
+        w->pool = g_thread_pool_new(job_run, w, (gint)threads, false, NULL);
+        if (!w->pool)
+                return -ENOMEM;
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+void auth_worker_free(AuthWorker *w)
+{
+        if (!w)
                 return;
-        (void)auth_password_verify(dummy, password);
+        /* Queued jobs finish at once; running ones are waited for. Everyone hears -ECANCELED. */
+        g_atomic_int_set(&w->cancelled, 1);
+        if (w->pool)
+                g_thread_pool_free(w->pool, false, true);
+        hand_back(w, -ECANCELED);
+        sd_event_source_disable_unref(w->source);
+        if (w->efd >= 0)
+                close(w->efd);
+        g_async_queue_unref(w->finished);
+        g_free(w);
+}
+
+int auth_worker_verify(AuthWorker *w, const char *hash, const char *password, auth_verify_done_t done,
+                       void *userdata)
+{
+        if (w->pending >= w->max_pending)
+                return -EBUSY;
+        AuthJob *j = g_new0(AuthJob, 1);
+        j->hash = g_strdup(hash);
+        j->password = g_strdup(password);
+        j->done = done;
+        j->userdata = userdata;
+        if (!g_thread_pool_push(w->pool, j, NULL)) {
+                job_free(j);
+                return -ENOMEM;
+        }
+        w->pending++;
+        return 0;
 }
 
 char *auth_host_secret_new(void)

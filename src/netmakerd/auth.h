@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <glib.h>
+#include <systemd/sd-event.h>
 
 #define AUTH_SECRET_LEN             32
 #define AUTH_USER_TOKEN_PREFIX      "nmu."
@@ -32,6 +33,19 @@ int auth_password_hash(const char *password, char **ret);
 bool auth_password_verify(const char *hash, const char *password);
 /* Spends the time of one verification, so that an unknown user name takes as long as a wrong password. */
 void auth_password_verify_dummy(const char *password);
+
+/* argon2id costs ~150 ms of CPU and 64 MiB: a few worker threads do it so that the event loop
+ * keeps serving hosts while users log in. `done` runs on the event loop with 1 (match), 0 (no
+ * match) or a negative errno (-ECANCELED when the worker is freed first). */
+typedef struct AuthWorker AuthWorker;
+typedef void (*auth_verify_done_t)(int result, void *userdata);
+int auth_worker_new(sd_event *event, unsigned threads, unsigned max_pending, AuthWorker **ret);
+void auth_worker_free(AuthWorker *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AuthWorker, auth_worker_free)
+/* NULL `hash`: an unknown user, verified against a dummy hash so it takes as long. -EBUSY when
+ * max_pending verifications are already waiting. */
+int auth_worker_verify(AuthWorker *w, const char *hash, const char *password, auth_verify_done_t done,
+                       void *userdata);
 
 /* Host credentials "nmh.<host-id>.<secret>": the secret has 256 bits, so a plain BLAKE2b hash
  * is enough to store it and cheap to check on every request. */

@@ -51,9 +51,58 @@ static bool role_valid(const char *role, GError **error)
         return false;
 }
 
+typedef struct Login {
+        Request *request;
+        char *username;
+} Login;
+
+static void login_free(Login *l)
+{
+        request_unref(l->request);
+        g_free(l->username);
+        g_free(l);
+}
+
+static void login_done(int result, void *userdata)
+{
+        Login *l = userdata;
+        Request *r = l->request;
+        Manager *m = request_manager(r);
+        g_autoptr(User) u = NULL;
+        g_autoptr(GError) e = NULL;
+
+        if (result < 0 || !request_is_alive(r)) {
+                /* Cancelled at shutdown: the HTTP side has already answered. */
+                request_resume(r);
+                login_free(l);
+                return;
+        }
+        /* The user may have gone, or changed role, while the hash was checked. */
+        if (result == 0 || store_user_get(m->store, l->username, &u, NULL) < 0)
+                g_set_error(&e, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid user name or password");
+        else {
+                gint64 now = manager_now();
+                gint64 lifetime = (gint64) m->config->token_lifetime;
+                _cleanup_secret_ char *token = auth_user_token_new(m->token_secret, u->username, u->role, now,
+                                                                   lifetime);
+                g_autoptr(JsonBuilder) b = json_builder_new();
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "token", token);
+                nm_json_add_int(b, "expires_at", now + lifetime);
+                nm_json_add_string(b, "role", u->role);
+                json_builder_end_object(b);
+                request_reply_builder(r, MHD_HTTP_OK, b);
+                log_debug("User \"%s\" logged in.", u->username);
+        }
+        if (e)
+                request_reply_error(r, e);
+        request_resume(r);
+        login_free(l);
+}
+
 static int login(Request *r, GError **error)
 {
-        static const char *const members[] = {"username", "password", NULL};
+        static const char *const members[] = { "username", "password", NULL };
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "login", members, error);
         const char *username = NULL, *password = NULL;
@@ -69,24 +118,20 @@ static int login(Request *r, GError **error)
                 g_propagate_error(error, TAKE_PTR(e));
                 return k;
         }
-        if (k == -ENOENT)
-                auth_password_verify_dummy(password); /* same time as a wrong password */
-        if (k < 0 || !auth_password_verify(u->password_hash, password)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid user name or password");
-                return -EACCES;
-        }
 
-        gint64 now = manager_now();
-        _cleanup_secret_ char *token = auth_user_token_new(m->token_secret, u->username, u->role, now,
-                                                           (gint64)m->config->token_lifetime);
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "token", token);
-        nm_json_add_int(b, "expires_at", now + (gint64)m->config->token_lifetime);
-        nm_json_add_string(b, "role", u->role);
-        json_builder_end_object(b);
-        request_reply_builder(r, MHD_HTTP_OK, b);
-        log_debug("User \"%s\" logged in.", u->username);
+        /* An unknown user is checked against a dummy hash: it takes as long as a wrong password. */
+        Login *l = g_new0(Login, 1);
+        l->request = request_ref(r);
+        l->username = g_strdup(username);
+        k = auth_worker_verify(m->auth_worker, u ? u->password_hash : NULL, password, login_done, l);
+        if (k < 0) {
+                login_free(l);
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                            k == -EBUSY ? "Too many logins at once; retry in a moment"
+                                        : "Failed to check the password");
+                return k;
+        }
+        request_suspend(r);
         return 0;
 }
 

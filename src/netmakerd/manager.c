@@ -70,6 +70,7 @@ void manager_free(Manager *m)
         /* HTTP first: suspended registrations are answered while the broker still exists. Then
          * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
         http_free(TAKE_PTR(m->http));
+        auth_worker_free(TAKE_PTR(m->auth_worker));
         mq_free(TAKE_PTR(m->mq));
         store_free(TAKE_PTR(m->store));
         config_free(m->config);
@@ -438,6 +439,10 @@ int manager_start(Manager *m)
         r = bootstrap_admin(m);
         if (r < 0)
                 return r;
+        /* Two threads: the machine's cores are shared with the rest; more logins wait their turn. */
+        r = auth_worker_new(m->event, 2, 32, &m->auth_worker);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the password workers: %m");
 
         HttpSettings hs = {
                 .family = c->listen_family,

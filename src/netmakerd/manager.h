@@ -20,6 +20,7 @@ typedef struct Manager {
         Store *store;
         Http *http;
         Mq *mq; /* NULL when running without a broker */
+        AuthWorker *auth_worker; /* password checks off the event loop */
         NmKey msg_public;
         NmKey msg_secret;
         uint8_t token_secret[AUTH_SECRET_LEN];

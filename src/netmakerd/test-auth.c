@@ -1,6 +1,6 @@
 /* Proves user tokens are accepted only when authentic and unexpired (expired, forged, tampered and
  * truncated ones are refused), host credentials round-trip and are checked against their hash,
- * and passwords hash with argon2id. */
+ * passwords hash with argon2id and are checked on worker threads (bounded, cancellable). */
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
@@ -107,6 +107,45 @@ static void test_password(void)
         g_assert_false(auth_password_verify("garbage", "correct horse"));
 }
 
+static int results[4];
+static unsigned n_results;
+
+static void on_verified(int result, void *userdata)
+{
+        results[GPOINTER_TO_UINT(userdata)] = result;
+        n_results++;
+}
+
+static void test_worker(void)
+{
+        sd_event *e = NULL;
+        g_autoptr(AuthWorker) w = NULL;
+        g_autofree char *h = NULL;
+
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(auth_password_hash("right password", &h), ==, 0);
+        g_assert_cmpint(auth_worker_new(e, 2, 3, &w), ==, 0);
+        n_results = 0;
+        g_assert_cmpint(auth_worker_verify(w, h, "right password", on_verified, GUINT_TO_POINTER(0)), ==, 0);
+        g_assert_cmpint(auth_worker_verify(w, h, "wrong password", on_verified, GUINT_TO_POINTER(1)), ==, 0);
+        g_assert_cmpint(auth_worker_verify(w, NULL, "right password", on_verified, GUINT_TO_POINTER(2)), ==, 0);
+        /* The queue is bounded. */
+        g_assert_cmpint(auth_worker_verify(w, h, "x", on_verified, GUINT_TO_POINTER(3)), ==, -EBUSY);
+        while (n_results < 3)
+                g_assert_cmpint(sd_event_run(e, UINT64_MAX), >=, 0);
+        g_assert_cmpint(results[0], ==, 1);
+        g_assert_cmpint(results[1], ==, 0);
+        g_assert_cmpint(results[2], ==, 0); /* unknown user: never a match */
+
+        /* Freeing hands every pending check back as cancelled. */
+        n_results = 0;
+        g_assert_cmpint(auth_worker_verify(w, h, "right password", on_verified, GUINT_TO_POINTER(3)), ==, 0);
+        auth_worker_free(TAKE_PTR(w));
+        g_assert_cmpuint(n_results, ==, 1);
+        g_assert_cmpint(results[3], ==, -ECANCELED);
+        sd_event_unref(e);
+}
+
 static void test_master_key(void)
 {
         g_assert_true(auth_master_key_matches("0123456789abcdef", "0123456789abcdef"));
@@ -126,6 +165,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/auth/token-tampered", test_token_tampered);
         g_test_add_func("/auth/host-credential", test_host_credential);
         g_test_add_func("/auth/password", test_password);
+        g_test_add_func("/auth/worker", test_worker);
         g_test_add_func("/auth/master-key", test_master_key);
         return g_test_run();
 }
