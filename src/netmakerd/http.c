@@ -39,7 +39,8 @@ struct Http {
 
 struct Request {
         unsigned n_ref;
-        Http *http;
+        Http *http;       /* NULL once the connection is done: a request may outlive the server */
+        Manager *manager; /* outlives everything */
         struct MHD_Connection *connection;
         char *method;
         char *path;
@@ -79,6 +80,7 @@ static Request *request_new(Http *h, struct MHD_Connection *c, const char *metho
         Request *r = g_new0(Request, 1);
         r->n_ref = 1;
         r->http = h;
+        r->manager = h->manager;
         r->connection = c;
         r->method = g_strdup(method);
         r->path = g_strdup(url);
@@ -118,7 +120,7 @@ Request *request_unref(Request *r)
 
 Manager *request_manager(Request *r)
 {
-        return r->http->manager;
+        return r->manager;
 }
 
 const Auth *request_auth(Request *r)
@@ -249,7 +251,7 @@ JsonObject *request_json_object(Request *r, const char *what, const char *const 
 
 bool request_is_alive(Request *r)
 {
-        return r->connection && !r->replied && !r->http->stopping;
+        return r->connection && r->http && !r->replied && !r->http->stopping;
 }
 
 static void set_response(Request *r, unsigned status, char *body)
@@ -347,7 +349,7 @@ void request_suspend(Request *r)
 
 void request_resume(Request *r)
 {
-        if (!r->suspended)
+        if (!r->suspended || !r->http)
                 return;
         r->suspended = false;
         MHD_resume_connection(r->connection);
@@ -736,6 +738,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         else
                 log_debug("%s %s → %u (%.1f ms)", r->method, r->path, r->status, ms);
         r->connection = NULL;
+        r->http = NULL;
         r->replied = true; /* nothing more can be sent */
         request_unref(r);
 }
