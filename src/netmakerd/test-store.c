@@ -1,6 +1,7 @@
 /* Proves the store on a temporary SQLite file: migrations run once and leave a 0600 file, a second
- * open keeps the data, unique and foreign-key violations become conflict/not-found errors, a rolled
- * back transaction leaves nothing, and a limited key's last use can be taken only once. */
+ * open keeps the data, a newer schema is refused, unique and foreign-key violations become
+ * conflict/not-found errors, a rolled back transaction leaves nothing, and a limited key's last
+ * use can be taken only once. */
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <sys/stat.h>
@@ -67,6 +68,18 @@ static void test_migrations(void)
         g_assert_cmpstr(val, ==, "v2");
         g_autofree char *missing = NULL;
         g_assert_cmpint(store_setting_get(s, "nope", &missing, &e), ==, -ENOENT);
+        g_clear_error(&e);
+
+        /* A database from a newer netmakerd is refused, not half-understood. */
+        StoreValue p[] = { SV_INT(99), SV_INT(0) };
+        g_assert_cmpint(store_exec(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", p, 2,
+                                   NULL, &e),
+                        ==, 0);
+        g_autofree char *url = db_url("m.db");
+        Store *newer = NULL;
+        g_assert_cmpint(store_open(url, &newer, &e), ==, -EPROTO);
+        g_assert_null(newer);
+        g_assert_nonnull(strstr(e->message, "99"));
 }
 
 static void test_errors(void)
@@ -209,6 +222,17 @@ static void test_hosts_nodes(void)
         g_free(node.ipv4);
 }
 
+static void remove_tree(const char *dir)
+{
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+        while (d && (name = g_dir_read_name(d))) {
+                g_autofree char *p = g_build_filename(dir, name, NULL);
+                (void)g_unlink(p);
+        }
+        (void)g_rmdir(dir);
+}
+
 int main(int argc, char *argv[])
 {
         g_test_init(&argc, &argv, NULL);
@@ -219,8 +243,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/store/take-last-use", test_take_last_use);
         g_test_add_func("/store/hosts-nodes", test_hosts_nodes);
         int r = g_test_run();
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
-        (void)!system(cmd);
+        remove_tree(tmpdir);
         g_free(tmpdir);
         return r;
 }
