@@ -82,9 +82,9 @@ static void login_done(int result, void *userdata)
                 g_set_error(&e, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid user name or password");
         else {
                 gint64 now = manager_now();
-                gint64 lifetime = (gint64) m->config->token_lifetime;
-                _cleanup_secret_ char *token = auth_user_token_new(m->token_secret, u->username, u->role, now,
-                                                                   lifetime);
+                gint64 lifetime = (gint64)m->config->token_lifetime;
+                _cleanup_secret_ char *token =
+                        auth_user_token_new(m->token_secret, u->username, u->role, now, lifetime);
                 g_autoptr(JsonBuilder) b = json_builder_new();
                 json_builder_begin_object(b);
                 nm_json_add_string(b, "token", token);
@@ -102,7 +102,7 @@ static void login_done(int result, void *userdata)
 
 static int login(Request *r, GError **error)
 {
-        static const char *const members[] = { "username", "password", NULL };
+        static const char *const members[] = {"username", "password", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "login", members, error);
         const char *username = NULL, *password = NULL;

@@ -347,7 +347,7 @@ static void on_mq_connected(void *userdata)
         else
                 log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url,
                          o->msgs->len);
-        (void) sd_notifyf(false, "STATUS=Listening on %s; connected to the broker", http_url(m->http));
+        (void)sd_notifyf(false, "STATUS=Listening on %s; connected to the broker", http_url(m->http));
 
         g_clear_error(&e);
         if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {

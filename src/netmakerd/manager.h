@@ -19,7 +19,7 @@ typedef struct Manager {
         Config *config;
         Store *store;
         Http *http;
-        Mq *mq; /* NULL when running without a broker */
+        Mq *mq;                  /* NULL when running without a broker */
         AuthWorker *auth_worker; /* password checks off the event loop */
         NmKey msg_public;
         NmKey msg_secret;

@@ -128,7 +128,8 @@ static void test_worker(void)
         n_results = 0;
         g_assert_cmpint(auth_worker_verify(w, h, "right password", on_verified, GUINT_TO_POINTER(0)), ==, 0);
         g_assert_cmpint(auth_worker_verify(w, h, "wrong password", on_verified, GUINT_TO_POINTER(1)), ==, 0);
-        g_assert_cmpint(auth_worker_verify(w, NULL, "right password", on_verified, GUINT_TO_POINTER(2)), ==, 0);
+        g_assert_cmpint(auth_worker_verify(w, NULL, "right password", on_verified, GUINT_TO_POINTER(2)), ==,
+                        0);
         /* The queue is bounded. */
         g_assert_cmpint(auth_worker_verify(w, h, "x", on_verified, GUINT_TO_POINTER(3)), ==, -EBUSY);
         while (n_results < 3)

@@ -71,9 +71,9 @@ static void test_migrations(void)
         g_clear_error(&e);
 
         /* A database from a newer netmakerd is refused, not half-understood. */
-        StoreValue p[] = { SV_INT(99), SV_INT(0) };
-        g_assert_cmpint(store_exec(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", p, 2,
-                                   NULL, &e),
+        StoreValue p[] = {SV_INT(99), SV_INT(0)};
+        g_assert_cmpint(store_exec(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", p,
+                                   2, NULL, &e),
                         ==, 0);
         g_autofree char *url = db_url("m.db");
         Store *newer = NULL;
