@@ -37,6 +37,7 @@ NmPeer *nm_peer_copy(const NmPeer *p)
         c->keepalive = p->keepalive;
         c->ipv4 = g_strdup(p->ipv4);
         c->ipv6 = g_strdup(p->ipv6);
+        c->external = p->external;
         return c;
 }
 
@@ -56,7 +57,7 @@ bool nm_peer_equal(const NmPeer *a, const NmPeer *b)
         return streq0(a->host_id, b->host_id) && streq0(a->name, b->name) &&
                nm_key_equal(&a->public_key, &b->public_key) && streq0(a->endpoint, b->endpoint) &&
                strv_equal0(a->allowed_ips, b->allowed_ips) && a->keepalive == b->keepalive &&
-               streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6);
+               streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6) && a->external == b->external;
 }
 
 void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
@@ -73,6 +74,8 @@ void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
         nm_json_add_int(b, "keepalive", p->keepalive);
         nm_json_add_string(b, "ipv4", p->ipv4);
         nm_json_add_string(b, "ipv6", p->ipv6);
+        if (p->external)
+                nm_json_add_bool(b, "external", true);
         json_builder_end_object(b);
 }
 
@@ -116,13 +119,13 @@ static bool valid_iface_addr(const char *s, int family, const char *what, GError
 
 NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "host_id", "name",      "public_key", "endpoint",
-                                               "allowed_ips", "keepalive", "ipv4",       "ipv6",
-                                               NULL };
+        static const char *const members[] = { "host_id", "name", "public_key", "endpoint", "allowed_ips",
+                                               "keepalive", "ipv4", "ipv6", "external", NULL };
         JsonObject *o = expect_object(n, "peer", error);
         const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL;
         g_auto(GStrv) allowed = NULL;
         gint64 keepalive = 0;
+        bool external = false;
 
         if (!o || !nm_json_check_members(o, "peer", members, error) ||
             !nm_json_get_string(o, "host_id", true, &host_id, error) ||
@@ -132,7 +135,8 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
             !nm_json_get_strv(o, "allowed_ips", true, NM_MAX_ALLOWED_IPS, &allowed, error) ||
             !nm_json_get_int(o, "keepalive", false, 0, 65535, &keepalive, error) ||
             !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
-            !nm_json_get_string(o, "ipv6", false, &ipv6, error))
+            !nm_json_get_string(o, "ipv6", false, &ipv6, error) ||
+            !nm_json_get_bool(o, "external", false, &external, error))
                 return NULL;
 
         g_autoptr(NmPeer) p = nm_peer_new();
@@ -178,12 +182,136 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
         p->keepalive = (guint) keepalive;
         p->ipv4 = g_strdup(ipv4);
         p->ipv6 = g_strdup(ipv6);
+        p->external = external;
         return TAKE_PTR(p);
+}
+
+void nm_roles_clear(NmRoles *r)
+{
+        g_clear_pointer(&r->egress_ranges, g_strfreev);
+        g_clear_pointer(&r->relayed_by, g_free);
+        g_clear_pointer(&r->internet_gateway_via, g_free);
+        *r = (NmRoles){};
+}
+
+bool nm_roles_equal(const NmRoles *a, const NmRoles *b)
+{
+        return strv_equal0(a->egress_ranges, b->egress_ranges) && !a->egress_ranges == !b->egress_ranges &&
+               a->egress_nat == b->egress_nat && a->internet_gateway == b->internet_gateway &&
+               a->ingress == b->ingress && a->relay == b->relay && streq0(a->relayed_by, b->relayed_by) &&
+               streq0(a->internet_gateway_via, b->internet_gateway_via);
+}
+
+bool nm_roles_forwards(const NmRoles *r)
+{
+        return r->egress_ranges || r->internet_gateway || r->ingress || r->relay;
+}
+
+static bool roles_empty(const NmRoles *r)
+{
+        return !nm_roles_forwards(r) && !r->egress_nat && !r->relayed_by && !r->internet_gateway_via;
+}
+
+static void roles_to_json(const NmRoles *r, JsonBuilder *b)
+{
+        json_builder_begin_object(b);
+        if (r->egress_ranges)
+                nm_json_add_strv(b, "egress_ranges", (const char *const *) r->egress_ranges);
+        else
+                nm_json_add_string(b, "egress_ranges", NULL);
+        nm_json_add_bool(b, "egress_nat", r->egress_nat);
+        nm_json_add_bool(b, "internet_gateway", r->internet_gateway);
+        nm_json_add_bool(b, "ingress", r->ingress);
+        nm_json_add_bool(b, "relay", r->relay);
+        nm_json_add_string(b, "relayed_by", r->relayed_by);
+        nm_json_add_string(b, "internet_gateway_via", r->internet_gateway_via);
+        json_builder_end_object(b);
+}
+
+static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
+{
+        static const char *const members[] = { "egress_ranges", "egress_nat", "internet_gateway", "ingress",
+                                               "relay", "relayed_by", "internet_gateway_via", NULL };
+        NmRoles r = {};
+        const char *relayed_by = NULL, *via = NULL;
+
+        if (!nm_json_check_members(o, "roles", members, error) ||
+            !nm_json_get_strv(o, "egress_ranges", false, NM_MAX_ALLOWED_IPS, &r.egress_ranges, error) ||
+            !nm_json_get_bool(o, "egress_nat", false, &r.egress_nat, error) ||
+            !nm_json_get_bool(o, "internet_gateway", false, &r.internet_gateway, error) ||
+            !nm_json_get_bool(o, "ingress", false, &r.ingress, error) ||
+            !nm_json_get_bool(o, "relay", false, &r.relay, error) ||
+            !nm_json_get_string(o, "relayed_by", false, &relayed_by, error) ||
+            !nm_json_get_string(o, "internet_gateway_via", false, &via, error)) {
+                nm_roles_clear(&r);
+                return false;
+        }
+        for (char **a = r.egress_ranges; a && *a; a++) {
+                NmPrefix pf;
+                if (nm_prefix_parse(*a, &pf, error) < 0 || !nm_prefix_is_canonical(&pf)) {
+                        if (error && !*error)
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid egress range \"%s\": host bits are set", *a);
+                        nm_roles_clear(&r);
+                        return false;
+                }
+        }
+        if ((relayed_by && !nm_uuid_valid(relayed_by)) || (via && !nm_uuid_valid(via))) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid node id in roles");
+                nm_roles_clear(&r);
+                return false;
+        }
+        r.relayed_by = g_strdup(relayed_by);
+        r.internet_gateway_via = g_strdup(via);
+        *ret = r;
+        return true;
+}
+
+NmDnsEntry *nm_dns_entry_new(const char *name, const char *ipv4, const char *ipv6)
+{
+        NmDnsEntry *e = g_new0(NmDnsEntry, 1);
+        e->name = g_strdup(name);
+        e->ipv4 = g_strdup(ipv4);
+        e->ipv6 = g_strdup(ipv6);
+        return e;
+}
+
+void nm_dns_entry_free(NmDnsEntry *e)
+{
+        if (!e)
+                return;
+        g_free(e->name);
+        g_free(e->ipv4);
+        g_free(e->ipv6);
+        g_free(e);
+}
+
+static NmDnsEntry *dns_entry_from_json(JsonNode *n, GError **error)
+{
+        static const char *const members[] = { "name", "ipv4", "ipv6", NULL };
+        JsonObject *o = expect_object(n, "DNS entry", error);
+        const char *name = NULL, *ipv4 = NULL, *ipv6 = NULL;
+
+        if (!o || !nm_json_check_members(o, "DNS entry", members, error) ||
+            !nm_json_get_string(o, "name", true, &name, error) ||
+            !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
+            !nm_json_get_string(o, "ipv6", false, &ipv6, error) || !nm_dns_domain_valid(name, error) ||
+            !valid_addr(ipv4, AF_INET, "DNS entry IPv4 address", error) ||
+            !valid_addr(ipv6, AF_INET6, "DNS entry IPv6 address", error))
+                return NULL;
+        if (!ipv4 && !ipv6) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "DNS entry \"%s\" has neither an IPv4 nor an IPv6 address", name);
+                return NULL;
+        }
+        return nm_dns_entry_new(name, ipv4, ipv6);
 }
 
 NmNetworkState *nm_network_state_new(void)
 {
-        return g_new0(NmNetworkState, 1);
+        NmNetworkState *s = g_new0(NmNetworkState, 1);
+        s->dns = g_ptr_array_new_with_free_func((GDestroyNotify) nm_dns_entry_free);
+        return s;
 }
 
 void nm_network_state_free(NmNetworkState *s)
@@ -195,6 +323,10 @@ void nm_network_state_free(NmNetworkState *s)
         g_free(s->ipv4);
         g_free(s->ipv6);
         g_free(s->dns_domain);
+        g_free(s->host_name);
+        nm_roles_clear(&s->roles);
+        if (s->dns)
+                g_ptr_array_unref(s->dns);
         if (s->peers)
                 g_ptr_array_unref(s->peers);
         g_free(s);
@@ -220,6 +352,25 @@ void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b)
         nm_json_add_int(b, "mtu", s->mtu);
         nm_json_add_string(b, "dns_domain", s->dns_domain);
         nm_json_add_bool(b, "connected", s->connected);
+        if (s->host_name)
+                nm_json_add_string(b, "host_name", s->host_name);
+        if (!roles_empty(&s->roles)) {
+                json_builder_set_member_name(b, "roles");
+                roles_to_json(&s->roles, b);
+        }
+        if (s->dns && s->dns->len > 0) {
+                json_builder_set_member_name(b, "dns");
+                json_builder_begin_array(b);
+                for (guint i = 0; i < s->dns->len; i++) {
+                        NmDnsEntry *e = s->dns->pdata[i];
+                        json_builder_begin_object(b);
+                        nm_json_add_string(b, "name", e->name);
+                        nm_json_add_string(b, "ipv4", e->ipv4);
+                        nm_json_add_string(b, "ipv6", e->ipv6);
+                        json_builder_end_object(b);
+                }
+                json_builder_end_array(b);
+        }
         if (s->peers) {
                 json_builder_set_member_name(b, "peers");
                 peers_to_json(s->peers, b);
@@ -246,14 +397,16 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
 
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "network", "node_id", "ipv4",       "ipv6",      "listen_port",
-                                               "keepalive", "mtu",   "dns_domain", "connected", "peers",
-                                               NULL };
+        static const char *const members[] = { "network",   "node_id",   "ipv4",      "ipv6",  "listen_port",
+                                               "keepalive", "mtu",       "dns_domain", "connected", "host_name",
+                                               "roles",     "dns",       "peers",     NULL };
         JsonObject *o = expect_object(n, "network state", error);
         const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
         gint64 port = 0, keepalive = 0, mtu = 0;
         bool connected = true;
-        JsonArray *peers = NULL;
+        JsonArray *peers = NULL, *dns = NULL;
+        JsonObject *roles = NULL;
+        const char *host_name = NULL;
 
         if (!o || !nm_json_check_members(o, "network state", members, error) ||
             !nm_json_get_string(o, "network", true, &network, error) ||
@@ -265,7 +418,10 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
             !nm_json_get_int(o, "mtu", true, 576, 65535, &mtu, error) ||
             !nm_json_get_string(o, "dns_domain", false, &domain, error) ||
             !nm_json_get_bool(o, "connected", false, &connected, error) ||
-            !nm_json_get_array(o, "peers", false, &peers, error))
+            !nm_json_get_array(o, "peers", false, &peers, error) ||
+            !nm_json_get_string(o, "host_name", false, &host_name, error) ||
+            !nm_json_get_object(o, "roles", false, &roles, error) ||
+            !nm_json_get_array(o, "dns", false, &dns, error))
                 return NULL;
         if (!nm_network_name_valid(network, error))
                 return NULL;
@@ -283,10 +439,25 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
                 return NULL;
         if (domain && !nm_dns_domain_valid(domain, error))
                 return NULL;
+        if (host_name && !nm_host_name_valid(host_name, error))
+                return NULL;
 
         g_autoptr(NmNetworkState) s = nm_network_state_new();
         if (peers && !(s->peers = peers_from_json(peers, error)))
                 return NULL;
+        if (roles && !roles_from_json(roles, &s->roles, error))
+                return NULL;
+        if (dns && json_array_get_length(dns) > NM_MAX_PEERS_PER_MESSAGE) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many DNS entries");
+                return NULL;
+        }
+        for (guint i = 0; dns && i < json_array_get_length(dns); i++) {
+                NmDnsEntry *e = dns_entry_from_json(json_array_get_element(dns, i), error);
+                if (!e)
+                        return NULL;
+                g_ptr_array_add(s->dns, e);
+        }
+        s->host_name = g_strdup(host_name);
         s->network = g_strdup(network);
         s->node_id = g_strdup(node_id);
         s->ipv4 = g_strdup(ipv4);
@@ -551,6 +722,7 @@ void nm_report_free(NmReport *r)
         g_free(r->version);
         g_hash_table_unref(r->listen_ports);
         g_strfreev(r->endpoints);
+        g_free(r->public_ip);
         g_free(r);
 }
 
@@ -572,6 +744,8 @@ char *nm_report_to_json(const NmReport *r)
                 }
                 json_builder_end_object(b);
                 nm_json_add_strv(b, "endpoints", (const char *const *) r->endpoints);
+                if (r->public_ip)
+                        nm_json_add_string(b, "public_ip", r->public_ip);
         }
         json_builder_end_object(b);
         return nm_json_builder_to_string(b);
@@ -579,9 +753,9 @@ char *nm_report_to_json(const NmReport *r)
 
 NmReport *nm_report_parse(const char *data, gssize len, GError **error)
 {
-        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", NULL };
+        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", "public_ip", NULL };
         g_autoptr(JsonObject) o = nm_json_parse_object(data, len, error);
-        const char *type = "checkin", *version = NULL;
+        const char *type = "checkin", *version = NULL, *public_ip = NULL;
         JsonObject *ports = NULL;
         g_auto(GStrv) endpoints = NULL;
 
@@ -589,7 +763,8 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
             !nm_json_get_string(o, "type", false, &type, error) ||
             !nm_json_get_string(o, "version", false, &version, error) ||
             !nm_json_get_object(o, "listen_ports", false, &ports, error) ||
-            !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints, error))
+            !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints, error) ||
+            !nm_json_get_string(o, "public_ip", false, &public_ip, error))
                 return NULL;
         g_autoptr(NmReport) r = NULL;
         if (streq0(type, "checkin"))
@@ -636,6 +811,17 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
                                     "Invalid endpoint address \"%s\": expected an IPv4 or IPv6 address", v);
                         return NULL;
                 }
+        }
+        if (public_ip) {
+                int f;
+                NmInAddr a;
+                if (nm_addr_parse(public_ip, &f, &a) < 0) {
+                        g_autofree char *v = g_utf8_make_valid(public_ip, MIN(strlen(public_ip), 64));
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid public address \"%s\": expected an IPv4 or IPv6 address", v);
+                        return NULL;
+                }
+                r->public_ip = g_strdup(public_ip);
         }
         r->endpoints = TAKE_PTR(endpoints);
         return TAKE_PTR(r);

@@ -20,6 +20,7 @@ typedef struct NmPeer {
         guint keepalive;
         char *ipv4; /* mesh addresses without prefix, or NULL */
         char *ipv6;
+        bool external; /* an external client (plain WireGuard config) attached to this ingress gateway */
 } NmPeer;
 
 NmPeer *nm_peer_new(void);
@@ -29,6 +30,33 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmPeer, nm_peer_free)
 bool nm_peer_equal(const NmPeer *a, const NmPeer *b);
 void nm_peer_to_json(const NmPeer *p, JsonBuilder *b);
 NmPeer *nm_peer_from_json(JsonNode *n, GError **error);
+
+/* What this host's node does in a network besides being a peer (docs/protocol.md §4). */
+typedef struct NmRoles {
+        char **egress_ranges;       /* canonical CIDRs routed for the network; NULL when not an egress gateway */
+        bool egress_nat;            /* masquerade what leaves towards the egress ranges */
+        bool internet_gateway;      /* offers 0.0.0.0/0 and ::/0 to the nodes that opted in */
+        bool ingress;               /* external clients attach here */
+        bool relay;                 /* forwards between its peers for relayed nodes */
+        char *relayed_by;           /* node id of this node's relay, or NULL */
+        char *internet_gateway_via; /* node id of the internet gateway this node uses, or NULL */
+} NmRoles;
+
+void nm_roles_clear(NmRoles *r);
+bool nm_roles_equal(const NmRoles *a, const NmRoles *b);
+/* True when the node forwards packets for others (egress, internet gateway, ingress or relay). */
+bool nm_roles_forwards(const NmRoles *r);
+
+/* A custom DNS name of a network: "<name>.<network>.<dns_domain>" (docs/protocol.md §5). */
+typedef struct NmDnsEntry {
+        char *name;
+        char *ipv4;
+        char *ipv6;
+} NmDnsEntry;
+
+NmDnsEntry *nm_dns_entry_new(const char *name, const char *ipv4, const char *ipv6);
+void nm_dns_entry_free(NmDnsEntry *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmDnsEntry, nm_dns_entry_free)
 
 typedef struct NmNetworkState {
         char *network;
@@ -40,6 +68,9 @@ typedef struct NmNetworkState {
         guint mtu;
         char *dns_domain;
         bool connected;
+        char *host_name;  /* this host's name in DNS ("<host_name>.<network>.<dns_domain>"), or NULL */
+        NmRoles roles;
+        GPtrArray *dns;   /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
         GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
 } NmNetworkState;
 
@@ -101,6 +132,7 @@ typedef struct NmReport {
         char *version;
         GHashTable *listen_ports; /* network name -> GUINT_TO_POINTER(port) */
         char **endpoints;         /* IP addresses */
+        char *public_ip;          /* the address others see (STUN), or NULL */
 } NmReport;
 
 NmReport *nm_report_new(NmReportType type);

@@ -62,8 +62,18 @@ static void test_snapshot_roundtrip(void)
         n->mtu = 1420;
         n->dns_domain = g_strdup("nm.internal");
         n->connected = true;
+        n->host_name = g_strdup("laptop1");
+        const char *ranges[] = { "192.168.50.0/24", NULL };
+        n->roles.egress_ranges = g_strdupv((char **) ranges);
+        n->roles.egress_nat = true;
+        n->roles.relay = true;
+        n->roles.internet_gateway_via = nm_uuid_new();
+        g_ptr_array_add(n->dns, nm_dns_entry_new("printer", "10.99.0.50", NULL));
         n->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
         g_ptr_array_add(n->peers, make_peer("b", "10.99.0.2"));
+        NmPeer *ext = make_peer("phone", "10.99.0.254");
+        ext->external = true;
+        g_ptr_array_add(n->peers, ext);
         g_ptr_array_add(m->state->networks, n);
 
         g_autofree char *json = nm_message_to_json(m);
@@ -72,8 +82,31 @@ static void test_snapshot_roundtrip(void)
         g_assert_no_error(e);
         NmNetworkState *bn = back->state->networks->pdata[0];
         g_assert_cmpstr(bn->ipv6, ==, "fd00:99::1/64");
-        g_assert_cmpuint(bn->peers->len, ==, 1);
+        g_assert_cmpuint(bn->peers->len, ==, 2);
         g_assert_true(bn->connected);
+        g_assert_false(((NmPeer *) bn->peers->pdata[0])->external);
+        g_assert_true(((NmPeer *) bn->peers->pdata[1])->external);
+        g_assert_cmpstr(bn->host_name, ==, "laptop1");
+        g_assert_true(nm_roles_equal(&bn->roles, &n->roles));
+        g_assert_true(nm_roles_forwards(&bn->roles));
+        g_assert_cmpuint(bn->dns->len, ==, 1);
+        g_assert_cmpstr(((NmDnsEntry *) bn->dns->pdata[0])->name, ==, "printer");
+        g_assert_null(((NmDnsEntry *) bn->dns->pdata[0])->ipv6);
+
+        /* Roles and DNS entries are checked like everything else. */
+        g_autoptr(GError) e2 = NULL;
+        const char *bad_roles = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
+                                "\"roles\":{\"egress_ranges\":[\"192.168.1.1/24\"]}}}";
+        g_assert_null(nm_message_parse(bad_roles, -1, &e2));
+        g_assert_nonnull(strstr(e2->message, "192.168.1.1/24"));
+        g_autoptr(GError) e3 = NULL;
+        const char *bad_dns = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                              "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                              "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"dns\":[{\"name\":\"x\"}]}}";
+        g_assert_null(nm_message_parse(bad_dns, -1, &e3));
+        g_assert_nonnull(strstr(e3->message, "neither"));
 }
 
 static void expect_bad(const char *json, const char *needle)
@@ -112,12 +145,16 @@ static void test_report(void)
         g_hash_table_insert(r->listen_ports, g_strdup("office"), GUINT_TO_POINTER(51822));
         const char *eps[] = { "198.18.0.2", "fd00::2", NULL };
         r->endpoints = g_strdupv((char **) eps);
+        r->public_ip = g_strdup("203.0.113.7");
         g_autofree char *json = nm_report_to_json(r);
         g_autoptr(GError) e = NULL;
         g_autoptr(NmReport) back = nm_report_parse(json, -1, &e);
         g_assert_no_error(e);
         g_assert_cmpuint(GPOINTER_TO_UINT(g_hash_table_lookup(back->listen_ports, "office")), ==, 51822);
         g_assert_cmpstr(back->endpoints[1], ==, "fd00::2");
+        g_assert_cmpstr(back->public_ip, ==, "203.0.113.7");
+        g_autoptr(GError) e5 = NULL;
+        g_assert_null(nm_report_parse("{\"public_ip\":\"999.1.1.1\"}", -1, &e5));
 
         g_autoptr(GError) e2 = NULL;
         g_assert_null(nm_report_parse("{\"listen_ports\":{\"office\":70000}}", -1, &e2));
