@@ -64,6 +64,7 @@ struct Request {
 static const Route *const route_tables[] = {
         http_health_routes, http_user_routes, http_network_routes,
         http_key_routes,    http_host_routes, http_node_routes,
+        http_dns_routes,
 };
 
 static uint64_t now_usec(void)

@@ -39,6 +39,7 @@ extern const Route http_key_routes[];
 extern const Route http_host_routes[];
 extern const Route http_node_routes[];
 extern const Route http_user_routes[];
+extern const Route http_dns_routes[];
 
 typedef enum AuthKind {
         AUTH_NONE,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cidr.h"
+#include "dns-names.h"
 #include "ipam.h"
 #include "macro.h"
 #include "nm-error.h"
@@ -14,6 +15,7 @@ PeerView *peer_view_new(Network *network)
         PeerView *v = g_new0(PeerView, 1);
         v->network = network;
         v->members = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
+        v->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
         return v;
 }
 
@@ -23,6 +25,7 @@ void peer_view_free(PeerView *v)
                 return;
         network_free(v->network);
         g_ptr_array_unref(v->members);
+        g_ptr_array_unref(v->dns);
         g_free(v);
 }
 
@@ -162,6 +165,11 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->mtu = v->network->mtu;
         s->dns_domain = g_strdup(v->network->dns_domain);
         s->connected = self->node->connected;
+        s->host_name = g_strdup(self->host->name);
+        for (guint i = 0; i < v->dns->len; i++) {
+                const NmDnsEntry *e = v->dns->pdata[i];
+                g_ptr_array_add(s->dns, nm_dns_entry_new(e->name, e->ipv4, e->ipv6));
+        }
         if (with_peers) {
                 s->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 for (guint i = 0; i < v->members->len; i++) {
@@ -271,6 +279,13 @@ int peers_load_view(Store *s, const char *network, PeerView **ret, GError **erro
                 return r;
         PeerView *v = peer_view_new(TAKE_PTR(n));
         g_ptr_array_extend_and_steal(v->members, TAKE_PTR(members));
+        g_ptr_array_unref(v->dns);
+        r = dns_names_load_custom(s, network, &v->dns, error);
+        if (r < 0) {
+                v->dns = NULL;
+                peer_view_free(v);
+                return r;
+        }
         *ret = v;
         return 0;
 }
@@ -299,6 +314,7 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
+        g_autoptr(GHashTable) dns = NULL;
         g_autoptr(GHashTable) views =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
         int r;
@@ -309,9 +325,15 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         r = store_members(s, NULL, &members, error);
         if (r < 0)
                 return r;
+        r = dns_names_load_all_custom(s, &dns, error);
+        if (r < 0)
+                return r;
         while (networks->len > 0) {
                 Network *n = g_ptr_array_steal_index(networks, networks->len - 1);
                 PeerView *v = peer_view_new(n);
+                GPtrArray *names = g_hash_table_lookup(dns, n->name);
+                if (names)
+                        g_ptr_array_extend_and_steal(v->dns, g_ptr_array_ref(names));
                 g_hash_table_insert(views, n->name, v);
         }
         /* Hand each member over to its view; the array keeps only pointers it no longer owns. */

@@ -14,6 +14,7 @@
 typedef struct PeerView {
         Network *network;
         GPtrArray *members; /* of Member */
+        GPtrArray *dns;     /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
 } PeerView;
 
 PeerView *peer_view_new(Network *network); /* takes ownership */

@@ -149,6 +149,15 @@ static const char *const migrations[] = {
         "CREATE TABLE account_cleanup ("
         "  host_id TEXT PRIMARY KEY,"
         "  queued_at BIGINT NOT NULL);",
+        /* 2: custom DNS names */
+        "CREATE TABLE dns_names ("
+        "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
+        "  name TEXT NOT NULL,"
+        "  ipv4 TEXT,"
+        "  ipv6 TEXT,"
+        "  created_at BIGINT NOT NULL,"
+        "  PRIMARY KEY (network, name),"
+        "  CHECK (ipv4 IS NOT NULL OR ipv6 IS NOT NULL));",
 };
 
 static gint64 now_sec(void)

@@ -48,7 +48,7 @@ static void test_migrations(void)
         {
                 g_autoptr(Store) s = open_store("m.db");
                 g_assert_cmpint(store_schema_version(s, &v, &e), ==, 0);
-                g_assert_cmpint(v, ==, 1);
+                g_assert_cmpint(v, >=, 1); /* one per migration; each issue appends its own */
                 g_assert_cmpstr(store_backend_name(s), ==, "sqlite");
                 g_assert_cmpint(store_setting_set(s, "k", "v1", &e), ==, 0);
                 g_assert_cmpint(store_setting_set(s, "k", "v2", &e), ==, 0);
@@ -62,7 +62,7 @@ static void test_migrations(void)
         g_autoptr(Store) s = open_store("m.db");
         g_autoptr(StoreResult) res = NULL;
         g_assert_cmpint(store_exec(s, "SELECT COUNT(*) FROM schema_version", NULL, 0, &res, &e), ==, 0);
-        g_assert_cmpint(store_result_int(res, 0, 0), ==, 1);
+        g_assert_cmpint(store_result_int(res, 0, 0), ==, v);
         g_autofree char *val = NULL;
         g_assert_cmpint(store_setting_get(s, "k", &val, &e), ==, 0);
         g_assert_cmpstr(val, ==, "v2");

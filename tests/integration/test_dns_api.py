@@ -1,0 +1,166 @@
+"""The DNS names of a network over REST (docs/protocol.md §5): automatic names of nodes, custom
+names (add, list, delete), bad input refused with a clear message and the database unchanged, and
+the delivery of names to hosts: `host_name` and `dns` in their state, and `network-changed` to
+exactly the network's hosts when a custom name comes or goes."""
+
+import pytest
+
+from nmtest.http import check_error, quote
+
+
+def joined(hosts, key, names, first=1):
+    made = []
+    for i, name in enumerate(names):
+        h = hosts(name, endpoints=[f"198.18.0.{first + i}"], listen_port=51821 + i)
+        h.register(key["token"])
+        assert h.connect() == 0
+        made.append(h)
+    return made
+
+
+def names_of(server, net="office"):
+    return {(e["name"], e["automatic"]): e for e in server.admin("GET", f"/networks/{net}/dns", expect=200)}
+
+
+def test_custom_names_crud_and_automatic_names(server, hosts):
+    server.create_network("office", "10.99.0.0/24", ipv6_range="fd00:99::/64")
+    key = server.create_key(["office"], unlimited=True)
+    a, b = joined(hosts, key, ["alpha", "beta"])
+
+    # Nodes' names are there from the start, with the nodes' addresses.
+    listed = names_of(server)
+    assert set(listed) == {("alpha", True), ("beta", True)}
+    assert listed[("alpha", True)] == {"name": "alpha", "fqdn": "alpha.office.nm.internal", "ipv4": "10.99.0.1",
+                                       "ipv6": "fd00:99::1", "automatic": True}
+
+    e = server.admin("POST", "/networks/office/dns", json={"name": "Printer", "ipv4": "192.168.50.7"},
+                     expect=201)
+    assert e == {"name": "printer", "fqdn": "printer.office.nm.internal", "ipv4": "192.168.50.7", "ipv6": None,
+                 "automatic": False}
+    server.admin("POST", "/networks/office/dns", json={"name": "nas.lab", "ipv6": "FD00:99:0::50",
+                                                       "ipv4": None}, expect=201)
+    listed = server.admin("GET", "/networks/office/dns", expect=200)
+    assert [x["name"] for x in listed] == ["alpha", "beta", "nas.lab", "printer"]
+    assert [x for x in listed if x["name"] == "nas.lab"][0]["ipv6"] == "fd00:99::50"
+
+    # A user (not only admins) may read; only admins may change.
+    server.admin("POST", "/users", json={"username": "uma", "password": "user-password-1", "role": "user"},
+                 expect=201)
+    tok = server.login("uma", "user-password-1")
+    status, body = server.api("GET", "/networks/office/dns", token=tok)
+    assert status == 200 and len(body) == 4
+    check_error(*server.api("POST", "/networks/office/dns", json={"name": "x", "ipv4": "10.0.0.1"}, token=tok),
+                403, "forbidden")
+    check_error(*server.api("DELETE", "/networks/office/dns/printer", token=tok), 403, "forbidden")
+
+    # Delete (case-insensitive, like DNS); then it is gone.
+    assert server.admin("DELETE", "/networks/office/dns/PRINTER")[0] == 204
+    assert set(names_of(server)) == {("alpha", True), ("beta", True), ("nas.lab", False)}
+    check_error(*server.admin("DELETE", "/networks/office/dns/printer"), 404, "not-found", ["printer"])
+
+    # The names go with the network.
+    assert server.admin("DELETE", "/networks/office?force=true")[0] == 204
+    assert server.db_dump(["dns_names"]) == {"dns_names": []}
+
+
+@pytest.mark.parametrize("body, status, code, mentions", [
+    ({"name": "bad_name", "ipv4": "10.0.0.1"}, 400, "invalid-argument", ["bad_name", "a-z"]),
+    ({"name": "-x", "ipv4": "10.0.0.1"}, 400, "invalid-argument", ["-x"]),
+    ({"name": "a..b", "ipv4": "10.0.0.1"}, 400, "invalid-argument", ["a..b"]),
+    ({"name": "x" * 64, "ipv4": "10.0.0.1"}, 400, "invalid-argument", ["x" * 20]),
+    ({"name": ".".join(["abcdefghij"] * 22), "ipv4": "10.0.0.1"}, 400, "invalid-argument", ["253"]),
+    ({"name": "printer"}, 400, "invalid-argument", ["printer", "address"]),
+    ({"name": "printer", "ipv4": None, "ipv6": None}, 400, "invalid-argument", ["address"]),
+    ({"name": "printer", "ipv4": "fd00::1"}, 400, "invalid-argument", ["ipv4", "fd00::1"]),
+    ({"name": "printer", "ipv6": "10.0.0.1"}, 400, "invalid-argument", ["ipv6", "10.0.0.1"]),
+    ({"name": "printer", "ipv4": "10.0.0.300"}, 400, "invalid-argument", ["10.0.0.300"]),
+    ({"name": "printer", "ipv4": "10.0.0.0/24"}, 400, "invalid-argument", ["10.0.0.0/24"]),
+    ({"name": "printer", "ipv4": "0.0.0.0"}, 400, "invalid-argument", ["unspecified"]),
+    ({"name": "printer", "ipv4": "224.0.0.251"}, 400, "invalid-argument", ["multicast"]),
+    ({"name": "printer", "ipv4": "255.255.255.255"}, 400, "invalid-argument", ["broadcast"]),
+    ({"name": "printer", "ipv6": "::"}, 400, "invalid-argument", ["unspecified"]),
+    ({"name": "printer", "ipv6": "ff02::fb"}, 400, "invalid-argument", ["multicast"]),
+    ({"name": "printer", "ipv4": 17}, 400, "invalid-argument", ["ipv4"]),
+    ({"name": "printer", "ipv4": "10.0.0.9", "ttl": 5}, 400, None, ["ttl"]),
+    ({"ipv4": "10.0.0.9"}, 400, "invalid-argument", ["name"]),
+    ({"name": "alpha", "ipv4": "10.0.0.9"}, 409, "conflict", ["alpha", "node"]),
+    ({"name": "existing", "ipv4": "10.0.0.9"}, 409, "conflict", ["existing"]),
+    ({"name": "EXISTING", "ipv6": "fd00::9"}, 409, "conflict", ["existing"]),
+])
+def test_bad_custom_names_change_nothing(server, hosts, body, status, code, mentions):
+    server.create_network("office", "10.99.0.0/24")
+    key = server.create_key(["office"], unlimited=True)
+    (a,) = joined(hosts, key, ["alpha"])
+    server.admin("POST", "/networks/office/dns", json={"name": "existing", "ipv4": "10.99.0.200"}, expect=201)
+    a.wait_message("network-changed")
+    n = len(a.messages)
+    before = server.db_dump()
+    check_error(*server.admin("POST", "/networks/office/dns", json=body), status, code, mentions)
+    server.assert_db_unchanged(before, f"POST {body}")
+    a.no_message("network-changed", after=n, wait=0.2)
+
+
+def test_other_refusals(server, hosts):
+    server.create_network("office", "10.99.0.0/24")
+    key = server.create_key(["office"], unlimited=True)
+    joined(hosts, key, ["alpha"])
+    before = server.db_dump()
+    # Unknown network, for every method.
+    check_error(*server.admin("GET", "/networks/nosuch/dns"), 404, "not-found", ["nosuch"])
+    check_error(*server.admin("POST", "/networks/nosuch/dns", json={"name": "x", "ipv4": "10.0.0.1"}), 404,
+                "not-found", ["nosuch"])
+    check_error(*server.admin("DELETE", "/networks/nosuch/dns/x"), 404, "not-found", ["nosuch"])
+    # An automatic name cannot be deleted; an unknown one is not found.
+    check_error(*server.admin("DELETE", "/networks/office/dns/alpha"), 409, "conflict", ["alpha", "automatic"])
+    check_error(*server.admin("DELETE", "/networks/office/dns/" + quote("no such")), 404, "not-found",
+                ["no such"])
+    # Not JSON, not an object, and no credential at all.
+    check_error(*server.admin("POST", "/networks/office/dns", body=b"{"), 400, "invalid-json")
+    check_error(*server.admin("POST", "/networks/office/dns", json=["x"]), 400, "invalid-json")
+    check_error(*server.api("GET", "/networks/office/dns"), 401, "unauthenticated")
+    check_error(*server.admin("PUT", "/networks/office/dns"), 405, "method-not-allowed")
+    server.assert_db_unchanged(before, "the refused requests")
+
+
+def test_names_reach_exactly_the_networks_hosts(server, hosts):
+    server.create_network("office", "10.99.0.0/24")
+    server.create_network("lab", "10.98.0.0/24")
+    office_key = server.create_key(["office"], unlimited=True)
+    lab_key = server.create_key(["lab"], unlimited=True, name="lab")
+    a, b = joined(hosts, office_key, ["alpha", "beta"])
+    (c,) = joined(hosts, lab_key, ["gamma"], first=3)
+
+    # The state carries the host's own name and (no) custom names from the start.
+    st = a.networks["office"]["state"]
+    assert st["host_name"] == "alpha" and st.get("dns", []) == []
+    counts = {h.name: len(h.messages) for h in (a, b, c)}
+
+    server.admin("POST", "/networks/office/dns", json={"name": "printer", "ipv4": "192.168.50.7"}, expect=201)
+    for h in (a, b):
+        m = h.wait_message("network-changed", after=counts[h.name])
+        net = m["network"]
+        assert net["network"] == "office" and "peers" not in net
+        assert net["dns"] == [{"name": "printer", "ipv4": "192.168.50.7", "ipv6": None}]
+        assert net["host_name"] == h.name
+    c.no_message(after=counts["gamma"], wait=0.3)
+    # Exactly one message each, with the next serial.
+    for h in (a, b):
+        assert [m["type"] for m in h.messages[counts[h.name]:]] == ["network-changed"]
+        assert h.serial_errors == []
+
+    # A snapshot (GET /api/v1/host) has them too, and so does a host that joins later.
+    status, state = a.api("GET", "/host")
+    assert status == 200
+    (office,) = [n for n in state["networks"] if n["network"] == "office"]
+    assert office["dns"] == [{"name": "printer", "ipv4": "192.168.50.7", "ipv6": None}]
+    assert office["host_name"] == "alpha"
+    (d,) = joined(hosts, office_key, ["delta"], first=4)
+    assert d.networks["office"]["state"]["dns"] == [{"name": "printer", "ipv4": "192.168.50.7", "ipv6": None}]
+    assert d.networks["office"]["state"]["host_name"] == "delta"
+
+    counts = {h.name: len(h.messages) for h in (a, b, c, d)}
+    assert server.admin("DELETE", "/networks/office/dns/printer")[0] == 204
+    for h in (a, b, d):
+        m = h.wait_message("network-changed", after=counts[h.name])
+        assert m["network"].get("dns", []) == []
+    c.no_message(after=counts["gamma"], wait=0.3)
