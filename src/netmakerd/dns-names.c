@@ -42,19 +42,21 @@ bool dns_name_valid(const char *name, const char *network, const char *dns_domai
 
         if (!lower || !nm_dns_domain_valid(lower, &e)) {
                 g_autofree char *v = shown(name ? name : "");
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid DNS name \"%s\": use dot-separated labels of a-z, 0-9 and '-', each 1-63 "
-                            "characters, not starting or ending with '-'",
-                            v);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid DNS name \"%s\": use dot-separated labels of a-z, 0-9 and '-', each 1-63 "
+                        "characters, not starting or ending with '-'",
+                        v);
                 return false;
         }
         /* The whole name "<name>.<network>.<domain>" must fit a DNS name. */
         size_t full = strlen(lower) + 1 + strlen(network) + 1 + strlen(dns_domain ? dns_domain : "");
         if (full > NM_DNS_NAME_MAX) {
                 g_autofree char *v = shown(name);
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid DNS name \"%s\": \"<name>.%s.%s\" would be %zu characters, more than %d",
-                            v, network, strempty(dns_domain), full, NM_DNS_NAME_MAX);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid DNS name \"%s\": \"<name>.%s.%s\" would be %zu characters, more than %d", v,
+                        network, strempty(dns_domain), full, NM_DNS_NAME_MAX);
                 return false;
         }
         *ret = TAKE_PTR(lower);
@@ -68,8 +70,9 @@ bool dns_name_address_valid(const char *member, const char *text, int family, ch
 
         if (nm_addr_parse(text, &f, &a) < 0 || f != family) {
                 g_autofree char *v = shown(text);
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\": expected an %s address",
-                            member, v, family == AF_INET ? "IPv4" : "IPv6");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid %s \"%s\": expected an %s address", member, v,
+                            family == AF_INET ? "IPv4" : "IPv6");
                 return false;
         }
         const char *why = NULL;
@@ -90,8 +93,8 @@ bool dns_name_address_valid(const char *member, const char *text, int family, ch
         if (why) {
                 g_autofree char *v = shown(text);
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid %s \"%s\": %s cannot be a name's address; give a unicast address", member, v,
-                            why);
+                            "Invalid %s \"%s\": %s cannot be a name's address; give a unicast address",
+                            member, v, why);
                 return false;
         }
         *ret = nm_addr_to_string(family, &a);
@@ -104,14 +107,15 @@ int dns_names_load_custom(Store *s, const char *network, GPtrArray **ret, GError
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(network)};
-        int r = store_exec(s, "SELECT name, ipv4, ipv6 FROM dns_names WHERE network = $1 ORDER BY name", p, 1, &res,
-                           error);
+        int r = store_exec(s, "SELECT name, ipv4, ipv6 FROM dns_names WHERE network = $1 ORDER BY name", p,
+                           1, &res, error);
         if (r < 0)
                 return r;
         GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
         for (guint i = 0; i < res->n_rows; i++)
-                g_ptr_array_add(a, nm_dns_entry_new(store_result_text(res, i, 0), store_result_text(res, i, 1),
-                                                    store_result_text(res, i, 2)));
+                g_ptr_array_add(a,
+                                nm_dns_entry_new(store_result_text(res, i, 0), store_result_text(res, i, 1),
+                                                 store_result_text(res, i, 2)));
         *ret = a;
         return 0;
 }
@@ -119,11 +123,12 @@ int dns_names_load_custom(Store *s, const char *network, GPtrArray **ret, GError
 int dns_names_load_all_custom(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        int r = store_exec(s, "SELECT network, name, ipv4, ipv6 FROM dns_names ORDER BY network, name", NULL, 0,
-                           &res, error);
+        int r = store_exec(s, "SELECT network, name, ipv4, ipv6 FROM dns_names ORDER BY network, name", NULL,
+                           0, &res, error);
         if (r < 0)
                 return r;
-        GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+        GHashTable *h =
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
         for (guint i = 0; i < res->n_rows; i++) {
                 const char *net = store_result_text(res, i, 0);
                 GPtrArray *a = g_hash_table_lookup(h, net);
@@ -131,8 +136,9 @@ int dns_names_load_all_custom(Store *s, GHashTable **ret, GError **error)
                         a = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
                         g_hash_table_insert(h, g_strdup(net), a);
                 }
-                g_ptr_array_add(a, nm_dns_entry_new(store_result_text(res, i, 1), store_result_text(res, i, 2),
-                                                    store_result_text(res, i, 3)));
+                g_ptr_array_add(a,
+                                nm_dns_entry_new(store_result_text(res, i, 1), store_result_text(res, i, 2),
+                                                 store_result_text(res, i, 3)));
         }
         *ret = h;
         return 0;
@@ -182,10 +188,12 @@ int dns_names_list(Store *s, const char *network, GPtrArray **ret, GError **erro
                 return r;
         GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)dns_name_free);
         for (guint i = 0; i < nodes->n_rows; i++)
-                g_ptr_array_add(a, dns_name_new(store_result_text(nodes, i, 0), store_result_text(nodes, i, 1),
-                                                store_result_text(nodes, i, 2), true));
+                g_ptr_array_add(a,
+                                dns_name_new(store_result_text(nodes, i, 0), store_result_text(nodes, i, 1),
+                                             store_result_text(nodes, i, 2), true));
         for (guint i = 0; i < custom->n_rows; i++)
-                g_ptr_array_add(a, dns_name_new(store_result_text(custom, i, 0), store_result_text(custom, i, 1),
+                g_ptr_array_add(a, dns_name_new(store_result_text(custom, i, 0),
+                                                store_result_text(custom, i, 1),
                                                 store_result_text(custom, i, 2), false));
         g_ptr_array_sort(a, by_name);
         *ret = a;
@@ -218,20 +226,23 @@ int dns_names_add(Store *s, const char *network, const NmDnsEntry *e, GError **e
         r = automatic_owner(s, network, e->name, error);
         if (r == 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "\"%s\" is the name of a node in network \"%s\": choose another name", e->name, network);
+                            "\"%s\" is the name of a node in network \"%s\": choose another name", e->name,
+                            network);
                 return -EEXIST;
         }
         if (r != -ENOENT)
                 return r;
         StoreValue p[] = {SV_TEXT(network), SV_TEXT(e->name), SV_TEXT(e->ipv4), SV_TEXT(e->ipv6),
                           SV_INT((gint64)time(NULL))};
-        r = store_exec(s, "INSERT INTO dns_names (network, name, ipv4, ipv6, created_at) VALUES ($1, $2, $3, $4, $5)",
-                       p, 5, NULL, error);
+        r = store_exec(
+                s,
+                "INSERT INTO dns_names (network, name, ipv4, ipv6, created_at) VALUES ($1, $2, $3, $4, $5)",
+                p, 5, NULL, error);
         if (r == -EEXIST) {
                 g_clear_error(error);
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Network \"%s\" already has the DNS name \"%s\": delete it first to change it", network,
-                            e->name);
+                            "Network \"%s\" already has the DNS name \"%s\": delete it first to change it",
+                            network, e->name);
         }
         return r;
 }
@@ -254,13 +265,15 @@ int dns_names_delete(Store *s, const char *network, const char *name, GError **e
                 return 0;
         r = automatic_owner(s, network, lower, error);
         if (r == 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "\"%s\" is a node's automatic name in network \"%s\": it goes when the node leaves",
-                            v, network);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "\"%s\" is a node's automatic name in network \"%s\": it goes when the node leaves",
+                        v, network);
                 return -EBUSY;
         }
         if (r != -ENOENT)
                 return r;
-        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Network \"%s\" has no DNS name \"%s\"", network, v);
+        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Network \"%s\" has no DNS name \"%s\"", network,
+                    v);
         return -ENOENT;
 }

@@ -70,7 +70,8 @@ static int dns_add(Request *r, GError **error)
         int k;
 
         if (!o || !nm_json_get_string(o, "name", true, &name_in, error) ||
-            !nm_json_get_string(o, "ipv4", false, &v4, error) || !nm_json_get_string(o, "ipv6", false, &v6, error))
+            !nm_json_get_string(o, "ipv4", false, &v4, error) ||
+            !nm_json_get_string(o, "ipv6", false, &v6, error))
                 return -EINVAL;
         k = store_txn_begin(m->store, &t, error);
         if (k < 0)
@@ -97,8 +98,8 @@ static int dns_add(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("Added DNS name %s.%s.%s (%s%s%s); told %u host(s).", name, n->name, n->dns_domain, strempty(ipv4),
-                 ipv4 && ipv6 ? ", " : "", strempty(ipv6), out->msgs->len);
+        log_info("Added DNS name %s.%s.%s (%s%s%s); told %u host(s).", name, n->name, n->dns_domain,
+                 strempty(ipv4), ipv4 && ipv6 ? ", " : "", strempty(ipv6), out->msgs->len);
 
         DnsName d = {.name = name, .ipv4 = ipv4, .ipv6 = ipv6, .automatic = false};
         g_autoptr(JsonBuilder) b = json_builder_new();
@@ -130,8 +131,8 @@ static int dns_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", request_param(r, "name"), n->name,
-                 out->msgs->len);
+        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", request_param(r, "name"),
+                 n->name, out->msgs->len);
         request_reply_empty(r);
         return 0;
 }

@@ -215,6 +215,7 @@ static const char main_help[] =
         "  host list|show|delete|join HOST NETWORK\n"
         "  node list [--network NET]|show|delete\n"
         "  user list|create|show|update|delete\n"
+        "  dns list|add|delete NETWORK ...   A network's DNS names\n"
         "\n"
         "Options (also accepted after the command):\n"
         "  --server URL       netmakerd's URL (default: $NMCTL_SERVER, else the server of the\n"
@@ -240,6 +241,7 @@ static const struct {
         { "keys", cmd_key },        { "host", cmd_host },     { "hosts", cmd_host },
         { "node", cmd_node },       { "nodes", cmd_node },    { "user", cmd_user },
         { "users", cmd_user },
+        { "dns", cmd_dns },
 };
 
 int main(int argc, char *argv[])

@@ -67,6 +67,7 @@ int cmd_key(Ctx *c, int argc, char *argv[]);
 int cmd_host(Ctx *c, int argc, char *argv[]);
 int cmd_node(Ctx *c, int argc, char *argv[]);
 int cmd_user(Ctx *c, int argc, char *argv[]);
+int cmd_dns(Ctx *c, int argc, char *argv[]);
 
 /* Parses the options of one verb: `longopts` must start with NMCTL_GLOBAL_OPTIONS. Calls
  * `handle` for the verb's own options (return <0 on a bad value, after printing why). Prints

@@ -164,3 +164,58 @@ def test_names_reach_exactly_the_networks_hosts(server, hosts):
         m = h.wait_message("network-changed", after=counts[h.name])
         assert m["network"].get("dns", []) == []
     c.no_message(after=counts["gamma"], wait=0.3)
+
+
+def test_nmctl_dns(server, hosts, tmp_path):
+    """nmctl dns list/add/delete: what an admin types reaches the server, tables and --json tell
+    the truth, refusals exit 1 with the server's message, usage errors exit 2 sending nothing."""
+    import json
+    import os
+    import subprocess
+
+    from nmtest.server import binary
+
+    def nmctl(*args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+        env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), LC_ALL="C",
+                   NMCTL_SERVER=server.url, NMCTL_MASTER_KEY=server.MASTER_KEY)
+        return subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+
+    server.create_network("office", "10.99.0.0/24")
+    key = server.create_key(["office"], unlimited=True)
+    joined(hosts, key, ["alpha"])
+
+    r = nmctl("dns", "add", "office", "printer", "--ipv4", "192.168.50.7", "--ipv6", "fd00:50::7")
+    assert r.returncode == 0, r.stderr
+    assert "printer.office.nm.internal" in r.stdout and "192.168.50.7" in r.stdout
+    r = nmctl("dns", "list", "office")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "IPV4", "IPV6", "KIND"]
+    assert lines[1].split() == ["alpha.office.nm.internal", "10.99.0.1", "-", "node"]
+    assert lines[2].split() == ["printer.office.nm.internal", "192.168.50.7", "fd00:50::7", "custom"]
+    r = nmctl("dns", "list", "office", "--json")
+    assert r.returncode == 0 and [e["name"] for e in json.loads(r.stdout)] == ["alpha", "printer"]
+
+    # The server's refusals: exit 1 with its message.
+    for args, words in ((("add", "office", "alpha", "--ipv4", "10.0.0.1"), ["alpha", "node"]),
+                        (("add", "office", "printer", "--ipv4", "10.0.0.1"), ["printer"]),
+                        (("add", "office", "x", "--ipv4", "224.0.0.1"), ["multicast"]),
+                        (("delete", "office", "alpha"), ["automatic"]),
+                        (("list", "nosuch"), ["nosuch"])):
+        r = nmctl("dns", *args)
+        assert r.returncode == 1 and "Error: " in r.stderr, (args, r.returncode, r.stderr)
+        for w in words:
+            assert w in r.stderr, (args, w, r.stderr)
+    # Usage errors: exit 2, nothing sent.
+    before = server.db_dump()
+    for args in (("add", "office", "x"), ("add", "office"), ("delete", "office"), ("list",),
+                 ("add", "office", "x", "--ipv4"), ("frobnicate",)):
+        r = nmctl("dns", *args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+    server.assert_db_unchanged(before, "nmctl usage errors")
+
+    r = nmctl("dns", "delete", "office", "printer")
+    assert r.returncode == 0 and "Deleted DNS name printer" in r.stdout
+    assert [e["name"] for e in server.admin("GET", "/networks/office/dns", expect=200)] == ["alpha"]

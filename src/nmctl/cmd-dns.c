@@ -1,0 +1,168 @@
+/* nmctl dns list|add|delete (docs/protocol.md §5, /networks/{net}/dns). */
+#include <stdio.h>
+#include <string.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "nmctl.h"
+#include "output.h"
+#include "rest.h"
+
+enum {
+        OPT_IPV4 = OPT_FIRST_COMMAND_OPTION,
+        OPT_IPV6,
+};
+
+typedef struct DnsArgs {
+        const char *ipv4, *ipv6;
+} DnsArgs;
+
+static int dns_option(int opt, const char *arg, void *userdata)
+{
+        DnsArgs *a = userdata;
+
+        switch (opt) {
+        case OPT_IPV4:
+                a->ipv4 = arg;
+                return 0;
+        case OPT_IPV6:
+                a->ipv6 = arg;
+                return 0;
+        default:
+                return -1;
+        }
+}
+
+static char *dns_path(const char *network, const char *name)
+{
+        g_autofree char *net = path_escape(network);
+        g_autofree char *n = name ? path_escape(name) : NULL;
+        return g_strconcat("/networks/", net, "/dns", n ? "/" : "", n ? n : "", NULL);
+}
+
+static int dns_list(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl dns list NETWORK\n"
+                "\n"
+                "Lists a network's DNS names: the automatic names of its nodes and the custom\n"
+                "names added with nmctl dns add.\n";
+        g_autoptr(JsonNode) answer = NULL;
+        g_autoptr(Table) t = NULL;
+        g_autofree char *path = NULL;
+        JsonArray *a;
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
+                return k;
+        if (argc - optind != 1)
+                return usage_error("dns list needs exactly one NETWORK");
+        path = dns_path(argv[optind], NULL);
+        k = rest_call_show(c, "GET", path, NULL, &answer);
+        if (k != NMCTL_EXIT_OK || c->json)
+                return k;
+        a = answer_array(answer);
+        if (!a)
+                return NMCTL_EXIT_REFUSED;
+        t = table_new("NAME", "IPV4", "IPV6", "KIND", NULL);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+                g_autofree char *automatic = json_member_bool(o, "automatic");
+                table_add_row_take(t, json_member_string(o, "fqdn"), json_member_string(o, "ipv4"),
+                                   json_member_string(o, "ipv6"),
+                                   g_strdup(streq0(automatic, "yes") ? "node" : "custom"));
+        }
+        if (table_rows(t) == 0)
+                printf("No DNS names in network %s.\n", argv[optind]);
+        else
+                table_print(t, stdout);
+        return NMCTL_EXIT_OK;
+}
+
+static int dns_add(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {
+                NMCTL_GLOBAL_OPTIONS,
+                {"ipv4", required_argument, NULL, OPT_IPV4},
+                {"ipv6", required_argument, NULL, OPT_IPV6},
+                {},
+        };
+        static const char help[] =
+                "nmctl dns add NETWORK NAME [--ipv4 ADDRESS] [--ipv6 ADDRESS]\n"
+                "\n"
+                "Adds the custom name NAME.NETWORK.<dns domain>; every node of the network\n"
+                "answers for it at once. NAME: dot-separated labels of a-z, 0-9 and '-', not\n"
+                "the name of a node. At least one address is needed; it may lie outside the\n"
+                "network (e.g. a printer behind an egress gateway).\n"
+                "\n"
+                "  --ipv4 ADDRESS     IPv4 address of the name\n"
+                "  --ipv6 ADDRESS     IPv6 address of the name\n";
+        DnsArgs a = {};
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) answer = NULL;
+        g_autofree char *body = NULL, *path = NULL;
+        JsonObject *o;
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, dns_option, &a, &k) < 0)
+                return k;
+        if (argc - optind != 2)
+                return usage_error("dns add needs a NETWORK and a NAME (see nmctl dns add --help)");
+        if (!a.ipv4 && !a.ipv6)
+                return usage_error("dns add needs --ipv4 ADDRESS and/or --ipv6 ADDRESS");
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "name", argv[optind + 1]);
+        if (a.ipv4)
+                nm_json_add_string(b, "ipv4", a.ipv4);
+        if (a.ipv6)
+                nm_json_add_string(b, "ipv6", a.ipv6);
+        json_builder_end_object(b);
+        body = nm_json_builder_to_string(b);
+        path = dns_path(argv[optind], NULL);
+        k = rest_call_show(c, "POST", path, body, &answer);
+        if (k != NMCTL_EXIT_OK || c->json)
+                return k;
+        o = answer_object(answer);
+        if (!o)
+                return NMCTL_EXIT_REFUSED;
+        g_autoptr(Table) t = table_new_list();
+        table_add_item_take(t, "Name", json_member_string(o, "fqdn"));
+        table_add_item_take(t, "IPv4", json_member_string(o, "ipv4"));
+        table_add_item_take(t, "IPv6", json_member_string(o, "ipv6"));
+        table_print(t, stdout);
+        return NMCTL_EXIT_OK;
+}
+
+static int dns_delete(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl dns delete NETWORK NAME\n"
+                "\n"
+                "Deletes a custom name (a node's automatic name goes when the node leaves).\n";
+        g_autofree char *path = NULL;
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
+                return k;
+        if (argc - optind != 2)
+                return usage_error("dns delete needs a NETWORK and a NAME");
+        path = dns_path(argv[optind], argv[optind + 1]);
+        k = rest_call_show(c, "DELETE", path, NULL, NULL);
+        if (k == NMCTL_EXIT_OK && !c->json)
+                printf("Deleted DNS name %s of network %s.\n", argv[optind + 1], argv[optind]);
+        return k;
+}
+
+int cmd_dns(Ctx *c, int argc, char *argv[])
+{
+        static const Verb verbs[] = {
+                {"list", dns_list, "list NETWORK", "List a network's DNS names"},
+                {"add", dns_add, "add NETWORK NAME --ipv4 A", "Add a custom DNS name"},
+                {"delete", dns_delete, "delete NETWORK NAME", "Delete a custom DNS name"},
+                {},
+        };
+        return dispatch_verbs(c, argc, argv, verbs, "nmctl dns COMMAND: a network's DNS names");
+}
