@@ -21,6 +21,9 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null; then
+                exec sudo -E "$0" "$@"
+        fi
         echo "run-tests.sh: the integration tests create network namespaces: run me as root" >&2
         exit 1
 fi
