@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=3, help="mesh nodes to start (default 3)")
     ap.add_argument("--port", type=int, default=8081, help="API port on 127.0.0.1 (default 8081, else a free one)")
     ap.add_argument("--exit", action="store_true", help="stop the server after the demo instead of waiting")
+    ap.add_argument("--state", default=str(REPO / ".demo"), help="state directory, wiped first (default .demo)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("demo: run me as root (the demo mesh uses network namespaces)")
@@ -70,7 +71,7 @@ def main():
         if not binary(prog).exists():
             raise SystemExit(f"demo: {binary(prog)} is missing: build first (meson setup build && ninja -C build)")
 
-    state = REPO / ".demo"
+    state = Path(args.state)
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(mode=0o700)
     global HOME
