@@ -22,6 +22,7 @@ and deletes the namespaces.
 import argparse
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -248,6 +249,58 @@ class Mesh:
         raise MeshError(f"{a.name} could not ping {b.name} ({addr}) within {timeout} s")
 
 
+def peer_change_check(mesh, out=print):
+    """A one-peer change on a running mesh of at least two nodes: a new node joins, then leaves.
+    node1 must apply each as a delta: its session with node2 keeps its handshake and its counters
+    go on (a REPLACE_PEERS, or rewriting node2's entry, would reset the session), and its netclientd
+    writes only the peer that changed (its debug log names every peer it writes). Prints one line
+    per step; returns {} or {(step, node): why}."""
+    a, b = mesh.nodes[0], mesh.nodes[1]
+    ifname = mesh.ifname
+    key_b = mesh.public_key(b)
+    addr_b = mesh.mesh_address(b)
+    failures = {}
+    c = mesh.add_node()
+    key_c = []  # known once it has joined
+
+    def session():
+        p = (a.wg_peers(ifname) or {}).get(key_b)
+        return (p["latest_handshake"], p["rx"]) if p else (0, 0)
+
+    def join():
+        mesh.join(c)
+        key_c.append(mesh.public_key(c))
+        wait_until(lambda: key_c[0] in (a.wg_peers(ifname) or {}), 30, f"{c.name} as a WireGuard peer of {a.name}")
+        if mesh.wait_ping_matrix([a, c], timeout=20):
+            failures[("join", c.name)] = f"{a.name} and {c.name} cannot ping each other"
+
+    def leave():
+        p = c.netclient("leave", mesh.network)
+        if p.returncode != 0:
+            failures[("leave", c.name)] = f"netclient leave failed ({p.returncode}): {p.stderr}"
+        wait_until(lambda: key_c[0] not in (a.wg_peers(ifname) or {key_c[0]: None}), 30,
+                   f"{c.name} gone from {a.name}'s WireGuard peers")
+
+    for name, change, what in ((f"{c.name} joins", join, "add"), (f"{c.name} leaves", leave, "remove")):
+        a.ping(addr_b, count=1, timeout=3)  # traffic on the session being watched
+        before = session()
+        time.sleep(1.1)  # a new handshake would carry another second
+        mark = len(a.log())
+        change()
+        ok = a.ping(addr_b, count=2, timeout=3)
+        after = session()
+        peers = re.findall(rf"{re.escape(ifname)}: peer (\S+): (\S+)", a.log()[mark:])
+        kept = before[0] != 0 and after[0] == before[0] and after[1] > before[1]
+        only = peers == [(key_c[0], what)]
+        verdict = "session kept, one peer written" if kept and only and ok else "FAILED"
+        out(f"{name}: node1 wrote {len(peers)} peer(s) ({', '.join(f'{k[:8]}... {w}' for k, w in peers)}); "
+            f"node1-node2 handshake {before[0]} -> {after[0]}, rx {before[1]} -> {after[1]}, "
+            f"ping {'ok' if ok else 'FAILED'}: {verdict}")
+        if verdict == "FAILED":
+            failures[(name, a.name)] = f"peers written {peers}, node2 session {before} -> {after}, ping {ok}"
+    return failures
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Bring up netmakerd + Mosquitto + N netclientd nodes in "
                                              "namespaces, join them, show them pinging, clean up.")
@@ -257,6 +310,9 @@ def main(argv=None):
                     help="netclientd's WireGuard backend (kernel needs a kernel with WireGuard)")
     ap.add_argument("--restart-check", action="store_true",
                     help="also restart node1's netclientd and check that no session was reset")
+    ap.add_argument("--peer-change-check", action="store_true",
+                    help="also let one more node join and leave, and check that node1 applies each as a "
+                         "one-peer delta (its session with node2 is not reset)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("Run as root (network namespaces).", file=sys.stderr)
@@ -289,6 +345,8 @@ def main(argv=None):
             print(f"restart of node1's netclientd: handshake {before} -> {after}, ping {'ok' if ok else 'FAILED'}: "
                   f"{'sessions kept' if same else 'FAILED'}")
             failures = failures or ({} if same else {("restart", "node1"): "session reset"})
+        if args.peer_change_check:
+            failures = peer_change_check(mesh) or failures
         if args.keep:
             input("Press Enter to clean up... ")
         return 1 if failures else 0
