@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "nm-error.h"
 #include "peers.h"
+#include "topology.h"
 
 PeerView *peer_view_new(Network *network)
 {
@@ -16,6 +17,8 @@ PeerView *peer_view_new(Network *network)
         v->network = network;
         v->members = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
         v->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
+        v->ext_clients = g_ptr_array_new_with_free_func((GDestroyNotify)ext_client_free);
+        v->acl_rules = g_ptr_array_new_with_free_func((GDestroyNotify)acl_rule_free);
         return v;
 }
 
@@ -26,6 +29,9 @@ void peer_view_free(PeerView *v)
         network_free(v->network);
         g_ptr_array_unref(v->members);
         g_ptr_array_unref(v->dns);
+        g_ptr_array_unref(v->ext_clients);
+        g_ptr_array_unref(v->acl_rules);
+        topo_index_free(v->index);
         g_free(v);
 }
 
@@ -103,53 +109,12 @@ int outbox_assign_serials(Outbox *o, Store *s, GError **error)
 
 /* ---- computation ---------------------------------------------------------------------------- */
 
-const char *peers_host_address(const Host *h)
-{
-        if (h->public_endpoint && *h->public_endpoint)
-                return h->public_endpoint;
-        if (h->endpoints && h->endpoints[0])
-                return h->endpoints[0];
-        return NULL;
-}
-
-NmPeer *peers_make_peer(const Network *n, const Member *m)
-{
-        NmPeer *p = nm_peer_new();
-        GPtrArray *allowed = g_ptr_array_new();
-        const char *addr = peers_host_address(m->host);
-
-        p->host_id = g_strdup(m->host->id);
-        p->name = g_strdup(m->host->name);
-        p->public_key = m->host->wg_key;
-        if (addr && m->node->listen_port > 0) {
-                int family;
-                NmInAddr a;
-                if (nm_addr_parse(addr, &family, &a) >= 0)
-                        p->endpoint = nm_endpoint_to_string(family, &a, m->node->listen_port);
-        }
-        if (m->node->ipv4)
-                g_ptr_array_add(allowed, g_strconcat(m->node->ipv4, "/32", NULL));
-        if (m->node->ipv6)
-                g_ptr_array_add(allowed, g_strconcat(m->node->ipv6, "/128", NULL));
-        g_ptr_array_add(allowed, NULL);
-        p->allowed_ips = (char **)g_ptr_array_free(allowed, false);
-        p->keepalive = n->keepalive;
-        p->ipv4 = g_strdup(m->node->ipv4);
-        p->ipv6 = g_strdup(m->node->ipv6);
-        return p;
-}
-
 static char *iface_address(const char *addr, const char *range)
 {
         const char *slash = range ? strchr(range, '/') : NULL;
         if (!addr || !slash)
                 return NULL;
         return g_strconcat(addr, slash, NULL);
-}
-
-static bool is_peer_of(const Member *m, const Member *self)
-{
-        return m != self && m->node->connected && !streq0(m->host->id, self->host->id);
 }
 
 NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool with_peers)
@@ -170,14 +135,15 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
                 const NmDnsEntry *e = v->dns->pdata[i];
                 g_ptr_array_add(s->dns, nm_dns_entry_new(e->name, e->ipv4, e->ipv6));
         }
-        if (with_peers) {
-                s->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
-                for (guint i = 0; i < v->members->len; i++) {
-                        const Member *m = v->members->pdata[i];
-                        if (is_peer_of(m, self))
-                                g_ptr_array_add(s->peers, peers_make_peer(v->network, m));
-                }
-        }
+        s->roles.egress_ranges = g_strdupv(self->node->roles.egress_ranges);
+        s->roles.egress_nat = self->node->roles.egress_ranges && self->node->roles.egress_nat;
+        s->roles.internet_gateway = self->node->roles.internet_gateway;
+        s->roles.ingress = self->node->roles.ingress;
+        s->roles.relay = self->node->roles.relay;
+        s->roles.relayed_by = g_strdup(self->node->roles.relayed_by);
+        s->roles.internet_gateway_via = g_strdup(self->node->roles.internet_gateway_via);
+        if (with_peers)
+                s->peers = topo_peers_of(v, self);
         return s;
 }
 
@@ -196,63 +162,6 @@ NmState *peers_state(const Host *host, PeerView *const *views, guint n_views)
 
 /* ---- fan-out -------------------------------------------------------------------------------- */
 
-static NmMessage *peers_message(const char *network)
-{
-        NmMessage *msg = nm_message_new(NM_MSG_PEERS, 0);
-        msg->network = g_strdup(network);
-        return msg;
-}
-
-void peers_fanout_node_added(const PeerView *v, const Member *added, bool tell_host, Outbox *o)
-{
-        if (added->node->connected)
-                for (guint i = 0; i < v->members->len; i++) {
-                        const Member *m = v->members->pdata[i];
-                        if (!is_peer_of(m, added))
-                                continue;
-                        NmMessage *msg = peers_message(v->network->name);
-                        g_ptr_array_add(msg->add, peers_make_peer(v->network, added));
-                        outbox_add(o, m->host, msg);
-                }
-        if (tell_host) {
-                NmMessage *joined = nm_message_new(NM_MSG_NETWORK_JOINED, 0);
-                joined->net = peers_network_state(v, added, true);
-                outbox_add(o, added->host, joined);
-        }
-}
-
-void peers_fanout_node_removed(const PeerView *v, const Member *removed, bool tell_host, Outbox *o)
-{
-        if (removed->node->connected)
-                for (guint i = 0; i < v->members->len; i++) {
-                        const Member *m = v->members->pdata[i];
-                        if (!is_peer_of(m, removed))
-                                continue;
-                        NmMessage *msg = peers_message(v->network->name);
-                        g_ptr_array_add(msg->remove, g_memdup2(&removed->host->wg_key, sizeof(NmKey)));
-                        outbox_add(o, m->host, msg);
-                }
-        if (tell_host) {
-                NmMessage *left = nm_message_new(NM_MSG_NETWORK_LEFT, 0);
-                left->network = g_strdup(v->network->name);
-                outbox_add(o, removed->host, left);
-        }
-}
-
-void peers_fanout_member_changed(const PeerView *v, const Member *changed, Outbox *o)
-{
-        if (!changed->node->connected)
-                return;
-        for (guint i = 0; i < v->members->len; i++) {
-                const Member *m = v->members->pdata[i];
-                if (!is_peer_of(m, changed))
-                        continue;
-                NmMessage *msg = peers_message(v->network->name);
-                g_ptr_array_add(msg->update, peers_make_peer(v->network, changed));
-                outbox_add(o, m->host, msg);
-        }
-}
-
 void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 {
         for (guint i = 0; i < v->members->len; i++) {
@@ -264,6 +173,25 @@ void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 }
 
 /* ---- loading -------------------------------------------------------------------------------- */
+
+/* External clients and the ACL of the view's network. */
+static int load_topology(Store *s, PeerView *v, GError **error)
+{
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        int r;
+
+        r = store_ext_client_list(s, v->network->name, NULL, &clients, error);
+        if (r >= 0)
+                r = store_acl_default_get(s, v->network->name, &v->acl_deny, error);
+        if (r >= 0)
+                r = store_acl_rule_list(s, v->network->name, &rules, error);
+        if (r < 0)
+                return r;
+        g_ptr_array_extend_and_steal(v->ext_clients, TAKE_PTR(clients));
+        g_ptr_array_extend_and_steal(v->acl_rules, TAKE_PTR(rules));
+        topo_view_changed(v);
+        return 0;
+}
 
 int peers_load_view(Store *s, const char *network, PeerView **ret, GError **error)
 {
@@ -283,6 +211,11 @@ int peers_load_view(Store *s, const char *network, PeerView **ret, GError **erro
         r = dns_names_load_custom(s, network, &v->dns, error);
         if (r < 0) {
                 v->dns = NULL;
+                peer_view_free(v);
+                return r;
+        }
+        r = load_topology(s, v, error);
+        if (r < 0) {
                 peer_view_free(v);
                 return r;
         }
@@ -315,6 +248,8 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
         g_autoptr(GHashTable) dns = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GHashTable) deny = NULL;
         g_autoptr(GHashTable) views =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
         int r;
@@ -346,6 +281,40 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
                 else
                         member_free(m);
         }
+        /* Likewise external clients and ACLs. */
+        r = store_ext_client_list(s, NULL, NULL, &clients, error);
+        if (r >= 0)
+                r = store_acl_rule_list(s, NULL, &rules, error);
+        if (r >= 0)
+                r = store_acl_default_list(s, &deny, error);
+        if (r < 0)
+                return r;
+        g_ptr_array_set_free_func(clients, NULL);
+        for (guint i = 0; i < clients->len; i++) {
+                ExtClient *c = clients->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, c->network);
+                if (v)
+                        g_ptr_array_add(v->ext_clients, c);
+                else
+                        ext_client_free(c);
+        }
+        g_ptr_array_set_free_func(rules, NULL);
+        for (guint i = 0; i < rules->len; i++) {
+                AclRule *rule = rules->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, rule->network);
+                if (v)
+                        g_ptr_array_add(v->acl_rules, rule);
+                else
+                        acl_rule_free(rule);
+        }
+        GHashTableIter it;
+        gpointer value;
+        g_hash_table_iter_init(&it, views);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                PeerView *v = value;
+                v->acl_deny = g_hash_table_contains(deny, v->network->name);
+                topo_view_changed(v);
+        }
         *ret = TAKE_PTR(views);
         return 0;
 }
@@ -362,26 +331,16 @@ int peers_host_state(Store *s, const Host *h, NmState **ret, GError **error)
 
 /* ---- changes -------------------------------------------------------------------------------- */
 
-static const Member *view_find_node(const PeerView *v, const char *node_id)
-{
-        for (guint i = 0; i < v->members->len; i++) {
-                const Member *m = v->members->pdata[i];
-                if (streq0(m->node->id, node_id))
-                        return m;
-        }
-        return NULL;
-}
-
 int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host, Outbox *o, Node **ret,
                     GError **error)
 {
-        g_autoptr(Network) n = NULL;
         g_autoptr(Node) existing = NULL;
-        g_autoptr(PeerView) v = NULL;
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
         g_autoptr(GError) e = NULL;
         int r;
 
-        r = store_network_get(s, network, &n, error);
+        r = peers_load_view(s, network, &before, error);
         if (r < 0)
                 return r;
         r = store_node_find(s, h->id, network, &existing, &e);
@@ -402,19 +361,27 @@ int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host
         node->network = g_strdup(network);
         node->connected = true;
         node->created_at = (gint64)g_get_real_time() / G_USEC_PER_SEC;
-        r = ipam_assign(s, n, node, error);
+        node->tags = h->tags ? g_strdupv(h->tags) : g_new0(char *, 1); /* the enrollment key's */
+        r = ipam_assign(s, before->network, node, error);
         if (r < 0)
                 return r;
         r = store_node_insert(s, node, error);
         if (r < 0)
                 return r;
 
-        r = peers_load_view(s, network, &v, error);
+        r = peers_load_view(s, network, &after, error);
         if (r < 0)
                 return r;
-        const Member *added = view_find_node(v, node->id);
+        const Member *added = topo_find_node(after, node->id);
         g_assert(added);
-        peers_fanout_node_added(v, added, tell_host, o);
+        /* The others see the newcomer (where the ACL allows it), relayed nodes through their relay. */
+        topo_dirty_peer(dirty, node->id);
+        topo_diff(before, after, dirty, o);
+        if (tell_host) {
+                NmMessage *joined = nm_message_new(NM_MSG_NETWORK_JOINED, 0);
+                joined->net = peers_network_state(after, added, true);
+                outbox_add(o, added->host, joined);
+        }
         if (ret)
                 *ret = TAKE_PTR(node);
         return 0;
@@ -422,31 +389,49 @@ int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host
 
 int peers_node_leave(Store *s, const Node *node, bool tell_host, Outbox *o, GError **error)
 {
-        g_autoptr(PeerView) v = NULL;
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
         int r;
 
-        r = peers_load_view(s, node->network, &v, error);
+        r = peers_load_view(s, node->network, &before, error);
         if (r < 0)
                 return r;
-        const Member *m = view_find_node(v, node->id);
-        if (m)
-                peers_fanout_node_removed(v, m, tell_host, o);
-        return store_node_delete(s, node->id, error);
+        const Member *m = topo_find_node(before, node->id);
+        /* What pointed at it goes with it (relayed nodes, internet gateway users, ACL rules); its
+         * external clients go with their gateway. */
+        r = store_node_forget(s, node->id, error);
+        if (r >= 0)
+                r = store_node_delete(s, node->id, error);
+        if (r < 0)
+                return r;
+        r = peers_load_view(s, node->network, &after, error);
+        if (r < 0)
+                return r;
+        /* The nodes a relay relayed now peer with everyone directly: look at every entry. */
+        if (m && m->node->roles.relay)
+                topo_dirty_all(dirty);
+        topo_dirty_peer(dirty, node->id);
+        topo_diff(before, after, dirty, o);
+        if (m && tell_host) {
+                NmMessage *left = nm_message_new(NM_MSG_NETWORK_LEFT, 0);
+                left->network = g_strdup(node->network);
+                outbox_add(o, m->host, left);
+        }
+        return 0;
 }
 
 int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error)
 {
-        g_autoptr(GPtrArray) views = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
         int r;
 
-        r = peers_load_host_views(s, h->id, &views, error);
+        r = store_node_list(s, NULL, h->id, &nodes, error);
         if (r < 0)
                 return r;
-        for (guint i = 0; i < views->len; i++) {
-                const PeerView *v = views->pdata[i];
-                const Member *m = peer_view_find_host(v, h->id);
-                if (m)
-                        peers_fanout_node_removed(v, m, false, o);
+        for (guint i = 0; i < nodes->len; i++) {
+                r = peers_node_leave(s, nodes->pdata[i], false, o, error);
+                if (r < 0)
+                        return r;
         }
         outbox_add(o, h, nm_message_new(NM_MSG_HOST_DELETED, 0));
         r = outbox_assign_serials(o, s, error);
@@ -489,58 +474,78 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
 {
         g_autoptr(Host) h = NULL;
         g_autoptr(GPtrArray) nodes = NULL;
-        g_autoptr(GHashTable) changed = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(GPtrArray) befores = g_ptr_array_new_with_free_func((GDestroyNotify)peer_view_free);
+        g_autoptr(GPtrArray) changed = g_ptr_array_new(); /* of Node, parallel to befores */
+        g_autofree char *public_ip = NULL;
         int r;
 
         r = store_host_get(s, host_id, &h, error);
         if (r < 0)
                 return r;
-        g_autofree char *old_address = g_strdup(peers_host_address(h));
         if (report->version) {
                 g_free(h->version);
                 h->version = g_strdup(report->version);
         }
+        /* The endpoint chosen per pair depends on both reported lists and public addresses. */
+        bool reach_changed = false;
         if (report->endpoints) {
                 g_auto(GStrv) eps = normalize_addresses(report->endpoints);
                 if (!strv_same(eps, h->endpoints)) {
                         g_strfreev(h->endpoints);
                         h->endpoints = TAKE_PTR(eps);
+                        reach_changed = true;
+                }
+        }
+        if (report->public_ip) {
+                char *in[] = {report->public_ip, NULL};
+                g_auto(GStrv) norm = normalize_addresses(in);
+                public_ip = g_strdup(norm[0]);
+        }
+        if (!streq0(public_ip, h->public_endpoint)) {
+                g_free(h->public_endpoint);
+                h->public_endpoint = g_strdup(public_ip);
+                reach_changed = true;
+        }
+
+        r = store_node_list(s, NULL, host_id, &nodes, error);
+        if (r < 0)
+                return r;
+        /* The views of the networks where something changes, before the change. */
+        for (guint i = 0; i < nodes->len; i++) {
+                Node *n = nodes->pdata[i];
+                gpointer port;
+                bool port_changed = g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
+                                    GPOINTER_TO_UINT(port) != n->listen_port;
+                PeerView *v;
+                if (!port_changed && !reach_changed)
+                        continue;
+                r = peers_load_view(s, n->network, &v, error);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(befores, v);
+                g_ptr_array_add(changed, n);
+                if (port_changed) {
+                        r = store_node_set_listen_port(s, n->id, (guint16)GPOINTER_TO_UINT(port), error);
+                        if (r < 0)
+                                return r;
                 }
         }
         h->last_checkin = now;
         r = store_host_update(s, h, error);
         if (r < 0)
                 return r;
-        bool address_changed = !streq0(old_address, peers_host_address(h));
 
-        r = store_node_list(s, NULL, host_id, &nodes, error);
-        if (r < 0)
-                return r;
-        for (guint i = 0; i < nodes->len; i++) {
-                Node *n = nodes->pdata[i];
-                gpointer port;
-                if (g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
-                    GPOINTER_TO_UINT(port) != n->listen_port) {
-                        r = store_node_set_listen_port(s, n->id, (guint16)GPOINTER_TO_UINT(port), error);
-                        if (r < 0)
-                                return r;
-                        g_hash_table_add(changed, n->network);
-                }
-                if (address_changed)
-                        g_hash_table_add(changed, n->network);
-        }
-
-        for (guint i = 0; i < nodes->len; i++) {
-                Node *n = nodes->pdata[i];
-                g_autoptr(PeerView) v = NULL;
-                if (!g_hash_table_contains(changed, n->network))
-                        continue;
-                r = peers_load_view(s, n->network, &v, error);
+        for (guint i = 0; i < changed->len; i++) {
+                Node *n = changed->pdata[i];
+                g_autoptr(PeerView) after = NULL;
+                g_autoptr(TopoDirty) dirty = topo_dirty_new();
+                r = peers_load_view(s, n->network, &after, error);
                 if (r < 0)
                         return r;
-                const Member *m = view_find_node(v, n->id);
-                if (m)
-                        peers_fanout_member_changed(v, m, o);
+                /* Others' view of this node, and this node's view of the others (a shared NAT). */
+                topo_dirty_peer(dirty, n->id);
+                topo_dirty_viewer(dirty, n->id);
+                topo_diff(befores->pdata[i], after, dirty, o);
         }
         return 0;
 }

@@ -15,6 +15,11 @@ typedef struct PeerView {
         Network *network;
         GPtrArray *members; /* of Member */
         GPtrArray *dns;     /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
+        /* Topologies (topology.c): */
+        GPtrArray *ext_clients;   /* of ExtClient */
+        bool acl_deny;            /* the ACL default */
+        GPtrArray *acl_rules;     /* of AclRule */
+        struct TopoIndex *index;  /* built on first use from the above; topo_view_changed() drops it */
 } PeerView;
 
 PeerView *peer_view_new(Network *network); /* takes ownership */
@@ -44,26 +49,15 @@ guint outbox_count(const Outbox *o, const char *host_id, NmMessageType type);
  * Call inside the transaction of the change, before a recipient is deleted. */
 int outbox_assign_serials(Outbox *o, Store *s, GError **error);
 
-/* ---- pure computation ----------------------------------------------------------------------- */
+/* ---- pure computation (the peers themselves: topology.h) ------------------------------------ */
 
-/* The address a host is reached at: its public endpoint, else its first reported one; or NULL. */
-const char *peers_host_address(const Host *h);
-/* Member `m` of network `n` as a peer of the others. */
-NmPeer *peers_make_peer(const Network *n, const Member *m);
 /* The state entry of network `v` for member `self`, with its peers when `with_peers`. */
 NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool with_peers);
 /* A host's full state from the views of its networks (the host's serial is used as it is). */
 NmState *peers_state(const Host *host, PeerView *const *views, guint n_views);
 
-/* ---- fan-out over views ---------------------------------------------------------------------- */
+/* ---- fan-out over views (changes of peers: topo_diff() in topology.h) ------------------------ */
 
-/* `added` (already in v): "peers" add to every other connected member, and "network-joined" with
- * full peers to the added host if `tell_host` (not at registration: the reply carries the state). */
-void peers_fanout_node_added(const PeerView *v, const Member *added, bool tell_host, Outbox *o);
-/* `removed` (still in v): "peers" remove to the others; "network-left" to its host if `tell_host`. */
-void peers_fanout_node_removed(const PeerView *v, const Member *removed, bool tell_host, Outbox *o);
-/* `changed` (in v, with its new endpoint or port): "peers" update to the others. */
-void peers_fanout_member_changed(const PeerView *v, const Member *changed, Outbox *o);
 /* "network-changed" (without peers) to every member's host. */
 void peers_fanout_network_changed(const PeerView *v, Outbox *o);
 
@@ -78,16 +72,20 @@ int peers_host_state(Store *s, const Host *h, NmState **ret, GError **error);
 
 /* ---- changes: store writes plus their messages, inside the caller's transaction ------------ */
 
-/* Gives host `h` a node in `network` (addresses, port), and queues the messages. */
+/* Gives host `h` a node in `network` (addresses, port, the host's tags), and queues the messages:
+ * "peers" to the members that see it, "network-joined" to `h` if `tell_host` (not at registration:
+ * the reply carries the state). */
 int peers_node_join(Store *s, const Host *h, const char *network, bool tell_host, Outbox *o, Node **ret,
                     GError **error);
-/* Removes a node and queues the messages. */
+/* Removes a node (and what points at it: relayed nodes, internet gateway users, ACL rules naming
+ * it, its external clients) and queues the messages; "network-left" to its host if `tell_host`. */
 int peers_node_leave(Store *s, const Node *node, bool tell_host, Outbox *o, GError **error);
 /* Queues "host-deleted" for the host and removals for its peers, stamps serials (the host's row
  * goes next) and deletes the host with its nodes. */
 int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error);
-/* Applies a check-in (version, endpoints, per-network ports, last check-in) and queues "update"
- * for the peers that see a changed endpoint or port. */
+/* Applies a check-in (version, endpoints, public address, per-network ports, last check-in) and
+ * queues "update" for every viewer whose chosen endpoint of the host changed (docs/protocol.md
+ * §4.5: also the host's own view of others behind the same NAT). */
 int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gint64 now, Outbox *o,
                        GError **error);
 /* Queues a "snapshot" for the host. */

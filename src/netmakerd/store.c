@@ -158,6 +158,43 @@ static const char *const migrations[] = {
         "  created_at BIGINT NOT NULL,"
         "  PRIMARY KEY (network, name),"
         "  CHECK (ipv4 IS NOT NULL OR ipv6 IS NOT NULL));",
+        /* 3: topologies (docs/protocol.md §4): node tags and roles, each network's ACL default
+         * and rules, external clients. */
+        "ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';"
+        "ALTER TABLE nodes ADD COLUMN egress_ranges TEXT;"
+        "ALTER TABLE nodes ADD COLUMN egress_nat INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN internet_gateway INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN ingress INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN relayed_by TEXT;"
+        "ALTER TABLE nodes ADD COLUMN internet_gateway_via TEXT;"
+        "CREATE TABLE acl_defaults ("
+        "  network TEXT PRIMARY KEY REFERENCES networks (name) ON DELETE CASCADE,"
+        "  action TEXT NOT NULL CHECK (action IN ('allow', 'deny')));"
+        "CREATE TABLE acl_rules ("
+        "  id TEXT PRIMARY KEY,"
+        "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
+        "  source TEXT NOT NULL,"
+        "  destination TEXT NOT NULL,"
+        "  action TEXT NOT NULL CHECK (action IN ('allow', 'deny')),"
+        "  created_at BIGINT NOT NULL);"
+        "CREATE INDEX acl_rules_network ON acl_rules (network);"
+        "CREATE TABLE ext_clients ("
+        "  id TEXT PRIMARY KEY,"
+        "  name TEXT NOT NULL,"
+        "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
+        "  gateway TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
+        "  ipv4 TEXT,"
+        "  ipv6 TEXT,"
+        "  public_key TEXT NOT NULL UNIQUE,"
+        "  enabled INTEGER NOT NULL,"
+        "  dns TEXT,"
+        "  extra_allowed_ips TEXT NOT NULL,"
+        "  created_at BIGINT NOT NULL,"
+        "  UNIQUE (network, name),"
+        "  UNIQUE (network, ipv4),"
+        "  UNIQUE (network, ipv6));"
+        "CREATE INDEX ext_clients_gateway ON ext_clients (gateway);",
 };
 
 static gint64 now_sec(void)
@@ -931,6 +968,8 @@ void node_free(Node *n)
         g_free(n->network);
         g_free(n->ipv4);
         g_free(n->ipv6);
+        g_strfreev(n->tags);
+        nm_roles_clear(&n->roles);
         g_free(n);
 }
 
@@ -944,6 +983,10 @@ Node *node_copy(const Node *n)
         c->network = g_strdup(n->network);
         c->ipv4 = g_strdup(n->ipv4);
         c->ipv6 = g_strdup(n->ipv6);
+        c->tags = g_strdupv(n->tags);
+        c->roles.egress_ranges = g_strdupv(n->roles.egress_ranges);
+        c->roles.relayed_by = g_strdup(n->roles.relayed_by);
+        c->roles.internet_gateway_via = g_strdup(n->roles.internet_gateway_via);
         return c;
 }
 
@@ -957,8 +1000,10 @@ void member_free(Member *m)
 }
 
 #define NODE_COLUMNS                                                                                        \
-        "d.id, d.host_id, h.name, d.network, d.ipv4, d.ipv6, d.listen_port, d.connected, d.created_at"
-#define NODE_N_COLUMNS 9
+        "d.id, d.host_id, h.name, d.network, d.ipv4, d.ipv6, d.listen_port, d.connected, d.created_at, "    \
+        "d.tags, d.egress_ranges, d.egress_nat, d.internet_gateway, d.ingress, d.relay, d.relayed_by, "      \
+        "d.internet_gateway_via"
+#define NODE_N_COLUMNS 17
 #define NODE_FROM      " FROM nodes d JOIN hosts h ON h.id = d.host_id "
 
 static Node *node_from_row(const StoreResult *res, guint row)
@@ -973,6 +1018,16 @@ static Node *node_from_row(const StoreResult *res, guint row)
         n->listen_port = (guint16)store_result_int(res, row, 6);
         n->connected = store_result_int(res, row, 7) != 0;
         n->created_at = store_result_int(res, row, 8);
+        n->tags = json_to_strv(store_result_text(res, row, 9));
+        /* NULL: not an egress gateway; "[]" never happens (setting no ranges deletes the role). */
+        if (!store_result_is_null(res, row, 10))
+                n->roles.egress_ranges = json_to_strv(store_result_text(res, row, 10));
+        n->roles.egress_nat = store_result_int(res, row, 11) != 0;
+        n->roles.internet_gateway = store_result_int(res, row, 12) != 0;
+        n->roles.ingress = store_result_int(res, row, 13) != 0;
+        n->roles.relay = store_result_int(res, row, 14) != 0;
+        n->roles.relayed_by = g_strdup(store_result_text(res, row, 15));
+        n->roles.internet_gateway_via = g_strdup(store_result_text(res, row, 16));
         return n;
 }
 
@@ -1027,14 +1082,14 @@ int store_node_list(Store *s, const char *network, const char *host_id, GPtrArra
 
 int store_node_insert(Store *s, const Node *n, GError **error)
 {
+        g_autofree char *tags = strv_to_json(n->tags);
         StoreValue p[] = {SV_TEXT(n->id),       SV_TEXT(n->host_id),  SV_TEXT(n->network),
                           SV_TEXT(n->ipv4),     SV_TEXT(n->ipv6),     SV_INT(n->listen_port),
-                          SV_INT(n->connected), SV_INT(n->created_at)};
-        int r = store_exec(
-                s,
-                "INSERT INTO nodes (id, host_id, network, ipv4, ipv6, listen_port, connected, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                p, 8, NULL, error);
+                          SV_INT(n->connected), SV_INT(n->created_at), SV_TEXT(tags)};
+        int r = store_exec(s,
+                           "INSERT INTO nodes (id, host_id, network, ipv4, ipv6, listen_port, connected, "
+                           "created_at, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                           p, 9, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
                 return not_found(error, "Network", n->network);
@@ -1066,9 +1121,14 @@ int store_node_addresses(Store *s, const char *network, int family, GPtrArray **
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(network)};
         int r = store_exec(s,
+                           /* External clients take addresses from the same ranges. */
                            family == AF_INET
-                                   ? "SELECT ipv4 FROM nodes WHERE network = $1 AND ipv4 IS NOT NULL"
-                                   : "SELECT ipv6 FROM nodes WHERE network = $1 AND ipv6 IS NOT NULL",
+                                   ? "SELECT ipv4 FROM nodes WHERE network = $1 AND ipv4 IS NOT NULL "
+                                     "UNION ALL SELECT ipv4 FROM ext_clients WHERE network = $1 AND "
+                                     "ipv4 IS NOT NULL"
+                                   : "SELECT ipv6 FROM nodes WHERE network = $1 AND ipv6 IS NOT NULL "
+                                     "UNION ALL SELECT ipv6 FROM ext_clients WHERE network = $1 AND "
+                                     "ipv6 IS NOT NULL",
                            p, 1, &res, error);
         if (r < 0)
                 return r;

@@ -10,6 +10,7 @@
 
 #include "keys.h"
 #include "macro.h"
+#include "proto.h"
 
 /* ---- backend interface -------------------------------------------------------------------- */
 
@@ -170,6 +171,8 @@ typedef struct Node {
         guint16 listen_port;
         bool connected;
         gint64 created_at;
+        char **tags;   /* never NULL after reads (ACL selectors "tag:<tag>", docs/protocol.md §4.2.1) */
+        NmRoles roles; /* gateways, relays, internet gateway use (§4.1) */
 } Node;
 
 /* A node with its host: what peer computation reads. */
@@ -236,7 +239,7 @@ int store_node_find(Store *s, const char *host_id, const char *network, Node **r
 int store_node_insert(Store *s, const Node *n, GError **error);
 int store_node_delete(Store *s, const char *id, GError **error);
 int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **error);
-/* The addresses in use in a network (column "ipv4" or "ipv6"). */
+/* The addresses in use in a network (family AF_INET or AF_INET6), by nodes and external clients. */
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error);
 
 /* Every node of a network with its host, or every node of every network when NULL. */
@@ -246,3 +249,59 @@ int store_members(Store *s, const char *network, GPtrArray **ret, GError **error
 int store_account_cleanup_add(Store *s, const char *host_id, GError **error);
 int store_account_cleanup_remove(Store *s, const char *host_id, GError **error);
 int store_account_cleanup_list(Store *s, GPtrArray **ret, GError **error);
+
+/* ---- topologies (store-topology.c): node tags and roles, ACLs, external clients ------------- */
+
+typedef struct AclRule {
+        char *id;
+        char *network;
+        char *source; /* "*", "node:<node id>" or "tag:<tag>" */
+        char *destination;
+        bool deny; /* else allow */
+        gint64 created_at;
+} AclRule;
+
+typedef struct ExtClient {
+        char *id;
+        char *name;
+        char *network;
+        char *gateway; /* node id of its ingress gateway */
+        char *ipv4;    /* without prefix length, or NULL */
+        char *ipv6;
+        NmKey public_key;
+        bool enabled;
+        char *dns;                /* the configuration's DNS line, or NULL */
+        char **extra_allowed_ips; /* ranges behind the client; never NULL after reads */
+        gint64 created_at;
+} ExtClient;
+
+void acl_rule_free(AclRule *r);
+void ext_client_free(ExtClient *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AclRule, acl_rule_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ExtClient, ext_client_free)
+
+int store_node_set_tags(Store *s, const char *id, char **tags, GError **error);
+/* Writes every role column of the node. */
+int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError **error);
+/* Drops what other rows say about a node that leaves: nodes it relayed are no longer relayed,
+ * nodes that used it as their internet gateway no longer do, ACL rules that name it go. */
+int store_node_forget(Store *s, const char *id, GError **error);
+
+/* A network's ACL default: false (allow) when none is stored. */
+int store_acl_default_get(Store *s, const char *network, bool *ret_deny, GError **error);
+int store_acl_default_set(Store *s, const char *network, bool deny, GError **error);
+/* Network name -> GINT_TO_POINTER(1) for every network whose default is deny. */
+int store_acl_default_list(Store *s, GHashTable **ret, GError **error);
+/* The rules of a network (of AclRule, oldest first), or of every network when NULL. */
+int store_acl_rule_list(Store *s, const char *network, GPtrArray **ret, GError **error);
+int store_acl_rule_insert(Store *s, const AclRule *r, GError **error);
+/* -ENOENT (404) when the network has no rule of that id. */
+int store_acl_rule_delete(Store *s, const char *network, const char *id, GError **error);
+
+int store_ext_client_get(Store *s, const char *id, ExtClient **ret, GError **error);
+/* Filters may be NULL; oldest first. */
+int store_ext_client_list(Store *s, const char *network, const char *gateway, GPtrArray **ret, GError **error);
+/* 409 when the name or an address is taken in the network. */
+int store_ext_client_insert(Store *s, const ExtClient *c, GError **error);
+int store_ext_client_set_enabled(Store *s, const char *id, bool enabled, GError **error);
+int store_ext_client_delete(Store *s, const char *id, GError **error);

@@ -1,10 +1,12 @@
 /* Proves peer computation (endpoint, allowed IPs, keepalive, who is a peer) on in-memory rows, and
- * that each kind of change sends exactly one message to each host that sees the changed node and
- * nothing to anyone else: work proportional to the changed host's networks, not to the mesh. */
+ * that each kind of change (a node joins, leaves, its endpoint changes) sends exactly one message to
+ * each host that sees the changed node and nothing to anyone else: work proportional to the changed
+ * host's networks, not to the mesh. (Topologies: test-topology.c.) */
 #include <string.h>
 
 #include "macro.h"
 #include "peers.h"
+#include "topology.h"
 
 static int host_counter;
 
@@ -67,6 +69,21 @@ static PeerView *make_view(const char *name, guint n, GPtrArray *hosts)
         return v;
 }
 
+/* A deep copy, so that a test can change one view and diff it against the other. */
+static PeerView *copy_view(const PeerView *v)
+{
+        const Network *n = v->network;
+        PeerView *c = peer_view_new(make_network(n->name, n->ipv4_range, n->ipv6_range));
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                Member *cm = g_new0(Member, 1);
+                cm->host = host_copy(m->host);
+                cm->node = node_copy(m->node);
+                g_ptr_array_add(c->members, cm);
+        }
+        return c;
+}
+
 static void test_make_peer(void)
 {
         g_autoptr(PeerView) v = peer_view_new(make_network("office", "10.99.0.0/24", "fd00:99::/64"));
@@ -77,7 +94,7 @@ static void test_make_peer(void)
         Member *mb = add_member(v, b, "10.99.0.2", "fd00:99::2", 51830);
         Member *mc = add_member(v, c, "10.99.0.3", NULL, 51821);
 
-        g_autoptr(NmPeer) pa = peers_make_peer(v->network, ma);
+        g_autoptr(NmPeer) pa = topo_peer_entry(v, mb, ma);
         g_assert_cmpstr(pa->host_id, ==, a->id);
         g_assert_cmpstr(pa->name, ==, "alpha");
         g_assert_true(nm_key_equal(&pa->public_key, &a->wg_key));
@@ -87,18 +104,22 @@ static void test_make_peer(void)
         g_assert_cmpstr(pa->allowed_ips[1], ==, "fd00:99::1/128");
         g_assert_cmpuint(pa->keepalive, ==, 25);
         g_assert_cmpstr(pa->ipv6, ==, "fd00:99::1");
+        g_assert_false(pa->external);
 
-        g_autoptr(NmPeer) pb = peers_make_peer(v->network, mb);
+        g_autoptr(NmPeer) pb = topo_peer_entry(v, ma, mb);
         g_assert_cmpstr(pb->endpoint, ==, "[fd00:18::3]:51830"); /* the node's own port */
 
-        g_autoptr(NmPeer) pc = peers_make_peer(v->network, mc);
+        g_autoptr(NmPeer) pc = topo_peer_entry(v, ma, mc);
         g_assert_null(pc->endpoint);
         g_assert_cmpuint(g_strv_length(pc->allowed_ips), ==, 1);
 
-        /* A public endpoint wins over reported ones. */
+        /* Nobody is its own peer. */
+        g_assert_null(topo_peer_entry(v, ma, ma));
+
+        /* A public address the viewer does not share wins over reported ones. */
         g_free(ma->host->public_endpoint);
         ma->host->public_endpoint = g_strdup("203.0.113.7");
-        g_autoptr(NmPeer) pa2 = peers_make_peer(v->network, ma);
+        g_autoptr(NmPeer) pa2 = topo_peer_entry(v, mb, ma);
         g_assert_cmpstr(pa2->endpoint, ==, "203.0.113.7:51821");
 
         /* Beta's state: alpha and gamma, never itself; addresses carry the range's prefix. */
@@ -132,47 +153,56 @@ static void check_all_parse(Outbox *o)
 static void test_fanout_node(void)
 {
         const guint N = 50;
-        g_autoptr(PeerView) v = make_view("office", N, NULL);
-        const Member *added = v->members->pdata[N - 1];
+        g_autoptr(PeerView) after = make_view("office", N, NULL);
+        g_autoptr(PeerView) before = copy_view(after);
+        g_ptr_array_remove_index(before->members, N - 1);
+        const Member *added = after->members->pdata[N - 1];
         g_autoptr(Outbox) o = outbox_new();
+        g_autoptr(TopoDirty) d = topo_dirty_new();
 
-        peers_fanout_node_added(v, added, true, o);
-        g_assert_cmpuint(o->msgs->len, ==, N);
+        /* A node joins: one "add" to each of the others, nothing else. */
+        topo_dirty_peer(d, added->node->id);
+        topo_diff(before, after, d, o);
+        g_assert_cmpuint(o->msgs->len, ==, N - 1);
         g_assert_cmpuint(outbox_count(o, NULL, NM_MSG_PEERS), ==, N - 1);
-        g_assert_cmpuint(outbox_count(o, added->host->id, NM_MSG_NETWORK_JOINED), ==, 1);
         g_assert_cmpuint(outbox_count(o, added->host->id, NM_MSG_PEERS), ==, 0);
         for (guint i = 0; i < o->msgs->len; i++) {
                 OutMsg *m = o->msgs->pdata[i];
-                if (m->msg->type == NM_MSG_PEERS) {
-                        g_assert_cmpuint(m->msg->add->len, ==, 1);
-                        g_assert_cmpstr(((NmPeer *)m->msg->add->pdata[0])->host_id, ==, added->host->id);
-                        /* Sealed for the recipient's own message key. */
-                        const Member *to = peer_view_find_host(v, m->host_id);
-                        g_assert_nonnull(to);
-                        g_assert_true(nm_key_equal(&m->msg_key, &to->host->msg_key));
-                } else
-                        g_assert_cmpuint(m->msg->net->peers->len, ==, N - 1);
+                g_assert_cmpuint(m->msg->add->len, ==, 1);
+                g_assert_cmpuint(m->msg->update->len + m->msg->remove->len, ==, 0);
+                g_assert_cmpstr(((NmPeer *)m->msg->add->pdata[0])->host_id, ==, added->host->id);
+                /* Sealed for the recipient's own message key. */
+                const Member *to = peer_view_find_host(after, m->host_id);
+                g_assert_nonnull(to);
+                g_assert_true(nm_key_equal(&m->msg_key, &to->host->msg_key));
         }
         check_all_parse(o);
 
-        /* At registration the reply carries the state: only the others hear of it. */
-        g_autoptr(Outbox) quiet = outbox_new();
-        peers_fanout_node_added(v, added, false, quiet);
-        g_assert_cmpuint(quiet->msgs->len, ==, N - 1);
+        /* Its own state has everyone else. */
+        g_autoptr(NmNetworkState) st = peers_network_state(after, added, true);
+        g_assert_cmpuint(st->peers->len, ==, N - 1);
 
+        /* It leaves: one "remove" to each of the others. */
         g_autoptr(Outbox) r = outbox_new();
-        peers_fanout_node_removed(v, added, true, r);
+        topo_diff(after, before, d, r);
         g_assert_cmpuint(outbox_count(r, NULL, NM_MSG_PEERS), ==, N - 1);
-        g_assert_cmpuint(outbox_count(r, added->host->id, NM_MSG_NETWORK_LEFT), ==, 1);
-        g_assert_cmpuint(r->msgs->len, ==, N);
+        g_assert_cmpuint(r->msgs->len, ==, N - 1);
+        for (guint i = 0; i < r->msgs->len; i++) {
+                OutMsg *m = r->msgs->pdata[i];
+                g_assert_cmpuint(m->msg->remove->len, ==, 1);
+                g_assert_true(nm_key_equal(m->msg->remove->pdata[0], &added->host->wg_key));
+        }
         check_all_parse(r);
 
-        g_autoptr(Outbox) d = outbox_new();
-        peers_fanout_node_removed(v, added, false, d);
-        g_assert_cmpuint(d->msgs->len, ==, N - 1);
+        /* Nothing changed: nothing is sent, even when everything is looked at. */
+        g_autoptr(Outbox) none = outbox_new();
+        g_autoptr(TopoDirty) all = topo_dirty_new();
+        topo_dirty_all(all);
+        topo_diff(after, after, all, none);
+        g_assert_cmpuint(none->msgs->len, ==, 0);
 
         g_autoptr(Outbox) c = outbox_new();
-        peers_fanout_network_changed(v, c);
+        peers_fanout_network_changed(after, c);
         g_assert_cmpuint(outbox_count(c, NULL, NM_MSG_NETWORK_CHANGED), ==, N);
         check_all_parse(c);
 }
@@ -186,13 +216,22 @@ static void test_fanout_proportional(void)
         g_autoptr(Host) p = make_host("p", "198.18.9.9");
         Member *ps = add_member(small, p, "10.99.9.9", NULL, 51821);
         Member *pm = add_member(medium, p, "10.99.9.9", NULL, 51822);
+        g_autoptr(PeerView) small_before = copy_view(small);
+        g_autoptr(PeerView) medium_before = copy_view(medium);
 
         /* P's endpoint changes: one update to each host that has P as a peer, 4 + 9 in all. */
         g_free(ps->host->endpoints[0]);
         ps->host->endpoints[0] = g_strdup("198.18.9.10");
+        g_free(pm->host->endpoints[0]);
+        pm->host->endpoints[0] = g_strdup("198.18.9.10");
         g_autoptr(Outbox) o = outbox_new();
-        peers_fanout_member_changed(small, ps, o);
-        peers_fanout_member_changed(medium, pm, o);
+        g_autoptr(TopoDirty) ds = topo_dirty_new(), dm = topo_dirty_new();
+        topo_dirty_peer(ds, ps->node->id);
+        topo_dirty_viewer(ds, ps->node->id);
+        topo_dirty_peer(dm, pm->node->id);
+        topo_dirty_viewer(dm, pm->node->id);
+        topo_diff(small_before, small, ds, o);
+        topo_diff(medium_before, medium, dm, o);
         g_assert_cmpuint(o->msgs->len, ==, 4 + 9);
         g_assert_cmpuint(outbox_count(o, p->id, NM_MSG_PEERS), ==, 0);
         for (guint i = 0; i < large->members->len; i++)

@@ -1,0 +1,76 @@
+/* Who peers with whom in a network and what each sees (docs/protocol.md §4), as pure functions of a
+ * PeerView: ACL verdicts per pair, relays, the allowed IPs gateways carry (egress ranges, external
+ * clients, the internet), the endpoint chosen per pair; and the difference between the views before
+ * and after a change as the messages to exactly the hosts whose peers or roles it changes. */
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "peers.h"
+
+/* ---- one view ------------------------------------------------------------------------------- */
+
+/* The view's members, rules or clients changed in memory: rebuild the index at next use. */
+void topo_view_changed(PeerView *v);
+void topo_index_free(struct TopoIndex *x);
+
+const Member *topo_find_node(const PeerView *v, const char *node_id);
+const ExtClient *topo_find_ext_client(const PeerView *v, const char *id);
+/* The relay that relays `m` (a member with the relay role), or NULL. */
+const Member *topo_relay_of(const PeerView *v, const Member *m);
+/* The internet gateway `m` uses (a member with the role), or NULL. */
+const Member *topo_internet_gateway_of(const PeerView *v, const Member *m);
+/* The ACL verdict for two members. */
+bool topo_allowed(const PeerView *v, const Member *a, const Member *b);
+/* Whether `viewer` has `peer` as a direct WireGuard peer: both connected, allowed, and neither is
+ * relayed by someone else (a relayed node's only peer is its relay). */
+bool topo_direct(const PeerView *v, const Member *viewer, const Member *peer);
+
+/* `peer` as `viewer` sees it (its endpoint chosen for the viewer, its allowed IPs with what it
+ * forwards for the viewer), or NULL when it is not a direct peer. */
+NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *peer);
+/* An external client as its gateway sees it (external: true), or NULL for anyone else and when the
+ * client is disabled. */
+NmPeer *topo_ext_client_entry(const PeerView *v, const Member *viewer, const ExtClient *c);
+/* Every peer of `viewer` (of NmPeer): nodes, then its external clients. */
+GPtrArray *topo_peers_of(const PeerView *v, const Member *viewer);
+/* What an external client of this network routes through its gateway: the network's ranges and
+ * every egress range in it. */
+char **topo_ext_client_allowed_ips(const PeerView *v);
+
+/* ---- changes -------------------------------------------------------------------------------- */
+
+/* Which entries a change may have touched, by node or external-client id. */
+typedef struct TopoDirty TopoDirty;
+
+TopoDirty *topo_dirty_new(void);
+void topo_dirty_free(TopoDirty *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TopoDirty, topo_dirty_free)
+/* Every entry of every viewer. */
+void topo_dirty_all(TopoDirty *d);
+/* Every entry this viewer has. */
+void topo_dirty_viewer(TopoDirty *d, const char *node_id);
+/* This node or external client as every viewer sees it; relays are then looked at too, because
+ * they carry what they forward in their allowed IPs. */
+void topo_dirty_peer(TopoDirty *d, const char *id);
+/* `peer` as `viewer` sees it. */
+void topo_dirty_pair(TopoDirty *d, const char *viewer, const char *peer);
+/* The ACL verdict of (a, b) changed: each as the other sees it, and their relays as each sees them. */
+void topo_dirty_verdict(TopoDirty *d, const PeerView *before, const PeerView *after, const char *a,
+                        const char *b);
+/* Pairs marked by the ACL helpers below (for logs and tests). */
+guint topo_dirty_n_verdicts(const TopoDirty *d);
+
+/* Marks the pairs whose verdict differs between the views (same members in both), among the pairs
+ * an added or deleted rule can match: O(|source| x |destination|) pairs, not the whole network. */
+void topo_acl_rule_changed(const PeerView *before, const PeerView *after, const AclRule *rule, TopoDirty *d);
+/* The default changed: only pairs no rule matches can change. */
+void topo_acl_default_changed(const PeerView *before, const PeerView *after, TopoDirty *d);
+/* A node's tags changed: the pairs it is in. */
+void topo_acl_node_changed(const PeerView *before, const PeerView *after, const char *node_id, TopoDirty *d);
+
+/* For each member in both views: "network-changed" (without peers) when its roles differ, then one
+ * "peers" message with the entries among the dirty ones that differ (add, update, remove by public
+ * key). Members in only one view (joining, leaving) are the caller's business. */
+void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d, Outbox *o);
