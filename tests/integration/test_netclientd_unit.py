@@ -1,8 +1,9 @@
 """netclientd.service as shipped: valid for systemd 252, sandboxed, and working under systemd as PID 1
 (VM tier): the bus starts it on demand through dbus/org.netmaker.Client.service, it brings up its
 WireGuard link inside the sandbox (wireguard-go needs /dev/net/tun and /run/wireguard), polkit
-refuses an unprivileged user, and `systemctl restart` and `stop` leave the link and its session
-alone (KillMode=process)."""
+refuses an unprivileged user (`netclient pull`, `netclient join`) while root and, with the example
+rule, a member of the group netmaker get past it (their join goes on to the server), and
+`systemctl restart` and `stop` leave the link and its session alone (KillMode=process)."""
 
 import os
 import re
@@ -83,8 +84,9 @@ mkdir -p -m 0700 /var/lib/netclient
 cat > /var/lib/netclient/identity.json <<EOF
 {"wg_private_key":"$NODE_KEY","msg_private_key":"$(wg genkey)"}
 EOF
+SPK=$(wg genkey | wg pubkey)
 cat > /var/lib/netclient/server.json <<EOF
-{"api":"http://198.18.20.254:9","server_msg_key":"$(wg genkey | wg pubkey)","host_id":"$HOST","credential":"nmh.x.y",
+{"api":"http://198.18.20.254:9","server_msg_key":"$SPK","host_id":"$HOST","credential":"nmh.x.y",
  "mqtt":{"url":"mqtt://198.18.20.254:9","username":"host-$HOST","password":"p","subscribe":"nm/t/host/$HOST/msg","publish":"nm/t/host/$HOST/report"}}
 EOF
 cat > /var/lib/netclient/state.json <<EOF
@@ -106,6 +108,28 @@ check dir_mode test "$(stat -c %a /var/lib/netclient)" = 700
 check netclient_status bash -c "$B/src/netclient/netclient status | grep -q 'State: offline'"
 check nobody_refused bash -c "runuser -u nobody -- $B/src/netclient/netclient --no-ask-password pull; test \$? = 4"
 check nobody_reads bash -c "runuser -u nobody -- $B/src/netclient/netclient list | grep -q nm-office"
+
+# --- polkit decides who may join: a token of this host's server (not reachable from here, so an
+# authorised join gets as far as trying to reach it) -------------------------------------------
+TOKEN=$(printf '{"v":1,"api":"http://198.18.20.254:9","key":"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567","spk":"%s"}' "$SPK" |
+        base64 -w0 | tr '+/' '-_' | tr -d '=')
+join_is() { # USER STATUS TEXT: `netclient join` as USER exits with STATUS and prints TEXT
+        local run=() out rc
+        [ "$1" = root ] || run=(runuser -u "$1" --)
+        out=$("${run[@]}" "$B/src/netclient/netclient" --no-ask-password join -t "$TOKEN" 2>&1)
+        rc=$?
+        echo "join as $1: exit $rc: $out"
+        [ "$rc" = "$2" ] && [[ $out == *"$3"* ]]
+}
+check join_nobody_refused join_is nobody 4 "not authorised"
+# root has CAP_NET_ADMIN: allowed without asking polkit, like systemd's network daemons
+check join_root_allowed join_is root 1 "Cannot reach the server"
+# the example rule: members of the group netmaker may, without a password (polkit says yes)
+groupadd -r netmaker && useradd -r -M -s /usr/sbin/nologin -G netmaker nmvmmember
+install -m 0644 "$S/polkit/org.netmaker.client.rules.example" /etc/polkit-1/rules.d/50-netmaker.rules
+systemctl restart polkit.service
+check join_member_allowed join_is nmvmmember 1 "Cannot reach the server"
+check join_nobody_still_refused join_is nobody 4 "not authorised"
 
 # --- restart and stop keep the link and the session -----------------------------------------
 hs() { ip netns exec peer wg show wg0 latest-handshakes | awk '{print $2}'; }
@@ -135,4 +159,4 @@ def test_unit_under_systemd(tmp_path):
     script.write_text(GUEST_SCRIPT)
     r = vm.Vm().run_systemd(str(script), units=["dbus.service", "polkit.service"], timeout=600)
     failed = [n for n, c in r.checks.items() if not c.ok]
-    assert r.rc == 0 and not failed and len(r.checks) == 16, f"rc={r.rc} failed: {failed}\n{r.log[-8000:]}"
+    assert r.rc == 0 and not failed and len(r.checks) == 20, f"rc={r.rc} failed: {failed}\n{r.log[-8000:]}"
