@@ -22,6 +22,9 @@ void json_add_node(JsonBuilder *b, const Node *n)
         nm_json_add_int(b, "listen_port", n->listen_port);
         nm_json_add_bool(b, "connected", n->connected);
         nm_json_add_int(b, "created_at", n->created_at);
+        nm_json_add_strv(b, "tags", (const char *const *)n->tags);
+        json_builder_set_member_name(b, "roles");
+        nm_roles_to_json(&n->roles, b);
         json_builder_end_object(b);
 }
 

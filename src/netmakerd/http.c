@@ -64,7 +64,8 @@ struct Request {
 static const Route *const route_tables[] = {
         http_health_routes, http_user_routes, http_network_routes,
         http_key_routes,    http_host_routes, http_node_routes,
-        http_dns_routes,
+        http_dns_routes,    http_topology_routes, http_acl_routes,
+        http_ext_client_routes,
 };
 
 static uint64_t now_usec(void)
@@ -280,6 +281,23 @@ void request_reply_json(Request *r, unsigned status, JsonNode *body)
 void request_reply_builder(Request *r, unsigned status, JsonBuilder *b)
 {
         set_response(r, status, nm_json_builder_to_string(b));
+}
+
+void request_reply_data(Request *r, unsigned status, const char *content_type, const char *filename,
+                        const void *data, size_t len)
+{
+        if (r->replied || r->response)
+                return;
+        r->response = MHD_create_response_from_buffer_with_free_callback(len, g_memdup2(data, len), g_free);
+        if (!r->response)
+                return;
+        MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(r->response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (filename) {
+                g_autofree char *disposition = g_strdup_printf("attachment; filename=\"%s\"", filename);
+                MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+        }
+        r->status = status;
 }
 
 void request_reply_empty(Request *r)

@@ -40,6 +40,9 @@ extern const Route http_host_routes[];
 extern const Route http_node_routes[];
 extern const Route http_user_routes[];
 extern const Route http_dns_routes[];
+extern const Route http_topology_routes[];   /* http-topology.c: node tags and roles */
+extern const Route http_acl_routes[];        /* http-acl.c */
+extern const Route http_ext_client_routes[]; /* http-ext-clients.c */
 
 typedef enum AuthKind {
         AUTH_NONE,
@@ -97,6 +100,10 @@ const char *request_body(Request *r, size_t *ret_len);
 void request_reply_json(Request *r, unsigned status, JsonNode *body);
 void request_reply_builder(Request *r, unsigned status, JsonBuilder *b);
 void request_reply_empty(Request *r); /* 204 */
+/* Any body (copied): `filename` (a plain name without quotes) adds "Content-Disposition:
+ * attachment". */
+void request_reply_data(Request *r, unsigned status, const char *content_type, const char *filename,
+                        const void *data, size_t len);
 void request_reply_error(Request *r, const GError *error);
 
 /* Asynchronous handlers: suspend, return 0, later reply and resume. A request whose client is

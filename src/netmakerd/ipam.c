@@ -23,7 +23,7 @@ uint64_t ipam_capacity(const NmPrefix *range)
         return last >= first ? last - first + 1 : 0;
 }
 
-int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used, char **ret)
+static int allocate(const NmPrefix *range, const char *const *used, size_t n_used, bool top, char **ret)
 {
         g_autoptr(GHashTable) taken = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         uint64_t first, last;
@@ -39,8 +39,9 @@ int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used,
                 *k = (gint64)nm_prefix_index_of(range, &a);
                 g_hash_table_add(taken, k);
         }
-        /* At most n_used + 1 steps: one of the first n_used + 1 indices is free. */
-        for (uint64_t i = first; i <= last && i >= first; i++) {
+        /* At most n_used + 1 steps: one of the first (or last) n_used + 1 indices is free. */
+        for (uint64_t step = 0; last >= first && step <= last - first; step++) {
+                uint64_t i = top ? last - step : first + step;
                 gint64 k = (gint64)i;
                 if (g_hash_table_contains(taken, &k))
                         continue;
@@ -50,6 +51,16 @@ int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used,
                 return 0;
         }
         return -ENOSPC;
+}
+
+int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used, char **ret)
+{
+        return allocate(range, used, n_used, false, ret);
+}
+
+int ipam_allocate_top(const NmPrefix *range, const char *const *used, size_t n_used, char **ret)
+{
+        return allocate(range, used, n_used, true, ret);
 }
 
 guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used)

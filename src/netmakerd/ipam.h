@@ -15,6 +15,9 @@ uint64_t ipam_capacity(const NmPrefix *range);
 /* The lowest free address of `range` (text, without prefix length) given the addresses in use.
  * -ENOSPC when none is left. Addresses outside the range are ignored. */
 int ipam_allocate(const NmPrefix *range, const char *const *used, size_t n_used, char **ret);
+/* The highest free address instead (external clients take theirs from the top of the range, so
+ * they stay clear of the nodes). */
+int ipam_allocate_top(const NmPrefix *range, const char *const *used, size_t n_used, char **ret);
 
 /* The lowest port from `wanted` upward (wrapping to 1024) that is not in `used`. */
 guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used);

@@ -5,6 +5,7 @@
 #include "acl.h"
 #include "cidr.h"
 #include "endpoints.h"
+#include "json-util.h"
 #include "macro.h"
 #include "topology.h"
 
@@ -550,6 +551,15 @@ static void add_relays(GHashTable *into, const PeerView *v)
                 g_hash_table_add(into, ((Member *)relays->pdata[i])->node->id);
 }
 
+/* The member's state entry without peers, as text: what "network-changed" would carry. */
+static char *state_text(const PeerView *v, const Member *m)
+{
+        g_autoptr(NmNetworkState) s = peers_network_state(v, m, false);
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        nm_network_state_to_json(s, b);
+        return nm_json_builder_to_string(b);
+}
+
 void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d, Outbox *o)
 {
         /* The peers every viewer looks at again (ids borrowed from the dirty set and the views). */
@@ -566,7 +576,10 @@ void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d
                 if (!bv)
                         continue;
 
-                if (!nm_roles_equal(&bv->node->roles, &av->node->roles)) {
+                /* Roles, and anything else of the entry (e.g. the network's DNS names). */
+                g_autofree char *old_state = state_text(before, bv);
+                g_autofree char *new_state = state_text(after, av);
+                if (!streq0(old_state, new_state)) {
                         NmMessage *changed = nm_message_new(NM_MSG_NETWORK_CHANGED, 0);
                         changed->net = peers_network_state(after, av, false);
                         outbox_add(o, av->host, changed);

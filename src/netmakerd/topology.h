@@ -70,7 +70,8 @@ void topo_acl_default_changed(const PeerView *before, const PeerView *after, Top
 /* A node's tags changed: the pairs it is in. */
 void topo_acl_node_changed(const PeerView *before, const PeerView *after, const char *node_id, TopoDirty *d);
 
-/* For each member in both views: "network-changed" (without peers) when its roles differ, then one
+/* For each member in both views: "network-changed" (without peers) when its state entry differs
+ * (its roles, or e.g. the network's DNS names), then one
  * "peers" message with the entries among the dirty ones that differ (add, update, remove by public
  * key). Members in only one view (joining, leaving) are the caller's business. */
 void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d, Outbox *o);

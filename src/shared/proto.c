@@ -228,6 +228,11 @@ static void roles_to_json(const NmRoles *r, JsonBuilder *b)
         json_builder_end_object(b);
 }
 
+void nm_roles_to_json(const NmRoles *r, JsonBuilder *b)
+{
+        roles_to_json(r, b);
+}
+
 static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
 {
         static const char *const members[] = { "egress_ranges", "egress_nat", "internet_gateway", "ingress",

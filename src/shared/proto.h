@@ -46,6 +46,8 @@ void nm_roles_clear(NmRoles *r);
 bool nm_roles_equal(const NmRoles *a, const NmRoles *b);
 /* True when the node forwards packets for others (egress, internet gateway, ingress or relay). */
 bool nm_roles_forwards(const NmRoles *r);
+/* The roles object of docs/protocol.md §4.1 with every member (a node's "roles" in the REST API). */
+void nm_roles_to_json(const NmRoles *r, JsonBuilder *b);
 
 /* A custom DNS name of a network: "<name>.<network>.<dns_domain>" (docs/protocol.md §5). */
 typedef struct NmDnsEntry {
