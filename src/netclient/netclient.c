@@ -458,6 +458,14 @@ static void network_to_json(JsonBuilder *b, Object *n)
         json_builder_add_boolean_value(b, get_b(n, "Connected"));
         json_builder_set_member_name(b, "peers");
         json_builder_add_int_value(b, g_strv_length(get_strv(n, "Peers")));
+        json_strv(b, "roles", get_strv(n, "Roles"));
+        json_strv(b, "egress_ranges", get_strv(n, "EgressRanges"));
+        json_builder_set_member_name(b, "egress_nat");
+        json_builder_add_boolean_value(b, get_b(n, "EgressNAT"));
+        json_builder_set_member_name(b, "relayed_by");
+        json_builder_add_string_value(b, get_s(n, "RelayedBy"));
+        json_builder_set_member_name(b, "internet_gateway_via");
+        json_builder_add_string_value(b, get_s(n, "InternetGatewayVia"));
         json_builder_end_object(b);
 }
 
@@ -484,6 +492,7 @@ static int cmd_status(sd_bus *bus, bool list_only)
                                                  {"server", "Server"},
                                                  {"host_id", "HostId"},
                                                  {"public_key", "PublicKey"},
+                                                 {"public_address", "PublicAddress"},
                                                  {"version", "Version"}};
                         for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
                                 json_builder_set_member_name(b, keys[i][0]);
@@ -506,6 +515,8 @@ static int cmd_status(sd_bus *bus, bool list_only)
                 printf("     Server: %s\n", *get_s(mgr, "Server") ? get_s(mgr, "Server") : "(none)");
                 printf("    Host ID: %s\n", *get_s(mgr, "HostId") ? get_s(mgr, "HostId") : "(none)");
                 printf(" Public key: %s\n", *get_s(mgr, "PublicKey") ? get_s(mgr, "PublicKey") : "(none)");
+                printf("  Public IP: %s\n",
+                       *get_s(mgr, "PublicAddress") ? get_s(mgr, "PublicAddress") : "(unknown)");
                 printf("    Version: %s\n", get_s(mgr, "Version"));
                 printf("   Networks: %u\n", nets->len);
                 if (nets->len > 0)
@@ -517,12 +528,28 @@ static int cmd_status(sd_bus *bus, bool list_only)
                 object_free(mgr);
                 return EXIT_OK;
         }
-        printf("%-20s %-15s %-32s %5s %s\n", "NETWORK", "INTERFACE", "ADDRESSES", "PEERS", "CONNECTED");
+        printf("%-20s %-15s %-32s %5s %-9s %s\n", "NETWORK", "INTERFACE", "ADDRESSES", "PEERS", "CONNECTED",
+               "ROLES");
         for (guint i = 0; i < nets->len; i++) {
                 Object *n = nets->pdata[i];
                 g_autofree char *addrs = g_strjoinv(" ", get_strv(n, "Addresses"));
-                printf("%-20s %-15s %-32s %5u %s\n", get_s(n, "Name"), get_s(n, "Interface"), addrs,
-                       g_strv_length(get_strv(n, "Peers")), get_b(n, "Connected") ? "yes" : "no");
+                g_autofree char *roles = g_strjoinv(",", get_strv(n, "Roles"));
+                printf("%-20s %-15s %-32s %5u %-9s %s\n", get_s(n, "Name"), get_s(n, "Interface"), addrs,
+                       g_strv_length(get_strv(n, "Peers")), get_b(n, "Connected") ? "yes" : "no",
+                       *roles ? roles : "-");
+        }
+        /* What the roles mean in detail, only where there is something to say. */
+        for (guint i = 0; i < nets->len && !list_only; i++) {
+                Object *n = nets->pdata[i];
+                g_autofree char *egress = g_strjoinv(" ", get_strv(n, "EgressRanges"));
+                if (*egress)
+                        printf("%s: routes %s for the mesh%s\n", get_s(n, "Name"), egress,
+                               get_b(n, "EgressNAT") ? " (NAT)" : "");
+                if (*get_s(n, "RelayedBy"))
+                        printf("%s: relayed by node %s\n", get_s(n, "Name"), get_s(n, "RelayedBy"));
+                if (*get_s(n, "InternetGatewayVia"))
+                        printf("%s: internet traffic through node %s\n", get_s(n, "Name"),
+                               get_s(n, "InternetGatewayVia"));
         }
         object_free(mgr);
         return EXIT_OK;
@@ -575,14 +602,18 @@ static int cmd_peers(sd_bus *bus, const char *network)
                                 json_builder_add_int_value(b, (gint64)get_u(p, "RxBytes"));
                                 json_builder_set_member_name(b, "tx_bytes");
                                 json_builder_add_int_value(b, (gint64)get_u(p, "TxBytes"));
+                                json_builder_set_member_name(b, "external");
+                                json_builder_add_boolean_value(b, get_b(p, "External"));
                                 json_builder_end_object(b);
                         } else {
                                 g_autofree char *addrs = g_strjoinv(" ", get_strv(p, "Addresses"));
                                 g_autofree char *hs = format_handshake(get_u(p, "LatestHandshake"));
                                 g_autofree char *rx = format_bytes(get_u(p, "RxBytes"));
                                 g_autofree char *tx = format_bytes(get_u(p, "TxBytes"));
-                                printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", get_s(n, "Name"),
-                                       get_s(p, "Name"), addrs,
+                                g_autofree char *name = g_strdup_printf("%s%s", get_s(p, "Name"),
+                                                                        get_b(p, "External") ? " (ext)" : "");
+                                printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", get_s(n, "Name"), name,
+                                       addrs,
                                        *get_s(p, "Endpoint") ? get_s(p, "Endpoint") : "-", hs, rx, tx);
                         }
                 }
@@ -590,6 +621,27 @@ static int cmd_peers(sd_bus *bus, const char *network)
         if (arg_json) {
                 json_builder_end_array(b);
                 print_json(b);
+        }
+        return EXIT_OK;
+}
+
+static int cmd_internet_gateway(sd_bus *bus, const char *network, const char *gateway)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *g = streq0(gateway, "off") ? "" : gateway;
+        int r;
+
+        agent_open();
+        r = sd_bus_call_method(bus, BUS_NAME, OBJECT_PATH, IFACE, "SetInternetGateway", &e, &reply, "ss", network, g);
+        agent_close();
+        if (r < 0)
+                return fail("Setting the internet gateway failed", &e, r);
+        if (!arg_json) {
+                if (*g)
+                        printf("Network %s: internet traffic now goes through node %s.\n", network, g);
+                else
+                        printf("Network %s: internet traffic no longer goes through a gateway.\n", network);
         }
         return EXIT_OK;
 }
@@ -767,7 +819,8 @@ static void help(void)
                "  peers [NETWORK]                             Show peers with handshakes and traffic\n"
                "  pull                                        Fetch the full state from the server now\n"
                "  connect NETWORK                             Bring a network's link up with its peers\n"
-               "  disconnect NETWORK                          Take a network's link down (stays joined)\n\n"
+               "  disconnect NETWORK                          Take a network's link down (stays joined)\n"
+               "  internet-gateway NETWORK NODE-ID|off        Send internet traffic through a gateway node\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
@@ -853,13 +906,17 @@ int main(int argc, char *argv[])
         } commands[] = {
                 {"join", 0, 0},  {"leave", 1, 1}, {"list", 0, 0},    {"status", 0, 0},
                 {"peers", 0, 1}, {"pull", 0, 0},  {"connect", 1, 1}, {"disconnect", 1, 1},
+                {"internet-gateway", 2, 2},
         };
         bool known = false;
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
                 if (streq0(cmd, commands[i].name)) {
                         known = true;
                         if (nargs < commands[i].min)
-                                return usage_error("'%s' needs a network name.", cmd);
+                                return usage_error(commands[i].min > 1 ? "'%s' needs a network name and a node id "
+                                                                         "(or \"off\")."
+                                                                       : "'%s' needs a network name.",
+                                                   cmd);
                         if (nargs > commands[i].max)
                                 return usage_error("Too many arguments for '%s'.", cmd);
                 }
@@ -892,6 +949,8 @@ int main(int argc, char *argv[])
                         printf("Pulled the state from the server.\n");
                 return r;
         }
+        if (streq0(cmd, "internet-gateway"))
+                return cmd_internet_gateway(bus, arg, argv[optind + 1]);
         if (streq0(cmd, "connect")) {
                 r = simple_call(bus, "Connect failed", "Connect", arg);
                 if (r == EXIT_OK && !arg_json)

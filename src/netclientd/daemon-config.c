@@ -7,6 +7,7 @@
 #include "log.h"
 #include "macro.h"
 #include "nm-error.h"
+#include "stun.h"
 
 #define USEC_PER_SEC 1000000ULL
 
@@ -23,6 +24,7 @@ static const Setting settings[] = {
         {"Daemon", "CheckinIntervalSec", "NETCLIENTD_CHECKIN_INTERVAL"},
         {"Daemon", "StatsIntervalSec", "NETCLIENTD_STATS_INTERVAL"},
         {"Daemon", "HTTPTimeoutSec", "NETCLIENTD_HTTP_TIMEOUT"},
+        {"Daemon", "STUNServers", "NETCLIENTD_STUN_SERVERS"},
         {"WireGuard", "Backend", "NETCLIENTD_WG_BACKEND"},
         {"WireGuard", "WireGuardGo", "NETCLIENTD_WIREGUARD_GO"},
         {"WireGuard", "UAPISocketDirectory", "NETCLIENTD_UAPI_DIR"},
@@ -55,6 +57,7 @@ void config_free(Config *c)
         g_free(c->wireguard_go);
         g_free(c->uapi_dir);
         g_free(c->host_name);
+        g_strfreev(c->stun_servers);
         g_free(c);
 }
 
@@ -121,6 +124,35 @@ int config_set(Config *c, const char *key, const char *value, const char *source
                 return parse_seconds(key, v, source, 1, 3600, &c->stats_usec, error);
         if (streq0(key, "HTTPTimeoutSec"))
                 return parse_seconds(key, v, source, 1, 600, &c->http_timeout_usec, error);
+        if (streq0(key, "STUNServers")) {
+                /* Separated by spaces or commas; empty: none. */
+                g_auto(GStrv) parts = g_strsplit_set(v, " ,\t", -1);
+                GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+                for (char **p = parts; *p; p++) {
+                        g_autoptr(GError) e = NULL;
+                        if (!**p)
+                                continue;
+                        if (stun_server_parse(*p, NULL, NULL, &e) < 0 || a->len >= STUN_MAX_SERVERS) {
+                                if (!e)
+                                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                                    "Too many STUN servers: at most %d are accepted",
+                                                    STUN_MAX_SERVERS);
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "%s in %s", e->message,
+                                            source);
+                                g_ptr_array_unref(a);
+                                return -EINVAL;
+                        }
+                        g_ptr_array_add(a, g_strdup(*p));
+                }
+                g_strfreev(c->stun_servers);
+                c->stun_servers = NULL;
+                if (a->len > 0) {
+                        g_ptr_array_add(a, NULL);
+                        c->stun_servers = (char **)g_ptr_array_free(a, false);
+                } else
+                        g_ptr_array_unref(a);
+                return 0;
+        }
         if (streq0(key, "Backend")) {
                 g_autoptr(GError) e = NULL;
                 if (wg_backend_kind_from_string(v, &c->wg_backend, &e) < 0) {

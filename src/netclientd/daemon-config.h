@@ -25,6 +25,7 @@ typedef struct Config {
         uint64_t stats_usec;   /* peer statistics refresh */
         uint64_t http_timeout_usec;
         char *host_name; /* NULL: the system host name */
+        char **stun_servers; /* "host[:port]" each; NULL: no STUN (public_ip is not reported) */
 } Config;
 
 Config *config_new(void);

@@ -52,6 +52,13 @@ static int prop_public_key(sd_bus *bus, const char *path, const char *iface, con
         return sd_bus_message_append(reply, "s", b);
 }
 
+static int prop_public_address(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", strempty(m->public_ip));
+}
+
 static int prop_networks(sd_bus *bus, const char *path, const char *iface, const char *prop,
                          sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -264,6 +271,36 @@ static int method_disconnect(sd_bus_message *msg, void *userdata, sd_bus_error *
         return set_connected(msg, userdata, false, error);
 }
 
+static int method_set_internet_gateway(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        Manager *m = userdata;
+        const char *network, *gateway;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &network, &gateway);
+        if (r < 0)
+                return r;
+        r = check_network_arg(network, error);
+        if (r < 0)
+                return r;
+        if (*gateway && !nm_uuid_valid(gateway)) {
+                g_autofree char *v = g_utf8_make_valid(gateway, MIN(strlen(gateway), 64));
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_ARGUMENT,
+                                         "Invalid gateway \"%s\": expected the node id (a UUID) of the "
+                                         "gateway's node in the network, or \"\" for none",
+                                         v);
+        }
+        r = bus_verify_polkit_async(msg, POLKIT_ACTION_MANAGE, &m->polkit_registry, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        r = manager_set_internet_gateway(m, msg, network, gateway, error);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -272,6 +309,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("State", "s", prop_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Server", "s", prop_server, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Networks", "ao", prop_networks, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PublicAddress", "s", prop_public_address, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Join", SD_BUS_ARGS("s", token, "a{sv}", options),
                                 SD_BUS_RESULT("ao", networks), method_join,
                                 SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
@@ -283,6 +321,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Disconnect", SD_BUS_ARGS("s", network), SD_BUS_NO_RESULT, method_disconnect,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetInternetGateway", SD_BUS_ARGS("s", network, "s", gateway),
+                                SD_BUS_NO_RESULT, method_set_internet_gateway, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("JoinProgress", SD_BUS_ARGS("s", step), 0),
         SD_BUS_VTABLE_END,
 };

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bus-errors.h"
+#include "firewall.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -91,6 +92,8 @@ Manager *manager_free(Manager *m)
         join_job_free(m->join);
         api_request_cancel(m->pull_request);
         api_request_cancel(m->checkin_request);
+        manager_public_ip_stop(m);
+        g_free(m->public_ip);
         g_ptr_array_unref(m->pull_waiters);
         g_ptr_array_unref(m->pull_waiters_next);
         mq_client_free(m->mq);
@@ -102,6 +105,8 @@ Manager *manager_free(Manager *m)
         if (m->rtnl)
                 nl_socket_free(m->rtnl);
         wg_backend_free(m->wg);
+        /* Our nftables table stays: forwarding must not stop while the daemon restarts. */
+        firewall_free(m->firewall);
         polkit_registry_free(m->polkit_registry);
         sd_event_source_disable_unref(m->checkin_timer);
         sd_event_source_disable_unref(m->stats_timer);
@@ -205,6 +210,14 @@ char **manager_network_paths(Manager *m)
 
 static void schedule_retry(Manager *m);
 
+/* Forwarding and routing rules follow the roles of all networks; failures are retried. */
+static void sync_forwarding(Manager *m)
+{
+        manager_sync_forwarding(m);
+        if (m->forwarding_failed)
+                schedule_retry(m);
+}
+
 /* Applies a network to its link; a failure is logged and retried later, not fatal. */
 static void apply_network(Network *n)
 {
@@ -217,6 +230,7 @@ static void apply_network(Network *n)
                           e ? e->message : g_strerror(-r));
                 schedule_retry(n->manager);
         }
+        sync_forwarding(n->manager);
 }
 
 static void apply_network_peers(Network *n, GArray *keys)
@@ -230,6 +244,8 @@ static void apply_network_peers(Network *n, GArray *keys)
                           e ? e->message : g_strerror(-r));
                 schedule_retry(n->manager);
         }
+        /* An internet gateway's default route comes and goes with its peer. */
+        sync_forwarding(n->manager);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -242,6 +258,8 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Network *)v)->apply_failed)
                         apply_network(v);
+        if (m->forwarding_failed)
+                sync_forwarding(m);
         return 0;
 }
 
@@ -295,6 +313,8 @@ static void remove_network(Manager *m, Network *n, bool teardown)
         g_hash_table_remove(m->networks, name);
         emit_networks_changed(m);
         log_info("Left network %s.", name);
+        /* Its roles went with it. */
+        sync_forwarding(m);
 }
 
 static void set_network_serial(Network *n, guint64 serial)
@@ -609,6 +629,7 @@ int manager_send_checkin(Manager *m)
         g_strfreev(m->endpoints);
         m->endpoints = host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
+        rep->public_ip = g_strdup(m->public_ip);
         if (log_get_max_level() >= LOG_DEBUG) {
                 g_autofree char *eps = g_strjoinv(" ", m->endpoints);
                 log_debug("Check-in: endpoints [%s], %u network(s).", eps,
@@ -642,6 +663,7 @@ void manager_broker_connected(Manager *m, bool connected)
         /* Whatever was sent while we were away is not queued for us: catch up with a snapshot. */
         manager_pull(m, NULL);
         manager_send_checkin(m);
+        manager_public_ip_refresh(m);
 }
 
 static void start_broker(Manager *m)
@@ -1134,6 +1156,7 @@ int manager_set_connected(Manager *m, const char *network, bool connected, sd_bu
                                                           (char **)props);
         r = network_apply(n, &e);
         n->apply_failed = r < 0;
+        sync_forwarding(m);
         if (r < 0) {
                 schedule_retry(m);
                 return bus_error_set_gerror(error, e);
@@ -1160,6 +1183,8 @@ static int on_checkin_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
         manager_send_checkin(m);
+        /* The public address can change without any local change (the NAT's own address). */
+        manager_public_ip_refresh(m);
         return rearm(s, m->config->checkin_usec);
 }
 
@@ -1192,6 +1217,8 @@ static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (!m->server || strv_equal0(now, m->endpoints))
                 return 0;
+        /* A new local address may come with a new public one. */
+        manager_public_ip_refresh(m);
         for (char **e = m->endpoints; m->mq && e && *e; e++)
                 if (!g_strv_contains((const char *const *)now, *e)) {
                         /* The broker connection may have used the address that went away: its packets
@@ -1347,6 +1374,9 @@ int manager_startup(Manager *m)
         r = link_rtnl_open(&m->rtnl);
         if (r < 0)
                 return log_error_errno(r, "Failed to open an rtnetlink socket: %m");
+        r = firewall_new(&m->firewall);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up nftables: %m");
         r = link_monitor_new(m->event, on_link_event, m, &m->link_monitor);
         if (r < 0)
                 log_warning_errno(r,
@@ -1364,6 +1394,9 @@ int manager_startup(Manager *m)
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 apply_network(v);
+        /* Also with no network left: forwarding rules and routing rules a previous run left behind
+         * for roles that are gone now are removed. */
+        sync_forwarding(m);
 
         r = add_timer(m, &m->checkin_timer, m->config->checkin_usec, on_checkin_timer, "checkin", true);
         if (r >= 0)

@@ -80,6 +80,10 @@ typedef struct Manager {
         sd_event_source *endpoints_timer; /* debounces address changes */
         sd_event_source *retry_timer;     /* re-applies networks after a failure */
         char **endpoints;                 /* last reported */
+        struct Firewall *firewall;        /* NULL: state only (unit tests) */
+        char *public_ip;                  /* from STUN; NULL = unknown (public-ip.c) */
+        struct StunQuery *stun;           /* running */
+        bool forwarding_failed;           /* retried from the retry timer */
         ManagerState exported_state;
 } Manager;
 
@@ -119,6 +123,19 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
                  sd_bus_error *error);
 int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_error *error);
 int manager_set_connected(Manager *m, const char *network, bool connected, sd_bus_error *error);
+
+/* Asks the STUN servers (if any are configured) for the public address; a new answer is reported
+ * with a check-in (public-ip.c). */
+void manager_public_ip_refresh(Manager *m);
+void manager_public_ip_stop(Manager *m);
+
+/* Makes the host's forwarding (sysctls, our nftables table) and internet gateway routing rules
+ * match the roles of all joined networks (network-roles.c). */
+void manager_sync_forwarding(Manager *m);
+/* Asks the server to route this host's internet traffic in `network` through the node `gateway`
+ * ("" = none); replies to `call` once the new state is applied (network-roles.c). */
+int manager_set_internet_gateway(Manager *m, sd_bus_message *call, const char *network, const char *gateway,
+                                 sd_bus_error *error);
 
 /* The broker connection went up or down. */
 void manager_broker_connected(Manager *m, bool connected);

@@ -87,6 +87,43 @@ static int prop_peers(sd_bus *bus, const char *path, const char *iface, const ch
         return sd_bus_message_close_container(reply);
 }
 
+static int prop_roles(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Network *n = userdata;
+        g_auto(GStrv) names = network_role_names(n);
+        return sd_bus_message_append_strv(reply, names);
+}
+
+static int prop_egress_ranges(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Network *n = userdata;
+        char **r = n->desired->roles.egress_ranges;
+        return sd_bus_message_append_strv(reply, r ? r : (char *[]){NULL});
+}
+
+static int prop_egress_nat(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Network *n = userdata;
+        return sd_bus_message_append(reply, "b", (int)n->desired->roles.egress_nat);
+}
+
+static int prop_relayed_by(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Network *n = userdata;
+        return prop_string(reply, n->desired->roles.relayed_by);
+}
+
+static int prop_internet_gateway_via(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Network *n = userdata;
+        return prop_string(reply, n->desired->roles.internet_gateway_via);
+}
+
 static const sd_bus_vtable network_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -99,6 +136,12 @@ static const sd_bus_vtable network_vtable[] = {
         SD_BUS_PROPERTY("Serial", "t", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Connected", "b", prop_connected, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Peers", "ao", prop_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Roles", "as", prop_roles, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EgressRanges", "as", prop_egress_ranges, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EgressNAT", "b", prop_egress_nat, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RelayedBy", "s", prop_relayed_by, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InternetGatewayVia", "s", prop_internet_gateway_via, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

@@ -232,6 +232,8 @@ bool network_set_desired(Network *n, NmNetworkState *desired)
                 apply = true;
 
         n->desired = desired;
+        if (network_roles_changed(n, &old->roles))
+                apply = true;
         if (!streq0(old->ipv4, desired->ipv4) || !streq0(old->ipv6, desired->ipv6)) {
                 /* Remember what to take off the link. */
                 g_autofree char *o4 = g_strdup(old->ipv4), *o6 = g_strdup(old->ipv6);
@@ -285,6 +287,8 @@ static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, G
                         return NULL;
                 }
                 wg_device_set_listen_port(d, n->desired->listen_port);
+                /* Marks the tunnel's own packets, so they bypass the internet gateway's routes. */
+                wg_device_set_fwmark(d, network_gateway_table(n));
         }
         if (!with_peers)
                 return TAKE_PTR(d);
@@ -306,68 +310,6 @@ static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, G
                 wg_device_add_peer(d, wp);
         }
         return TAKE_PTR(d);
-}
-
-static bool covered_by_own_subnet(Network *n, const NmPrefix *dst)
-{
-        const char *own[] = {n->desired->ipv4, n->desired->ipv6};
-
-        for (size_t i = 0; i < G_N_ELEMENTS(own); i++) {
-                NmPrefix p;
-                if (!own[i] || nm_prefix_parse(own[i], &p, NULL) < 0)
-                        continue;
-                if (p.family == dst->family && p.prefixlen <= dst->prefixlen &&
-                    nm_prefix_contains(&p, dst->family, &dst->addr))
-                        return true;
-        }
-        return false;
-}
-
-/* Routes through the link for allowed IPs outside the node's own subnets (those are reached through
- * the subnet route that comes with the address). Removes routes no longer wanted. */
-static void sync_routes(Network *n)
-{
-        Manager *m = n->manager;
-        g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        GHashTableIter it;
-        gpointer k;
-
-        if (!m->rtnl)
-                return;
-        if (network_is_connected(n))
-                for (guint i = 0; i < n->desired->peers->len; i++) {
-                        const NmPeer *p = n->desired->peers->pdata[i];
-                        for (char **a = p->allowed_ips; a && *a; a++) {
-                                NmPrefix pf;
-                                if (nm_prefix_parse(*a, &pf, NULL) < 0)
-                                        continue;
-                                nm_prefix_canonicalize(&pf);
-                                if (covered_by_own_subnet(n, &pf))
-                                        continue;
-                                g_hash_table_add(want, nm_prefix_to_string(&pf));
-                        }
-                }
-        g_hash_table_iter_init(&it, want);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-                NmPrefix pf;
-                int r;
-                if (g_hash_table_contains(n->routes, k) || nm_prefix_parse(k, &pf, NULL) < 0)
-                        continue;
-                r = link_route_add(m->rtnl, n->ifname, &pf, 0, 0);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to add route %s via %s: %m", (char *)k, n->ifname);
-                else
-                        g_hash_table_add(n->routes, g_strdup(k));
-        }
-        g_hash_table_iter_init(&it, n->routes);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-                NmPrefix pf;
-                if (g_hash_table_contains(want, k))
-                        continue;
-                if (nm_prefix_parse(k, &pf, NULL) == 0)
-                        (void)link_route_remove(m->rtnl, n->ifname, &pf, 0, 0);
-                g_hash_table_iter_remove(&it);
-        }
 }
 
 static int configure_link(Network *n, GError **error)
@@ -481,7 +423,7 @@ int network_apply(Network *n, GError **error)
         r = configure_link(n, error);
         if (r < 0)
                 return r;
-        sync_routes(n);
+        network_sync_routes(n);
         n->link_configured = true;
         return 0;
 }
@@ -529,7 +471,7 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
                 if (r < 0)
                         return r;
         }
-        sync_routes(n);
+        network_sync_routes(n);
         return 0;
 }
 
@@ -539,6 +481,8 @@ int network_teardown(Network *n, GError **error)
         int r;
 
         g_hash_table_remove_all(n->routes);
+        n->routes_ifindex = 0;
+        n->gateway_families = 0;
         if (!m->wg)
                 return 0;
         r = wg_backend_link_delete(m->wg, n->ifname, error);

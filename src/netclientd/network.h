@@ -25,6 +25,9 @@ struct Network {
         bool link_configured; /* applied at least once since start */
         bool apply_failed;    /* the last apply failed: retried from a timer */
         sd_bus_slot *slot;
+        /* network-roles.c */
+        int routes_ifindex;        /* the link `routes` are on; 0 = not read from the kernel yet */
+        unsigned gateway_families; /* internet gateway default routes in place: 1 = IPv4, 2 = IPv6 */
 };
 
 /* Takes ownership of `desired`. Exports the object when the manager has a bus. */
@@ -59,6 +62,18 @@ int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **
 bool network_set_desired(Network *n, NmNetworkState *desired);
 /* Makes the Peer objects match desired->peers (creating, updating, removing). */
 void network_sync_peer_objects(Network *n);
+
+/* network-roles.c */
+/* The role names shown on the bus ("egress", "internet-gateway", "ingress", "relay", "relayed",
+ * "uses-internet-gateway"). */
+char **network_role_names(Network *n);
+/* Compares the roles with `old`: logs, emits PropertiesChanged, returns true when they differ. */
+bool network_roles_changed(Network *n, const NmRoles *old);
+/* The routing table and WireGuard fwmark of the internet gateway this node uses; 0 = none. */
+uint32_t network_gateway_table(Network *n);
+/* Routes through the link for allowed IPs outside the network's own ranges (an internet gateway's
+ * default in its own table), removing those no longer wanted. */
+void network_sync_routes(Network *n);
 
 /* network-bus.c */
 int network_bus_export(Network *n);

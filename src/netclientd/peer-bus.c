@@ -73,6 +73,13 @@ static int prop_u64(sd_bus *bus, const char *path, const char *iface, const char
         return sd_bus_message_append(reply, "t", v);
 }
 
+static int prop_external(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Peer *p = userdata;
+        return sd_bus_message_append(reply, "b", (int)p->desired->external);
+}
+
 static const sd_bus_vtable peer_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -85,6 +92,7 @@ static const sd_bus_vtable peer_vtable[] = {
         SD_BUS_PROPERTY("LatestHandshake", "t", prop_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RxBytes", "t", prop_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("TxBytes", "t", prop_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("External", "b", prop_external, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

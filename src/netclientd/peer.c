@@ -86,6 +86,10 @@ void peer_set_desired(Peer *p, const NmPeer *desired)
                 g_ptr_array_add(changed, "PublicKey");
         if (!strv_equal0(p->desired->allowed_ips, desired->allowed_ips))
                 g_ptr_array_add(changed, "AllowedIPs");
+        if (!streq0(p->desired->ipv4, desired->ipv4) || !streq0(p->desired->ipv6, desired->ipv6))
+                g_ptr_array_add(changed, "Addresses");
+        if (p->desired->external != desired->external)
+                g_ptr_array_add(changed, "External");
         endpoint_changed = !p->live_endpoint && !streq0(old_endpoint, strempty(desired->endpoint));
 
         nm_peer_free(p->desired);
