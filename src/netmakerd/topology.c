@@ -556,6 +556,7 @@ static char *state_text(const PeerView *v, const Member *m)
 {
         g_autoptr(NmNetworkState) s = peers_network_state(v, m, false);
         g_autoptr(JsonBuilder) b = json_builder_new();
+        s->listen_port = 0; /* the host's own report: nothing to tell it */
         nm_network_state_to_json(s, b);
         return nm_json_builder_to_string(b);
 }

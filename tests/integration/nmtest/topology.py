@@ -30,7 +30,9 @@ class TopoNet:
 
     def add(self, name, endpoints=None, key=None):
         """Registers and connects one more host; returns it."""
-        h = self._hosts(name, endpoints=endpoints or [f"198.18.0.{len(self.h) + 1}"])
+        if endpoints is None:
+            endpoints = [f"198.18.0.{len(self.h) + 1}"]
+        h = self._hosts(name, endpoints=endpoints)
         h.register((key or self.key)["token"])
         assert h.connect() == 0
         self.h[name] = h
@@ -52,7 +54,9 @@ class TopoNet:
         return self.h[name].wg.public_b64
 
     def mark(self):
-        """Where each host is now: its message count and its peers (to replay the deltas on)."""
+        """Where each host is now (after a barrier: earlier changes have all arrived): its message
+        count and its peers (to replay the deltas on)."""
+        self.barrier()
         return {n: (len(h.messages), h.peers(self.network)) for n, h in self.h.items()}
 
     def barrier(self, names=None):
