@@ -1,0 +1,476 @@
+/* Proves the topology computation on in-memory rows (docs/protocol.md §4): what each viewer sees of
+ * relays, egress, internet and ingress gateways, that a denied pair never appears, the endpoint
+ * chosen per pair (§4.5); and that the targeted diffs (an ACL rule, the default, a node's tags) send
+ * exactly the messages a diff of every entry of every viewer would, on random networks. */
+#include <string.h>
+
+#include "acl.h"
+#include "endpoints.h"
+#include "json-util.h"
+#include "macro.h"
+#include "peers.h"
+#include "topology.h"
+
+static int counter;
+
+static Member *add_member(PeerView *v, const char *name, const char *endpoints)
+{
+        Member *m = g_new0(Member, 1);
+        Host *h = g_new0(Host, 1);
+        counter++;
+        h->id = nm_uuid_new();
+        h->name = g_strdup(name);
+        h->os = g_strdup("linux");
+        h->version = g_strdup("0.1.0");
+        for (guint i = 0; i < sizeof(h->wg_key.b); i++) /* distinct first bytes: the diff hashes them */
+                h->wg_key.b[i] = (guint8)(counter * 7 + i);
+        memset(&h->msg_key, 0x80 | counter, sizeof(h->msg_key));
+        h->endpoints = endpoints ? g_strsplit(endpoints, ",", -1) : g_new0(char *, 1);
+        h->tags = g_new0(char *, 1);
+        Node *n = g_new0(Node, 1);
+        n->id = nm_uuid_new();
+        n->host_id = g_strdup(h->id);
+        n->host_name = g_strdup(name);
+        n->network = g_strdup(v->network->name);
+        n->ipv4 = g_strdup_printf("10.99.0.%u", v->members->len + 1);
+        n->listen_port = 51821;
+        n->connected = true;
+        n->tags = g_new0(char *, 1);
+        m->host = h;
+        m->node = n;
+        g_ptr_array_add(v->members, m);
+        topo_view_changed(v);
+        return m;
+}
+
+static PeerView *make_view(guint n)
+{
+        Network *net = g_new0(Network, 1);
+        net->name = g_strdup("office");
+        net->ipv4_range = g_strdup("10.99.0.0/24");
+        net->listen_port = 51821;
+        net->keepalive = 20;
+        net->mtu = 1420;
+        net->dns_domain = g_strdup("nm.internal");
+        PeerView *v = peer_view_new(net);
+        for (guint i = 0; i < n; i++) {
+                g_autofree char *name = g_strdup_printf("h%u", i);
+                g_autofree char *ep = g_strdup_printf("198.18.0.%u", i + 1);
+                add_member(v, name, ep);
+        }
+        return v;
+}
+
+static PeerView *copy_view(const PeerView *v)
+{
+        Network *net = g_new0(Network, 1);
+        *net = *v->network;
+        net->name = g_strdup(v->network->name);
+        net->ipv4_range = g_strdup(v->network->ipv4_range);
+        net->ipv6_range = g_strdup(v->network->ipv6_range);
+        net->dns_domain = g_strdup(v->network->dns_domain);
+        PeerView *c = peer_view_new(net);
+        for (guint i = 0; i < v->members->len; i++) {
+                const Member *m = v->members->pdata[i];
+                Member *cm = g_new0(Member, 1);
+                cm->host = host_copy(m->host);
+                cm->node = node_copy(m->node);
+                g_ptr_array_add(c->members, cm);
+        }
+        for (guint i = 0; i < v->ext_clients->len; i++) {
+                const ExtClient *e = v->ext_clients->pdata[i];
+                ExtClient *ce = g_new0(ExtClient, 1);
+                *ce = *e;
+                ce->id = g_strdup(e->id);
+                ce->name = g_strdup(e->name);
+                ce->network = g_strdup(e->network);
+                ce->gateway = g_strdup(e->gateway);
+                ce->ipv4 = g_strdup(e->ipv4);
+                ce->ipv6 = g_strdup(e->ipv6);
+                ce->dns = g_strdup(e->dns);
+                ce->extra_allowed_ips = g_strdupv(e->extra_allowed_ips);
+                g_ptr_array_add(c->ext_clients, ce);
+        }
+        for (guint i = 0; i < v->acl_rules->len; i++) {
+                const AclRule *r = v->acl_rules->pdata[i];
+                AclRule *cr = g_new0(AclRule, 1);
+                *cr = *r;
+                cr->id = g_strdup(r->id);
+                cr->network = g_strdup(r->network);
+                cr->source = g_strdup(r->source);
+                cr->destination = g_strdup(r->destination);
+                g_ptr_array_add(c->acl_rules, cr);
+        }
+        c->acl_deny = v->acl_deny;
+        return c;
+}
+
+static Member *member(PeerView *v, guint i)
+{
+        return v->members->pdata[i];
+}
+
+static AclRule *add_rule(PeerView *v, const char *src, const char *dst, bool deny)
+{
+        AclRule *r = g_new0(AclRule, 1);
+        r->id = nm_uuid_new();
+        r->network = g_strdup(v->network->name);
+        r->source = g_strdup(src);
+        r->destination = g_strdup(dst);
+        r->deny = deny;
+        g_ptr_array_add(v->acl_rules, r);
+        topo_view_changed(v);
+        return r;
+}
+
+static char *node_sel(const Member *m)
+{
+        return g_strconcat("node:", m->node->id, NULL);
+}
+
+static char *ips(const NmPeer *p)
+{
+        return p ? g_strjoinv(" ", p->allowed_ips) : g_strdup("(none)");
+}
+
+static void assert_ips(PeerView *v, const Member *viewer, const Member *peer, const char *want)
+{
+        g_autoptr(NmPeer) p = topo_peer_entry(v, viewer, peer);
+        g_autofree char *got = ips(p);
+        g_assert_cmpstr(got, ==, want);
+}
+
+static void test_gateways(void)
+{
+        g_autoptr(PeerView) v = make_view(3);
+        Member *gw = member(v, 0), *a = member(v, 1), *b = member(v, 2);
+
+        gw->node->roles.egress_ranges = g_strsplit("192.168.50.0/24,fd50::/64", ",", -1);
+        gw->node->roles.internet_gateway = true;
+        gw->node->roles.ingress = true;
+        a->node->roles.internet_gateway_via = g_strdup(gw->node->id);
+        ExtClient *c = g_new0(ExtClient, 1);
+        c->id = nm_uuid_new();
+        c->name = g_strdup("phone");
+        c->network = g_strdup("office");
+        c->gateway = g_strdup(gw->node->id);
+        c->ipv4 = g_strdup("10.99.0.254");
+        c->enabled = true;
+        c->extra_allowed_ips = g_strsplit("192.168.77.0/24", ",", -1);
+        memset(&c->public_key, 0x55, sizeof(c->public_key));
+        g_ptr_array_add(v->ext_clients, c);
+        topo_view_changed(v);
+
+        /* a uses the internet gateway: only the IPv4 default, the network has no IPv6. */
+        assert_ips(v, a, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24 0.0.0.0/0");
+        assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24");
+        /* The gateway has the client as an external peer; nobody else does. */
+        g_autoptr(NmPeer) ext = topo_ext_client_entry(v, gw, c);
+        g_assert_true(ext->external);
+        g_assert_null(ext->endpoint);
+        g_autofree char *ext_ips = ips(ext);
+        g_assert_cmpstr(ext_ips, ==, "10.99.0.254/32 192.168.77.0/24");
+        g_assert_null(topo_ext_client_entry(v, a, c));
+        g_autoptr(GPtrArray) gw_peers = topo_peers_of(v, gw);
+        g_assert_cmpuint(gw_peers->len, ==, 3);
+        /* Disabled: gone everywhere. */
+        c->enabled = false;
+        g_assert_null(topo_ext_client_entry(v, gw, c));
+        assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64");
+
+        /* The client configuration routes the network and every egress range. */
+        g_auto(GStrv) allowed = topo_ext_client_allowed_ips(v);
+        g_autofree char *joined = g_strjoinv(" ", allowed);
+        g_assert_cmpstr(joined, ==, "10.99.0.0/24 192.168.50.0/24 fd50::/64");
+
+        /* A gateway that lost its role is no internet gateway, whatever a user still points at. */
+        gw->node->roles.internet_gateway = false;
+        g_assert_null(topo_internet_gateway_of(v, a));
+}
+
+static void test_relays(void)
+{
+        g_autoptr(PeerView) v = make_view(5);
+        Member *r = member(v, 0), *a = member(v, 1), *b = member(v, 2), *c = member(v, 3), *d = member(v, 4);
+
+        r->node->roles.relay = true;
+        a->node->roles.relayed_by = g_strdup(r->node->id);
+        b->node->roles.relayed_by = g_strdup(r->node->id);
+        c->node->roles.egress_ranges = g_strsplit("192.168.50.0/24", ",", -1);
+        topo_view_changed(v);
+
+        /* a's only peer: the relay, carrying everyone a may reach (b too, and c's egress range). */
+        g_autoptr(GPtrArray) pa = topo_peers_of(v, a);
+        g_assert_cmpuint(pa->len, ==, 1);
+        assert_ips(v, a, r, "10.99.0.1/32 10.99.0.3/32 10.99.0.4/32 192.168.50.0/24 10.99.0.5/32");
+        g_assert_null(topo_peer_entry(v, a, b));
+        g_assert_null(topo_peer_entry(v, a, c));
+        /* The others reach a and b through the relay. */
+        assert_ips(v, c, r, "10.99.0.1/32 10.99.0.2/32 10.99.0.3/32");
+        g_assert_null(topo_peer_entry(v, c, a));
+        assert_ips(v, c, d, "10.99.0.5/32");
+        /* The relay has everyone directly. */
+        assert_ips(v, r, a, "10.99.0.2/32");
+        g_autoptr(GPtrArray) pr = topo_peers_of(v, r);
+        g_assert_cmpuint(pr->len, ==, 4);
+
+        /* The ACL still counts through the relay. */
+        g_autofree char *sa = node_sel(a), *sd = node_sel(d);
+        add_rule(v, sa, sd, true);
+        assert_ips(v, a, r, "10.99.0.1/32 10.99.0.3/32 10.99.0.4/32 192.168.50.0/24");
+        assert_ips(v, d, r, "10.99.0.1/32 10.99.0.3/32");
+        assert_ips(v, c, r, "10.99.0.1/32 10.99.0.2/32 10.99.0.3/32");
+
+        /* A chain (which the API refuses) is never followed: a relay that is relayed relays nobody. */
+        r->node->roles.relayed_by = g_strdup(d->node->id);
+        d->node->roles.relay = true;
+        topo_view_changed(v);
+        g_assert_null(topo_relay_of(v, a));
+        g_assert_true(topo_relay_of(v, r) == d);
+}
+
+static void test_acl_denied_pairs_never_peer(void)
+{
+        g_autoptr(PeerView) v = make_view(4);
+        g_autofree char *s0 = node_sel(member(v, 0)), *s1 = node_sel(member(v, 1));
+        member(v, 2)->node->tags = g_strsplit("web", ",", -1);
+        add_rule(v, s0, s1, true);
+        add_rule(v, "tag:web", "*", false);
+        v->acl_deny = true;
+        topo_view_changed(v);
+        for (guint i = 0; i < 4; i++)
+                for (guint j = 0; j < 4; j++) {
+                        g_autoptr(NmPeer) p = topo_peer_entry(v, member(v, i), member(v, j));
+                        bool want = i != j && (i == 2 || j == 2);
+                        g_assert_cmpint(p != NULL, ==, want);
+                }
+}
+
+static Host *host(const char *endpoints, const char *public_ip)
+{
+        Host *h = g_new0(Host, 1);
+        h->endpoints = g_strsplit(endpoints, ",", -1);
+        h->public_endpoint = g_strdup(public_ip);
+        return h;
+}
+
+static void test_endpoint_choice(void)
+{
+        g_autoptr(Host) a = host("192.168.1.10", "203.0.113.1");
+        g_autoptr(Host) b = host("10.0.0.5,192.168.1.20", "203.0.113.1");
+        g_autoptr(Host) c = host("172.16.0.3", "198.51.100.7");
+        g_autoptr(Host) d = host("198.18.0.4", NULL);
+        g_autoptr(Host) e = host("fd00:1::5,fd00:2::5", "203.0.113.1");
+        g_autoptr(Host) f = host("fd00:2:0:0:1::9", "203.0.113.1");
+
+        struct {
+                Host *viewer, *peer;
+                const char *want;
+        } cases[] = {
+                {a, b, "192.168.1.20:51821"}, /* same NAT: the address on a's subnet, not the first */
+                {b, a, "192.168.1.10:51821"},
+                {c, b, "203.0.113.1:51821"}, /* another NAT: the public address */
+                {d, b, "203.0.113.1:51821"}, /* the viewer reported none: the peer's public one */
+                {b, d, "198.18.0.4:51821"},  /* the peer reported none: its first address */
+                {a, c, "198.51.100.7:51821"},
+                {NULL, b, "203.0.113.1:51821"}, /* someone outside */
+                {NULL, d, "198.18.0.4:51821"},
+                {f, e, "[fd00:2::5]:51821"}, /* IPv6: the same /64 */
+                {c, e, "203.0.113.1:51821"},
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *got = endpoint_choose(cases[i].viewer, cases[i].peer, 51821);
+                g_assert_cmpstr(got, ==, cases[i].want);
+        }
+        /* Same NAT, no shared subnet: the first address. */
+        g_autoptr(Host) g = host("10.1.1.1", "203.0.113.1");
+        g_autofree char *ab = endpoint_choose(g, b, 51821);
+        g_assert_cmpstr(ab, ==, "10.0.0.5:51821");
+        g_autoptr(Host) none = host("", NULL);
+        g_strfreev(none->endpoints);
+        none->endpoints = g_new0(char *, 1);
+        g_assert_null(endpoint_choose(a, none, 51821));
+        g_assert_null(endpoint_choose(a, b, 0));
+}
+
+/* ---- the targeted diffs against the full one ------------------------------------------------ */
+
+static gint cmp_str(gconstpointer a, gconstpointer b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every message of the outbox as sorted text lines, "host type content". */
+static char *outbox_text(Outbox *o)
+{
+        g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < o->msgs->len; i++) {
+                OutMsg *m = o->msgs->pdata[i];
+                if (m->msg->type == NM_MSG_PEERS) {
+                        GPtrArray *parts[] = {m->msg->add, m->msg->update};
+                        for (guint k = 0; k < 2; k++)
+                                for (guint j = 0; j < parts[k]->len; j++) {
+                                        g_autoptr(JsonBuilder) b = json_builder_new();
+                                        nm_peer_to_json(parts[k]->pdata[j], b);
+                                        g_autofree char *js = nm_json_builder_to_string(b);
+                                        g_ptr_array_add(lines, g_strdup_printf("%s %s %s", m->host_id,
+                                                                               k ? "update" : "add", js));
+                                }
+                        for (guint j = 0; j < m->msg->remove->len; j++) {
+                                char key[NM_KEY_B64_LEN + 1];
+                                nm_key_to_base64(m->msg->remove->pdata[j], key);
+                                g_ptr_array_add(lines, g_strdup_printf("%s remove %s", m->host_id, key));
+                        }
+                } else {
+                        g_autofree char *js = nm_message_to_json(m->msg);
+                        g_ptr_array_add(lines, g_strdup_printf("%s other %s", m->host_id, js));
+                }
+        }
+        g_ptr_array_sort(lines, cmp_str);
+        g_ptr_array_add(lines, NULL);
+        return g_strjoinv("\n", (char **)lines->pdata);
+}
+
+static void random_topology(PeerView *v)
+{
+        guint n = v->members->len;
+        static const char *const tags[] = {"a", "b", "c"};
+        for (guint i = 0; i < n; i++) {
+                Member *m = member(v, i);
+                g_strfreev(m->node->tags);
+                g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+                for (guint k = 0; k < 3; k++)
+                        if (g_test_rand_int_range(0, 3) == 0)
+                                g_strv_builder_add(b, tags[k]);
+                m->node->tags = g_strv_builder_end(b);
+        }
+        /* One relay with a couple of relayed nodes, an egress and an internet gateway. */
+        Member *r = member(v, 0);
+        r->node->roles.relay = true;
+        for (guint i = 1; i < n; i += 4) {
+                g_free(member(v, i)->node->roles.relayed_by);
+                member(v, i)->node->roles.relayed_by = g_strdup(r->node->id);
+        }
+        member(v, 2)->node->roles.egress_ranges = g_strsplit("192.168.50.0/24", ",", -1);
+        member(v, 3)->node->roles.internet_gateway = true;
+        for (guint i = 4; i < n; i += 3) {
+                g_free(member(v, i)->node->roles.internet_gateway_via);
+                member(v, i)->node->roles.internet_gateway_via = g_strdup(member(v, 3)->node->id);
+        }
+        v->acl_deny = g_test_rand_bit();
+        for (guint i = 0; i < 6; i++) {
+                g_autofree char *s = node_sel(member(v, (guint)g_test_rand_int_range(0, (gint32)n)));
+                const char *sides[] = {"*", s, "tag:a", "tag:b", "tag:c"};
+                add_rule(v, sides[g_test_rand_int_range(0, 5)], sides[g_test_rand_int_range(0, 5)],
+                         g_test_rand_bit());
+        }
+        topo_view_changed(v);
+}
+
+static void check_same_as_full(PeerView *before, PeerView *after, TopoDirty *targeted)
+{
+        g_autoptr(Outbox) t = outbox_new(), f = outbox_new();
+        g_autoptr(TopoDirty) all = topo_dirty_new();
+        topo_dirty_all(all);
+        topo_diff(before, after, targeted, t);
+        topo_diff(before, after, all, f);
+        g_autofree char *tt = outbox_text(t), *ft = outbox_text(f);
+        g_assert_cmpstr(tt, ==, ft);
+}
+
+static void test_targeted_diffs(void)
+{
+        for (guint round = 0; round < 30; round++) {
+                guint n = (guint)g_test_rand_int_range(4, 24);
+                g_autoptr(PeerView) before = make_view(n);
+                random_topology(before);
+
+                /* A rule is added. */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        g_autofree char *s = node_sel(member(after, (guint)g_test_rand_int_range(0, (gint32)n)));
+                        const char *sides[] = {"*", s, "tag:a", "tag:b"};
+                        AclRule *rule = add_rule(after, sides[g_test_rand_int_range(0, 4)],
+                                                 sides[g_test_rand_int_range(0, 4)], g_test_rand_bit());
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_acl_rule_changed(before, after, rule, d);
+                        check_same_as_full(before, after, d);
+                        /* ... and deleted again. */
+                        g_autoptr(TopoDirty) back = topo_dirty_new();
+                        topo_acl_rule_changed(after, before, rule, back);
+                        check_same_as_full(after, before, back);
+                }
+                /* The default flips. */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        after->acl_deny = !after->acl_deny;
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_acl_default_changed(before, after, d);
+                        check_same_as_full(before, after, d);
+                }
+                /* A node's tags change. */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        Member *m = member(after, (guint)g_test_rand_int_range(0, (gint32)n));
+                        g_strfreev(m->node->tags);
+                        m->node->tags = g_strsplit(g_test_rand_bit() ? "a,c" : "b", ",", -1);
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_acl_node_changed(before, after, m->node->id, d);
+                        check_same_as_full(before, after, d);
+                }
+                /* A node's endpoint changes. */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        Member *m = member(after, (guint)g_test_rand_int_range(0, (gint32)n));
+                        g_free(m->host->endpoints[0]);
+                        m->host->endpoints[0] = g_strdup("198.18.9.9");
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_dirty_peer(d, m->node->id);
+                        topo_dirty_viewer(d, m->node->id);
+                        check_same_as_full(before, after, d);
+                }
+                /* A node joins (it is no viewer of the diff: it gets its whole state). */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        Member *m = add_member(after, "newcomer", "198.18.7.7");
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_dirty_peer(d, m->node->id);
+                        check_same_as_full(before, after, d);
+                }
+        }
+}
+
+/* One rule between two small tags of a big network looks at only the pairs it can match and sends
+ * messages only to the nodes of those pairs. */
+static void test_rule_cost(void)
+{
+        const guint N = 400;
+        g_autoptr(PeerView) before = make_view(N);
+        member(before, 10)->node->tags = g_strsplit("x", ",", -1);
+        member(before, 20)->node->tags = g_strsplit("y", ",", -1);
+        member(before, 21)->node->tags = g_strsplit("y", ",", -1);
+        topo_view_changed(before);
+        g_autoptr(PeerView) after = copy_view(before);
+        AclRule *rule = add_rule(after, "tag:x", "tag:y", true);
+        g_autoptr(TopoDirty) d = topo_dirty_new();
+        g_autoptr(Outbox) o = outbox_new();
+        topo_acl_rule_changed(before, after, rule, d);
+        g_assert_cmpuint(topo_dirty_n_verdicts(d), ==, 2);
+        topo_diff(before, after, d, o);
+        g_assert_cmpuint(o->msgs->len, ==, 3);
+        g_assert_cmpuint(outbox_count(o, member(after, 10)->host->id, NM_MSG_PEERS), ==, 1);
+        g_assert_cmpuint(outbox_count(o, member(after, 20)->host->id, NM_MSG_PEERS), ==, 1);
+        g_assert_cmpuint(outbox_count(o, member(after, 21)->host->id, NM_MSG_PEERS), ==, 1);
+}
+
+int main(int argc, char *argv[])
+{
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/topology/gateways", test_gateways);
+        g_test_add_func("/topology/relays", test_relays);
+        g_test_add_func("/topology/acl-denied-pairs", test_acl_denied_pairs_never_peer);
+        g_test_add_func("/topology/endpoint-choice", test_endpoint_choice);
+        g_test_add_func("/topology/targeted-diffs", test_targeted_diffs);
+        g_test_add_func("/topology/rule-cost", test_rule_cost);
+        return g_test_run();
+}
