@@ -4,7 +4,8 @@
 # Then installed as a package would be (networkd-integration/ drop-ins, unit, bus policy and
 # activation file, polkit actions), started by the bus, on kernel WireGuard: `networkctl reload`
 # (with every .network file changed) and a networkd restart leave netclientd's link, addresses,
-# routes, peers, routing rules and its WireGuard session exactly as they were.
+# routes (in its own routing table too), peers, the policy routing rules of an internet gateway and
+# its WireGuard session exactly as they were.
 # nmvm-units: dbus.service polkit.service systemd-networkd.service
 # shellcheck shell=bash
 
@@ -14,7 +15,9 @@ ND_NET=nmvmnd          # the mesh network, so netclientd's link is nm-nmvmnd
 ND_IF=nm-nmvmnd
 ND_NEG=nm-nmvmneg      # the throwaway link of the negative check
 ND_PORT=51830
-ND_RULE_PRIO=4209      # a stand-in for the routing rules netclientd installs for gateways
+# netclientd's policy routing for an internet gateway (src/netclientd/routing.h): rules at
+# priorities 32700/32701 and a table of its own, 0x4e4d0000 | listen port
+ND_TABLE=$((0x4e4d0000 | ND_PORT))
 ND_NETDIR=/etc/systemd/network
 
 _nd_setup_state() { # LINK: networkd's SETUP column (configured, unmanaged, configuring, ...)
@@ -258,10 +261,17 @@ check_networkd_coexistence() {
                 report .unmanaged fail "networkctl: $ND_IF is '$state', expected unmanaged"
         fi
 
-        # a routing rule of the kind netclientd adds for gateways (a stand-in made with ip here)
-        ip rule add from 10.77.9.0/24 lookup $ND_RULE_PRIO priority $ND_RULE_PRIO
+        # the rules and the table route netclientd makes for an internet gateway (made with ip here:
+        # this network has none), with a harmless destination instead of the default route
+        defer "ip rule del priority 32700; ip rule del priority 32701"
+        ip rule add priority 32700 lookup main suppress_prefixlength 0 &&
+                ip rule add priority 32701 not fwmark $ND_TABLE lookup $ND_TABLE &&
+                ip route add 10.97.0.0/16 dev $ND_IF table $ND_TABLE proto static || {
+                report .rules fail "could not add the internet gateway rules and route by hand"
+                return 1
+        }
         before=$(mktemp /run/nmvm-nd.XXXXXX)
-        defer "rm -f $before; ip rule del priority $ND_RULE_PRIO"
+        defer "rm -f $before"
         _nd_snapshot > "$before"
         cat "$before"
         hs0=$(_nd_handshake)
