@@ -190,7 +190,7 @@ static int host_delete(Ctx *c, int argc, char *argv[])
         return k;
 }
 
-static void print_node(JsonObject *o)
+void print_node(JsonObject *o)
 {
         g_autoptr(Table) t = table_new_list();
         table_add_item_take(t, "ID", json_member_string(o, "id"));
@@ -201,6 +201,8 @@ static void print_node(JsonObject *o)
         table_add_item_take(t, "IPv6", json_member_string(o, "ipv6"));
         table_add_item_take(t, "Listen port", json_member_int(o, "listen_port"));
         table_add_item_take(t, "Connected", json_member_bool(o, "connected"));
+        table_add_item_take(t, "Tags", json_member_strv(o, "tags"));
+        table_add_item_take(t, "Roles", node_roles_text(o));
         table_add_item_take(t, "Created", json_member_time(o, "created_at", "-"));
         table_print(t, stdout);
 }
@@ -349,6 +351,14 @@ int cmd_node(Ctx *c, int argc, char *argv[])
                 { "list", node_list, "list [--network NET]", "List the nodes" },
                 { "show", node_show, "show ID", "Show a node" },
                 { "delete", node_delete, "delete ID", "Remove a host from a network" },
+                { "tags", node_tags, "tags ID [TAG...]", "Set a node's tags (ACLs)" },
+                { "egress", node_egress, "egress ID CIDR...|--remove", "Route ranges for the network" },
+                { "internet-gateway", node_internet_gateway, "internet-gateway ID [--remove]",
+                  "Offer the internet to the network" },
+                { "use-internet-gateway", node_use_internet_gateway, "use-internet-gateway ID GW|--remove",
+                  "Send internet traffic through a gateway" },
+                { "ingress", node_ingress, "ingress ID [--remove [--force]]", "Take external clients" },
+                { "relay", node_relay, "relay ID RELAYED-ID...|--remove", "Relay for other nodes" },
                 {},
         };
         return dispatch_verbs(c, argc, argv, verbs, "nmctl node COMMAND: nodes (a host's membership of a network)");

@@ -216,6 +216,9 @@ static const char main_help[] =
         "  node list [--network NET]|show|delete\n"
         "  user list|create|show|update|delete\n"
         "  dns list|add|delete NETWORK ...   A network's DNS names\n"
+        "  node tags|egress|internet-gateway|use-internet-gateway|ingress|relay ID ...\n"
+        "  acl show|default|rule add|rule delete NETWORK ...   Which nodes may peer\n"
+        "  extclient list|create|show|enable|disable|delete   External clients (QR codes)\n"
         "\n"
         "Options (also accepted after the command):\n"
         "  --server URL       netmakerd's URL (default: $NMCTL_SERVER, else the server of the\n"
@@ -242,6 +245,7 @@ static const struct {
         { "node", cmd_node },       { "nodes", cmd_node },    { "user", cmd_user },
         { "users", cmd_user },
         { "dns", cmd_dns },
+        { "acl", cmd_acl },         { "extclient", cmd_extclient }, { "extclients", cmd_extclient },
 };
 
 int main(int argc, char *argv[])

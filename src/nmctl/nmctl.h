@@ -68,6 +68,19 @@ int cmd_host(Ctx *c, int argc, char *argv[]);
 int cmd_node(Ctx *c, int argc, char *argv[]);
 int cmd_user(Ctx *c, int argc, char *argv[]);
 int cmd_dns(Ctx *c, int argc, char *argv[]);
+/* cmd-topology.c: ACLs, external clients, and the node verbs for tags and roles. */
+int cmd_acl(Ctx *c, int argc, char *argv[]);
+int cmd_extclient(Ctx *c, int argc, char *argv[]);
+int node_tags(Ctx *c, int argc, char *argv[]);
+int node_egress(Ctx *c, int argc, char *argv[]);
+int node_internet_gateway(Ctx *c, int argc, char *argv[]);
+int node_use_internet_gateway(Ctx *c, int argc, char *argv[]);
+int node_ingress(Ctx *c, int argc, char *argv[]);
+int node_relay(Ctx *c, int argc, char *argv[]);
+/* A node's roles in words ("egress 192.168.50.0/24 (NAT); relay"), NULL for none. */
+char *node_roles_text(JsonObject *o);
+/* cmd-hosts.c: a node as "Key: value" lines. */
+void print_node(JsonObject *o);
 
 /* Parses the options of one verb: `longopts` must start with NMCTL_GLOBAL_OPTIONS. Calls
  * `handle` for the verb's own options (return <0 on a bad value, after printing why). Prints

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from nmtest.client import KeyPair, b64
+from nmtest.client import b64
 from nmtest.http import check_error
 from nmtest.topology import TopoNet, peer_updates
 
@@ -281,4 +281,3 @@ def test_refusals(server, hosts):
     net.barrier()
     c = net.admin("POST", "/networks/office/ext-clients", json={"name": "tab", "gateway": q}, expect=201)
     assert "Endpoint = 198.18.0.9:51821\n" in c["config"]
-    _ = KeyPair  # (imported for symmetry with other tests)
