@@ -6,6 +6,7 @@
 
 #include "cidr.h"
 #include "dns-names.h"
+#include "macro.h"
 #include "names.h"
 #include "nm-error.h"
 
@@ -170,7 +171,7 @@ static int by_name(gconstpointer a, gconstpointer b)
 
 int dns_names_list(Store *s, const char *network, GPtrArray **ret, GError **error)
 {
-        g_autoptr(StoreResult) nodes = NULL, custom = NULL;
+        g_autoptr(StoreResult) nodes = NULL, ext = NULL, custom = NULL;
         StoreValue p[] = {SV_TEXT(network)};
         int r;
 
@@ -183,6 +184,9 @@ int dns_names_list(Store *s, const char *network, GPtrArray **ret, GError **erro
                        p, 1, &nodes, error);
         if (r < 0)
                 return r;
+        r = store_exec(s, "SELECT name, ipv4, ipv6 FROM ext_clients WHERE network = $1", p, 1, &ext, error);
+        if (r < 0)
+                return r;
         r = store_exec(s, "SELECT name, ipv4, ipv6 FROM dns_names WHERE network = $1", p, 1, &custom, error);
         if (r < 0)
                 return r;
@@ -191,6 +195,9 @@ int dns_names_list(Store *s, const char *network, GPtrArray **ret, GError **erro
                 g_ptr_array_add(a,
                                 dns_name_new(store_result_text(nodes, i, 0), store_result_text(nodes, i, 1),
                                              store_result_text(nodes, i, 2), true));
+        for (guint i = 0; i < ext->n_rows; i++)
+                g_ptr_array_add(a, dns_name_new(store_result_text(ext, i, 0), store_result_text(ext, i, 1),
+                                                store_result_text(ext, i, 2), true));
         for (guint i = 0; i < custom->n_rows; i++)
                 g_ptr_array_add(a, dns_name_new(store_result_text(custom, i, 0),
                                                 store_result_text(custom, i, 1),
@@ -202,18 +209,25 @@ int dns_names_list(Store *s, const char *network, GPtrArray **ret, GError **erro
 
 /* ---- changing ------------------------------------------------------------------------------- */
 
-/* The node (its host's name) that owns `name` as its automatic name, or -ENOENT. */
-static int automatic_owner(Store *s, const char *network, const char *name, GError **error)
+/* Whether `name` is an automatic name in the network: 0 and *ret_what ("node", "external client")
+ * when it is, -ENOENT when not. */
+static int automatic_owner(Store *s, const char *network, const char *name, const char **ret_what,
+                           GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(network), SV_TEXT(name)};
         int r = store_exec(s,
-                           "SELECT 1 FROM nodes d JOIN hosts h ON h.id = d.host_id "
-                           "WHERE d.network = $1 AND LOWER(h.name) = $2",
+                           "SELECT 'node' FROM nodes d JOIN hosts h ON h.id = d.host_id "
+                           "WHERE d.network = $1 AND LOWER(h.name) = $2 "
+                           "UNION ALL SELECT 'external client' FROM ext_clients "
+                           "WHERE network = $1 AND LOWER(name) = $2",
                            p, 2, &res, error);
         if (r < 0)
                 return r;
-        return res->n_rows > 0 ? 0 : -ENOENT;
+        if (res->n_rows == 0)
+                return -ENOENT;
+        *ret_what = streq0(store_result_text(res, 0, 0), "node") ? "a node" : "an external client";
+        return 0;
 }
 
 int dns_names_add(Store *s, const char *network, const NmDnsEntry *e, GError **error)
@@ -223,10 +237,11 @@ int dns_names_add(Store *s, const char *network, const NmDnsEntry *e, GError **e
         r = network_exists(s, network, error);
         if (r < 0)
                 return r;
-        r = automatic_owner(s, network, e->name, error);
+        const char *what = NULL;
+        r = automatic_owner(s, network, e->name, &what, error);
         if (r == 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "\"%s\" is the name of a node in network \"%s\": choose another name", e->name,
+                            "\"%s\" is the name of %s in network \"%s\": choose another name", e->name, what,
                             network);
                 return -EEXIST;
         }
@@ -263,12 +278,12 @@ int dns_names_delete(Store *s, const char *network, const char *name, GError **e
                 return r;
         if (res->changes > 0)
                 return 0;
-        r = automatic_owner(s, network, lower, error);
+        const char *what = NULL;
+        r = automatic_owner(s, network, lower, &what, error);
         if (r == 0) {
-                g_set_error(
-                        error, NM_ERROR, NM_ERROR_CONFLICT,
-                        "\"%s\" is a node's automatic name in network \"%s\": it goes when the node leaves",
-                        v, network);
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "\"%s\" is the automatic name of %s in network \"%s\": it goes when %s is removed", v,
+                            what, network, streq0(what, "a node") ? "the node leaves or" : "the client");
                 return -EBUSY;
         }
         if (r != -ENOENT)

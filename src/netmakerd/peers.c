@@ -135,6 +135,12 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
                 const NmDnsEntry *e = v->dns->pdata[i];
                 g_ptr_array_add(s->dns, nm_dns_entry_new(e->name, e->ipv4, e->ipv6));
         }
+        /* External clients' names as well: only their gateway has them as peers. */
+        for (guint i = 0; v->ext_clients && i < v->ext_clients->len; i++) {
+                const ExtClient *c = v->ext_clients->pdata[i];
+                if (c->ipv4 || c->ipv6)
+                        g_ptr_array_add(s->dns, nm_dns_entry_new(c->name, c->ipv4, c->ipv6));
+        }
         s->roles.egress_ranges = g_strdupv(self->node->roles.egress_ranges);
         s->roles.egress_nat = self->node->roles.egress_ranges && self->node->roles.egress_nat;
         s->roles.internet_gateway = self->node->roles.internet_gateway;

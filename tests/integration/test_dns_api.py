@@ -219,3 +219,36 @@ def test_nmctl_dns(server, hosts, tmp_path):
     r = nmctl("dns", "delete", "office", "printer")
     assert r.returncode == 0 and "Deleted DNS name printer" in r.stdout
     assert [e["name"] for e in server.admin("GET", "/networks/office/dns", expect=200)] == ["alpha"]
+
+
+def test_external_clients_have_names_everywhere(server, hosts):
+    """An external client's name is an automatic name of its network: listed, refused as a custom
+    name, and delivered to every host (not only its gateway, the one host that has it as a peer)
+    when it comes and goes."""
+    server.create_network("office", "10.99.0.0/24")
+    key = server.create_key(["office"], unlimited=True)
+    a, b = joined(hosts, key, ["alpha", "beta"])
+    gw = a.networks["office"]["state"]["node_id"]
+    server.admin("PUT", f"/nodes/{gw}/ingress", expect=200)
+    ext = server.admin("POST", "/networks/office/ext-clients", json={"name": "phone", "gateway": gw}, expect=201)
+
+    entry = {"name": "phone", "ipv4": ext["ipv4"], "ipv6": None}
+    for h in (a, b):
+        h.wait_for(lambda h: entry in (h.networks["office"]["state"].get("dns") or []), 5,
+                   f"{h.name} to get the name of the external client")
+        assert h.serial_errors == []
+    listed = names_of(server)
+    assert listed[("phone", True)]["fqdn"] == "phone.office.nm.internal"
+    assert listed[("phone", True)]["ipv4"] == ext["ipv4"]
+
+    before = server.db_dump()
+    check_error(*server.admin("POST", "/networks/office/dns", json={"name": "phone", "ipv4": "10.0.0.9"}), 409,
+                "conflict", ["phone", "external client"])
+    check_error(*server.admin("DELETE", "/networks/office/dns/phone"), 409, "conflict", ["phone", "automatic"])
+    server.assert_db_unchanged(before, "refusals for the external client's name")
+
+    assert server.admin("DELETE", f"/ext-clients/{ext['id']}")[0] == 204
+    for h in (a, b):
+        h.wait_for(lambda h: entry not in (h.networks["office"]["state"].get("dns") or []), 5,
+                   f"{h.name} to lose the name of the external client")
+    assert ("phone", True) not in names_of(server)
