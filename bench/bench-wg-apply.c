@@ -3,11 +3,14 @@
  * device, how long applying N peers through netclientd's backend takes, next to `wg setconf`.
  *
  *   bench-wg-apply [--peers N] [--ips K] [--rounds R] [--json]
- *   bench-wg-apply --device IFNAME [--backend auto|kernel|userspace] [--peers N] [--compare-wg] [--json]
+ *   bench-wg-apply --device IFNAME [--backend auto|kernel|userspace] [--peers N] [--compare-wg [--wg-first]]
+ *                  [--json]
  *
  * The device mode replaces the device's peers (it is meant for a throwaway link in a VM or a
  * namespace): it adds N peers, updates one, reads the device back, removes them all, and with
- * --compare-wg times `wg setconf IFNAME FILE` with the same peers for comparison. */
+ * --compare-wg times `wg setconf IFNAME FILE` with the same peers for comparison: after the
+ * backend, or before it with --wg-first (alternating the order between runs evens out what the
+ * first one pays, such as a cold cache). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -34,6 +37,7 @@ static unsigned arg_rounds = 20;
 static const char *arg_device = NULL;
 static WgBackendKind arg_backend = WG_BACKEND_AUTO;
 static bool arg_compare_wg = false;
+static bool arg_wg_first = false;
 static bool arg_json = false;
 
 static double now_ms(void)
@@ -210,6 +214,25 @@ static char *write_wg_conf(const WgDevice *d, const WgDevice *current)
         return path;
 }
 
+/* `wg setconf` with the peers of `desired`, twice (setconf has no delta: a one-peer change rewrites
+ * the whole set again), then back to no peers. */
+static int bench_wg_setconf(WgBackend *b, const WgDevice *desired, const WgDevice *current, double *ret_ms,
+                            double *ret_again_ms)
+{
+        g_autoptr(WgDevice) empty = wg_device_new(desired->ifname);
+        g_autofree char *conf = write_wg_conf(desired, current);
+
+        if (!conf || run_wg_setconf(desired->ifname, conf, ret_ms) < 0 ||
+            run_wg_setconf(desired->ifname, conf, ret_again_ms) < 0) {
+                fprintf(stderr, "bench-wg-apply: wg setconf failed\n");
+                if (conf)
+                        unlink(conf);
+                return -EIO;
+        }
+        unlink(conf);
+        return wg_backend_sync(b, empty, NULL) < 0 ? -EIO : 0;
+}
+
 static int bench_device(void)
 {
         g_autoptr(WgBackend) b = NULL;
@@ -229,6 +252,9 @@ static int bench_device(void)
                 fprintf(stderr, "bench-wg-apply: %s\n", error->message);
                 return 1;
         }
+        if (arg_compare_wg && arg_wg_first &&
+            bench_wg_setconf(b, desired, current, &t_setconf, &t_setconf_update) < 0)
+                return 1;
 
         t0 = now_ms();
         r = wg_backend_sync(b, desired, &error);
@@ -265,19 +291,9 @@ static int bench_device(void)
                 return 1;
         }
 
-        if (arg_compare_wg) {
-                g_autofree char *conf = write_wg_conf(desired, current);
-                if (!conf || run_wg_setconf(arg_device, conf, &t_setconf) < 0) {
-                        fprintf(stderr, "bench-wg-apply: wg setconf failed\n");
-                        if (conf)
-                                unlink(conf);
-                        return 1;
-                }
-                /* setconf has no delta: a one-peer change rewrites the whole set again. */
-                run_wg_setconf(arg_device, conf, &t_setconf_update);
-                unlink(conf);
-                wg_backend_sync(b, empty, NULL);
-        }
+        if (arg_compare_wg && !arg_wg_first &&
+            bench_wg_setconf(b, desired, current, &t_setconf, &t_setconf_update) < 0)
+                return 1;
 
         if (arg_json)
                 printf("{\"device\":\"%s\",\"backend\":\"%s\",\"peers\":%u,\"ips_per_peer\":%u,\"add_ms\":%."
@@ -305,10 +321,15 @@ static int bench_device(void)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"peers", required_argument, NULL, 'n'},   {"ips", required_argument, NULL, 'k'},
-                {"rounds", required_argument, NULL, 'r'},  {"device", required_argument, NULL, 'd'},
-                {"backend", required_argument, NULL, 'b'}, {"compare-wg", no_argument, NULL, 'c'},
-                {"json", no_argument, NULL, 'j'},          {},
+                {"peers", required_argument, NULL, 'n'},
+                {"ips", required_argument, NULL, 'k'},
+                {"rounds", required_argument, NULL, 'r'},
+                {"device", required_argument, NULL, 'd'},
+                {"backend", required_argument, NULL, 'b'},
+                {"compare-wg", no_argument, NULL, 'c'},
+                {"json", no_argument, NULL, 'j'},
+                {"wg-first", no_argument, NULL, 'w'},
+                {},
         };
         int c;
 
@@ -340,6 +361,9 @@ int main(int argc, char **argv)
                         break;
                 case 'j':
                         arg_json = true;
+                        break;
+                case 'w':
+                        arg_wg_first = true;
                         break;
                 default:
                         return 1;
