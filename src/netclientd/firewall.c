@@ -171,16 +171,28 @@ static int run(Firewall *f, const char *script, GError **error)
 
 int firewall_remove(Firewall *f, GError **error)
 {
-        /* Adding first makes the delete succeed whether or not the table was there. */
-        int r = run(f,
-                    "add table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n"
-                    "delete table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n",
-                    error);
+        int r;
+
+        /* Not there (nft says so with an error): nothing to do, and nothing to report. Reading the
+         * buffers empties them. */
+        r = nft_run_cmd_from_buffer(f->nft, "list table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n");
+        (void)nft_ctx_get_output_buffer(f->nft);
+        (void)nft_ctx_get_error_buffer(f->nft);
+        if (r != 0) {
+                g_clear_pointer(&f->applied, g_free);
+                f->removed = true;
+                return 0;
+        }
+        /* Adding first makes the delete succeed even if the table went meanwhile. */
+        r = run(f,
+                "add table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n"
+                "delete table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n",
+                error);
         if (r < 0)
                 return r;
         g_clear_pointer(&f->applied, g_free);
         f->removed = true;
-        return 0;
+        return 1;
 }
 
 int firewall_apply(Firewall *f, const FirewallNetwork *nets, size_t n_nets, GError **error)
@@ -188,12 +200,8 @@ int firewall_apply(Firewall *f, const FirewallNetwork *nets, size_t n_nets, GErr
         g_autofree char *script = firewall_render(nets, n_nets);
         int r;
 
-        if (!script) {
-                if (f->removed)
-                        return 0;
-                r = firewall_remove(f, error);
-                return r < 0 ? r : 1;
-        }
+        if (!script)
+                return f->removed ? 0 : firewall_remove(f, error);
         if (f->applied && streq0(f->applied, script))
                 return 0;
         r = run(f, script, error);

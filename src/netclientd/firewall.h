@@ -42,7 +42,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Firewall, firewall_free)
  * what was applied last. Returns 1 when something changed, 0 when not, or a negative errno with
  * nft's message in `error`. */
 int firewall_apply(Firewall *f, const FirewallNetwork *nets, size_t n_nets, GError **error);
-/* Removes our table if it exists. */
+/* Removes our table if it exists: 1 when it did, 0 when there was none. */
 int firewall_remove(Firewall *f, GError **error);
 
 /* Turns on IP forwarding for a family (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) when it

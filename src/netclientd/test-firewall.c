@@ -186,8 +186,19 @@ static void test_apply(void)
         g_assert_cmpint(firewall_apply(f, NULL, 0, &e), ==, 0);
         gone = nft("list table inet netmaker");
         g_assert_null(gone);
-        /* Removing what is not there is fine. */
+        /* Removing what is not there is fine, and says so. */
         g_assert_cmpint(firewall_remove(f, &e), ==, 0);
+        g_assert_no_error(e);
+        /* A new context (a restarted daemon) finds the table and removes it. */
+        n = net("nm-office", mesh, egress, true, false, true);
+        g_assert_cmpint(firewall_apply(f, &n, 1, &e), ==, 1);
+        net_clear(&n);
+        firewall_free(g_steal_pointer(&f));
+        g_assert_nonnull(nft("list table inet netmaker"));
+        g_assert_cmpint(firewall_new(&f), ==, 0);
+        g_assert_cmpint(firewall_apply(f, NULL, 0, &e), ==, 1);
+        g_assert_null(nft("list table inet netmaker"));
+        g_assert_cmpint(firewall_apply(f, NULL, 0, &e), ==, 0);
         g_assert_no_error(e);
 
         other_after = list_other();

@@ -145,7 +145,8 @@ def test_properties(bus):
     err, (props,) = call(bus, "GetAll", (IFACE,), "(s)", iface="org.freedesktop.DBus.Properties")
     assert err is None
     assert props["State"] == "unregistered" and props["Networks"] == [] and props["Version"]
-    assert set(props) == {"Version", "HostId", "PublicKey", "State", "Server", "Networks"}
+    assert set(props) == {"Version", "HostId", "PublicKey", "State", "Server", "Networks", "PublicAddress"}
+    assert props["PublicAddress"] == ""
 
 
 def test_cli_exit_codes(node):
