@@ -28,6 +28,7 @@ static const Setting settings[] = {
         {"WireGuard", "Backend", "NETCLIENTD_WG_BACKEND"},
         {"WireGuard", "WireGuardGo", "NETCLIENTD_WIREGUARD_GO"},
         {"WireGuard", "UAPISocketDirectory", "NETCLIENTD_UAPI_DIR"},
+        {"DNS", "ResponderPort", "NETCLIENTD_DNS_PORT"},
 };
 
 Config *config_new(void)
@@ -45,6 +46,7 @@ Config *config_new(void)
         c->checkin_usec = 60 * USEC_PER_SEC;
         c->stats_usec = 5 * USEC_PER_SEC;
         c->http_timeout_usec = 30 * USEC_PER_SEC;
+        c->dns_port = 53;
         return c;
 }
 
@@ -167,6 +169,17 @@ int config_set(Config *c, const char *key, const char *value, const char *source
                 return set_path(&c->wireguard_go, key, v, source, true, error);
         if (streq0(key, "UAPISocketDirectory"))
                 return set_path(&c->uapi_dir, key, v, source, false, error);
+        if (streq0(key, "ResponderPort")) {
+                guint64 port;
+                if (!g_ascii_string_to_unsigned(v, 10, 1, 65535, &port, NULL)) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid ResponderPort \"%.32s\" in %s: expected a port number 1-65535",
+                                    v, source);
+                        return -EINVAL;
+                }
+                c->dns_port = (uint16_t)port;
+                return 0;
+        }
 
         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unknown setting \"%.64s\" in %s", key,
                     source);

@@ -24,7 +24,8 @@ typedef struct Config {
         uint64_t checkin_usec; /* periodic check-in */
         uint64_t stats_usec;   /* peer statistics refresh */
         uint64_t http_timeout_usec;
-        char *host_name; /* NULL: the system host name */
+        char *host_name;     /* NULL: the system host name */
+        uint16_t dns_port;   /* the mesh DNS responder's port on the mesh addresses (53) */
         char **stun_servers; /* "host[:port]" each; NULL: no STUN (public_ip is not reported) */
 } Config;
 

@@ -11,10 +11,11 @@
 #include "macro.h"
 
 #define TCP_MAX_CONNECTIONS 64
-#define TCP_IDLE_USEC (10 * G_USEC_PER_SEC)
+#define TCP_IDLE_USEC       (10 * G_USEC_PER_SEC)
 
 typedef struct Listener {
         DnsServer *server;
+        const DnsZone *zone; /* borrowed: the names this address answers for */
         int family;
         NmInAddr addr;
         uint16_t port;
@@ -24,6 +25,7 @@ typedef struct Listener {
 
 typedef struct TcpConn {
         DnsServer *server;
+        Listener *listener; /* its zone answers; the connection closes with the listener */
         int fd;
         sd_event_source *io, *timer;
         uint8_t in[2 + DNS_MAX_TCP];
@@ -34,7 +36,6 @@ typedef struct TcpConn {
 
 struct DnsServer {
         sd_event *event;
-        const DnsZone *zone;
         GPtrArray *listeners; /* of Listener */
         GHashTable *conns;    /* TcpConn set */
         uint16_t last_port;
@@ -59,13 +60,12 @@ static void conn_free(TcpConn *c)
         g_free(c);
 }
 
-int dns_server_new(sd_event *event, const DnsZone *zone, DnsServer **ret)
+int dns_server_new(sd_event *event, DnsServer **ret)
 {
         DnsServer *s = g_new0(DnsServer, 1);
         s->event = sd_event_ref(event);
-        s->zone = zone;
-        s->listeners = g_ptr_array_new_with_free_func((GDestroyNotify) listener_free);
-        s->conns = g_hash_table_new_full(NULL, NULL, (GDestroyNotify) conn_free, NULL);
+        s->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
+        s->conns = g_hash_table_new_full(NULL, NULL, (GDestroyNotify)conn_free, NULL);
         *ret = s;
         return 0;
 }
@@ -74,8 +74,9 @@ DnsServer *dns_server_free(DnsServer *s)
 {
         if (!s)
                 return NULL;
-        g_ptr_array_unref(s->listeners);
+        /* Connections first: they point at their listeners. */
         g_hash_table_unref(s->conns);
+        g_ptr_array_unref(s->listeners);
         sd_event_unref(s->event);
         g_free(s);
         return NULL;
@@ -88,10 +89,11 @@ static int on_udp(sd_event_source *src, int fd, uint32_t revents, void *userdata
 
         /* Drain what is queued, but bounded so one busy socket cannot starve the loop. */
         for (int i = 0; i < 64; i++) {
-                uint8_t q[DNS_MAX_UDP * 2], a[DNS_MAX_UDP];
+                uint8_t q[DNS_EDNS_UDP_SIZE], a[DNS_EDNS_UDP_SIZE];
                 struct sockaddr_storage peer;
                 socklen_t plen = sizeof(peer);
-                ssize_t n = recvfrom(fd, q, sizeof(q), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *) &peer, &plen);
+                ssize_t n = recvfrom(fd, q, sizeof(q), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&peer,
+                                     &plen);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
@@ -99,16 +101,17 @@ static int on_udp(sd_event_source *src, int fd, uint32_t revents, void *userdata
                         return 0;
                 }
                 s->stats.queries++;
-                if ((size_t) n > sizeof(q)) {
+                if ((size_t)n > sizeof(q)) {
                         s->stats.dropped++;
                         continue;
                 }
-                ssize_t r = dns_answer(s->zone, q, (size_t) n, a, sizeof(a));
+                ssize_t r = dns_answer(l->zone, q, (size_t)n, true, a, sizeof(a));
                 if (r < 0) {
                         s->stats.dropped++;
                         continue;
                 }
-                if (sendto(fd, a, (size_t) r, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &peer, plen) < 0)
+                if (sendto(fd, a, (size_t)r, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&peer, plen) <
+                    0)
                         log_debug_errno(errno, "DNS: UDP send failed: %m");
                 else
                         s->stats.answered++;
@@ -127,46 +130,20 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
-static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+/* Answers the next complete query in the buffer, if there is one, and waits to send the answer;
+ * otherwise waits for more input. Returns false when the connection was closed. */
+static bool conn_next(TcpConn *c)
 {
-        TcpConn *c = userdata;
         DnsServer *s = c->server;
 
-        if (revents & (EPOLLERR | EPOLLHUP) && !(revents & EPOLLIN)) {
-                conn_close(c);
-                return 0;
-        }
-        if (c->out) {
-                ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (w < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                conn_close(c);
-                        return 0;
-                }
-                c->out_off += (size_t) w;
-                if (c->out_off < c->out_len)
-                        return 0;
-                g_clear_pointer(&c->out, g_free);
+        size_t qlen = c->in_len >= 2 ? (size_t)(c->in[0] << 8 | c->in[1]) : 0;
+        if (c->in_len < 2 || c->in_len < 2 + qlen) {
                 sd_event_source_set_io_events(c->io, EPOLLIN);
-                return 0;
+                return true;
         }
-        ssize_t n = recv(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                conn_close(c);
-                return 0;
-        }
-        if (n < 0)
-                return 0;
-        c->in_len += (size_t) n;
-        sd_event_source_set_time_relative(c->timer, TCP_IDLE_USEC);
-        if (c->in_len < 2)
-                return 0;
-        size_t qlen = (size_t) (c->in[0] << 8 | c->in[1]);
-        if (c->in_len < 2 + qlen)
-                return 0;
         s->stats.queries++;
         uint8_t *a = g_malloc(2 + DNS_MAX_TCP);
-        ssize_t r = dns_answer(s->zone, c->in + 2, qlen, a + 2, DNS_MAX_TCP);
+        ssize_t r = dns_answer(c->listener->zone, c->in + 2, qlen, false, a + 2, DNS_MAX_TCP);
         /* Keep any pipelined bytes of the next query. */
         memmove(c->in, c->in + 2 + qlen, c->in_len - 2 - qlen);
         c->in_len -= 2 + qlen;
@@ -174,15 +151,51 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 g_free(a);
                 s->stats.dropped++;
                 conn_close(c);
-                return 0;
+                return false;
         }
-        a[0] = (uint8_t) (r >> 8);
-        a[1] = (uint8_t) r;
+        a[0] = (uint8_t)(r >> 8);
+        a[1] = (uint8_t)r;
         c->out = a;
-        c->out_len = 2 + (size_t) r;
+        c->out_len = 2 + (size_t)r;
         c->out_off = 0;
         s->stats.answered++;
         sd_event_source_set_io_events(c->io, EPOLLOUT);
+        return true;
+}
+
+static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        TcpConn *c = userdata;
+
+        if (revents & (EPOLLERR | EPOLLHUP) && !(revents & (EPOLLIN | EPOLLOUT))) {
+                conn_close(c);
+                return 0;
+        }
+        if (c->out) {
+                /* One answer at a time: the next query is read only when this one is out. */
+                ssize_t w =
+                        send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                conn_close(c);
+                        return 0;
+                }
+                c->out_off += (size_t)w;
+                if (c->out_off < c->out_len)
+                        return 0;
+                g_clear_pointer(&c->out, g_free);
+        } else {
+                ssize_t n = recv(fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                        conn_close(c);
+                        return 0;
+                }
+                if (n < 0)
+                        return 0;
+                c->in_len += (size_t)n;
+                sd_event_source_set_time_relative(c->timer, TCP_IDLE_USEC);
+        }
+        (void)conn_next(c);
         return 0;
 }
 
@@ -201,12 +214,13 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         }
         TcpConn *c = g_new0(TcpConn, 1);
         c->server = s;
+        c->listener = l;
         c->fd = TAKE_FD(cfd);
         g_hash_table_add(s->conns, c);
         r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, conn_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, TCP_IDLE_USEC, 0, conn_timeout,
-                                               c);
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, TCP_IDLE_USEC, 0,
+                                               conn_timeout, c);
         if (r < 0) {
                 log_debug_errno(r, "DNS: cannot watch TCP connection: %m");
                 conn_close(c);
@@ -228,16 +242,16 @@ static int make_socket(int family, int type, const NmInAddr *addr, uint16_t port
 
         if (fd < 0)
                 return -errno;
-        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (family == AF_INET) {
-                (void) setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+                (void)setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
                 sa.in.sin_family = AF_INET;
                 sa.in.sin_addr = addr->in;
                 sa.in.sin_port = htons(port);
                 len = sizeof(sa.in);
         } else {
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
                 sa.in6.sin6_family = AF_INET6;
                 sa.in6.sin6_addr = addr->in6;
                 sa.in6.sin6_port = htons(port);
@@ -254,7 +268,7 @@ static int make_socket(int family, int type, const NmInAddr *addr, uint16_t port
         return TAKE_FD(fd);
 }
 
-int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port)
+int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port, const DnsZone *zone)
 {
         uint16_t bound = 0;
         int r;
@@ -267,6 +281,7 @@ int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t p
         }
         Listener *l = g_new0(Listener, 1);
         l->server = s;
+        l->zone = zone;
         l->family = family;
         l->addr = *addr;
         l->udp_fd = l->tcp_fd = -1;
@@ -294,12 +309,23 @@ fail:
         return r;
 }
 
+static void close_connections_of(DnsServer *s, Listener *l)
+{
+        GHashTableIter it;
+        gpointer k;
+        g_hash_table_iter_init(&it, s->conns);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                if (((TcpConn *)k)->listener == l)
+                        g_hash_table_iter_remove(&it);
+}
+
 int dns_server_unlisten(DnsServer *s, int family, const NmInAddr *addr)
 {
         bool found = false;
         for (guint i = s->listeners->len; i > 0; i--) {
                 Listener *l = s->listeners->pdata[i - 1];
                 if (l->family == family && memcmp(&l->addr, addr, nm_family_bits(family) / 8) == 0) {
+                        close_connections_of(s, l);
                         g_ptr_array_remove_index(s->listeners, i - 1);
                         found = true;
                 }

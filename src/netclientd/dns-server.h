@@ -1,5 +1,5 @@
 /* The mesh DNS responder's sockets: UDP and TCP listeners on the node's mesh addresses, driven by
- * sd-event, answering from a DnsZone the agent keeps current. */
+ * sd-event, each answering from the DnsZone of its network, which the agent keeps current. */
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -9,13 +9,14 @@
 
 typedef struct DnsServer DnsServer;
 
-/* `zone` is borrowed: the caller keeps it alive and may change it at any time between events. */
-int dns_server_new(sd_event *event, const DnsZone *zone, DnsServer **ret);
+int dns_server_new(sd_event *event, DnsServer **ret);
 DnsServer *dns_server_free(DnsServer *s);
-/* Adds a UDP and a TCP listener on addr:port. The address need not be configured yet
+/* Adds a UDP and a TCP listener on addr:port that answer from `zone` (borrowed: the caller keeps
+ * it alive until dns_server_unlisten() and may change it at any time between events), so each
+ * network's address answers only that network's names. The address need not be configured yet
  * (IP_FREEBIND), so this can run before the link is up. Returns 0, -EEXIST, or a negative errno. */
-int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port);
-/* Removes the listeners on addr (all ports). Returns 0 or -ENOENT. */
+int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port, const DnsZone *zone);
+/* Removes the listeners on addr (all ports) and closes their TCP connections. Returns 0 or -ENOENT. */
 int dns_server_unlisten(DnsServer *s, int family, const NmInAddr *addr);
 /* The port actually bound by the most recent listen (for port 0 in tests). */
 uint16_t dns_server_last_port(DnsServer *s);

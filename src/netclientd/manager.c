@@ -15,6 +15,7 @@
 #include "mq-client.h"
 #include "names.h"
 #include "network.h"
+#include "network-dns.h"
 #include "nm-error.h"
 #include "peer.h"
 #include "polkit.h"
@@ -99,6 +100,7 @@ Manager *manager_free(Manager *m)
         mq_client_free(m->mq);
         /* Networks go without touching their links: the links outlive the daemon. */
         g_hash_table_unref(m->networks);
+        manager_dns_stop(m); /* after the networks: they listen on its sockets */
         g_hash_table_unref(m->disconnected);
         api_client_free(m->api);
         link_monitor_free(m->link_monitor);
@@ -230,6 +232,7 @@ static void apply_network(Network *n)
                           e ? e->message : g_strerror(-r));
                 schedule_retry(n->manager);
         }
+        network_dns_update(n);
         sync_forwarding(n->manager);
 }
 
@@ -244,6 +247,7 @@ static void apply_network_peers(Network *n, GArray *keys)
                           e ? e->message : g_strerror(-r));
                 schedule_retry(n->manager);
         }
+        network_dns_update(n);
         /* An internet gateway's default route comes and goes with its peer. */
         sync_forwarding(n->manager);
 }
@@ -307,6 +311,7 @@ static void remove_network(Manager *m, Network *n, bool teardown)
         g_autoptr(GError) e = NULL;
         g_autofree char *name = g_strdup(n->name);
 
+        network_dns_stop(n);
         if (teardown && network_teardown(n, &e) < 0)
                 log_warning("Failed to remove link %s: %s", n->ifname, e ? e->message : "unknown error");
         g_hash_table_remove(m->disconnected, name);
@@ -343,6 +348,8 @@ static void apply_network_state(Manager *m, NmNetworkState *ns)
         set_network_serial(n, m->serial);
         if (network_set_desired(n, ns) || !n->link_configured || n->apply_failed)
                 apply_network(n);
+        else
+                network_dns_update(n); /* names (custom, own) may have changed without the link */
 }
 
 int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
@@ -1157,6 +1164,7 @@ int manager_set_connected(Manager *m, const char *network, bool connected, sd_bu
         r = network_apply(n, &e);
         n->apply_failed = r < 0;
         sync_forwarding(m);
+        network_dns_update(n);
         if (r < 0) {
                 schedule_retry(m);
                 return bus_error_set_gerror(error, e);
@@ -1387,6 +1395,9 @@ int manager_startup(Manager *m)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
 
         r = manager_bus_register(m);
+        if (r < 0)
+                return r;
+        r = manager_dns_start(m);
         if (r < 0)
                 return r;
 

@@ -80,6 +80,8 @@ typedef struct Manager {
         sd_event_source *endpoints_timer; /* debounces address changes */
         sd_event_source *retry_timer;     /* re-applies networks after a failure */
         char **endpoints;                 /* last reported */
+        struct DnsServer *dns_server;     /* the mesh DNS responder (network-dns.c); NULL: state only */
+        struct Resolved *resolved;        /* registration with systemd-resolved; NULL: none */
         struct Firewall *firewall;        /* NULL: state only (unit tests) */
         char *public_ip;                  /* from STUN; NULL = unknown (public-ip.c) */
         struct StunQuery *stun;           /* running */

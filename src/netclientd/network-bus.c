@@ -4,6 +4,7 @@
 #include "log.h"
 #include "macro.h"
 #include "network.h"
+#include "network-dns.h"
 
 static int prop_string(sd_bus_message *reply, const char *s)
 {
@@ -58,6 +59,18 @@ static int prop_dns_domain(sd_bus *bus, const char *path, const char *iface, con
 {
         Network *n = userdata;
         return prop_string(reply, n->desired->dns_domain);
+}
+
+static int prop_dns_zone(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        return prop_string(reply, network_dns_zone_name(userdata));
+}
+
+static int prop_dns_state(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        return prop_string(reply, network_dns_state(userdata));
 }
 
 static int prop_serial(sd_bus *bus, const char *path, const char *iface, const char *prop,
@@ -133,6 +146,8 @@ static const sd_bus_vtable network_vtable[] = {
         SD_BUS_PROPERTY("ListenPort", "q", prop_listen_port, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MTU", "u", prop_mtu, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DNSDomain", "s", prop_dns_domain, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DNSZone", "s", prop_dns_zone, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DNSState", "s", prop_dns_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Serial", "t", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Connected", "b", prop_connected, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Peers", "ao", prop_peers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "names.h"
 #include "network.h"
+#include "network-dns.h"
 #include "nm-error.h"
 #include "peer.h"
 
@@ -56,6 +57,7 @@ Network *network_free(Network *n)
 {
         if (!n)
                 return NULL;
+        n->dns = network_dns_free(n->dns);
         /* Peers first, so InterfacesRemoved arrives for them before their network's. */
         g_hash_table_unref(n->peers);
         network_bus_unexport(n);

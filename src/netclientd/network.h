@@ -25,6 +25,7 @@ struct Network {
         bool link_configured; /* applied at least once since start */
         bool apply_failed;    /* the last apply failed: retried from a timer */
         sd_bus_slot *slot;
+        struct NetworkDns *dns; /* network-dns.c: zone, listeners, resolved registration */
         /* network-roles.c */
         int routes_ifindex;        /* the link `routes` are on; 0 = not read from the kernel yet */
         unsigned gateway_families; /* internet gateway default routes in place: 1 = IPv4, 2 = IPv6 */
