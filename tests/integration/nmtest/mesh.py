@@ -85,7 +85,8 @@ class Relay:
 
 class Mesh:
     def __init__(self, workdir, nodes=3, *, subnet=0, prefix=None, network="office", ipv4_range="10.99.0.0/24",
-                 server_config=None, polkit_rules=None, wg_backend="userspace"):
+                 ipv6_range=None, server_config=None, polkit_rules=None, wg_backend="userspace",
+                 node_options=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.n_nodes = nodes
@@ -93,9 +94,11 @@ class Mesh:
         self.prefix = prefix or unique_prefix("nma")
         self.network = network
         self.ipv4_range = ipv4_range
+        self.ipv6_range = ipv6_range
         self.server_config = dict(server_config or {})
         self.polkit_rules = polkit_rules
         self.wg_backend = wg_backend
+        self.node_options = dict(node_options or {})  # more AgentNode arguments (resolved=True, ...)
         self.server_ip = f"198.18.{subnet}.254"
         self.underlay = None
         self.broker = None
@@ -129,7 +132,8 @@ class Mesh:
             self.server = Server(self.dir, self.broker, config=config).start()
             for port in (api_port, self.broker.port):
                 self.relays.append(Relay(self.underlay.bridge, self.server_ip, port, self.dir).start())
-            self.server.create_network(self.network, self.ipv4_range)
+            self.server.create_network(self.network, self.ipv4_range,
+                                       **({"ipv6_range": self.ipv6_range} if self.ipv6_range else {}))
             self.key = self.server.create_key([self.network], name="mesh", unlimited=True)
             for i, netns_node in enumerate(self.underlay.nodes):
                 self._start_node(netns_node)
@@ -138,17 +142,18 @@ class Mesh:
             raise
         return self
 
-    def _start_node(self, netns_node):
+    def _start_node(self, netns_node, **options):
         name = f"node{netns_node.index}"
         node = AgentNode(netns_node, self.dir / name, name=name, polkit_rules=self.polkit_rules,
-                         wg_backend=self.wg_backend)
+                         wg_backend=self.wg_backend, **{**self.node_options, **options})
         self.nodes.append(node)
         node.start()
         return node
 
-    def add_node(self):
-        """One more node on the underlay, with its daemons started (not joined yet)."""
-        return self._start_node(self.underlay.add_node())
+    def add_node(self, **options):
+        """One more node on the underlay, with its daemons started (not joined yet); `options` go to
+        AgentNode on top of the mesh's node_options."""
+        return self._start_node(self.underlay.add_node(), **options)
 
     def cleanup(self):
         for n in reversed(self.nodes):

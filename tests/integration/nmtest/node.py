@@ -12,6 +12,8 @@ with the userspace WireGuard backend (wireguard-go; wg_backend="kernel" where th
     node.wg_peers("nm-office")                           # {public_key: {...}} from `wg show dump`
     node.ping("10.99.0.2")
     node.restart_netclientd()                            # SIGTERM + start; links stay
+    node = AgentNode(..., resolved=True)                 # + systemd-resolved (and networkd=True: networkd)
+    node.resolvectl("query", "node2.office.nm.internal")  # CompletedProcess; node.restart_resolved()
     node.bus_address                                     # for GDBus clients outside the node
     node.log()                                           # netclientd's log
 
@@ -61,7 +63,7 @@ def _stop(proc, timeout=5.0, sig=signal.SIGTERM):
 
 class AgentNode:
     def __init__(self, netns_node, workdir, *, name=None, polkit_rules=None, env=None, log_level="debug",
-                 wg_backend="userspace"):
+                 wg_backend="userspace", resolved=False, networkd=False, networkd_files=None):
         self.netns = netns_node
         self.name = name or netns_node.name
         self.dir = Path(workdir)
@@ -73,6 +75,14 @@ class AgentNode:
         self.env = dict(env or {})
         self.log_level = log_level
         self.wg_backend = wg_backend  # "userspace" (wireguard-go) or "kernel" (VM tier)
+        # The real systemd-resolved / systemd-networkd of the node, without PID 1 (as in
+        # research/test-env.md §5b: private /run, read-only sysfs = networkd's "no udev" mode).
+        # networkd_files: {name: text} for the node's /etc/systemd/network.
+        self.with_resolved = resolved
+        self.with_networkd = networkd
+        self.networkd_files = dict(networkd_files or {})
+        self.resolved = None
+        self.networkd = None
         self.holder = None
         self.dbus = None
         self.polkitd = None
@@ -103,13 +113,30 @@ class AgentNode:
         os.chmod(rules, 0o700)
         for f in rules.iterdir():
             shutil.chown(f, "polkitd", "root")
+        network = self.dir / "systemd-network"
+        shutil.rmtree(network, ignore_errors=True)
+        network.mkdir()
+        for fname, text in self.networkd_files.items():
+            (network / fname).write_text(text)
         return actions, dbusd, rules
 
     def _start_holder(self):
         actions, dbusd, rules = self._prepare_files()
+        systemd = []
+        if self.with_resolved or self.with_networkd:
+            systemd = [
+                "mkdir -p /run/systemd/resolve /run/systemd/netif/links /run/systemd/netif/leases "
+                "/run/systemd/netif/lldp",
+                "chown systemd-resolve:systemd-resolve /run/systemd/resolve",
+                "chown -R systemd-network:systemd-network /run/systemd/netif",
+                # This netns's sysfs, read-only: networkd's "container without udev" mode.
+                "mount -o remount,bind,ro /sys",
+                f"mount --bind {self.dir / 'systemd-network'} /etc/systemd/network",
+            ]
         script = " && ".join([
             "mount -t tmpfs -o mode=755 tmpfs /run",
             "mkdir -p /run/dbus /run/wireguard /run/user",
+            *systemd,
             f"mount --bind {actions} /usr/share/polkit-1/actions",
             f"mount --bind {dbusd} /etc/dbus-1/system.d",
             f"mount --bind {rules} /etc/polkit-1/rules.d",
@@ -240,6 +267,10 @@ class AgentNode:
         self.polkitd = self.popen([POLKITD, "--no-debug"], stdout=self._log_file("polkitd"),
                                   stderr=subprocess.STDOUT)
         wait_until(lambda: self.has_bus_name("org.freedesktop.PolicyKit1"), 15, f"{self.name}'s polkitd")
+        if self.with_networkd:
+            self.start_networkd()
+        if self.with_resolved:
+            self.start_resolved()
         if netclientd:
             self.start_netclientd()
         return self
@@ -270,6 +301,41 @@ class AgentNode:
         if rc != 0:
             raise NodeError(f"{self.name}: netclientd exited with {rc} on SIGTERM:\n{self.log_tail()}")
         return self.start_netclientd()
+
+    # ---- systemd-resolved and systemd-networkd (with resolved=True / networkd=True) --------------
+
+    def start_resolved(self):
+        """Starts the stock systemd-resolved (it drops to systemd-resolve itself) and waits for its
+        bus name; its stub listens on 127.0.0.53 of the node."""
+        self.resolved = self.popen(["/lib/systemd/systemd-resolved"], stdout=self._log_file("resolved"),
+                                   stderr=subprocess.STDOUT, env={"SYSTEMD_LOG_LEVEL": "debug"})
+        wait_until(lambda: self.has_bus_name("org.freedesktop.resolve1") or self.resolved.poll() is not None,
+                   15, f"{self.name}'s systemd-resolved")
+        if self.resolved.poll() is not None:
+            raise NodeError(f"{self.name}: systemd-resolved exited: {(self.dir / 'resolved.log').read_text()}")
+        return self.resolved
+
+    def stop_resolved(self):
+        rc = _stop(self.resolved)
+        wait_until(lambda: not self.has_bus_name("org.freedesktop.resolve1"), 10, "resolved to leave the bus")
+        return rc
+
+    def restart_resolved(self):
+        self.stop_resolved()
+        return self.start_resolved()
+
+    def start_networkd(self):
+        self.networkd = self.popen(["/lib/systemd/systemd-networkd"], stdout=self._log_file("networkd"),
+                                   stderr=subprocess.STDOUT, env={"SYSTEMD_LOG_LEVEL": "debug"})
+        wait_until(lambda: self.has_bus_name("org.freedesktop.network1") or self.networkd.poll() is not None,
+                   15, f"{self.name}'s systemd-networkd")
+        if self.networkd.poll() is not None:
+            raise NodeError(f"{self.name}: systemd-networkd exited: {(self.dir / 'networkd.log').read_text()}")
+        return self.networkd
+
+    def resolvectl(self, *args, timeout=30):
+        return self.run(["resolvectl", "--no-pager", *args], timeout=timeout,
+                        env={"SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""})
 
     def netclientd_pid(self):
         return self.daemon.pid if self.daemon and self.daemon.poll() is None else None
@@ -305,6 +371,8 @@ class AgentNode:
     def stop(self):
         """Stops what this object started, newest first (the holder last)."""
         _stop(self.daemon)
+        _stop(self.resolved)
+        _stop(self.networkd)
         _stop(self.polkitd)
         _stop(self.dbus)
         _stop(self.holder)
