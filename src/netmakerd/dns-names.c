@@ -281,9 +281,10 @@ int dns_names_delete(Store *s, const char *network, const char *name, GError **e
         const char *what = NULL;
         r = automatic_owner(s, network, lower, &what, error);
         if (r == 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "\"%s\" is the automatic name of %s in network \"%s\": it goes when %s is removed", v,
-                            what, network, streq0(what, "a node") ? "the node leaves or" : "the client");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "\"%s\" is the automatic name of %s in network \"%s\": it goes when %s is removed",
+                        v, what, network, streq0(what, "a node") ? "the node leaves or" : "the client");
                 return -EBUSY;
         }
         if (r != -ENOENT)
