@@ -20,14 +20,12 @@ with packets and with the stock tools (`wg`, `ip`, `nft`) as outside observers:
 - bad input to SetInternetGateway and the CLI.
 """
 
-import ipaddress
+import base64
+import json
 import os
 import re
-import signal
 import subprocess
 import xml.etree.ElementTree as ET
-import base64
-from pathlib import Path
 
 import pytest
 
@@ -75,6 +73,39 @@ def never_pings(src, address, tries=3):
     return not any(src.ping(address, count=1, timeout=1) for _ in range(tries))
 
 
+class PropertyWatch:
+    """Collects PropertiesChanged of org.netmaker.Client.Network on a node's bus (Gio)."""
+
+    def __init__(self, node):
+        import gi
+        gi.require_version("Gio", "2.0")
+        from gi.repository import Gio, GLib
+        self.GLib = GLib
+        flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+        self.bus = Gio.DBusConnection.new_for_address_sync(node.bus_address, flags, None, None)
+        self.changes = []
+        self.sub = self.bus.signal_subscribe("org.netmaker.Client", "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", None, None, 0, self._on, None)
+
+    def _on(self, conn, sender, path, iface, signal, params, data):
+        name, changed, _ = params.unpack()
+        if name == "org.netmaker.Client.Network":
+            self.changes.append(changed)
+
+    def wait(self, predicate, timeout=20):
+        ctx = self.GLib.MainContext.default()
+
+        def seen():
+            while ctx.iteration(False):
+                pass
+            return any(predicate(c) for c in self.changes)
+        return wait_until(seen, timeout, "a PropertiesChanged signal", interval=0.02)
+
+    def close(self):
+        self.bus.signal_unsubscribe(self.sub)
+        self.bus.close_sync(None)
+
+
 # ---- egress -------------------------------------------------------------------------------------------
 
 OTHER_TABLES = """table inet other {
@@ -104,9 +135,14 @@ def test_egress_gateway(mesh, tmp_path):
         assert not client.ping(lan.host_address)
 
         gw_id = node_id(mesh, gw)
+        watch = PropertyWatch(gw)
         node = mesh.server.admin("PUT", f"/nodes/{gw_id}/egress", json={"ranges": ["192.168.50.0/24"], "nat": True},
                                  expect=200)
         assert node["roles"]["egress_ranges"] == ["192.168.50.0/24"]
+        # Watchers hear of the new role.
+        watch.wait(lambda c: c.get("Roles") == ["egress"])
+        watch.wait(lambda c: c.get("EgressRanges") == ["192.168.50.0/24"])
+        watch.close()
 
         # The other nodes route the range through their link; the gateway forwards and NATs.
         for n in (client, other):
@@ -142,6 +178,29 @@ def test_egress_gateway(mesh, tmp_path):
         assert sorted(t for t in tables if t) == ["table inet other", "table ip filter"]
     finally:
         lan.cleanup()
+
+
+def test_routes_reconciled_after_a_restart(mesh):
+    """A route whose peer lost it while netclientd was stopped goes when it starts again."""
+    gw, client, _ = mesh.nodes
+    gw_id = node_id(mesh, gw)
+    mesh.server.admin("PUT", f"/nodes/{gw_id}/egress",
+                      json={"ranges": ["192.168.60.0/24", "192.168.61.0/24"], "nat": False}, expect=200)
+    wait_until(lambda: "192.168.61.0/24" in routes(client), 20, "the client's routes")
+    assert nft_table(gw, "inet", "netmaker") and "masquerade" not in nft_table(gw, "inet", "netmaker")
+    client.stop_netclientd()
+    mesh.server.admin("PUT", f"/nodes/{gw_id}/egress", json={"ranges": ["192.168.60.0/24"], "nat": False}, expect=200)
+    assert "192.168.61.0/24" in routes(client)
+    client.start_netclientd()
+    wait_until(lambda: "192.168.61.0/24" not in routes(client), 20, "the stale route to go")
+    assert "192.168.60.0/24" in routes(client)
+    # And the gateway's table follows a restart without a role: it is removed at start.
+    gw.stop_netclientd()
+    mesh.server.admin("DELETE", f"/nodes/{gw_id}/egress", expect=200)
+    assert nft_table(gw, "inet", "netmaker") is not None
+    gw.start_netclientd()
+    wait_until(lambda: nft_table(gw, "inet", "netmaker") is None, 20, "the gateway's table to go")
+    wait_until(lambda: "192.168.60.0/24" not in routes(client), 20, "the client's route to go")
 
 
 # ---- ingress and external clients ---------------------------------------------------------------------
@@ -336,7 +395,6 @@ def test_relay_around_a_blocked_path(mesh):
 def desired_endpoint(viewer, peer_key):
     """The endpoint the server last gave `viewer` for a peer (its saved state, not the device's
     roamed one)."""
-    import json
     st = json.loads((viewer.state_dir / "state.json").read_text())
     for net in st["state"]["networks"]:
         for p in net.get("peers") or []:
@@ -430,7 +488,7 @@ def test_internet_gateway(mesh, tmp_path):
         wait_until(lambda: "0.0.0.0/0" in client.wg_peers(IF)[gw_key]["allowed_ips"], 20, "0.0.0.0/0 for the gateway")
         wait_until(lambda: len(our_rules(client)) == 2, 20, "the routing rules")
         rules = our_rules(client)
-        assert f"32700:\tfrom all lookup main suppress_prefixlength 0" in rules[0]
+        assert "32700:\tfrom all lookup main suppress_prefixlength 0" in rules[0]
         assert f"32701:\tnot from all fwmark {hex(TABLE)} lookup {TABLE}" in rules[1], rules
         assert client.run(["ip", "route", "show", "table", str(TABLE)]).stdout.startswith(f"default dev {IF}")
         assert client.run(["wg", "show", IF, "fwmark"]).stdout.strip() == hex(TABLE)
