@@ -534,6 +534,9 @@ static int host_self_join(Request *r, GError **error)
                 k = store_host_get(m->store, self_id(r), &h, error);
         if (k < 0)
                 return k;
+        /* The new nodes get this key's tags (the host's row keeps those of its registration). */
+        g_strfreev(h->tags);
+        h->tags = g_strdupv(key->tags);
         for (char **n = key->networks; n && *n; n++) {
                 g_autoptr(Node) existing = NULL;
                 Node *node = NULL;

@@ -127,3 +127,13 @@ def test_default_is_reported_and_idempotent(server, hosts, default):
     assert net.admin("PUT", "/networks/office/acl", json={"default": default}, expect=200)["default"] == default
     assert all(m == [] for m in net.since(mark).values())
     assert (net.peers("alpha") == {}) == (default == "deny")
+
+
+def test_tags_come_from_the_key_of_each_join(server, hosts):
+    net = TopoNet(server, hosts, ["alpha"], tags=["office-tag"])
+    server.create_network("lab", "10.98.0.0/24")
+    lab_key = server.create_key(["lab"], name="labkey", tags=["lab-tag"])
+    status, body = net.h["alpha"].api("POST", "/host/networks", json={"token": lab_key["token"]})
+    assert status == 200, body
+    tags = {n["network"]: n["tags"] for n in server.admin("GET", "/nodes", expect=200)}
+    assert tags == {"office": ["office-tag"], "lab": ["lab-tag"]}
