@@ -23,7 +23,8 @@ bool acl_selector_parse(const char *member, const char *s, AclSelectorKind *ret_
                 return true;
         }
         /* Tags are what enrollment keys accept. */
-        if (g_str_has_prefix(s, "tag:") && nm_label_valid("tag", s + strlen("tag:"), NM_KEY_NAME_MAX, NULL)) {
+        if (g_str_has_prefix(s, "tag:") &&
+            nm_label_valid("tag", s + strlen("tag:"), NM_KEY_NAME_MAX, NULL)) {
                 *ret_kind = ACL_SELECTOR_TAG;
                 *ret_value = s + strlen("tag:");
                 return true;
@@ -75,7 +76,7 @@ struct AclIndex {
         guint n_rules;
         guint n_nodes;
         guint n_words;
-        guint64 *src;   /* n_nodes * n_words */
+        guint64 *src; /* n_nodes * n_words */
         guint64 *dst;
         guint64 *allow; /* n_words: the allow rules */
         guint64 *deny;

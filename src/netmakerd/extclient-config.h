@@ -5,14 +5,14 @@
 #include <glib.h>
 
 typedef struct ExtClientConfig {
-        const char *private_key;  /* base64 */
+        const char *private_key;      /* base64 */
         const char *const *addresses; /* "10.99.0.254/32", "fd00:99::fffe/128" */
-        const char *dns;          /* NULL or "" for none */
+        const char *dns;              /* NULL or "" for none */
         guint mtu;
         const char *peer_public_key; /* the gateway host's, base64 */
-        const char *endpoint;     /* "ip:port" of the gateway */
+        const char *endpoint;        /* "ip:port" of the gateway */
         const char *const *allowed_ips;
-        guint keepalive;          /* 0: no PersistentKeepalive line */
+        guint keepalive; /* 0: no PersistentKeepalive line */
 } ExtClientConfig;
 
 /* "[Interface]\nPrivateKey = …\nAddress = …\nDNS = …\nMTU = …\n\n[Peer]\nPublicKey = …\n

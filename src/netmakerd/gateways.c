@@ -54,7 +54,8 @@ static int overlap_error(GError **error, const char *member, const NmPrefix *p, 
 }
 
 /* Checks `p` against the ranges in `others`, described as `owner` when one overlaps. */
-static int check_against(const char *member, const NmPrefix *p, char **others, const char *owner, GError **error)
+static int check_against(const char *member, const NmPrefix *p, char **others, const char *owner,
+                         GError **error)
 {
         for (char **o = others; o && *o; o++) {
                 NmPrefix q;
@@ -74,8 +75,8 @@ int gateways_check_ranges(const PeerView *v, const char *member, char **ranges, 
         int r;
 
         if (n > GATEWAY_MAX_RANGES) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many %ss (%u): at most %u", member,
-                            n, GATEWAY_MAX_RANGES);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many %ss (%u): at most %u",
+                            member, n, GATEWAY_MAX_RANGES);
                 return -EINVAL;
         }
         for (guint i = 0; i < n; i++) {
@@ -83,7 +84,8 @@ int gateways_check_ranges(const PeerView *v, const char *member, char **ranges, 
                 if (r < 0)
                         return r;
                 for (guint j = 0; j < i; j++)
-                        if (parsed[j].family == parsed[i].family && nm_prefix_overlaps(&parsed[i], &parsed[j])) {
+                        if (parsed[j].family == parsed[i].family &&
+                            nm_prefix_overlaps(&parsed[i], &parsed[j])) {
                                 g_autofree char *a = nm_prefix_to_string(&parsed[j]);
                                 g_autofree char *b = nm_prefix_to_string(&parsed[i]);
                                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
@@ -103,8 +105,8 @@ int gateways_check_ranges(const PeerView *v, const char *member, char **ranges, 
                         const Member *m = v->members->pdata[k];
                         if (streq0(m->node->id, self_node))
                                 continue;
-                        g_autofree char *owner = g_strdup_printf("an egress range of node %s (%s)", m->node->id,
-                                                                 m->host->name);
+                        g_autofree char *owner = g_strdup_printf("an egress range of node %s (%s)",
+                                                                 m->node->id, m->host->name);
                         r = check_against(member, p, m->node->roles.egress_ranges, owner, error);
                         if (r < 0)
                                 return r;
@@ -113,8 +115,8 @@ int gateways_check_ranges(const PeerView *v, const char *member, char **ranges, 
                         const ExtClient *c = v->ext_clients->pdata[k];
                         if (streq0(c->id, self_client))
                                 continue;
-                        g_autofree char *owner = g_strdup_printf("an extra allowed IP of external client \"%s\"",
-                                                                 c->name);
+                        g_autofree char *owner =
+                                g_strdup_printf("an extra allowed IP of external client \"%s\"", c->name);
                         r = check_against(member, p, c->extra_allowed_ips, owner, error);
                         if (r < 0)
                                 return r;

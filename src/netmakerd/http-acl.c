@@ -45,8 +45,8 @@ static bool parse_action(const char *member, const char *s, bool *ret_deny, GErr
                 return true;
         }
         g_autofree char *v = g_utf8_make_valid(s, MIN(strlen(s), 40));
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\": expected \"allow\" or \"deny\"",
-                    member, v);
+        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                    "Invalid %s \"%s\": expected \"allow\" or \"deny\"", member, v);
         return false;
 }
 
@@ -83,7 +83,8 @@ static int acl_put(Request *r, GError **error)
         _cleanup_txn_ StoreTxn t = {};
         int k;
 
-        if (!o || !nm_json_get_string(o, "default", true, &def, error) || !parse_action("default", def, &deny, error))
+        if (!o || !nm_json_get_string(o, "default", true, &def, error) ||
+            !parse_action("default", def, &deny, error))
                 return -EINVAL;
         k = begin(r, &t, &before, error);
         if (k >= 0)
@@ -97,8 +98,8 @@ static int acl_put(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("ACL default of \"%s\" is %s: %u pair(s) changed, %u message(s).", after->network->name, def,
-                 topo_dirty_n_verdicts(dirty), out->msgs->len);
+        log_info("ACL default of \"%s\" is %s: %u pair(s) changed, %u message(s).", after->network->name,
+                 def, topo_dirty_n_verdicts(dirty), out->msgs->len);
         reply_acl(r, after);
         return 0;
 }
@@ -119,12 +120,12 @@ static int check_selector(Manager *m, const PeerView *v, const char *member, con
                         return 0;
                 if (store_node_get(m->store, value, &n, &e) >= 0) {
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "The %s names node %s (%s) of network \"%s\", not of \"%s\"", member, value,
-                                    n->host_name, n->network, v->network->name);
+                                    "The %s names node %s (%s) of network \"%s\", not of \"%s\"", member,
+                                    value, n->host_name, n->network, v->network->name);
                         return -EXDEV;
                 }
-                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "The %s names node %s, which does not exist",
-                            member, value);
+                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
+                            "The %s names node %s, which does not exist", member, value);
                 return -ENOENT;
         }
         if (kind == ACL_SELECTOR_TAG) {
@@ -140,15 +141,17 @@ static int check_selector(Manager *m, const PeerView *v, const char *member, con
                         return k;
                 for (guint i = 0; i < keys->len; i++) {
                         const EnrollmentKey *key = keys->pdata[i];
-                        if (key->networks && g_strv_contains((const char *const *)key->networks, v->network->name) &&
+                        if (key->networks &&
+                            g_strv_contains((const char *const *)key->networks, v->network->name) &&
                             key->tags && g_strv_contains((const char *const *)key->tags, value))
                                 return 0;
                 }
                 g_autofree char *shown = g_utf8_make_valid(value, -1);
-                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
-                            "The %s names tag \"%s\", which no node of network \"%s\" and no enrollment key for "
-                            "it has",
-                            member, shown, v->network->name);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_NOT_FOUND,
+                        "The %s names tag \"%s\", which no node of network \"%s\" and no enrollment key for "
+                        "it has",
+                        member, shown, v->network->name);
                 return -ENOENT;
         }
         return 0;
@@ -202,8 +205,8 @@ static int rules_add(Request *r, GError **error)
         }
         if (before->acl_rules->len >= ACL_MAX_RULES) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Network \"%s\" has %u ACL rules, the most a network may have", before->network->name,
-                            before->acl_rules->len);
+                            "Network \"%s\" has %u ACL rules, the most a network may have",
+                            before->network->name, before->acl_rules->len);
                 return -ENOSPC;
         }
 
@@ -224,8 +227,8 @@ static int rules_add(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("ACL of \"%s\": %s %s <-> %s (%s): %u pair(s) changed, %u message(s).", rule->network, action, src,
-                 dst, rule->id, topo_dirty_n_verdicts(dirty), out->msgs->len);
+        log_info("ACL of \"%s\": %s %s <-> %s (%s): %u pair(s) changed, %u message(s).", rule->network,
+                 action, src, dst, rule->id, topo_dirty_n_verdicts(dirty), out->msgs->len);
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_add_rule(b, rule);
         request_reply_builder(r, MHD_HTTP_CREATED, b);
@@ -260,8 +263,8 @@ static int rules_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("ACL of \"%s\": deleted rule %s: %u pair(s) changed, %u message(s).", before->network->name, id,
-                 topo_dirty_n_verdicts(dirty), out->msgs->len);
+        log_info("ACL of \"%s\": deleted rule %s: %u pair(s) changed, %u message(s).", before->network->name,
+                 id, topo_dirty_n_verdicts(dirty), out->msgs->len);
         request_reply_empty(r);
         return 0;
 }

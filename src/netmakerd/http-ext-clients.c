@@ -123,8 +123,8 @@ static int check_name_free(Store *s, const PeerView *v, const char *name, GError
                 const Member *m = v->members->pdata[i];
                 if (streq0(m->host->name, name)) {
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "The name \"%s\" is taken in network \"%s\" by the host of node %s", name,
-                                    v->network->name, m->node->id);
+                                    "The name \"%s\" is taken in network \"%s\" by the host of node %s",
+                                    name, v->network->name, m->node->id);
                         return -EEXIST;
                 }
         }
@@ -152,7 +152,8 @@ static int check_name_free(Store *s, const PeerView *v, const char *name, GError
         return 0;
 }
 
-static int allocate(Store *s, const Network *n, const char *range_text, int family, char **ret, GError **error)
+static int allocate(Store *s, const Network *n, const char *range_text, int family, char **ret,
+                    GError **error)
 {
         g_autoptr(GPtrArray) used = NULL;
         NmPrefix range;
@@ -167,8 +168,9 @@ static int allocate(Store *s, const Network *n, const char *range_text, int fami
                 return k;
         k = ipam_allocate_top(&range, (const char *const *)used->pdata, used->len, ret);
         if (k == -ENOSPC)
-                g_set_error(error, NM_ERROR, NM_ERROR_EXHAUSTED, "Network \"%s\" has no free %s address (range %s)",
-                            n->name, family == AF_INET ? "IPv4" : "IPv6", range_text);
+                g_set_error(error, NM_ERROR, NM_ERROR_EXHAUSTED,
+                            "Network \"%s\" has no free %s address (range %s)", n->name,
+                            family == AF_INET ? "IPv4" : "IPv6", range_text);
         return k;
 }
 
@@ -181,18 +183,19 @@ static int find_gateway(Manager *m, const PeerView *v, const char *id, const Mem
                 g_autoptr(Node) n = NULL;
                 if (nm_uuid_valid(id) && store_node_get(m->store, id, &n, NULL) >= 0) {
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "Gateway node %s (%s) is in network \"%s\", not in \"%s\"", s, n->host_name,
-                                    n->network, v->network->name);
+                                    "Gateway node %s (%s) is in network \"%s\", not in \"%s\"", s,
+                                    n->host_name, n->network, v->network->name);
                         return -EXDEV;
                 }
                 g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Gateway node \"%s\" does not exist", s);
                 return -ENOENT;
         }
         if (!g->node->roles.ingress) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Node %s (%s) is not an ingress gateway: PUT /nodes/%s/ingress first, then attach "
-                            "external clients to it",
-                            s, g->host->name, s);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Node %s (%s) is not an ingress gateway: PUT /nodes/%s/ingress first, then attach "
+                        "external clients to it",
+                        s, g->host->name, s);
                 return -EBUSY;
         }
         *ret = g;
@@ -201,7 +204,8 @@ static int find_gateway(Manager *m, const PeerView *v, const char *id, const Mem
 
 static int ext_clients_create(Request *r, GError **error)
 {
-        static const char *const members[] = {"name", "gateway", "dns", "extra_allowed_ips", "enabled", NULL};
+        static const char *const members[] = {"name",    "gateway", "dns", "extra_allowed_ips",
+                                              "enabled", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "external client", members, error);
         const char *name = NULL, *gateway = NULL, *dns_in = NULL;
@@ -234,18 +238,19 @@ static int ext_clients_create(Request *r, GError **error)
         if (k >= 0)
                 k = find_gateway(m, before, gateway, &gw, error);
         if (k >= 0)
-                k = gateways_check_ranges(before, "extra allowed IP", extra_in, NULL, NULL, &c->extra_allowed_ips,
-                                          error);
+                k = gateways_check_ranges(before, "extra allowed IP", extra_in, NULL, NULL,
+                                          &c->extra_allowed_ips, error);
         if (k >= 0)
                 k = check_name_free(m->store, before, name, error);
         if (k < 0)
                 return k;
         g_autofree char *endpoint = endpoint_choose(NULL, gw->host, gw->node->listen_port);
         if (!endpoint) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Gateway node %s (%s) has no endpoint yet: its host has not reported an address, so "
-                            "no configuration can point at it; retry after it checked in",
-                            gw->node->id, gw->host->name);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Gateway node %s (%s) has no endpoint yet: its host has not reported an address, so "
+                        "no configuration can point at it; retry after it checked in",
+                        gw->node->id, gw->host->name);
                 return -EADDRNOTAVAIL;
         }
 
@@ -259,13 +264,15 @@ static int ext_clients_create(Request *r, GError **error)
                 c->dns = g_strdup(gw->node->ipv4 ?: gw->node->ipv6); /* the gateway answers DNS */
         k = allocate(m->store, before->network, before->network->ipv4_range, AF_INET, &c->ipv4, error);
         if (k >= 0)
-                k = allocate(m->store, before->network, before->network->ipv6_range, AF_INET6, &c->ipv6, error);
+                k = allocate(m->store, before->network, before->network->ipv6_range, AF_INET6, &c->ipv6,
+                             error);
         if (k < 0)
                 return k;
         NmKey priv;
         k = nm_key_generate_wg(&priv, &c->public_key);
         if (k < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to make a key pair: %s", g_strerror(-k));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to make a key pair: %s",
+                            g_strerror(-k));
                 return k;
         }
         char priv_b64[NM_KEY_B64_LEN + 1];
@@ -311,7 +318,8 @@ static int ext_clients_create(Request *r, GError **error)
         if (k >= 0 && (format == FORMAT_JSON || format == FORMAT_PNG))
                 k = qr_png(config, QR_PNG_SCALE, &png, &png_len);
         if (k < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to make the QR code: %s", g_strerror(-k));
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to make the QR code: %s",
+                            g_strerror(-k));
                 return k;
         }
 
@@ -320,13 +328,14 @@ static int ext_clients_create(Request *r, GError **error)
                 sodium_memzero(png, png_len);
         if (k < 0)
                 return k;
-        log_info("Created external client \"%s\" (%s) on gateway %s (%s) in \"%s\".", c->name, c->id, gw->node->id,
-                 gw->host->name, c->network);
+        log_info("Created external client \"%s\" (%s) on gateway %s (%s) in \"%s\".", c->name, c->id,
+                 gw->node->id, gw->host->name, c->network);
 
         switch (format) {
         case FORMAT_CONF: {
                 g_autofree char *filename = g_strconcat(c->name, ".conf", NULL);
-                request_reply_data(r, MHD_HTTP_CREATED, "text/plain; charset=utf-8", filename, config, strlen(config));
+                request_reply_data(r, MHD_HTTP_CREATED, "text/plain; charset=utf-8", filename, config,
+                                   strlen(config));
                 break;
         }
         case FORMAT_PNG:
@@ -414,7 +423,10 @@ static int change_client(Request *r, bool delete, bool enabled, ExtClient **ret,
                 return k;
         c->enabled = enabled;
         log_info("%s external client \"%s\" (%s) in \"%s\"; %u message(s).",
-                 delete ? "Deleted" : enabled ? "Enabled" : "Disabled", c->name, c->id, c->network, out->msgs->len);
+                 delete    ? "Deleted"
+                 : enabled ? "Enabled"
+                           : "Disabled",
+                 c->name, c->id, c->network, out->msgs->len);
         if (ret)
                 *ret = TAKE_PTR(c);
         return 0;

@@ -15,8 +15,8 @@
 #include "nm-error.h"
 #include "topology.h"
 
-#define MAX_NODE_TAGS  32
-#define MAX_RELAYED    1000
+#define MAX_NODE_TAGS 32
+#define MAX_RELAYED   1000
 
 /* One change to one node's network. */
 typedef struct Change {
@@ -134,8 +134,8 @@ static int other_node(Change *c, const char *member, const char *id, const Membe
         }
         if (nm_uuid_valid(id) && store_node_get(c->manager->store, id, &elsewhere, &e) >= 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Node %s (%s) in %s is in network \"%s\", not in \"%s\"", v, elsewhere->host_name,
-                            member, elsewhere->network, c->before->network->name);
+                            "Node %s (%s) in %s is in network \"%s\", not in \"%s\"", v,
+                            elsewhere->host_name, member, elsewhere->network, c->before->network->name);
                 return -EXDEV;
         }
         g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Node \"%s\" in %s does not exist", v, member);
@@ -210,8 +210,8 @@ static int node_put_egress(Request *r, GError **error)
         }
         k = change_begin(request_manager(r), request_param(r, "id"), &c, error);
         if (k >= 0)
-                k = gateways_check_ranges(c.before, "egress range", ranges, c.node->node->id, NULL, &canonical,
-                                          error);
+                k = gateways_check_ranges(c.before, "egress range", ranges, c.node->node->id, NULL,
+                                          &canonical, error);
         if (k < 0)
                 return k;
         roles_copy(&roles, &c.node->node->roles);
@@ -275,11 +275,12 @@ static int node_put_internet_gateway(Request *r, GError **error)
                 return k;
         const Member *via = topo_internet_gateway_of(c.before, c.node);
         if (via) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Node %s (%s) sends its internet traffic through node %s (%s): an internet gateway "
-                            "cannot use another (DELETE /nodes/%s/use-internet-gateway first)",
-                            c.node->node->id, c.node->host->name, via->node->id, via->host->name,
-                            c.node->node->id);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Node %s (%s) sends its internet traffic through node %s (%s): an internet gateway "
+                        "cannot use another (DELETE /nodes/%s/use-internet-gateway first)",
+                        c.node->node->id, c.node->host->name, via->node->id, via->host->name,
+                        c.node->node->id);
                 return -EBUSY;
         }
         roles_copy(&roles, &c.node->node->roles);
@@ -357,10 +358,11 @@ static int use_internet_gateway(Change *c, const char *gateway_id, GError **erro
                 if (k < 0)
                         return k;
                 if (!g->node->roles.internet_gateway) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "Node %s (%s) is not an internet gateway (PUT /nodes/%s/internet-gateway "
-                                    "makes it one)",
-                                    g->node->id, g->host->name, g->node->id);
+                        g_set_error(
+                                error, NM_ERROR, NM_ERROR_CONFLICT,
+                                "Node %s (%s) is not an internet gateway (PUT /nodes/%s/internet-gateway "
+                                "makes it one)",
+                                g->node->id, g->host->name, g->node->id);
                         return -EBUSY;
                 }
                 if (c->node->node->roles.internet_gateway) {
@@ -504,10 +506,11 @@ static int node_delete_ingress(Request *r, GError **error)
                         clients++;
         }
         if (clients > 0 && !force) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Node %s (%s) has %u external client(s): delete them first, or use ?force=true to "
-                            "delete them with the role",
-                            c.node->node->id, c.node->host->name, clients);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Node %s (%s) has %u external client(s): delete them first, or use ?force=true to "
+                        "delete them with the role",
+                        c.node->node->id, c.node->host->name, clients);
                 return -EBUSY;
         }
         for (guint i = 0; i < c.before->ext_clients->len; i++) {
@@ -529,7 +532,8 @@ static int node_delete_ingress(Request *r, GError **error)
         k = change_commit(&c, &now, error);
         if (k < 0)
                 return k;
-        log_info("Node %s (%s) no longer takes external clients (%u deleted).", now->id, now->host_name, clients);
+        log_info("Node %s (%s) no longer takes external clients (%u deleted).", now->id, now->host_name,
+                 clients);
         reply_node(r, now);
         return 0;
 }
@@ -592,34 +596,37 @@ static int node_put_relay(Request *r, GError **error)
         const Member *my_relay = topo_find_node(c.before, self->node->roles.relayed_by);
         if (my_relay) {
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Node %s (%s) is relayed by node %s (%s): relays cannot be chained", self->node->id,
-                            self->host->name, my_relay->node->id, my_relay->host->name);
+                            "Node %s (%s) is relayed by node %s (%s): relays cannot be chained",
+                            self->node->id, self->host->name, my_relay->node->id, my_relay->host->name);
                 return -EBUSY;
         }
         for (guint i = 0; ids[i]; i++) {
                 const Member *m;
                 g_autofree char *v = shown(ids[i]);
                 if (streq0(ids[i], self->node->id)) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Node %s cannot relay itself", v);
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Node %s cannot relay itself", v);
                         return -EINVAL;
                 }
                 k = other_node(&c, "relayed", ids[i], &m, error);
                 if (k < 0)
                         return k;
                 if (g_ptr_array_find(relayed, m, NULL)) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Node %s is listed twice", v);
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Node %s is listed twice",
+                                    v);
                         return -EINVAL;
                 }
                 const Member *other = topo_find_node(c.before, m->node->roles.relayed_by);
                 if (other && other != self) {
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "Node %s (%s) is already relayed by node %s (%s): a node has one relay", v,
-                                    m->host->name, other->node->id, other->host->name);
+                                    "Node %s (%s) is already relayed by node %s (%s): a node has one relay",
+                                    v, m->host->name, other->node->id, other->host->name);
                         return -EBUSY;
                 }
                 if (m->node->roles.relay) {
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "Node %s (%s) is a relay itself: relays cannot be chained", v, m->host->name);
+                                    "Node %s (%s) is a relay itself: relays cannot be chained", v,
+                                    m->host->name);
                         return -EBUSY;
                 }
                 g_ptr_array_add(relayed, (gpointer)m);
@@ -629,7 +636,8 @@ static int node_put_relay(Request *r, GError **error)
                 k = change_commit(&c, &now, error);
         if (k < 0)
                 return k;
-        log_info("Node %s (%s) relays %u node(s) in \"%s\".", now->id, now->host_name, relayed->len, now->network);
+        log_info("Node %s (%s) relays %u node(s) in \"%s\".", now->id, now->host_name, relayed->len,
+                 now->network);
         reply_node(r, now);
         return 0;
 }

@@ -35,11 +35,12 @@ int qr_svg(const char *text, guint scale, char **ret)
                 return r;
         guint size = w + 2 * QR_QUIET_ZONE;
         GString *s = g_string_sized_new(16 * w * w / 4 + 256);
-        g_string_append_printf(s,
-                               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" viewBox=\"0 0 %u %u\" "
-                               "width=\"%u\" height=\"%u\" shape-rendering=\"crispEdges\">"
-                               "<rect width=\"%u\" height=\"%u\" fill=\"#ffffff\"/><path fill=\"#000000\" d=\"",
-                               size, size, size * scale, size * scale, size, size);
+        g_string_append_printf(
+                s,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" viewBox=\"0 0 %u %u\" "
+                "width=\"%u\" height=\"%u\" shape-rendering=\"crispEdges\">"
+                "<rect width=\"%u\" height=\"%u\" fill=\"#ffffff\"/><path fill=\"#000000\" d=\"",
+                size, size, size * scale, size * scale, size, size);
         for (guint y = 0; y < w; y++)
                 for (guint x = 0; x < w;) {
                         if (!m[y * w + x]) {
@@ -49,8 +50,8 @@ int qr_svg(const char *text, guint scale, char **ret)
                         guint run = 0;
                         while (x + run < w && m[y * w + x + run])
                                 run++;
-                        g_string_append_printf(s, "M%u %uh%uv1h-%uz", x + QR_QUIET_ZONE, y + QR_QUIET_ZONE, run,
-                                               run);
+                        g_string_append_printf(s, "M%u %uh%uv1h-%uz", x + QR_QUIET_ZONE, y + QR_QUIET_ZONE,
+                                               run, run);
                         x += run;
                 }
         g_string_append(s, "\"/></svg>\n");
@@ -72,8 +73,8 @@ static int png_encode(png_structp png, png_infop info, guint side, guint8 *const
 {
         if (setjmp(png_jmpbuf(png)))
                 return -EIO;
-        png_set_IHDR(png, info, side, side, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                     PNG_FILTER_TYPE_DEFAULT);
+        png_set_IHDR(png, info, side, side, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
         png_write_info(png, info);
         png_write_image(png, (png_bytepp)rows);
         png_write_end(png, NULL);
@@ -106,7 +107,7 @@ int qr_png(const char *text, guint scale, guint8 **ret, size_t *ret_len)
                         if (mx < QR_QUIET_ZONE || mx >= w + QR_QUIET_ZONE)
                                 continue;
                         if (m[(my - QR_QUIET_ZONE) * w + (mx - QR_QUIET_ZONE)])
-                                rows[y][x / 8] &= (guint8)~(0x80u >> (x % 8));
+                                rows[y][x / 8] &= (guint8) ~(0x80u >> (x % 8));
                 }
         }
 

@@ -64,10 +64,11 @@ int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError 
                           SV_INT(roles->relay),
                           SV_TEXT(roles->relayed_by),
                           SV_TEXT(roles->internet_gateway_via)};
-        int r = store_exec(s,
-                           "UPDATE nodes SET egress_ranges = $2, egress_nat = $3, internet_gateway = $4, "
-                           "ingress = $5, relay = $6, relayed_by = $7, internet_gateway_via = $8 WHERE id = $1",
-                           p, 8, &res, error);
+        int r = store_exec(
+                s,
+                "UPDATE nodes SET egress_ranges = $2, egress_nat = $3, internet_gateway = $4, "
+                "ingress = $5, relay = $6, relayed_by = $7, internet_gateway_via = $8 WHERE id = $1",
+                p, 8, &res, error);
         if (r < 0)
                 return r;
         return res->changes == 0 ? missing(error, "Node", id) : 0;
@@ -82,8 +83,9 @@ int store_node_forget(Store *s, const char *id, GError **error)
 
         r = store_exec(s, "UPDATE nodes SET relayed_by = NULL WHERE relayed_by = $1", p, 1, NULL, error);
         if (r >= 0)
-                r = store_exec(s, "UPDATE nodes SET internet_gateway_via = NULL WHERE internet_gateway_via = $1",
-                               p, 1, NULL, error);
+                r = store_exec(
+                        s, "UPDATE nodes SET internet_gateway_via = NULL WHERE internet_gateway_via = $1", p,
+                        1, NULL, error);
         if (r >= 0)
                 r = store_exec(s, "DELETE FROM acl_rules WHERE source = $1 OR destination = $1", q, 1, NULL,
                                error);
@@ -131,7 +133,8 @@ int store_acl_default_set(Store *s, const char *network, bool deny, GError **err
 int store_acl_default_list(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        int r = store_exec(s, "SELECT network FROM acl_defaults WHERE action = 'deny'", NULL, 0, &res, error);
+        int r = store_exec(s, "SELECT network FROM acl_defaults WHERE action = 'deny'", NULL, 0, &res,
+                           error);
         if (r < 0)
                 return r;
         GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -170,11 +173,14 @@ int store_acl_rule_list(Store *s, const char *network, GPtrArray **ret, GError *
 
 int store_acl_rule_insert(Store *s, const AclRule *rule, GError **error)
 {
-        StoreValue p[] = {SV_TEXT(rule->id),          SV_TEXT(rule->network),
-                          SV_TEXT(rule->source),      SV_TEXT(rule->destination),
-                          SV_TEXT(rule->deny ? "deny" : "allow"), SV_INT(rule->created_at)};
-        int r = store_exec(s, "INSERT INTO acl_rules (" RULE_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6)", p, 6,
-                           NULL, error);
+        StoreValue p[] = {SV_TEXT(rule->id),
+                          SV_TEXT(rule->network),
+                          SV_TEXT(rule->source),
+                          SV_TEXT(rule->destination),
+                          SV_TEXT(rule->deny ? "deny" : "allow"),
+                          SV_INT(rule->created_at)};
+        int r = store_exec(s, "INSERT INTO acl_rules (" RULE_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6)", p,
+                           6, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
                 return missing(error, "Network", rule->network);
@@ -239,7 +245,8 @@ int store_ext_client_get(Store *s, const char *id, ExtClient **ret, GError **err
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(id)};
-        int r = store_exec(s, "SELECT " EXT_CLIENT_COLUMNS " FROM ext_clients WHERE id = $1", p, 1, &res, error);
+        int r = store_exec(s, "SELECT " EXT_CLIENT_COLUMNS " FROM ext_clients WHERE id = $1", p, 1, &res,
+                           error);
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
@@ -248,7 +255,8 @@ int store_ext_client_get(Store *s, const char *id, ExtClient **ret, GError **err
         return 0;
 }
 
-int store_ext_client_list(Store *s, const char *network, const char *gateway, GPtrArray **ret, GError **error)
+int store_ext_client_list(Store *s, const char *network, const char *gateway, GPtrArray **ret,
+                          GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(network), SV_TEXT(gateway)};
@@ -273,23 +281,24 @@ int store_ext_client_insert(Store *s, const ExtClient *c, GError **error)
         g_autofree char *extra = strv_json(c->extra_allowed_ips);
 
         nm_key_to_base64(&c->public_key, key);
-        StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name),  SV_TEXT(c->network), SV_TEXT(c->gateway),
-                          SV_TEXT(c->ipv4), SV_TEXT(c->ipv6),  SV_TEXT(key),        SV_INT(c->enabled),
-                          SV_TEXT(c->dns),  SV_TEXT(extra),    SV_INT(c->created_at)};
+        StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),  SV_TEXT(c->gateway),
+                          SV_TEXT(c->ipv4), SV_TEXT(c->ipv6), SV_TEXT(key),         SV_INT(c->enabled),
+                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at)};
         int r = store_exec(s,
                            "INSERT INTO ext_clients (" EXT_CLIENT_COLUMNS ") "
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                            p, 11, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
-                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Network \"%s\" or node \"%s\" does not exist",
-                            c->network, c->gateway);
+                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
+                            "Network \"%s\" or node \"%s\" does not exist", c->network, c->gateway);
                 return r;
         }
         if (r == -EEXIST) {
                 g_clear_error(error);
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Network \"%s\" already has an external client named \"%s\" (or its address is taken)",
+                            "Network \"%s\" already has an external client named \"%s\" (or its address is "
+                            "taken)",
                             c->network, c->name);
         }
         return r;

@@ -40,8 +40,8 @@ static void test_selectors(void)
         g_assert_cmpint(kind, ==, ACL_SELECTOR_TAG);
         g_assert_cmpstr(value, ==, "web servers");
 
-        static const char *const bad[] = {"", "**", "node:", "node:1234", "tag:", "tags:web", "host:a", "TAG:web",
-                                          "tag:a\nb"};
+        static const char *const bad[] = {
+                "", "**", "node:", "node:1234", "tag:", "tags:web", "host:a", "TAG:web", "tag:a\nb"};
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 g_autoptr(GError) e = NULL;
                 g_assert_false(acl_selector_parse("destination", bad[i], &kind, &value, &e));
@@ -100,9 +100,11 @@ static void test_index_matches_definition(void)
                         for (guint s = 0; s < 2; s++) {
                                 int kind = g_test_rand_int_range(0, 4);
                                 const Node *target = nodes->pdata[g_test_rand_int_range(0, (gint32)n)];
-                                side[s] = kind == 0   ? g_strdup("*")
-                                          : kind == 1 ? g_strconcat("node:", target->id, NULL)
-                                                      : g_strconcat("tag:", tags[g_test_rand_int_range(0, 4)], NULL);
+                                side[s] = kind == 0 ? g_strdup("*")
+                                          : kind == 1
+                                                  ? g_strconcat("node:", target->id, NULL)
+                                                  : g_strconcat("tag:", tags[g_test_rand_int_range(0, 4)],
+                                                                NULL);
                         }
                         g_ptr_array_add(rules, rule(side[0], side[1], g_test_rand_int_range(0, 3) == 0));
                         g_free(side[0]);
@@ -113,7 +115,8 @@ static void test_index_matches_definition(void)
                 for (guint i = 0; i < n; i++)
                         for (guint j = 0; j < n; j++) {
                                 const Node *a = nodes->pdata[i], *b = nodes->pdata[j];
-                                g_assert_cmpint(acl_index_allowed(x, i, j), ==, acl_allowed(deny, rules, a, b));
+                                g_assert_cmpint(acl_index_allowed(x, i, j), ==,
+                                                acl_allowed(deny, rules, a, b));
                                 bool ruled = false;
                                 for (guint r = 0; r < rules->len; r++)
                                         ruled = ruled || acl_rule_matches(rules->pdata[r], a, b);

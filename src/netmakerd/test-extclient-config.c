@@ -47,7 +47,8 @@ static void test_without_dns_and_keepalive(void)
         };
         g_autofree char *text = extclient_config_text(&c);
         g_assert_cmpstr(text, ==,
-                        "[Interface]\nPrivateKey = K\nAddress = 10.99.0.254/32\nMTU = 1280\n\n[Peer]\nPublicKey = P\n"
+                        "[Interface]\nPrivateKey = K\nAddress = 10.99.0.254/32\nMTU = "
+                        "1280\n\n[Peer]\nPublicKey = P\n"
                         "Endpoint = [fd00::1]:51821\nAllowedIPs = 10.99.0.0/24\n");
 }
 

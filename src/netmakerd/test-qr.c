@@ -10,7 +10,9 @@
 #include "macro.h"
 #include "qr.h"
 
-#define TEXT "[Interface]\nPrivateKey = cHJpdmF0ZS1rZXktb2YtdGhlLWNsaWVudC0wMDAwMDA=\nAddress = 10.99.0.254/32\n"
+#define TEXT                                                                                                \
+        "[Interface]\nPrivateKey = cHJpdmF0ZS1rZXktb2YtdGhlLWNsaWVudC0wMDAwMDA=\nAddress = "                \
+        "10.99.0.254/32\n"
 
 static void test_svg(void)
 {
@@ -97,7 +99,8 @@ static void test_png(void)
                 for (guint x = 0; x < side; x++) {
                         guint mx = x / scale, my = y / scale;
                         bool dark = mx >= QR_QUIET_ZONE && my >= QR_QUIET_ZONE && mx < w + QR_QUIET_ZONE &&
-                                    my < w + QR_QUIET_ZONE && m[(my - QR_QUIET_ZONE) * w + mx - QR_QUIET_ZONE];
+                                    my < w + QR_QUIET_ZONE &&
+                                    m[(my - QR_QUIET_ZONE) * w + mx - QR_QUIET_ZONE];
                         g_assert_cmpint(pixels[(gsize)y * side + x] == 0, ==, dark);
                 }
 }

@@ -162,7 +162,8 @@ static void test_gateways(void)
         topo_view_changed(v);
 
         /* a uses the internet gateway: only the IPv4 default, the network has no IPv6. */
-        assert_ips(v, a, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24 0.0.0.0/0");
+        assert_ips(v, a, gw,
+                   "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24 0.0.0.0/0");
         assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24");
         /* The gateway has the client as an external peer; nobody else does. */
         g_autoptr(NmPeer) ext = topo_ext_client_entry(v, gw, c);
@@ -388,7 +389,8 @@ static void test_targeted_diffs(void)
                 /* A rule is added. */
                 {
                         g_autoptr(PeerView) after = copy_view(before);
-                        g_autofree char *s = node_sel(member(after, (guint)g_test_rand_int_range(0, (gint32)n)));
+                        g_autofree char *s =
+                                node_sel(member(after, (guint)g_test_rand_int_range(0, (gint32)n)));
                         const char *sides[] = {"*", s, "tag:a", "tag:b"};
                         AclRule *rule = add_rule(after, sides[g_test_rand_int_range(0, 4)],
                                                  sides[g_test_rand_int_range(0, 4)], g_test_rand_bit());

@@ -10,12 +10,12 @@
 #include "topology.h"
 
 typedef struct TopoIndex {
-        GHashTable *nodes;    /* node id -> Member */
-        GHashTable *position; /* Member -> index + 1 in members */
-        GHashTable *clients;  /* ext client id -> ExtClient */
-        GHashTable *relayed;  /* relay node id -> GPtrArray of Member it relays (in members order) */
+        GHashTable *nodes;           /* node id -> Member */
+        GHashTable *position;        /* Member -> index + 1 in members */
+        GHashTable *clients;         /* ext client id -> ExtClient */
+        GHashTable *relayed;         /* relay node id -> GPtrArray of Member it relays (in members order) */
         GHashTable *gateway_clients; /* gateway node id -> GPtrArray of ExtClient */
-        GPtrArray *relays;    /* of Member: the members with the relay role */
+        GPtrArray *relays;           /* of Member: the members with the relay role */
         AclIndex *acl;
 } TopoIndex;
 
@@ -316,7 +316,8 @@ TopoDirty *topo_dirty_new(void)
         TopoDirty *d = g_new0(TopoDirty, 1);
         d->viewers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         d->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        d->pairs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
+        d->pairs =
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
         return d;
 }
 
@@ -440,7 +441,8 @@ void topo_acl_rule_changed(const PeerView *before, const PeerView *after, const 
                         char *key = g_strconcat(lo, " ", hi, NULL);
                         if (!g_hash_table_add(done, key))
                                 continue;
-                        const Member *a = topo_find_node(after, s->node->id), *b = topo_find_node(after, t->node->id);
+                        const Member *a = topo_find_node(after, s->node->id),
+                                     *b = topo_find_node(after, t->node->id);
                         if (a && b)
                                 check_verdict(before, after, a, b, d);
                 }
@@ -452,7 +454,8 @@ void topo_acl_default_changed(const PeerView *before, const PeerView *after, Top
         for (guint i = 0; i < after->members->len; i++)
                 for (guint j = i + 1; j < after->members->len; j++)
                         if (acl_index_unruled(x->acl, i, j))
-                                check_verdict(before, after, after->members->pdata[i], after->members->pdata[j], d);
+                                check_verdict(before, after, after->members->pdata[i],
+                                              after->members->pdata[j], d);
 }
 
 void topo_acl_node_changed(const PeerView *before, const PeerView *after, const char *node_id, TopoDirty *d)
@@ -490,7 +493,7 @@ static gboolean key_equal(gconstpointer a, gconstpointer b)
 /* Adds old → new of one entry to the message; takes both. */
 static void delta_add(NmMessage *msg, NmPeer *old, NmPeer *new)
 {
-        if (old && new && nm_key_equal(&old->public_key, &new->public_key)) {
+        if (old && new &&nm_key_equal(&old->public_key, &new->public_key)) {
                 if (!nm_peer_equal(old, new))
                         g_ptr_array_add(msg->update, g_steal_pointer(&new));
         } else {
@@ -605,7 +608,8 @@ void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d
                         g_hash_table_iter_init(&it, look);
                         while (g_hash_table_iter_next(&it, &id, NULL))
                                 if (!streq0(id, av->node->id))
-                                        delta_add(msg, entry_by_id(before, bv, id), entry_by_id(after, av, id));
+                                        delta_add(msg, entry_by_id(before, bv, id),
+                                                  entry_by_id(after, av, id));
                 }
                 if (msg->add->len + msg->update->len + msg->remove->len > 0)
                         outbox_add(o, av->host, msg);

@@ -107,7 +107,8 @@ char *node_roles_text(JsonObject *o)
         g_autofree char *relayed_by = json_member_string(r, "relayed_by");
         g_autofree char *via = json_member_string(r, "internet_gateway_via");
         if (egress)
-                g_ptr_array_add(parts, g_strdup_printf("egress %s%s", egress, streq0(nat, "yes") ? " (NAT)" : ""));
+                g_ptr_array_add(parts,
+                                g_strdup_printf("egress %s%s", egress, streq0(nat, "yes") ? " (NAT)" : ""));
         if (streq0(inet, "yes"))
                 g_ptr_array_add(parts, g_strdup("internet gateway"));
         if (streq0(ingress, "yes"))
@@ -146,8 +147,9 @@ static int node_call(Ctx *c, const char *method, const char *id, const char *wha
 int node_tags(Ctx *c, int argc, char *argv[])
 {
         static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
-        static const char help[] = "nmctl node tags ID [TAG...]\n\nSets a node's tags (ACL selectors \"tag:TAG\"); "
-                                   "no TAG clears them.\n";
+        static const char help[] =
+                "nmctl node tags ID [TAG...]\n\nSets a node's tags (ACL selectors \"tag:TAG\"); "
+                "no TAG clears them.\n";
         g_autoptr(JsonBuilder) b = json_builder_new();
         int k;
 
@@ -224,11 +226,12 @@ int node_use_internet_gateway(Ctx *c, int argc, char *argv[])
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        static const char help[] = "nmctl node use-internet-gateway ID GATEWAY-ID\n"
-                                   "nmctl node use-internet-gateway ID --remove\n"
-                                   "\n"
-                                   "Sends a node's internet traffic through an internet gateway of its network\n"
-                                   "(or, with --remove, no longer).\n";
+        static const char help[] =
+                "nmctl node use-internet-gateway ID GATEWAY-ID\n"
+                "nmctl node use-internet-gateway ID --remove\n"
+                "\n"
+                "Sends a node's internet traffic through an internet gateway of its network\n"
+                "(or, with --remove, no longer).\n";
         _cleanup_(topo_args_clear) TopoArgs a = {};
         int k;
 
@@ -257,9 +260,10 @@ int node_ingress(Ctx *c, int argc, char *argv[])
                 {"force", no_argument, NULL, OPT_FORCE},
                 {},
         };
-        static const char help[] = "nmctl node ingress ID [--remove [--force]]\n\nLets external clients attach "
-                                   "to a node, or with --remove no longer (refused\nwhile it has external "
-                                   "clients, unless --force deletes them).\n";
+        static const char help[] =
+                "nmctl node ingress ID [--remove [--force]]\n\nLets external clients attach "
+                "to a node, or with --remove no longer (refused\nwhile it has external "
+                "clients, unless --force deletes them).\n";
         _cleanup_(topo_args_clear) TopoArgs a = {};
         int k;
 
@@ -269,8 +273,8 @@ int node_ingress(Ctx *c, int argc, char *argv[])
                 return usage_error("node ingress needs exactly one node ID");
         if (a.force && !a.remove)
                 return usage_error("--force goes with --remove");
-        return node_call(c, a.remove ? "DELETE" : "PUT", argv[optind], "ingress", a.force ? "?force=true" : NULL,
-                         NULL);
+        return node_call(c, a.remove ? "DELETE" : "PUT", argv[optind], "ingress",
+                         a.force ? "?force=true" : NULL, NULL);
 }
 
 int node_relay(Ctx *c, int argc, char *argv[])
@@ -280,11 +284,12 @@ int node_relay(Ctx *c, int argc, char *argv[])
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        static const char help[] = "nmctl node relay ID RELAYED-ID...\n"
-                                   "nmctl node relay ID --remove\n"
-                                   "\n"
-                                   "Makes a node the relay of exactly the nodes RELAYED-ID... (their only peer),\n"
-                                   "or with --remove relays nothing.\n";
+        static const char help[] =
+                "nmctl node relay ID RELAYED-ID...\n"
+                "nmctl node relay ID --remove\n"
+                "\n"
+                "Makes a node the relay of exactly the nodes RELAYED-ID... (their only peer),\n"
+                "or with --remove relays nothing.\n";
         _cleanup_(topo_args_clear) TopoArgs a = {};
         int k;
 
@@ -339,9 +344,11 @@ static void print_acl(JsonObject *o)
 static int acl_show_or_default(Ctx *c, int argc, char *argv[], bool set)
 {
         static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
-        static const char help_show[] = "nmctl acl show NETWORK\n\nShows a network's ACL: its default and rules.\n";
-        static const char help_default[] = "nmctl acl default NETWORK allow|deny\n\nSets what happens to pairs of "
-                                           "nodes no rule matches.\n";
+        static const char help_show[] =
+                "nmctl acl show NETWORK\n\nShows a network's ACL: its default and rules.\n";
+        static const char help_default[] =
+                "nmctl acl default NETWORK allow|deny\n\nSets what happens to pairs of "
+                "nodes no rule matches.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *body = NULL;
         int k;
@@ -353,7 +360,8 @@ static int acl_show_or_default(Ctx *c, int argc, char *argv[], bool set)
                            : usage_error("acl show needs exactly one NETWORK");
         if (set) {
                 if (!streq0(argv[optind + 1], "allow") && !streq0(argv[optind + 1], "deny")) {
-                        g_autofree char *shown = g_utf8_make_valid(argv[optind + 1], MIN(strlen(argv[optind + 1]), 40));
+                        g_autofree char *shown =
+                                g_utf8_make_valid(argv[optind + 1], MIN(strlen(argv[optind + 1]), 40));
                         return usage_error("invalid default \"%s\": expected allow or deny", shown);
                 }
                 g_autoptr(JsonBuilder) b = json_builder_new();
@@ -539,7 +547,8 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         };
         static const char help[] =
                 "nmctl extclient create NETWORK NAME --gateway NODE-ID [--dns IP[,IP...]]\n"
-                "        [--extra-allowed-ips CIDR[,CIDR...]] [--disabled] [--conf FILE] [--qr FILE.png|FILE.svg]\n"
+                "        [--extra-allowed-ips CIDR[,CIDR...]] [--disabled] [--conf FILE] [--qr "
+                "FILE.png|FILE.svg]\n"
                 "\n"
                 "Creates an external client (a plain WireGuard peer such as a phone) attached to an\n"
                 "ingress gateway. Its private key exists only in this answer: --conf writes the\n"
@@ -555,7 +564,8 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         if (argc - optind != 2)
                 return usage_error("extclient create needs NETWORK and NAME");
         if (!a.gateway)
-                return usage_error("extclient create needs --gateway NODE-ID (a node with the ingress role)");
+                return usage_error(
+                        "extclient create needs --gateway NODE-ID (a node with the ingress role)");
         json_builder_begin_object(b);
         nm_json_add_string(b, "name", argv[optind + 1]);
         nm_json_add_string(b, "gateway", a.gateway);
@@ -615,12 +625,13 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
 static int extclient_one(Ctx *c, int argc, char *argv[], const char *verb)
 {
         static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
-        g_autofree char *help = g_strdup_printf("nmctl extclient %s ID\n\n%s\n", verb,
-                                                streq0(verb, "show")     ? "Shows an external client."
-                                                : streq0(verb, "delete") ? "Deletes an external client."
-                                                : streq0(verb, "enable") ? "Lets a disabled external client in again."
-                                                                         : "Keeps an external client out (its "
-                                                                           "gateway drops it) until enabled.");
+        g_autofree char *help =
+                g_strdup_printf("nmctl extclient %s ID\n\n%s\n", verb,
+                                streq0(verb, "show")     ? "Shows an external client."
+                                : streq0(verb, "delete") ? "Deletes an external client."
+                                : streq0(verb, "enable") ? "Lets a disabled external client in again."
+                                                         : "Keeps an external client out (its "
+                                                           "gateway drops it) until enabled.");
         g_autoptr(JsonNode) answer = NULL;
         int k;
 
@@ -680,7 +691,8 @@ int cmd_extclient(Ctx *c, int argc, char *argv[])
                 {"delete", extclient_delete, "delete ID", "Delete it"},
                 {},
         };
-        return dispatch_verbs(c, argc, argv, verbs,
-                              "nmctl extclient COMMAND: external clients (plain WireGuard peers behind an ingress "
-                              "gateway)");
+        return dispatch_verbs(
+                c, argc, argv, verbs,
+                "nmctl extclient COMMAND: external clients (plain WireGuard peers behind an ingress "
+                "gateway)");
 }
