@@ -520,8 +520,9 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
         for (guint i = 0; i < nodes->len; i++) {
                 Node *n = nodes->pdata[i];
                 gpointer port;
-                bool port_changed = g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
-                                    GPOINTER_TO_UINT(port) != n->listen_port;
+                bool port_changed =
+                        g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
+                        GPOINTER_TO_UINT(port) != n->listen_port;
                 PeerView *v;
                 if (!port_changed && !reach_changed)
                         continue;

@@ -16,10 +16,10 @@ typedef struct PeerView {
         GPtrArray *members; /* of Member */
         GPtrArray *dns;     /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
         /* Topologies (topology.c): */
-        GPtrArray *ext_clients;   /* of ExtClient */
-        bool acl_deny;            /* the ACL default */
-        GPtrArray *acl_rules;     /* of AclRule */
-        struct TopoIndex *index;  /* built on first use from the above; topo_view_changed() drops it */
+        GPtrArray *ext_clients;  /* of ExtClient */
+        bool acl_deny;           /* the ACL default */
+        GPtrArray *acl_rules;    /* of AclRule */
+        struct TopoIndex *index; /* built on first use from the above; topo_view_changed() drops it */
 } PeerView;
 
 PeerView *peer_view_new(Network *network); /* takes ownership */

@@ -1001,7 +1001,7 @@ void member_free(Member *m)
 
 #define NODE_COLUMNS                                                                                        \
         "d.id, d.host_id, h.name, d.network, d.ipv4, d.ipv6, d.listen_port, d.connected, d.created_at, "    \
-        "d.tags, d.egress_ranges, d.egress_nat, d.internet_gateway, d.ingress, d.relay, d.relayed_by, "      \
+        "d.tags, d.egress_ranges, d.egress_nat, d.internet_gateway, d.ingress, d.relay, d.relayed_by, "     \
         "d.internet_gateway_via"
 #define NODE_N_COLUMNS 17
 #define NODE_FROM      " FROM nodes d JOIN hosts h ON h.id = d.host_id "
@@ -1083,8 +1083,8 @@ int store_node_list(Store *s, const char *network, const char *host_id, GPtrArra
 int store_node_insert(Store *s, const Node *n, GError **error)
 {
         g_autofree char *tags = strv_to_json(n->tags);
-        StoreValue p[] = {SV_TEXT(n->id),       SV_TEXT(n->host_id),  SV_TEXT(n->network),
-                          SV_TEXT(n->ipv4),     SV_TEXT(n->ipv6),     SV_INT(n->listen_port),
+        StoreValue p[] = {SV_TEXT(n->id),       SV_TEXT(n->host_id),   SV_TEXT(n->network),
+                          SV_TEXT(n->ipv4),     SV_TEXT(n->ipv6),      SV_INT(n->listen_port),
                           SV_INT(n->connected), SV_INT(n->created_at), SV_TEXT(tags)};
         int r = store_exec(s,
                            "INSERT INTO nodes (id, host_id, network, ipv4, ipv6, listen_port, connected, "

@@ -300,7 +300,8 @@ int store_acl_rule_delete(Store *s, const char *network, const char *id, GError 
 
 int store_ext_client_get(Store *s, const char *id, ExtClient **ret, GError **error);
 /* Filters may be NULL; oldest first. */
-int store_ext_client_list(Store *s, const char *network, const char *gateway, GPtrArray **ret, GError **error);
+int store_ext_client_list(Store *s, const char *network, const char *gateway, GPtrArray **ret,
+                          GError **error);
 /* 409 when the name or an address is taken in the network. */
 int store_ext_client_insert(Store *s, const ExtClient *c, GError **error);
 int store_ext_client_set_enabled(Store *s, const char *id, bool enabled, GError **error);
