@@ -268,6 +268,7 @@ def test_ingress_external_client(mesh, tmp_path):
     peers = {p["public_key"]: p for p in gw.netclient_json("peers")}
     assert peers[ext["public_key"]]["external"] is True
     assert all(not p["external"] for k, p in peers.items() if k != ext["public_key"])
+    assert "phone (ext)" in gw.netclient("peers").stdout
     gw_key = mesh.public_key(gw)
     wait_until(lambda: f"{ext['ipv4']}/32" in target.wg_peers(IF)[gw_key]["allowed_ips"], 20,
                "the client's address in the gateway's allowed IPs")
@@ -484,6 +485,8 @@ def test_internet_gateway(mesh, tmp_path):
         assert p.returncode == 0, p.stderr
         st = network_status(client)
         assert "uses-internet-gateway" in st["roles"] and st["internet_gateway_via"] == gw_id
+        text = client.netclient("status").stdout
+        assert "uses-internet-gateway" in text and f"office: internet traffic through node {gw_id}" in text, text
         gw_key = mesh.public_key(gw)
         wait_until(lambda: "0.0.0.0/0" in client.wg_peers(IF)[gw_key]["allowed_ips"], 20, "0.0.0.0/0 for the gateway")
         wait_until(lambda: len(our_rules(client)) == 2, 20, "the routing rules")
