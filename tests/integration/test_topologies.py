@@ -17,7 +17,11 @@ with packets and with the stock tools (`wg`, `ip`, `nft`) as outside observers:
 - internet gateway: a node that opts in (netclient internet-gateway) sends "internet" traffic
   through the gateway while it still reaches the server, the broker and its peers; opting out
   restores its routes and rules;
-- bad input to SetInternetGateway and the CLI.
+- IPv6: a dual-stack egress gateway in a second network (ip6 rules, IPv6 forwarding, NAT66);
+  leaving the network takes the table and the others' routes along;
+- restarts: routes and the table of roles that went while netclientd was stopped are removed when
+  it starts; roles on the bus emit PropertiesChanged;
+- bad input to SetInternetGateway, the CLI and STUNServers=.
 """
 
 import base64
@@ -598,3 +602,42 @@ def test_bad_stun_configuration_is_refused(mesh):
             assert f'Invalid STUN server "{quoted}"' in out and "$NETCLIENTD_STUN_SERVERS" in out, out
     finally:
         n.start_netclientd()
+
+
+# ---- IPv6, a second network, leaving ------------------------------------------------------------------
+
+def test_dual_stack_egress_in_a_second_network_and_leave(mesh):
+    gw, client, _ = mesh.nodes
+    mesh.server.create_network("lab", "10.98.0.0/24", ipv6_range="fd00:98::/64")
+    key = mesh.server.create_key(["lab"], name="lab", unlimited=True)
+    for n in (gw, client):
+        p = n.netclient("join", "-t", key["token"], "--name", n.name)
+        assert p.returncode == 0, p.stderr
+    lan = SideNet(mesh, gw, "lan6", "192.168.70.1/24", "192.168.70.10/24").create()
+    try:
+        gw.run(["ip", "-6", "addr", "add", "fd00:70::1/64", "dev", lan.ifname, "nodad"], check=True)
+        lan.run(["ip", "-6", "addr", "add", "fd00:70::10/64", "dev", "eth0", "nodad"], check=True)
+        lab_id = next(n["node_id"] for n in mesh.status(gw)["networks"] if n["name"] == "lab")
+        mesh.server.admin("PUT", f"/nodes/{lab_id}/egress", json={"ranges": ["192.168.70.0/24", "fd00:70::/64"],
+                                                                  "nat": True}, expect=200)
+        wait_until(lambda: "fd00:70::/64" in client.run(["ip", "-6", "route", "show", "dev", "nm-lab"]).stdout, 20,
+                   "the client's IPv6 route")
+        assert "192.168.70.0/24" in client.run(["ip", "route", "show", "dev", "nm-lab"]).stdout
+        eventually_ping(client, "fd00:70::10")
+        eventually_ping(client, "192.168.70.10")
+        assert gw.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).stdout.strip() == "1"
+        ours = nft_table(gw, "inet", "netmaker")
+        assert 'iifname "nm-lab" ip6 daddr fd00:70::/64 accept' in ours
+        assert "ip6 saddr fd00:98::/64 ip6 daddr fd00:70::/64 masquerade" in ours
+        # The office network has no role: nothing of it in the table.
+        assert IF not in ours
+
+        # Leaving the network takes its roles along: no table, and the client loses the routes.
+        assert gw.netclient("leave", "lab").returncode == 0
+        assert nft_table(gw, "inet", "netmaker") is None
+        wait_until(lambda: client.run(["ip", "-6", "route", "show", "dev", "nm-lab"]).stdout.find("fd00:70::") < 0,
+                   20, "the client's IPv6 route to go")
+        assert never_pings(client, "fd00:70::10")
+        eventually_ping(client, mesh.mesh_address(gw))
+    finally:
+        lan.cleanup()
