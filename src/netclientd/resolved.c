@@ -17,9 +17,12 @@
 #define NO_SUCH_LINK          "org.freedesktop.resolve1.NoSuchLink"
 #define NETWORK1_NO_SUCH_LINK "org.freedesktop.network1.NoSuchLink"
 
-#define DNS_PORT         53
-#define RETRY_FIRST_USEC (100 * 1000ULL)
-#define RETRY_MAX_USEC   (5 * 1000 * 1000ULL)
+#define DNS_PORT 53
+/* A link resolved does not know yet is asked for again soon; a refusal (e.g. polkit) less often. */
+#define RETRY_FIRST_USEC  (100 * 1000ULL)
+#define RETRY_MAX_USEC    (5 * 1000 * 1000ULL)
+#define FAILED_FIRST_USEC (1000 * 1000ULL)
+#define FAILED_MAX_USEC   (60 * 1000 * 1000ULL)
 
 static const char *const state_names[_RESOLVED_LINK_STATE_MAX] = {
         [RESOLVED_LINK_PENDING] = "pending",
@@ -64,7 +67,9 @@ typedef struct Link {
         unsigned pending;
         bool via_networkd;
         bool failed;
+        unsigned failures; /* applies in a row that failed: only the first is logged as a warning */
         bool no_such_link;
+        bool absent; /* the service is not running: pending until it appears */
         sd_event_source *retry;
         uint64_t retry_usec;
 } Link;
@@ -142,7 +147,7 @@ static int append_args(sd_bus_message *m, Link *l, const char *method)
         return 0; /* RevertLink / RevertLinkDNS take only the ifindex */
 }
 
-static void schedule_retry(Link *l);
+static void schedule_retry(Link *l, uint64_t first, uint64_t max);
 static void apply(Link *l);
 
 static void update_state(Link *l)
@@ -153,13 +158,20 @@ static void update_state(Link *l)
                 /* resolved has not seen the link yet (it was just made): ask again shortly. */
                 l->no_such_link = false;
                 set_state(l, RESOLVED_LINK_PENDING);
-                schedule_retry(l);
+                schedule_retry(l, RETRY_FIRST_USEC, RETRY_MAX_USEC);
                 return;
         }
-        if (l->failed)
+        if (l->absent) {
+                set_state(l, RESOLVED_LINK_PENDING);
+                return;
+        }
+        if (l->failed) {
+                l->failures++;
                 set_state(l, RESOLVED_LINK_FAILED);
-        else {
+                schedule_retry(l, FAILED_FIRST_USEC, FAILED_MAX_USEC);
+        } else {
                 l->retry_usec = 0;
+                l->failures = 0;
                 set_state(l, l->via_networkd ? RESOLVED_LINK_NETWORKD : RESOLVED_LINK_RESOLVED);
         }
 }
@@ -185,6 +197,7 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
                 log_debug("resolved: link %d is managed by networkd, using org.freedesktop.network1",
                           l->ifindex);
                 l->via_networkd = true;
+                l->absent = false;
                 l->pending = 0;
                 for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                         if (send_call(l, true, &methods[i]) < 0)
@@ -195,8 +208,10 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         }
         if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
                 /* Not running: applied when it appears (name watch). Nothing else is wrong. */
-                log_debug("resolved: %s is not running; link %d waits for it",
-                          l->via_networkd ? NETWORK1 : RESOLVE1, l->ifindex);
+                if (!l->absent)
+                        log_debug("resolved: %s is not running; link %d waits for it",
+                                  l->via_networkd ? NETWORK1 : RESOLVE1, l->ifindex);
+                l->absent = true;
                 update_state(l);
                 return 0;
         }
@@ -212,8 +227,9 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
                 update_state(l);
                 return 0;
         }
-        log_warning("Failed to register the DNS of link %d with %s (%s): %s", l->ifindex,
-                    l->via_networkd ? "systemd-networkd" : "systemd-resolved", c->method->name, e->message);
+        log_full(l->failed || l->failures > 0 ? LOG_DEBUG : LOG_WARNING,
+                 "Failed to register the DNS of link %d with %s (%s; retrying): %s", l->ifindex,
+                 l->via_networkd ? "systemd-networkd" : "systemd-resolved", c->method->name, e->message);
         g_free(l->error);
         l->error = g_strdup(e->message);
         l->failed = true;
@@ -264,6 +280,7 @@ static void apply(Link *l)
         l->pending = 0;
         l->failed = false;
         l->no_such_link = false;
+        l->absent = false;
         l->via_networkd = false;
         g_clear_pointer(&l->error, g_free);
         if (l->retry)
@@ -280,14 +297,14 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static void schedule_retry(Link *l)
+static void schedule_retry(Link *l, uint64_t first, uint64_t max)
 {
         sd_event *e = sd_bus_get_event(l->owner->bus);
         uint64_t now;
 
         if (!e)
                 return;
-        l->retry_usec = l->retry_usec ? MIN(l->retry_usec * 2, RETRY_MAX_USEC) : RETRY_FIRST_USEC;
+        l->retry_usec = l->retry_usec ? MIN(l->retry_usec * 2, max) : first;
         (void)sd_event_now(e, CLOCK_MONOTONIC, &now);
         if (!l->retry) {
                 if (sd_event_add_time(e, &l->retry, CLOCK_MONOTONIC, now + l->retry_usec, 0, on_retry, l) <
@@ -399,8 +416,8 @@ int resolved_set_link(Resolved *r, int ifindex, const ResolvedServer *servers, s
                 if (servers[i].family != AF_INET && servers[i].family != AF_INET6)
                         return -EINVAL;
         Link *l = g_hash_table_lookup(r->links, GINT_TO_POINTER(ifindex));
-        if (l && same_settings(l, servers, n_servers, port, domain) && l->state != RESOLVED_LINK_FAILED)
-                return 0; /* nothing new (a failed link is tried again) */
+        if (l && same_settings(l, servers, n_servers, port, domain))
+                return 0; /* nothing new (a failed link is tried again from its timer) */
         if (!l) {
                 l = g_new0(Link, 1);
                 l->owner = r;
@@ -415,6 +432,7 @@ int resolved_set_link(Resolved *r, int ifindex, const ResolvedServer *servers, s
         g_free(l->domain);
         l->domain = g_strdup(domain);
         l->retry_usec = 0;
+        l->failures = 0;
         apply(l);
         return 0;
 }
