@@ -72,6 +72,11 @@ def test_names_answered_on_every_node(tmp_path):
         # Another node's responder answers through the tunnel just the same.
         assert addresses(n1, v4["node2"], f"node3.{ZONE}") == ("NOERROR", ["10.99.0.3"])
 
+        # No resolved on these nodes: the responder answers all the same, the registration waits.
+        p = n1.busctl("get-property", "org.netmaker.Client", "/org/netmaker/Client/network/office",
+                      "org.netmaker.Client.Network", "DNSState")
+        assert p.stdout.strip() == 's "pending"', p.stdout + p.stderr
+
         # Authoritative NXDOMAIN in the zone (with the SOA), REFUSED outside it, never recursion.
         r = ask(n1, v4["node1"], f"nobody.{ZONE}")
         assert (r["rcode"], r["aa"], r["authority"], r["ra"]) == ("NXDOMAIN", True, 1, False)
