@@ -7,55 +7,23 @@
 #include "nm-error.h"
 #include "store.h"
 
-static char *strv_json(char **v)
-{
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        json_builder_begin_array(b);
-        for (char **i = v; i && *i; i++)
-                json_builder_add_string_value(b, *i);
-        json_builder_end_array(b);
-        return nm_json_builder_to_string(b);
-}
-
-static char **json_strv(const char *text)
-{
-        g_autoptr(JsonNode) n = text ? nm_json_parse(text, -1, NULL) : NULL;
-        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-        if (n && JSON_NODE_HOLDS_ARRAY(n)) {
-                JsonArray *a = json_node_get_array(n);
-                for (guint i = 0; i < json_array_get_length(a); i++) {
-                        const char *s = json_array_get_string_element(a, i);
-                        if (s)
-                                g_strv_builder_add(b, s);
-                }
-        }
-        return g_strv_builder_end(b);
-}
-
-static int missing(GError **error, const char *what, const char *id)
-{
-        g_autofree char *shown = g_utf8_make_valid(id, MIN(strlen(id), 80));
-        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "%s \"%s\" does not exist", what, shown);
-        return -ENOENT;
-}
-
 /* ---- nodes ---------------------------------------------------------------------------------- */
 
 int store_node_set_tags(Store *s, const char *id, char **tags, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        g_autofree char *json = strv_json(tags);
+        g_autofree char *json = store_strv_to_json(tags);
         StoreValue p[] = {SV_TEXT(id), SV_TEXT(json)};
         int r = store_exec(s, "UPDATE nodes SET tags = $2 WHERE id = $1", p, 2, &res, error);
         if (r < 0)
                 return r;
-        return res->changes == 0 ? missing(error, "Node", id) : 0;
+        return res->changes == 0 ? store_not_found(error, "Node", id) : 0;
 }
 
 int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        g_autofree char *egress = roles->egress_ranges ? strv_json(roles->egress_ranges) : NULL;
+        g_autofree char *egress = roles->egress_ranges ? store_strv_to_json(roles->egress_ranges) : NULL;
         StoreValue p[] = {SV_TEXT(id),
                           SV_TEXT(egress),
                           SV_INT(roles->egress_ranges && roles->egress_nat),
@@ -71,7 +39,7 @@ int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError 
                 p, 8, &res, error);
         if (r < 0)
                 return r;
-        return res->changes == 0 ? missing(error, "Node", id) : 0;
+        return res->changes == 0 ? store_not_found(error, "Node", id) : 0;
 }
 
 int store_node_forget(Store *s, const char *id, GError **error)
@@ -125,7 +93,7 @@ int store_acl_default_set(Store *s, const char *network, bool deny, GError **err
                            p, 2, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
-                return missing(error, "Network", network);
+                return store_not_found(error, "Network", network);
         }
         return r;
 }
@@ -183,7 +151,7 @@ int store_acl_rule_insert(Store *s, const AclRule *rule, GError **error)
                            6, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
-                return missing(error, "Network", rule->network);
+                return store_not_found(error, "Network", rule->network);
         }
         return r;
 }
@@ -236,7 +204,7 @@ static ExtClient *ext_client_from_row(const StoreResult *res, guint row)
         (void)nm_key_from_base64(store_result_text(res, row, 6), &c->public_key);
         c->enabled = store_result_int(res, row, 7) != 0;
         c->dns = g_strdup(store_result_text(res, row, 8));
-        c->extra_allowed_ips = json_strv(store_result_text(res, row, 9));
+        c->extra_allowed_ips = store_json_to_strv(store_result_text(res, row, 9));
         c->created_at = store_result_int(res, row, 10);
         return c;
 }
@@ -250,7 +218,7 @@ int store_ext_client_get(Store *s, const char *id, ExtClient **ret, GError **err
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return missing(error, "External client", id);
+                return store_not_found(error, "External client", id);
         *ret = ext_client_from_row(res, 0);
         return 0;
 }
@@ -278,7 +246,7 @@ int store_ext_client_list(Store *s, const char *network, const char *gateway, GP
 int store_ext_client_insert(Store *s, const ExtClient *c, GError **error)
 {
         char key[NM_KEY_B64_LEN + 1];
-        g_autofree char *extra = strv_json(c->extra_allowed_ips);
+        g_autofree char *extra = store_strv_to_json(c->extra_allowed_ips);
 
         nm_key_to_base64(&c->public_key, key);
         StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),  SV_TEXT(c->gateway),
@@ -311,7 +279,7 @@ int store_ext_client_set_enabled(Store *s, const char *id, bool enabled, GError 
         int r = store_exec(s, "UPDATE ext_clients SET enabled = $2 WHERE id = $1", p, 2, &res, error);
         if (r < 0)
                 return r;
-        return res->changes == 0 ? missing(error, "External client", id) : 0;
+        return res->changes == 0 ? store_not_found(error, "External client", id) : 0;
 }
 
 int store_ext_client_delete(Store *s, const char *id, GError **error)
@@ -321,5 +289,5 @@ int store_ext_client_delete(Store *s, const char *id, GError **error)
         int r = store_exec(s, "DELETE FROM ext_clients WHERE id = $1", p, 1, &res, error);
         if (r < 0)
                 return r;
-        return res->changes == 0 ? missing(error, "External client", id) : 0;
+        return res->changes == 0 ? store_not_found(error, "External client", id) : 0;
 }

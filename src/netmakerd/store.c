@@ -336,7 +336,7 @@ bool store_in_transaction(Store *s)
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static char *strv_to_json(char **v)
+char *store_strv_to_json(char **v)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_array(b);
@@ -346,7 +346,7 @@ static char *strv_to_json(char **v)
         return nm_json_builder_to_string(b);
 }
 
-static char **json_to_strv(const char *text)
+char **store_json_to_strv(const char *text)
 {
         g_autoptr(JsonNode) n = text ? nm_json_parse(text, -1, NULL) : NULL;
         g_autoptr(GStrvBuilder) b = g_strv_builder_new();
@@ -361,7 +361,7 @@ static char **json_to_strv(const char *text)
         return g_strv_builder_end(b);
 }
 
-static int not_found(GError **error, const char *what, const char *name)
+int store_not_found(GError **error, const char *what, const char *name)
 {
         g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 80));
         g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "%s \"%s\" does not exist", what, shown);
@@ -393,7 +393,7 @@ int store_setting_get(Store *s, const char *name, char **ret, GError **error)
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "Setting", name);
+                return store_not_found(error, "Setting", name);
         *ret = g_strdup(store_result_text(res, 0, 0));
         return 0;
 }
@@ -440,7 +440,7 @@ int store_user_get(Store *s, const char *username, User **ret, GError **error)
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "User", username);
+                return store_not_found(error, "User", username);
         *ret = user_from_row(res, 0);
         return 0;
 }
@@ -479,7 +479,7 @@ int store_user_update(Store *s, const User *u, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "User", u->username);
+                return store_not_found(error, "User", u->username);
         return 0;
 }
 
@@ -491,7 +491,7 @@ int store_user_delete(Store *s, const char *username, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "User", username);
+                return store_not_found(error, "User", username);
         return 0;
 }
 
@@ -547,7 +547,7 @@ int store_network_get(Store *s, const char *name, Network **ret, GError **error)
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "Network", name);
+                return store_not_found(error, "Network", name);
         *ret = network_from_row(res, 0);
         return 0;
 }
@@ -590,7 +590,7 @@ int store_network_update(Store *s, const Network *n, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Network", n->name);
+                return store_not_found(error, "Network", n->name);
         return 0;
 }
 
@@ -602,7 +602,7 @@ int store_network_delete(Store *s, const char *name, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Network", name);
+                return store_not_found(error, "Network", name);
         return 0;
 }
 
@@ -649,7 +649,7 @@ static int keys_from_result(Store *s, const StoreResult *res, GPtrArray *out, GE
                 k->uses_remaining = store_result_int(res, i, 3);
                 k->unlimited = store_result_int(res, i, 4) != 0;
                 k->expires_at = store_result_int(res, i, 5);
-                k->tags = json_to_strv(store_result_text(res, i, 6));
+                k->tags = store_json_to_strv(store_result_text(res, i, 6));
                 k->created_at = store_result_int(res, i, 7);
                 int r = key_networks(s, k, error);
                 if (r < 0)
@@ -681,7 +681,7 @@ int store_key_get(Store *s, const char *id, EnrollmentKey **ret, GError **error)
 {
         int r = key_get_where(s, "WHERE id = $1", id, ret, error);
         if (r == -ENOENT)
-                return not_found(error, "Enrollment key", id);
+                return store_not_found(error, "Enrollment key", id);
         return r;
 }
 
@@ -712,7 +712,7 @@ int store_key_list(Store *s, GPtrArray **ret, GError **error)
 
 int store_key_insert(Store *s, const EnrollmentKey *k, GError **error)
 {
-        g_autofree char *tags = strv_to_json(k->tags);
+        g_autofree char *tags = store_strv_to_json(k->tags);
         StoreValue p[] = {
                 SV_TEXT(k->id),       SV_TEXT(k->name),      SV_TEXT(k->value), SV_INT(k->uses_remaining),
                 SV_INT(k->unlimited), SV_INT(k->expires_at), SV_TEXT(tags),     SV_INT(k->created_at)};
@@ -732,7 +732,7 @@ int store_key_insert(Store *s, const EnrollmentKey *k, GError **error)
                                q, 3, NULL, error);
                 if (r == -ENOENT) {
                         g_clear_error(error);
-                        return not_found(error, "Network", k->networks[i]);
+                        return store_not_found(error, "Network", k->networks[i]);
                 }
                 r = conflict(r, error, "Network \"%s\" is listed twice", k->networks[i]);
                 if (r < 0)
@@ -749,7 +749,7 @@ int store_key_delete(Store *s, const char *id, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Enrollment key", id);
+                return store_not_found(error, "Enrollment key", id);
         return 0;
 }
 
@@ -823,10 +823,10 @@ static Host *host_from_row(const StoreResult *res, guint row, guint c)
         (void)nm_key_from_base64(store_result_text(res, row, c + 4), &h->wg_key);
         (void)nm_key_from_base64(store_result_text(res, row, c + 5), &h->msg_key);
         h->listen_port = (guint16)store_result_int(res, row, c + 6);
-        h->endpoints = json_to_strv(store_result_text(res, row, c + 7));
+        h->endpoints = store_json_to_strv(store_result_text(res, row, c + 7));
         h->public_endpoint = g_strdup(store_result_text(res, row, c + 8));
         h->credential_hash = g_strdup(store_result_text(res, row, c + 9));
-        h->tags = json_to_strv(store_result_text(res, row, c + 10));
+        h->tags = store_json_to_strv(store_result_text(res, row, c + 10));
         h->last_checkin = store_result_int(res, row, c + 11);
         h->created_at = store_result_int(res, row, c + 12);
         h->serial = (guint64)store_result_int(res, row, c + 13);
@@ -841,7 +841,7 @@ int store_host_get(Store *s, const char *id, Host **ret, GError **error)
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "Host", id);
+                return store_not_found(error, "Host", id);
         *ret = host_from_row(res, 0, 0);
         return 0;
 }
@@ -863,8 +863,8 @@ int store_host_list(Store *s, GPtrArray **ret, GError **error)
 int store_host_insert(Store *s, const Host *h, GError **error)
 {
         char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];
-        g_autofree char *endpoints = strv_to_json(h->endpoints);
-        g_autofree char *tags = strv_to_json(h->tags);
+        g_autofree char *endpoints = store_strv_to_json(h->endpoints);
+        g_autofree char *tags = store_strv_to_json(h->tags);
 
         nm_key_to_base64(&h->wg_key, wg);
         nm_key_to_base64(&h->msg_key, msg);
@@ -894,7 +894,7 @@ int store_host_insert(Store *s, const Host *h, GError **error)
 int store_host_update(Store *s, const Host *h, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        g_autofree char *endpoints = strv_to_json(h->endpoints);
+        g_autofree char *endpoints = store_strv_to_json(h->endpoints);
         StoreValue p[] = {SV_TEXT(h->id),
                           SV_TEXT(h->name),
                           SV_TEXT(h->os),
@@ -911,7 +911,7 @@ int store_host_update(Store *s, const Host *h, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Host", h->id);
+                return store_not_found(error, "Host", h->id);
         return 0;
 }
 
@@ -923,7 +923,7 @@ int store_host_delete(Store *s, const char *id, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Host", id);
+                return store_not_found(error, "Host", id);
         return 0;
 }
 
@@ -936,7 +936,7 @@ int store_host_bump_serial(Store *s, const char *id, guint64 *ret, GError **erro
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "Host", id);
+                return store_not_found(error, "Host", id);
         *ret = (guint64)store_result_int(res, 0, 0);
         return 0;
 }
@@ -1018,10 +1018,10 @@ static Node *node_from_row(const StoreResult *res, guint row)
         n->listen_port = (guint16)store_result_int(res, row, 6);
         n->connected = store_result_int(res, row, 7) != 0;
         n->created_at = store_result_int(res, row, 8);
-        n->tags = json_to_strv(store_result_text(res, row, 9));
+        n->tags = store_json_to_strv(store_result_text(res, row, 9));
         /* NULL: not an egress gateway; "[]" never happens (setting no ranges deletes the role). */
         if (!store_result_is_null(res, row, 10))
-                n->roles.egress_ranges = json_to_strv(store_result_text(res, row, 10));
+                n->roles.egress_ranges = store_json_to_strv(store_result_text(res, row, 10));
         n->roles.egress_nat = store_result_int(res, row, 11) != 0;
         n->roles.internet_gateway = store_result_int(res, row, 12) != 0;
         n->roles.ingress = store_result_int(res, row, 13) != 0;
@@ -1039,7 +1039,7 @@ int store_node_get(Store *s, const char *id, Node **ret, GError **error)
         if (r < 0)
                 return r;
         if (res->n_rows == 0)
-                return not_found(error, "Node", id);
+                return store_not_found(error, "Node", id);
         *ret = node_from_row(res, 0);
         return 0;
 }
@@ -1082,7 +1082,7 @@ int store_node_list(Store *s, const char *network, const char *host_id, GPtrArra
 
 int store_node_insert(Store *s, const Node *n, GError **error)
 {
-        g_autofree char *tags = strv_to_json(n->tags);
+        g_autofree char *tags = store_strv_to_json(n->tags);
         StoreValue p[] = {SV_TEXT(n->id),       SV_TEXT(n->host_id),   SV_TEXT(n->network),
                           SV_TEXT(n->ipv4),     SV_TEXT(n->ipv6),      SV_INT(n->listen_port),
                           SV_INT(n->connected), SV_INT(n->created_at), SV_TEXT(tags)};
@@ -1092,7 +1092,7 @@ int store_node_insert(Store *s, const Node *n, GError **error)
                            p, 9, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
-                return not_found(error, "Network", n->network);
+                return store_not_found(error, "Network", n->network);
         }
         return conflict(r, error, "The host is already in network \"%s\" (or its address is taken)",
                         n->network);
@@ -1106,7 +1106,7 @@ int store_node_delete(Store *s, const char *id, GError **error)
         if (r < 0)
                 return r;
         if (res->changes == 0)
-                return not_found(error, "Node", id);
+                return store_not_found(error, "Node", id);
         return 0;
 }
 

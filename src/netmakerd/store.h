@@ -54,6 +54,12 @@ void store_result_free(StoreResult *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(StoreResult, store_result_free)
 /* NULL for SQL NULL; integers are not converted. */
 const char *store_result_text(const StoreResult *r, guint row, guint col);
+
+/* Helpers for the store's object files: string lists are stored as JSON arrays, and a missing
+ * object is NM_ERROR_NOT_FOUND "<What> \"<name>\" does not exist" with -ENOENT. */
+char *store_strv_to_json(char **v);
+char **store_json_to_strv(const char *text);
+int store_not_found(GError **error, const char *what, const char *name);
 /* 0 for NULL; text is parsed. */
 gint64 store_result_int(const StoreResult *r, guint row, guint col);
 bool store_result_is_null(const StoreResult *r, guint row, guint col);
