@@ -43,6 +43,13 @@ static Member *add_member(PeerView *v, const char *name, const char *endpoints)
         return m;
 }
 
+/* Replaces a node's tags (the old vector is freed). */
+static void set_tags(Node *n, char **tags)
+{
+        g_strfreev(n->tags);
+        n->tags = tags;
+}
+
 static PeerView *make_view(guint n)
 {
         Network *net = g_new0(Network, 1);
@@ -234,7 +241,7 @@ static void test_acl_denied_pairs_never_peer(void)
 {
         g_autoptr(PeerView) v = make_view(4);
         g_autofree char *s0 = node_sel(member(v, 0)), *s1 = node_sel(member(v, 1));
-        member(v, 2)->node->tags = g_strsplit("web", ",", -1);
+        set_tags(member(v, 2)->node, g_strsplit("web", ",", -1));
         add_rule(v, s0, s1, true);
         add_rule(v, "tag:web", "*", false);
         v->acl_deny = true;
@@ -338,12 +345,11 @@ static void random_topology(PeerView *v)
         static const char *const tags[] = {"a", "b", "c"};
         for (guint i = 0; i < n; i++) {
                 Member *m = member(v, i);
-                g_strfreev(m->node->tags);
                 g_autoptr(GStrvBuilder) b = g_strv_builder_new();
                 for (guint k = 0; k < 3; k++)
                         if (g_test_rand_int_range(0, 3) == 0)
                                 g_strv_builder_add(b, tags[k]);
-                m->node->tags = g_strv_builder_end(b);
+                set_tags(m->node, g_strv_builder_end(b));
         }
         /* One relay with a couple of relayed nodes, an egress and an internet gateway. */
         Member *r = member(v, 0);
@@ -414,8 +420,7 @@ static void test_targeted_diffs(void)
                 {
                         g_autoptr(PeerView) after = copy_view(before);
                         Member *m = member(after, (guint)g_test_rand_int_range(0, (gint32)n));
-                        g_strfreev(m->node->tags);
-                        m->node->tags = g_strsplit(g_test_rand_bit() ? "a,c" : "b", ",", -1);
+                        set_tags(m->node, g_strsplit(g_test_rand_bit() ? "a,c" : "b", ",", -1));
                         g_autoptr(TopoDirty) d = topo_dirty_new();
                         topo_acl_node_changed(before, after, m->node->id, d);
                         check_same_as_full(before, after, d);
@@ -448,9 +453,9 @@ static void test_rule_cost(void)
 {
         const guint N = 400;
         g_autoptr(PeerView) before = make_view(N);
-        member(before, 10)->node->tags = g_strsplit("x", ",", -1);
-        member(before, 20)->node->tags = g_strsplit("y", ",", -1);
-        member(before, 21)->node->tags = g_strsplit("y", ",", -1);
+        set_tags(member(before, 10)->node, g_strsplit("x", ",", -1));
+        set_tags(member(before, 20)->node, g_strsplit("y", ",", -1));
+        set_tags(member(before, 21)->node, g_strsplit("y", ",", -1));
         topo_view_changed(before);
         g_autoptr(PeerView) after = copy_view(before);
         AclRule *rule = add_rule(after, "tag:x", "tag:y", true);
