@@ -18,6 +18,8 @@
 
 #define OS_MAX      32
 #define VERSION_MAX 64
+/* How long a registration waits for a broker that is not connected. */
+#define BROKER_WAIT_USEC (10 * G_USEC_PER_SEC)
 
 void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
 {
@@ -277,6 +279,48 @@ static void on_account_created(int r, const char *message, void *userdata)
         request_resume(g->request);
 }
 
+/* Asks the broker for the host's account; on success on_account_created() owns `g`. */
+static int registration_request_account(Registration *g, GError **error)
+{
+        int k;
+
+        g->broker_password = nm_random_token(24);
+        k = mq_host_account_create(g->manager->mq, g->host->id, g->broker_password, on_account_created, g);
+        if (k < 0) {
+                nm_free_secret(TAKE_PTR(g->broker_password));
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                            "The message broker is unavailable (%s); retry later", g_strerror(-k));
+                return k;
+        }
+        return 0;
+}
+
+static void on_broker_ready(int r, void *userdata)
+{
+        g_autoptr(Registration) g = userdata;
+        g_autoptr(GError) e = NULL;
+
+        if (r < 0) {
+                e = g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE,
+                                "The message broker is unavailable (netmakerd has not reached it for %u s), "
+                                "so the host cannot get its account; retry later",
+                                (unsigned)(BROKER_WAIT_USEC / G_USEC_PER_SEC));
+                request_reply_error(g->request, e);
+                request_resume(g->request);
+                return;
+        }
+        if (!request_is_alive(g->request) || g->manager->stopping) {
+                request_resume(g->request);
+                return;
+        }
+        if (registration_request_account(g, &e) < 0) {
+                request_reply_error(g->request, e);
+                request_resume(g->request);
+                return;
+        }
+        TAKE_PTR(g); /* on_account_created() owns it now */
+}
+
 static int hosts_register(Request *r, GError **error)
 {
         static const char *const members[] = {"token",       "name",          "os",
@@ -354,18 +398,21 @@ static int hosts_register(Request *r, GError **error)
                 return 0;
         }
         if (!mq_is_connected(m->mq)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
-                            "The message broker is unavailable, so the host cannot get its account; "
-                            "retry later");
-                return -ENOTCONN;
+                /* Just started, or the broker restarts: wait a little rather than fail the join. */
+                k = manager_wait_broker(m, BROKER_WAIT_USEC, on_broker_ready, g);
+                if (k < 0) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
+                                    "The message broker is unavailable (%s); retry later", g_strerror(-k));
+                        return k;
+                }
+                log_debug("Registration of \"%s\" waits for the broker connection.", h->name);
+                TAKE_PTR(g); /* on_broker_ready() owns it now */
+                request_suspend(r);
+                return 0;
         }
-        g->broker_password = nm_random_token(24);
-        k = mq_host_account_create(m->mq, h->id, g->broker_password, on_account_created, g);
-        if (k < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
-                            "The message broker is unavailable (%s); retry later", g_strerror(-k));
+        k = registration_request_account(g, error);
+        if (k < 0)
                 return k;
-        }
         TAKE_PTR(g); /* on_account_created() owns it now */
         request_suspend(r);
         return 0;

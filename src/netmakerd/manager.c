@@ -62,6 +62,64 @@ int manager_new(Config *config, Manager **ret)
         return 0;
 }
 
+typedef struct BrokerWaiter {
+        Manager *manager;
+        sd_event_source *timer;
+        BrokerWaitFunc func;
+        void *userdata;
+} BrokerWaiter;
+
+/* `w` is out of the list already. */
+static void broker_waiter_call(BrokerWaiter *w, int r)
+{
+        BrokerWaitFunc func = w->func;
+        void *userdata = w->userdata;
+
+        sd_event_source_disable_unref(w->timer);
+        g_free(w);
+        func(r, userdata);
+}
+
+static void broker_waiters_fire(Manager *m, int r)
+{
+        /* Only those waiting now: a callback may queue a new waiter (the broker went away again). */
+        GList *now = g_list_reverse(TAKE_PTR(m->broker_waiters));
+        for (GList *l = now; l; l = l->next)
+                broker_waiter_call(l->data, r);
+        g_list_free(now);
+}
+
+static int on_broker_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        BrokerWaiter *w = userdata;
+
+        w->manager->broker_waiters = g_list_remove(w->manager->broker_waiters, w);
+        broker_waiter_call(w, -ETIMEDOUT);
+        return 0;
+}
+
+int manager_wait_broker(Manager *m, uint64_t timeout_usec, BrokerWaitFunc func, void *userdata)
+{
+        BrokerWaiter *w = g_new0(BrokerWaiter, 1);
+        uint64_t now;
+        int r;
+
+        w->manager = m;
+        w->func = func;
+        w->userdata = userdata;
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &w->timer, CLOCK_MONOTONIC, now + timeout_usec, 0,
+                                      on_broker_wait_timeout, w);
+        if (r < 0) {
+                g_free(w);
+                return r;
+        }
+        (void)sd_event_source_set_description(w->timer, "broker-wait");
+        m->broker_waiters = g_list_prepend(m->broker_waiters, w);
+        return 0;
+}
+
 void manager_free(Manager *m)
 {
         if (!m)
@@ -71,6 +129,7 @@ void manager_free(Manager *m)
          * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
         http_free(TAKE_PTR(m->http));
         auth_worker_free(TAKE_PTR(m->auth_worker));
+        broker_waiters_fire(m, -ECANCELED);
         mq_free(TAKE_PTR(m->mq));
         store_free(TAKE_PTR(m->store));
         config_free(m->config);
@@ -348,6 +407,7 @@ static void on_mq_connected(void *userdata)
                 log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url,
                          o->msgs->len);
         (void)sd_notifyf(false, "STATUS=Listening on %s; connected to the broker", http_url(m->http));
+        broker_waiters_fire(m, 0);
 
         g_clear_error(&e);
         if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {

@@ -25,6 +25,7 @@ typedef struct Manager {
         NmKey msg_secret;
         uint8_t token_secret[AUTH_SECRET_LEN];
         char *api_url;
+        GList *broker_waiters; /* BrokerWaiter*, see manager_wait_broker() */
         bool stopping;
 } Manager;
 
@@ -40,6 +41,12 @@ static inline bool manager_broker_enabled(Manager *m)
 {
         return m->config->broker_url != NULL;
 }
+
+/* Calls `func` once: with 0 when the broker connection is (re)established, with -ETIMEDOUT
+ * after `timeout_usec`, or with -ECANCELED when the server stops. For requests that arrive while
+ * the broker is away for a moment (netmakerd just started, or the broker restarts). */
+typedef void (*BrokerWaitFunc)(int r, void *userdata);
+int manager_wait_broker(Manager *m, uint64_t timeout_usec, BrokerWaitFunc func, void *userdata);
 
 /* Stamps the outbox's serials, commits, then publishes (messages for hosts whose broker is
  * away are dropped: those hosts catch up with a snapshot). */

@@ -2,6 +2,9 @@
 with a snapshot that matches what the deltas built, reports that do not open are ignored, and a
 broker restart neither loses the server nor leaves hosts behind."""
 
+import threading
+import time
+
 from nmtest.client import seal
 
 
@@ -112,18 +115,47 @@ def test_broker_restart(server, broker, office, hosts):
 
 
 def test_registration_while_broker_down(server, broker, office, hosts):
+    """A registration that arrives while the broker is away waits for it (up to 10 s) rather
+    than failing the join; past that it gets 503 and nothing is written."""
     key = server.create_key(["office"], unlimited=True)
-    broker.stop()
-    server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is False, 10,
-                    "/health to report the broker down")
+
+    def broker_down():
+        broker.stop()
+        server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is False, 10,
+                        "/health to report the broker down")
+
+    def broker_up():
+        broker.restart()
+        server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is True, 15,
+                        "/health to report the broker back")
+
+    # Broker back within the wait: the waiting registration completes with a working account.
+    broker_down()
+    waiting = hosts("waiting")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=waiting.register(key["token"], expect=None)))
+    t.start()
+    time.sleep(1.0)
+    assert t.is_alive() and not result, f"the registration did not wait for the broker: {result}"
+    broker.restart()
+    t.join(20)
+    status, body = result["r"]
+    assert status == 201, (status, body)
+    assert waiting.connect() == 0
+    waiting.disconnect()
+
+    # Broker away for longer than the wait: 503 naming the broker, the database unchanged.
+    broker_down()
     before = server.db_dump()
+    started = time.monotonic()
     status, body = hosts("late").register(key["token"], expect=None)
+    waited = time.monotonic() - started
     assert status == 503, (status, body)
     assert body["error"]["code"] == "unavailable"
+    assert "broker" in body["error"]["message"], body
+    assert waited >= 9.0, f"answered after {waited:.1f} s: the registration did not wait for the broker"
     server.assert_db_unchanged(before)
-    broker.restart()
-    server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is True, 10,
-                    "/health to report the broker back")
+    broker_up()
     h = hosts("later")
     h.register(key["token"])
     assert h.connect() == 0

@@ -165,12 +165,14 @@ class TestHost:
         body.update(overrides)
         return {k: v for k, v in body.items() if v is not _OMIT}
 
-    def register(self, token, expect=201, api_url=None, **overrides):
+    def register(self, token, expect=201, api_url=None, timeout=20.0, **overrides):
         """POSTs a registration; with expect=201 (the default) asserts success and keeps what the
-        server gave. Returns (status, body)."""
+        server gave. Returns (status, body). The server may hold a registration up to 10 s while
+        its broker connection is down, hence the longer timeout."""
         t = decode_token(token)
         url = api_url or t["api"]
-        status, body = http.request(url, "POST", "/hosts/register", json=self.registration(token, **overrides))
+        status, body = http.request(url, "POST", "/hosts/register", json=self.registration(token, **overrides),
+                                    timeout=timeout)
         if expect is not None:
             assert status == expect, f"registration of {self.name}: expected {expect}, got {status} {body}"
         if status == 201:
