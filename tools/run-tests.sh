@@ -39,6 +39,21 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 ninja -C "$builddir" || { echo "0 passed, 1 failed"; exit 1; }
 
+# The tree must also build warning-free with clang (a build without sanitizers, kept beside).
+echo "== clang build (-Werror)"
+clang_ok=0 clang_fail=0
+clangdir=${NM_CLANG_BUILD_DIR:-$top/build-test-clang}
+if [ ! -f "$clangdir/build.ninja" ]; then
+        CC=clang meson setup "$clangdir" -Dwerror=true >/dev/null
+fi
+if ninja -C "$clangdir" >"$clangdir.log" 2>&1; then
+        clang_ok=1
+else
+        clang_fail=1
+        grep -E "error|warning" "$clangdir.log" | head -40
+fi
+rm -f "$clangdir.log"
+
 # Sanitizers: any report fails the program that printed it.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -72,8 +87,9 @@ print(t - f - sk, f)
 PY
 )
 
-passed=$(( unit_ok + int_ok ))
-failed=$(( unit_fail + int_fail ))
-echo "unit: $unit_ok passed, $unit_fail failed; integration: $int_ok passed, $int_fail failed"
+passed=$(( clang_ok + unit_ok + int_ok ))
+failed=$(( clang_fail + unit_fail + int_fail ))
+echo "clang build: $clang_ok passed, $clang_fail failed; unit: $unit_ok passed, $unit_fail failed;" \
+        "integration: $int_ok passed, $int_fail failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
