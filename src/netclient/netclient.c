@@ -434,6 +434,21 @@ static char *format_handshake(uint64_t usec)
         return g_strdup_printf("%" G_GINT64_FORMAT "h ago", ago / 3600);
 }
 
+static const char *dns_state_text(const char *state)
+{
+        if (streq0(state, "resolved"))
+                return "registered with systemd-resolved";
+        if (streq0(state, "networkd"))
+                return "registered with systemd-resolved through systemd-networkd";
+        if (streq0(state, "pending"))
+                return "not registered yet (systemd-resolved is not running or does not know the link)";
+        if (streq0(state, "failed"))
+                return "DNS failed (see netclientd's log)";
+        if (streq0(state, "off"))
+                return "DNS off";
+        return state;
+}
+
 /* ---- commands --------------------------------------------------------------------------------------- */
 
 static void network_to_json(JsonBuilder *b, Object *n)
@@ -452,6 +467,10 @@ static void network_to_json(JsonBuilder *b, Object *n)
         json_builder_add_int_value(b, (gint64)get_u(n, "MTU"));
         json_builder_set_member_name(b, "dns_domain");
         json_builder_add_string_value(b, get_s(n, "DNSDomain"));
+        json_builder_set_member_name(b, "dns_zone");
+        json_builder_add_string_value(b, get_s(n, "DNSZone"));
+        json_builder_set_member_name(b, "dns_state");
+        json_builder_add_string_value(b, get_s(n, "DNSState"));
         json_builder_set_member_name(b, "serial");
         json_builder_add_int_value(b, (gint64)get_u(n, "Serial"));
         json_builder_set_member_name(b, "connected");
@@ -550,6 +569,9 @@ static int cmd_status(sd_bus *bus, bool list_only)
                 if (*get_s(n, "InternetGatewayVia"))
                         printf("%s: internet traffic through node %s\n", get_s(n, "Name"),
                                get_s(n, "InternetGatewayVia"));
+                if (*get_s(n, "DNSZone"))
+                        printf("%s: names *.%s answered on the mesh address, %s\n", get_s(n, "Name"),
+                               get_s(n, "DNSZone"), dns_state_text(get_s(n, "DNSState")));
         }
         object_free(mgr);
         return EXIT_OK;

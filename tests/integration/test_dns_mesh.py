@@ -149,6 +149,11 @@ def test_resolved_registration(tmp_path):
             p = n.busctl("get-property", "org.netmaker.Client", "/org/netmaker/Client/network/office",
                          "org.netmaker.Client.Network", "DNSZone")
             assert p.stdout.strip() == f's "{ZONE}"'
+        # netclient shows it too.
+        [net] = n1.netclient_json("status")["networks"]
+        assert (net["dns_zone"], net["dns_state"]) == (ZONE, "resolved"), net
+        out = n1.netclient("status").stdout
+        assert f"office: names *.{ZONE} answered on the mesh address, registered with systemd-resolved" in out, out
         # resolvectl (and so every program using NSS or the stub) is answered through our responder.
         assert resolves(n1, f"node2.{ZONE}", "10.99.0.2"), n1.resolvectl("query", f"node2.{ZONE}")
         assert resolves(n2, f"node1.{ZONE}", "10.99.0.1")
@@ -166,6 +171,7 @@ def test_resolved_registration(tmp_path):
         # resolved stopped: the responder still answers; the state says what is missing.
         n1.stop_resolved()
         wait_until(lambda: dns_state(n1) == "pending", 10, "DNSState pending without resolved")
+        assert "not registered yet (systemd-resolved is not running" in n1.netclient("status").stdout
         assert addresses(n1, "10.99.0.1", f"node2.{ZONE}") == ("NOERROR", ["10.99.0.2"])
         n1.start_resolved()
         wait_until(lambda: registered(n1, "10.99.0.1") and dns_state(n1) == "resolved", 10,
