@@ -23,6 +23,7 @@
 #include "topology.h"
 
 #define MAX_DNS_SERVERS 4
+#define MAX_DENIED_NODES 1000
 #define QR_SVG_SCALE    8
 #define QR_PNG_SCALE    6
 
@@ -50,6 +51,7 @@ static void json_add_ext_client(JsonBuilder *b, const ExtClient *c, const char *
         nm_json_add_bool(b, "enabled", c->enabled);
         nm_json_add_string(b, "dns", c->dns);
         nm_json_add_strv(b, "extra_allowed_ips", (const char *const *)c->extra_allowed_ips);
+        nm_json_add_strv(b, "denied_nodes", (const char *const *)c->denied_nodes);
         nm_json_add_int(b, "created_at", c->created_at);
         if (config) {
                 nm_json_add_string(b, "config", config);
@@ -202,14 +204,52 @@ static int find_gateway(Manager *m, const PeerView *v, const char *id, const Mem
         return 0;
 }
 
+/* The nodes a client may not reach: nodes of its network other than its gateway (which always
+ * reaches its own clients), each once. */
+static int check_denied_nodes(Manager *m, const PeerView *v, const char *gateway, char **in, char ***ret,
+                              GError **error)
+{
+        g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+
+        for (char **p = in; p && *p; p++) {
+                g_autofree char *s = shown(*p);
+                const Member *n = topo_find_node(v, *p);
+                if (!n) {
+                        g_autoptr(Node) other = NULL;
+                        if (nm_uuid_valid(*p) && store_node_get(m->store, *p, &other, NULL) >= 0) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                            "Denied node %s (%s) is in network \"%s\", not in \"%s\"", s,
+                                            other->host_name, other->network, v->network->name);
+                                return -EXDEV;
+                        }
+                        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
+                                    "Denied node \"%s\" does not exist in network \"%s\"", s,
+                                    v->network->name);
+                        return -ENOENT;
+                }
+                if (streq0(n->node->id, gateway)) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "Node %s (%s) is the client's gateway: a gateway always reaches its own "
+                                    "clients, so it cannot be denied",
+                                    s, n->host->name);
+                        return -EINVAL;
+                }
+                if (!g_ptr_array_find_with_equal_func(out, n->node->id, g_str_equal, NULL))
+                        g_ptr_array_add(out, g_strdup(n->node->id));
+        }
+        g_ptr_array_add(out, NULL);
+        *ret = (char **)g_ptr_array_free(TAKE_PTR(out), false);
+        return 0;
+}
+
 static int ext_clients_create(Request *r, GError **error)
 {
-        static const char *const members[] = {"name",    "gateway", "dns", "extra_allowed_ips",
-                                              "enabled", NULL};
+        static const char *const members[] = {"name",    "gateway",      "dns", "extra_allowed_ips",
+                                              "enabled", "denied_nodes", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "external client", members, error);
         const char *name = NULL, *gateway = NULL, *dns_in = NULL;
-        g_auto(GStrv) extra_in = NULL;
+        g_auto(GStrv) extra_in = NULL, denied_in = NULL;
         bool enabled = true;
         Format format;
         g_autoptr(PeerView) before = NULL, after = NULL;
@@ -223,7 +263,8 @@ static int ext_clients_create(Request *r, GError **error)
             !nm_json_get_string(o, "gateway", true, &gateway, error) ||
             !nm_json_get_string(o, "dns", false, &dns_in, error) ||
             !nm_json_get_strv(o, "extra_allowed_ips", false, GATEWAY_MAX_RANGES, &extra_in, error) ||
-            !nm_json_get_bool(o, "enabled", false, &enabled, error))
+            !nm_json_get_bool(o, "enabled", false, &enabled, error) ||
+            !nm_json_get_strv(o, "denied_nodes", false, MAX_DENIED_NODES, &denied_in, error))
                 return -EINVAL;
         if (parse_format(r, &format, error) < 0 || !nm_host_name_valid(name, error))
                 return -EINVAL;
@@ -240,6 +281,8 @@ static int ext_clients_create(Request *r, GError **error)
         if (k >= 0)
                 k = gateways_check_ranges(before, "extra allowed IP", extra_in, NULL, NULL,
                                           &c->extra_allowed_ips, error);
+        if (k >= 0)
+                k = check_denied_nodes(m, before, gw->node->id, denied_in, &c->denied_nodes, error);
         if (k >= 0)
                 k = check_name_free(m->store, before, name, error);
         if (k < 0)
@@ -392,14 +435,23 @@ static int ext_clients_get(Request *r, GError **error)
         return 0;
 }
 
-/* Enables, disables (`enabled`) or deletes (`delete`) a client, with the messages it takes. */
-static int change_client(Request *r, bool delete, bool enabled, ExtClient **ret, GError **error)
+/* What a PUT or DELETE does to a client. */
+typedef struct ClientChange {
+        bool delete;
+        bool set_enabled, enabled;
+        bool set_denied;
+        char **denied_nodes; /* as requested: checked against the network here */
+} ClientChange;
+
+/* Applies `ch` to a client in one transaction, with the messages it takes. */
+static int change_client(Request *r, const ClientChange *ch, ExtClient **ret, GError **error)
 {
         Manager *m = request_manager(r);
         g_autoptr(ExtClient) c = NULL;
         g_autoptr(PeerView) before = NULL, after = NULL;
         g_autoptr(TopoDirty) dirty = topo_dirty_new();
         g_autoptr(Outbox) out = outbox_new();
+        g_auto(GStrv) denied = NULL;
         _cleanup_txn_ StoreTxn t = {};
         int k;
 
@@ -408,24 +460,36 @@ static int change_client(Request *r, bool delete, bool enabled, ExtClient **ret,
                 k = store_ext_client_get(m->store, request_param(r, "id"), &c, error);
         if (k >= 0)
                 k = peers_load_view(m->store, c->network, &before, error);
-        if (k >= 0)
-                k = delete ? store_ext_client_delete(m->store, c->id, error)
-                           : store_ext_client_set_enabled(m->store, c->id, enabled, error);
+        if (k >= 0 && ch->set_denied)
+                k = check_denied_nodes(m, before, c->gateway, ch->denied_nodes, &denied, error);
+        if (k >= 0 && ch->delete)
+                k = store_ext_client_delete(m->store, c->id, error);
+        if (k >= 0 && ch->set_enabled)
+                k = store_ext_client_set_enabled(m->store, c->id, ch->enabled, error);
+        if (k >= 0 && ch->set_denied)
+                k = store_ext_client_set_denied_nodes(m->store, c->id, denied, error);
         if (k >= 0)
                 k = peers_load_view(m->store, c->network, &after, error);
         if (k < 0)
                 return k;
+        /* The gateway's clients are in its allowed IPs as every viewer sees it. */
         topo_dirty_peer(dirty, c->id);
         topo_dirty_peer(dirty, c->gateway);
         topo_diff(before, after, dirty, out);
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        c->enabled = enabled;
+        if (ch->set_enabled)
+                c->enabled = ch->enabled;
+        if (ch->set_denied) {
+                g_strfreev(c->denied_nodes);
+                c->denied_nodes = TAKE_PTR(denied);
+        }
         log_info("%s external client \"%s\" (%s) in \"%s\"; %u message(s).",
-                 delete    ? "Deleted"
-                 : enabled ? "Enabled"
-                           : "Disabled",
+                 ch->delete        ? "Deleted"
+                 : !ch->set_enabled ? "Changed"
+                 : ch->enabled      ? "Enabled"
+                                    : "Disabled",
                  c->name, c->id, c->network, out->msgs->len);
         if (ret)
                 *ret = TAKE_PTR(c);
@@ -434,16 +498,27 @@ static int change_client(Request *r, bool delete, bool enabled, ExtClient **ret,
 
 static int ext_clients_update(Request *r, GError **error)
 {
-        static const char *const members[] = {"enabled", NULL};
+        static const char *const members[] = {"enabled", "denied_nodes", NULL};
         g_autoptr(JsonObject) o = request_json_object(r, "external client", members, error);
         g_autoptr(ExtClient) c = NULL;
         g_autoptr(JsonBuilder) b = json_builder_new();
-        bool enabled = true;
+        g_auto(GStrv) denied = NULL;
+        ClientChange ch = {};
         int k;
 
-        if (!o || !nm_json_get_bool(o, "enabled", true, &enabled, error))
+        if (!o || !nm_json_get_bool(o, "enabled", false, &ch.enabled, error) ||
+            !nm_json_get_strv(o, "denied_nodes", false, MAX_DENIED_NODES, &denied, error))
                 return -EINVAL;
-        k = change_client(r, false, enabled, &c, error);
+        ch.set_enabled = json_object_has_member(o, "enabled");
+        ch.set_denied = json_object_has_member(o, "denied_nodes");
+        ch.denied_nodes = denied;
+        if (!ch.set_enabled && !ch.set_denied) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Nothing to change: the external client body needs \"enabled\" or "
+                            "\"denied_nodes\"");
+                return -EINVAL;
+        }
+        k = change_client(r, &ch, &c, error);
         if (k < 0)
                 return k;
         json_add_ext_client(b, c, NULL, NULL, NULL);
@@ -453,7 +528,8 @@ static int ext_clients_update(Request *r, GError **error)
 
 static int ext_clients_delete(Request *r, GError **error)
 {
-        int k = change_client(r, true, false, NULL, error);
+        ClientChange ch = {.delete = true};
+        int k = change_client(r, &ch, NULL, error);
         if (k < 0)
                 return k;
         request_reply_empty(r);

@@ -42,6 +42,8 @@ int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError 
         return res->changes == 0 ? store_not_found(error, "Node", id) : 0;
 }
 
+static int ext_clients_forget_node(Store *s, const char *node_id, GError **error);
+
 int store_node_forget(Store *s, const char *id, GError **error)
 {
         g_autofree char *selector = g_strconcat("node:", id, NULL);
@@ -57,6 +59,8 @@ int store_node_forget(Store *s, const char *id, GError **error)
         if (r >= 0)
                 r = store_exec(s, "DELETE FROM acl_rules WHERE source = $1 OR destination = $1", q, 1, NULL,
                                error);
+        if (r >= 0)
+                r = ext_clients_forget_node(s, id, error);
         return r;
 }
 
@@ -186,11 +190,18 @@ void ext_client_free(ExtClient *c)
         g_free(c->ipv6);
         g_free(c->dns);
         g_strfreev(c->extra_allowed_ips);
+        g_strfreev(c->denied_nodes);
         g_free(c);
 }
 
+bool ext_client_denies(const ExtClient *c, const char *node_id)
+{
+        return c->denied_nodes && g_strv_contains((const char *const *)c->denied_nodes, node_id);
+}
+
 #define EXT_CLIENT_COLUMNS                                                                                  \
-        "id, name, network, gateway, ipv4, ipv6, public_key, enabled, dns, extra_allowed_ips, created_at"
+        "id, name, network, gateway, ipv4, ipv6, public_key, enabled, dns, extra_allowed_ips, created_at, " \
+        "denied_nodes"
 
 static ExtClient *ext_client_from_row(const StoreResult *res, guint row)
 {
@@ -206,6 +217,7 @@ static ExtClient *ext_client_from_row(const StoreResult *res, guint row)
         c->dns = g_strdup(store_result_text(res, row, 8));
         c->extra_allowed_ips = store_json_to_strv(store_result_text(res, row, 9));
         c->created_at = store_result_int(res, row, 10);
+        c->denied_nodes = store_json_to_strv(store_result_text(res, row, 11));
         return c;
 }
 
@@ -247,15 +259,16 @@ int store_ext_client_insert(Store *s, const ExtClient *c, GError **error)
 {
         char key[NM_KEY_B64_LEN + 1];
         g_autofree char *extra = store_strv_to_json(c->extra_allowed_ips);
+        g_autofree char *denied = store_strv_to_json(c->denied_nodes);
 
         nm_key_to_base64(&c->public_key, key);
-        StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),  SV_TEXT(c->gateway),
-                          SV_TEXT(c->ipv4), SV_TEXT(c->ipv6), SV_TEXT(key),         SV_INT(c->enabled),
-                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at)};
+        StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),    SV_TEXT(c->gateway),
+                          SV_TEXT(c->ipv4), SV_TEXT(c->ipv6), SV_TEXT(key),           SV_INT(c->enabled),
+                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at), SV_TEXT(denied)};
         int r = store_exec(s,
                            "INSERT INTO ext_clients (" EXT_CLIENT_COLUMNS ") "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                           p, 11, NULL, error);
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                           p, 12, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
                 g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
@@ -280,6 +293,38 @@ int store_ext_client_set_enabled(Store *s, const char *id, bool enabled, GError 
         if (r < 0)
                 return r;
         return res->changes == 0 ? store_not_found(error, "External client", id) : 0;
+}
+
+int store_ext_client_set_denied_nodes(Store *s, const char *id, char **node_ids, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        g_autofree char *denied = store_strv_to_json(node_ids);
+        StoreValue p[] = {SV_TEXT(id), SV_TEXT(denied)};
+        int r = store_exec(s, "UPDATE ext_clients SET denied_nodes = $2 WHERE id = $1", p, 2, &res, error);
+        if (r < 0)
+                return r;
+        return res->changes == 0 ? store_not_found(error, "External client", id) : 0;
+}
+
+/* The clients that list the node as denied no longer do. Node ids are UUIDs: no LIKE wildcards. */
+static int ext_clients_forget_node(Store *s, const char *node_id, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        g_autofree char *pattern = g_strconcat("%\"", node_id, "\"%", NULL);
+        StoreValue p[] = {SV_TEXT(pattern)};
+        int r = store_exec(s, "SELECT id, denied_nodes FROM ext_clients WHERE denied_nodes LIKE $1", p, 1,
+                           &res, error);
+        for (guint i = 0; r >= 0 && i < res->n_rows; i++) {
+                g_auto(GStrv) old = store_json_to_strv(store_result_text(res, i, 1));
+                g_autoptr(GPtrArray) kept = g_ptr_array_new();
+                for (char **n = old; *n; n++)
+                        if (!streq0(*n, node_id))
+                                g_ptr_array_add(kept, *n);
+                g_ptr_array_add(kept, NULL);
+                r = store_ext_client_set_denied_nodes(s, store_result_text(res, i, 0), (char **)kept->pdata,
+                                                      error);
+        }
+        return r;
 }
 
 int store_ext_client_delete(Store *s, const char *id, GError **error)

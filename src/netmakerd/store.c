@@ -195,6 +195,8 @@ static const char *const migrations[] = {
         "  UNIQUE (network, ipv4),"
         "  UNIQUE (network, ipv6));"
         "CREATE INDEX ext_clients_gateway ON ext_clients (gateway);",
+        /* 4: the nodes an external client may not reach (docs/topologies.md). */
+        "ALTER TABLE ext_clients ADD COLUMN denied_nodes TEXT NOT NULL DEFAULT '[]';",
 };
 
 static gint64 now_sec(void)

@@ -278,8 +278,12 @@ typedef struct ExtClient {
         bool enabled;
         char *dns;                /* the configuration's DNS line, or NULL */
         char **extra_allowed_ips; /* ranges behind the client; never NULL after reads */
+        char **denied_nodes;      /* ids of nodes of its network it may not reach; never NULL after reads */
         gint64 created_at;
 } ExtClient;
+
+/* Whether the client may not reach the node. */
+bool ext_client_denies(const ExtClient *c, const char *node_id);
 
 void acl_rule_free(AclRule *r);
 void ext_client_free(ExtClient *c);
@@ -290,7 +294,8 @@ int store_node_set_tags(Store *s, const char *id, char **tags, GError **error);
 /* Writes every role column of the node. */
 int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError **error);
 /* Drops what other rows say about a node that leaves: nodes it relayed are no longer relayed,
- * nodes that used it as their internet gateway no longer do, ACL rules that name it go. */
+ * nodes that used it as their internet gateway no longer do, ACL rules that name it go, external
+ * clients no longer list it as denied. */
 int store_node_forget(Store *s, const char *id, GError **error);
 
 /* A network's ACL default: false (allow) when none is stored. */
@@ -311,4 +316,5 @@ int store_ext_client_list(Store *s, const char *network, const char *gateway, GP
 /* 409 when the name or an address is taken in the network. */
 int store_ext_client_insert(Store *s, const ExtClient *c, GError **error);
 int store_ext_client_set_enabled(Store *s, const char *id, bool enabled, GError **error);
+int store_ext_client_set_denied_nodes(Store *s, const char *id, char **node_ids, GError **error);
 int store_ext_client_delete(Store *s, const char *id, GError **error);

@@ -96,6 +96,7 @@ static PeerView *copy_view(const PeerView *v)
                 ce->ipv6 = g_strdup(e->ipv6);
                 ce->dns = g_strdup(e->dns);
                 ce->extra_allowed_ips = g_strdupv(e->extra_allowed_ips);
+                ce->denied_nodes = g_strdupv(e->denied_nodes);
                 g_ptr_array_add(c->ext_clients, ce);
         }
         for (guint i = 0; i < v->acl_rules->len; i++) {
@@ -181,6 +182,15 @@ static void test_gateways(void)
         g_assert_null(topo_ext_client_entry(v, a, c));
         g_autoptr(GPtrArray) gw_peers = topo_peers_of(v, gw);
         g_assert_cmpuint(gw_peers->len, ==, 3);
+        /* A node the client may not reach does not route it: b drops what the gateway forwards
+         * from it, a does not; the gateway itself keeps it as a peer. */
+        c->denied_nodes = g_strsplit(b->node->id, ",", -1);
+        assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64");
+        assert_ips(v, a, gw,
+                   "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24 0.0.0.0/0");
+        g_autoptr(NmPeer) still = topo_ext_client_entry(v, gw, c);
+        g_assert_nonnull(still);
+        g_clear_pointer(&c->denied_nodes, g_strfreev);
         /* Disabled: gone everywhere. */
         c->enabled = false;
         g_assert_null(topo_ext_client_entry(v, gw, c));
@@ -364,6 +374,26 @@ static void random_topology(PeerView *v)
                 g_free(member(v, i)->node->roles.internet_gateway_via);
                 member(v, i)->node->roles.internet_gateway_via = g_strdup(member(v, 3)->node->id);
         }
+        /* An ingress gateway (relayed itself) with two external clients, one denied some nodes. */
+        Member *ingress = member(v, 1);
+        ingress->node->roles.ingress = true;
+        for (guint k = 0; k < 2; k++) {
+                ExtClient *c = g_new0(ExtClient, 1);
+                c->id = nm_uuid_new();
+                c->name = g_strdup_printf("client%u", k);
+                c->network = g_strdup(v->network->name);
+                c->gateway = g_strdup(ingress->node->id);
+                c->ipv4 = g_strdup_printf("10.99.0.%u", 250 + k);
+                c->enabled = true;
+                c->extra_allowed_ips = g_new0(char *, 1);
+                g_autoptr(GStrvBuilder) denied = g_strv_builder_new();
+                for (guint i = 0; k == 1 && i < n; i++)
+                        if (i != 1 && g_test_rand_int_range(0, 3) == 0)
+                                g_strv_builder_add(denied, member(v, i)->node->id);
+                c->denied_nodes = g_strv_builder_end(denied);
+                memset(&c->public_key, 0x40 + (int)k, sizeof(c->public_key));
+                g_ptr_array_add(v->ext_clients, c);
+        }
         v->acl_deny = g_test_rand_bit();
         for (guint i = 0; i < 6; i++) {
                 g_autofree char *s = node_sel(member(v, (guint)g_test_rand_int_range(0, (gint32)n)));
@@ -434,6 +464,22 @@ static void test_targeted_diffs(void)
                         g_autoptr(TopoDirty) d = topo_dirty_new();
                         topo_dirty_peer(d, m->node->id);
                         topo_dirty_viewer(d, m->node->id);
+                        check_same_as_full(before, after, d);
+                }
+                /* An external client's denied nodes change (PUT /ext-clients/{id}). */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        ExtClient *c = after->ext_clients->pdata[g_test_rand_int_range(0, 2)];
+                        g_strfreev(c->denied_nodes);
+                        g_autoptr(GStrvBuilder) denied = g_strv_builder_new();
+                        for (guint i = 2; i < n; i++)
+                                if (g_test_rand_bit())
+                                        g_strv_builder_add(denied, member(after, i)->node->id);
+                        c->denied_nodes = g_strv_builder_end(denied);
+                        topo_view_changed(after);
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_dirty_peer(d, c->id);
+                        topo_dirty_peer(d, c->gateway);
                         check_same_as_full(before, after, d);
                 }
                 /* A node joins (it is no viewer of the diff: it gets its whole state). */

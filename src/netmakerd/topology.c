@@ -194,7 +194,8 @@ static void ip_add_forwarded(IpList *l, const PeerView *v, const Member *viewer,
                 GPtrArray *clients = g_hash_table_lookup(index_of(v)->gateway_clients, q->node->id);
                 for (guint i = 0; clients && i < clients->len; i++) {
                         const ExtClient *c = clients->pdata[i];
-                        if (c->enabled)
+                        /* A node the client may not reach does not take its packets either. */
+                        if (c->enabled && !ext_client_denies(c, viewer->node->id))
                                 ip_add_client(l, c);
                 }
         }

@@ -21,6 +21,7 @@ enum {
         OPT_DISABLED,
         OPT_CONF,
         OPT_QR,
+        OPT_DENY,
 };
 
 typedef struct TopoArgs {
@@ -31,6 +32,7 @@ typedef struct TopoArgs {
         const char *gateway;
         const char *dns;
         GPtrArray *extra;
+        GPtrArray *deny;
         const char *conf;
         const char *qr;
 } TopoArgs;
@@ -58,11 +60,12 @@ static int topo_option(int opt, const char *arg, void *userdata)
         case OPT_DNS:
                 a->dns = arg;
                 return 0;
-        case OPT_EXTRA: {
+        case OPT_EXTRA:
+        case OPT_DENY: {
                 g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
                 for (char **p = parts; *p; p++)
                         if (*g_strstrip(*p))
-                                g_ptr_array_add(a->extra, g_strdup(*p));
+                                g_ptr_array_add(opt == OPT_EXTRA ? a->extra : a->deny, g_strdup(*p));
                 return 0;
         }
         case OPT_CONF:
@@ -84,6 +87,7 @@ static int topo_option(int opt, const char *arg, void *userdata)
 static void topo_args_clear(TopoArgs *a)
 {
         g_clear_pointer(&a->extra, g_ptr_array_unref);
+        g_clear_pointer(&a->deny, g_ptr_array_unref);
 }
 
 static char *json_text(JsonBuilder *b)
@@ -484,6 +488,7 @@ static void print_ext_client(JsonObject *o)
         table_add_item_take(t, "Enabled", json_member_bool(o, "enabled"));
         table_add_item_take(t, "DNS", json_member_string(o, "dns"));
         table_add_item_take(t, "Extra allowed IPs", json_member_strv(o, "extra_allowed_ips"));
+        table_add_item_take(t, "Denied nodes", json_member_strv(o, "denied_nodes"));
         table_add_item_take(t, "Created", json_member_time(o, "created_at", "-"));
         table_print(t, stdout);
 }
@@ -541,20 +546,22 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
                 {"dns", required_argument, NULL, OPT_DNS},
                 {"extra-allowed-ips", required_argument, NULL, OPT_EXTRA},
                 {"disabled", no_argument, NULL, OPT_DISABLED},
+                {"deny", required_argument, NULL, OPT_DENY},
                 {"conf", required_argument, NULL, OPT_CONF},
                 {"qr", required_argument, NULL, OPT_QR},
                 {},
         };
         static const char help[] =
                 "nmctl extclient create NETWORK NAME --gateway NODE-ID [--dns IP[,IP...]]\n"
-                "        [--extra-allowed-ips CIDR[,CIDR...]] [--disabled] [--conf FILE] [--qr "
-                "FILE.png|FILE.svg]\n"
+                "        [--extra-allowed-ips CIDR[,CIDR...]] [--deny NODE-ID[,NODE-ID...]] [--disabled]\n"
+                "        [--conf FILE] [--qr FILE.png|FILE.svg]\n"
                 "\n"
                 "Creates an external client (a plain WireGuard peer such as a phone) attached to an\n"
                 "ingress gateway. Its private key exists only in this answer: --conf writes the\n"
                 "configuration file, --qr its QR code (both 0600); without --conf the configuration\n"
-                "is printed.\n";
-        _cleanup_(topo_args_clear) TopoArgs a = {.extra = g_ptr_array_new_with_free_func(g_free)};
+                "is printed. --deny names nodes of the network the client may not reach.\n";
+        _cleanup_(topo_args_clear) TopoArgs a = {.extra = g_ptr_array_new_with_free_func(g_free),
+                                                 .deny = g_ptr_array_new_with_free_func(g_free)};
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(JsonBuilder) b = json_builder_new();
         int k;
@@ -574,6 +581,10 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         if (a.extra->len > 0) {
                 g_ptr_array_add(a.extra, NULL);
                 nm_json_add_strv(b, "extra_allowed_ips", (const char *const *)a.extra->pdata);
+        }
+        if (a.deny->len > 0) {
+                g_ptr_array_add(a.deny, NULL);
+                nm_json_add_strv(b, "denied_nodes", (const char *const *)a.deny->pdata);
         }
         if (a.disabled)
                 nm_json_add_bool(b, "enabled", false);
@@ -679,6 +690,39 @@ static int extclient_delete(Ctx *c, int argc, char *argv[])
         return extclient_one(c, argc, argv, "delete");
 }
 
+static int extclient_deny(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl extclient deny ID [NODE-ID...]\n"
+                "\n"
+                "Sets the nodes of its network an external client may not reach (replacing the\n"
+                "list); without NODE-ID it may reach every node again. The nodes stop routing the\n"
+                "client's addresses: what its gateway forwards from it to them is dropped.\n";
+        g_autoptr(JsonNode) answer = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
+                return k;
+        if (argc - optind < 1)
+                return usage_error("extclient deny needs the client's ID (and the NODE-IDs to deny)");
+        json_builder_begin_object(b);
+        nm_json_add_strv(b, "denied_nodes", (const char *const *)argv + optind + 1);
+        json_builder_end_object(b);
+        g_autofree char *body = json_text(b);
+        g_autofree char *id = path_escape(argv[optind]);
+        g_autofree char *path = g_strconcat("/ext-clients/", id, NULL);
+        k = rest_call_show(c, "PUT", path, body, &answer);
+        if (k != NMCTL_EXIT_OK || c->json)
+                return k;
+        JsonObject *o = answer_object(answer);
+        if (!o)
+                return NMCTL_EXIT_REFUSED;
+        print_ext_client(o);
+        return NMCTL_EXIT_OK;
+}
+
 int cmd_extclient(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
@@ -688,6 +732,7 @@ int cmd_extclient(Ctx *c, int argc, char *argv[])
                 {"show", extclient_show, "show ID", "Show one"},
                 {"enable", extclient_enable, "enable ID", "Let it in again"},
                 {"disable", extclient_disable, "disable ID", "Keep it out"},
+                {"deny", extclient_deny, "deny ID [NODE-ID...]", "Set the nodes it may not reach"},
                 {"delete", extclient_delete, "delete ID", "Delete it"},
                 {},
         };

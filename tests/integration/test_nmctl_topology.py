@@ -4,6 +4,7 @@ QR code to private files; the server's refusals reach the user verbatim (exit 1)
 are usage errors (exit 2)."""
 
 import json
+import re
 import os
 import shutil
 import stat
@@ -150,6 +151,18 @@ def test_extclients(server, hosts, nmctl, tmp_path):
     ok(nmctl("extclient", "enable", pid))
     shown = ok(nmctl("extclient", "show", pid)).stdout
     assert "192.168.77.0/24" in shown and "PrivateKey" not in shown
+    beta = net.node["beta"]
+    out = ok(nmctl("extclient", "deny", pid, beta)).stdout
+    assert re.search(r"Denied nodes:\s+" + beta, out), out
+    assert net.admin("GET", f"/ext-clients/{pid}", expect=200)["denied_nodes"] == [beta]
+    refused(nmctl("extclient", "deny", pid, gw), f"Node {gw} (gw) is the client's gateway: a gateway always "
+            "reaches its own clients, so it cannot be denied")
+    ok(nmctl("extclient", "deny", pid))
+    assert net.admin("GET", f"/ext-clients/{pid}", expect=200)["denied_nodes"] == []
+    assert nmctl("extclient", "deny").returncode == 2
+    created = json.loads(ok(nmctl("extclient", "create", "office", "watch", "--gateway", gw, "--deny", beta,
+                                  "--json")).stdout)
+    assert created["denied_nodes"] == [beta]
     assert ok(nmctl("extclient", "delete", pid)).stdout == f"Deleted external client {pid}.\n"
 
     refused(nmctl("extclient", "create", "office", "tablet", "--gateway", gw),

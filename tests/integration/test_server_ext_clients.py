@@ -281,3 +281,62 @@ def test_refusals(server, hosts):
     net.barrier()
     c = net.admin("POST", "/networks/office/ext-clients", json={"name": "tab", "gateway": q}, expect=201)
     assert "Endpoint = 198.18.0.9:51821\n" in c["config"]
+
+
+def test_denied_nodes(server, hosts):
+    """A client's denied nodes: only those nodes get an update of the gateway (without the client's
+    addresses), the gateway and the others hear nothing; lifting it sends the same back; bad lists
+    are refused with nothing written; a denied node that leaves drops off the list."""
+    net = gateway_net(server, hosts)
+    gw, beta, gamma = net.node["gw"], net.node["beta"], net.node["gamma"]
+    c = net.admin("POST", "/networks/office/ext-clients",
+                  json={"name": "phone", "gateway": gw, "denied_nodes": [beta, beta]}, expect=201)
+    assert c["denied_nodes"] == [beta]
+    # beta never had the client's address in the gateway's allowed IPs; gamma has.
+    net.barrier()
+    assert net.peers("beta")["gw"]["allowed_ips"] == ["10.99.0.1/32"]
+    assert net.peers("gamma")["gw"]["allowed_ips"] == ["10.99.0.1/32", "10.99.0.254/32"]
+
+    # Deny gamma too: gamma alone hears of it.
+    mark = net.mark()
+    body = net.admin("PUT", f"/ext-clients/{c['id']}", json={"denied_nodes": [beta, gamma]}, expect=200)
+    assert body["denied_nodes"] == [beta, gamma] and body["enabled"] is True
+    got = net.since(mark)
+    assert peer_messages(got["gw"]) == [] and peer_messages(got["beta"]) == []
+    [m] = peer_messages(got["gamma"])
+    assert [p["allowed_ips"] for p in m["update"]] == [["10.99.0.1/32"]] and m["add"] == m["remove"] == []
+
+    # Lifted for both: both get the address back; the gateway still hears nothing.
+    mark = net.mark()
+    assert net.admin("PUT", f"/ext-clients/{c['id']}", json={"denied_nodes": []}, expect=200)["denied_nodes"] == []
+    got = net.since(mark)
+    assert peer_messages(got["gw"]) == []
+    for n in ("beta", "gamma"):
+        [m] = peer_messages(got[n])
+        assert [p["allowed_ips"] for p in m["update"]] == [["10.99.0.1/32", "10.99.0.254/32"]]
+
+    # Bad lists and bodies: clear errors, nothing written.
+    lab = TopoNet(server, hosts, ["labhost"], network="lab", ipv4_range="10.98.0.0/24")
+    cases = [
+        ({"denied_nodes": [gw]}, 409, "conflict", [gw, "gateway"]),
+        ({"denied_nodes": [lab.node["labhost"]]}, 409, "conflict", ["lab", "office"]),
+        ({"denied_nodes": ["5f0cd1b4-6d9c-4c4e-9a77-0b0cfa2c5a11"]}, 404, "not-found",
+         ["5f0cd1b4-6d9c-4c4e-9a77-0b0cfa2c5a11"]),
+        ({"denied_nodes": [beta, "no such node"]}, 404, "not-found", ["no such node"]),
+        ({"denied_nodes": "beta"}, 400, "invalid-argument", ["denied_nodes"]),
+        ({"denied_nodes": [7]}, 400, "invalid-argument", ["denied_nodes"]),
+        ({}, 400, "invalid-argument", ["enabled", "denied_nodes"]),
+    ]
+    for body, status, code, mentions in cases:
+        before = server.db_dump()
+        check_error(*net.admin("PUT", f"/ext-clients/{c['id']}", json=body), status, code, mentions)
+        server.assert_db_unchanged(before)
+    before = server.db_dump()
+    check_error(*net.admin("POST", "/networks/office/ext-clients",
+                           json={"name": "tab", "gateway": gw, "denied_nodes": [gw]}), 409, "conflict", ["gateway"])
+    server.assert_db_unchanged(before)
+
+    # A denied node that leaves the network is dropped from the list.
+    net.admin("PUT", f"/ext-clients/{c['id']}", json={"denied_nodes": [gamma, beta]}, expect=200)
+    assert net.admin("DELETE", f"/nodes/{gamma}")[0] == 204
+    assert net.admin("GET", f"/ext-clients/{c['id']}", expect=200)["denied_nodes"] == [beta]

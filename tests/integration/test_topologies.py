@@ -7,7 +7,8 @@ with packets and with the stock tools (`wg`, `ip`, `nft`) as outside observers:
   role removes our table and the routes; a restart of the gateway's netclientd keeps forwarding;
 - ingress: an external client made over REST, brought up with the stock wg-quick from its .conf,
   reaches a mesh node through the gateway; its QR codes (PNG and SVG) decode to the same text;
-  disabled it cannot, enabled it can again, deleted it is gone from the gateway's peers;
+  disabled it cannot, enabled it can again; denied one node, that node and it cannot reach each
+  other while the rest can, until the denial is lifted; deleted it is gone from the gateway's peers;
 - ACLs: a denied pair neither pings nor has each other as WireGuard peers while other pairs do,
   lifting the rule restores it without restarts; default deny with an allow rule by tag;
 - relays: a node whose direct path to another is blocked on the underlay reaches it through its
@@ -297,6 +298,27 @@ def test_ingress_external_client(mesh, tmp_path):
         srv.admin("PUT", f"/ext-clients/{ext['id']}", json={"enabled": True}, expect=200)
         wait_until(lambda: ext["public_key"] in gw_peers(), 20, "the enabled client")
         eventually_ping(client, mesh.mesh_address(target))
+
+        # Denied one node: that node stops routing the client (its packets are dropped there),
+        # the others still reach it and it them; no restart anywhere. Lifted: back.
+        pids_before = pids(mesh)
+        target_id = node_id(mesh, target)
+        third_key_ips = lambda: third.wg_peers(IF)[gw_key]["allowed_ips"]  # noqa: E731
+        body = srv.admin("PUT", f"/ext-clients/{ext['id']}", json={"denied_nodes": [target_id]}, expect=200)
+        assert body["denied_nodes"] == [target_id] and body["enabled"] is True
+        wait_until(lambda: f"{ext['ipv4']}/32" not in target.wg_peers(IF)[gw_key]["allowed_ips"], 20,
+                   "the denied node to drop the client's address")
+        assert f"{ext['ipv4']}/32" in third_key_ips()
+        assert ext["public_key"] in gw_peers()
+        assert never_pings(client, mesh.mesh_address(target))
+        assert not target.ping(ext["ipv4"], count=1, timeout=1)
+        eventually_ping(client, mesh.mesh_address(third))
+        assert srv.admin("GET", f"/ext-clients/{ext['id']}", expect=200)["denied_nodes"] == [target_id]
+        srv.admin("PUT", f"/ext-clients/{ext['id']}", json={"denied_nodes": []}, expect=200)
+        wait_until(lambda: f"{ext['ipv4']}/32" in target.wg_peers(IF)[gw_key]["allowed_ips"], 20,
+                   "the lifted node to route the client again")
+        eventually_ping(client, mesh.mesh_address(target))
+        assert pids(mesh) == pids_before
 
         # Deleted: gone for good, from the gateway's peers and the others' allowed IPs.
         before = pids(mesh)
