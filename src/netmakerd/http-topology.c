@@ -25,6 +25,7 @@ typedef struct Change {
         PeerView *before;
         const Member *node; /* in `before` */
         TopoDirty *dirty;
+        bool relays_changed; /* compare who relays whom once the view after is loaded */
         Outbox *out;
 } Change;
 
@@ -75,6 +76,8 @@ static int change_commit(Change *c, Node **ret, GError **error)
         r = peers_load_view(c->manager->store, c->before->network->name, &after, error);
         if (r < 0)
                 return r;
+        if (c->relays_changed)
+                topo_relays_changed(c->before, after, c->dirty);
         topo_diff(c->before, after, c->dirty, c->out);
         const Member *now = topo_find_node(after, c->node->node->id);
         g_assert(now);
@@ -567,8 +570,8 @@ static int set_relayed(Change *c, GPtrArray *relayed, GError **error)
         nm_roles_clear(&roles);
         if (k < 0)
                 return k;
-        /* Relayed nodes change all their peers, and everyone's view of them: look at everything. */
-        topo_dirty_all(c->dirty);
+        /* Relayed nodes change all their peers, and everyone's view of them and of the relays. */
+        c->relays_changed = true;
         return 0;
 }
 

@@ -413,9 +413,9 @@ int peers_node_leave(Store *s, const Node *node, bool tell_host, Outbox *o, GErr
         r = peers_load_view(s, node->network, &after, error);
         if (r < 0)
                 return r;
-        /* The nodes a relay relayed now peer with everyone directly: look at every entry. */
+        /* The nodes a relay relayed now peer with everyone directly. */
         if (m && m->node->roles.relay)
-                topo_dirty_all(dirty);
+                topo_relays_changed(before, after, dirty);
         topo_dirty_peer(dirty, node->id);
         topo_diff(before, after, dirty, o);
         if (m && tell_host) {

@@ -11,130 +11,7 @@
 #include "peers.h"
 #include "topology.h"
 
-static int counter;
-
-static Member *add_member(PeerView *v, const char *name, const char *endpoints)
-{
-        Member *m = g_new0(Member, 1);
-        Host *h = g_new0(Host, 1);
-        counter++;
-        h->id = nm_uuid_new();
-        h->name = g_strdup(name);
-        h->os = g_strdup("linux");
-        h->version = g_strdup("0.1.0");
-        for (guint i = 0; i < sizeof(h->wg_key.b); i++) /* distinct first bytes: the diff hashes them */
-                h->wg_key.b[i] = (guint8)(counter * 7 + i);
-        memset(&h->msg_key, 0x80 | counter, sizeof(h->msg_key));
-        h->endpoints = endpoints ? g_strsplit(endpoints, ",", -1) : g_new0(char *, 1);
-        h->tags = g_new0(char *, 1);
-        Node *n = g_new0(Node, 1);
-        n->id = nm_uuid_new();
-        n->host_id = g_strdup(h->id);
-        n->host_name = g_strdup(name);
-        n->network = g_strdup(v->network->name);
-        n->ipv4 = g_strdup_printf("10.99.0.%u", v->members->len + 1);
-        n->listen_port = 51821;
-        n->connected = true;
-        n->tags = g_new0(char *, 1);
-        m->host = h;
-        m->node = n;
-        g_ptr_array_add(v->members, m);
-        topo_view_changed(v);
-        return m;
-}
-
-/* Replaces a node's tags (the old vector is freed). */
-static void set_tags(Node *n, char **tags)
-{
-        g_strfreev(n->tags);
-        n->tags = tags;
-}
-
-static PeerView *make_view(guint n)
-{
-        Network *net = g_new0(Network, 1);
-        net->name = g_strdup("office");
-        net->ipv4_range = g_strdup("10.99.0.0/24");
-        net->listen_port = 51821;
-        net->keepalive = 20;
-        net->mtu = 1420;
-        net->dns_domain = g_strdup("nm.internal");
-        PeerView *v = peer_view_new(net);
-        for (guint i = 0; i < n; i++) {
-                g_autofree char *name = g_strdup_printf("h%u", i);
-                g_autofree char *ep = g_strdup_printf("198.18.0.%u", i + 1);
-                add_member(v, name, ep);
-        }
-        return v;
-}
-
-static PeerView *copy_view(const PeerView *v)
-{
-        Network *net = g_new0(Network, 1);
-        *net = *v->network;
-        net->name = g_strdup(v->network->name);
-        net->ipv4_range = g_strdup(v->network->ipv4_range);
-        net->ipv6_range = g_strdup(v->network->ipv6_range);
-        net->dns_domain = g_strdup(v->network->dns_domain);
-        PeerView *c = peer_view_new(net);
-        for (guint i = 0; i < v->members->len; i++) {
-                const Member *m = v->members->pdata[i];
-                Member *cm = g_new0(Member, 1);
-                cm->host = host_copy(m->host);
-                cm->node = node_copy(m->node);
-                g_ptr_array_add(c->members, cm);
-        }
-        for (guint i = 0; i < v->ext_clients->len; i++) {
-                const ExtClient *e = v->ext_clients->pdata[i];
-                ExtClient *ce = g_new0(ExtClient, 1);
-                *ce = *e;
-                ce->id = g_strdup(e->id);
-                ce->name = g_strdup(e->name);
-                ce->network = g_strdup(e->network);
-                ce->gateway = g_strdup(e->gateway);
-                ce->ipv4 = g_strdup(e->ipv4);
-                ce->ipv6 = g_strdup(e->ipv6);
-                ce->dns = g_strdup(e->dns);
-                ce->extra_allowed_ips = g_strdupv(e->extra_allowed_ips);
-                ce->denied_nodes = g_strdupv(e->denied_nodes);
-                g_ptr_array_add(c->ext_clients, ce);
-        }
-        for (guint i = 0; i < v->acl_rules->len; i++) {
-                const AclRule *r = v->acl_rules->pdata[i];
-                AclRule *cr = g_new0(AclRule, 1);
-                *cr = *r;
-                cr->id = g_strdup(r->id);
-                cr->network = g_strdup(r->network);
-                cr->source = g_strdup(r->source);
-                cr->destination = g_strdup(r->destination);
-                g_ptr_array_add(c->acl_rules, cr);
-        }
-        c->acl_deny = v->acl_deny;
-        return c;
-}
-
-static Member *member(PeerView *v, guint i)
-{
-        return v->members->pdata[i];
-}
-
-static AclRule *add_rule(PeerView *v, const char *src, const char *dst, bool deny)
-{
-        AclRule *r = g_new0(AclRule, 1);
-        r->id = nm_uuid_new();
-        r->network = g_strdup(v->network->name);
-        r->source = g_strdup(src);
-        r->destination = g_strdup(dst);
-        r->deny = deny;
-        g_ptr_array_add(v->acl_rules, r);
-        topo_view_changed(v);
-        return r;
-}
-
-static char *node_sel(const Member *m)
-{
-        return g_strconcat("node:", m->node->id, NULL);
-}
+#include "topology-fixture.h"
 
 static char *ips(const NmPeer *p)
 {
@@ -464,6 +341,35 @@ static void test_targeted_diffs(void)
                         g_autoptr(TopoDirty) d = topo_dirty_new();
                         topo_dirty_peer(d, m->node->id);
                         topo_dirty_viewer(d, m->node->id);
+                        check_same_as_full(before, after, d);
+                }
+                /* Relays change: a node moves in or out of relay 0's set, another node becomes a
+                 * relay for some, or relay 0 stops relaying. */
+                for (guint variant = 0; variant < 3; variant++) {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        if (variant == 0) {
+                                Member *m = member(after, (guint)g_test_rand_int_range(1, (gint32)n));
+                                bool relayed = m->node->roles.relayed_by != NULL;
+                                g_free(m->node->roles.relayed_by);
+                                m->node->roles.relayed_by = relayed ? NULL : g_strdup(member(after, 0)->node->id);
+                        } else if (variant == 1) {
+                                Member *r = member(after, n - 1);
+                                r->node->roles.relay = true;
+                                g_clear_pointer(&r->node->roles.relayed_by, g_free);
+                                for (guint i = 2; i < n - 1; i += 3) {
+                                        g_free(member(after, i)->node->roles.relayed_by);
+                                        member(after, i)->node->roles.relayed_by = g_strdup(r->node->id);
+                                }
+                        } else {
+                                member(after, 0)->node->roles.relay = false;
+                                for (guint i = 1; i < n; i++)
+                                        if (streq0(member(after, i)->node->roles.relayed_by,
+                                                   member(after, 0)->node->id))
+                                                g_clear_pointer(&member(after, i)->node->roles.relayed_by, g_free);
+                        }
+                        topo_view_changed(after);
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_relays_changed(before, after, d);
                         check_same_as_full(before, after, d);
                 }
                 /* An external client's denied nodes change (PUT /ext-clients/{id}). */

@@ -389,6 +389,24 @@ guint topo_dirty_n_verdicts(const TopoDirty *d)
         return d->n_verdicts;
 }
 
+void topo_relays_changed(const PeerView *before, const PeerView *after, TopoDirty *d)
+{
+        for (guint i = 0; i < after->members->len; i++) {
+                const Member *a = after->members->pdata[i];
+                const Member *b = topo_find_node(before, a->node->id);
+                if (!b)
+                        continue;
+                const Member *ra = topo_relay_of(after, a), *rb = topo_relay_of(before, b);
+                bool moved = !streq0(ra ? ra->node->id : NULL, rb ? rb->node->id : NULL);
+                if (moved || a->node->roles.relay != b->node->roles.relay) {
+                        /* All it sees, and how everyone sees it; relays are looked at with any
+                         * dirty peer (they carry what they forward). */
+                        topo_dirty_viewer(d, a->node->id);
+                        topo_dirty_peer(d, a->node->id);
+                }
+        }
+}
+
 /* ---- ACL changes ---------------------------------------------------------------------------- */
 
 /* Marks (a, b) when its verdict differs; `a` and `b` are members of `after`. */

@@ -70,6 +70,11 @@ void topo_acl_default_changed(const PeerView *before, const PeerView *after, Top
 /* A node's tags changed: the pairs it is in. */
 void topo_acl_node_changed(const PeerView *before, const PeerView *after, const char *node_id, TopoDirty *d);
 
+/* Relays changed (roles, who relays whom, a relay leaving): every member whose relay differs
+ * between the views, or whose relay role does, as a viewer and as a peer; relays are then looked at
+ * by every viewer. O(changed members x network), not the network squared. */
+void topo_relays_changed(const PeerView *before, const PeerView *after, TopoDirty *d);
+
 /* For each member in both views: "network-changed" (without peers) when its state entry differs
  * (its roles, or e.g. the network's DNS names), then one
  * "peers" message with the entries among the dirty ones that differ (add, update, remove by public
