@@ -113,6 +113,19 @@ static void roles_copy(NmRoles *dst, const NmRoles *src)
         dst->internet_gateway_via = g_strdup(src->internet_gateway_via);
 }
 
+/* Writes the node's own new roles (and clears `roles`), then commits: every viewer sees the node
+ * anew (its allowed IPs carry what it routes or forwards; through a relay, the relay's). The node
+ * as it is now in *ret. */
+static int commit_own_roles(Change *c, NmRoles *roles, Node **ret, GError **error)
+{
+        int k = set_roles(c, c->node, roles, error);
+        nm_roles_clear(roles);
+        if (k < 0)
+                return k;
+        topo_dirty_peer(c->dirty, c->node->node->id);
+        return change_commit(c, ret, error);
+}
+
 /* A body that may be absent, or an object without members. */
 static int no_body(Request *r, const char *what, GError **error)
 {
@@ -221,13 +234,7 @@ static int node_put_egress(Request *r, GError **error)
         g_strfreev(roles.egress_ranges);
         roles.egress_ranges = TAKE_PTR(canonical);
         roles.egress_nat = nat;
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        /* Every viewer sees the ranges in the gateway's allowed IPs (or its relay's). */
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) routes %u egress range(s) for \"%s\".", now->id, now->host_name,
@@ -249,12 +256,7 @@ static int node_delete_egress(Request *r, GError **error)
         roles_copy(&roles, &c.node->node->roles);
         g_clear_pointer(&roles.egress_ranges, g_strfreev);
         roles.egress_nat = false;
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) no longer routes egress ranges.", now->id, now->host_name);
@@ -289,12 +291,7 @@ static int node_put_internet_gateway(Request *r, GError **error)
         roles_copy(&roles, &c.node->node->roles);
         roles.internet_gateway = true;
         g_clear_pointer(&roles.internet_gateway_via, g_free);
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) is an internet gateway of \"%s\".", now->id, now->host_name, now->network);
@@ -329,12 +326,7 @@ static int node_delete_internet_gateway(Request *r, GError **error)
         }
         roles_copy(&roles, &c.node->node->roles);
         roles.internet_gateway = false;
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) is no longer an internet gateway; %u node(s) switched off it.", now->id,
@@ -476,12 +468,7 @@ static int node_put_ingress(Request *r, GError **error)
                 return k;
         roles_copy(&roles, &c.node->node->roles);
         roles.ingress = true;
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) takes external clients in \"%s\".", now->id, now->host_name, now->network);
@@ -527,12 +514,7 @@ static int node_delete_ingress(Request *r, GError **error)
         }
         roles_copy(&roles, &c.node->node->roles);
         roles.ingress = false;
-        k = set_roles(&c, c.node, &roles, error);
-        nm_roles_clear(&roles);
-        if (k < 0)
-                return k;
-        topo_dirty_peer(c.dirty, c.node->node->id);
-        k = change_commit(&c, &now, error);
+        k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
         log_info("Node %s (%s) no longer takes external clients (%u deleted).", now->id, now->host_name,
