@@ -95,6 +95,16 @@ static char *json_text(JsonBuilder *b)
         return nm_json_builder_to_string(b);
 }
 
+/* {"<member>": [the strings of v]} as text. */
+static char *strv_body(const char *member, char **v)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        json_builder_begin_object(b);
+        nm_json_add_strv(b, member, (const char *const *)v);
+        json_builder_end_object(b);
+        return json_text(b);
+}
+
 char *node_roles_text(JsonObject *o)
 {
         JsonNode *n = o ? json_object_get_member(o, "roles") : NULL;
@@ -154,17 +164,13 @@ int node_tags(Ctx *c, int argc, char *argv[])
         static const char help[] =
                 "nmctl node tags ID [TAG...]\n\nSets a node's tags (ACL selectors \"tag:TAG\"); "
                 "no TAG clears them.\n";
-        g_autoptr(JsonBuilder) b = json_builder_new();
         int k;
 
         if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
                 return k;
         if (argc - optind < 1)
                 return usage_error("node tags needs a node ID (and the tags)");
-        json_builder_begin_object(b);
-        nm_json_add_strv(b, "tags", (const char *const *)argv + optind + 1);
-        json_builder_end_object(b);
-        g_autofree char *body = json_text(b);
+        g_autofree char *body = strv_body("tags", argv + optind + 1);
         return node_call(c, "PUT", argv[optind], "tags", NULL, body);
 }
 
@@ -306,11 +312,7 @@ int node_relay(Ctx *c, int argc, char *argv[])
         }
         if (argc - optind < 2)
                 return usage_error("node relay needs the relay's node ID and at least one relayed node ID");
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        json_builder_begin_object(b);
-        nm_json_add_strv(b, "relayed", (const char *const *)argv + optind + 1);
-        json_builder_end_object(b);
-        g_autofree char *body = json_text(b);
+        g_autofree char *body = strv_body("relayed", argv + optind + 1);
         return node_call(c, "PUT", argv[optind], "relay", NULL, body);
 }
 
@@ -633,6 +635,22 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         return NMCTL_EXIT_OK;
 }
 
+/* GET or PUT /ext-clients/ID, then the client as the server has it now. */
+static int client_call(Ctx *c, const char *method, const char *client_id, const char *body)
+{
+        g_autoptr(JsonNode) answer = NULL;
+        g_autofree char *id = path_escape(client_id);
+        g_autofree char *path = g_strconcat("/ext-clients/", id, NULL);
+        int k = rest_call_show(c, method, path, body, &answer);
+        if (k != NMCTL_EXIT_OK || c->json)
+                return k;
+        JsonObject *o = answer_object(answer);
+        if (!o)
+                return NMCTL_EXIT_REFUSED;
+        print_ext_client(o);
+        return NMCTL_EXIT_OK;
+}
+
 static int extclient_one(Ctx *c, int argc, char *argv[], const char *verb)
 {
         static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
@@ -643,31 +661,24 @@ static int extclient_one(Ctx *c, int argc, char *argv[], const char *verb)
                                 : streq0(verb, "enable") ? "Lets a disabled external client in again."
                                                          : "Keeps an external client out (its "
                                                            "gateway drops it) until enabled.");
-        g_autoptr(JsonNode) answer = NULL;
         int k;
 
         if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
                 return k;
         if (argc - optind != 1)
                 return usage_error("extclient %s needs exactly one ID", verb);
-        g_autofree char *id = path_escape(argv[optind]);
-        g_autofree char *path = g_strconcat("/ext-clients/", id, NULL);
         if (streq0(verb, "delete")) {
+                g_autofree char *id = path_escape(argv[optind]);
+                g_autofree char *path = g_strconcat("/ext-clients/", id, NULL);
                 k = rest_call_show(c, "DELETE", path, NULL, NULL);
                 if (k == NMCTL_EXIT_OK && !c->json)
                         printf("Deleted external client %s.\n", argv[optind]);
                 return k;
         }
-        const char *body = streq0(verb, "enable") ? "{\"enabled\":true}" : "{\"enabled\":false}";
-        k = rest_call_show(c, streq0(verb, "show") ? "GET" : "PUT", path, streq0(verb, "show") ? NULL : body,
-                           &answer);
-        if (k != NMCTL_EXIT_OK || c->json)
-                return k;
-        JsonObject *o = answer_object(answer);
-        if (!o)
-                return NMCTL_EXIT_REFUSED;
-        print_ext_client(o);
-        return NMCTL_EXIT_OK;
+        if (streq0(verb, "show"))
+                return client_call(c, "GET", argv[optind], NULL);
+        return client_call(c, "PUT", argv[optind],
+                           streq0(verb, "enable") ? "{\"enabled\":true}" : "{\"enabled\":false}");
 }
 
 static int extclient_show(Ctx *c, int argc, char *argv[])
@@ -699,28 +710,14 @@ static int extclient_deny(Ctx *c, int argc, char *argv[])
                 "Sets the nodes of its network an external client may not reach (replacing the\n"
                 "list); without NODE-ID it may reach every node again. The nodes stop routing the\n"
                 "client's addresses: what its gateway forwards from it to them is dropped.\n";
-        g_autoptr(JsonNode) answer = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
         int k;
 
         if (parse_verb_options(c, argc, argv, options, help, NULL, NULL, &k) < 0)
                 return k;
         if (argc - optind < 1)
                 return usage_error("extclient deny needs the client's ID (and the NODE-IDs to deny)");
-        json_builder_begin_object(b);
-        nm_json_add_strv(b, "denied_nodes", (const char *const *)argv + optind + 1);
-        json_builder_end_object(b);
-        g_autofree char *body = json_text(b);
-        g_autofree char *id = path_escape(argv[optind]);
-        g_autofree char *path = g_strconcat("/ext-clients/", id, NULL);
-        k = rest_call_show(c, "PUT", path, body, &answer);
-        if (k != NMCTL_EXIT_OK || c->json)
-                return k;
-        JsonObject *o = answer_object(answer);
-        if (!o)
-                return NMCTL_EXIT_REFUSED;
-        print_ext_client(o);
-        return NMCTL_EXIT_OK;
+        g_autofree char *body = strv_body("denied_nodes", argv + optind + 1);
+        return client_call(c, "PUT", argv[optind], body);
 }
 
 int cmd_extclient(Ctx *c, int argc, char *argv[])
