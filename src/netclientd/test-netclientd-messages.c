@@ -16,6 +16,7 @@
 #include "peer.h"
 #include "seal.h"
 #include "state.h"
+#include "test-agent-fixture.h"
 
 typedef struct Fixture {
         char *dir;
@@ -23,17 +24,6 @@ typedef struct Fixture {
         Manager *m;
         char *host_id;
 } Fixture;
-
-static char *key_b64(NmKey *ret_pub)
-{
-        NmKey priv, pub;
-        char b[NM_KEY_B64_LEN + 1];
-        nm_key_generate_wg(&priv, &pub);
-        nm_key_to_base64(&pub, b);
-        if (ret_pub)
-                *ret_pub = pub;
-        return g_strdup(b);
-}
 
 static char *peer_json(const char *name, const char *key, const char *ip, const char *endpoint)
 {
@@ -72,48 +62,18 @@ static MessageResult handle(Fixture *f, const char *json)
 
 static void setup(Fixture *f, gconstpointer data)
 {
-        g_autoptr(GError) e = NULL;
-        NmKey priv;
-
-        f->dir = g_dir_make_tmp("test-netclientd-messages-XXXXXX", &e);
-        g_assert_no_error(e);
-        f->config = config_new();
-        g_free(f->config->state_dir);
-        f->config->state_dir = g_strdup(f->dir);
-        g_assert_cmpint(manager_new(f->config, &f->m), ==, 0);
-        g_assert_cmpint(manager_load_state(f->m), ==, 0);
-        g_assert_cmpint(identity_load_or_create(f->dir, &f->m->identity, &e), ==, 1);
-        f->m->have_identity = true;
-
-        f->host_id = nm_uuid_new();
-        ServerConfig *s = server_config_new();
-        s->api = g_strdup("http://198.18.0.254:8081");
-        nm_key_generate_box(&priv, &s->server_key);
-        s->host_id = g_strdup(f->host_id);
-        s->credential = g_strdup("nmh.x.y");
-        s->mqtt_url = g_strdup("mqtt://198.18.0.254:1883");
-        s->mqtt_username = g_strdup("host-x");
-        s->mqtt_password = g_strdup("pw");
-        s->topic_msg = g_strdup("nm/t/host/x/msg");
-        s->topic_report = g_strdup("nm/t/host/x/report");
-        g_assert_cmpint(server_config_save(f->dir, s, &e), ==, 0);
-        f->m->server = s;
+        agent_fixture_setup("test-netclientd-messages-XXXXXX", &f->dir, &f->config, &f->m, &f->host_id);
 }
 
 static void teardown(Fixture *f, gconstpointer data)
 {
-        manager_free(f->m);
-        config_free(f->config);
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
-        g_assert_cmpint(system(cmd), ==, 0);
-        g_free(f->dir);
-        g_free(f->host_id);
+        agent_fixture_teardown(f->dir, f->config, f->m, f->host_id);
 }
 
 /* A snapshot at `serial` with network "office" and peers b (10.99.0.2) and c (10.99.0.3). */
 static void start_with_office(Fixture *f, guint64 serial, char **ret_kb, char **ret_kc)
 {
-        g_autofree char *kb = key_b64(NULL), *kc = key_b64(NULL);
+        g_autofree char *kb = fixture_key_b64(NULL), *kc = fixture_key_b64(NULL);
         g_autofree char *pb = peer_json("b", kb, "10.99.0.2", "198.18.0.2:51821");
         g_autofree char *pc = peer_json("c", kc, "10.99.0.3", NULL);
         g_autofree char *peers = g_strdup_printf("%s,%s", pb, pc);
@@ -146,7 +106,7 @@ static bool has_peer(Network *n, const char *b64)
 
 static void test_serials(Fixture *f, gconstpointer data)
 {
-        g_autofree char *kb = NULL, *kd = key_b64(NULL);
+        g_autofree char *kb = NULL, *kd = fixture_key_b64(NULL);
         start_with_office(f, 10, &kb, NULL);
         g_autofree char *pd = peer_json("d", kd, "10.99.0.4", "198.18.0.4:51821");
         g_autofree char *add = g_strdup_printf(

@@ -13,6 +13,7 @@
 #include "network-dns.h"
 #include "network.h"
 #include "state.h"
+#include "test-agent-fixture.h"
 
 typedef struct Fixture {
         char *dir;
@@ -21,15 +22,6 @@ typedef struct Fixture {
         char *host_id;
         guint64 serial;
 } Fixture;
-
-static char *key_b64(void)
-{
-        NmKey priv, pub;
-        char b[NM_KEY_B64_LEN + 1];
-        nm_key_generate_wg(&priv, &pub);
-        nm_key_to_base64(&pub, b);
-        return g_strdup(b);
-}
 
 static char *peer_json(const char *name, const char *key, const char *ip4, const char *ip6, bool external)
 {
@@ -129,53 +121,17 @@ static void assert_rcode(Fixture *f, const char *network, const char *name, int 
 
 static void setup(Fixture *f, gconstpointer data)
 {
-        g_autoptr(GError) e = NULL;
-        NmKey priv;
-
-        f->dir = g_dir_make_tmp("test-network-dns-XXXXXX", &e);
-        g_assert_no_error(e);
-        f->config = config_new();
-        g_free(f->config->state_dir);
-        f->config->state_dir = g_strdup(f->dir);
-        g_assert_cmpint(manager_new(f->config, &f->m), ==, 0);
-        g_assert_cmpint(manager_load_state(f->m), ==, 0);
-        g_assert_cmpint(identity_load_or_create(f->dir, &f->m->identity, &e), ==, 1);
-        f->m->have_identity = true;
-        f->host_id = nm_uuid_new();
-        ServerConfig *s = server_config_new();
-        s->api = g_strdup("http://198.18.0.254:8081");
-        nm_key_generate_box(&priv, &s->server_key);
-        s->host_id = g_strdup(f->host_id);
-        s->credential = g_strdup("nmh.x.y");
-        s->mqtt_url = g_strdup("mqtt://198.18.0.254:1883");
-        s->mqtt_username = g_strdup("host-x");
-        s->mqtt_password = g_strdup("pw");
-        s->topic_msg = g_strdup("nm/t/host/x/msg");
-        s->topic_report = g_strdup("nm/t/host/x/report");
-        g_assert_cmpint(server_config_save(f->dir, s, &e), ==, 0);
-        f->m->server = s;
+        agent_fixture_setup("test-network-dns-XXXXXX", &f->dir, &f->config, &f->m, &f->host_id);
 }
 
 static void teardown(Fixture *f, gconstpointer data)
 {
-        manager_free(f->m);
-        config_free(f->config);
-        g_autoptr(GFile) dir = g_file_new_for_path(f->dir);
-        g_autoptr(GFileEnumerator) en = g_file_enumerate_children(dir, "standard::name", 0, NULL, NULL);
-        GFileInfo *info;
-        while (en && (info = g_file_enumerator_next_file(en, NULL, NULL))) {
-                g_autoptr(GFile) child = g_file_get_child(dir, g_file_info_get_name(info));
-                g_file_delete(child, NULL, NULL);
-                g_object_unref(info);
-        }
-        g_file_delete(dir, NULL, NULL);
-        g_free(f->dir);
-        g_free(f->host_id);
+        agent_fixture_teardown(f->dir, f->config, f->m, f->host_id);
 }
 
 static void test_snapshot_and_deltas(Fixture *f, gconstpointer data)
 {
-        g_autofree char *kb = key_b64(), *kc = key_b64(), *kd = key_b64();
+        g_autofree char *kb = fixture_key_b64(NULL), *kc = fixture_key_b64(NULL), *kd = fixture_key_b64(NULL);
         g_autofree char *pb = peer_json("beta", kb, "10.99.0.2", "fd00:99::2", false);
         g_autofree char *pc = peer_json("phone", kc, "10.99.0.254", NULL, true);
         g_autofree char *peers = g_strdup_printf("%s,%s", pb, pc);
@@ -241,7 +197,7 @@ static void test_snapshot_and_deltas(Fixture *f, gconstpointer data)
 
 static void test_precedence_and_isolation(Fixture *f, gconstpointer data)
 {
-        g_autofree char *kb = key_b64(), *kc = key_b64();
+        g_autofree char *kb = fixture_key_b64(NULL), *kc = fixture_key_b64(NULL);
         g_autofree char *pb = peer_json("printer", kb, "10.99.0.2", NULL, false);
         g_autofree char *pc = peer_json("gamma", kc, "10.98.0.3", NULL, false);
         /* A custom "printer" that a node named "printer" took later: the node's address wins. */
