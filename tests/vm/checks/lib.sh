@@ -73,3 +73,41 @@ trap 'exit 143' TERM
 nm_binary() {
         [ -x "$NM_BUILD_DIR/$1" ] && echo "$NM_BUILD_DIR/$1"
 }
+
+# nm_install_netclientd   installs netclientd as a package would, from the build: the unit (its
+# ExecStart= the build's binary, kernel WireGuard only, debug log), the bus policy and activation
+# file, the polkit actions; then reloads systemd and the bus.
+nm_install_netclientd() {
+        local B=$NM_BUILD_DIR S=$NM_SRC_DIR d=/etc/systemd/system/netclientd.service.d
+        sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
+                > /etc/systemd/system/netclientd.service || return 1
+        mkdir -p $d
+        # kernel: never fall back to wireguard-go here
+        printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=kernel NETCLIENTD_LOG_LEVEL=debug ASAN_OPTIONS=detect_leaks=0\n' \
+                > $d/50-nmvm.conf
+        # A build tree under /tmp would be hidden by PrivateTmp= (an installed binary never is).
+        case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> $d/50-nmvm.conf ;; esac
+        install -m 0644 "$S/dbus/org.netmaker.Client.conf" /usr/share/dbus-1/system.d/ &&
+                install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/ &&
+                install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/ || return 1
+        systemctl daemon-reload &&
+                busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+}
+
+# nm_saved_registration HOST_ID API_URL MQTT_URL WG_PRIVATE_KEY   a fresh /var/lib/netclient (0700)
+# with the identity and the server registration netclientd saves at a join (secrets 0600); the
+# caller adds state.json. The server need not exist: netclientd works from its saved state.
+nm_saved_registration() {
+        local host=$1
+        rm -rf /var/lib/netclient
+        mkdir -p -m 0700 /var/lib/netclient
+        (umask 077
+        cat > /var/lib/netclient/identity.json <<EOF
+{"wg_private_key":"$4","msg_private_key":"$(wg genkey)"}
+EOF
+        cat > /var/lib/netclient/server.json <<EOF
+{"api":"$2","server_msg_key":"$(wg genkey | wg pubkey)","host_id":"$host","credential":"nmh.x.y",
+ "mqtt":{"url":"$3","username":"host-$host","password":"p","subscribe":"nm/t/host/$host/msg","publish":"nm/t/host/$host/report"}}
+EOF
+        )
+}

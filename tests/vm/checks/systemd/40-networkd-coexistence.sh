@@ -116,23 +116,11 @@ check_networkd_without_dropins() {
 # --- netclientd installed as a package would be ------------------------------------------------
 
 _nd_install() {
-        local B=$NM_BUILD_DIR S=$NM_SRC_DIR
+        local S=$NM_SRC_DIR
         install -D -m 0644 "$S/networkd-integration/10-netmaker.network" /usr/lib/systemd/network/10-netmaker.network &&
                 install -D -m 0644 "$S/networkd-integration/networkd-netmaker.conf" \
                         /usr/lib/systemd/networkd.conf.d/50-netmaker.conf || return 1
-        sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
-                > /etc/systemd/system/netclientd.service || return 1
-        mkdir -p /etc/systemd/system/netclientd.service.d
-        # kernel: never fall back to wireguard-go here
-        printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=kernel NETCLIENTD_LOG_LEVEL=debug ASAN_OPTIONS=detect_leaks=0\n' \
-                > /etc/systemd/system/netclientd.service.d/50-nmvm.conf
-        # A build tree under /tmp would be hidden by PrivateTmp= (an installed binary never is).
-        case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> /etc/systemd/system/netclientd.service.d/50-nmvm.conf ;; esac
-        install -m 0644 "$S/dbus/org.netmaker.Client.conf" /usr/share/dbus-1/system.d/ &&
-                install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/ &&
-                install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/ || return 1
-        systemctl daemon-reload &&
-                busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+        nm_install_netclientd
 }
 
 # The node's saved state: registered with a server that is not reachable here (netclientd works
@@ -140,16 +128,8 @@ _nd_install() {
 # 10.98.9.0/24 (a gateway's range), so netclientd adds a route through the link.
 _nd_state() { # NODE_KEY PEER_PUB
         local host=41111111-2222-4333-8444-555555555555
-        rm -rf /var/lib/netclient
-        mkdir -p -m 0700 /var/lib/netclient
+        nm_saved_registration $host http://198.18.22.254:9 mqtt://198.18.22.254:9 "$1" || return 1
         (umask 077
-        cat > /var/lib/netclient/identity.json <<EOF
-{"wg_private_key":"$1","msg_private_key":"$(wg genkey)"}
-EOF
-        cat > /var/lib/netclient/server.json <<EOF
-{"api":"http://198.18.22.254:9","server_msg_key":"$(wg genkey | wg pubkey)","host_id":"$host","credential":"nmh.x.y",
- "mqtt":{"url":"mqtt://198.18.22.254:9","username":"host-$host","password":"p","subscribe":"nm/t/host/$host/msg","publish":"nm/t/host/$host/report"}}
-EOF
         cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$host","serial":3,"networks":[{"network":"$ND_NET",
  "node_id":"51111111-2222-4333-8444-555555555555","ipv4":"10.77.9.1/24","listen_port":$ND_PORT,"keepalive":20,"mtu":1420,

@@ -18,21 +18,6 @@ RL_TABLE=$((0x4e4d0000 | RL_PORT)) # src/netclientd/routing.h: base | listen por
 RL_ENDPOINT=198.18.25.2            # the peer's endpoint: reached through the guest's default route only
 RL_INET=203.0.113.77               # "the internet", behind the peer
 
-_rl_install() {
-        local B=$NM_BUILD_DIR S=$NM_SRC_DIR
-        sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
-                > /etc/systemd/system/netclientd.service || return 1
-        mkdir -p /etc/systemd/system/netclientd.service.d
-        printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=kernel NETCLIENTD_LOG_LEVEL=debug ASAN_OPTIONS=detect_leaks=0\n' \
-                > /etc/systemd/system/netclientd.service.d/50-nmvm.conf
-        case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> /etc/systemd/system/netclientd.service.d/50-nmvm.conf ;; esac
-        install -m 0644 "$S/dbus/org.netmaker.Client.conf" /usr/share/dbus-1/system.d/ &&
-                install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/ &&
-                install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/ || return 1
-        systemctl daemon-reload &&
-                busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
-}
-
 # The peer: kernel WireGuard in a namespace, its endpoint on its loopback (so the guest reaches it
 # only through its default route), "the internet" on its loopback too.
 _rl_peer() { # NODE_PUB PEER_KEY
@@ -53,16 +38,8 @@ _rl_peer() { # NODE_PUB PEER_KEY
 
 _rl_state() { # NODE_KEY PEER_PUB
         local host=42222222-2222-4333-8444-555555555555 gw=62222222-2222-4333-8444-555555555555
-        rm -rf /var/lib/netclient
-        mkdir -p -m 0700 /var/lib/netclient
+        nm_saved_registration $host http://198.18.24.254:9 mqtt://198.18.24.254:9 "$1" || return 1
         (umask 077
-        cat > /var/lib/netclient/identity.json <<EOF
-{"wg_private_key":"$1","msg_private_key":"$(wg genkey)"}
-EOF
-        cat > /var/lib/netclient/server.json <<EOF
-{"api":"http://198.18.24.254:9","server_msg_key":"$(wg genkey | wg pubkey)","host_id":"$host","credential":"nmh.x.y",
- "mqtt":{"url":"mqtt://198.18.24.254:9","username":"host-$host","password":"p","subscribe":"nm/t/host/$host/msg","publish":"nm/t/host/$host/report"}}
-EOF
         cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$host","serial":3,"networks":[{"network":"$RL_NET",
  "node_id":"52222222-2222-4333-8444-555555555555","ipv4":"10.77.10.1/24","listen_port":$RL_PORT,"keepalive":20,"mtu":1420,
@@ -112,7 +89,7 @@ check_roles_sandbox() {
         defer _rl_cleanup
         echo 0 > /proc/sys/net/ipv4/ip_forward
 
-        expect .installed "unit, bus policy, activation file and polkit actions installed" _rl_install || return 1
+        expect .installed "unit, bus policy, activation file and polkit actions installed" nm_install_netclientd || return 1
         node_key=$(wg genkey) peer_key=$(wg genkey)
         node_pub=$(wg pubkey <<< "$node_key") peer_pub=$(wg pubkey <<< "$peer_key")
         expect .peer "the gateway peer (kernel WireGuard) in $RL_NS, the guest's default route to it" \

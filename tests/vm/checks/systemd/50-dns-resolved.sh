@@ -13,20 +13,10 @@ DR_ZONE=$DR_NET.nm.internal
 DR_PORT=18099 # the stand-in server on 127.0.0.1 (inside the guest only)
 
 _dr_install() {
-        local B=$NM_BUILD_DIR S=$NM_SRC_DIR
+        local S=$NM_SRC_DIR
         install -D -m 0644 "$S/networkd-integration/10-netmaker.network" /usr/lib/systemd/network/10-netmaker.network ||
                 return 1
-        sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
-                > /etc/systemd/system/netclientd.service || return 1
-        mkdir -p /etc/systemd/system/netclientd.service.d
-        printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=kernel NETCLIENTD_LOG_LEVEL=debug ASAN_OPTIONS=detect_leaks=0\n' \
-                > /etc/systemd/system/netclientd.service.d/50-nmvm.conf
-        case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> /etc/systemd/system/netclientd.service.d/50-nmvm.conf ;; esac
-        install -m 0644 "$S/dbus/org.netmaker.Client.conf" /usr/share/dbus-1/system.d/ &&
-                install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/ &&
-                install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/ || return 1
-        systemctl daemon-reload &&
-                busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig || return 1
+        nm_install_netclientd || return 1
         if systemctl is-active -q systemd-networkd.service; then networkctl reload; fi
         return 0
 }
@@ -35,16 +25,8 @@ _dr_install() {
 # custom name.
 _dr_state() {
         local host=42111111-2222-4333-8444-555555555555
-        rm -rf /var/lib/netclient
-        mkdir -p -m 0700 /var/lib/netclient
+        nm_saved_registration $host http://127.0.0.1:$DR_PORT mqtt://127.0.0.1:9 "$(wg genkey)" || return 1
         (umask 077
-        cat > /var/lib/netclient/identity.json <<EOF
-{"wg_private_key":"$(wg genkey)","msg_private_key":"$(wg genkey)"}
-EOF
-        cat > /var/lib/netclient/server.json <<EOF
-{"api":"http://127.0.0.1:$DR_PORT","server_msg_key":"$(wg genkey | wg pubkey)","host_id":"$host","credential":"nmh.x.y",
- "mqtt":{"url":"mqtt://127.0.0.1:9","username":"host-$host","password":"p","subscribe":"nm/t/host/$host/msg","publish":"nm/t/host/$host/report"}}
-EOF
         cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$host","serial":3,"networks":[{"network":"$DR_NET",
  "node_id":"52111111-2222-4333-8444-555555555555","ipv4":"10.77.10.1/24","listen_port":51831,"keepalive":20,"mtu":1420,
