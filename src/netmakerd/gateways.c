@@ -5,21 +5,13 @@
 #include "cidr.h"
 #include "gateways.h"
 #include "macro.h"
+#include "names.h"
 #include "nm-error.h"
-
-static char *shown(const char *s)
-{
-        g_autofree char *v = g_utf8_make_valid(s, MIN(strlen(s), 64));
-        for (char *p = v; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = '?';
-        return TAKE_PTR(v);
-}
 
 static int parse_one(const char *member, const char *text, NmPrefix *ret, GError **error)
 {
         g_autoptr(GError) e = NULL;
-        g_autofree char *v = shown(text);
+        g_autofree char *v = nm_shown(text);
         NmPrefix p;
 
         if (nm_prefix_parse(text, &p, &e) < 0) {

@@ -37,15 +37,6 @@ static void change_done(Change *c)
         outbox_free(c->out);
 }
 
-static char *shown(const char *s)
-{
-        g_autofree char *v = g_utf8_make_valid(s, MIN(strlen(s), 64));
-        for (char *p = v; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = '?';
-        return TAKE_PTR(v);
-}
-
 /* Begins the transaction and loads node `node_id` with the view of its network. */
 static int change_begin(Manager *m, const char *node_id, Change *c, GError **error)
 {
@@ -139,7 +130,7 @@ static int no_body(Request *r, const char *what, GError **error)
 /* A node named in a body: it exists and is in the network of `c`. */
 static int other_node(Change *c, const char *member, const char *id, const Member **ret, GError **error)
 {
-        g_autofree char *v = shown(id);
+        g_autofree char *v = nm_shown(id);
         const Member *m = topo_find_node(c->before, id);
         g_autoptr(Node) elsewhere = NULL;
         g_autoptr(GError) e = NULL;
@@ -176,7 +167,7 @@ static int node_put_tags(Request *r, GError **error)
                         return -EINVAL;
                 for (guint j = 0; j < i; j++)
                         if (streq0(tags[i], tags[j])) {
-                                g_autofree char *v = shown(tags[i]);
+                                g_autofree char *v = nm_shown(tags[i]);
                                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                             "Tag \"%s\" is listed twice", v);
                                 return -EINVAL;
@@ -343,7 +334,7 @@ static int use_internet_gateway(Change *c, const char *gateway_id, GError **erro
         int k;
 
         if (gateway_id) {
-                g_autofree char *v = shown(gateway_id);
+                g_autofree char *v = nm_shown(gateway_id);
                 if (streq0(gateway_id, c->node->node->id)) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                     "Node %s cannot use itself as its internet gateway", v);
@@ -587,7 +578,7 @@ static int node_put_relay(Request *r, GError **error)
         }
         for (guint i = 0; ids[i]; i++) {
                 const Member *m;
-                g_autofree char *v = shown(ids[i]);
+                g_autofree char *v = nm_shown(ids[i]);
                 if (streq0(ids[i], self->node->id)) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                     "Node %s cannot relay itself", v);

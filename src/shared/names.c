@@ -136,3 +136,12 @@ void nm_network_ifname(const char *network, char ret[IFNAMSIZ])
                 h = (h ^ (guint8) network[i]) * 16777619u;
         snprintf(ret, IFNAMSIZ, "nm-%.7s-%04x", network, h & 0xffff);
 }
+
+char *nm_shown(const char *s)
+{
+        char *v = g_utf8_make_valid(s, MIN(strlen(s), 64));
+        for (char *p = v; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        return v;
+}

@@ -25,5 +25,9 @@ bool nm_dns_domain_valid(const char *s, GError **error);
  * Returns NULL when nothing usable is left. */
 char *nm_host_name_sanitize(const char *s);
 
+/* Possibly hostile input fit to quote in a message: at most 64 bytes of it, as valid UTF-8, with
+ * control characters shown as '?'. */
+char *nm_shown(const char *s);
+
 /* The WireGuard link for a network: "nm-<network>", or "nm-<first 7>-<4 hex>" for long names. */
 void nm_network_ifname(const char *network, char ret[IFNAMSIZ]);
