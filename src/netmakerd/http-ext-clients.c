@@ -61,15 +61,6 @@ static void json_add_ext_client(JsonBuilder *b, const ExtClient *c, const char *
         json_builder_end_object(b);
 }
 
-static char *shown(const char *s)
-{
-        g_autofree char *v = g_utf8_make_valid(s, MIN(strlen(s), 64));
-        for (char *p = v; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = '?';
-        return TAKE_PTR(v);
-}
-
 static int parse_format(Request *r, Format *ret, GError **error)
 {
         const char *f = request_query(r, "format");
@@ -82,7 +73,7 @@ static int parse_format(Request *r, Format *ret, GError **error)
         else if (streq0(f, "svg"))
                 *ret = FORMAT_SVG;
         else {
-                g_autofree char *v = shown(f);
+                g_autofree char *v = nm_shown(f);
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "Invalid ?format=%s: expected conf, png, svg or json", v);
                 return -EINVAL;
@@ -102,7 +93,7 @@ static int parse_dns(const char *text, char **ret, GError **error)
                 int family;
                 NmInAddr addr;
                 if (nm_addr_parse(a, &family, &addr) < 0 || ++n > MAX_DNS_SERVERS) {
-                        g_autofree char *v = shown(text);
+                        g_autofree char *v = nm_shown(text);
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                     "Invalid dns \"%s\": expected 1-%u IP addresses separated by commas", v,
                                     MAX_DNS_SERVERS);
@@ -177,22 +168,35 @@ static int allocate(Store *s, const Network *n, const char *range_text, int fami
 }
 
 /* The gateway member named in a request: in the network, with the ingress role. */
+/* The member of the view with node id `id`; `label` names it in the errors: 409 when the node is in
+ * another network, 404 when there is none. */
+static int find_node(Manager *m, const PeerView *v, const char *label, const char *id, const Member **ret,
+                     GError **error)
+{
+        g_autofree char *s = nm_shown(id);
+        g_autoptr(Node) n = NULL;
+
+        *ret = topo_find_node(v, id);
+        if (*ret)
+                return 0;
+        if (nm_uuid_valid(id) && store_node_get(m->store, id, &n, NULL) >= 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "%s %s (%s) is in network \"%s\", not in \"%s\"",
+                            label, s, n->host_name, n->network, v->network->name);
+                return -EXDEV;
+        }
+        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "%s \"%s\" does not exist in network \"%s\"", label, s,
+                    v->network->name);
+        return -ENOENT;
+}
+
 static int find_gateway(Manager *m, const PeerView *v, const char *id, const Member **ret, GError **error)
 {
-        g_autofree char *s = shown(id);
-        const Member *g = topo_find_node(v, id);
-        if (!g) {
-                g_autoptr(Node) n = NULL;
-                if (nm_uuid_valid(id) && store_node_get(m->store, id, &n, NULL) >= 0) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "Gateway node %s (%s) is in network \"%s\", not in \"%s\"", s,
-                                    n->host_name, n->network, v->network->name);
-                        return -EXDEV;
-                }
-                g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "Gateway node \"%s\" does not exist", s);
-                return -ENOENT;
-        }
+        const Member *g;
+        int k = find_node(m, v, "Gateway node", id, &g, error);
+        if (k < 0)
+                return k;
         if (!g->node->roles.ingress) {
+                g_autofree char *s = nm_shown(id);
                 g_set_error(
                         error, NM_ERROR, NM_ERROR_CONFLICT,
                         "Node %s (%s) is not an ingress gateway: PUT /nodes/%s/ingress first, then attach "
@@ -212,22 +216,12 @@ static int check_denied_nodes(Manager *m, const PeerView *v, const char *gateway
         g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
 
         for (char **p = in; p && *p; p++) {
-                g_autofree char *s = shown(*p);
-                const Member *n = topo_find_node(v, *p);
-                if (!n) {
-                        g_autoptr(Node) other = NULL;
-                        if (nm_uuid_valid(*p) && store_node_get(m->store, *p, &other, NULL) >= 0) {
-                                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                            "Denied node %s (%s) is in network \"%s\", not in \"%s\"", s,
-                                            other->host_name, other->network, v->network->name);
-                                return -EXDEV;
-                        }
-                        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,
-                                    "Denied node \"%s\" does not exist in network \"%s\"", s,
-                                    v->network->name);
-                        return -ENOENT;
-                }
+                const Member *n;
+                int k = find_node(m, v, "Denied node", *p, &n, error);
+                if (k < 0)
+                        return k;
                 if (streq0(n->node->id, gateway)) {
+                        g_autofree char *s = nm_shown(*p);
                         g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
                                     "Node %s (%s) is the client's gateway: a gateway always reaches its own "
                                     "clients, so it cannot be denied",
