@@ -49,22 +49,21 @@ def test_sandbox_exposure(tmp_path):
 
 GUEST_SCRIPT = r"""#!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin WG_COLOR_MODE=never SYSTEMD_PAGER=
-B=$NM_BUILD_DIR S=$NM_SRC_DIR
+S=$NM_SRC_DIR
 check() { local n=$1; shift; if "$@"; then echo "CHECK $n ok"; else echo "CHECK $n fail"; fail=1; fi; }
 fail=0
 umask 077
 
-# --- install as a package would -----------------------------------------------------------
-sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
-        > /etc/systemd/system/netclientd.service
+# --- install as a package would: the staged build (lib.sh) at its installed paths --------------
+. "$S/tests/vm/checks/lib.sh"
+nm_install netclientd netclientd.service || { echo "CHECK install fail"; exit 1; }
+NETCLIENT=$(nm_binary src/netclient/netclient)
 mkdir -p /etc/systemd/system/netclientd.service.d
 printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=userspace NETCLIENTD_LOG_LEVEL=debug\n' \
         > /etc/systemd/system/netclientd.service.d/test.conf
-# A build tree under /tmp would be hidden by PrivateTmp= (an installed binary never is).
-case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> /etc/systemd/system/netclientd.service.d/test.conf ;; esac
-install -m 0644 "$S/dbus/org.netmaker.Client.conf" /etc/dbus-1/system.d/
-install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/
-install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/
+install -m 0644 "$NM_STAGE$(nm_installed_path org.netmaker.Client.conf)" /etc/dbus-1/system.d/
+install -m 0644 "$NM_STAGE$(nm_installed_path org.netmaker.Client.service)" /usr/share/dbus-1/system-services/
+install -m 0644 "$NM_STAGE$(nm_installed_path org.netmaker.client.policy)" /usr/share/polkit-1/actions/
 systemctl daemon-reload
 busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
 
@@ -105,9 +104,9 @@ for _ in $(seq 100); do ip link show nm-office >/dev/null 2>&1 && break; sleep 0
 check link ip link show nm-office
 check ping ping -c2 -W3 10.77.0.2
 check dir_mode test "$(stat -c %a /var/lib/netclient)" = 700
-check netclient_status bash -c "$B/src/netclient/netclient status | grep -q 'State: offline'"
-check nobody_refused bash -c "runuser -u nobody -- $B/src/netclient/netclient --no-ask-password pull; test \$? = 4"
-check nobody_reads bash -c "runuser -u nobody -- $B/src/netclient/netclient list | grep -q nm-office"
+check netclient_status bash -c "$NETCLIENT status | grep -q 'State: offline'"
+check nobody_refused bash -c "runuser -u nobody -- $NETCLIENT --no-ask-password pull; test \$? = 4"
+check nobody_reads bash -c "runuser -u nobody -- $NETCLIENT list | grep -q nm-office"
 
 # --- polkit decides who may join: a token of this host's server (not reachable from here, so an
 # authorised join gets as far as trying to reach it) -------------------------------------------
@@ -116,7 +115,7 @@ TOKEN=$(printf '{"v":1,"api":"http://198.18.20.254:9","key":"ABCDEFGHIJKLMNOPQRS
 join_is() { # USER STATUS TEXT: `netclient join` as USER exits with STATUS and prints TEXT
         local run=() out rc
         [ "$1" = root ] || run=(runuser -u "$1" --)
-        out=$("${run[@]}" "$B/src/netclient/netclient" --no-ask-password join -t "$TOKEN" 2>&1)
+        out=$("${run[@]}" "$NETCLIENT" --no-ask-password join -t "$TOKEN" 2>&1)
         rc=$?
         echo "join as $1: exit $rc: $out"
         [ "$rc" = "$2" ] && [[ $out == *"$3"* ]]

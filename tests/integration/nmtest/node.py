@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from . import server as nmserver
+from . import stage
 
 REPO = nmserver.REPO
 POLKITD = "/usr/lib/polkit-1/polkitd"
@@ -89,7 +90,9 @@ class AgentNode:
         self.daemon = None
         self._logs = []
         self.netclientd = nmserver.binary("netclientd")
-        self.netclient_bin = nmserver.binary("netclient")
+        # Installed into a world-readable staging root, not run from the build tree: tests run it
+        # as other users (runuser -u nobody), who may not be able to enter the checkout.
+        self.netclient_bin = stage.installed("netclient")
 
     # ---- the node's private /run and configuration -------------------------------------------
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from . import stage
+
 REPO = Path(__file__).resolve().parents[3]
 VMDIR = REPO / "tests" / "vm"
 CHECKS_DIR = VMDIR / "checks"
@@ -341,6 +343,14 @@ class Vm:
         for k in FORWARDED_ENV:
             if k in os.environ:
                 variables[k] = os.environ[k]
+        # The build, installed as a package would be (nmtest.stage), in a world-readable directory
+        # of the host: the checks copy from there into the guest's own filesystem (lib.sh's
+        # nm_install), so units run installed programs that their ProtectHome=/PrivateTmp= never
+        # hide, wherever the checkout lives. /etc/nmvm/installed: "NAME PATH" lines.
+        if (build_dir() / "build.ninja").exists():
+            variables["NM_STAGE"] = str(stage.root())
+            _write_fixture(root, "/etc/nmvm/installed",
+                           "".join(f"{name} {path}\n" for name, path in sorted(stage.manifest().items())))
         for k, v in (env or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
                 raise VmError(f"environment variable name {k!r} is not a shell variable name")

@@ -4,7 +4,8 @@
 #   CHECK <name>[.<sub>] ok|fail|skip <detail>
 # through `report` or `expect` below; a function that prints none gets one from its exit status.
 # $NMVM_CHECK is the running check's name. $NM_BUILD_DIR and $NM_SRC_DIR are the host's build and
-# source trees (read-only; writes land in the guest's throwaway overlay).
+# source trees (read-only; writes land in the guest's throwaway overlay): run installed programs
+# (nm_binary, nm_install below) wherever a unit or another user runs them.
 # shellcheck shell=bash
 
 export WG_COLOR_MODE=never SYSTEMD_COLORS=0 SYSTEMD_PAGER='' PAGER=cat SYSTEMD_LOG_COLOR=0
@@ -69,29 +70,74 @@ trap _nmvm_run_deferred EXIT
 # A check killed for taking too long (run-checks.sh's timeout) still cleans up.
 trap 'exit 143' TERM
 
-# nm_binary RELPATH   prints $NM_BUILD_DIR/RELPATH when it is an executable, nothing otherwise.
-nm_binary() {
-        [ -x "$NM_BUILD_DIR/$1" ] && echo "$NM_BUILD_DIR/$1"
+# The build installed as a package would be: the host stages it (`meson install --destdir`, see
+# tests/integration/nmtest/stage.py) into $NM_STAGE, a world-readable directory, and lists in
+# /etc/nmvm/installed where each file goes ("NAME PATH", NAME the built or shipped file's name).
+# Checks copy what they need into the guest's own filesystem at those paths, so units run the
+# installed programs (ProtectHome=/PrivateTmp= never hide them, wherever the checkout lives).
+
+# nm_installed_path NAME   prints where NAME is installed (/usr/local/libexec/netclientd); 1 if not.
+nm_installed_path() {
+        [ -r /etc/nmvm/installed ] && [ -n "${NM_STAGE:-}" ] || return 1
+        awk -v n="$1" '$1 == n { print $2; found = 1 } END { exit !found }' /etc/nmvm/installed
 }
 
-# nm_install_netclientd   installs netclientd as a package would, from the build: the unit (its
-# ExecStart= the build's binary, kernel WireGuard only, debug log), the bus policy and activation
-# file, the polkit actions; then reloads systemd and the bus.
+# nm_install NAME...   copies each NAME from the staged build to its installed path.
+nm_install() {
+        local n p
+        for n; do
+                p=$(nm_installed_path "$n") || { echo "nm_install: $n is not installed by the build" >&2; return 1; }
+                mkdir -p "$(dirname "$p")" && cp -a "$NM_STAGE$p" "$p" || return 1
+        done
+}
+
+# nm_uninstall NAME...   removes what nm_install put in place.
+nm_uninstall() {
+        local n p
+        for n; do
+                p=$(nm_installed_path "$n") && rm -f "$p"
+        done
+        return 0
+}
+
+# nm_binary RELPATH   prints the installed program built as $NM_BUILD_DIR/RELPATH (installing it
+# first), or $NM_BUILD_DIR/RELPATH for a program meson does not install (wgtool: run by the check
+# itself, as root); nothing when it is not built.
+nm_binary() {
+        local name=${1##*/}
+        if nm_installed_path "$name" >/dev/null; then
+                nm_install "$name" && nm_installed_path "$name"
+        elif [ -x "$NM_BUILD_DIR/$1" ]; then
+                echo "$NM_BUILD_DIR/$1"
+        fi
+}
+
+# nm_install_netclientd   installs netclientd as a package would: the program and its unit at their
+# installed paths, a drop-in (kernel WireGuard only, debug log), the bus policy and activation
+# file, the polkit actions; then reloads systemd and the bus. dbus-daemon and polkitd read only
+# /usr/share and /etc (not /usr/local/share): their files go where a --prefix=/usr package puts them.
 nm_install_netclientd() {
-        local B=$NM_BUILD_DIR S=$NM_SRC_DIR d=/etc/systemd/system/netclientd.service.d
-        sed "s|^ExecStart=.*|ExecStart=$B/src/netclientd/netclientd|" "$B/systemd/netclientd.service" \
-                > /etc/systemd/system/netclientd.service || return 1
+        local d=/etc/systemd/system/netclientd.service.d p
+        nm_install netclientd netclientd.service || return 1
         mkdir -p $d
         # kernel: never fall back to wireguard-go here
         printf '[Service]\nEnvironment=NETCLIENTD_WG_BACKEND=kernel NETCLIENTD_LOG_LEVEL=debug ASAN_OPTIONS=detect_leaks=0\n' \
                 > $d/50-nmvm.conf
-        # A build tree under /tmp would be hidden by PrivateTmp= (an installed binary never is).
-        case "$B" in /tmp/* | /var/tmp/*) printf 'PrivateTmp=no\n' >> $d/50-nmvm.conf ;; esac
-        install -m 0644 "$S/dbus/org.netmaker.Client.conf" /usr/share/dbus-1/system.d/ &&
-                install -m 0644 "$S/dbus/org.netmaker.Client.service" /usr/share/dbus-1/system-services/ &&
-                install -m 0644 "$S/polkit/org.netmaker.client.policy" /usr/share/polkit-1/actions/ || return 1
+        p=$(nm_installed_path org.netmaker.Client.conf) &&
+                install -m 0644 "$NM_STAGE$p" /usr/share/dbus-1/system.d/ &&
+                p=$(nm_installed_path org.netmaker.Client.service) &&
+                install -m 0644 "$NM_STAGE$p" /usr/share/dbus-1/system-services/ &&
+                p=$(nm_installed_path org.netmaker.client.policy) &&
+                install -m 0644 "$NM_STAGE$p" /usr/share/polkit-1/actions/ || return 1
         systemctl daemon-reload &&
                 busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+}
+
+# nm_uninstall_netclientd   undoes nm_install_netclientd (the state directory is the caller's).
+nm_uninstall_netclientd() {
+        nm_uninstall netclientd netclientd.service
+        rm -rf /etc/systemd/system/netclientd.service.d
+        systemctl daemon-reload
 }
 
 # nm_saved_registration HOST_ID API_URL MQTT_URL WG_PRIVATE_KEY   a fresh /var/lib/netclient (0700)

@@ -1,18 +1,17 @@
-# VM checks: netmakerd installed from the build tree with its real units (systemd/) under systemd
-# as PID 1: netmakerd.socket holds the port, the first connection starts netmakerd.service, which
-# reports readiness with sd_notify (Type=notify) and answers that very connection.
-# Until netmakerd is built, a stand-in (netmakerd-standin.py) runs under the same units and
+# VM checks: netmakerd installed as a package would be (the staged `meson install`: the program,
+# its real units and sysusers entry at their installed paths) under systemd as PID 1:
+# netmakerd.socket holds the port, the first connection starts netmakerd.service, which reports
+# readiness with sd_notify (Type=notify) and answers that very connection.
+# Without a build, a stand-in (netmakerd-standin.py) runs under the units of the source tree and
 # netmakerd_socket.binary reports skip.
 # nmvm-units: dbus.service
 # shellcheck shell=bash
 
 NMD_PORT=8081 # netmakerd.socket's ListenStream= (the guest is a machine of its own)
 
-# The unit as meson configured it in the build tree, else the template from the source tree.
+# The unit from the template in the source tree (the stand-in's case: nothing is built).
 _nmd_unit() { # NAME
-        if [ -f "$NM_BUILD_DIR/systemd/$1" ]; then
-                cat "$NM_BUILD_DIR/systemd/$1"
-        elif [ -f "$NM_SRC_DIR/systemd/$1.in" ]; then
+        if [ -f "$NM_SRC_DIR/systemd/$1.in" ]; then
                 sed -e 's|@sbindir@|/usr/local/sbin|g' -e 's|@docdir@|/usr/local/share/doc/netmaker|g' \
                         "$NM_SRC_DIR/systemd/$1.in"
         elif [ -f "$NM_SRC_DIR/systemd/$1" ]; then
@@ -25,30 +24,29 @@ _nmd_unit() { # NAME
 _nmd_show() { systemctl show -p "$1" --value netmakerd.service; }
 
 check_netmakerd_socket() {
-        local bin exec_start state
+        local bin state
         bin=$(nm_binary src/netmakerd/netmakerd)
-        if [ -n "$bin" ]; then
-                exec_start=$bin
-        else
-                exec_start="/usr/bin/python3 $NM_SRC_DIR/tests/vm/checks/systemd/netmakerd-standin.py"
-                echo "netmakerd is not built in $NM_BUILD_DIR: using the stand-in"
-        fi
-
-        # Install as a package would, but run the binary straight from the build tree.
-        expect .units "netmakerd.socket and netmakerd.service installed from the tree" bash -c "
-                $(declare -f _nmd_unit)
-                _nmd_unit netmakerd.socket > /etc/systemd/system/netmakerd.socket &&
-                _nmd_unit netmakerd.service > /etc/systemd/system/netmakerd.service" || return 1
         mkdir -p /etc/systemd/system/netmakerd.service.d
-        cat > /etc/systemd/system/netmakerd.service.d/50-nmvm.conf <<EOF
-[Service]
-ExecStart=
-ExecStart=$exec_start
-# An ASan build cannot run LeakSanitizer (ptrace) inside this sandbox.
-Environment=ASAN_OPTIONS=detect_leaks=0
-EOF
-        expect .sysusers "systemd-sysusers creates the netmaker user" bash -c "
-                systemd-sysusers '$NM_SRC_DIR/systemd/netmakerd.sysusers' && getent passwd netmaker" || return 1
+        if [ -n "$bin" ]; then
+                expect .units "netmakerd.socket, netmakerd.service and the sysusers entry installed from the build" \
+                        nm_install netmakerd.socket netmakerd.service netmakerd.sysusers || return 1
+                # An ASan build cannot run LeakSanitizer (ptrace) inside this sandbox.
+                printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' \
+                        > /etc/systemd/system/netmakerd.service.d/50-nmvm.conf
+                expect .sysusers "systemd-sysusers creates the netmaker user" bash -c "
+                        systemd-sysusers netmakerd.conf && getent passwd netmaker" || return 1
+        else
+                echo "netmakerd is not built in $NM_BUILD_DIR: using the stand-in"
+                expect .units "netmakerd.socket and netmakerd.service installed from the source tree" bash -c "
+                        $(declare -f _nmd_unit)
+                        _nmd_unit netmakerd.socket > /etc/systemd/system/netmakerd.socket &&
+                        _nmd_unit netmakerd.service > /etc/systemd/system/netmakerd.service" || return 1
+                printf '[Service]\nExecStart=\nExecStart=%s\n' \
+                        "/usr/bin/python3 $NM_SRC_DIR/tests/vm/checks/systemd/netmakerd-standin.py" \
+                        > /etc/systemd/system/netmakerd.service.d/50-nmvm.conf
+                expect .sysusers "systemd-sysusers creates the netmaker user" bash -c "
+                        systemd-sysusers '$NM_SRC_DIR/systemd/netmakerd.sysusers' && getent passwd netmaker" || return 1
+        fi
         mkdir -p /etc/netmaker
         # No broker in this guest: an empty broker_url runs without one.
         printf '[netmakerd]\nbroker_url=\nlog_level=debug\n' > /etc/netmaker/netmakerd.conf

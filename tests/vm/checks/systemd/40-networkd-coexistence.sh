@@ -72,7 +72,7 @@ _nd_cleanup_networkd() {
 
 check_networkd_without_dropins() {
         local d pub rules
-        if [ -e /usr/lib/systemd/network/10-netmaker.network ]; then
+        if [ -e "$(nm_installed_path 10-netmaker.network)" ] || [ -e /usr/lib/systemd/network/10-netmaker.network ]; then
                 report - skip "the drop-ins are already installed in this guest"
                 return 0
         fi
@@ -116,11 +116,7 @@ check_networkd_without_dropins() {
 # --- netclientd installed as a package would be ------------------------------------------------
 
 _nd_install() {
-        local S=$NM_SRC_DIR
-        install -D -m 0644 "$S/networkd-integration/10-netmaker.network" /usr/lib/systemd/network/10-netmaker.network &&
-                install -D -m 0644 "$S/networkd-integration/networkd-netmaker.conf" \
-                        /usr/lib/systemd/networkd.conf.d/50-netmaker.conf || return 1
-        nm_install_netclientd
+        nm_install 10-netmaker.network networkd-netmaker.conf && nm_install_netclientd
 }
 
 # The node's saved state: registered with a server that is not reachable here (netclientd works
@@ -173,9 +169,9 @@ _nd_compare() { # SUB WHAT BEFORE_FILE
 _nd_cleanup_netclientd() {
         systemctl stop netclientd.service
         ip link del $ND_IF
-        rm -rf /var/lib/netclient /etc/systemd/system/netclientd.service /etc/systemd/system/netclientd.service.d
-        rm -f /usr/lib/systemd/network/10-netmaker.network /usr/lib/systemd/networkd.conf.d/50-netmaker.conf
-        systemctl daemon-reload
+        rm -rf /var/lib/netclient
+        nm_uninstall 10-netmaker.network networkd-netmaker.conf
+        nm_uninstall_netclientd
         _nd_cleanup_networkd
         # the next checks get networkd as the boot left it (networkd.conf.d is read at start)
         systemctl restart systemd-networkd.service

@@ -73,8 +73,8 @@ _rl_cleanup() {
         ip rule del priority 32701
         ip rule del priority 32700
         nft delete table inet netmaker
-        rm -rf /var/lib/netclient /etc/systemd/system/netclientd.service /etc/systemd/system/netclientd.service.d
-        systemctl daemon-reload
+        rm -rf /var/lib/netclient
+        nm_uninstall_netclientd
 }
 
 check_roles_sandbox() {

@@ -13,10 +13,7 @@ DR_ZONE=$DR_NET.nm.internal
 DR_PORT=18099 # the stand-in server on 127.0.0.1 (inside the guest only)
 
 _dr_install() {
-        local S=$NM_SRC_DIR
-        install -D -m 0644 "$S/networkd-integration/10-netmaker.network" /usr/lib/systemd/network/10-netmaker.network ||
-                return 1
-        nm_install_netclientd || return 1
+        nm_install 10-netmaker.network && nm_install_netclientd || return 1
         if systemctl is-active -q systemd-networkd.service; then networkctl reload; fi
         return 0
 }
@@ -57,9 +54,9 @@ EOF
 _dr_cleanup() {
         systemctl stop netclientd.service nmvm-dns-standin.service
         ip link del $DR_IF 2>/dev/null
-        rm -rf /var/lib/netclient /etc/systemd/system/netclientd.service /etc/systemd/system/netclientd.service.d \
-                /usr/lib/systemd/network/10-netmaker.network /run/nmvm-dns-standin.py
-        systemctl daemon-reload
+        rm -rf /var/lib/netclient /run/nmvm-dns-standin.py
+        nm_uninstall 10-netmaker.network
+        nm_uninstall_netclientd
 }
 
 _dr_registered() {
@@ -136,7 +133,7 @@ check_dns_resolved() {
         fi
 
         # Leave: the link and its DNS settings go; resolved no longer knows the zone.
-        expect .leave "netclient leave $DR_NET" "$NM_BUILD_DIR/src/netclient/netclient" leave $DR_NET || return 1
+        expect .leave "netclient leave $DR_NET" "$(nm_binary src/netclient/netclient)" leave $DR_NET || return 1
         wait_until 20 bash -c "! ip link show dev $DR_IF" >/dev/null 2>&1
         out=$(resolvectl status 2>&1)
         if ip link show dev $DR_IF >/dev/null 2>&1 || grep -q "$DR_ZONE" <<< "$out"; then
