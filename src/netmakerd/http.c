@@ -133,6 +133,11 @@ const char *request_method(Request *r)
         return r->method;
 }
 
+const char *request_path(Request *r)
+{
+        return r->path;
+}
+
 const char *request_param(Request *r, const char *name)
 {
         for (unsigned i = 0; i < r->n_params; i++)
@@ -465,132 +470,6 @@ static const Route *route_request(Request *r)
         return NULL;
 }
 
-/* ---- authentication ------------------------------------------------------------------------- */
-
-static int authenticate_user_token(Request *r, const char *token, GError **error)
-{
-        Manager *m = request_manager(r);
-        g_auto(UserClaims) claims = {};
-        g_autoptr(User) u = NULL;
-        g_autoptr(GError) e = NULL;
-        int k;
-
-        k = auth_user_token_verify(m->token_secret, token, manager_now(), &claims);
-        if (k == -ETIME) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The token has expired: log in again");
-                return k;
-        }
-        if (k < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid token");
-                return k;
-        }
-        k = store_user_get(m->store, claims.sub, &u, &e);
-        if (k == -ENOENT) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "The token's user no longer exists");
-                return k;
-        }
-        if (k < 0) {
-                g_propagate_error(error, TAKE_PTR(e));
-                return k;
-        }
-        if (claims.iat < u->password_changed_at) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The token was issued before the last password change: log in again");
-                return -EKEYREVOKED;
-        }
-        r->auth.kind = AUTH_USER;
-        r->auth.username = g_strdup(u->username);
-        r->auth.admin = streq0(u->role, "admin");
-        return 0;
-}
-
-static int authenticate_host(Request *r, const char *credential, GError **error)
-{
-        Manager *m = request_manager(r);
-        g_autofree char *host_id = NULL;
-        _cleanup_secret_ char *secret = NULL;
-        g_autoptr(Host) h = NULL;
-        g_autoptr(GError) e = NULL;
-        int k;
-
-        if (auth_host_credential_parse(credential, &host_id, &secret) < 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid host credential");
-                return -EBADMSG;
-        }
-        k = store_host_get(m->store, host_id, &h, &e);
-        if (k == -ENOENT || (k >= 0 && !auth_host_secret_verify(h->credential_hash, secret))) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "Invalid host credential (the host may have been deleted)");
-                return -EACCES;
-        }
-        if (k < 0) {
-                g_propagate_error(error, TAKE_PTR(e));
-                return k;
-        }
-        r->auth.kind = AUTH_HOST;
-        r->auth.host_id = TAKE_PTR(host_id);
-        return 0;
-}
-
-static int authenticate(Request *r, GError **error)
-{
-        Manager *m = request_manager(r);
-        const char *header =
-                MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        RouteAccess access = r->route->access;
-        int k;
-
-        if (access == ACCESS_ANYONE)
-                return 0;
-        if (!header || !*header) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "Missing credential: send \"Authorization: Bearer <%s>\"",
-                            access == ACCESS_HOST ? "host credential" : "token");
-                return -EACCES;
-        }
-        if (g_ascii_strncasecmp(header, "Bearer ", 7) != 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "Unsupported Authorization scheme: use \"Bearer <credential>\"");
-                return -EACCES;
-        }
-        const char *cred = header + 7;
-        while (*cred == ' ')
-                cred++;
-
-        if (g_str_has_prefix(cred, AUTH_HOST_CREDENTIAL_PREFIX))
-                k = authenticate_host(r, cred, error);
-        else if (g_str_has_prefix(cred, AUTH_USER_TOKEN_PREFIX))
-                k = authenticate_user_token(r, cred, error);
-        else if (m->config->master_key && auth_master_key_matches(m->config->master_key, cred)) {
-                r->auth.kind = AUTH_MASTER;
-                r->auth.admin = true;
-                k = 0;
-        } else {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid credential");
-                k = -EACCES;
-        }
-        if (k < 0)
-                return k;
-
-        if (access == ACCESS_HOST && r->auth.kind != AUTH_HOST) {
-                g_set_error(error, NM_ERROR, NM_ERROR_FORBIDDEN,
-                            "Only hosts may call %s: use the host credential from registration", r->path);
-                return -EPERM;
-        }
-        if (access != ACCESS_HOST && r->auth.kind == AUTH_HOST) {
-                g_set_error(error, NM_ERROR, NM_ERROR_FORBIDDEN,
-                            "A host credential is accepted only by the /api/v1/host endpoints");
-                return -EPERM;
-        }
-        if (access == ACCESS_ADMIN && !r->auth.admin) {
-                g_set_error(error, NM_ERROR, NM_ERROR_FORBIDDEN, "%s %s requires the admin role", r->method,
-                            r->path);
-                return -EPERM;
-        }
-        return 0;
-}
-
 /* ---- MHD callbacks -------------------------------------------------------------------------- */
 
 static bool media_type_is_json(const char *ct)
@@ -624,7 +503,10 @@ static void request_begin(Request *r)
         r->route = route_request(r);
         if (!r->route)
                 return;
-        if (authenticate(r, &e) < 0) {
+        if (http_authenticate(r,
+                              MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_AUTHORIZATION),
+                              r->route->access, &r->auth, &e) < 0) {
                 request_reply_error(r, e);
                 return;
         }
@@ -1011,34 +893,3 @@ bool http_socket_activated(Http *h)
 {
         return h->activated;
 }
-
-/* ---- health --------------------------------------------------------------------------------- */
-
-static int health_get(Request *r, GError **error)
-{
-        Manager *m = request_manager(r);
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        gint64 version;
-        int k;
-
-        /* A cheap query proves the database answers. */
-        k = store_schema_version(m->store, &version, error);
-        if (k < 0) {
-                g_clear_error(error);
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE, "The database does not answer");
-                return k;
-        }
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "status", "ok");
-        nm_json_add_string(b, "version", PACKAGE_VERSION);
-        nm_json_add_string(b, "database", store_backend_name(m->store));
-        nm_json_add_bool(b, "broker_connected", mq_is_connected(m->mq));
-        json_builder_end_object(b);
-        request_reply_builder(r, MHD_HTTP_OK, b);
-        return 0;
-}
-
-const Route http_health_routes[] = {
-        {"GET", "/health", ACCESS_ANYONE, health_get},
-        {},
-};

@@ -67,6 +67,10 @@ typedef struct HttpSettings {
         unsigned connection_timeout_sec;
 } HttpSettings;
 
+/* http-auth.c: checks the Authorization header (NULL when absent) against `access`; fills *ret
+ * (freed with the request) or sets NM_ERROR_UNAUTHENTICATED / NM_ERROR_FORBIDDEN. */
+int http_authenticate(Request *r, const char *authorization, RouteAccess access, Auth *ret, GError **error);
+
 /* Listens on the socket systemd passed, or binds the configured address. */
 int http_new(Manager *m, sd_event *event, const HttpSettings *settings, Http **ret);
 void http_free(Http *h);
@@ -84,6 +88,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Request, request_unref)
 Manager *request_manager(Request *r);
 const Auth *request_auth(Request *r);
 const char *request_method(Request *r);
+/* The request's path below the host, "/api/v1/..." (unescaped). */
+const char *request_path(Request *r);
 /* A {name} segment of the route's pattern. */
 const char *request_param(Request *r, const char *name);
 /* A query argument, or NULL. */
