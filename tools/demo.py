@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""The README's first command, after set-up: netmakerd on its embedded SQLite database with a local
-Mosquitto (dynamic security), the first admin bootstrapped, a demo mesh of three netclientd nodes
-in network namespaces that join with an enrollment token and ping one another, then the server
-left running for you to use with nmctl until Ctrl-C.
+"""The README's first command, after set-up: netmakerd on its embedded SQLite database, serving
+HTTPS with the self-signed certificate it makes at its first start, a local Mosquitto (dynamic
+security) with a TLS listener, the first admin bootstrapped, a demo mesh of three netclientd nodes
+in network namespaces that join with an enrollment token (which pins the server's key) over TLS
+and ping one another, then the server left running for you to use with nmctl until Ctrl-C.
 
 Everything runs on loopback and inside network namespaces this script creates (underlay
 198.18.0.0/24); cleanup stops only what it started and deletes only its own namespaces.
@@ -11,7 +12,9 @@ Everything runs on loopback and inside network namespaces this script creates (u
 """
 
 import argparse
+import base64
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -90,27 +93,35 @@ def main():
     try:
         step("Mosquitto with dynamic security, and netmakerd on SQLite")
         broker = Broker(state).start()
-        say(f"   broker: {broker.url} (dynamic security: netmakerd makes one account per host)")
+        say(f"   broker: {broker.url} (TLS; dynamic security: netmakerd makes one account per host)")
+        say(f"           certificate {broker.cert_file}, key {broker.pin}")
         # Clear the test harness's shortcuts (master key, preset admin) so the server bootstraps
         # its first admin the way it does on a real machine.
         server = Server(state, broker, server_name="demo", prepare_broker=False, config={
             "listen": f"127.0.0.1:{port}",
-            "api_url": f"http://{UNDERLAY_SERVER}:{port}",
-            "broker_public_url": f"mqtt://{UNDERLAY_SERVER}:{broker.port}",
+            "api_url": f"https://{UNDERLAY_SERVER}:{port}",
+            "broker_public_url": f"mqtts://{UNDERLAY_SERVER}:{broker.port}",
             "master_key": None, "admin_user": None, "admin_password": None, "log_level": "info",
         }).start()
-        url = f"http://127.0.0.1:{port}"
+        url = f"https://127.0.0.1:{port}"
         pwfile = Path(server.settings()["state_directory"]) / "initial-admin-password"
         wait_until(pwfile.exists, 10, str(pwfile))
         password = pwfile.read_text().strip()
         say(f"   netmakerd: {url} (database {server.settings()['database']})")
+        say(f"   TLS: self-signed certificate {server.cert_path}, made at the first start")
+        pin = subprocess.run([str(binary("netmakerd")), "--config", str(server.config_path), "--print-pin"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        show(["netmakerd", "--print-pin"])
+        say(f"     {pin}")
         say(f"   first admin: 'admin', password in {pwfile} (0600)")
 
-        step("The admin logs in with nmctl, creates a network and an enrollment key")
-        nmctl(url, "login", "admin", "--password-stdin", stdin=password + "\n")
+        step("The admin logs in with nmctl (pinning the server's key), creates a network and an enrollment key")
+        nmctl(url, "login", "admin", "--password-stdin", "--pin", pin, stdin=password + "\n")
         nmctl(url, "network", "create", NETWORK, "--ipv4", RANGE)
         p = nmctl(url, "key", "create", "demo-key", "--network", NETWORK, "--unlimited")
         token = p.stdout.strip().splitlines()[-1]
+        say("   the token carries the server's address, its message key and the pin of its TLS key:")
+        say(f"     {json.loads(base64.urlsafe_b64decode(token + '=' * (-len(token) % 4)))['pin']}")
 
         step(f"{args.nodes} nodes, each in its own network namespace with dbus-daemon, polkitd and netclientd")
         underlay = Underlay(nodes=args.nodes, prefix=unique_prefix("nmdemo"), subnet=0).create()
@@ -177,6 +188,7 @@ def main():
         step("netmakerd is yours")
         say(f"""   API:          {url}/api/v1/health
    admin:        admin / the password in {pwfile}
+   TLS pin:      {pin}   (netmakerd --print-pin; nmctl remembers it)
    nmctl:        export NMCTL_SERVER={url} HOME={HOME}   (already logged in there)
                  {binary('nmctl')} network list
                  {binary('nmctl')} host list

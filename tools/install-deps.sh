@@ -14,7 +14,7 @@ BUILD_PKGS=(
         libsystemd-dev libglib2.0-dev libjson-glib-dev libmicrohttpd-dev libcurl4-openssl-dev
         libmosquitto-dev libsqlite3-dev libpq-dev libsodium-dev
         libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftables-dev libqrencode-dev libpng-dev
-        libclang-rt-14-dev
+        libclang-rt-14-dev libssl-dev
 )
 
 # Run and test: the real components the tests start
@@ -24,6 +24,7 @@ TEST_PKGS=(
         wireguard-go wireguard-tools iproute2 iputils-ping socat netcat-openbsd nftables
         python3 python3-pytest python3-gi gir1.2-glib-2.0 python3-nacl python3-paho-mqtt
         sqlite3 curl zbar-tools
+        openssl python3-cryptography tcpdump caddy
 )
 
 # The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
@@ -53,8 +54,9 @@ rm -f "$resolv_backup"
 
 # Fedora (dnf install): meson ninja-build gcc clang gettext systemd-devel glib2-devel json-glib-devel
 #   libmicrohttpd-devel libcurl-devel mosquitto-devel sqlite-devel libpq-devel libsodium-devel
-#   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt
+#   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt openssl-devel
 #   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
 #   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
+#   openssl python3-cryptography tcpdump caddy
 # (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
 #  the userspace test tier.)

@@ -10,6 +10,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "nm-error.h"
+#include "tls-curl.h"
 
 #define API_MAX_RESPONSE (16u * 1024 * 1024)
 
@@ -19,6 +20,7 @@ struct ApiClient {
         sd_event_source *timer;
         GHashTable *requests; /* set of ApiRequest* */
         uint64_t timeout_usec;
+        NmTlsTrust trust; /* for https://; each request takes a copy */
 };
 
 struct ApiRequest {
@@ -35,6 +37,7 @@ struct ApiRequest {
         bool cancelled; /* cancelled while done: free instead of calling back */
         CURLcode result;
         char errbuf[CURL_ERROR_SIZE];
+        NmTlsTrust trust; /* this request's: the handshake records what it saw here */
 };
 
 static void api_request_free(ApiRequest *r)
@@ -53,7 +56,18 @@ static void api_request_free(ApiRequest *r)
         nm_free_secret(r->body);
         g_free(r->url);
         g_free(r->method);
+        nm_tls_trust_clear(&r->trust);
         g_free(r);
+}
+
+void api_client_set_trust(ApiClient *c, const NmTlsTrust *trust)
+{
+        if (trust)
+                nm_tls_trust_copy(&c->trust, trust);
+        else {
+                nm_tls_trust_clear(&c->trust);
+                c->trust.mode = NM_TLS_CA;
+        }
 }
 
 unsigned api_client_pending(ApiClient *c)
@@ -115,9 +129,11 @@ static void finish(ApiRequest *r)
         ApiResult res = {.body = ""};
 
         if (r->result != CURLE_OK) {
-                const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
-                error = g_error_new(NM_ERROR, NM_ERROR_UNAVAILABLE, "Cannot reach the server (%s %s): %s",
-                                    r->method, r->url, why);
+                g_autofree char *why = nm_tls_curl_error(r->result, r->errbuf, &r->trust, r->url);
+                /* A server that is there but not the one we trust is no outage: retrying will not help. */
+                bool refused = r->trust.failure || r->result == CURLE_PEER_FAILED_VERIFICATION ||
+                               r->result == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+                error = g_error_new(NM_ERROR, refused ? NM_ERROR_UNAUTHENTICATED : NM_ERROR_UNAVAILABLE, "%s", why);
         } else {
                 curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
                 g_byte_array_append(r->response, (const guint8 *)"", 1);
@@ -287,6 +303,7 @@ ApiClient *api_client_free(ApiClient *c)
                 curl_multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
         sd_event_unref(c->event);
+        nm_tls_trust_clear(&c->trust);
         g_free(c);
         return NULL;
 }
@@ -332,6 +349,11 @@ int api_client_request(ApiClient *c, const char *method, const char *url, const 
         curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, MIN(timeout_ms, 10000L));
         curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "netclientd/" PACKAGE_VERSION);
+        nm_tls_trust_copy(&r->trust, &c->trust);
+        if (nm_tls_curl_setup(r->easy, &r->trust) < 0) {
+                api_request_free(r);
+                return -EOPNOTSUPP;
+        }
         if (json_body) {
                 r->body = g_strdup(json_body);
                 curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);

@@ -7,6 +7,8 @@
 #include <glib.h>
 #include <systemd/sd-event.h>
 
+#include "tls.h"
+
 typedef struct ApiClient ApiClient;
 typedef struct ApiRequest ApiRequest;
 
@@ -22,6 +24,10 @@ typedef struct ApiResult {
 typedef void (*ApiCallback)(ApiClient *c, const ApiResult *result, void *userdata);
 
 int api_client_new(sd_event *event, uint64_t timeout_usec, ApiClient **ret);
+/* How https:// servers are verified from the next request on (copied): a pin, or a CA file (NULL
+ * or mode CA without a file: the system's trust store). A server refused by it fails the request
+ * with NM_ERROR_UNAUTHENTICATED and a message naming why. */
+void api_client_set_trust(ApiClient *c, const NmTlsTrust *trust);
 /* Cancels every request still running (their callbacks are not called). */
 ApiClient *api_client_free(ApiClient *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ApiClient, api_client_free)

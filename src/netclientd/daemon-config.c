@@ -29,6 +29,8 @@ static const Setting settings[] = {
         {"WireGuard", "WireGuardGo", "NETCLIENTD_WIREGUARD_GO"},
         {"WireGuard", "UAPISocketDirectory", "NETCLIENTD_UAPI_DIR"},
         {"DNS", "ResponderPort", "NETCLIENTD_DNS_PORT"},
+        {"Server", "CAFile", "NETCLIENTD_CA_FILE"},
+        {"Server", "Insecure", "NETCLIENTD_INSECURE"},
 };
 
 Config *config_new(void)
@@ -58,6 +60,7 @@ void config_free(Config *c)
         g_free(c->state_dir);
         g_free(c->wireguard_go);
         g_free(c->uapi_dir);
+        g_free(c->ca_file);
         g_free(c->host_name);
         g_strfreev(c->stun_servers);
         g_free(c);
@@ -178,6 +181,23 @@ int config_set(Config *c, const char *key, const char *value, const char *source
                         return -EINVAL;
                 }
                 c->dns_port = (uint16_t)port;
+                return 0;
+        }
+
+        if (streq0(key, "CAFile"))
+                return set_path(&c->ca_file, key, v, source, false, error);
+        if (streq0(key, "Insecure")) {
+                static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+                static const char *const no[] = {"no", "false", "off", "0", NULL};
+                if (g_strv_contains(yes, v))
+                        c->insecure = true;
+                else if (g_strv_contains(no, v))
+                        c->insecure = false;
+                else {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid Insecure \"%.32s\" in %s: expected yes or no", v, source);
+                        return -EINVAL;
+                }
                 return 0;
         }
 

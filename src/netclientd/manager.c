@@ -8,6 +8,7 @@
 
 #include "bus-errors.h"
 #include "firewall.h"
+#include "host-api.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -673,19 +674,97 @@ void manager_broker_connected(Manager *m, bool connected)
         manager_public_ip_refresh(m);
 }
 
+/* ---- transport security ------------------------------------------------------------------------- */
+
+/* Plain http:// or mqtt:// would carry the enrollment key, the host credential and the broker
+ * password in the clear: only to this machine, or where the admin said Insecure=yes. */
+int manager_check_plain(Manager *m, const char *what, const char *url, GError **error)
+{
+        if (!url || !(g_str_has_prefix(url, "http://") || g_str_has_prefix(url, "mqtt://")))
+                return 0;
+        g_autofree char *host = nm_url_host(url);
+        if (nm_host_is_loopback(host))
+                return 0;
+        if (!m->config->insecure) {
+                g_autofree char *shown = nm_shown(url);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Refusing plain %s to %s \"%s\": the enrollment key and this host's credentials would "
+                            "cross the network in the clear. Use a server with TLS (https://, mqtts://), or set "
+                            "Insecure=yes in [Server] of netclientd.conf to allow it anyway",
+                            g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, shown);
+                return -EPERM;
+        }
+        log_warning("INSECURE: plain %s to %s %s (Insecure=yes): credentials cross the network in the clear.",
+                    g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, url);
+        return 0;
+}
+
+/* The API's trust: the pin the token carried, else a CA (CAFile=, or the system's). */
+static void api_trust(Manager *m, bool has_pin, const NmTlsPin *pin)
+{
+        g_auto(NmTlsTrust) t = {.mode = has_pin ? NM_TLS_PIN : NM_TLS_CA};
+
+        if (has_pin)
+                t.pin = *pin;
+        else
+                t.ca_file = g_strdup(m->config->ca_file);
+        api_client_set_trust(m->api, &t);
+}
+
+void manager_update_api_trust(Manager *m)
+{
+        if (!m->api)
+                return;
+        if (m->server)
+                api_trust(m, m->server->has_pin, &m->server->pin);
+        else
+                api_trust(m, false, NULL);
+}
+
+/* The broker's trust, as the server said at registration: its pin, or the CA it handed over
+ * (kept as broker-ca.pem in the state directory); else CAFile= or the system's. */
+int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error)
+{
+        ServerConfig *s = m->server;
+
+        *ret = (NmTlsTrust){.mode = s->mqtt_has_pin ? NM_TLS_PIN : NM_TLS_CA, .pin = s->mqtt_pin};
+        if (s->mqtt_has_pin)
+                return 0;
+        if (s->mqtt_ca_pem) {
+                int r = state_write_atomic(m->config->state_dir, STATE_BROKER_CA_FILE, s->mqtt_ca_pem,
+                                           strlen(s->mqtt_ca_pem), error);
+                if (r < 0)
+                        return r;
+                ret->ca_file = g_build_filename(m->config->state_dir, STATE_BROKER_CA_FILE, NULL);
+        } else
+                ret->ca_file = g_strdup(m->config->ca_file);
+        return 0;
+}
+
 static void start_broker(Manager *m)
 {
+        g_autoptr(GError) e = NULL;
         int r;
 
         m->mq = mq_client_free(m->mq);
         if (!m->server || !m->event)
                 return;
+        if (!m->server->mqtt_url) {
+                log_info("The server runs without a broker: changes arrive by pulls and check-ins only.");
+                return;
+        }
+        if (manager_check_plain(m, "the broker", m->server->mqtt_url, &e) < 0) {
+                log_error("%s", e->message);
+                return;
+        }
         r = mq_client_new(m, &m->mq);
         if (r >= 0)
                 r = mq_client_start(m->mq);
         if (r < 0)
                 log_error_errno(r, "Failed to set up the broker connection to %s: %m", m->server->mqtt_url);
 }
+
+/* ---- registration ------------------------------------------------------------------------------ */
 
 static void forget_server(Manager *m, bool teardown)
 {
@@ -705,10 +784,12 @@ static void forget_server(Manager *m, bool teardown)
         api_request_cancel(m->checkin_request);
         m->checkin_request = NULL;
         g_clear_pointer(&m->server, server_config_free);
+        manager_update_api_trust(m);
         m->serial = m->highest_serial_seen = 0;
         g_hash_table_remove_all(m->disconnected);
         if (state_remove(m->config->state_dir, STATE_NODES_FILE, &e) < 0 ||
-            state_remove(m->config->state_dir, STATE_SERVER_FILE, &e) < 0)
+            state_remove(m->config->state_dir, STATE_SERVER_FILE, &e) < 0 ||
+            state_remove(m->config->state_dir, STATE_BROKER_CA_FILE, &e) < 0)
                 log_error("%s", e->message);
         emit_registration_changed(m);
         manager_state_maybe_changed(m);
@@ -725,6 +806,8 @@ static void join_finish(Manager *m, const GError *error)
         m->join = NULL;
         if (error) {
                 log_warning("Join failed: %s", error->message);
+                /* A failed first join leaves no server behind: nothing is trusted by its token. */
+                manager_update_api_trust(m);
                 if (j->call) {
                         _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
                         bus_error_set_gerror(&be, error);
@@ -754,66 +837,14 @@ static void join_finish(Manager *m, const GError *error)
         manager_state_maybe_changed(m);
 }
 
-static bool parse_registered(JsonObject *o, ServerConfig *s, NmState **ret_state, GError **error)
-{
-        JsonObject *mq = NULL;
-        const char *host_id = NULL, *cred = NULL, *spk = NULL, *url = NULL, *user = NULL, *pw = NULL,
-                   *sub = NULL, *pub = NULL;
-        NmKey key;
-
-        if (!nm_json_get_string(o, "host_id", true, &host_id, error) ||
-            !nm_json_get_string(o, "credential", true, &cred, error) ||
-            !nm_json_get_string(o, "server_msg_key", true, &spk, error) ||
-            !nm_json_get_object(o, "mqtt", true, &mq, error) ||
-            !nm_json_get_string(mq, "url", true, &url, error) ||
-            !nm_json_get_string(mq, "username", true, &user, error) ||
-            !nm_json_get_string(mq, "password", true, &pw, error) ||
-            !nm_json_get_string(mq, "subscribe", true, &sub, error) ||
-            !nm_json_get_string(mq, "publish", true, &pub, error))
-                return false;
-        if (!nm_uuid_valid(host_id)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "The server sent an invalid host id");
-                return false;
-        }
-        if (nm_key_from_base64(spk, &key) < 0 || !nm_key_equal(&key, &s->server_key)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The server's message key differs from the one in the token: not trusting it");
-                return false;
-        }
-        if (!json_object_has_member(o, "state")) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "The registration answer has no state");
-                return false;
-        }
-        NmState *state = nm_state_from_json(json_object_get_member(o, "state"), error);
-        if (!state)
-                return false;
-        if (!streq0(state->host_id, host_id)) {
-                nm_state_free(state);
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "The registration answer's state is for another host");
-                return false;
-        }
-        s->host_id = g_strdup(host_id);
-        s->credential = g_strdup(cred);
-        s->mqtt_url = g_strdup(url);
-        s->mqtt_username = g_strdup(user);
-        s->mqtt_password = g_strdup(pw);
-        s->topic_msg = g_strdup(sub);
-        s->topic_report = g_strdup(pub);
-        *ret_state = state;
-        return true;
-}
-
 static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
 {
         Manager *m = userdata;
         JoinJob *j = m->join;
         g_autoptr(GError) e = NULL;
         g_autoptr(ServerConfig) s = server_config_new();
+        g_autoptr(NmRegistered) reg = NULL;
         g_autoptr(NmState) state = NULL;
-        g_autoptr(JsonObject) o = NULL;
         GPtrArray *names;
 
         j->request = NULL;
@@ -821,14 +852,30 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
                 join_finish(m, res->error);
                 return;
         }
-        s->api = g_strdup(j->token.api);
-        s->server_key = j->token.server_key;
-        o = nm_json_parse_object(res->body, (gssize)res->body_len, &e);
-        if (!o || !parse_registered(o, s, &state, &e)) {
+        reg = nm_registered_parse(res->body, (gssize)res->body_len, &j->token.server_key, &m->identity.msg_private,
+                                  &e);
+        if (!reg) {
                 g_prefix_error(&e, "Unusable registration answer from %s: ", j->token.api);
                 join_finish(m, e);
                 return;
         }
+        s->api = g_strdup(j->token.api);
+        s->server_key = j->token.server_key;
+        s->has_pin = j->token.has_pin;
+        s->pin = j->token.pin;
+        s->host_id = TAKE_PTR(reg->host_id);
+        s->credential = TAKE_PTR(reg->credential);
+        if (reg->mqtt) {
+                s->mqtt_url = TAKE_PTR(reg->mqtt->url);
+                s->mqtt_username = TAKE_PTR(reg->mqtt->username);
+                s->mqtt_password = TAKE_PTR(reg->mqtt->password);
+                s->topic_msg = TAKE_PTR(reg->mqtt->subscribe);
+                s->topic_report = TAKE_PTR(reg->mqtt->publish);
+                s->mqtt_has_pin = reg->mqtt->has_pin;
+                s->mqtt_pin = reg->mqtt->pin;
+                s->mqtt_ca_pem = TAKE_PTR(reg->mqtt->ca_pem);
+        }
+        state = TAKE_PTR(reg->state);
         if (server_config_save(m->config->state_dir, s, &e) < 0) {
                 join_finish(m, e);
                 return;
@@ -889,7 +936,7 @@ static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata
 
         j->request = NULL;
         if (res->error) {
-                if (g_error_matches(res->error, NM_ERROR, NM_ERROR_UNAUTHENTICATED)) {
+                if (res->status == 401) {
                         /* Our credential is gone: the server deleted this host while we did not hear
                          * it. Start over as a new host with the same keys. */
                         log_notice("The server no longer knows this host; registering again.");
@@ -936,12 +983,13 @@ static void join_register(Manager *m)
 {
         JoinJob *j = m->join;
         g_autoptr(GError) e = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
         g_auto(GStrv) endpoints = host_endpoints(m);
-        char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];
         g_autofree char *url = api_url(m, j->token.api, "/hosts/register");
         g_autofree char *name = NULL;
         int r;
+
+        /* The token says whom to trust: its pin, or a CA. */
+        api_trust(m, j->token.has_pin, &j->token.pin);
 
         if (j->name)
                 name = g_strdup(j->name);
@@ -953,19 +1001,16 @@ static void join_register(Manager *m)
                 name = g_strdup("host");
 
         /* Public material only: the private keys never leave this host. */
-        nm_key_to_base64(&m->identity.wg_public, wg);
-        nm_key_to_base64(&m->identity.msg_public, msg);
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "token", j->token_text);
-        nm_json_add_string(b, "name", name);
-        nm_json_add_string(b, "os", "linux");
-        nm_json_add_string(b, "version", PACKAGE_VERSION);
-        nm_json_add_string(b, "wg_public_key", wg);
-        nm_json_add_string(b, "msg_public_key", msg);
-        nm_json_add_int(b, "listen_port", j->listen_port ? j->listen_port : 51821);
-        nm_json_add_strv(b, "endpoints", (const char *const *)endpoints);
-        json_builder_end_object(b);
-        _cleanup_secret_ char *body = nm_json_builder_to_string(b);
+        g_autoptr(NmRegistration) reg = nm_registration_new();
+        reg->token = g_strdup(j->token_text);
+        reg->name = g_strdup(name);
+        reg->os = g_strdup("linux");
+        reg->version = g_strdup(PACKAGE_VERSION);
+        reg->wg_public_key = m->identity.wg_public;
+        reg->msg_public_key = m->identity.msg_public;
+        reg->listen_port = j->listen_port ? j->listen_port : 51821;
+        reg->endpoints = TAKE_PTR(endpoints);
+        _cleanup_secret_ char *body = nm_registration_to_json(reg);
 
         r = api_client_request(m->api, "POST", url, NULL, body, on_registered, m, &j->request);
         if (r < 0) {
@@ -992,8 +1037,14 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
                 join_job_free(j);
                 return bus_error_set_gerror(error, e);
         }
+        if (manager_check_plain(m, "the server", j->token.api, &e) < 0) {
+                join_job_free(j);
+                return bus_error_set_gerror(error, e);
+        }
         if (m->server && (!streq0(m->server->api, j->token.api) ||
-                          !nm_key_equal(&m->server->server_key, &j->token.server_key))) {
+                          !nm_key_equal(&m->server->server_key, &j->token.server_key) ||
+                          (j->token.has_pin && (!m->server->has_pin ||
+                                                !nm_tls_pin_equal(&m->server->pin, &j->token.pin))))) {
                 r = bus_error_setf_code(
                         error, NM_ERROR_CONFLICT,
                         "This host is registered with the server at %s; a token for %s cannot be "
@@ -1072,8 +1123,7 @@ static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
         LeaveJob *j = userdata;
         Manager *m = j->manager;
 
-        if (res->error && !g_error_matches(res->error, NM_ERROR, NM_ERROR_UNAUTHENTICATED) &&
-            !g_error_matches(res->error, NM_ERROR, NM_ERROR_NOT_FOUND))
+        if (res->error && res->status != 401 && res->status != 404)
                 log_warning("Failed to deregister the host (forgetting the server anyway): %s",
                             res->error->message);
         else
@@ -1393,6 +1443,7 @@ int manager_startup(Manager *m)
         r = api_client_new(m->event, m->config->http_timeout_usec, &m->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        manager_update_api_trust(m);
 
         r = manager_bus_register(m);
         if (r < 0)

@@ -141,6 +141,12 @@ int manager_set_internet_gateway(Manager *m, sd_bus_message *call, const char *n
 
 /* The broker connection went up or down. */
 void manager_broker_connected(Manager *m, bool connected);
+/* Transport security (docs/netclientd.md, "TLS"): refuses plain http:// or mqtt:// off loopback
+ * unless Insecure=yes; sets the API client's trust from the saved server (or none); the broker's
+ * trust as the server described it at registration. */
+int manager_check_plain(Manager *m, const char *what, const char *url, GError **error);
+void manager_update_api_trust(Manager *m);
+int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error);
 
 /* D-Bus (manager-bus.c). */
 int manager_bus_register(Manager *m);

@@ -106,16 +106,23 @@ int mq_client_new(Manager *m, MqClient **ret)
                 .subscribed = on_subscribed,
         };
         ServerConfig *s = m->server;
-        MqClient *c = g_new0(MqClient, 1);
+        g_auto(NmTlsTrust) trust = {};
+        g_autoptr(GError) e = NULL;
+        MqClient *c;
+        int r;
+
+        r = manager_broker_trust(m, &trust, &e);
+        if (r < 0)
+                return log_error_errno(r, "%s", e->message);
         MqttLoopSettings settings = {
                 .url = s->mqtt_url,
                 .client_id = s->mqtt_username,
                 .username = s->mqtt_username,
                 .password = s->mqtt_password,
+                .trust = &trust,
                 .clean_session = true,
         };
-        int r;
-
+        c = g_new0(MqClient, 1);
         c->manager = m;
         r = mqtt_loop_new(m->event, &settings, &callbacks, c, &c->loop);
         if (r < 0) {

@@ -251,6 +251,7 @@ void server_config_free(ServerConfig *s)
         nm_free_secret(s->mqtt_password);
         g_free(s->topic_msg);
         g_free(s->topic_report);
+        g_free(s->mqtt_ca_pem);
         g_free(s);
 }
 
@@ -263,28 +264,58 @@ char *server_config_to_json(const ServerConfig *s)
         json_builder_begin_object(b);
         nm_json_add_string(b, "api", s->api);
         nm_json_add_string(b, "server_msg_key", spk);
+        if (s->has_pin) {
+                g_autofree char *pin = nm_tls_pin_format(&s->pin);
+                nm_json_add_string(b, "pin", pin);
+        }
         nm_json_add_string(b, "host_id", s->host_id);
         nm_json_add_string(b, "credential", s->credential);
         json_builder_set_member_name(b, "mqtt");
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "url", s->mqtt_url);
-        nm_json_add_string(b, "username", s->mqtt_username);
-        nm_json_add_string(b, "password", s->mqtt_password);
-        nm_json_add_string(b, "subscribe", s->topic_msg);
-        nm_json_add_string(b, "publish", s->topic_report);
-        json_builder_end_object(b);
+        if (s->mqtt_url) {
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "url", s->mqtt_url);
+                nm_json_add_string(b, "username", s->mqtt_username);
+                nm_json_add_string(b, "password", s->mqtt_password);
+                nm_json_add_string(b, "subscribe", s->topic_msg);
+                nm_json_add_string(b, "publish", s->topic_report);
+                if (s->mqtt_has_pin) {
+                        g_autofree char *pin = nm_tls_pin_format(&s->mqtt_pin);
+                        nm_json_add_string(b, "pin", pin);
+                }
+                if (s->mqtt_ca_pem)
+                        nm_json_add_string(b, "ca", s->mqtt_ca_pem);
+                json_builder_end_object(b);
+        } else
+                json_builder_add_null_value(b);
         json_builder_end_object(b);
         return nm_json_builder_to_string(b);
 }
 
+static bool get_pin(JsonObject *o, const char *member, bool *ret_has, NmTlsPin *ret, GError **error)
+{
+        const char *text = NULL;
+
+        if (!nm_json_get_string(o, member, false, &text, error))
+                return false;
+        if (!text)
+                return true;
+        if (!nm_tls_pin_parse(text, ret)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s in %s: expected sha256//BASE64",
+                            member, STATE_SERVER_FILE);
+                return false;
+        }
+        *ret_has = true;
+        return true;
+}
+
 ServerConfig *server_config_from_json(const char *data, size_t len, GError **error)
 {
-        static const char *const members[] = {"api",        "server_msg_key", "host_id",
+        static const char *const members[] = {"api",        "server_msg_key", "pin", "host_id",
                                               "credential", "mqtt",           NULL};
-        static const char *const mqtt_members[] = {"url",       "username", "password",
-                                                   "subscribe", "publish",  NULL};
+        static const char *const mqtt_members[] = {"url",     "username", "password", "subscribe",
+                                                   "publish", "pin",      "ca",       NULL};
         const char *api = NULL, *host_id = NULL, *cred = NULL, *url = NULL, *user = NULL, *pw = NULL,
-                   *sub = NULL, *pub = NULL;
+                   *sub = NULL, *pub = NULL, *ca = NULL;
         JsonObject *mq = NULL;
         g_autoptr(ServerConfig) s = server_config_new();
 
@@ -292,15 +323,19 @@ ServerConfig *server_config_from_json(const char *data, size_t len, GError **err
         if (!o || !nm_json_check_members(o, STATE_SERVER_FILE, members, error) ||
             !nm_json_get_string(o, "api", true, &api, error) ||
             !get_key(o, "server_msg_key", &s->server_key, STATE_SERVER_FILE, error) ||
+            !get_pin(o, "pin", &s->has_pin, &s->pin, error) ||
             !nm_json_get_string(o, "host_id", true, &host_id, error) ||
             !nm_json_get_string(o, "credential", true, &cred, error) ||
-            !nm_json_get_object(o, "mqtt", true, &mq, error) ||
-            !nm_json_check_members(mq, "mqtt", mqtt_members, error) ||
-            !nm_json_get_string(mq, "url", true, &url, error) ||
-            !nm_json_get_string(mq, "username", true, &user, error) ||
-            !nm_json_get_string(mq, "password", true, &pw, error) ||
-            !nm_json_get_string(mq, "subscribe", true, &sub, error) ||
-            !nm_json_get_string(mq, "publish", true, &pub, error))
+            !nm_json_get_object(o, "mqtt", false, &mq, error))
+                return NULL;
+        if (mq && (!nm_json_check_members(mq, "mqtt", mqtt_members, error) ||
+                   !nm_json_get_string(mq, "url", true, &url, error) ||
+                   !nm_json_get_string(mq, "username", true, &user, error) ||
+                   !nm_json_get_string(mq, "password", true, &pw, error) ||
+                   !nm_json_get_string(mq, "subscribe", true, &sub, error) ||
+                   !nm_json_get_string(mq, "publish", true, &pub, error) ||
+                   !get_pin(mq, "pin", &s->mqtt_has_pin, &s->mqtt_pin, error) ||
+                   !nm_json_get_string(mq, "ca", false, &ca, error)))
                 return NULL;
         if (!nm_api_url_valid(api) || !nm_uuid_valid(host_id)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
@@ -315,6 +350,7 @@ ServerConfig *server_config_from_json(const char *data, size_t len, GError **err
         s->mqtt_password = g_strdup(pw);
         s->topic_msg = g_strdup(sub);
         s->topic_report = g_strdup(pub);
+        s->mqtt_ca_pem = g_strdup(ca);
         return TAKE_PTR(s);
 }
 

@@ -9,10 +9,12 @@
 
 #include "keys.h"
 #include "proto.h"
+#include "tls.h"
 
 #define STATE_IDENTITY_FILE "identity.json"
 #define STATE_SERVER_FILE   "server.json"
 #define STATE_NODES_FILE    "state.json"
+#define STATE_BROKER_CA_FILE "broker-ca.pem"
 #define STATE_MAX_FILE_SIZE (64u * 1024 * 1024)
 
 /* Creates the directory (and parents) with mode 0700, or tightens an existing one to 0700. */
@@ -43,15 +45,20 @@ void identity_clear(Identity *id);
 
 /* The one server this host is registered with. */
 typedef struct ServerConfig {
-        char *api;        /* "http://…", from the token */
+        char *api;        /* "https://…", from the token */
         NmKey server_key; /* pinned from the token */
+        bool has_pin;     /* the API's TLS key, pinned from the token; else a CA decides */
+        NmTlsPin pin;
         char *host_id;
         char *credential; /* secret: "nmh.<id>.<secret>" */
-        char *mqtt_url;
+        char *mqtt_url;   /* NULL: the server runs without a broker */
         char *mqtt_username;
         char *mqtt_password; /* secret */
         char *topic_msg;
         char *topic_report;
+        bool mqtt_has_pin; /* the broker's TLS key, as the server said at registration */
+        NmTlsPin mqtt_pin;
+        char *mqtt_ca_pem; /* or the CA of the broker's certificate, as the server said */
 } ServerConfig;
 
 ServerConfig *server_config_new(void);

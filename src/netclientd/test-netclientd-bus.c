@@ -144,7 +144,7 @@ static char *make_token(const char *value)
         NmKey k = {};
         for (size_t i = 0; i < sizeof(k.b); i++)
                 k.b[i] = (uint8_t) i;
-        return nm_token_encode("http://198.18.0.254:9", value, &k);
+        return nm_token_encode("http://198.18.0.254:9", value, &k, NULL);
 }
 
 static void test_join_arguments(Fixture *f, gconstpointer data)

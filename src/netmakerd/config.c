@@ -13,6 +13,7 @@
 #include "mqtt-loop.h"
 #include "names.h"
 #include "nm-error.h"
+#include "tls.h"
 #include "token.h"
 
 extern char **environ;
@@ -25,6 +26,7 @@ typedef enum KeyType {
         KEY_DURATION,
         KEY_SIZE,
         KEY_LOG_LEVEL,
+        KEY_BOOL,
 } KeyType;
 
 typedef struct KeyDef {
@@ -131,6 +133,17 @@ static bool check_master_key(const char *v, GError **error)
         return ok;
 }
 
+static bool check_token_pin(const char *v, GError **error)
+{
+        NmTlsPin pin;
+        if (streq0(v, "auto") || streq0(v, "none") || nm_tls_pin_parse(v, &pin))
+                return true;
+        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                    "expected auto (the pin of the served certificate), none (hosts verify the server by its "
+                    "CA) or a pin sha256//BASE64 (32 bytes, e.g. a TLS proxy's key)");
+        return false;
+}
+
 static bool check_printable(const char *v, GError **error)
 {
         size_t n = strlen(v);
@@ -148,8 +161,23 @@ static bool check_printable(const char *v, GError **error)
 static const KeyDef keys[] = {
         {"listen", KEY_LISTEN, OFF(listen), 0, 0, false, false, NULL, "127.0.0.1:8081",
          "the REST API's ADDRESS:PORT or [IPV6]:PORT (port 0: any free one); unused with socket activation"},
-        {"api_url", KEY_STRING, OFF(api_url), 0, 0, false, true, check_api_url, "http://<listen>",
+        {"api_url", KEY_STRING, OFF(api_url), 0, 0, false, true, check_api_url, "https://<listen>",
          "public URL of the REST API, put into enrollment tokens"},
+        {"tls", KEY_BOOL, OFF(tls), 0, 0, false, false, NULL, "yes",
+         "serve the API over HTTPS; plain HTTP only on loopback (e.g. behind a TLS proxy) or with insecure"},
+        {"tls_certificate", KEY_STRING, OFF(tls_certificate), 0, 0, false, true, check_absolute_path,
+         "<state_directory>/tls/server.crt",
+         "the API's certificate chain (PEM); when neither it nor tls_key is set, a self-signed one is made "
+         "at the first start and kept"},
+        {"tls_key", KEY_STRING, OFF(tls_key), 0, 0, false, true, check_absolute_path,
+         "<state_directory>/tls/server.key", "its private key (PEM)"},
+        {"token_pin", KEY_STRING, OFF(token_pin), 0, 0, false, false, check_token_pin, "auto",
+         "what enrollment tokens pin: auto (the served certificate's key), none (hosts trust a CA), or "
+         "sha256//BASE64 (e.g. the key of a TLS proxy in front)"},
+        {"accept_v1_tokens", KEY_BOOL, OFF(accept_v1_tokens), 0, 0, false, false, NULL, "yes",
+         "accept enrollment tokens of version 1 (made before tokens pinned the server)"},
+        {"insecure", KEY_BOOL, OFF(insecure), 0, 0, false, false, NULL, "no",
+         "allow plain HTTP and MQTT off loopback (credentials cross the network in the clear); warns"},
         {"server_name", KEY_STRING, OFF(server_name), 0, 0, false, false, check_server_name,
          DEFAULT_SERVER_NAME, "this server's name in MQTT topics (nm/<server_name>/host/…)"},
         {"broker_url", KEY_STRING, OFF(broker_url), 0, 0, false, true, check_broker_url,
@@ -162,6 +190,14 @@ static const KeyDef keys[] = {
          "the broker's dynamic-security admin account"},
         {"broker_password", KEY_STRING, OFF(broker_password), 0, 0, true, true, NULL, "(empty)",
          "its password"},
+        {"broker_certificate", KEY_STRING, OFF(broker_certificate), 0, 0, false, true, check_absolute_path,
+         "(none)",
+         "mqtts://: the broker's certificate (PEM); its key is pinned by netmakerd and, through registration, by "
+         "hosts"},
+        {"broker_ca_file", KEY_STRING, OFF(broker_ca_file), 0, 0, false, true, check_absolute_path,
+         "(system trust store)",
+         "mqtts:// without broker_certificate: the CA that issued the broker's certificate (hosts get it at "
+         "registration)"},
         {"database", KEY_STRING, OFF(database), 0, 0, false, true, check_database,
          "sqlite://<state_directory>/netmaker.db", "the store: sqlite:///ABSOLUTE/PATH"},
         {"state_directory", KEY_STRING, OFF(state_directory), 0, 0, false, false, check_absolute_path,
@@ -234,6 +270,9 @@ Config *config_new_defaults(void)
         c->max_connections = 1024;
         c->connection_timeout = 60;
         c->log_level = LOG_INFO;
+        c->tls = true;
+        c->token_pin = g_strdup("auto");
+        c->accept_v1_tokens = true;
         return c;
 }
 
@@ -248,6 +287,11 @@ void config_free(Config *c)
         g_free(c->broker_public_url);
         g_free(c->broker_username);
         nm_free_secret(c->broker_password);
+        g_free(c->broker_certificate);
+        g_free(c->broker_ca_file);
+        g_free(c->tls_certificate);
+        g_free(c->tls_key);
+        g_free(c->token_pin);
         g_free(c->database);
         g_free(c->state_directory);
         g_free(c->dns_domain);
@@ -427,6 +471,17 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                                 "expected a size of 1K-16M: a number of bytes with an optional unit K or M");
                 break;
         }
+        case KEY_BOOL: {
+                static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+                static const char *const no[] = {"no", "false", "off", "0", NULL};
+                if (g_strv_contains(yes, value))
+                        *(bool *)field = true;
+                else if (g_strv_contains(no, value))
+                        *(bool *)field = false;
+                else
+                        ok = false, g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "expected yes or no");
+                break;
+        }
         case KEY_LOG_LEVEL: {
                 int l = log_level_from_string(value);
                 ok = l >= 0;
@@ -557,6 +612,19 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
                 c->admin_user = g_strdup("admin");
         if (c->broker_url && !c->broker_password)
                 c->broker_password = g_strdup("");
+        if (!c->tls_certificate != !c->tls_key) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "tls_certificate and tls_key go together: set both (or neither, for a self-signed "
+                            "certificate made in %s/tls)",
+                            c->state_directory);
+                return -EINVAL;
+        }
+        if (c->broker_certificate && c->broker_ca_file) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "broker_certificate (pin the broker's key) and broker_ca_file (trust its CA) exclude "
+                            "each other: set one");
+                return -EINVAL;
+        }
         *ret = TAKE_PTR(c);
         return 0;
 }

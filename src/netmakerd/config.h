@@ -23,6 +23,8 @@ typedef struct Config {
         char *broker_public_url; /* what hosts are told; NULL: broker_url */
         char *broker_username;
         char *broker_password;
+        char *broker_certificate; /* the broker's certificate: its key is pinned (ours and hosts') */
+        char *broker_ca_file;     /* else the CA that issued it; NULL: the system's trust store */
         char *database; /* "sqlite:///path"; derived from state_directory when unset */
         char *state_directory;
         char *dns_domain;
@@ -37,6 +39,12 @@ typedef struct Config {
         unsigned max_connections;
         unsigned connection_timeout; /* seconds */
         int log_level;
+        bool tls;              /* serve HTTPS (the default) */
+        char *tls_certificate; /* PEM; NULL: <state_directory>/tls/server.crt, made at the first start */
+        char *tls_key;         /* PEM; NULL: <state_directory>/tls/server.key */
+        char *token_pin;       /* "auto", "none" or a pin "sha256//..." put into enrollment tokens */
+        bool accept_v1_tokens; /* tokens made before pins (they carry no pin) */
+        bool insecure;         /* allow plain HTTP / MQTT off loopback, with a warning */
 } Config;
 
 Config *config_new_defaults(void);

@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "cidr.h"
+#include "host-api.h"
 #include "http.h"
 #include "json-util.h"
 #include "log.h"
@@ -60,6 +61,42 @@ static void reply_nodes(Request *r, unsigned status, GPtrArray *nodes)
         request_reply_builder(r, status, b);
 }
 
+/* Whether a token is one this server made: its address, server key and pin are this server's. A
+ * token with an edited address would send the next host somewhere else. */
+static int check_token_origin(Manager *m, const NmToken *t, GError **error)
+{
+        if (!nm_key_equal(&t->server_key, &m->msg_public)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The enrollment token was issued by another server (its server key differs "
+                            "from this server's)");
+                return -EACCES;
+        }
+        if (t->version == 1 && !m->config->accept_v1_tokens) {
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "Enrollment tokens of version 1 (without the server's pin) are no longer accepted here: "
+                            "get the key's current token (nmctl key list)");
+                return -EACCES;
+        }
+        if (!streq0(t->api, m->api_url)) {
+                g_autofree char *shown = nm_shown(t->api);
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The enrollment token's server address \"%s\" is not this server's (%s): the token was "
+                            "edited, or made before api_url changed; get the key's current token",
+                            shown, m->api_url);
+                return -EACCES;
+        }
+        if (t->version >= 2 && (t->has_pin != m->has_token_pin ||
+                                (t->has_pin && !nm_tls_pin_equal(&t->pin, &m->token_pin)))) {
+                g_autofree char *mine = m->has_token_pin ? nm_tls_pin_format(&m->token_pin) : g_strdup("none");
+                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                            "The enrollment token's pin is not this server's (%s): the token was edited, or made "
+                            "before the server's certificate or token_pin changed; get the key's current token",
+                            mine);
+                return -EACCES;
+        }
+        return 0;
+}
+
 /* The enrollment key behind a token, if it can still be used. */
 static int key_from_token(Manager *m, const char *token, EnrollmentKey **ret, GError **error)
 {
@@ -69,12 +106,9 @@ static int key_from_token(Manager *m, const char *token, EnrollmentKey **ret, GE
 
         if (!nm_token_decode(token, &t, error))
                 return -EINVAL;
-        if (!nm_key_equal(&t.server_key, &m->msg_public)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The enrollment token was issued by another server (its server key differs "
-                            "from this server's)");
-                return -EACCES;
-        }
+        r = check_token_origin(m, &t, error);
+        if (r < 0)
+                return r;
         r = store_key_get_by_value(m->store, t.value, &k, error);
         if (r < 0)
                 return r;
@@ -89,17 +123,6 @@ static int key_from_token(Manager *m, const char *token, EnrollmentKey **ret, GE
         }
         *ret = TAKE_PTR(k);
         return 0;
-}
-
-static bool parse_public_key(const char *member, const char *text, NmKey *ret, GError **error)
-{
-        if (nm_key_from_base64(text, ret) < 0 || nm_key_is_zero(ret)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid %s: expected a public key of 32 bytes in base64 (44 characters)",
-                            member);
-                return false;
-        }
-        return true;
 }
 
 /* Endpoint addresses in canonical text, duplicates dropped, order kept. */
@@ -191,33 +214,28 @@ static void registration_reply(Registration *g, NmState *state)
 {
         Manager *m = g->manager;
         const Config *c = m->config;
-        char spk[NM_KEY_B64_LEN + 1];
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        _cleanup_secret_ char *credential = auth_host_credential(g->host->id, g->secret);
+        g_autoptr(NmRegistered) reg = nm_registered_new();
+        _cleanup_secret_ char *body = NULL;
 
-        nm_key_to_base64(&m->msg_public, spk);
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "host_id", g->host->id);
-        nm_json_add_string(b, "credential", credential);
-        nm_json_add_string(b, "server_msg_key", spk);
-        json_builder_set_member_name(b, "mqtt");
+        reg->host_id = g_strdup(g->host->id);
+        reg->credential = auth_host_credential(g->host->id, g->secret);
+        reg->server_msg_key = m->msg_public;
         if (g->broker_password) {
-                g_autofree char *username = g_strconcat("host-", g->host->id, NULL);
-                g_autofree char *sub = nm_topic_host_msg(c->server_name, g->host->id);
-                g_autofree char *pub = nm_topic_host_report(c->server_name, g->host->id);
-                json_builder_begin_object(b);
-                nm_json_add_string(b, "url", c->broker_public_url ?: c->broker_url);
-                nm_json_add_string(b, "username", username);
-                nm_json_add_string(b, "password", g->broker_password);
-                nm_json_add_string(b, "subscribe", sub);
-                nm_json_add_string(b, "publish", pub);
-                json_builder_end_object(b);
-        } else
-                json_builder_add_null_value(b);
-        json_builder_set_member_name(b, "state");
-        nm_state_to_json(state, b);
-        json_builder_end_object(b);
-        request_reply_builder(g->request, MHD_HTTP_CREATED, b);
+                NmBrokerAccess *a = reg->mqtt = g_new0(NmBrokerAccess, 1);
+                a->url = g_strdup(c->broker_public_url ?: c->broker_url);
+                a->username = g_strconcat("host-", g->host->id, NULL);
+                a->password = g_strdup(g->broker_password);
+                a->subscribe = nm_topic_host_msg(c->server_name, g->host->id);
+                a->publish = nm_topic_host_report(c->server_name, g->host->id);
+                a->has_pin = m->broker_trust.mode == NM_TLS_PIN;
+                a->pin = m->broker_trust.pin;
+                a->ca_pem = g_strdup(m->broker_ca_pem);
+        }
+        /* Borrowed: the state stays the caller's. */
+        reg->state = state;
+        body = nm_registered_to_json(reg, &g->host->msg_key, &m->msg_secret);
+        reg->state = NULL;
+        request_reply_data(g->request, MHD_HTTP_CREATED, "application/json", NULL, body, strlen(body));
 }
 
 /* Takes back a broker account nobody will use (the deletion is retried at every connection until
@@ -328,26 +346,18 @@ static int hosts_register(Request *r, GError **error)
                                               "listen_port", "endpoints",     NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "registration", members, error);
-        const char *token = NULL, *name = NULL, *os = "linux", *version = "unknown", *wg = NULL, *msg = NULL;
-        gint64 port = 51821;
-        g_auto(GStrv) endpoints_in = NULL;
+        g_autoptr(NmRegistration) reg = NULL;
         g_autoptr(EnrollmentKey) key = NULL;
         g_autoptr(Registration) g = NULL;
         g_autofree char *existing = NULL;
         int k;
 
-        if (!o || !nm_json_get_string(o, "token", true, &token, error) ||
-            !nm_json_get_string(o, "name", true, &name, error) ||
-            !nm_json_get_string(o, "os", false, &os, error) ||
-            !nm_json_get_string(o, "version", false, &version, error) ||
-            !nm_json_get_string(o, "wg_public_key", true, &wg, error) ||
-            !nm_json_get_string(o, "msg_public_key", true, &msg, error) ||
-            !nm_json_get_int(o, "listen_port", false, 1, 65535, &port, error) ||
-            !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints_in, error))
+        if (!o || !(reg = nm_registration_from_json(o, error)))
                 return -EINVAL;
+        const char *name = reg->name, *os = reg->os, *version = reg->version;
 
         /* The cheap checks first: nothing is created for a request that cannot succeed. */
-        k = key_from_token(m, token, &key, error);
+        k = key_from_token(m, reg->token, &key, error);
         if (k < 0)
                 return k;
 
@@ -357,9 +367,8 @@ static int hosts_register(Request *r, GError **error)
         g->key_id = g_strdup(key->id);
         g->host = g_new0(Host, 1);
         Host *h = g->host;
-        if (!parse_public_key("wg_public_key", wg, &h->wg_key, error) ||
-            !parse_public_key("msg_public_key", msg, &h->msg_key, error))
-                return -EINVAL;
+        h->wg_key = reg->wg_public_key;
+        h->msg_key = reg->msg_public_key;
         h->name = nm_host_name_sanitize(name);
         if (!h->name) {
                 g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
@@ -372,7 +381,7 @@ static int hosts_register(Request *r, GError **error)
         if (!nm_label_valid("os", os, OS_MAX, error) ||
             !nm_label_valid("version", version, VERSION_MAX, error))
                 return -EINVAL;
-        if (!parse_endpoints(endpoints_in, &h->endpoints, error))
+        if (!parse_endpoints(reg->endpoints, &h->endpoints, error))
                 return -EINVAL;
         k = store_host_find_by_wg_key(m->store, &h->wg_key, &existing, error);
         if (k >= 0) {
@@ -388,7 +397,7 @@ static int hosts_register(Request *r, GError **error)
         h->id = nm_uuid_new();
         h->os = g_strdup(os);
         h->version = g_strdup(version);
-        h->listen_port = (guint16)port;
+        h->listen_port = reg->listen_port;
         h->created_at = h->last_checkin = manager_now();
         g->secret = auth_host_secret_new();
         h->credential_hash = auth_host_secret_hash(g->secret);

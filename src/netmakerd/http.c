@@ -52,6 +52,7 @@ struct Request {
         GString *body;
         uint64_t discarded;
         bool too_large;
+        bool drain; /* an early answer waits until the body is read, so the client can read it */
         bool dispatched;
         bool suspended;
         bool replied;
@@ -517,6 +518,10 @@ static void request_begin(Request *r)
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
         uint64_t length = cl ? g_ascii_strtoull(cl, NULL, 10) : 0;
         bool body = length > 0 || (te && strcasestr(te, "chunked"));
+        /* Answering before the body is read and then closing would reset the connection under a
+         * client still sending, and it would never see the answer: read (and drop) a body of
+         * reasonable size first. */
+        r->drain = body && length <= DISCARD_FACTOR * h->max_request_size;
         if (length > h->max_request_size) {
                 reply_errorf(r, NM_ERROR_TOO_LARGE,
                              "The request body of %" G_GUINT64_FORMAT
@@ -576,7 +581,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 r = request_new(h, connection, method, url);
                 *con_cls = r;
                 request_begin(r);
-                if (r->response)
+                if (r->response && !r->drain)
                         return queue_response(r);
                 return MHD_YES;
         }
@@ -586,6 +591,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 *upload_data_size = 0;
                 if (r->replied)
                         return MHD_YES;
+                if (r->response) {
+                        /* Answered already (refused): drop the body, then send the answer. */
+                        r->discarded += n;
+                        return r->discarded > DISCARD_FACTOR * h->max_request_size ? MHD_NO : MHD_YES;
+                }
                 if (r->too_large || (r->body ? r->body->len : 0) + n > h->max_request_size) {
                         /* Never hold more than the limit: count the rest and drop it. */
                         r->too_large = true;
@@ -678,7 +688,12 @@ static void http_run(Http *h)
 
         if (MHD_run(h->daemon) == MHD_NO)
                 log_debug("MHD_run() failed");
-        if (MHD_get_timeout(h->daemon, &timeout) == MHD_YES) {
+        if (MHD_get_timeout(h->daemon, &timeout) == MHD_YES && timeout == 0) {
+                /* More to do now (TLS records GnuTLS already holds: epoll will not say so): on
+                 * the next loop iteration, not after a timer's default slack of 250 ms. */
+                (void)sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(h->kick, SD_EVENT_ONESHOT);
+        } else if (MHD_get_timeout(h->daemon, &timeout) == MHD_YES) {
                 uint64_t usec = (uint64_t)timeout * 1000, now = 0;
                 (void)sd_event_now(h->event, CLOCK_MONOTONIC, &now);
                 (void)sd_event_source_set_time(h->timer, now + usec);
@@ -778,8 +793,9 @@ static int bind_socket(const HttpSettings *s, int *ret)
         return 0;
 }
 
-static char *socket_url(int fd)
+static char *socket_url(int fd, bool tls)
 {
+        const char *scheme = tls ? "https" : "http";
         union {
                 struct sockaddr sa;
                 struct sockaddr_in in;
@@ -792,11 +808,11 @@ static char *socket_url(int fd)
                 return NULL;
         if (sa.sa.sa_family == AF_INET) {
                 inet_ntop(AF_INET, &sa.in.sin_addr, buf, sizeof(buf));
-                return g_strdup_printf("http://%s:%u", buf, ntohs(sa.in.sin_port));
+                return g_strdup_printf("%s://%s:%u", scheme, buf, ntohs(sa.in.sin_port));
         }
         if (sa.sa.sa_family == AF_INET6) {
                 inet_ntop(AF_INET6, &sa.in6.sin6_addr, buf, sizeof(buf));
-                return g_strdup_printf("http://[%s]:%u", buf, ntohs(sa.in6.sin6_port));
+                return g_strdup_printf("%s://[%s]:%u", scheme, buf, ntohs(sa.in6.sin6_port));
         }
         return NULL;
 }
@@ -819,12 +835,23 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
                 if (r < 0)
                         return r;
         }
-        h->url = socket_url(fd);
+        bool tls = s->tls_cert_pem && s->tls_key_pem;
+        h->url = socket_url(fd, tls);
         if (!h->url)
                 return log_error_errno(errno ?: EINVAL, "Failed to read the API socket's address: %m");
+        if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS))
+                return log_error_errno(-EOPNOTSUPP, "This libmicrohttpd has no TLS: it cannot serve HTTPS");
 
-        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-                                     NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        /* MHD hands the PEM texts to GnuTLS at start. */
+        struct MHD_OptionItem tls_options[] = {
+                {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)s->tls_key_pem},
+                {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)s->tls_cert_pem},
+                {MHD_OPTION_END, 0, NULL},
+        };
+        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                                             (tls ? MHD_USE_TLS : 0),
+                                     0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                                     MHD_OPTION_ARRAY, tls_options,
                                      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
                                      h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->connection_timeout_sec,
@@ -840,7 +867,8 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
         r = sd_event_add_io(event, &h->io, info->epoll_fd, EPOLLIN, on_io, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the HTTP server: %m");
-        r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, h);
+        /* 1 ms accuracy: sd-event's default slack is 250 ms. */
+        r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP timer: %m");
         r = sd_event_add_defer(event, &h->kick, on_kick, h);

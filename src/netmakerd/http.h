@@ -65,6 +65,8 @@ typedef struct HttpSettings {
         uint64_t max_request_size;
         unsigned max_connections;
         unsigned connection_timeout_sec;
+        const char *tls_cert_pem; /* both set: HTTPS; NULL: plain HTTP */
+        const char *tls_key_pem;
 } HttpSettings;
 
 /* http-auth.c: checks the Authorization header (NULL when absent) against `access`; fills *ret
@@ -75,7 +77,7 @@ int http_authenticate(Request *r, const char *authorization, RouteAccess access,
 int http_new(Manager *m, sd_event *event, const HttpSettings *settings, Http **ret);
 void http_free(Http *h);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Http, http_free)
-/* "http://127.0.0.1:8081": the address actually listened on. */
+/* "https://127.0.0.1:8081": the scheme and address actually listened on. */
 const char *http_url(Http *h);
 bool http_socket_activated(Http *h);
 

@@ -1,5 +1,6 @@
 /* netmakerd: the control-plane server. Parses the command line and the configuration, starts the
  * Manager, tells systemd it is ready and runs the event loop until SIGTERM/SIGINT. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "keys.h"
 #include "log.h"
 #include "manager.h"
+#include "tls-cert.h"
 
 static void help(void)
 {
@@ -16,6 +18,8 @@ static void help(void)
                "The Netmaker control-plane server: REST API, store and MQTT fan-out.\n\n"
                "Options:\n"
                "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+               "      --print-pin     print the pin of the API certificate's key (what enrollment tokens\n"
+               "                      and \"nmctl login\" check) and exit\n"
                "  -h, --help          show this help\n"
                "      --version       show the version\n\n"
                "Configuration keys, in section [" CONFIG_GROUP "] of the file; each environment variable\n"
@@ -29,8 +33,10 @@ int main(int argc, char *argv[])
                 {"config", required_argument, NULL, 'c'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
+                {"print-pin", no_argument, NULL, 'P'},
                 {},
         };
+        bool print_pin = false;
         const char *config_path = NULL;
         g_autoptr(GError) e = NULL;
         g_autoptr(Manager) m = NULL;
@@ -48,6 +54,9 @@ int main(int argc, char *argv[])
                 case 'V':
                         printf("netmakerd %s\n", PACKAGE_VERSION);
                         return EXIT_SUCCESS;
+                case 'P':
+                        print_pin = true;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }
@@ -61,6 +70,20 @@ int main(int argc, char *argv[])
                 return EXIT_FAILURE;
         }
         log_set_max_level(config->log_level);
+        if (print_pin) {
+                g_autofree char *path = server_cert_path(config);
+                NmTlsPin pin;
+                r = nm_tls_pin_of_file(path, &pin, &e);
+                config_free(config);
+                if (r < 0) {
+                        log_error("%s%s", e->message,
+                                  r == -ENOENT ? " (netmakerd makes it at its first start)" : "");
+                        return EXIT_FAILURE;
+                }
+                g_autofree char *text = nm_tls_pin_format(&pin);
+                printf("%s\n", text);
+                return EXIT_SUCCESS;
+        }
         if (nm_crypto_init() < 0) {
                 log_error("Failed to initialise libsodium.");
                 config_free(config);

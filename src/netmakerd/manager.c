@@ -136,6 +136,9 @@ void manager_free(Manager *m)
         sodium_memzero(&m->msg_secret, sizeof(m->msg_secret));
         sodium_memzero(m->token_secret, sizeof(m->token_secret));
         g_free(m->api_url);
+        server_cert_clear(&m->cert);
+        nm_tls_trust_clear(&m->broker_trust);
+        g_free(m->broker_ca_pem);
         sd_event_unref(m->event);
         g_free(m);
 }
@@ -457,6 +460,97 @@ static void on_mq_report(void *userdata, const char *host_id, NmReport *report)
                          "Report of host %s not applied: %s", host_id, e->message);
 }
 
+/* The API's certificate and what enrollment tokens pin. */
+static int setup_tls(Manager *m)
+{
+        const Config *c = m->config;
+        g_autoptr(GError) e = NULL;
+        int r;
+
+        if (c->tls) {
+                r = server_cert_load(c, &m->cert, &e);
+                if (r < 0)
+                        return log_error_errno(r, "%s", e->message);
+                g_autofree char *pin = nm_tls_pin_format(&m->cert.pin);
+                if (m->cert.made)
+                        log_notice("Made a self-signed TLS certificate %s (its key is pinned by enrollment tokens: "
+                                   "%s).",
+                                   m->cert.cert_path, pin);
+                else
+                        log_info("TLS certificate %s, public key %s.", m->cert.cert_path, pin);
+        }
+        if (streq0(c->token_pin, "auto")) {
+                m->has_token_pin = c->tls;
+                m->token_pin = m->cert.pin;
+        } else if (!streq0(c->token_pin, "none")) {
+                m->has_token_pin = nm_tls_pin_parse(c->token_pin, &m->token_pin);
+        }
+        return 0;
+}
+
+/* How netmakerd verifies the broker, and what hosts are told to verify it with. */
+static int setup_broker_trust(Manager *m)
+{
+        const Config *c = m->config;
+        g_autoptr(GError) e = NULL;
+        int r;
+
+        if (c->broker_certificate) {
+                m->broker_trust.mode = NM_TLS_PIN;
+                r = nm_tls_pin_of_file(c->broker_certificate, &m->broker_trust.pin, &e);
+                if (r < 0)
+                        return log_error_errno(r, "broker_certificate: %s", e->message);
+                return 0;
+        }
+        m->broker_trust.mode = NM_TLS_CA;
+        if (c->broker_ca_file) {
+                gsize len;
+                m->broker_trust.ca_file = g_strdup(c->broker_ca_file);
+                if (!g_file_get_contents(c->broker_ca_file, &m->broker_ca_pem, &len, &e))
+                        return log_error_errno(-ENOENT, "broker_ca_file: %s", e->message);
+                if (!strstr(m->broker_ca_pem, "-----BEGIN CERTIFICATE-----"))
+                        return log_error_errno(-EINVAL, "broker_ca_file %s holds no PEM certificate",
+                                               c->broker_ca_file);
+        }
+        return 0;
+}
+
+/* Plain HTTP or MQTT would carry enrollment keys, credentials and broker passwords in the clear:
+ * only on loopback, or where the admin said insecure=yes. */
+static int check_plain_transports(Manager *m)
+{
+        const Config *c = m->config;
+        const struct {
+                const char *key, *url, *advice;
+        } checks[] = {
+                {"the API", http_url(m->http),
+                 "keep tls=yes (the default), or listen on 127.0.0.1 behind a TLS proxy"},
+                {"api_url", m->api_url, "give hosts an https:// URL"},
+                {"broker_url", c->broker_url, "use mqtts:// and a TLS listener of the broker"},
+                {"broker_public_url", c->broker_public_url, "use mqtts:// and a TLS listener of the broker"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
+                const char *url = checks[i].url;
+                if (!url || !(g_str_has_prefix(url, "http://") || g_str_has_prefix(url, "mqtt://")))
+                        continue;
+                g_autofree char *host = nm_url_host(url);
+                if (nm_host_is_loopback(host))
+                        continue;
+                if (!c->insecure)
+                        return log_error_errno(-EPERM,
+                                               "Refusing plain %s for %s (%s): enrollment keys, credentials and "
+                                               "broker passwords would cross the network in the clear. Either %s, or "
+                                               "set insecure=yes to allow it anyway.",
+                                               g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", checks[i].key, url,
+                                               checks[i].advice);
+                log_warning("INSECURE: plain %s for %s (%s) off loopback: enrollment keys, credentials and broker "
+                            "passwords cross the network in the clear (insecure=yes).",
+                            g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", checks[i].key, url);
+        }
+        return 0;
+}
+
 static int start_mq(Manager *m)
 {
         const Config *c = m->config;
@@ -472,6 +566,7 @@ static int start_mq(Manager *m)
                 .server_name = c->server_name,
                 .server_public = m->msg_public,
                 .server_secret = m->msg_secret,
+                .trust = &m->broker_trust,
         };
         int r = mq_new(m->event, &s, &callbacks, m, &m->mq);
         if (r < 0)
@@ -504,6 +599,14 @@ int manager_start(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to start the password workers: %m");
 
+        r = setup_tls(m);
+        if (r < 0)
+                return r;
+        if (manager_broker_enabled(m)) {
+                r = setup_broker_trust(m);
+                if (r < 0)
+                        return r;
+        }
         HttpSettings hs = {
                 .family = c->listen_family,
                 .address = &c->listen_addr,
@@ -511,11 +614,16 @@ int manager_start(Manager *m)
                 .max_request_size = c->max_request_size,
                 .max_connections = c->max_connections,
                 .connection_timeout_sec = c->connection_timeout,
+                .tls_cert_pem = m->cert.cert_pem,
+                .tls_key_pem = m->cert.key_pem,
         };
         r = http_new(m, m->event, &hs, &m->http);
         if (r < 0)
                 return r;
         m->api_url = g_strdup(c->api_url ?: http_url(m->http));
+        r = check_plain_transports(m);
+        if (r < 0)
+                return r;
         if (!c->api_url && (strstr(m->api_url, "//0.0.0.0:") || strstr(m->api_url, "//[::]:")))
                 log_warning("api_url is not set and the API listens on a wildcard address: enrollment "
                             "tokens will carry %s, which hosts cannot reach; set api_url.",

@@ -13,6 +13,7 @@
 #include "mq.h"
 #include "peers.h"
 #include "store.h"
+#include "tls-cert.h"
 
 typedef struct Manager {
         sd_event *event;
@@ -25,6 +26,11 @@ typedef struct Manager {
         NmKey msg_secret;
         uint8_t token_secret[AUTH_SECRET_LEN];
         char *api_url;
+        ServerCert cert;      /* the API's certificate, when config->tls */
+        bool has_token_pin;   /* what enrollment tokens pin (token_pin=) */
+        NmTlsPin token_pin;
+        NmTlsTrust broker_trust; /* how netmakerd, and hosts after registration, verify the broker */
+        char *broker_ca_pem;     /* broker_ca_file's text, handed to hosts */
         GList *broker_waiters; /* BrokerWaiter*, see manager_wait_broker() */
         bool stopping;
 } Manager;

@@ -373,6 +373,7 @@ int mq_new(sd_event *event, const MqSettings *s, const MqCallbacks *callbacks, v
                 .client_id = client_id,
                 .username = s->username,
                 .password = s->password,
+                .trust = s->trust,
                 .clean_session = true,
                 .backoff_max_usec = s->backoff_max_usec,
         };

@@ -9,6 +9,7 @@
 
 #include "keys.h"
 #include "proto.h"
+#include "tls.h"
 
 typedef struct Mq Mq;
 
@@ -19,6 +20,7 @@ typedef struct MqSettings {
         const char *server_name; /* topic prefix component: nm/<server_name>/... */
         NmKey server_public;     /* message key pair */
         NmKey server_secret;
+        const NmTlsTrust *trust; /* mqtts://: the broker's pin or CA (NULL: the system's trust store) */
         /* Optional (0/NULL: defaults). */
         const char *client_id;        /* default "netmakerd-<server>-<random>": unique per instance */
         uint64_t dynsec_timeout_usec; /* default 10 s */

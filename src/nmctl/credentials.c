@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "credentials.h"
+#include "tls.h"
 #include "json-util.h"
 #include "macro.h"
 
@@ -93,31 +94,19 @@ static int mkdir_private(const char *dir)
         return 0;
 }
 
-int credentials_save(const StoredLogin *l)
+/* Writes `name` in nmctl's directory atomically, mode 0600. */
+static int write_private(const char *name, const char *text)
 {
         g_autofree char *dir = config_dir();
-        g_autofree char *path = g_build_filename(dir, "token", NULL);
+        g_autofree char *path = g_build_filename(dir, name, NULL);
         g_autofree char *tmp = NULL;
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        _cleanup_secret_ char *text = NULL;
         _cleanup_close_ int fd = -1;
-        size_t len, done = 0;
+        size_t len = strlen(text), done = 0;
         int r;
 
         r = mkdir_private(dir);
         if (r < 0)
                 return r;
-
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "server", l->server);
-        nm_json_add_string(b, "token", l->token);
-        nm_json_add_string(b, "username", l->username);
-        nm_json_add_string(b, "role", l->role);
-        nm_json_add_int(b, "expires_at", l->expires_at);
-        json_builder_end_object(b);
-        text = nm_json_builder_to_string(b);
-        len = strlen(text);
-
         tmp = g_strdup_printf("%s.%08x", path, g_random_int());
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
@@ -137,6 +126,76 @@ int credentials_save(const StoredLogin *l)
                 return r;
         }
         return 0;
+}
+
+int credentials_save(const StoredLogin *l)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        _cleanup_secret_ char *text = NULL;
+
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "server", l->server);
+        nm_json_add_string(b, "token", l->token);
+        nm_json_add_string(b, "username", l->username);
+        nm_json_add_string(b, "role", l->role);
+        nm_json_add_int(b, "expires_at", l->expires_at);
+        json_builder_end_object(b);
+        text = nm_json_builder_to_string(b);
+        return write_private("token", text);
+}
+
+/* ---- known servers ---------------------------------------------------------------------------- */
+
+char *known_servers_path(void)
+{
+        g_autofree char *dir = config_dir();
+        return g_build_filename(dir, "known-servers", NULL);
+}
+
+/* The file's lines "URL PIN"; NULL when there is none. Comments (#) and blank lines are kept. */
+static char **known_servers_lines(void)
+{
+        g_autofree char *path = known_servers_path();
+        g_autofree char *text = NULL;
+        gsize len;
+
+        if (!g_file_get_contents(path, &text, &len, NULL) || len > 1024 * 1024)
+                return NULL;
+        return g_strsplit(text, "\n", -1);
+}
+
+int known_server_get(const char *server, NmTlsPin *ret)
+{
+        g_auto(GStrv) lines = known_servers_lines();
+
+        for (char **l = lines; l && *l; l++) {
+                g_auto(GStrv) f = g_strsplit_set(g_strstrip(*l), " \t", 2);
+                if (f[0] && f[1] && streq0(f[0], server))
+                        return nm_tls_pin_parse(g_strstrip(f[1]), ret) ? 0 : -EINVAL;
+        }
+        return -ENOENT;
+}
+
+int known_server_set(const char *server, const NmTlsPin *pin)
+{
+        g_auto(GStrv) lines = known_servers_lines();
+        g_autoptr(GString) out = g_string_new(NULL);
+        g_autofree char *text = nm_tls_pin_format(pin);
+
+        if (!lines)
+                g_string_append(out, "# Servers nmctl trusts by the key of their TLS certificate (as ssh's known_hosts):\n"
+                                     "# URL PIN. Written by \"nmctl login\"; remove a line to be asked again.\n");
+        for (char **l = lines; l && *l; l++) {
+                g_autofree char *copy = g_strdup(*l);
+                g_auto(GStrv) f = g_strsplit_set(g_strstrip(copy), " \t", 2);
+                if (f[0] && streq0(f[0], server))
+                        continue;
+                if (!**l && !l[1])
+                        break; /* the end of the last line */
+                g_string_append_printf(out, "%s\n", *l);
+        }
+        g_string_append_printf(out, "%s %s\n", server, text);
+        return write_private("known-servers", out->str);
 }
 
 int credentials_remove(void)

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <glib.h>
 
+#include "tls.h"
+
 typedef struct StoredLogin {
         char *server;
         char *token; /* secret */
@@ -24,6 +26,13 @@ int credentials_load(StoredLogin *ret);
 int credentials_save(const StoredLogin *l);
 /* 0, also when there was nothing to remove. */
 int credentials_remove(void);
+
+/* Servers trusted by their key ("$XDG_CONFIG_HOME/nmctl/known-servers", lines "URL PIN"), as
+ * ssh's known_hosts: remembered at the first login, checked at every call. get: 0, -ENOENT, or
+ * -EINVAL for an unreadable pin. */
+char *known_servers_path(void);
+int known_server_get(const char *server, NmTlsPin *ret);
+int known_server_set(const char *server, const NmTlsPin *pin);
 
 /* A password: one line from stdin (--password-stdin), else asked on /dev/tty without echo
  * (twice when `confirm`). NULL with a message on stderr when there is no way to ask, the two

@@ -39,6 +39,17 @@ bool ctx_handle_global_option(Ctx *c, int opt, const char *arg)
         case OPT_JSON:
                 c->json = true;
                 return true;
+        case OPT_PIN:
+                g_free(c->pin_arg);
+                c->pin_arg = g_strdup(arg);
+                return true;
+        case OPT_CA_FILE:
+                g_free(c->ca_file);
+                c->ca_file = g_strdup(arg);
+                return true;
+        case OPT_INSECURE:
+                c->insecure = true;
+                return true;
         default:
                 return false;
         }
@@ -62,11 +73,63 @@ static bool server_url_valid(const char *s)
         return strlen(s) <= 2048;
 }
 
+/* How the server is verified: a pin given (--pin, $NMCTL_PIN) or remembered (known-servers), else
+ * a CA (--ca-file, $NMCTL_CA_FILE, else the system's). Plain http:// only to this machine unless
+ * --insecure. */
+static int ctx_settle_trust(Ctx *c)
+{
+        const char *env;
+        int r;
+
+        if (!c->pin_arg && (env = g_getenv("NMCTL_PIN")) && *env)
+                c->pin_arg = g_strdup(env);
+        if (!c->ca_file && (env = g_getenv("NMCTL_CA_FILE")) && *env)
+                c->ca_file = g_strdup(env);
+        if ((env = g_getenv("NMCTL_INSECURE")) && streq0(env, "1"))
+                c->insecure = true;
+
+        nm_tls_trust_clear(&c->trust);
+        c->pin_known = false;
+        if (c->pin_arg) {
+                if (!nm_tls_pin_parse(c->pin_arg, &c->trust.pin)) {
+                        g_autofree char *shown = g_utf8_make_valid(c->pin_arg, MIN(strlen(c->pin_arg), 80));
+                        return usage_error("invalid pin \"%s\": expected sha256// and 32 bytes of base64 (as netmakerd "
+                                           "prints it)",
+                                           shown);
+                }
+                c->trust.mode = NM_TLS_PIN;
+        } else if ((r = known_server_get(c->server, &c->trust.pin)) >= 0) {
+                c->trust.mode = NM_TLS_PIN;
+                c->pin_known = true;
+        } else {
+                if (r == -EINVAL) {
+                        g_autofree char *path = known_servers_path();
+                        fprintf(stderr, "nmctl: ignoring the unreadable pin of %s in %s.\n", c->server, path);
+                }
+                c->trust.mode = NM_TLS_CA;
+                c->trust.ca_file = g_strdup(c->ca_file);
+        }
+
+        if (g_str_has_prefix(c->server, "http://")) {
+                g_autofree char *host = nm_url_host(c->server);
+                if (!nm_host_is_loopback(host)) {
+                        if (!c->insecure)
+                                return usage_error("refusing plain HTTP to %s: passwords and tokens would cross the "
+                                                   "network in the clear (use https://, or --insecure)",
+                                                   c->server);
+                        fprintf(stderr, "nmctl: INSECURE: plain HTTP to %s: credentials cross the network in the "
+                                        "clear.\n",
+                                c->server);
+                }
+        }
+        return NMCTL_EXIT_OK;
+}
+
 int ctx_finish(Ctx *c)
 {
         StoredLogin stored = {};
         const char *env;
-        int r;
+        int r, r2;
 
         if (!c->server_explicit && (env = g_getenv("NMCTL_SERVER")) && *env) {
                 c->server = g_strdup(env);
@@ -92,6 +155,12 @@ int ctx_finish(Ctx *c)
                 stored_login_clear(&stored);
                 return usage_error("invalid server URL \"%s\": expected http://HOST[:PORT] or https://HOST[:PORT]",
                                    shown);
+        }
+
+        r2 = ctx_settle_trust(c);
+        if (r2 != NMCTL_EXIT_OK) {
+                stored_login_clear(&stored);
+                return r2;
         }
 
         /* The most explicit credential wins; a stored login only for the server it is from. */
@@ -124,6 +193,9 @@ void ctx_clear(Ctx *c)
         g_free(c->server);
         nm_free_secret(c->master_key_arg);
         nm_free_secret(c->credential);
+        g_free(c->pin_arg);
+        g_free(c->ca_file);
+        nm_tls_trust_clear(&c->trust);
         memset(c, 0, sizeof(*c));
 }
 
@@ -226,6 +298,11 @@ static const char main_help[] =
         "  --master-key KEY   Authenticate with the master key (prefer $NMCTL_MASTER_KEY: options\n"
         "                     are visible to other local users)\n"
         "  --json             Print the server's JSON answer instead of tables\n"
+        "  --pin PIN          Trust the server whose TLS key has this pin (sha256//...; default\n"
+        "                     $NMCTL_PIN, else the pin \"nmctl login\" remembered for the server)\n"
+        "  --ca-file FILE     Else trust servers whose certificate this CA issued (default\n"
+        "                     $NMCTL_CA_FILE, else the system's trust store)\n"
+        "  --insecure         Allow plain http:// to another machine ($NMCTL_INSECURE=1)\n"
         "  -h --help          Show this help; COMMAND --help shows a command's\n"
         "  --version          Show the version\n"
         "\n"

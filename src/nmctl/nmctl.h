@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <json-glib/json-glib.h>
 
-#define NMCTL_DEFAULT_SERVER "http://127.0.0.1:8081"
+#include "tls.h"
+
+#define NMCTL_DEFAULT_SERVER "https://127.0.0.1:8081"
 
 /* Exit codes (docs/nmctl.md). */
 enum {
@@ -32,6 +34,11 @@ typedef struct Ctx {
         AuthSource auth_source;
         bool json;
         const char *program;
+        char *pin_arg;    /* --pin or $NMCTL_PIN */
+        char *ca_file;    /* --ca-file or $NMCTL_CA_FILE */
+        bool insecure;    /* --insecure or $NMCTL_INSECURE=1: plain http:// off loopback */
+        NmTlsTrust trust; /* how the server is verified: a pin (given or known), else a CA */
+        bool pin_known;   /* the pin came from known-servers */
 } Ctx;
 
 /* Options every command accepts, also after the command name. */
@@ -40,6 +47,9 @@ enum {
         OPT_MASTER_KEY,
         OPT_JSON,
         OPT_HELP,
+        OPT_PIN,
+        OPT_CA_FILE,
+        OPT_INSECURE,
         OPT_FIRST_COMMAND_OPTION, /* commands number their own options from here */
 };
 
@@ -47,6 +57,9 @@ enum {
         { "server", required_argument, NULL, OPT_SERVER },                                          \
         { "master-key", required_argument, NULL, OPT_MASTER_KEY },                                  \
         { "json", no_argument, NULL, OPT_JSON },                                                    \
+        { "pin", required_argument, NULL, OPT_PIN },                                                \
+        { "ca-file", required_argument, NULL, OPT_CA_FILE },                                        \
+        { "insecure", no_argument, NULL, OPT_INSECURE },                                            \
         { "help", no_argument, NULL, 'h' }
 
 /* Handles a global option found while a command parses its own; returns true if it was one. */

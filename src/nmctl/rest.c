@@ -5,7 +5,9 @@
 
 #include "config.h"
 #include "macro.h"
+#include "credentials.h"
 #include "rest.h"
+#include "tls-curl.h"
 
 #define MAX_ANSWER (64u * 1024 * 1024)
 #define CONNECT_TIMEOUT_SEC 10L
@@ -79,23 +81,20 @@ static void print_refusal(Ctx *c, long status, const char *body, size_t len)
         }
 }
 
-int rest_call(Ctx *c, const char *method, const char *path, const char *body, JsonNode **ret, char **ret_raw)
+/* One transfer with `trust`; the answer in `a`, the HTTP status in *ret_status. */
+static CURLcode perform(Ctx *c, NmTlsTrust *trust, const char *method, const char *path, const char *body, Answer *a,
+                        long *ret_status, char errbuf[CURL_ERROR_SIZE])
 {
         g_autofree char *url = g_strconcat(c->server, "/api/v1", path, NULL);
         g_autofree char *auth = NULL;
-        char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *headers = NULL;
-        Answer a = { .data = g_byte_array_new() };
-        g_autoptr(GByteArray) data = a.data;
-        long status = 0;
         CURL *curl;
         CURLcode cc;
 
+        *ret_status = 0;
         curl = curl_easy_init();
-        if (!curl) {
-                fprintf(stderr, "Error: cannot set up an HTTP client (out of memory?).\n");
-                return NMCTL_EXIT_UNREACHABLE;
-        }
+        if (!curl)
+                return CURLE_OUT_OF_MEMORY;
         headers = curl_slist_append(headers, "Accept: application/json");
         if (body)
                 headers = curl_slist_append(headers, "Content-Type: application/json");
@@ -112,28 +111,97 @@ int rest_call(Ctx *c, const char *method, const char *path, const char *body, Js
         (void) curl_easy_setopt(curl, CURLOPT_TIMEOUT, TIMEOUT_SEC);
         (void) curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
+        (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
         (void) curl_easy_setopt(curl, CURLOPT_USERAGENT, "nmctl/" PACKAGE_VERSION);
         if (body) {
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
         }
-
-        cc = curl_easy_perform(curl);
+        if (nm_tls_curl_setup(curl, trust) < 0)
+                cc = CURLE_NOT_BUILT_IN;
+        else
+                cc = curl_easy_perform(curl);
         if (cc == CURLE_OK)
-                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+                (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, ret_status);
         curl_easy_cleanup(curl);
         curl_slist_free_all(headers);
         if (auth)
                 nm_free_secret(g_steal_pointer(&auth));
+        return cc;
+}
 
+static bool is_trust_failure(CURLcode cc, const NmTlsTrust *t)
+{
+        return t->failure || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
+static void print_unreachable(Ctx *c, CURLcode cc, const char *errbuf)
+{
+        g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &c->trust, c->server);
+
+        fprintf(stderr, "Error: %s\n", msg);
+        if (!is_trust_failure(cc, &c->trust))
+                return;
+        if (c->pin_known) {
+                g_autofree char *path = known_servers_path();
+                fprintf(stderr,
+                        "WARNING: %s no longer presents the key remembered for it in %s. Someone may be\n"
+                        "intercepting the connection, or the server's key changed. Ask the server's admin for its\n"
+                        "pin; if it did change, remove the server's line from that file and log in again.\n",
+                        c->server, path);
+        } else if (c->trust.mode == NM_TLS_CA)
+                fprintf(stderr, "Hint: run \"%s login\" to see the server's key and trust it, or give --pin or "
+                                "--ca-file.\n",
+                        c->program);
+}
+
+int rest_probe_key(Ctx *c, NmTlsPin *ret, bool *ret_ca_trusted)
+{
+        char errbuf[CURL_ERROR_SIZE] = "";
+        Answer a = { .data = g_byte_array_new() };
+        g_autoptr(GByteArray) data = a.data;
+        long status;
+        CURLcode cc;
+
+        /* A CA that vouches for the server needs no pin. */
+        cc = perform(c, &c->trust, "GET", "/health", NULL, &a, &status, errbuf);
+        if (cc == CURLE_OK) {
+                *ret_ca_trusted = true;
+                return NMCTL_EXIT_OK;
+        }
+        if (!is_trust_failure(cc, &c->trust)) {
+                print_unreachable(c, cc, errbuf);
+                return NMCTL_EXIT_UNREACHABLE;
+        }
+        g_auto(NmTlsTrust) learn = { .mode = NM_TLS_LEARN };
+        g_byte_array_set_size(data, 0);
+        errbuf[0] = 0;
+        cc = perform(c, &learn, "GET", "/health", NULL, &a, &status, errbuf);
+        if (!learn.seen_valid) {
+                g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &learn, c->server);
+                fprintf(stderr, "Error: %s\n", msg);
+                return NMCTL_EXIT_UNREACHABLE;
+        }
+        *ret_ca_trusted = false;
+        *ret = learn.seen;
+        return NMCTL_EXIT_OK;
+}
+
+int rest_call(Ctx *c, const char *method, const char *path, const char *body, JsonNode **ret, char **ret_raw)
+{
+        char errbuf[CURL_ERROR_SIZE] = "";
+        Answer a = { .data = g_byte_array_new() };
+        g_autoptr(GByteArray) data = a.data;
+        long status = 0;
+        CURLcode cc;
+
+        cc = perform(c, &c->trust, method, path, body, &a, &status, errbuf);
         if (a.too_large) {
                 fprintf(stderr, "Error: the answer from %s is larger than %u MiB.\n", c->server, MAX_ANSWER >> 20);
                 return NMCTL_EXIT_REFUSED;
         }
         if (cc != CURLE_OK) {
-                fprintf(stderr, "Error: cannot reach the server at %s: %s\n", c->server,
-                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
+                print_unreachable(c, cc, errbuf);
                 return NMCTL_EXIT_UNREACHABLE;
         }
         if (status < 200 || status > 299) {

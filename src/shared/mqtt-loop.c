@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <mosquitto.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "mqtt-loop.h"
@@ -37,7 +38,8 @@ struct MqttLoop {
         char *client_id;
         char *username;
         char *password;
-        char *ca_file;
+        NmTlsTrust trust; /* mqtts:// */
+        char *tls_warned; /* the refusal last logged */
         bool clean_session;
         unsigned keepalive;
         uint64_t backoff_min, backoff_max, connect_timeout;
@@ -368,6 +370,12 @@ static void lost_handle(MqttLoop *l)
                 if (now_usec(l) - l->connected_since >= l->backoff_max)
                         l->failures = 0;
                 log_info_errno(error, "MQTT: lost the connection to %s: %m", l->url);
+        } else if (l->tls && l->trust.failure) {
+                /* Someone else's broker, or ours with another key: worth a warning, once per reason. */
+                if (!streq0(l->trust.failure, l->tls_warned))
+                        log_warning("MQTT: refused the broker %s: %s", l->url, l->trust.failure);
+                g_free(l->tls_warned);
+                l->tls_warned = g_strdup(l->trust.failure);
         } else
                 log_debug_errno(error, "MQTT: connecting to %s failed: %m", l->url);
         if (error < 0)
@@ -440,16 +448,37 @@ static int attempt(MqttLoop *l)
         return 0;
 }
 
+/* A TLS handshake that failed (the TCP connection was refused, or the broker's certificate was):
+ * libmosquitto keeps the socket open and reports the error only once, so the attempt must end
+ * here, not at the connection timeout. */
+static bool tls_connect_failed(MqttLoop *l, int rc)
+{
+        return l->tls && l->state == LOOP_CONNECTING && rc != MOSQ_ERR_SUCCESS;
+}
+
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         MqttLoop *l = userdata;
         int rc;
 
         loop_enter(l);
+        if (l->state == LOOP_CONNECTING && (revents & (EPOLLHUP | EPOLLERR))) {
+                /* The TCP connection failed. Over TLS libmosquitto takes that for a handshake
+                 * still under way (SSL_ERROR_SYSCALL) and would be asked again and again. */
+                int err = 0;
+                socklen_t len = sizeof(err);
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+                        err = ECONNREFUSED;
+                l->lost = true;
+                l->lost_error = -err;
+                after_mosq(l);
+                (void) loop_leave(l);
+                return 0;
+        }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 errno = 0;
                 rc = mosquitto_loop_read(l->mosq, 1);
-                if (rc != MOSQ_ERR_SUCCESS && !l->lost && mosquitto_socket(l->mosq) < 0) {
+                if (rc != MOSQ_ERR_SUCCESS && !l->lost && (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
                         l->lost = true;
                         l->lost_error = mqtt_error_to_errno(rc);
                 }
@@ -457,7 +486,7 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (!l->dead && !l->lost && (revents & EPOLLOUT) && mosquitto_socket(l->mosq) == fd) {
                 errno = 0;
                 rc = mosquitto_loop_write(l->mosq, 1);
-                if (rc != MOSQ_ERR_SUCCESS && !l->lost && mosquitto_socket(l->mosq) < 0) {
+                if (rc != MOSQ_ERR_SUCCESS && !l->lost && (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
                         l->lost = true;
                         l->lost_error = mqtt_error_to_errno(rc);
                 }
@@ -609,7 +638,12 @@ int mqtt_loop_new(sd_event *event, const MqttLoopSettings *s, const MqttLoopCall
         l->url = g_strdup(s->url);
         l->username = g_strdup(s->username);
         l->password = g_strdup(s->password);
-        l->ca_file = g_strdup(s->ca_file);
+        if (s->trust)
+                nm_tls_trust_copy(&l->trust, s->trust);
+        else
+                l->trust = (NmTlsTrust){.mode = NM_TLS_CA, .ca_file = g_strdup(s->ca_file)};
+        if (l->trust.mode == NM_TLS_LEARN)
+                return -EINVAL;
         l->clean_session = s->clean_session;
         l->keepalive = s->keepalive_sec ?: DEFAULT_KEEPALIVE_SEC;
         l->backoff_min = s->backoff_min_usec ?: DEFAULT_BACKOFF_MIN;
@@ -639,9 +673,24 @@ int mqtt_loop_new(sd_event *event, const MqttLoopSettings *s, const MqttLoopCall
         (void) mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
         /* QoS 1 messages libmosquitto re-sends itself after a reconnection. */
         (void) mosquitto_reconnect_delay_set(l->mosq, 1, 1, false);
-        if (l->tls) {
-                if (l->ca_file)
-                        rc = mosquitto_tls_set(l->mosq, l->ca_file, NULL, NULL, NULL, NULL);
+        if (l->tls && l->trust.mode == NM_TLS_PIN) {
+                /* Our own context: libmosquitto's would insist on a CA and the broker's name. It
+                 * keeps a reference; l->trust outlives it (freed after mosquitto_destroy()). */
+                SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+                if (!ctx || nm_tls_trust_apply(ctx, &l->trust) < 0) {
+                        SSL_CTX_free(ctx);
+                        return -EIO;
+                }
+                rc = mosquitto_int_option(l->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+                if (rc == MOSQ_ERR_SUCCESS)
+                        rc = mosquitto_void_option(l->mosq, MOSQ_OPT_SSL_CTX, ctx);
+                SSL_CTX_free(ctx);
+                if (rc != MOSQ_ERR_SUCCESS)
+                        return mqtt_error_to_errno(rc);
+        } else if (l->tls) {
+                /* CA mode: libmosquitto verifies the chain and the broker's name. */
+                if (l->trust.ca_file)
+                        rc = mosquitto_tls_set(l->mosq, l->trust.ca_file, NULL, NULL, NULL, NULL);
                 else
                         rc = mosquitto_int_option(l->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
                 if (rc != MOSQ_ERR_SUCCESS)
@@ -674,7 +723,8 @@ static void loop_really_free(MqttLoop *l)
         g_free(l->client_id);
         g_free(l->username);
         nm_free_secret(l->password);
-        g_free(l->ca_file);
+        nm_tls_trust_clear(&l->trust);
+        g_free(l->tls_warned);
         g_free(l);
 }
 
@@ -784,6 +834,11 @@ int mqtt_loop_set_credentials(MqttLoop *l, const char *username, const char *pas
 bool mqtt_loop_is_connected(MqttLoop *l)
 {
         return l && !l->dead && l->state == LOOP_CONNECTED;
+}
+
+const char *mqtt_loop_tls_failure(MqttLoop *l)
+{
+        return l && l->tls ? l->trust.failure : NULL;
 }
 
 int mqtt_loop_last_error(MqttLoop *l)

@@ -12,6 +12,8 @@
 #include <glib.h>
 #include <systemd/sd-event.h>
 
+#include "tls.h"
+
 typedef struct MqttLoop MqttLoop;
 
 #define MQTT_DEFAULT_PORT 1883
@@ -32,7 +34,8 @@ typedef struct MqttLoopSettings {
         uint64_t backoff_min_usec;     /* 0: 500 ms: the first delay after a failed attempt */
         uint64_t backoff_max_usec;     /* 0: 30 s */
         uint64_t connect_timeout_usec; /* 0: 15 s: from TCP connect to CONNACK */
-        const char *ca_file;           /* mqtts:// only; NULL: the system's trust store */
+        const char *ca_file;           /* mqtts:// only, without trust; NULL: the system's trust store */
+        const NmTlsTrust *trust;       /* mqtts:// only: a pin, or a CA file (copied); NULL: ca_file */
 } MqttLoopSettings;
 
 /* Callbacks run from the event loop. Inside them every mqtt_loop_*() call is allowed,
@@ -81,6 +84,9 @@ bool mqtt_loop_is_connected(MqttLoop *l);
  * -ECONNREFUSED, -ETIMEDOUT...), 0 while connected or before the first. */
 int mqtt_loop_last_error(MqttLoop *l);
 const char *mqtt_loop_client_id(MqttLoop *l);
+/* Why the last TLS handshake refused the broker (a pin that did not match, an expired
+ * certificate), or NULL. */
+const char *mqtt_loop_tls_failure(MqttLoop *l);
 
 /* Each returns 0 and the message id in *ret_mid (may be NULL), -ENOTCONN when not connected,
  * -EINVAL for an invalid topic/pattern, QoS or payload over 256 MiB, or another negative errno. */

@@ -1,5 +1,6 @@
-/* Proves enrollment tokens round-trip and that malformed, hostile and forged tokens are refused
- * with a message that says what is wrong. */
+/* Proves enrollment tokens round-trip (version 2 with and without the server's pin; version 1 is
+ * still read) and that malformed, hostile and forged tokens are refused with a message that says
+ * what is wrong. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,16 +15,41 @@ static void test_roundtrip(void)
         g_autofree char *value = nm_key_value_new();
         g_assert_true(nm_key_value_valid(value));
 
-        g_autofree char *tok = nm_token_encode("http://198.18.0.1:8081/", value, &pub);
+        NmTlsPin pin;
+        for (size_t i = 0; i < sizeof(pin.b); i++)
+                pin.b[i] = (uint8_t)(i * 7 + 1);
+        g_autofree char *tok = nm_token_encode("https://198.18.0.1:8081/", value, &pub, &pin);
         g_auto(NmToken) t = {};
         g_autoptr(GError) e = NULL;
         g_assert_true(nm_token_decode(tok, &t, &e));
         g_assert_no_error(e);
-        g_assert_cmpstr(t.api, ==, "http://198.18.0.1:8081"); /* trailing slash dropped */
+        g_assert_cmpint(t.version, ==, 2);
+        g_assert_cmpstr(t.api, ==, "https://198.18.0.1:8081"); /* trailing slash dropped */
         g_assert_cmpstr(t.value, ==, value);
         g_assert_true(nm_key_equal(&t.server_key, &pub));
+        g_assert_true(t.has_pin);
+        g_assert_true(nm_tls_pin_equal(&t.pin, &pin));
         /* base64url: no padding, no '+' or '/' */
         g_assert_null(strpbrk(tok, "=+/"));
+
+        /* Without a pin (a server with a CA-issued certificate). */
+        g_autofree char *nopin = nm_token_encode("https://nm.example.org", value, &pub, NULL);
+        g_auto(NmToken) t2 = {};
+        g_assert_true(nm_token_decode(nopin, &t2, &e));
+        g_assert_cmpint(t2.version, ==, 2);
+        g_assert_false(t2.has_pin);
+
+        /* Version 1, as servers before the pin wrote them. */
+        char spk[NM_KEY_B64_LEN + 1], buf[512];
+        nm_key_to_base64(&pub, spk);
+        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"http://198.18.0.1:8081\",\"key\":\"%s\",\"spk\":\"%s\"}",
+                 value, spk);
+        g_autofree char *v1 = nm_base64url_encode(buf, strlen(buf));
+        g_auto(NmToken) t1 = {};
+        g_assert_true(nm_token_decode(v1, &t1, &e));
+        g_assert_cmpint(t1.version, ==, 1);
+        g_assert_false(t1.has_pin);
+        g_assert_cmpstr(t1.value, ==, value);
 }
 
 static char *encode_json(const char *json)
@@ -60,10 +86,20 @@ static void test_hostile(void)
         g_autofree char *bomb = encode_json("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
         expect_refused(bomb, "nested");
 
-        snprintf(buf, sizeof(buf), "{\"v\":2,\"api\":\"http://a\",\"key\":\"%s\",\"spk\":\"%s\"}",
+        snprintf(buf, sizeof(buf), "{\"v\":3,\"api\":\"http://a\",\"key\":\"%s\",\"spk\":\"%s\"}",
                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk);
-        g_autofree char *v2 = encode_json(buf);
-        expect_refused(v2, "version 2");
+        g_autofree char *v3 = encode_json(buf);
+        expect_refused(v3, "version 3");
+
+        /* A pin is version 2's; a bad one is named. */
+        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"x\"}",
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk);
+        g_autofree char *v1pin = encode_json(buf);
+        expect_refused(v1pin, "Unknown member");
+        snprintf(buf, sizeof(buf), "{\"v\":2,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"%s\"}",
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk, "sha1//AAAA");
+        g_autofree char *badpin = encode_json(buf);
+        expect_refused(badpin, "pin");
 
         snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"file:///etc/passwd\",\"key\":\"%s\",\"spk\":\"%s\"}",
                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk);

@@ -14,17 +14,21 @@ void nm_token_clear(NmToken *t)
         sodium_memzero(&t->server_key, sizeof(t->server_key));
 }
 
-char *nm_token_encode(const char *api, const char *value, const NmKey *server_key)
+char *nm_token_encode(const char *api, const char *value, const NmKey *server_key, const NmTlsPin *pin)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
         char spk[NM_KEY_B64_LEN + 1];
 
         nm_key_to_base64(server_key, spk);
         json_builder_begin_object(b);
-        nm_json_add_int(b, "v", 1);
+        nm_json_add_int(b, "v", NM_TOKEN_VERSION);
         nm_json_add_string(b, "api", api);
         nm_json_add_string(b, "key", value);
         nm_json_add_string(b, "spk", spk);
+        if (pin) {
+                g_autofree char *text = nm_tls_pin_format(pin);
+                nm_json_add_string(b, "pin", text);
+        }
         json_builder_end_object(b);
         _cleanup_secret_ char *json = nm_json_builder_to_string(b);
         return nm_base64url_encode(json, strlen(json));
@@ -110,21 +114,28 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
                 g_error_free(e);
                 return false;
         }
-        static const char *const members[] = { "v", "api", "key", "spk", NULL };
+        static const char *const members_v1[] = { "v", "api", "key", "spk", NULL };
+        static const char *const members_v2[] = { "v", "api", "key", "spk", "pin", NULL };
         gint64 v = 0;
-        const char *api = NULL, *key = NULL, *spk = NULL;
-        if (!nm_json_check_members(o, "the enrollment token", members, &e) ||
-            !nm_json_get_int(o, "v", true, 0, G_MAXINT32, &v, &e) ||
-            !nm_json_get_string(o, "api", true, &api, &e) || !nm_json_get_string(o, "key", true, &key, &e) ||
-            !nm_json_get_string(o, "spk", true, &spk, &e)) {
+        const char *api = NULL, *key = NULL, *spk = NULL, *pin = NULL;
+        if (!nm_json_get_int(o, "v", true, 0, G_MAXINT32, &v, &e)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s", e->message);
                 g_error_free(e);
                 return false;
         }
-        if (v != 1) {
+        if (v != 1 && v != 2) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Unsupported enrollment token version %" G_GINT64_FORMAT " (this client knows version 1)",
+                            "Unsupported enrollment token version %" G_GINT64_FORMAT
+                            " (this client knows versions 1 and 2)",
                             v);
+                return false;
+        }
+        if (!nm_json_check_members(o, "the enrollment token", v == 1 ? members_v1 : members_v2, &e) ||
+            !nm_json_get_string(o, "pin", false, &pin, &e) ||
+            !nm_json_get_string(o, "api", true, &api, &e) || !nm_json_get_string(o, "key", true, &key, &e) ||
+            !nm_json_get_string(o, "spk", true, &spk, &e)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s", e->message);
+                g_error_free(e);
                 return false;
         }
         if (!nm_api_url_valid(api)) {
@@ -137,7 +148,16 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
                             "Invalid enrollment token: the key is not 32 characters of A-Z and 2-7");
                 return false;
         }
-        NmToken t = {};
+        NmToken t = {.version = (int)v};
+        if (pin) {
+                if (!nm_tls_pin_parse(pin, &t.pin)) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid enrollment token: the server's pin is not \"sha256//\" and 32 bytes of "
+                                    "base64");
+                        return false;
+                }
+                t.has_pin = true;
+        }
         if (nm_key_from_base64(spk, &t.server_key) < 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "Invalid enrollment token: the server key is not 32 bytes of base64");

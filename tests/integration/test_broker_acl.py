@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not (MOSQUITTO_SUB and MOSQUITTO_PUB), reason="m
 
 def creds(broker, host):
     m = host.mqtt_info
-    return ["-h", broker.host, "-p", str(broker.port), "-u", m["username"], "-P", m["password"]]
+    return [*broker.cli_args(), "-u", m["username"], "-P", m["password"]]
 
 
 def sub(broker, host, topic, *, count=1, wait=3, v5=False, extra=()):
@@ -86,7 +86,7 @@ def test_host_account_fences(server, broker, office, hosts, tmp_path):
     assert "evil" not in broker.clients()
 
     # A made-up account, or a wrong password, does not get in at all.
-    r = subprocess.run([MOSQUITTO_SUB, "-h", broker.host, "-p", str(broker.port), "-u", f"host-{a.host_id}",
+    r = subprocess.run([MOSQUITTO_SUB, *broker.cli_args(), "-u", f"host-{a.host_id}",
                         "-P", "wrong-password", "-t", a.msg_topic, "-C", "1", "-W", "2"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and "not authori" in (r.stdout + r.stderr).lower(), r

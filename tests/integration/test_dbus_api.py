@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespace
 
 NAME, PATH, IFACE = "org.netmaker.Client", "/org/netmaker/Client", "org.netmaker.Client"
 SECRET = "QWERTYUIOPASDFGHJKLZXCVBNM234567"  # a key value (the secret part of a token)
-TOKEN = encode_token({"v": 1, "api": "http://198.18.9.254:9", "key": SECRET,
+TOKEN = encode_token({"v": 1, "api": "https://198.18.9.254:9", "key": SECRET,
                       "spk": base64.b64encode(bytes(range(32))).decode()})
 
 
@@ -90,7 +90,7 @@ def test_bad_token(bus):
     err, msg = join(bus, token="")
     assert err == "org.netmaker.Client.Error.InvalidArgument" and "empty" in msg
     # A well-formed token with a bad key value: refused without quoting the secret.
-    bad = encode_token({"v": 1, "api": "http://198.18.9.254:9", "key": SECRET[:-1] + "1",
+    bad = encode_token({"v": 1, "api": "https://198.18.9.254:9", "key": SECRET[:-1] + "1",
                         "spk": base64.b64encode(bytes(32)).decode()})
     err, msg = join(bus, token=bad)
     assert err == "org.netmaker.Client.Error.InvalidArgument", (err, msg)

@@ -21,7 +21,8 @@ def test_demo_runs_and_cleans_up(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = p.stdout
     assert "first admin: 'admin'" in out
-    assert "Logged in to" in out
+    assert "Logged in to https://" in out
+    assert "TLS pin:      sha256//" in out
     assert out.count(": ok") == 6, out
     assert "FAILED" not in out
     assert "netmakerd is yours" in out

@@ -178,7 +178,7 @@ def test_nmctl_dns(server, hosts, tmp_path):
     def nmctl(*args):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
         env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), LC_ALL="C",
-                   NMCTL_SERVER=server.url, NMCTL_MASTER_KEY=server.MASTER_KEY)
+                   NMCTL_SERVER=server.url, NMCTL_PIN=server.pin, NMCTL_MASTER_KEY=server.MASTER_KEY)
         return subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True,
                               timeout=30, stdin=subprocess.DEVNULL)
 

@@ -39,7 +39,8 @@ def addresses(node, server, name, qtype="A", tcp=False):
 
 def nmctl(mesh, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
-    env.update(NMCTL_SERVER=mesh.server.url, NMCTL_MASTER_KEY=mesh.server.MASTER_KEY, LC_ALL="C")
+    env.update(NMCTL_SERVER=mesh.server.url, NMCTL_PIN=mesh.server.pin, NMCTL_MASTER_KEY=mesh.server.MASTER_KEY,
+               LC_ALL="C")
     p = subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, f"nmctl {' '.join(args)}: {p.returncode} {p.stderr}"
     return p

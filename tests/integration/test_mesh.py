@@ -31,7 +31,7 @@ def test_join_over_dbus(mesh):
     for n in mesh.nodes:
         st = mesh.status(n)
         assert st["state"] == "online", (n.name, st)
-        assert st["server"].startswith(f"http://{mesh.server_ip}:")
+        assert st["server"].startswith(f"https://{mesh.server_ip}:")
         assert [net["name"] for net in st["networks"]] == ["office"]
         net = st["networks"][0]
         assert net["interface"] == "nm-office" and net["connected"]
@@ -153,7 +153,7 @@ def test_forged_messages_are_dropped(mesh):
     forged = json.dumps({"type": "peers", "serial": 10 ** 6, "network": "office", "remove": [victim_key]})
     payload = seal(forged.encode(), base64.b64decode(msg_pub), KeyPair().secret)
     for data in (payload, b"not sealed at all"):
-        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mesh.broker.port), "-u",
+        subprocess.run(["mosquitto_pub", *mesh.broker.cli_args(), "-u",
                         mesh.broker.admin_user, "-P", mesh.broker.admin_password, "-t", st["mqtt"]["subscribe"],
                         "-q", "1", "-s"], input=data, check=True, timeout=10)
     wait_until(lambda: a.log().count("Dropped ") >= 2, 10, "both payloads to be dropped")
@@ -193,7 +193,7 @@ def test_second_network_on_the_same_host(mesh):
 def test_token_of_another_server_is_refused(mesh):
     import base64
     from nmtest.client import encode_token
-    other = encode_token({"v": 1, "api": "http://198.18.250.1:8081", "key": "B" * 32,
+    other = encode_token({"v": 1, "api": "https://198.18.250.1:8081", "key": "B" * 32,
                           "spk": base64.b64encode(bytes(range(32))).decode()})
     p = mesh.nodes[0].netclient("join", "-t", other)
     assert p.returncode == 1, (p.returncode, p.stderr)

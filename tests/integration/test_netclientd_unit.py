@@ -85,8 +85,8 @@ cat > /var/lib/netclient/identity.json <<EOF
 EOF
 SPK=$(wg genkey | wg pubkey)
 cat > /var/lib/netclient/server.json <<EOF
-{"api":"http://198.18.20.254:9","server_msg_key":"$SPK","host_id":"$HOST","credential":"nmh.x.y",
- "mqtt":{"url":"mqtt://198.18.20.254:9","username":"host-$HOST","password":"p","subscribe":"nm/t/host/$HOST/msg","publish":"nm/t/host/$HOST/report"}}
+{"api":"https://198.18.20.254:9","server_msg_key":"$SPK","host_id":"$HOST","credential":"nmh.x.y",
+ "mqtt":{"url":"mqtts://198.18.20.254:9","username":"host-$HOST","password":"p","subscribe":"nm/t/host/$HOST/msg","publish":"nm/t/host/$HOST/report"}}
 EOF
 cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$HOST","serial":3,"networks":[{"network":"office",
@@ -110,7 +110,7 @@ check nobody_reads bash -c "runuser -u nobody -- $NETCLIENT list | grep -q nm-of
 
 # --- polkit decides who may join: a token of this host's server (not reachable from here, so an
 # authorised join gets as far as trying to reach it) -------------------------------------------
-TOKEN=$(printf '{"v":1,"api":"http://198.18.20.254:9","key":"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567","spk":"%s"}' "$SPK" |
+TOKEN=$(printf '{"v":1,"api":"https://198.18.20.254:9","key":"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567","spk":"%s"}' "$SPK" |
         base64 -w0 | tr '+/' '-_' | tr -d '=')
 join_is() { # USER STATUS TEXT: `netclient join` as USER exits with STATUS and prints TEXT
         local run=() out rc

@@ -22,18 +22,20 @@ ADMIN_PW = "alice-password-1"
 
 @pytest.fixture
 def nmctl(server, tmp_path):
-    """nmctl(*args, input=None, env={...}, master=True) -> CompletedProcess. HOME and
+    """nmctl(*args, input=None, env={...}, master=True, pin=True) -> CompletedProcess. HOME and
     XDG_CONFIG_HOME are the test's; NMCTL_SERVER points at `server`; with master=True the master
-    key comes from $NMCTL_MASTER_KEY."""
+    key comes from $NMCTL_MASTER_KEY; with pin=True $NMCTL_PIN is the server's pin."""
     exe = str(binary("nmctl"))
     home = tmp_path / "home"
     home.mkdir()
 
-    def run(*args, input=None, env=None, master=True, server_url=True, timeout=30):
+    def run(*args, input=None, env=None, master=True, server_url=True, pin=True, timeout=30):
         e = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
         e.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "cfg"), LC_ALL="C")
         if server_url:
             e["NMCTL_SERVER"] = server.url
+        if pin:
+            e["NMCTL_PIN"] = server.pin
         if master:
             e["NMCTL_MASTER_KEY"] = server.MASTER_KEY
         e.update(env or {})
@@ -89,7 +91,7 @@ def test_health_and_unreachable(nmctl, server):
     url = f"http://127.0.0.1:{free_port()}"
     r = nmctl("--server", url, "network", "list")
     assert r.returncode == 3, r
-    assert "cannot reach the server at " + url in r.stderr
+    assert "cannot reach the server at " + url in r.stderr.lower()
 
 
 def test_usage_errors_never_reach_the_server(nmctl):
@@ -165,7 +167,7 @@ def test_keys_hosts_and_nodes(nmctl, server, hosts):
     token = r.stdout.strip()
     assert "\n" not in token and r.stderr == ""
     t = decode_token(token)
-    assert t["api"] == server.url and t["v"] == 1
+    assert t["api"] == server.url and t["v"] == 2 and t["pin"] == server.pin
     [key] = server.admin("GET", "/enrollment-keys", expect=200)
     assert key["token"] == token and key["uses_remaining"] == 2 and key["tags"] == ["laptop"]
 
@@ -298,12 +300,22 @@ def test_login_asks_without_echo(nmctl, server):
     ok(nmctl("user", "create", "alice", "--password-stdin", input=ADMIN_PW + "\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
     env.update(HOME=str(nmctl.home), XDG_CONFIG_HOME=str(nmctl.home / "cfg"), NMCTL_SERVER=server.url)
+    known = nmctl.home / "cfg" / "nmctl" / "known-servers"
+    # The first login to this self-signed server shows its key and asks, like ssh; "no" sends nothing.
     code, shown = run_in_pty([str(binary("nmctl")), "login"], env,
-                             [("Username:", "alice"), ("Password for alice", ADMIN_PW)])
+                             [("Username:", "alice"), ("Trust this server", "no")])
+    assert code == 1 and server.pin in shown and "Not trusted" in shown, shown
+    assert not known.exists() and not nmctl.token_file.exists()
+    assert "POST /api/v1/login" not in server.log()
+    code, shown = run_in_pty([str(binary("nmctl")), "login"], env,
+                             [("Username:", "alice"), ("Trust this server", "yes"), ("Password for alice", ADMIN_PW)])
     assert code == 0, shown
     assert "alice" in shown and "Logged in" in shown
     assert ADMIN_PW not in shown, "the password was echoed"
     assert nmctl.token_file.exists()
+    # The key is remembered (0600) and later commands check it without asking.
+    assert f"{server.url} {server.pin}" in known.read_text() and known.stat().st_mode & 0o777 == 0o600
+    ok(nmctl("network", "list", master=False, pin=False))
     # user create asks twice; different answers are refused and nothing is created.
     env["NMCTL_MASTER_KEY"] = server.MASTER_KEY
     code, shown = run_in_pty([str(binary("nmctl")), "user", "create", "bob"], env,
@@ -343,3 +355,39 @@ def test_users(nmctl, server):
     # The last admin stays.
     refused(nmctl("user", "delete", "admin"))
     assert server.admin("GET", "/users/admin")[0] == 200
+
+
+def test_login_pins_the_server_like_ssh(nmctl, server, make_server, broker):
+    """Without a terminal, a first login to a self-signed server is refused unless the pin is
+    given (or --accept-new); the pin is then remembered, and a server that later presents another
+    key (a second netmakerd on the same address) is refused with a warning, nothing sent."""
+    ok(nmctl("user", "create", "alice", "--password-stdin", input=ADMIN_PW + "\n"))
+    known = nmctl.home / "cfg" / "nmctl" / "known-servers"
+
+    r = nmctl("login", "alice", "--password-stdin", input=ADMIN_PW + "\n", master=False, pin=False)
+    assert r.returncode == 1 and server.pin in r.stderr and "--pin" in r.stderr, r
+    assert not known.exists() and not nmctl.token_file.exists()
+
+    bad = "sha256//" + "A" * 43 + "="
+    r = nmctl("login", "alice", "--password-stdin", "--pin", bad, input=ADMIN_PW + "\n", master=False, pin=False)
+    assert r.returncode == 3 and "not the pinned" in r.stderr and bad in r.stderr, r
+    assert not known.exists() and not nmctl.token_file.exists()
+
+    ok(nmctl("login", "alice", "--password-stdin", "--pin", server.pin, input=ADMIN_PW + "\n", master=False,
+             pin=False))
+    assert known.read_text().splitlines()[-1] == f"{server.url} {server.pin}"
+    ok(nmctl("network", "list", master=False, pin=False))
+
+    # Another server (its own key) where this one was: refused before the token goes out.
+    port = server.port
+    server.stop()
+    other = make_server(broker, config={"listen": f"127.0.0.1:{port}"})
+    assert other.pin != server.pin
+    before = other.log()
+    r = nmctl("network", "list", master=False, pin=False)
+    assert r.returncode == 3 and "WARNING" in r.stderr and str(known) in r.stderr, r
+    assert "GET /api/v1/networks" not in other.log()[len(before):]
+
+    # Plain HTTP to another machine is refused before any connection; --insecure allows it.
+    r = nmctl("--server", "http://198.18.0.1:9", "health", master=False, pin=False)
+    assert r.returncode == 2 and "plain HTTP" in r.stderr and "--insecure" in r.stderr, r

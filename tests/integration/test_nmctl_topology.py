@@ -23,7 +23,7 @@ def nmctl(server, tmp_path):
     def run(*args, timeout=30):
         e = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
         e.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), LC_ALL="C",
-                 NMCTL_SERVER=server.url, NMCTL_MASTER_KEY=server.MASTER_KEY)
+                 NMCTL_SERVER=server.url, NMCTL_PIN=server.pin, NMCTL_MASTER_KEY=server.MASTER_KEY)
         return subprocess.run([exe, *args], env=e, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     return run

@@ -17,7 +17,7 @@ from nmtest.server import REPO
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, polkitd)")
 
 # A well-formed token for a server that does not exist (nothing listens on the underlay).
-TOKEN = encode_token({"v": 1, "api": "http://198.18.7.254:9", "key": "A" * 32,
+TOKEN = encode_token({"v": 1, "api": "https://198.18.7.254:9", "key": "A" * 32,
                       "spk": base64.b64encode(bytes(range(32))).decode()})
 
 

@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 
 from nmtest.client import TestHost, decode_token, unb64
 from nmtest.http import check_error
+from nmtest.tlsutil import probe_pin
 
 REFUSED = (0x80, 0x87)
 
@@ -39,19 +40,26 @@ def test_token_and_registration_state(server, office, hosts):
     key = server.create_key(["office"], name="laptops", uses=2)
     assert key["uses_remaining"] == 2 and key["unlimited"] is False and key["networks"] == ["office"]
     t = decode_token(key["token"])
-    assert set(t) == {"v", "api", "key", "spk"} and t["v"] == 1
-    assert t["api"].rstrip("/") == server.url.rstrip("/")
+    assert set(t) == {"v", "api", "key", "spk", "pin"} and t["v"] == 2
+    assert t["api"].rstrip("/") == server.url.rstrip("/") and t["api"].startswith("https://")
+    # The token pins the key of the certificate the server serves (not only its file's).
+    assert t["pin"] == server.pin == probe_pin(server.host, server.port)
     assert len(t["key"]) == 32 and set(t["key"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     assert len(unb64(t["spk"])) == 32
 
     a = hosts("alpha", endpoints=["198.18.0.1"])
     _, body = a.register(key["token"])
-    assert body["credential"].startswith(f"nmh.{a.host_id}.")
+    # The secrets arrive sealed to the host's message key, nowhere in the clear.
+    assert "credential" not in body and "password" not in body["mqtt"]
+    assert a.credential.startswith(f"nmh.{a.host_id}.") and a.credential not in repr(body)
+    assert a.mqtt_info["password"] and a.mqtt_info["password"] not in repr(body)
     m = body["mqtt"]
     assert m["username"] == f"host-{a.host_id}"
     assert m["subscribe"] == f"nm/{server.server_name}/host/{a.host_id}/msg"
     assert m["publish"] == f"nm/{server.server_name}/host/{a.host_id}/report"
-    assert m["url"] == server.broker.url
+    assert m["url"] == server.broker.url and m["url"].startswith("mqtts://")
+    # ...and the broker's key, which the host checks before sending its password.
+    assert m["pin"] == server.broker.pin == probe_pin("127.0.0.1", server.broker.port)
     state = body["state"]
     assert state["host_id"] == a.host_id and isinstance(state["serial"], int)
     [net] = state["networks"]
@@ -67,7 +75,7 @@ def test_token_and_registration_state(server, office, hosts):
     h = server.admin("GET", f"/hosts/{a.host_id}", expect=200)
     assert h["wg_public_key"] == a.wg.public_b64 and h["msg_public_key"] == a.msg.public_b64
     text = repr(h)
-    assert body["credential"] not in text and m["password"] not in text
+    assert a.credential not in text and a.mqtt_info["password"] not in text
 
 
 def test_two_hosts_peers_isolation_leave_and_key_exhaustion(server, office, hosts):

@@ -134,22 +134,16 @@ def test_formats_and_addresses_from_the_top(server, hosts, tmp_path):
     assert "AllowedIPs = 10.99.0.0/24, fd00:99::/64\n" in conf
 
     # The raw answers: headers and bodies.
-    import urllib.request
-    req = urllib.request.Request(f"{server.url}/api/v1/networks/office/ext-clients?format=png", method="POST",
-                                 data=b'{"name":"tablet","gateway":"%s"}' % gw.encode(),
-                                 headers={"Authorization": f"Bearer {server.admin_token()}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        assert r.status == 201 and r.headers["Content-Type"] == "image/png"
-        png = r.read()
+    from nmtest.http import request_raw_body
+    hdrs = {"Authorization": f"Bearer {server.admin_token()}", "Content-Type": "application/json"}
+    status, h, png = request_raw_body(server.url, "POST", "/networks/office/ext-clients?format=png",
+                                      body=b'{"name":"tablet","gateway":"%s"}' % gw.encode(), headers=hdrs)
+    assert status == 201 and h["content-type"] == "image/png"
     assert png.startswith(b"\x89PNG") and scan(png, tmp_path).startswith("[Interface]\nPrivateKey = ")
-    req = urllib.request.Request(f"{server.url}/api/v1/networks/office/ext-clients?format=conf", method="POST",
-                                 data=b'{"name":"watch","gateway":"%s"}' % gw.encode(),
-                                 headers={"Authorization": f"Bearer {server.admin_token()}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        assert r.headers["Content-Type"].startswith("text/plain")
-        assert r.headers["Content-Disposition"] == 'attachment; filename="watch.conf"'
+    status, h, _ = request_raw_body(server.url, "POST", "/networks/office/ext-clients?format=conf",
+                                    body=b'{"name":"watch","gateway":"%s"}' % gw.encode(), headers=hdrs)
+    assert status == 201 and h["content-type"].startswith("text/plain")
+    assert h["content-disposition"] == 'attachment; filename="watch.conf"'
     status, svg = server.api("POST", "/networks/office/ext-clients?format=svg", token=server.admin_token(),
                              json={"name": "tv", "gateway": gw})
     assert status == 201 and svg.startswith("<svg ")

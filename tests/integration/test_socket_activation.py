@@ -2,13 +2,14 @@
 passed socket (and does not bind the configured port), and it tells the service manager when it
 is ready and when it stops (Type=notify)."""
 
+import json
 import os
 import socket
 import time
 
 import pytest
 
-from nmtest import http
+from nmtest import http, tlsutil
 from nmtest.server import free_port
 
 
@@ -63,14 +64,21 @@ def test_socket_activation(make_server, broker, notify):
     srv.wait_for_text(f"Listening on 127.0.0.1:{port} as 3.")  # systemd-socket-activate's line
     # systemd-socket-activate execs netmakerd on the first connection: this request starts it
     # and must be answered on the passed socket.
-    status, body = http.request(f"http://127.0.0.1:{port}", "GET", "/health", timeout=15)
+    url = f"https://127.0.0.1:{port}"
+    # The key is made at the first start, which this very request causes: check it afterwards.
+    with http.raw_socket("127.0.0.1", port, timeout=15, tls=True) as s:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, _, raw = http.read_response(s, timeout=15)
+        body = json.loads(raw)
+        assert tlsutil.pin_of_der(s.getpeercert(binary_form=True)) == tlsutil.pin_of_file(srv.cert_path)
     assert status == 200, (status, body, srv.log_tail())
     assert body["status"] == "ok"
     notify.wait_for("READY=1")
     # It did not bind the configured address as well.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", configured), timeout=2).close()
-    srv.url, srv.host, srv.port = f"http://127.0.0.1:{port}", "127.0.0.1", port
+    srv.url, srv.host, srv.port = url, "127.0.0.1", port
+    http.trust(url, pin=tlsutil.pin_of_file(srv.cert_path))
     # The whole API works on the passed socket.
     srv.create_network("office", "10.99.0.0/24")
     assert [n["name"] for n in srv.admin("GET", "/networks", expect=200)] == ["office"]

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from nmtest.server import REPO, binary, build_dir
+from nmtest.tlsutil import make_certificate
 
 
 def configured_unit(name):
@@ -153,7 +154,9 @@ def test_example_configuration_is_complete_and_valid(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        cert, key = make_certificate(tmp_path / "tls", "example")
         values = {"listen": f"127.0.0.1:{port}", "state_directory": str(tmp_path / "state"),
+                  "tls_certificate": str(cert), "tls_key": str(key), "broker_certificate": str(cert),
                   "database": f"sqlite://{tmp_path}/state/netmaker.db", "broker_url": "",
                   "broker_password": "x", "admin_password": "a-long-password", "master_key": "m" * 32}
         text = re.sub(r"^#([a-z_]+)=(.*)$", lambda m: f"{m[1]}={values.get(m[1], m[2])}", example, flags=re.M)

@@ -1,6 +1,8 @@
 """A throwaway Mosquitto broker with the dynamic-security plugin on 127.0.0.1 for the integration
-tests: its own directory, a free port, an admin account, and stop/restart that keep the port and
-the dynamic-security file (so broker accounts survive a restart, as they do in production)."""
+tests: its own directory, a free port, a TLS listener (a self-signed certificate made for it;
+tls=False for the tests that prove plain MQTT is refused or warned about), an admin account, and
+stop/restart that keep the port and the dynamic-security file (so broker accounts survive a
+restart, as they do in production)."""
 
 import ctypes
 import json
@@ -46,7 +48,7 @@ class Broker:
     """Usage: `b = Broker(tmpdir).start()`; `b.url`, `b.port`, `b.admin_user`, `b.admin_password`,
     `b.dynsec_file`; `b.stop()`, `b.restart()`. Only ever signals the PID it started."""
 
-    def __init__(self, tmpdir=None, admin_user="admin", admin_password=None, port=None):
+    def __init__(self, tmpdir=None, admin_user="admin", admin_password=None, port=None, tls=True):
         if tmpdir is None:
             tmpdir = tempfile.mkdtemp(prefix="nmtest-broker-")
         self.dir = Path(tmpdir) / f"mosquitto-{uuid.uuid4().hex[:8]}"
@@ -60,10 +62,30 @@ class Broker:
         self.log_file = str(self.dir / "broker.log")
         self.proc = None
         self._initialised = False
+        self.tls = tls
+        self.cert_file = self.key_file = self.pin = None
+        if tls:
+            from . import tlsutil
+            self.cert_file, self.key_file = tlsutil.make_self_signed(self.dir, "broker")
+            self.pin = tlsutil.pin_of_file(self.cert_file)
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def cli_args(self):
+        """Where mosquitto_sub/_pub/_ctrl reach this broker: host, port and its certificate."""
+        return ["-h", self.host, "-p", str(self.port), *(["--cafile", str(self.cert_file)] if self.tls else [])]
+
+    def mqtt_client(self, client_id="", **kw):
+        """A paho client set up for this broker's listener (TLS with its certificate as the CA).
+        Connect it with .connect(broker.host, broker.port)."""
+        import paho.mqtt.client as mqtt  # noqa: PLC0415 (only the tests with a broker need it)
+        c = mqtt.Client(client_id=client_id, **kw)
+        if self.tls:
+            import ssl  # noqa: PLC0415
+            c.tls_set_context(ssl.create_default_context(cafile=str(self.cert_file)))
+        return c
 
     @property
     def pid(self):
@@ -92,6 +114,7 @@ class Broker:
             "allow_anonymous false",
             "persistence false",
             f"listener {self.port} {self.host}",
+            *([f"certfile {self.cert_file}", f"keyfile {self.key_file}"] if self.tls else []),
             f"plugin {DYNSEC_PLUGIN}",
             f"plugin_opt_config_file {self.dynsec_file}",
             "log_dest stdout",
@@ -189,8 +212,8 @@ class Broker:
 
     def ctrl(self, *args, check=True, timeout=10.0) -> str:
         """Runs `mosquitto_ctrl dynsec ARGS...` as the admin; returns its output."""
-        r = subprocess.run([MOSQUITTO_CTRL, "-h", self.host, "-p", str(self.port), "-u",
-                            self.admin_user, "-P", self.admin_password, "dynsec", *args],
+        r = subprocess.run([MOSQUITTO_CTRL, *self.cli_args(), "-u", self.admin_user, "-P", self.admin_password,
+                            "dynsec", *args],
                            capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise BrokerError(f"mosquitto_ctrl dynsec {args[0] if args else ''} failed: "

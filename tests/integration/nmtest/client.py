@@ -13,7 +13,7 @@ import nacl.public
 import nacl.utils
 import paho.mqtt.client as mqtt
 
-from . import http
+from . import http, tlsutil
 
 SEAL_VERSION = 1
 NONCE_LEN = 24
@@ -171,6 +171,8 @@ class TestHost:
         its broker connection is down, hence the longer timeout."""
         t = decode_token(token)
         url = api_url or t["api"]
+        if t.get("pin") and url.startswith("https://") and http.trusted(url) is None:
+            http.trust(url, pin=t["pin"])  # what the token pins, as netclientd does
         status, body = http.request(url, "POST", "/hosts/register", json=self.registration(token, **overrides),
                                     timeout=timeout)
         if expect is not None:
@@ -183,12 +185,16 @@ class TestHost:
 
     def _registered(self, body):
         assert isinstance(body, dict), body
-        self.registered = body
-        self.host_id = body["host_id"]
-        self.credential = body["credential"]
-        self.mqtt_info = body["mqtt"]
+        assert "credential" not in body and "password" not in json.dumps(body.get("mqtt")), \
+            f"a secret in the clear in the registration answer: {sorted(body)}"
         assert unb64(body["server_msg_key"]) == self.server_key, \
             "the server's message key differs from the one pinned by the token"
+        # The credential and the broker password come sealed to this host's message key.
+        secrets = json.loads(open_sealed(unb64(body["sealed"]), self.server_key, self.msg.secret))
+        self.registered = body
+        self.host_id = body["host_id"]
+        self.credential = secrets["credential"]
+        self.mqtt_info = dict(body["mqtt"], password=secrets.get("mqtt_password")) if body["mqtt"] else None
         with self.cond:
             self._apply_state(body["state"])
 
@@ -217,19 +223,26 @@ class TestHost:
         return self.mqtt_info["publish"]
 
     def connect(self, *, protocol=mqtt.MQTTv311, username=None, password=None, subscribe=True,
-                timeout=5.0):
+                timeout=5.0, client_id=None):
         """Connects with the host's own broker account (or the given one) and, once connected,
         subscribes to the host's message topic (again after every reconnection)."""
         url = self.mqtt_info["url"]
-        assert url.startswith("mqtt://"), url
-        hostport = url[len("mqtt://"):].rstrip("/")
+        assert url.startswith(("mqtt://", "mqtts://")), url
+        hostport = url.split("://", 1)[1].rstrip("/")
         host, _, port = hostport.rpartition(":")
+        host = host.strip("[]")
         self._protocol = protocol
         self._subscribe_own = subscribe
         kw = {"protocol": protocol}
         if protocol != mqtt.MQTTv5:
             kw["clean_session"] = True
-        c = mqtt.Client(client_id=f"test-{self.name}-{nacl.utils.random(4).hex()}", **kw)
+        c = mqtt.Client(client_id=client_id or f"test-{self.name}-{nacl.utils.random(4).hex()}", **kw)
+        if url.startswith("mqtts://"):
+            # The broker's key as registration pinned it, checked before any credential goes out.
+            if self.mqtt_info.get("pin"):
+                got = tlsutil.probe_pin(host, int(port))
+                assert got == self.mqtt_info["pin"], f"the broker presents {got}, not the pinned {self.mqtt_info['pin']}"
+            c.tls_set_context(tlsutil.unverified_context())
         c.username_pw_set(username or self.mqtt_info["username"], password or self.mqtt_info["password"])
         c.reconnect_delay_set(0.05, 0.5)
         c.on_connect = self._on_connect
@@ -238,7 +251,7 @@ class TestHost:
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish
         self.client = c
-        c.connect(host.strip("[]"), int(port), keepalive=10)
+        c.connect(host, int(port), keepalive=10)
         c.loop_start()
         wait_until(lambda: self.connect_rc is not None, timeout, f"CONNACK for {self.name}")
         if self.connect_rc != 0:

@@ -1,14 +1,20 @@
-"""HTTP helpers for the tests: JSON calls through urllib (no third-party modules), raw requests
-through a socket for the hostile cases urllib cannot send, and the error-body check of
-docs/protocol.md §2.1."""
+"""HTTP helpers for the tests: JSON calls through http.client (no third-party modules), over
+HTTPS with the server's key pinned as netclientd and nmctl pin it; raw requests through a socket
+(TLS-wrapped for https) for the hostile cases a client library cannot send; and the error-body check
+of docs/protocol.md §2.1.
+
+Pins are looked up by origin ("https://127.0.0.1:8443"): the harness registers each server's pin
+when it starts (`trust(origin, pin)`), a test host the pin of its token. An https:// call to an
+origin nobody registered fails, so no test talks to an unverified server by accident."""
 
 import http.client
 import json as jsonlib
 import socket
+import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+
+from . import tlsutil
 
 API_PREFIX = "/api/v1"
 
@@ -37,6 +43,48 @@ def _decode(ctype, raw):
         return raw
 
 
+_trusted = {}  # origin -> ("pin", "sha256//...") or ("ca", path)
+
+
+def origin(url: str) -> str:
+    u = urllib.parse.urlsplit(url)
+    return f"{u.scheme}://{u.netloc}"
+
+
+def trust(url, pin=None, ca_file=None):
+    """Trusts the https server at `url`'s origin by the pin of its key, or by a CA file."""
+    _trusted[origin(url)] = ("pin", pin) if pin else ("ca", str(ca_file))
+
+
+def trusted(url):
+    return _trusted.get(origin(url))
+
+
+def connection(url, timeout=10.0):
+    """An http.client connection to `url`'s origin, connected and (https) verified."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme == "http":
+        c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+        c.connect()
+        return c
+    how = trusted(url)
+    if how is None:
+        raise AssertionError(f"no pin or CA registered for {origin(url)} (nmtest.http.trust)")
+    if how[0] == "ca":
+        ctx = ssl.create_default_context(cafile=how[1])
+    else:
+        ctx = tlsutil.unverified_context()
+    c = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout, context=ctx)
+    c.connect()
+    if how[0] == "pin":
+        try:
+            tlsutil.check_pin(c.sock, how[1], origin(url))
+        except tlsutil.PinMismatch:
+            c.close()
+            raise
+    return c
+
+
 def request(base_url, method, path, json=_UNSET, token=None, body=None, headers=None,
             content_type="application/json", timeout=10.0):
     """One call; returns (status, body) where body is the parsed JSON, text, or None (no body).
@@ -53,23 +101,49 @@ def request(base_url, method, path, json=_UNSET, token=None, body=None, headers=
     if token is not None:
         h["Authorization"] = f"Bearer {token}"
     h.update(headers or {})
-    req = urllib.request.Request(base_url.rstrip("/") + full_path(path), data=data, method=method, headers=h)
+    u = urllib.parse.urlsplit(base_url.rstrip("/") + full_path(path))
+    target = u.path + (f"?{u.query}" if u.query else "")
+    c = connection(base_url, timeout)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, _decode(r.headers.get("Content-Type"), r.read())
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        return e.code, _decode(e.headers.get("Content-Type"), raw)
+        try:
+            c.request(method, target, body=data, headers=h)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+            pass  # the server answered early and closed: its answer may be there to read
+        r = c.getresponse()
+        return r.status, _decode(r.getheader("Content-Type"), r.read())
+    finally:
+        c.close()
 
 
-def raw_request(host, port, data: bytes, timeout=5.0, read_limit=1 << 20):
-    """Sends raw bytes and reads the response until the server closes the connection or the
+def request_raw_body(base_url, method, path, body=None, headers=None, timeout=10.0):
+    """Like request(), but returns (status, headers dict, body bytes) undecoded."""
+    u = urllib.parse.urlsplit(base_url.rstrip("/") + full_path(path))
+    target = u.path + (f"?{u.query}" if u.query else "")
+    c = connection(base_url, timeout)
+    try:
+        c.request(method, target, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def raw_socket(host, port, timeout=5.0, tls=False):
+    """A connected socket to host:port, TLS-wrapped (key unchecked) with tls=True."""
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return tlsutil.unverified_context().wrap_socket(raw, server_hostname=host) if tls else raw
+
+
+def raw_request(host, port, data: bytes, timeout=5.0, read_limit=1 << 20, tls=False):
+    """Sends raw bytes (inside TLS with tls=True, the server's key not checked: these are the
+    hostile cases) and reads the response until the server closes the connection or the
     response (headers + Content-Length body) is complete. Returns (status, headers dict, body
     bytes). Raises socket.timeout if nothing complete arrives in time."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        s = tlsutil.unverified_context().wrap_socket(raw, server_hostname=host) if tls else raw
         try:
             s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
         return read_response(s, timeout, read_limit)
 
@@ -97,7 +171,7 @@ def read_response(s, timeout=5.0, read_limit=1 << 20):
         s.settimeout(left)
         try:
             chunk = s.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             chunk = b""
         if not chunk:
             if head_end >= 0:
@@ -108,8 +182,6 @@ def read_response(s, timeout=5.0, read_limit=1 << 20):
             raise AssertionError("response too large")
 
 
-def http_connection(host, port, timeout=10.0):
-    return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def check_error(status, body, want_status, want_code=None, mentions=()):

@@ -85,7 +85,7 @@ class Relay:
 
 class Mesh:
     def __init__(self, workdir, nodes=3, *, subnet=0, prefix=None, network="office", ipv4_range="10.99.0.0/24",
-                 ipv6_range=None, server_config=None, polkit_rules=None, wg_backend="userspace",
+                 ipv6_range=None, server_config=None, polkit_rules=None, wg_backend="userspace", broker_tls=True,
                  node_options=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +96,7 @@ class Mesh:
         self.ipv4_range = ipv4_range
         self.ipv6_range = ipv6_range
         self.server_config = dict(server_config or {})
+        self.broker_tls = broker_tls  # False: a plain listener (tests of the insecure mode)
         self.polkit_rules = polkit_rules
         self.wg_backend = wg_backend
         self.node_options = dict(node_options or {})  # more AgentNode arguments (resolved=True, ...)
@@ -121,12 +122,13 @@ class Mesh:
             self.underlay = Underlay(nodes=self.n_nodes, prefix=self.prefix, subnet=self.subnet).create()
             subprocess.run(["ip", "-n", self.underlay.bridge, "addr", "add", f"{self.server_ip}/24", "dev", "br0"],
                            check=True)
-            self.broker = Broker(self.dir).start()
+            self.broker = Broker(self.dir, tls=self.broker_tls).start()
             api_port = free_port()
+            plain = self.server_config.get("tls") == "no"
             config = {
                 "listen": f"127.0.0.1:{api_port}",
-                "api_url": f"http://{self.server_ip}:{api_port}",
-                "broker_public_url": f"mqtt://{self.server_ip}:{self.broker.port}",
+                "api_url": f"{'http' if plain else 'https'}://{self.server_ip}:{api_port}",
+                "broker_public_url": f"{'mqtts' if self.broker_tls else 'mqtt'}://{self.server_ip}:{self.broker.port}",
             }
             config.update(self.server_config)
             self.server = Server(self.dir, self.broker, config=config).start()

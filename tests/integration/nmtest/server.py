@@ -13,11 +13,11 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from . import http
+from . import http, tlsutil
 
 REPO = Path(__file__).resolve().parents[3]
 
-LISTEN_RE = re.compile(r"Listening on (http://\S+?)/?(?:\s|$)")
+LISTEN_RE = re.compile(r"Listening on (https?://\S+?)/?(?:\s|$)")
 
 
 def build_dir() -> Path:
@@ -78,6 +78,7 @@ class Server:
         self.url = None
         self.host = None
         self.port = None
+        self.pin = None
         self._log_fh = None
         self._log_offset = 0
 
@@ -95,7 +96,8 @@ class Server:
             "master_key": self.MASTER_KEY,
             "admin_user": self.ADMIN_USER,
             "admin_password": self.ADMIN_PASSWORD,
-            "broker_url": b.url if b else f"mqtt://127.0.0.1:{free_port()}",
+            "broker_url": b.url if b else f"mqtts://127.0.0.1:{free_port()}",
+            "broker_certificate": str(b.cert_file) if b and b.tls else None,
             "broker_username": b.admin_user if b else "admin",
             "broker_password": b.admin_password if b else "nothing",
             "log_level": "debug",
@@ -120,7 +122,7 @@ class Server:
 
     def start(self, timeout=10.0, wait_listening=True, prefix=(), pass_fds=()):
         """Starts the server (optionally under a wrapper `prefix`, e.g. systemd-socket-activate)
-        and waits for its "Listening on http://HOST:PORT" line."""
+        and waits for its "Listening on https://HOST:PORT" line."""
         if not self.binary.exists():
             raise ServerError(f"{self.binary} does not exist: build first (meson setup/ninja), "
                               f"or set NM_BUILD_DIR")
@@ -159,10 +161,9 @@ class Server:
         role = f"netmakerd-{self.server_name}"
         if role in self.broker_roles():
             return
-        import paho.mqtt.client as mqtt  # noqa: PLC0415 (only the tests with a broker need it)
         import json as jsonlib  # noqa: PLC0415
         done = threading.Event()
-        c = mqtt.Client()
+        c = self.broker.mqtt_client()
         c.username_pw_set(self.broker.admin_user, self.broker.admin_password)
         c.reconnect_delay_set(0.01, 0.05)
         c.on_disconnect = lambda *a: done.set()  # adding a role to a client disconnects it
@@ -187,13 +188,27 @@ class Server:
         def listening():
             m = LISTEN_RE.search(self.log(since_start=True))
             return m.group(1) if m else None
-        url = self.wait_log(listening, timeout, "the \"Listening on http://…\" line")
+        url = self.wait_log(listening, timeout, "the \"Listening on https://…\" line")
         self.url = url
         hostport = url.split("://", 1)[1]
         self.host, _, port = hostport.rpartition(":")
         self.host = self.host.strip("[]")
         self.port = int(port)
+        self.pin = None
+        if url.startswith("https://"):
+            # The pin of the served key, read from the certificate file as an admin would (and
+            # as `netmakerd --print-pin` prints it); every call of the harness checks it.
+            self.pin = tlsutil.pin_of_file(self.cert_path)
+            http.trust(url, pin=self.pin)
+            api_url = self.overrides.get("api_url")
+            if api_url and api_url.startswith("https://") and self.overrides.get("token_pin") in (None, "auto"):
+                http.trust(api_url, pin=self.pin)
         return url
+
+    @property
+    def cert_path(self) -> Path:
+        """The API's certificate: tls_certificate, else the one netmakerd made in its state directory."""
+        return Path(self.overrides.get("tls_certificate") or self.state_dir / "tls" / "server.crt")
 
     def wait_log(self, predicate, timeout=10.0, what="a log line"):
         """Waits until predicate() is truthy; fails at once (with the log) if the server exits."""
@@ -311,9 +326,14 @@ class Server:
         return self.admin("POST", "/enrollment-keys",
                           json={"name": name, "networks": list(networks), **kw}, expect=201)
 
+    def raw_socket(self, timeout=5.0):
+        """A socket connected to the API port (TLS-wrapped when it speaks HTTPS), for requests
+        written by hand; use it as a context manager."""
+        return http.raw_socket(self.host, self.port, timeout, tls=self.url.startswith("https://"))
+
     def raw(self, data: bytes, timeout=5.0):
-        """Raw bytes to the API port; returns (status, headers, body)."""
-        return http.raw_request(self.host, self.port, data, timeout)
+        """Raw bytes to the API port (inside TLS when it speaks HTTPS); returns (status, headers, body)."""
+        return http.raw_request(self.host, self.port, data, timeout, tls=self.url.startswith("https://"))
 
     # ---- broker accounts -------------------------------------------------------------------
 

@@ -67,7 +67,10 @@ check_netmakerd_socket() {
         # is answered once netmakerd takes the socket.
         local body t0 t1
         t0=$(up)
-        body=$(curl -sS -m 60 "http://127.0.0.1:$NMD_PORT/api/v1/health" 2>&1)
+        local scheme=https
+        [ -n "$bin" ] || scheme=http # the stand-in speaks plain HTTP
+        # -k: the certificate (and the key to pin) is made by this very start; pinned below.
+        body=$(curl -sS -k -m 60 "$scheme://127.0.0.1:$NMD_PORT/api/v1/health" 2>&1)
         t1=$(up)
         echo "health answer after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')s: $body"
         if printf '%s' "$body" | /usr/bin/python3 -c 'import json,sys; sys.exit(json.load(sys.stdin).get("status") != "ok")' 2>/dev/null; then
@@ -96,6 +99,14 @@ check_netmakerd_socket() {
 
         if [ -n "$bin" ]; then
                 report .binary ok "ran $bin"
+                local pin
+                pin=$("$bin" --print-pin 2>&1)
+                if [ "$(stat -c '%U %a' /var/lib/netmaker/tls/server.key 2>&1)" = "netmaker 600" ] &&
+                   curl -sS -m 30 -k --pinnedpubkey "$pin" "https://127.0.0.1:$NMD_PORT/api/v1/health" >/dev/null; then
+                        report .tls ok "HTTPS with the self-signed certificate made at the first start (key 0600, owner netmaker), pin $pin"
+                else
+                        report .tls fail "pin $pin: $(ls -l /var/lib/netmaker/tls 2>&1 | tr '\n' ' ')"
+                fi
         else
                 report .binary skip "netmakerd is not built in $NM_BUILD_DIR: the stand-in ran under the real units"
         fi

@@ -124,7 +124,7 @@ _nd_install() {
 # 10.98.9.0/24 (a gateway's range), so netclientd adds a route through the link.
 _nd_state() { # NODE_KEY PEER_PUB
         local host=41111111-2222-4333-8444-555555555555
-        nm_saved_registration $host http://198.18.22.254:9 mqtt://198.18.22.254:9 "$1" || return 1
+        nm_saved_registration $host https://198.18.22.254:9 mqtts://198.18.22.254:9 "$1" || return 1
         (umask 077
         cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$host","serial":3,"networks":[{"network":"$ND_NET",

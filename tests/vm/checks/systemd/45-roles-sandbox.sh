@@ -38,7 +38,7 @@ _rl_peer() { # NODE_PUB PEER_KEY
 
 _rl_state() { # NODE_KEY PEER_PUB
         local host=42222222-2222-4333-8444-555555555555 gw=62222222-2222-4333-8444-555555555555
-        nm_saved_registration $host http://198.18.24.254:9 mqtt://198.18.24.254:9 "$1" || return 1
+        nm_saved_registration $host https://198.18.24.254:9 mqtts://198.18.24.254:9 "$1" || return 1
         (umask 077
         cat > /var/lib/netclient/state.json <<EOF
 {"version":1,"disconnected":[],"state":{"host_id":"$host","serial":3,"networks":[{"network":"$RL_NET",
