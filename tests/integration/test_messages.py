@@ -126,7 +126,8 @@ def test_registration_while_broker_down(server, broker, office, hosts):
 
     def broker_up():
         broker.restart()
-        server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is True, 15,
+        # After a long outage the reconnect backoff may be anywhere up to its cap of 30 s.
+        server.wait_log(lambda: server.api("GET", "/health")[1]["broker_connected"] is True, 35,
                         "/health to report the broker back")
 
     # Broker back within the wait: the waiting registration completes with a working account.
