@@ -290,7 +290,8 @@ static int bootstrap_admin(Manager *m)
                   .password_hash = hash,
                   .role = (char *)"admin",
                   .created_at = manager_now(),
-                  .password_changed_at = 0};
+                  .password_changed_at = 0,
+                  .token_generation = auth_token_generation_new()};
         r = store_user_insert(m->store, &u, &e);
         if (r >= 0)
                 r = store_txn_commit(&t, &e);
