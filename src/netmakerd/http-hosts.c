@@ -360,15 +360,10 @@ static int hosts_register(Request *r, GError **error)
         if (!parse_public_key("wg_public_key", wg, &h->wg_key, error) ||
             !parse_public_key("msg_public_key", msg, &h->msg_key, error))
                 return -EINVAL;
-        h->name = nm_host_name_sanitize(name);
-        if (!h->name) {
-                g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
-                g_set_error(
-                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                        "Invalid host name \"%s\": nothing usable is left after keeping a-z, 0-9 and '-'",
-                        shown);
+        /* Refused, never shortened or rewritten: the same check as netclientd's Join. */
+        if (!nm_host_name_valid(name, error))
                 return -EINVAL;
-        }
+        h->name = g_strdup(name);
         if (!nm_label_valid("os", os, OS_MAX, error) ||
             !nm_label_valid("version", version, VERSION_MAX, error))
                 return -EINVAL;
