@@ -327,7 +327,7 @@ static int hosts_register(Request *r, GError **error)
                                               "version",     "wg_public_key", "msg_public_key",
                                               "listen_port", "endpoints",     NULL};
         Manager *m = request_manager(r);
-        g_autoptr(JsonObject) o = request_json_object(r, "registration", members, error);
+        g_autoptr(JsonObject) o = NULL;
         const char *token = NULL, *name = NULL, *os = "linux", *version = "unknown", *wg = NULL, *msg = NULL;
         gint64 port = 51821;
         g_auto(GStrv) endpoints_in = NULL;
@@ -336,6 +336,10 @@ static int hosts_register(Request *r, GError **error)
         g_autofree char *existing = NULL;
         int k;
 
+        k = http_rate_limit(r, m->register_limit, "registrations", "register_rate_limit", error);
+        if (k < 0)
+                return k;
+        o = request_json_object(r, "registration", members, error);
         if (!o || !nm_json_get_string(o, "token", true, &token, error) ||
             !nm_json_get_string(o, "name", true, &name, error) ||
             !nm_json_get_string(o, "os", false, &os, error) ||

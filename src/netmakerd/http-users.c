@@ -108,12 +108,17 @@ static int login(Request *r, GError **error)
 {
         static const char *const members[] = {"username", "password", NULL};
         Manager *m = request_manager(r);
-        g_autoptr(JsonObject) o = request_json_object(r, "login", members, error);
+        g_autoptr(JsonObject) o = NULL;
         const char *username = NULL, *password = NULL;
         g_autoptr(User) u = NULL;
         g_autoptr(GError) e = NULL;
         int k;
 
+        /* Counted before anything else: every attempt costs, also a malformed one. */
+        k = http_rate_limit(r, m->login_limit, "logins", "login_rate_limit", error);
+        if (k < 0)
+                return k;
+        o = request_json_object(r, "login", members, error);
         if (!o || !nm_json_get_string(o, "username", true, &username, error) ||
             !nm_json_get_string(o, "password", true, &password, error))
                 return -EINVAL;
