@@ -84,7 +84,7 @@ void ratelimit_free(RateLimit *rl)
 {
         if (!rl)
                 return;
-        g_queue_clear(&rl->lru); /* the links live in the sources */
+        /* No g_queue_clear(): the links live in the sources, which the table frees. */
         g_hash_table_destroy(rl->sources);
         g_free(rl);
 }
