@@ -5,15 +5,9 @@
 
 #include "http.h"
 #include "log.h"
+#include "manager.h"
 #include "nm-error.h"
 #include "ratelimit.h"
-
-static uint64_t monotonic_usec(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* "10 per minute", "30 per 90 s" */
 static char *describe(const RateLimit *rl)
@@ -37,10 +31,11 @@ static char *describe(const RateLimit *rl)
 int http_rate_limit(Request *r, RateLimit *limit, const char *what, const char *key, GError **error)
 {
         const struct sockaddr *sa = request_client_address(r);
-        uint64_t now = monotonic_usec(), retry_usec = 0;
+        uint64_t now = 0, retry_usec = 0;
 
         if (!limit)
                 return 0;
+        (void)sd_event_now(request_manager(r)->event, CLOCK_MONOTONIC, &now);
         int k = ratelimit_check(limit, sa, now, &retry_usec);
         if (ratelimit_overflow_notice(limit, now))
                 log_warning("The rate limit of %s tracks as many source addresses as it may "
