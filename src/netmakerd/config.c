@@ -301,12 +301,14 @@ static bool parse_with_suffix(const char *v, const char *const *suffixes, const 
         return false;
 }
 
+/* Durations: seconds, or a number with a unit ("90", "15m", "24h"). */
+static const char *const duration_suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
+static const uint64_t duration_factors[] = {1, 1, 60, 60, 3600, 86400};
+
 /* "BURST/PERIOD" with BURST 1-1000000 and PERIOD a duration of 1 s - 1 d ("10/1m", "10/min",
  * "100/1h"), or "off". */
 static bool parse_rate(const char *v, ConfigRate *ret)
 {
-        static const char *const suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
-        static const uint64_t factors[] = {1, 1, 60, 60, 3600, 86400};
         uint64_t burst, period;
 
         if (g_ascii_strcasecmp(v, "off") == 0) {
@@ -321,7 +323,8 @@ static bool parse_rate(const char *v, ConfigRate *ret)
         g_autofree char *p =
                 g_ascii_isalpha(slash[1]) ? g_strconcat("1", slash + 1, NULL) : g_strdup(slash + 1);
         if (!parse_uint(b, &burst) || burst < 1 || burst > 1000000 ||
-            !parse_with_suffix(p, suffixes, factors, &period) || period < 1 || period > 86400)
+            !parse_with_suffix(p, duration_suffixes, duration_factors, &period) || period < 1 ||
+            period > 86400)
                 return false;
         *ret = (ConfigRate){.burst = (unsigned)burst, .period = (unsigned)period};
         return true;
@@ -436,9 +439,8 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                                     k->min, k->max);
                 break;
         case KEY_DURATION: {
-                static const char *const suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
-                static const uint64_t factors[] = {1, 1, 60, 60, 3600, 86400};
-                ok = parse_with_suffix(value, suffixes, factors, &n) && n >= k->min && n <= k->max;
+                ok = parse_with_suffix(value, duration_suffixes, duration_factors, &n) && n >= k->min &&
+                     n <= k->max;
                 if (!ok)
                         g_set_error(
                                 &e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,

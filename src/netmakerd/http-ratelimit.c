@@ -44,12 +44,13 @@ int http_rate_limit(Request *r, RateLimit *limit, const char *what, const char *
         if (k >= 0)
                 return 0;
 
-        unsigned retry = (unsigned)((retry_usec + 999999) / 1000000);
+        unsigned retry =
+                MAX((unsigned)((retry_usec + 999999) / 1000000), 1u); /* whole seconds, rounded up */
         g_autofree char *source = ratelimit_source_name(sa);
         g_autofree char *allowed = describe(limit);
-        request_set_retry_after(r, MAX(retry, 1u));
+        request_set_retry_after(r, retry);
         g_set_error(error, NM_ERROR, NM_ERROR_TOO_MANY_REQUESTS,
                     "Too many %s from %s: at most %s (%s); retry in %u s", what, source, allowed, key,
-                    MAX(retry, 1u));
+                    retry);
         return -EBUSY;
 }
