@@ -36,6 +36,7 @@ static const int code_errno[_NM_ERROR_MAX] = {
         [NM_ERROR_UNSUPPORTED_MEDIA_TYPE] = EINVAL,
         [NM_ERROR_UNAVAILABLE] = EHOSTUNREACH,
         [NM_ERROR_EXHAUSTED] = ENOSPC,
+        [NM_ERROR_TOO_MANY_REQUESTS] = EHOSTUNREACH,
 };
 
 const char *bus_error_name_for_code(int code)

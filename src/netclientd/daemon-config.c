@@ -6,6 +6,7 @@
 #include "daemon-config.h"
 #include "log.h"
 #include "macro.h"
+#include "names.h"
 #include "nm-error.h"
 #include "stun.h"
 
@@ -118,6 +119,12 @@ int config_set(Config *c, const char *key, const char *value, const char *source
                 if (!*v) {
                         g_clear_pointer(&c->host_name, g_free);
                         return 0;
+                }
+                g_autoptr(GError) e = NULL;
+                if (!nm_host_name_valid(v, &e)) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "%s (%s in %s)", e->message,
+                                    key, source);
+                        return -EINVAL;
                 }
                 g_free(c->host_name);
                 c->host_name = g_strdup(v);

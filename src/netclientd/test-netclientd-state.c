@@ -1,7 +1,8 @@
 /* Proves netclientd's on-disk state is private (0700 directory, 0600 files whatever the umask),
  * written atomically (no partial file, no temporary left behind, the old file intact when a write
  * fails), round-trips through a reload, never quotes secrets in errors, and that the configuration
- * sources apply in order (file, then environment, then options) with clear messages. */
+ * sources apply in order (file, then environment, then options) with clear messages (HostName=
+ * refused, not shortened, when it is no host name). */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -285,6 +286,25 @@ static void test_config_precedence(void)
         g_assert_true(g_file_set_contents(c->config_file, "[Daemon]\nStatsIntervalSec=0\n", -1, NULL));
         g_assert_cmpint(config_load_file(c, &e), ==, -EINVAL);
         g_assert_nonnull(strstr(e->message, "StatsIntervalSec"));
+        g_clear_error(&e);
+
+        /* HostName= is checked as Join's "name" is, and refused rather than shortened. */
+        g_assert_cmpint(config_set(c, "HostName", "laptop-1", "the command line", &e), ==, 0);
+        g_assert_cmpstr(c->host_name, ==, "laptop-1");
+        g_autofree char *long_name = g_strnfill(64, 'a');
+        g_autofree char *env_name = g_strconcat("NETCLIENTD_HOST_NAME=", long_name, NULL);
+        char *name_env[] = {env_name, NULL};
+        g_assert_cmpint(config_load_env(c, name_env, &e), ==, -EINVAL);
+        g_assert_nonnull(strstr(e->message, "(64 characters)"));
+        g_assert_nonnull(strstr(e->message, "1-63"));
+        g_assert_nonnull(strstr(e->message, "HostName"));
+        g_assert_cmpstr(c->host_name, ==, "laptop-1");
+        g_clear_error(&e);
+        g_assert_cmpint(config_set(c, "HostName", "My_Laptop", "the command line", &e), ==, -EINVAL);
+        g_assert_nonnull(strstr(e->message, "\"My_Laptop\""));
+        g_clear_error(&e);
+        g_assert_cmpint(config_set(c, "HostName", "", "the command line", &e), ==, 0);
+        g_assert_null(c->host_name);
         rm_rf(dir);
 }
 

@@ -15,7 +15,7 @@ void user_claims_clear(UserClaims *c)
 {
         g_clear_pointer(&c->sub, g_free);
         g_clear_pointer(&c->role, g_free);
-        c->iat = c->exp = 0;
+        c->iat = c->exp = c->gen = 0;
 }
 
 static char *token_mac(const uint8_t secret[AUTH_SECRET_LEN], const char *signed_part)
@@ -31,7 +31,7 @@ static char *token_mac(const uint8_t secret[AUTH_SECRET_LEN], const char *signed
 }
 
 char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role,
-                          gint64 now, gint64 lifetime)
+                          gint64 generation, gint64 now, gint64 lifetime)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_object(b);
@@ -39,6 +39,7 @@ char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *use
         nm_json_add_string(b, "role", role);
         nm_json_add_int(b, "iat", now);
         nm_json_add_int(b, "exp", now + lifetime);
+        nm_json_add_int(b, "gen", generation);
         json_builder_end_object(b);
         g_autofree char *json = nm_json_builder_to_string(b);
         g_autofree char *payload = nm_base64url_encode(json, strlen(json));
@@ -67,14 +68,17 @@ int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *to
         if (nm_base64url_decode(signed_part + strlen(AUTH_USER_TOKEN_PREFIX), &raw, &len) < 0)
                 return -EBADMSG;
         g_autoptr(JsonObject) o = nm_json_parse_object((const char *)raw, (gssize)len, NULL);
-        static const char *const members[] = {"sub", "role", "iat", "exp", NULL};
+        static const char *const members[] = {"sub", "role", "iat", "exp", "gen", NULL};
         const char *sub = NULL, *role = NULL;
-        gint64 iat = 0, exp = 0;
+        gint64 iat = 0, exp = 0, gen = 0;
+        /* "gen" is optional: tokens issued before schema 5 have none and count as generation 0,
+         * the generation every user had then. */
         if (!o || !nm_json_check_members(o, "token", members, NULL) ||
             !nm_json_get_string(o, "sub", true, &sub, NULL) ||
             !nm_json_get_string(o, "role", true, &role, NULL) ||
             !nm_json_get_int(o, "iat", true, 0, G_MAXINT64, &iat, NULL) ||
-            !nm_json_get_int(o, "exp", true, 0, G_MAXINT64, &exp, NULL))
+            !nm_json_get_int(o, "exp", true, 0, G_MAXINT64, &exp, NULL) ||
+            !nm_json_get_int(o, "gen", false, 0, G_MAXINT64, &gen, NULL))
                 return -EBADMSG;
         if (!nm_user_name_valid(sub, NULL))
                 return -EBADMSG;
@@ -84,7 +88,15 @@ int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *to
         ret->role = g_strdup(role);
         ret->iat = iat;
         ret->exp = exp;
+        ret->gen = gen;
         return 0;
+}
+
+gint64 auth_token_generation_new(void)
+{
+        uint64_t v;
+        randombytes_buf(&v, sizeof(v));
+        return (gint64)(v % (UINT64_C(1) << 53)) + 1;
 }
 
 int auth_password_hash(const char *password, char **ret)

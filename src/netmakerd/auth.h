@@ -16,17 +16,26 @@ typedef struct UserClaims {
         char *role;
         gint64 iat;
         gint64 exp;
+        gint64 gen; /* the user's token generation when issued; 0 in tokens from before it existed */
 } UserClaims;
 
 void user_claims_clear(UserClaims *c);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(UserClaims, user_claims_clear)
 
-/* "nmu.<payload>.<mac>" valid from `now` for `lifetime` seconds. */
+/* "nmu.<payload>.<mac>" valid from `now` for `lifetime` seconds, for the user's current token
+ * `generation`. */
 char *auth_user_token_new(const uint8_t secret[AUTH_SECRET_LEN], const char *username, const char *role,
-                          gint64 now, gint64 lifetime);
+                          gint64 generation, gint64 now, gint64 lifetime);
 /* 0, -EBADMSG for a malformed, forged or tampered token, -ETIME for an expired one. */
 int auth_user_token_verify(const uint8_t secret[AUTH_SECRET_LEN], const char *token, gint64 now,
                            UserClaims *ret);
+
+/* A new user's first token generation. Every password change adds one, and a token of another
+ * generation is refused: unlike the issue time (whole seconds), that also revokes a token issued
+ * in the second of the change. Random rather than 1, so that a user deleted and created again
+ * under the same name does not inherit the old user's tokens. At most 2^53, exact as a JSON
+ * number in every language. */
+gint64 auth_token_generation_new(void);
 
 /* argon2id (libsodium's crypto_pwhash_str, interactive limits). */
 int auth_password_hash(const char *password, char **ret);

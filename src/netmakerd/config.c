@@ -25,6 +25,7 @@ typedef enum KeyType {
         KEY_UINT,
         KEY_DURATION,
         KEY_SIZE,
+        KEY_RATE,
         KEY_LOG_LEVEL,
         KEY_BOOL,
 } KeyType;
@@ -224,6 +225,12 @@ static const KeyDef keys[] = {
          "simultaneous HTTP connections"},
         {"connection_timeout", KEY_DURATION, OFF(connection_timeout), 1, 3600, false, false, NULL, "60s",
          "idle HTTP connections are closed after this time"},
+        {"login_rate_limit", KEY_RATE, OFF(login_rate_limit), 0, 0, false, false, NULL, "10/1m",
+         "POST /login per source address (IPv6: per /64): BURST/PERIOD (e.g. 10/1m) or off; more get 429"},
+        {"register_rate_limit", KEY_RATE, OFF(register_rate_limit), 0, 0, false, false, NULL, "30/1m",
+         "POST /hosts/register per source address, the same way"},
+        {"rate_limit_sources", KEY_UINT, OFF(rate_limit_sources), 1, 10000000, false, false, NULL, "10000",
+         "source addresses each rate limit keeps track of; past that, new ones share one budget"},
         {"log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, false, false, NULL, "info",
          "debug, info, notice, warning, err"},
 };
@@ -269,6 +276,9 @@ Config *config_new_defaults(void)
         c->max_request_size = 64 * 1024;
         c->max_connections = 1024;
         c->connection_timeout = 60;
+        c->login_rate_limit = (ConfigRate){.burst = 10, .period = 60};
+        c->register_rate_limit = (ConfigRate){.burst = 30, .period = 60};
+        c->rate_limit_sources = 10000;
         c->log_level = LOG_INFO;
         c->tls = true;
         c->token_pin = g_strdup("auto");
@@ -333,6 +343,35 @@ static bool parse_with_suffix(const char *v, const char *const *suffixes, const 
                         return true;
                 }
         return false;
+}
+
+/* Durations: seconds, or a number with a unit ("90", "15m", "24h"). */
+static const char *const duration_suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
+static const uint64_t duration_factors[] = {1, 1, 60, 60, 3600, 86400};
+
+/* "BURST/PERIOD" with BURST 1-1000000 and PERIOD a duration of 1 s - 1 d ("10/1m", "10/min",
+ * "100/1h"), or "off". */
+static bool parse_rate(const char *v, ConfigRate *ret)
+{
+        uint64_t burst, period;
+
+        if (g_ascii_strcasecmp(v, "off") == 0) {
+                *ret = (ConfigRate){};
+                return true;
+        }
+        const char *slash = strchr(v, '/');
+        if (!slash)
+                return false;
+        g_autofree char *b = g_strndup(v, slash - v);
+        /* A bare unit is one of it: "10/min". */
+        g_autofree char *p =
+                g_ascii_isalpha(slash[1]) ? g_strconcat("1", slash + 1, NULL) : g_strdup(slash + 1);
+        if (!parse_uint(b, &burst) || burst < 1 || burst > 1000000 ||
+            !parse_with_suffix(p, duration_suffixes, duration_factors, &period) || period < 1 ||
+            period > 86400)
+                return false;
+        *ret = (ConfigRate){.burst = (unsigned)burst, .period = (unsigned)period};
+        return true;
 }
 
 int config_parse_database(const char *url, char **ret_scheme, char **ret_location, GError **error)
@@ -444,9 +483,8 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                                     k->min, k->max);
                 break;
         case KEY_DURATION: {
-                static const char *const suffixes[] = {"", "s", "m", "min", "h", "d", NULL};
-                static const uint64_t factors[] = {1, 1, 60, 60, 3600, 86400};
-                ok = parse_with_suffix(value, suffixes, factors, &n) && n >= k->min && n <= k->max;
+                ok = parse_with_suffix(value, duration_suffixes, duration_factors, &n) && n >= k->min &&
+                     n <= k->max;
                 if (!ok)
                         g_set_error(
                                 &e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
@@ -482,6 +520,13 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                         ok = false, g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "expected yes or no");
                 break;
         }
+        case KEY_RATE:
+                ok = parse_rate(value, (ConfigRate *)field);
+                if (!ok)
+                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "expected BURST/PERIOD (BURST requests at once, then BURST more each "
+                                    "PERIOD), with BURST 1-1000000 and PERIOD 1s-1d, e.g. 10/1m; or off");
+                break;
         case KEY_LOG_LEVEL: {
                 int l = log_level_from_string(value);
                 ok = l >= 0;

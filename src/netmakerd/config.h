@@ -12,6 +12,13 @@
 #define CONFIG_GROUP        "netmakerd"
 #define CONFIG_ENV_PREFIX   "NETMAKERD_"
 
+/* A rate limit per source address, "BURST/PERIOD": BURST requests at once, refilled evenly over
+ * PERIOD. */
+typedef struct ConfigRate {
+        unsigned burst;  /* 0: no limit ("off") */
+        unsigned period; /* seconds */
+} ConfigRate;
+
 typedef struct Config {
         char *listen;      /* as given: "127.0.0.1:8081", "[::1]:0" */
         int listen_family; /* parsed form of `listen` */
@@ -38,6 +45,9 @@ typedef struct Config {
         uint64_t max_request_size;
         unsigned max_connections;
         unsigned connection_timeout; /* seconds */
+        ConfigRate login_rate_limit;
+        ConfigRate register_rate_limit;
+        unsigned rate_limit_sources; /* source addresses each limit tracks */
         int log_level;
         bool tls;              /* serve HTTPS (the default) */
         char *tls_certificate; /* PEM; NULL: <state_directory>/tls/server.crt, made at the first start */

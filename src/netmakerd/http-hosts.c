@@ -345,13 +345,17 @@ static int hosts_register(Request *r, GError **error)
                                               "version",     "wg_public_key", "msg_public_key",
                                               "listen_port", "endpoints",     NULL};
         Manager *m = request_manager(r);
-        g_autoptr(JsonObject) o = request_json_object(r, "registration", members, error);
+        g_autoptr(JsonObject) o = NULL;
         g_autoptr(NmRegistration) reg = NULL;
         g_autoptr(EnrollmentKey) key = NULL;
         g_autoptr(Registration) g = NULL;
         g_autofree char *existing = NULL;
         int k;
 
+        k = http_rate_limit(r, m->register_limit, "registrations", "register_rate_limit", error);
+        if (k < 0)
+                return k;
+        o = request_json_object(r, "registration", members, error);
         if (!o || !(reg = nm_registration_from_json(o, error)))
                 return -EINVAL;
         const char *name = reg->name, *os = reg->os, *version = reg->version;
@@ -369,15 +373,10 @@ static int hosts_register(Request *r, GError **error)
         Host *h = g->host;
         h->wg_key = reg->wg_public_key;
         h->msg_key = reg->msg_public_key;
-        h->name = nm_host_name_sanitize(name);
-        if (!h->name) {
-                g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
-                g_set_error(
-                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                        "Invalid host name \"%s\": nothing usable is left after keeping a-z, 0-9 and '-'",
-                        shown);
+        /* Refused, never shortened or rewritten: the same check as netclientd's Join. */
+        if (!nm_host_name_valid(name, error))
                 return -EINVAL;
-        }
+        h->name = g_strdup(name);
         if (!nm_label_valid("os", os, OS_MAX, error) ||
             !nm_label_valid("version", version, VERSION_MAX, error))
                 return -EINVAL;

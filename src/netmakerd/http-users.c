@@ -54,12 +54,14 @@ static bool role_valid(const char *role, GError **error)
 typedef struct Login {
         Request *request;
         char *username;
+        char *hash; /* the one checked; NULL for an unknown user */
 } Login;
 
 static void login_free(Login *l)
 {
         request_unref(l->request);
         g_free(l->username);
+        g_free(l->hash);
         g_free(l);
 }
 
@@ -77,14 +79,16 @@ static void login_done(int result, void *userdata)
                 login_free(l);
                 return;
         }
-        /* The user may have gone, or changed role, while the hash was checked. */
-        if (result == 0 || store_user_get(m->store, l->username, &u, NULL) < 0)
+        /* The user may have gone, changed role or changed password while the hash was checked:
+         * a password that was right a moment ago gets no token of the new generation. */
+        if (result == 0 || store_user_get(m->store, l->username, &u, NULL) < 0 ||
+            !streq0(u->password_hash, l->hash))
                 g_set_error(&e, NM_ERROR, NM_ERROR_UNAUTHENTICATED, "Invalid user name or password");
         else {
                 gint64 now = manager_now();
                 gint64 lifetime = (gint64)m->config->token_lifetime;
-                _cleanup_secret_ char *token =
-                        auth_user_token_new(m->token_secret, u->username, u->role, now, lifetime);
+                _cleanup_secret_ char *token = auth_user_token_new(m->token_secret, u->username, u->role,
+                                                                   u->token_generation, now, lifetime);
                 g_autoptr(JsonBuilder) b = json_builder_new();
                 json_builder_begin_object(b);
                 nm_json_add_string(b, "token", token);
@@ -104,12 +108,17 @@ static int login(Request *r, GError **error)
 {
         static const char *const members[] = {"username", "password", NULL};
         Manager *m = request_manager(r);
-        g_autoptr(JsonObject) o = request_json_object(r, "login", members, error);
+        g_autoptr(JsonObject) o = NULL;
         const char *username = NULL, *password = NULL;
         g_autoptr(User) u = NULL;
         g_autoptr(GError) e = NULL;
         int k;
 
+        /* Counted before anything else: every attempt costs, also a malformed one. */
+        k = http_rate_limit(r, m->login_limit, "logins", "login_rate_limit", error);
+        if (k < 0)
+                return k;
+        o = request_json_object(r, "login", members, error);
         if (!o || !nm_json_get_string(o, "username", true, &username, error) ||
             !nm_json_get_string(o, "password", true, &password, error))
                 return -EINVAL;
@@ -123,6 +132,7 @@ static int login(Request *r, GError **error)
         Login *l = g_new0(Login, 1);
         l->request = request_ref(r);
         l->username = g_strdup(username);
+        l->hash = u ? g_strdup(u->password_hash) : NULL;
         k = auth_worker_verify(m->auth_worker, u ? u->password_hash : NULL, password, login_done, l);
         if (k < 0) {
                 login_free(l);
@@ -177,7 +187,8 @@ static int users_create(Request *r, GError **error)
                   .password_hash = hash,
                   .role = (char *)role,
                   .created_at = now,
-                  .password_changed_at = now};
+                  .password_changed_at = now,
+                  .token_generation = auth_token_generation_new()};
         k = store_user_insert(m->store, &u, error);
         if (k < 0)
                 return k;
@@ -257,8 +268,9 @@ static int users_update(Request *r, GError **error)
                         g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "Failed to hash the password");
                         return k;
                 }
-                /* Tokens issued before this second stop working. */
+                /* Every token issued so far stops working, even one of this very second. */
                 u->password_changed_at = manager_now();
+                u->token_generation++;
         }
         if (role) {
                 g_free(u->role);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
@@ -58,7 +59,8 @@ struct Request {
         bool replied;
         struct MHD_Response *response;
         unsigned status;
-        char *error_message; /* for the log line */
+        unsigned retry_after; /* seconds, for a 429; 0: the default */
+        char *error_message;  /* for the log line */
         uint64_t start_usec;
 };
 
@@ -332,8 +334,24 @@ static void reply_error_code(Request *r, int code, const char *message)
         if (code == NM_ERROR_UNAUTHENTICATED)
                 MHD_add_response_header(r->response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                         "Bearer realm=\"netmaker\"");
-        if (code == NM_ERROR_UNAVAILABLE)
-                MHD_add_response_header(r->response, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+        if (code == NM_ERROR_UNAVAILABLE || code == NM_ERROR_TOO_MANY_REQUESTS) {
+                char retry[16];
+                snprintf(retry, sizeof(retry), "%u", r->retry_after ?: 5);
+                MHD_add_response_header(r->response, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+        }
+}
+
+void request_set_retry_after(Request *r, unsigned seconds)
+{
+        r->retry_after = seconds;
+}
+
+const struct sockaddr *request_client_address(Request *r)
+{
+        const union MHD_ConnectionInfo *ci = NULL;
+        if (r->connection)
+                ci = MHD_get_connection_info(r->connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        return ci ? ci->client_addr : NULL;
 }
 
 static void reply_errorf(Request *r, int code, const char *fmt, ...) _printf_(3, 4);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <json-glib/json-glib.h>
 #include <systemd/sd-event.h>
 
@@ -69,6 +70,12 @@ typedef struct HttpSettings {
         const char *tls_key_pem;
 } HttpSettings;
 
+/* http-ratelimit.c: counts the request against `limit` (NULL: no limit) by its source address; 0, or
+ * -EBUSY with an NM_ERROR_TOO_MANY_REQUESTS that names the limit (`what`, e.g. "logins", and the
+ * configuration key) and the wait, which also goes into Retry-After. */
+typedef struct RateLimit RateLimit;
+int http_rate_limit(Request *r, RateLimit *limit, const char *what, const char *key, GError **error);
+
 /* http-auth.c: checks the Authorization header (NULL when absent) against `access`; fills *ret
  * (freed with the request) or sets NM_ERROR_UNAUTHENTICATED / NM_ERROR_FORBIDDEN. */
 int http_authenticate(Request *r, const char *authorization, RouteAccess access, Auth *ret, GError **error);
@@ -113,6 +120,10 @@ void request_reply_empty(Request *r); /* 204 */
 void request_reply_data(Request *r, unsigned status, const char *content_type, const char *filename,
                         const void *data, size_t len);
 void request_reply_error(Request *r, const GError *error);
+/* The Retry-After of an error reply of 503 or 429, in seconds (default 5). */
+void request_set_retry_after(Request *r, unsigned seconds);
+/* The client's address (IPv4 or IPv6; AF_UNIX on a Unix socket from systemd), or NULL. */
+const struct sockaddr *request_client_address(Request *r);
 
 /* Asynchronous handlers: suspend, return 0, later reply and resume. A request whose client is
  * gone (or a server that is shutting down) makes request_is_alive() false; replying is then a

@@ -129,6 +129,8 @@ void manager_free(Manager *m)
          * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
         http_free(TAKE_PTR(m->http));
         auth_worker_free(TAKE_PTR(m->auth_worker));
+        ratelimit_free(TAKE_PTR(m->login_limit));
+        ratelimit_free(TAKE_PTR(m->register_limit));
         broker_waiters_fire(m, -ECANCELED);
         mq_free(TAKE_PTR(m->mq));
         store_free(TAKE_PTR(m->store));
@@ -293,7 +295,8 @@ static int bootstrap_admin(Manager *m)
                   .password_hash = hash,
                   .role = (char *)"admin",
                   .created_at = manager_now(),
-                  .password_changed_at = 0};
+                  .password_changed_at = 0,
+                  .token_generation = auth_token_generation_new()};
         r = store_user_insert(m->store, &u, &e);
         if (r >= 0)
                 r = store_txn_commit(&t, &e);
@@ -576,6 +579,13 @@ static int start_mq(Manager *m)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+static int make_rate_limit(const ConfigRate *rate, unsigned max_sources, RateLimit **ret)
+{
+        if (rate->burst == 0)
+                return 0; /* "off" */
+        return ratelimit_new(rate->burst, (uint64_t)rate->period * G_USEC_PER_SEC, max_sources, ret);
+}
+
 int manager_start(Manager *m)
 {
         const Config *c = m->config;
@@ -598,6 +608,11 @@ int manager_start(Manager *m)
         r = auth_worker_new(m->event, 2, 32, &m->auth_worker);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the password workers: %m");
+        r = make_rate_limit(&c->login_rate_limit, c->rate_limit_sources, &m->login_limit);
+        if (r >= 0)
+                r = make_rate_limit(&c->register_rate_limit, c->rate_limit_sources, &m->register_limit);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the rate limits: %m");
 
         r = setup_tls(m);
         if (r < 0)

@@ -12,6 +12,7 @@
 #include "keys.h"
 #include "mq.h"
 #include "peers.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "tls-cert.h"
 
@@ -22,6 +23,8 @@ typedef struct Manager {
         Http *http;
         Mq *mq;                  /* NULL when running without a broker */
         AuthWorker *auth_worker; /* password checks off the event loop */
+        RateLimit *login_limit;  /* per source address; NULL: off */
+        RateLimit *register_limit;
         NmKey msg_public;
         NmKey msg_secret;
         uint8_t token_secret[AUTH_SECRET_LEN];

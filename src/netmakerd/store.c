@@ -197,6 +197,9 @@ static const char *const migrations[] = {
         "CREATE INDEX ext_clients_gateway ON ext_clients (gateway);",
         /* 4: the nodes an external client may not reach (docs/topologies.md). */
         "ALTER TABLE ext_clients ADD COLUMN denied_nodes TEXT NOT NULL DEFAULT '[]';",
+        /* 5: each user's token generation, one more at every password change (docs/protocol.md
+         * §2.2); 0 is what tokens from before carry. */
+        "ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0;",
 };
 
 static gint64 now_sec(void)
@@ -421,7 +424,7 @@ void user_free(User *u)
         g_free(u);
 }
 
-#define USER_COLUMNS "username, password_hash, role, created_at, password_changed_at"
+#define USER_COLUMNS "username, password_hash, role, created_at, password_changed_at, token_generation"
 
 static User *user_from_row(const StoreResult *res, guint row)
 {
@@ -431,6 +434,7 @@ static User *user_from_row(const StoreResult *res, guint row)
         u->role = g_strdup(store_result_text(res, row, 2));
         u->created_at = store_result_int(res, row, 3);
         u->password_changed_at = store_result_int(res, row, 4);
+        u->token_generation = store_result_int(res, row, 5);
         return u;
 }
 
@@ -462,10 +466,11 @@ int store_user_list(Store *s, GPtrArray **ret, GError **error)
 
 int store_user_insert(Store *s, const User *u, GError **error)
 {
-        StoreValue p[] = {SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role),
-                          SV_INT(u->created_at), SV_INT(u->password_changed_at)};
-        int r = store_exec(s, "INSERT INTO users (" USER_COLUMNS ") VALUES ($1, $2, $3, $4, $5)", p, 5, NULL,
-                           error);
+        StoreValue p[] = {
+                SV_TEXT(u->username),  SV_TEXT(u->password_hash),      SV_TEXT(u->role),
+                SV_INT(u->created_at), SV_INT(u->password_changed_at), SV_INT(u->token_generation)};
+        int r = store_exec(s, "INSERT INTO users (" USER_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6)", p, 6,
+                           NULL, error);
         return conflict(r, error, "User \"%s\" already exists", u->username);
 }
 
@@ -473,11 +478,11 @@ int store_user_update(Store *s, const User *u, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(u->username), SV_TEXT(u->password_hash), SV_TEXT(u->role),
-                          SV_INT(u->password_changed_at)};
+                          SV_INT(u->password_changed_at), SV_INT(u->token_generation)};
         int r = store_exec(s,
-                           "UPDATE users SET password_hash = $2, role = $3, password_changed_at = $4 "
-                           "WHERE username = $1",
-                           p, 4, &res, error);
+                           "UPDATE users SET password_hash = $2, role = $3, password_changed_at = $4, "
+                           "token_generation = $5 WHERE username = $1",
+                           p, 5, &res, error);
         if (r < 0)
                 return r;
         if (res->changes == 0)

@@ -124,6 +124,7 @@ typedef struct User {
         char *role; /* "admin" or "user" */
         gint64 created_at;
         gint64 password_changed_at;
+        gint64 token_generation; /* see auth_token_generation_new() */
 } User;
 
 typedef struct Network {

@@ -1,6 +1,8 @@
 /* Proves user tokens are accepted only when authentic and unexpired (expired, forged, tampered and
- * truncated ones are refused), host credentials round-trip and are checked against their hash,
- * passwords hash with argon2id and are checked on worker threads (bounded, cancellable). */
+ * truncated ones are refused) and carry the user's token generation (0 when a token from before
+ * generations has none; new users start at a random one), host credentials round-trip and are
+ * checked against their hash, passwords hash with argon2id and are checked on worker threads
+ * (bounded, cancellable). */
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
@@ -13,7 +15,7 @@ static uint8_t secret[AUTH_SECRET_LEN];
 
 static void test_token_roundtrip(void)
 {
-        g_autofree char *t = auth_user_token_new(secret, "alice", "admin", 1000, 3600);
+        g_autofree char *t = auth_user_token_new(secret, "alice", "admin", 7, 1000, 3600);
         g_assert_true(g_str_has_prefix(t, "nmu."));
         g_auto(UserClaims) c = {};
         g_assert_cmpint(auth_user_token_verify(secret, t, 1001, &c), ==, 0);
@@ -21,11 +23,60 @@ static void test_token_roundtrip(void)
         g_assert_cmpstr(c.role, ==, "admin");
         g_assert_cmpint(c.iat, ==, 1000);
         g_assert_cmpint(c.exp, ==, 4600);
+        g_assert_cmpint(c.gen, ==, 7);
+}
+
+/* A token with this payload, signed with the test's secret as the server would. */
+static char *sign(const char *json)
+{
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        g_autofree char *payload = nm_base64url_encode(json, strlen(json));
+        g_autofree char *signed_part = g_strconcat("nmu.", payload, NULL);
+        crypto_auth_hmacsha256(mac, (const uint8_t *)signed_part, strlen(signed_part), secret);
+        g_autofree char *mac64 = nm_base64url_encode(mac, sizeof(mac));
+        return g_strconcat(signed_part, ".", mac64, NULL);
+}
+
+static void test_token_generation(void)
+{
+        g_auto(UserClaims) c = {};
+
+        /* Generations round-trip up to the largest a new user can reach in practice. */
+        gint64 big = (INT64_C(1) << 53) + 1000;
+        g_autofree char *t = auth_user_token_new(secret, "alice", "user", big, 1000, 3600);
+        g_assert_cmpint(auth_user_token_verify(secret, t, 1001, &c), ==, 0);
+        g_assert_cmpint(c.gen, ==, big);
+        user_claims_clear(&c);
+
+        /* A token signed before generations existed (no "gen") is generation 0. */
+        g_autofree char *legacy = sign("{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1000,\"exp\":4600}");
+        g_assert_cmpint(auth_user_token_verify(secret, legacy, 1001, &c), ==, 0);
+        g_assert_cmpint(c.gen, ==, 0);
+        user_claims_clear(&c);
+
+        /* A generation that is not a whole non-negative number makes a malformed token. */
+        g_autofree char *negative =
+                sign("{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1000,\"exp\":4600,\"gen\":-1}");
+        g_assert_cmpint(auth_user_token_verify(secret, negative, 1001, &c), ==, -EBADMSG);
+        g_autofree char *text =
+                sign("{\"sub\":\"alice\",\"role\":\"user\",\"iat\":1000,\"exp\":4600,\"gen\":\"1\"}");
+        g_assert_cmpint(auth_user_token_verify(secret, text, 1001, &c), ==, -EBADMSG);
+
+        /* New users' generations: never 0 (what old tokens carry), within 1-2^53, not all alike. */
+        gint64 first = auth_token_generation_new();
+        bool differ = false;
+        for (unsigned i = 0; i < 64; i++) {
+                gint64 g = auth_token_generation_new();
+                g_assert_cmpint(g, >=, 1);
+                g_assert_cmpint(g, <=, INT64_C(1) << 53);
+                differ = differ || g != first;
+        }
+        g_assert_true(differ);
 }
 
 static void test_token_expired(void)
 {
-        g_autofree char *t = auth_user_token_new(secret, "alice", "user", 1000, 60);
+        g_autofree char *t = auth_user_token_new(secret, "alice", "user", 1, 1000, 60);
         g_auto(UserClaims) c = {};
         g_assert_cmpint(auth_user_token_verify(secret, t, 1059, &c), ==, 0);
         user_claims_clear(&c);
@@ -37,14 +88,14 @@ static void test_token_forged(void)
 {
         uint8_t other[AUTH_SECRET_LEN];
         memset(other, 0x42, sizeof(other));
-        g_autofree char *t = auth_user_token_new(other, "mallory", "admin", 1000, 3600);
+        g_autofree char *t = auth_user_token_new(other, "mallory", "admin", 1, 1000, 3600);
         g_auto(UserClaims) c = {};
         g_assert_cmpint(auth_user_token_verify(secret, t, 1001, &c), ==, -EBADMSG);
 }
 
 static void test_token_tampered(void)
 {
-        g_autofree char *t = auth_user_token_new(secret, "alice", "user", 1000, 3600);
+        g_autofree char *t = auth_user_token_new(secret, "alice", "user", 1, 1000, 3600);
         g_auto(UserClaims) c = {};
 
         /* Swap the payload for one that claims admin, keeping the MAC. */
@@ -161,6 +212,7 @@ int main(int argc, char *argv[])
         g_assert_cmpint(nm_crypto_init(), ==, 0);
         randombytes_buf(secret, sizeof(secret));
         g_test_add_func("/auth/token-roundtrip", test_token_roundtrip);
+        g_test_add_func("/auth/token-generation", test_token_generation);
         g_test_add_func("/auth/token-expired", test_token_expired);
         g_test_add_func("/auth/token-forged", test_token_forged);
         g_test_add_func("/auth/token-tampered", test_token_tampered);

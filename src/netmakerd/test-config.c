@@ -1,6 +1,7 @@
 /* Proves the configuration's precedence (built-in default < key file < NETMAKERD_* variable),
- * and that bad values, unknown keys and unknown variables fail with a message naming the key,
- * the value and what is accepted, without ever quoting a secret. */
+ * that rate limits read as BURST/PERIOD or off, and that bad values, unknown keys and unknown
+ * variables fail with a message naming the key, the value and what is accepted, without ever
+ * quoting a secret. */
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,11 @@ static void test_defaults(void)
         g_assert_cmpuint(c->max_request_size, ==, 65536);
         g_assert_cmpuint(c->token_lifetime, ==, 86400);
         g_assert_null(c->master_key);
+        g_assert_cmpuint(c->login_rate_limit.burst, ==, 10);
+        g_assert_cmpuint(c->login_rate_limit.period, ==, 60);
+        g_assert_cmpuint(c->register_rate_limit.burst, ==, 30);
+        g_assert_cmpuint(c->register_rate_limit.period, ==, 60);
+        g_assert_cmpuint(c->rate_limit_sources, ==, 10000);
         /* The database follows the state directory unless set. */
         g_autofree char *db = g_strdup_printf("sqlite://%s/netmaker.db", c->state_directory);
         g_assert_cmpstr(c->database, ==, db);
@@ -128,6 +134,42 @@ static void test_invalid(void)
         expect_error("", short_pw, (const char *[]){"admin_password", NULL}, "abc\"");
 }
 
+static void test_rate_limits(void)
+{
+        static const struct {
+                const char *text;
+                unsigned burst, period;
+        } good[] = {
+                {"10/1m", 10, 60}, {"10/min", 10, 60}, {"5/90", 5, 90}, {"100/1h", 100, 3600},
+                {"1/d", 1, 86400}, {"3/2s", 3, 2},     {"off", 0, 0},   {"OFF", 0, 0},
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+                g_autofree char *v = g_strdup_printf("NETMAKERD_LOGIN_RATE_LIMIT=%s", good[i].text);
+                char *env[] = {v, "NETMAKERD_REGISTER_RATE_LIMIT=7/1h", "NETMAKERD_RATE_LIMIT_SOURCES=64",
+                               NULL};
+                g_autoptr(GError) e = NULL;
+                g_autoptr(Config) c = load("", env, &e);
+                g_assert_no_error(e);
+                g_assert_cmpuint(c->login_rate_limit.burst, ==, good[i].burst);
+                g_assert_cmpuint(c->login_rate_limit.period, ==, good[i].period);
+                g_assert_cmpuint(c->register_rate_limit.burst, ==, 7);
+                g_assert_cmpuint(c->register_rate_limit.period, ==, 3600);
+                g_assert_cmpuint(c->rate_limit_sources, ==, 64);
+        }
+        const char *bad[] = {"10",    "/1m",   "0/1m",   "10/0",    "10/2d", "1000001/1m",
+                             "-1/1m", "10/1w", "ten/1m", "10/1m/2", "",      NULL};
+        for (const char **b = bad; *b; b++) {
+                g_autofree char *file = g_strdup_printf("[netmakerd]\nregister_rate_limit = %s\n", *b);
+                g_autofree char *quoted = g_strdup_printf("\"%s\"", *b);
+                char *none[] = {NULL};
+                expect_error(file, none,
+                             (const char *[]){"register_rate_limit", quoted, "BURST/PERIOD", "off", NULL},
+                             NULL);
+        }
+        char *zero[] = {"NETMAKERD_RATE_LIMIT_SOURCES=0", NULL};
+        expect_error("", zero, (const char *[]){"rate_limit_sources", "\"0\"", "1-10000000", NULL}, NULL);
+}
+
 static void test_missing_file(void)
 {
         g_autoptr(GError) e = NULL;
@@ -152,6 +194,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/config/precedence", test_precedence);
         g_test_add_func("/config/empty-disables", test_empty_disables);
         g_test_add_func("/config/invalid", test_invalid);
+        g_test_add_func("/config/rate-limits", test_rate_limits);
         g_test_add_func("/config/missing-file", test_missing_file);
         g_test_add_func("/config/help", test_help);
         return g_test_run();

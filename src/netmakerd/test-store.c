@@ -1,7 +1,8 @@
 /* Proves the store on a temporary SQLite file: migrations run once and leave a 0600 file, a second
  * open keeps the data, a newer schema is refused, unique and foreign-key violations become
- * conflict/not-found errors, a rolled back transaction leaves nothing, and a limited key's last
- * use can be taken only once. */
+ * conflict/not-found errors, a rolled back transaction leaves nothing, a limited key's last
+ * use can be taken only once, and a user's token generation is stored (0 for users from before
+ * schema 5). */
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <sys/stat.h>
@@ -80,6 +81,41 @@ static void test_migrations(void)
         g_assert_cmpint(store_open(url, &newer, &e), ==, -EPROTO);
         g_assert_null(newer);
         g_assert_nonnull(strstr(e->message, "99"));
+}
+
+static void test_user_token_generation(void)
+{
+        g_autoptr(Store) s = open_store("u.db");
+        g_autoptr(GError) e = NULL;
+
+        User u = {.username = (char *)"alice",
+                  .password_hash = (char *)"$argon2id$x",
+                  .role = (char *)"user",
+                  .created_at = 10,
+                  .password_changed_at = 10,
+                  .token_generation = (INT64_C(1) << 53) - 5};
+        g_assert_cmpint(store_user_insert(s, &u, &e), ==, 0);
+        g_autoptr(User) got = NULL;
+        g_assert_cmpint(store_user_get(s, "alice", &got, &e), ==, 0);
+        g_assert_cmpint(got->token_generation, ==, u.token_generation);
+
+        got->token_generation++;
+        got->password_changed_at = 11;
+        g_assert_cmpint(store_user_update(s, got, &e), ==, 0);
+        g_autoptr(User) changed = NULL;
+        g_assert_cmpint(store_user_get(s, "alice", &changed, &e), ==, 0);
+        g_assert_cmpint(changed->token_generation, ==, u.token_generation + 1);
+        g_assert_cmpint(changed->password_changed_at, ==, 11);
+
+        /* A row written without the column (as by a netmakerd before schema 5) reads as 0. */
+        g_assert_cmpint(store_exec(s,
+                                   "INSERT INTO users (username, password_hash, role, created_at, "
+                                   "password_changed_at) VALUES ('old', 'h', 'admin', 1, 1)",
+                                   NULL, 0, NULL, &e),
+                        ==, 0);
+        g_autoptr(User) old = NULL;
+        g_assert_cmpint(store_user_get(s, "old", &old, &e), ==, 0);
+        g_assert_cmpint(old->token_generation, ==, 0);
 }
 
 static void test_errors(void)
@@ -240,6 +276,7 @@ int main(int argc, char *argv[])
         g_assert_nonnull(tmpdir);
         g_test_add_func("/store/migrations", test_migrations);
         g_test_add_func("/store/errors", test_errors);
+        g_test_add_func("/store/user-token-generation", test_user_token_generation);
         g_test_add_func("/store/take-last-use", test_take_last_use);
         g_test_add_func("/store/hosts-nodes", test_hosts_nodes);
         int r = g_test_run();

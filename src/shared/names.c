@@ -40,13 +40,18 @@ static bool label_ok(const char *s, size_t n)
 
 bool nm_host_name_valid(const char *s, GError **error)
 {
-        if (s && label_ok(s, strlen(s)))
+        size_t n = s ? strlen(s) : 0;
+        if (s && label_ok(s, n))
                 return true;
-        g_autofree char *v = shown(strempty(s));
+        g_autofree char *v = nm_shown(strempty(s));
+        /* A long name is quoted only in part: say how long it is, so the limit is the obvious cause. */
+        size_t chars = s && g_utf8_validate(s, -1, NULL) ? (size_t)g_utf8_strlen(s, -1) : n;
+        g_autofree char *length =
+                chars > NM_HOST_NAME_MAX ? g_strdup_printf(" (%zu characters)", chars) : NULL;
         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "Invalid host name \"%s\": use 1-63 characters of a-z, 0-9 and '-', not starting or ending "
-                    "with '-'",
-                    v);
+                    "Invalid host name \"%s\"%s: use 1-%d characters of a-z, 0-9 and '-', not starting or "
+                    "ending with '-'",
+                    v, strempty(length), NM_HOST_NAME_MAX);
         return false;
 }
 

@@ -14,7 +14,9 @@
 #define NM_DNS_NAME_MAX 253
 
 bool nm_network_name_valid(const char *s, GError **error);
-/* A DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'. */
+/* A DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'. The one check
+ * of a host name wherever one comes in (registration, netclientd's Join and HostName=), so every
+ * side refuses the same names with the same message. */
 bool nm_host_name_valid(const char *s, GError **error);
 bool nm_user_name_valid(const char *s, GError **error);
 /* A free-form label for keys: 1-64 printable characters. */
@@ -22,7 +24,8 @@ bool nm_label_valid(const char *what, const char *s, guint max, GError **error);
 /* A DNS domain of labels as above, separated by dots, at most 253 characters. */
 bool nm_dns_domain_valid(const char *s, GError **error);
 /* Lowercases and replaces characters a host name may not have with '-'; truncates to 63.
- * Returns NULL when nothing usable is left. */
+ * Returns NULL when nothing usable is left. Only for the default netclientd derives from the
+ * system's host name: names someone chose are checked with nm_host_name_valid(), never changed. */
 char *nm_host_name_sanitize(const char *s);
 
 /* Possibly hostile input fit to quote in a message: at most 64 bytes of it, as valid UTF-8, with

@@ -22,6 +22,8 @@ static const struct {
         [NM_ERROR_UNSUPPORTED_MEDIA_TYPE] = { 415, "unsupported-media-type", "InvalidArgument" },
         [NM_ERROR_UNAVAILABLE] = { 503, "unavailable", "Unavailable" },
         [NM_ERROR_EXHAUSTED] = { 507, "exhausted", "Exhausted" },
+        /* Over D-Bus the same advice as a server that is away: try again later. */
+        [NM_ERROR_TOO_MANY_REQUESTS] = { 429, "too-many-requests", "Unavailable" },
 };
 
 unsigned nm_error_http_status(int code)

@@ -21,6 +21,7 @@ typedef enum {
         NM_ERROR_UNSUPPORTED_MEDIA_TYPE,
         NM_ERROR_UNAVAILABLE,
         NM_ERROR_EXHAUSTED,
+        NM_ERROR_TOO_MANY_REQUESTS, /* a rate limit: retry later (Retry-After) */
         _NM_ERROR_MAX,
 } NmErrorCode;
 

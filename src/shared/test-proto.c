@@ -1,5 +1,6 @@
 /* Proves protocol messages and reports round-trip through JSON, and that malformed ones are
- * refused with messages naming the problem; also checks names and interface names. */
+ * refused with messages naming the problem; also checks names and interface names, and that a host
+ * name is accepted as it is or refused with a message naming the limit, never shortened. */
 #include <string.h>
 
 #include "names.h"
@@ -194,6 +195,55 @@ static void test_names(void)
         g_assert_null(nm_host_name_sanitize("___"));
 }
 
+static void test_host_names(void)
+{
+        g_autofree char *max = g_strnfill(NM_HOST_NAME_MAX, 'a');
+        g_autofree char *over = g_strnfill(NM_HOST_NAME_MAX + 1, 'a');
+        g_autofree char *huge = g_strnfill(4096, 'x');
+        const char *good[] = {"a", "laptop1", "web-01", "0", max, NULL};
+        const char *bad[] = {"",          "-a",  "a-",   "Laptop", "my_laptop", "a.b",
+                             "caf\u00e9", "a b", "a\nb", over,     huge,        NULL};
+
+        for (const char **g = good; *g; g++)
+                g_assert_true(nm_host_name_valid(*g, NULL));
+        g_assert_false(nm_host_name_valid(NULL, NULL));
+        for (const char **b = bad; *b; b++) {
+                g_autoptr(GError) e = NULL;
+                g_assert_false(nm_host_name_valid(*b, &e));
+                g_assert_error(e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT);
+                /* The limit and what is accepted, every time; hostile input quoted in part, tamed. */
+                g_assert_nonnull(strstr(e->message, "1-63 characters of a-z, 0-9 and '-'"));
+                g_assert_cmpuint(strlen(e->message), <, 256);
+                g_assert_null(strchr(e->message, '\n'));
+        }
+        g_autoptr(GError) e = NULL;
+        g_assert_false(nm_host_name_valid(huge, &e));
+        g_assert_nonnull(strstr(e->message, "(4096 characters)"));
+        g_autoptr(GError) e64 = NULL;
+        g_assert_false(nm_host_name_valid(over, &e64));
+        g_assert_nonnull(strstr(e64->message, "(64 characters)"));
+        g_autoptr(GError) upper = NULL;
+        g_assert_false(nm_host_name_valid("Laptop", &upper));
+        g_assert_nonnull(strstr(upper->message, "\"Laptop\""));
+        g_assert_null(strstr(upper->message, "characters)"));
+        /* Characters, not bytes: 40 two-byte ones are not over the limit (refused for what they are). */
+        g_autoptr(GString) accents = g_string_new(NULL);
+        for (unsigned i = 0; i < 40; i++)
+                g_string_append(accents, "\u00e9");
+        g_autoptr(GError) ea = NULL;
+        g_assert_false(nm_host_name_valid(accents->str, &ea));
+        g_assert_null(strstr(ea->message, "characters)"));
+        for (unsigned i = 0; i < 40; i++)
+                g_string_append(accents, "\u00e9");
+        g_autoptr(GError) eb = NULL;
+        g_assert_false(nm_host_name_valid(accents->str, &eb));
+        g_assert_nonnull(strstr(eb->message, "(80 characters)"));
+
+        /* The default from the system's host name is made to fit: what it yields is valid. */
+        g_autofree char *derived = nm_host_name_sanitize(over);
+        g_assert_true(nm_host_name_valid(derived, NULL));
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -203,5 +253,6 @@ int main(int argc, char **argv)
         g_test_add_func("/proto/bad-messages", test_bad_messages);
         g_test_add_func("/proto/report", test_report);
         g_test_add_func("/proto/names", test_names);
+        g_test_add_func("/proto/host-names", test_host_names);
         return g_test_run();
 }

@@ -340,7 +340,8 @@ def test_expired_and_used_up_keys(server, bad):
     ("wg_public_key", "not base64"), ("wg_public_key", b64(b"\1" * 31)), ("wg_public_key", b64(b"\1" * 33)),
     ("wg_public_key", b64(b"\0" * 32)),
     ("msg_public_key", "AAAA"), ("msg_public_key", None),
-    ("name", ""), ("name", "!!!"),
+    ("name", ""), ("name", "!!!"), ("name", "x" * 64), ("name", "x" * 4096), ("name", "Laptop"),
+    ("name", "laptop.example.com"), ("name", "my_laptop"),
     ("listen_port", 0), ("listen_port", 70000), ("listen_port", "51821"),
     ("endpoints", ["not-an-ip"]), ("endpoints", "198.18.0.1"), ("endpoints", ["198.18.0.1/24"]),
     ("endpoints", ["198.18.0.1:51821"]),
@@ -356,6 +357,22 @@ def test_invalid_registrations(server, bad, office_key, member, value):
         reg[member] = value
     mention = "endpoint" if member == "endpoints" else member
     bad("POST", "/hosts/register", 400, ("invalid-argument", "invalid-json"), [mention], token=None, json=reg)
+
+
+def test_long_host_name_is_refused(server, bad, office_key):
+    """Defect 4 of "Secure by default": a 4096-character name used to be registered (201), cut to
+    63 characters. It is refused with the limit named, in the words netclientd's Join uses for the
+    same name (test_dbus_api.test_bad_options); 63 characters are registered as they are."""
+    for n in (64, 4096):
+        reg = TestHost("h").registration(office_key["token"])
+        reg["name"] = "x" * n
+        msg = bad("POST", "/hosts/register", 400, "invalid-argument", ["63"], token=None, json=reg)
+        assert msg == (f'Invalid host name "{"x" * 64}" ({n} characters): use 1-63 characters of a-z, '
+                       "0-9 and '-', not starting or ending with '-'"), msg
+    h = TestHost("y" * 63)
+    status, body = h.register(office_key["token"])
+    assert status == 201
+    assert server.admin("GET", f"/hosts/{body['host_id']}", expect=200)["name"] == "y" * 63
 
 
 def test_same_wireguard_key_twice(server, bad, office_key):

@@ -105,6 +105,16 @@ def test_bad_options(bus):
     assert err == "org.netmaker.Client.Error.InvalidArgument" and '"name"' in msg and "string" in msg
     err, msg = join(bus, name=GLib.Variant("s", "Bad_Name"))
     assert err == "org.netmaker.Client.Error.InvalidArgument" and "Bad_Name" in msg
+    # Too long: refused (never shortened) with the message the server gives for the same name
+    # (test_bad_input.test_long_host_name_is_refused), which names the limit.
+    for n in (64, 4096):
+        err, msg = join(bus, name=GLib.Variant("s", "x" * n))
+        assert err == "org.netmaker.Client.Error.InvalidArgument", (err, msg)
+        assert msg.removeprefix(f"GDBus.Error:{err}: ") == (f'Invalid host name "{"x" * 64}" ({n} characters): use 1-63 characters of a-z, '
+                       "0-9 and '-', not starting or ending with '-'"), msg
+    # 63 characters pass the check: the join goes on and fails only at the unreachable server.
+    err, msg = join(bus, name=GLib.Variant("s", "x" * 63))
+    assert err == "org.netmaker.Client.Error.Unavailable", (err, msg)
     for port in (0, 70000):
         err, msg = join(bus, **opts(listen_port=GLib.Variant("u", port)))
         assert err == "org.netmaker.Client.Error.InvalidArgument" and str(port) in msg and "1-65535" in msg

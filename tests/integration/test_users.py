@@ -1,11 +1,12 @@
 """Users and logins: tokens carry the user, expire when configured, stop working when the user
-goes or is tampered with; the database role is what counts; a user may change only its own
-password; the last admin stays."""
+goes, changes password (even within the second the token was issued) or is tampered with; the
+database role is what counts; a user may change only its own password; the last admin stays."""
 
 import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 
 from nmtest.client import b64url, unb64url
@@ -107,11 +108,24 @@ def test_last_admin_cannot_be_deleted(server):
     assert sorted(u["username"] for u in server.admin("GET", "/users", expect=200)) == ["bob", "carol"]
 
 
+def generation(server, username):
+    """The user's current token generation, from the database (docs/protocol.md §2.2)."""
+    with server.db() as db:
+        [(gen,)] = db.execute("SELECT token_generation FROM users WHERE username = ?", (username,)).fetchall()
+    return gen
+
+
 def mint(server, claims):
     """A user token signed with the server's own secret (read from its database), to test what
-    the server does with authentic tokens it would not issue (e.g. expired ones)."""
+    the server does with authentic tokens it would not issue (e.g. expired ones). Without a
+    "gen" claim it gets the user's current generation, as the server's own tokens do; "gen": None
+    leaves it out (a token from before generations)."""
     with server.db() as db:
         [(secret,)] = db.execute("SELECT value FROM settings WHERE name = 'token_secret'").fetchall()
+        row = db.execute("SELECT token_generation FROM users WHERE username = ?", (claims["sub"],)).fetchone()
+    if "gen" not in claims and row is not None:
+        claims = dict(claims, gen=row[0])
+    claims = {k: v for k, v in claims.items() if v is not None}
     payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
     mac = hmac.new(base64.b64decode(secret), f"nmu.{payload}".encode(), hashlib.sha256).digest()
     return f"nmu.{payload}.{b64url(mac)}"
@@ -139,6 +153,83 @@ def test_token_expiry(make_server, broker):
     # An authentic token for a user that does not exist is refused too.
     ghost = mint(server, {"sub": "ghost", "role": "admin", "iat": now, "exp": now + 100})
     check_error(*server.api("GET", "/users", token=ghost), 401, "unauthenticated")
+    # So is one of another generation, or of none (a token from before generations counts as 0,
+    # which no user made since has).
+    for gen in (generation(server, "alice") + 1, 0, None):
+        other = mint(server, {"sub": "alice", "role": "admin", "iat": now, "exp": now + 100, "gen": gen})
+        check_error(*server.api("GET", "/users", token=other), 401, "unauthenticated",
+                    mentions=["password change"])
+
+
+def claims_of(token):
+    return json.loads(unb64url(token.split(".")[1]))
+
+
+def test_password_change_revokes_a_token_of_the_same_second(make_server, broker):
+    """Defect 3 of "Secure by default": a token's issue time has whole seconds, so a token issued in
+    the second of a password change used to outlive it for its whole lifetime. The per-user token
+    generation in the token revokes it all the same."""
+    # Up to 13 logins from one address in a few seconds: more than the default limit allows.
+    server = make_server(broker, config={"login_rate_limit": "30/1m"})
+    make_user(server, "alice", "user")
+    passwords = [PW["alice"]] + [f"alice-password-{i}" for i in range(2, 8)]
+    same_second = 0
+    for i in range(len(passwords) - 1):
+        # Start right after a second begins, so that the login and the change share it.
+        time.sleep(1 - time.time() % 1)
+        old = server.login("alice", passwords[i])
+        status, body = server.api("PUT", "/users/alice", json={"password": passwords[i + 1]}, token=old)
+        assert status == 200, (status, body)
+        with server.db() as db:
+            [(changed_at,)] = db.execute(
+                "SELECT password_changed_at FROM users WHERE username = 'alice'").fetchall()
+        same_second += claims_of(old)["iat"] == changed_at
+        msg = check_error(*server.api("GET", "/users/alice", token=old), 401, "unauthenticated",
+                          mentions=["password change", "log in again"])
+        assert passwords[i] not in msg
+        new = server.login("alice", passwords[i + 1])
+        assert claims_of(new)["gen"] == claims_of(old)["gen"] + 1
+        assert server.api("GET", "/users/alice", token=new)[0] == 200
+        if same_second >= 2:
+            break
+    assert same_second >= 2, "no login shared the second of the password change: the case was not tried"
+    # A change by an admin revokes the user's tokens alike.
+    tok = server.login("alice", passwords[i + 1])
+    server.admin("PUT", "/users/alice", json={"password": "alice-password-by-admin"}, expect=200)
+    check_error(*server.api("GET", "/users/alice", token=tok), 401, "unauthenticated", mentions=["password change"])
+
+
+def test_login_racing_a_password_change_gets_no_lasting_token(server):
+    """A login whose password check runs while the password changes gets either 401 or a token
+    that the change has already revoked: never one that works with the old password."""
+    make_user(server, "bob", "user")
+    passwords = [PW["bob"], "bob-password-2", "bob-password-3", "bob-password-4"]
+    for i in range(len(passwords) - 1):
+        result = {}
+
+        def login(pw=passwords[i]):
+            result["r"] = server.api("POST", "/login", json={"username": "bob", "password": pw})
+        t = threading.Thread(target=login)
+        t.start()
+        time.sleep(0.02)  # the check of the old password has begun on a worker thread
+        server.admin("PUT", "/users/bob", json={"password": passwords[i + 1]}, expect=200)
+        t.join(30)
+        status, body = result["r"]
+        if status == 200:
+            check_error(*server.api("GET", "/users/bob", token=body["token"]), 401, "unauthenticated")
+        else:
+            check_error(status, body, 401, "unauthenticated")
+
+
+def test_user_made_again_does_not_inherit_tokens(server):
+    """A user deleted and created again under the same name (usually within the second) does not
+    accept the first one's tokens: new users start at a random generation."""
+    make_user(server, "carol", "admin")
+    first = server.login("carol", PW["carol"])
+    assert server.admin("DELETE", "/users/carol")[0] == 204
+    make_user(server, "carol", "admin")
+    check_error(*server.api("GET", "/users", token=first), 401, "unauthenticated")
+    assert server.api("GET", "/users", token=server.login("carol", PW["carol"]))[0] == 200
 
 
 def test_tampered_tokens(server):
