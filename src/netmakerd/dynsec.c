@@ -176,13 +176,16 @@ JsonNode *dynsec_cmd_add_role_acl(const char *rolename, const DynsecAcl *acl)
         return n;
 }
 
-JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *rolename)
+JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *clientid,
+                                   const char *rolename)
 {
         JsonNode *n;
         JsonObject *o = command_new("createClient", &n);
 
         json_object_set_string_member(o, "username", username);
         json_object_set_string_member(o, "password", password);
+        if (clientid)
+                json_object_set_string_member(o, "clientid", clientid);
         if (rolename) {
                 JsonArray *roles = json_array_new();
                 JsonObject *r = json_object_new();
@@ -263,7 +266,7 @@ DynsecBatch *dynsec_batch_host_account_create(const char *server, const char *ho
         dynsec_batch_add(b, dynsec_cmd_delete_client(name), tolerate_client_missing);
         dynsec_batch_add(b, dynsec_cmd_delete_role(name), tolerate_role_missing);
         dynsec_batch_add(b, dynsec_cmd_create_role(name, acls, G_N_ELEMENTS(acls)), NULL);
-        dynsec_batch_add(b, dynsec_cmd_create_client(name, password, name), NULL);
+        dynsec_batch_add(b, dynsec_cmd_create_client(name, password, name, name), NULL);
         return TAKE_PTR(b);
 }
 

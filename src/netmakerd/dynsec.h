@@ -49,7 +49,9 @@ typedef struct DynsecAcl {
 JsonNode *dynsec_cmd_create_role(const char *rolename, const DynsecAcl *acls, size_t n_acls);
 JsonNode *dynsec_cmd_delete_role(const char *rolename);
 JsonNode *dynsec_cmd_add_role_acl(const char *rolename, const DynsecAcl *acl);
-JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *rolename);
+/* `clientid` (may be NULL): the only client id the account may connect with. */
+JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *clientid,
+                                   const char *rolename);
 JsonNode *dynsec_cmd_delete_client(const char *username);
 JsonNode *dynsec_cmd_get_client(const char *username);
 JsonNode *dynsec_cmd_add_client_role(const char *username, const char *rolename);
@@ -57,9 +59,10 @@ JsonNode *dynsec_cmd_add_client_role(const char *username, const char *rolename)
 JsonNode *dynsec_cmd_set_default_acl_access(bool subscribe, bool publish_client_send);
 
 /* The batches netmakerd sends (docs/protocol.md §3.1). */
-char *dynsec_host_name(const char *host_id); /* "host-<id>": client and role name */
-/* deleteClient + deleteRole (missing is fine), createRole with the host's ACLs, createClient:
- * a retry after a lost answer replaces the account instead of failing on "already exists". */
+char *dynsec_host_name(const char *host_id); /* "host-<id>": client, role and client id */
+/* deleteClient + deleteRole (missing is fine), createRole with the host's ACLs, createClient
+ * bound to the client id "host-<id>" (so that no other account can take the host's session): a
+ * retry after a lost answer replaces the account instead of failing on "already exists". */
 DynsecBatch *dynsec_batch_host_account_create(const char *server, const char *host_id, const char *password);
 DynsecBatch *dynsec_batch_host_account_delete(const char *server, const char *host_id);
 /* Run on every connection: default ACL access denies subscribe and publishClientSend; the role

@@ -46,9 +46,10 @@ bool mq_is_connected(Mq *mq);
  * (-ENOTCONN while the broker is away, -EINVAL for a bad id or password) and never call it. */
 typedef void (*mq_done_t)(int r, const char *message, void *userdata);
 
-/* Creates client "host-<id>" with `password` and role "host-<id>" allowed to subscribe to its
- * message topic and publish to its report topic, nothing else. An existing account of that name is
- * replaced (so a retry after a lost answer succeeds; a connected client of that name is cut off). */
+/* Creates client "host-<id>" with `password`, bound to the client id "host-<id>", and role
+ * "host-<id>" allowed to subscribe to its message topic and publish to its report topic, nothing
+ * else. An existing account of that name is replaced (so a retry after a lost answer succeeds; a
+ * connected client of that name is cut off). */
 int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata);
 /* Deletes the client and role; a missing account is not an error. */
 int mq_host_account_delete(Mq *mq, const char *host_id, mq_done_t done, void *userdata);

@@ -1,7 +1,7 @@
 /* Proves the dynamic-security batches say exactly what docs/protocol.md §3.1 asks (names, ACLs,
- * idempotent retries), and that answers are matched to requests so each request completes exactly
- * once: on a full answer, a refusal, a timeout, a lost connection or shutdown, whatever garbage
- * arrives on the response topic meanwhile. */
+ * accounts bound to their client id, idempotent retries), and that answers are matched to requests
+ * so each request completes exactly once: on a full answer, a refusal, a timeout, a lost connection
+ * or shutdown, whatever garbage arrives on the response topic meanwhile. */
 #include <errno.h>
 #include <string.h>
 
@@ -96,6 +96,7 @@ static void test_host_account_create_batch(void)
         JsonObject *client = json_array_get_object_element(cmds, 3);
         g_assert_cmpstr(json_object_get_string_member(client, "username"), ==, "host-" HOST_ID);
         g_assert_cmpstr(json_object_get_string_member(client, "password"), ==, "s3cret-pw");
+        g_assert_cmpstr(json_object_get_string_member(client, "clientid"), ==, "host-" HOST_ID);
         JsonArray *roles = json_object_get_array_member(client, "roles");
         g_assert_cmpuint(json_array_get_length(roles), ==, 1);
         g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(roles, 0), "rolename"), ==,

@@ -1,8 +1,9 @@
 /* Proves, against a real Mosquitto with dynamic security, that netmakerd's MQTT side makes host
- * accounts that can read only their own message topic and write only their own report topic,
- * delivers sealed messages a host can open, takes sealed reports and drops everything else,
- * survives a broker restart (accounts kept, `connected` again, pending requests failed), and that
- * two servers sharing a broker never complete each other's requests. */
+ * accounts that can read only their own message topic and write only their own report topic and
+ * connect only with their own client id (so no host can take another's session), delivers sealed
+ * messages a host can open, takes sealed reports and drops everything else, survives a broker
+ * restart (accounts kept, `connected` again, pending requests failed), and that two servers
+ * sharing a broker never complete each other's requests. */
 #include <errno.h>
 #include <string.h>
 
@@ -176,10 +177,13 @@ static const MqttLoopCallbacks client_callbacks = {
         .subscribed = client_subscribed,
 };
 
-static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password)
+/* `client_id` NULL: a random one. */
+static void client_start_as(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password,
+                            const char *client_id)
 {
         MqttLoopSettings s = {
                 .url = b->url,
+                .client_id = client_id,
                 .username = user,
                 .password = password,
                 .clean_session = true,
@@ -188,6 +192,12 @@ static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user
         };
         g_assert_cmpint(mqtt_loop_new(e, &s, &client_callbacks, c, &c->l), ==, 0);
         g_assert_cmpint(mqtt_loop_start(c->l), ==, 0);
+}
+
+/* As a host connects: its user name is its client id. */
+static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password)
+{
+        client_start_as(c, e, b, user, password, user);
 }
 
 static void client_clear(Client *c)
@@ -204,6 +214,15 @@ static uint64_t client_attempts(Client *c)
         MqttLoopStats st;
         mqtt_loop_get_stats(c->l, &st);
         return st.attempts;
+}
+
+/* Until the client has tried `n` more times; it must never have got in. */
+static void client_refused(Client *c, sd_event *e, unsigned n)
+{
+        uint64_t before = client_attempts(c);
+        g_assert_true(TEST_RUN_UNTIL(e, client_attempts(c) >= before + n, 5 * SEC));
+        g_assert_cmpint(mqtt_loop_last_error(c->l), ==, -EACCES);
+        g_assert_cmpuint(c->connected, ==, 0);
 }
 
 static void publish_report(Client *c, Server *s, Host *h, const char *topic_host_id, const NmKey *seal_key)
@@ -319,6 +338,22 @@ static void test_accounts_messages_reports(void)
         g_assert_cmpint(ca.granted[2], ==, 0x80);
         g_assert_cmpint(ca.granted[3], ==, 0x80);
         g_assert_cmpint(cb.granted[0], ==, 1);
+
+        /* A's password with B's client id (every peer of B sees it): refused, so B keeps its session
+         * (unbound, the broker would have cut B off for the newcomer); nor may A use any id but its own. */
+        {
+                Client imp = {}, other = {};
+                client_start_as(&imp, e, &b, ua, ha.password, ub);
+                client_start_as(&other, e, &b, ua, ha.password, NULL);
+                client_refused(&imp, e, 3);
+                client_refused(&other, e, 2);
+                client_clear(&imp);
+                client_clear(&other);
+                (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+                g_assert_cmpuint(cb.disconnected, ==, 0);
+                g_assert_cmpuint(ca.disconnected, ==, 0);
+                g_assert_true(mqtt_loop_is_connected(cb.l));
+        }
 
         /* The server's sealed message reaches A, opens with A's key and the server's. */
         g_autoptr(NmMessage) m = nm_message_new(NM_MSG_NETWORK_LEFT, 7);

@@ -226,11 +226,14 @@ class TestHost:
         host, _, port = hostport.rpartition(":")
         self._protocol = protocol
         self._subscribe_own = subscribe
+        self.connect_rc = None  # this connection's CONNACK, not an earlier one's
         kw = {"protocol": protocol}
         if protocol != mqtt.MQTTv5:
             kw["clean_session"] = True
-        c = mqtt.Client(client_id=f"test-{self.name}-{nacl.utils.random(4).hex()}", **kw)
-        c.username_pw_set(username or self.mqtt_info["username"], password or self.mqtt_info["password"])
+        # Broker accounts are bound to their client id: the user name (docs/protocol.md §3.1).
+        username = username or self.mqtt_info["username"]
+        c = mqtt.Client(client_id=username, **kw)
+        c.username_pw_set(username, password or self.mqtt_info["password"])
         c.reconnect_delay_set(0.05, 0.5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
