@@ -156,7 +156,9 @@ int main(int argc, char *argv[])
         /* A host's subscriber, then sealed messages to it. */
         const char *host_id = ids->pdata[0];
         g_autofree char *user = g_strconcat("host-", host_id, NULL);
-        MqttLoopSettings ls = { .url = b.url, .username = user, .password = "bench-password", .clean_session = true };
+        /* Host accounts are bound to their client id: the user name. */
+        MqttLoopSettings ls = { .url = b.url, .client_id = user, .username = user, .password = "bench-password",
+                                .clean_session = true };
         MqttLoopCallbacks lcb = { .message = on_message, .subscribed = on_subscribed };
         if (mqtt_loop_new(e, &ls, &lcb, &hs, &host) < 0 || mqtt_loop_start(host) < 0 ||
             !TEST_RUN_UNTIL(e, mqtt_loop_is_connected(host), 10 * SEC))

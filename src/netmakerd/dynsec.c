@@ -5,6 +5,7 @@
 
 #include "dynsec.h"
 #include "json-util.h"
+#include "keys.h"
 #include "macro.h"
 
 #define USEC_PER_MSEC ((uint64_t) 1000)
@@ -176,13 +177,16 @@ JsonNode *dynsec_cmd_add_role_acl(const char *rolename, const DynsecAcl *acl)
         return n;
 }
 
-JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *rolename)
+JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *clientid,
+                                   const char *rolename)
 {
         JsonNode *n;
         JsonObject *o = command_new("createClient", &n);
 
         json_object_set_string_member(o, "username", username);
         json_object_set_string_member(o, "password", password);
+        if (clientid)
+                json_object_set_string_member(o, "clientid", clientid);
         if (rolename) {
                 JsonArray *roles = json_array_new();
                 JsonObject *r = json_object_new();
@@ -190,6 +194,15 @@ JsonNode *dynsec_cmd_create_client(const char *username, const char *password, c
                 json_array_add_object_element(roles, r);
                 json_object_set_array_member(o, "roles", roles);
         }
+        return n;
+}
+
+JsonNode *dynsec_cmd_set_client_id(const char *username, const char *clientid)
+{
+        JsonNode *n;
+        JsonObject *o = command_new("modifyClient", &n);
+        json_object_set_string_member(o, "username", username);
+        json_object_set_string_member(o, "clientid", clientid);
         return n;
 }
 
@@ -216,6 +229,26 @@ JsonNode *dynsec_cmd_add_client_role(const char *username, const char *rolename)
         json_object_set_string_member(o, "username", username);
         json_object_set_string_member(o, "rolename", rolename);
         return n;
+}
+
+static JsonNode *list_command(const char *command, guint offset, guint count)
+{
+        JsonNode *n;
+        JsonObject *o = command_new(command, &n);
+        json_object_set_boolean_member(o, "verbose", true);
+        json_object_set_int_member(o, "count", count);
+        json_object_set_int_member(o, "offset", offset);
+        return n;
+}
+
+JsonNode *dynsec_cmd_list_clients(guint offset, guint count)
+{
+        return list_command("listClients", offset, count);
+}
+
+JsonNode *dynsec_cmd_list_roles(guint offset, guint count)
+{
+        return list_command("listRoles", offset, count);
 }
 
 JsonNode *dynsec_cmd_set_default_acl_access(bool subscribe, bool publish_client_send)
@@ -263,7 +296,7 @@ DynsecBatch *dynsec_batch_host_account_create(const char *server, const char *ho
         dynsec_batch_add(b, dynsec_cmd_delete_client(name), tolerate_client_missing);
         dynsec_batch_add(b, dynsec_cmd_delete_role(name), tolerate_role_missing);
         dynsec_batch_add(b, dynsec_cmd_create_role(name, acls, G_N_ELEMENTS(acls)), NULL);
-        dynsec_batch_add(b, dynsec_cmd_create_client(name, password, name), NULL);
+        dynsec_batch_add(b, dynsec_cmd_create_client(name, password, name, name), NULL);
         return TAKE_PTR(b);
 }
 
@@ -275,6 +308,149 @@ DynsecBatch *dynsec_batch_host_account_delete(const char *server, const char *ho
         dynsec_batch_add(b, dynsec_cmd_delete_client(name), tolerate_client_missing);
         dynsec_batch_add(b, dynsec_cmd_delete_role(name), tolerate_role_missing);
         return TAKE_PTR(b);
+}
+
+DynsecBatch *dynsec_batch_host_account_bind(const char *host_id)
+{
+        g_autoptr(DynsecBatch) b = dynsec_batch_new();
+        g_autofree char *name = dynsec_host_name(host_id);
+
+        dynsec_batch_add(b, dynsec_cmd_set_client_id(name, name), NULL);
+        return TAKE_PTR(b);
+}
+
+DynsecBatch *dynsec_batch_host_accounts_list(guint offset, guint page_size)
+{
+        g_autoptr(DynsecBatch) b = dynsec_batch_new();
+
+        dynsec_batch_add(b, dynsec_cmd_list_clients(offset, page_size), NULL);
+        dynsec_batch_add(b, dynsec_cmd_list_roles(offset, page_size), NULL);
+        return TAKE_PTR(b);
+}
+
+void dynsec_host_account_free(DynsecHostAccount *a)
+{
+        if (!a)
+                return;
+        g_free(a->host_id);
+        g_free(a);
+}
+
+/* "host-<uuid>" → the uuid inside `name`, or NULL for any other name. */
+static const char *host_id_of(const char *name)
+{
+        if (!name || !g_str_has_prefix(name, "host-") || !nm_uuid_valid(name + strlen("host-")))
+                return NULL;
+        return name + strlen("host-");
+}
+
+static DynsecHostAccount *account_get(GHashTable *accounts, const char *host_id)
+{
+        DynsecHostAccount *a = g_hash_table_lookup(accounts, host_id);
+
+        if (!a) {
+                a = g_new0(DynsecHostAccount, 1);
+                a->host_id = g_strdup(host_id);
+                g_hash_table_insert(accounts, a->host_id, a);
+        }
+        return a;
+}
+
+static const char *object_string(JsonObject *o, const char *member)
+{
+        JsonNode *n = json_object_get_member(o, member);
+        if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+                return NULL;
+        return json_node_get_string(n);
+}
+
+/* The entries of one listing answer ("clients" or "roles") and whether more follow it. */
+static JsonArray *listing(const DynsecBatch *b, guint i, const char *member, guint offset, guint page_size,
+                          bool *more)
+{
+        JsonObject *data = dynsec_batch_data(b, i);
+        JsonNode *n = data ? json_object_get_member(data, member) : NULL;
+        JsonNode *total = data ? json_object_get_member(data, "totalCount") : NULL;
+        JsonArray *a;
+        guint len;
+
+        if (!n || !JSON_NODE_HOLDS_ARRAY(n))
+                return NULL;
+        a = json_node_get_array(n);
+        len = json_array_get_length(a);
+        /* A full page is followed by another unless the total says it was the last. */
+        *more = *more || (len >= page_size && (!total || !JSON_NODE_HOLDS_VALUE(total) ||
+                                               json_node_get_value_type(total) != G_TYPE_INT64 ||
+                                               (gint64) offset + len < json_node_get_int(total)));
+        return a;
+}
+
+static void add_client(GHashTable *accounts, JsonObject *client)
+{
+        const char *username = object_string(client, "username");
+        const char *id = host_id_of(username);
+        DynsecHostAccount *a;
+
+        if (!id)
+                return;
+        a = account_get(accounts, id);
+        a->has_client = true;
+        a->bound = streq0(object_string(client, "clientid"), username);
+}
+
+static void add_role(GHashTable *accounts, JsonObject *role, const char *server)
+{
+        const char *id = host_id_of(object_string(role, "rolename"));
+        g_autofree char *ours = NULL;
+        DynsecHostAccount *a;
+        JsonNode *n;
+
+        if (!id)
+                return;
+        a = account_get(accounts, id);
+        a->has_role = true;
+        ours = g_strdup_printf("nm/%s/host/%s/", server, id);
+        n = json_object_get_member(role, "acls");
+        if (!n || !JSON_NODE_HOLDS_ARRAY(n))
+                return;
+        JsonArray *acls = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(acls); i++) {
+                JsonNode *e = json_array_get_element(acls, i);
+                const char *topic;
+                if (!JSON_NODE_HOLDS_OBJECT(e))
+                        continue;
+                topic = object_string(json_node_get_object(e), "topic");
+                if (topic && g_str_has_prefix(topic, ours))
+                        a->role_ours = true;
+        }
+}
+
+int dynsec_host_accounts_add(const DynsecBatch *b, const char *server, guint offset, guint page_size,
+                             GHashTable *accounts)
+{
+        JsonArray *clients, *roles;
+        bool more = false;
+
+        g_return_val_if_fail(server && accounts && page_size > 0, -EINVAL);
+
+        if (dynsec_batch_size(b) != 2)
+                return -EBADMSG;
+        clients = listing(b, 0, "clients", offset, page_size, &more);
+        roles = listing(b, 1, "roles", offset, page_size, &more);
+        if (!clients || !roles)
+                return -EBADMSG;
+        /* Names only (a broker that ignores "verbose") tell nothing of bindings and ACLs: skipped. */
+        for (guint i = 0; i < json_array_get_length(clients); i++) {
+                JsonNode *e = json_array_get_element(clients, i);
+                if (JSON_NODE_HOLDS_OBJECT(e))
+                        add_client(accounts, json_node_get_object(e));
+        }
+        for (guint i = 0; i < json_array_get_length(roles); i++) {
+                JsonNode *e = json_array_get_element(roles, i);
+                if (JSON_NODE_HOLDS_OBJECT(e))
+                        add_role(accounts, json_node_get_object(e), server);
+        }
+        return more ? 1 : 0;
 }
 
 char *dynsec_server_role_name(const char *server)

@@ -49,19 +49,55 @@ typedef struct DynsecAcl {
 JsonNode *dynsec_cmd_create_role(const char *rolename, const DynsecAcl *acls, size_t n_acls);
 JsonNode *dynsec_cmd_delete_role(const char *rolename);
 JsonNode *dynsec_cmd_add_role_acl(const char *rolename, const DynsecAcl *acl);
-JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *rolename);
+/* `clientid` (may be NULL): the only client id the account may connect with. */
+JsonNode *dynsec_cmd_create_client(const char *username, const char *password, const char *clientid,
+                                   const char *rolename);
+/* modifyClient with only "clientid": binds an existing client to one client id. */
+JsonNode *dynsec_cmd_set_client_id(const char *username, const char *clientid);
 JsonNode *dynsec_cmd_delete_client(const char *username);
 JsonNode *dynsec_cmd_get_client(const char *username);
 JsonNode *dynsec_cmd_add_client_role(const char *username, const char *rolename);
+/* Verbose listings, `count` entries from `offset` (sorted by name). */
+JsonNode *dynsec_cmd_list_clients(guint offset, guint count);
+JsonNode *dynsec_cmd_list_roles(guint offset, guint count);
 /* Default access for clients without a matching ACL: subscribe and publishClientSend. */
 JsonNode *dynsec_cmd_set_default_acl_access(bool subscribe, bool publish_client_send);
 
 /* The batches netmakerd sends (docs/protocol.md §3.1). */
-char *dynsec_host_name(const char *host_id); /* "host-<id>": client and role name */
-/* deleteClient + deleteRole (missing is fine), createRole with the host's ACLs, createClient:
- * a retry after a lost answer replaces the account instead of failing on "already exists". */
+char *dynsec_host_name(const char *host_id); /* "host-<id>": client, role and client id */
+/* deleteClient + deleteRole (missing is fine), createRole with the host's ACLs, createClient
+ * bound to the client id "host-<id>" (so that no other account can take the host's session): a
+ * retry after a lost answer replaces the account instead of failing on "already exists". */
 DynsecBatch *dynsec_batch_host_account_create(const char *server, const char *host_id, const char *password);
 DynsecBatch *dynsec_batch_host_account_delete(const char *server, const char *host_id);
+/* Binds the client "host-<id>" to the client id "host-<id>" (accounts made before netmakerd
+ * bound them). */
+DynsecBatch *dynsec_batch_host_account_bind(const char *host_id);
+
+/* Listing the host accounts: one page is a listClients and a listRoles (verbose) from `offset`,
+ * DYNSEC_LIST_PAGE entries of each; dynsec_host_accounts_add() takes the answer. */
+#define DYNSEC_LIST_PAGE 500u
+/* The most pages one listing may take (a broker that keeps answering full pages is not ours). */
+#define DYNSEC_LIST_MAX_PAGES 2000u
+DynsecBatch *dynsec_batch_host_accounts_list(guint offset, guint page_size);
+
+/* What the broker holds for one host id: the client and the role "host-<id>". */
+typedef struct DynsecHostAccount {
+        char *host_id;
+        bool has_client;
+        bool bound;    /* the client may connect only with the client id "host-<id>" */
+        bool has_role;
+        bool role_ours; /* the role's ACLs name this server's topics nm/<server>/host/<id>/... */
+} DynsecHostAccount;
+void dynsec_host_account_free(DynsecHostAccount *a);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DynsecHostAccount, dynsec_host_account_free)
+
+/* Adds the "host-<uuid>" clients and roles of one answered page to `accounts` (host id →
+ * DynsecHostAccount, made with g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+ * dynsec_host_account_free)); other entries are skipped. Returns 1 when more pages follow, 0 after
+ * the last page, -EBADMSG when the answers are not listings. */
+int dynsec_host_accounts_add(const DynsecBatch *b, const char *server, guint offset, guint page_size,
+                             GHashTable *accounts);
 /* Run on every connection: default ACL access denies subscribe and publishClientSend; the role
  * "netmakerd-<server>" may publish to every host's message topic and read every report topic;
  * then getClient for `admin_user` (see dynsec_client_has_role()). Idempotent. */

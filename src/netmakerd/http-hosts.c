@@ -162,6 +162,9 @@ static void registration_free(Registration *g)
 {
         if (!g)
                 return;
+        /* Committed, or its account queued for deletion: no longer in flight. */
+        if (g->manager && g->host)
+                manager_account_settled(g->manager, g->host->id);
         request_unref(g->request);
         g_free(g->key_id);
         host_free(g->host);
@@ -303,8 +306,11 @@ static int registration_request_account(Registration *g, GError **error)
         int k;
 
         g->broker_password = nm_random_token(24);
+        /* Until the commit, the broker's account has no host: the reconciliation must leave it. */
+        manager_account_pending(g->manager, g->host->id);
         k = mq_host_account_create(g->manager->mq, g->host->id, g->broker_password, on_account_created, g);
         if (k < 0) {
+                manager_account_settled(g->manager, g->host->id);
                 nm_free_secret(TAKE_PTR(g->broker_password));
                 g_set_error(error, NM_ERROR, NM_ERROR_UNAVAILABLE,
                             "The message broker is unavailable (%s); retry later", g_strerror(-k));

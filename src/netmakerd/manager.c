@@ -40,6 +40,7 @@ int manager_new(Config *config, Manager **ret)
         int r;
 
         m->config = config;
+        m->accounts_pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
@@ -134,6 +135,7 @@ void manager_free(Manager *m)
         broker_waiters_fire(m, -ECANCELED);
         mq_free(TAKE_PTR(m->mq));
         store_free(TAKE_PTR(m->store));
+        g_hash_table_unref(m->accounts_pending);
         config_free(m->config);
         sodium_memzero(&m->msg_secret, sizeof(m->msg_secret));
         sodium_memzero(m->token_secret, sizeof(m->token_secret));
@@ -359,45 +361,11 @@ int manager_commit(Manager *m, StoreTxn *t, Outbox *o, GError **error)
         return 0;
 }
 
-typedef struct AccountOp {
-        Manager *manager;
-        char *host_id;
-} AccountOp;
-
-static void account_deleted(int r, const char *message, void *userdata)
-{
-        AccountOp *op = userdata;
-        Manager *m = op->manager;
-        g_autoptr(GError) e = NULL;
-
-        /* On failure (or -ECANCELED at shutdown) the account stays queued for the next connection. */
-        if (r >= 0 && !m->stopping && store_account_cleanup_remove(m->store, op->host_id, &e) < 0)
-                log_warning("Failed to unqueue the broker account of host %s: %s", op->host_id, e->message);
-        g_free(op->host_id);
-        g_free(op);
-}
-
-void manager_delete_account(Manager *m, const char *host_id)
-{
-        if (!m->mq || !mq_is_connected(m->mq))
-                return;
-        AccountOp *op = g_new0(AccountOp, 1);
-        op->manager = m;
-        op->host_id = g_strdup(host_id);
-        int r = mq_host_account_delete(m->mq, host_id, account_deleted, op);
-        if (r < 0) {
-                log_debug_errno(r, "Deleting the broker account of host %s is postponed: %m", host_id);
-                g_free(op->host_id);
-                g_free(op);
-        }
-}
-
 static void on_mq_connected(void *userdata)
 {
         Manager *m = userdata;
         g_autoptr(GError) e = NULL;
         g_autoptr(Outbox) o = outbox_new();
-        g_autoptr(GPtrArray) cleanup = NULL;
         _cleanup_txn_ StoreTxn t = {};
         int r;
 
@@ -413,15 +381,11 @@ static void on_mq_connected(void *userdata)
                 log_info("Connected to the broker %s; sent %u snapshot(s).", m->config->broker_url,
                          o->msgs->len);
         (void)sd_notifyf(false, "STATUS=Listening on %s; connected to the broker", http_url(m->http));
+        /* Registrations that waited for the broker ask for their accounts now, before the
+         * listing below: the broker answers in order, so each has committed its host (or given
+         * up and queued its account's deletion) by the time the listing's answer is read. */
         broker_waiters_fire(m, 0);
-
-        g_clear_error(&e);
-        if (store_account_cleanup_list(m->store, &cleanup, &e) < 0) {
-                log_warning("Failed to list broker accounts to delete: %s", e->message);
-                return;
-        }
-        for (guint i = 0; i < cleanup->len; i++)
-                manager_delete_account(m, cleanup->pdata[i]);
+        manager_accounts_sync(m);
 }
 
 static int on_mq_host_key(void *userdata, const char *host_id, NmKey *ret)

@@ -34,7 +34,8 @@ typedef struct Manager {
         NmTlsPin token_pin;
         NmTlsTrust broker_trust; /* how netmakerd, and hosts after registration, verify the broker */
         char *broker_ca_pem;     /* broker_ca_file's text, handed to hosts */
-        GList *broker_waiters; /* BrokerWaiter*, see manager_wait_broker() */
+        GList *broker_waiters;        /* BrokerWaiter*, see manager_wait_broker() */
+        GHashTable *accounts_pending; /* host ids of registrations between account and commit */
         bool stopping;
 } Manager;
 
@@ -61,8 +62,17 @@ int manager_wait_broker(Manager *m, uint64_t timeout_usec, BrokerWaitFunc func, 
  * away are dropped: those hosts catch up with a snapshot). */
 int manager_commit(Manager *m, StoreTxn *t, Outbox *o, GError **error);
 void manager_publish(Manager *m, Outbox *o);
+/* Broker accounts (manager-accounts.c). A registration marks its host id pending from asking for
+ * the account until it committed the host or gave up (then it queued the account's deletion):
+ * such an account has no host yet and is no orphan. Settling an id that is not pending is fine. */
+void manager_account_pending(Manager *m, const char *host_id);
+void manager_account_settled(Manager *m, const char *host_id);
 /* Deletes a host's broker account now, or keeps it queued until the broker is back. */
 void manager_delete_account(Manager *m, const char *host_id);
+/* After every connection to the broker: deletes the queued accounts, then lists the broker's
+ * host accounts, deletes those of no host and binds those made before accounts were bound to
+ * their client id. */
+void manager_accounts_sync(Manager *m);
 /* A host's check-in or snapshot request, from MQTT or PUT /api/v1/host. */
 int manager_handle_report(Manager *m, const char *host_id, const NmReport *report, GError **error);
 /* The current unix time. */

@@ -34,6 +34,7 @@ struct Mq {
         char *topic_reports;
         NmKey server_public;
         NmKey server_secret;
+        unsigned list_page_size;
         MqCallbacks cb;
         void *userdata;
 
@@ -48,12 +49,18 @@ struct Mq {
         MqStats stats;
 };
 
+typedef enum MqOpKind {
+        MQ_OP_CREATE,
+        MQ_OP_DELETE,
+        MQ_OP_BIND,
+} MqOpKind;
+
 typedef struct MqOp {
         Mq *mq;
         mq_done_t done;
         void *userdata;
         char *host_id;
-        bool create;
+        MqOpKind kind;
 } MqOp;
 
 static void mq_op_free(MqOp *op)
@@ -354,6 +361,7 @@ int mq_new(sd_event *event, const MqSettings *s, const MqCallbacks *callbacks, v
         mq->topic_reports = nm_topic_reports(s->server_name);
         mq->server_public = s->server_public;
         mq->server_secret = s->server_secret;
+        mq->list_page_size = s->list_page_size ?: DYNSEC_LIST_PAGE;
         if (callbacks)
                 mq->cb = *callbacks;
         mq->userdata = userdata;
@@ -421,18 +429,21 @@ bool mq_is_connected(Mq *mq)
 
 static void op_done(int r, const char *message, DynsecBatch *b, void *userdata)
 {
+        static const char *const doing[] = { "creating", "deleting", "binding" };
+        static const char *const did[] = { "created", "deleted", "bound" };
         g_autoptr(MqOp) op = userdata;
 
         if (r < 0)
-                log_warning_errno(r, "MQTT: %s the broker account of host %s failed: %s",
-                                  op->create ? "creating" : "deleting", op->host_id, strna(message));
+                log_warning_errno(r, "MQTT: %s the broker account of host %s failed: %s", doing[op->kind],
+                                  op->host_id, strna(message));
         else
-                log_debug("MQTT: %s the broker account of host %s", op->create ? "created" : "deleted", op->host_id);
+                log_debug("MQTT: %s the broker account of host %s", did[op->kind], op->host_id);
         if (op->done)
                 op->done(r, r < 0 ? message : NULL, op->userdata);
 }
 
-static int account_op(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata)
+static int account_op(Mq *mq, MqOpKind kind, const char *host_id, const char *password, mq_done_t done,
+                      void *userdata)
 {
         g_autoptr(MqOp) op = NULL;
         DynsecBatch *b;
@@ -441,7 +452,7 @@ static int account_op(Mq *mq, const char *host_id, const char *password, mq_done
         g_return_val_if_fail(mq, -EINVAL);
         if (!host_id || !nm_uuid_valid(host_id))
                 return -EINVAL;
-        if (password && !password_valid(password))
+        if (kind == MQ_OP_CREATE && !password_valid(password))
                 return -EINVAL;
         if (!mq_is_connected(mq))
                 return -ENOTCONN;
@@ -451,9 +462,18 @@ static int account_op(Mq *mq, const char *host_id, const char *password, mq_done
         op->done = done;
         op->userdata = userdata;
         op->host_id = g_strdup(host_id);
-        op->create = password != NULL;
-        b = password ? dynsec_batch_host_account_create(mq->server_name, host_id, password)
-                     : dynsec_batch_host_account_delete(mq->server_name, host_id);
+        op->kind = kind;
+        switch (kind) {
+        case MQ_OP_CREATE:
+                b = dynsec_batch_host_account_create(mq->server_name, host_id, password);
+                break;
+        case MQ_OP_DELETE:
+                b = dynsec_batch_host_account_delete(mq->server_name, host_id);
+                break;
+        default:
+                b = dynsec_batch_host_account_bind(host_id);
+                break;
+        }
         r = dynsec_send(mq, b, op_done, op);
         if (r < 0)
                 return r;
@@ -463,14 +483,99 @@ static int account_op(Mq *mq, const char *host_id, const char *password, mq_done
 
 int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata)
 {
-        if (!password)
-                return -EINVAL;
-        return account_op(mq, host_id, password, done, userdata);
+        return account_op(mq, MQ_OP_CREATE, host_id, password, done, userdata);
 }
 
 int mq_host_account_delete(Mq *mq, const char *host_id, mq_done_t done, void *userdata)
 {
-        return account_op(mq, host_id, NULL, done, userdata);
+        return account_op(mq, MQ_OP_DELETE, host_id, NULL, done, userdata);
+}
+
+int mq_host_account_bind(Mq *mq, const char *host_id, mq_done_t done, void *userdata)
+{
+        return account_op(mq, MQ_OP_BIND, host_id, NULL, done, userdata);
+}
+
+/* ---- Listing the host accounts -------------------------------------------------------------- */
+
+typedef struct MqListing {
+        Mq *mq;
+        mq_accounts_done_t done;
+        void *userdata;
+        GHashTable *accounts; /* host id → DynsecHostAccount */
+        guint offset;
+        guint pages;
+} MqListing;
+
+static void mq_listing_free(MqListing *l)
+{
+        if (!l)
+                return;
+        g_hash_table_unref(l->accounts);
+        g_free(l);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MqListing, mq_listing_free)
+
+static void listing_page_done(int r, const char *message, DynsecBatch *b, void *userdata);
+
+static int listing_request_page(MqListing *l)
+{
+        return dynsec_send(l->mq, dynsec_batch_host_accounts_list(l->offset, l->mq->list_page_size),
+                           listing_page_done, l);
+}
+
+static void listing_page_done(int r, const char *message, DynsecBatch *b, void *userdata)
+{
+        g_autoptr(MqListing) l = userdata;
+        Mq *mq = l->mq;
+
+        if (r >= 0) {
+                r = dynsec_host_accounts_add(b, mq->server_name, l->offset, mq->list_page_size, l->accounts);
+                if (r < 0)
+                        message = "The broker's answer to listClients/listRoles is no listing";
+        }
+        if (r > 0) {
+                /* Another page. Entries deleted meanwhile shift the rest: one may be missed this
+                 * time, never counted twice. */
+                l->offset += mq->list_page_size;
+                if (++l->pages >= DYNSEC_LIST_MAX_PAGES) {
+                        r = -E2BIG;
+                        message = "The broker keeps listing accounts";
+                } else {
+                        r = listing_request_page(l);
+                        if (r >= 0) {
+                                TAKE_PTR(l); /* the next page owns it */
+                                return;
+                        }
+                        message = "Failed to ask for the next page of accounts";
+                }
+        }
+        if (r < 0)
+                log_debug("MQTT: listing the host accounts failed: %s", strna(message));
+        if (l->done)
+                l->done(r, r < 0 ? message : NULL, r < 0 ? NULL : l->accounts, l->userdata);
+}
+
+int mq_host_accounts_list(Mq *mq, mq_accounts_done_t done, void *userdata)
+{
+        g_autoptr(MqListing) l = NULL;
+        int r;
+
+        g_return_val_if_fail(mq, -EINVAL);
+        if (!mq_is_connected(mq))
+                return -ENOTCONN;
+
+        l = g_new0(MqListing, 1);
+        l->mq = mq;
+        l->done = done;
+        l->userdata = userdata;
+        l->accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                            (GDestroyNotify) dynsec_host_account_free);
+        r = listing_request_page(l);
+        if (r < 0)
+                return r;
+        TAKE_PTR(l);
+        return 0;
 }
 
 int mq_publish_host(Mq *mq, const char *host_id, const NmKey *host_key, const NmMessage *msg)

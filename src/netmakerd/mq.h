@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "dynsec.h"
 #include "keys.h"
 #include "proto.h"
 #include "tls.h"
@@ -25,6 +26,7 @@ typedef struct MqSettings {
         const char *client_id;        /* default "netmakerd-<server>-<random>": unique per instance */
         uint64_t dynsec_timeout_usec; /* default 10 s */
         uint64_t backoff_max_usec;    /* reconnect backoff cap, default 30 s */
+        unsigned list_page_size;      /* accounts per page of mq_host_accounts_list(), default DYNSEC_LIST_PAGE */
 } MqSettings;
 
 typedef struct MqCallbacks {
@@ -48,12 +50,24 @@ bool mq_is_connected(Mq *mq);
  * (-ENOTCONN while the broker is away, -EINVAL for a bad id or password) and never call it. */
 typedef void (*mq_done_t)(int r, const char *message, void *userdata);
 
-/* Creates client "host-<id>" with `password` and role "host-<id>" allowed to subscribe to its
- * message topic and publish to its report topic, nothing else. An existing account of that name is
- * replaced (so a retry after a lost answer succeeds; a connected client of that name is cut off). */
+/* Creates client "host-<id>" with `password`, bound to the client id "host-<id>", and role
+ * "host-<id>" allowed to subscribe to its message topic and publish to its report topic, nothing
+ * else. An existing account of that name is replaced (so a retry after a lost answer succeeds; a
+ * connected client of that name is cut off). */
 int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata);
 /* Deletes the client and role; a missing account is not an error. */
 int mq_host_account_delete(Mq *mq, const char *host_id, mq_done_t done, void *userdata);
+/* Binds an existing client "host-<id>" to the client id "host-<id>" (for accounts made before
+ * netmakerd bound them; some brokers cut the client's session off once for it). */
+int mq_host_account_bind(Mq *mq, const char *host_id, mq_done_t done, void *userdata);
+
+/* Called once with 0 and every "host-<uuid>" client and role on the broker (host id →
+ * DynsecHostAccount, borrowed: valid during the call), or with a negative errno, a message and
+ * NULL. Which of them are this server's is for the caller to decide (role_ours, its hosts). */
+typedef void (*mq_accounts_done_t)(int r, const char *message, GHashTable *accounts, void *userdata);
+/* Lists the broker's host accounts page by page (list_page_size clients and roles a request).
+ * Same rules as the account functions: 0 and `done` later exactly once, or a negative errno. */
+int mq_host_accounts_list(Mq *mq, mq_accounts_done_t done, void *userdata);
 
 /* Seals `msg` for the host's message key and publishes it at QoS 1 to its message topic.
  * Returns 0, or -ENOTCONN while the broker is away (the host catches up after reconnecting). */

@@ -867,6 +867,19 @@ int store_host_list(Store *s, GPtrArray **ret, GError **error)
         return 0;
 }
 
+int store_host_ids(Store *s, GHashTable **ret, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        int r = store_exec(s, "SELECT id FROM hosts", NULL, 0, &res, error);
+        if (r < 0)
+                return r;
+        GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; i < res->n_rows; i++)
+                g_hash_table_add(set, g_strdup(store_result_text(res, i, 0)));
+        *ret = set;
+        return 0;
+}
+
 int store_host_insert(Store *s, const Host *h, GError **error)
 {
         char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];

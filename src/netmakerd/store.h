@@ -230,6 +230,8 @@ int store_key_take_use(Store *s, const EnrollmentKey *k, GError **error);
 
 int store_host_get(Store *s, const char *id, Host **ret, GError **error);
 int store_host_list(Store *s, GPtrArray **ret, GError **error);
+/* The ids of all hosts, as a set (g_hash_table_contains()). */
+int store_host_ids(Store *s, GHashTable **ret, GError **error);
 int store_host_insert(Store *s, const Host *h, GError **error);
 /* Writes name, os, version, listen_port, endpoints, public_endpoint and last_checkin. */
 int store_host_update(Store *s, const Host *h, GError **error);

@@ -1,7 +1,9 @@
 /* Proves the dynamic-security batches say exactly what docs/protocol.md §3.1 asks (names, ACLs,
- * idempotent retries), and that answers are matched to requests so each request completes exactly
- * once: on a full answer, a refusal, a timeout, a lost connection or shutdown, whatever garbage
- * arrives on the response topic meanwhile. */
+ * accounts bound to their client id, idempotent retries, listings page by page), that a listing's
+ * answers yield exactly the "host-<uuid>" accounts with their binding and server, and that answers
+ * are matched to requests so each request completes exactly once: on a full answer, a refusal, a
+ * timeout, a lost connection or shutdown, whatever garbage arrives on the response topic
+ * meanwhile. */
 #include <errno.h>
 #include <string.h>
 
@@ -96,6 +98,7 @@ static void test_host_account_create_batch(void)
         JsonObject *client = json_array_get_object_element(cmds, 3);
         g_assert_cmpstr(json_object_get_string_member(client, "username"), ==, "host-" HOST_ID);
         g_assert_cmpstr(json_object_get_string_member(client, "password"), ==, "s3cret-pw");
+        g_assert_cmpstr(json_object_get_string_member(client, "clientid"), ==, "host-" HOST_ID);
         JsonArray *roles = json_object_get_array_member(client, "roles");
         g_assert_cmpuint(json_array_get_length(roles), ==, 1);
         g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(roles, 0), "rolename"), ==,
@@ -504,12 +507,176 @@ static void test_setup_answer_with_data(void)
         done_clear(&done);
 }
 
+static void test_host_account_bind_batch(void)
+{
+        g_autoptr(DynsecBatch) b = dynsec_batch_host_account_bind(HOST_ID);
+        g_autofree char *payload = dynsec_batch_to_json(b, "p", 3);
+        g_autoptr(JsonObject) root = NULL;
+        JsonArray *cmds = payload_commands(payload, &root);
+        JsonObject *c;
+
+        g_assert_cmpuint(json_array_get_length(cmds), ==, 1);
+        c = json_array_get_object_element(cmds, 0);
+        /* Only the client id changes: no password, no roles (those would replace the host's). */
+        g_assert_cmpuint(json_object_get_size(c), ==, 4);
+        g_assert_cmpstr(json_object_get_string_member(c, "command"), ==, "modifyClient");
+        g_assert_cmpstr(json_object_get_string_member(c, "username"), ==, "host-" HOST_ID);
+        g_assert_cmpstr(json_object_get_string_member(c, "clientid"), ==, "host-" HOST_ID);
+}
+
+static void test_host_accounts_list_batch(void)
+{
+        g_autoptr(DynsecBatch) b = dynsec_batch_host_accounts_list(1000, 500);
+        g_autofree char *payload = dynsec_batch_to_json(b, "p", 4);
+        g_autoptr(JsonObject) root = NULL;
+        JsonArray *cmds = payload_commands(payload, &root);
+        static const char *const expected[] = { "listClients", "listRoles" };
+
+        g_assert_cmpuint(json_array_get_length(cmds), ==, 2);
+        for (guint i = 0; i < 2; i++) {
+                JsonObject *c = json_array_get_object_element(cmds, i);
+                g_assert_cmpstr(json_object_get_string_member(c, "command"), ==, expected[i]);
+                g_assert_true(json_object_get_boolean_member(c, "verbose"));
+                g_assert_cmpint(json_object_get_int_member(c, "count"), ==, 500);
+                g_assert_cmpint(json_object_get_int_member(c, "offset"), ==, 1000);
+        }
+}
+
+/* ---- Reading listings ---------------------------------------------------------------------- */
+
+#define ID_A "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69"
+#define ID_B "1c9f9a6d-8a54-4b66-8a66-3b2e4d5c6b7a"
+#define ID_C "2d0a0b7e-9b65-4c77-9b77-4c3f5e6d7c8b"
+
+typedef struct ListDone {
+        guint offset, page;
+        GHashTable *accounts;
+        unsigned calls;
+        int r, add_r;
+} ListDone;
+
+static void list_done_cb(int r, const char *message, DynsecBatch *b, void *userdata)
+{
+        ListDone *l = userdata;
+        l->calls++;
+        l->r = r;
+        l->add_r = dynsec_host_accounts_add(b, "nm1", l->offset, l->page, l->accounts);
+}
+
+/* Answers a listing of `page` entries from `offset` with these "data" members (NULL: none); returns
+ * what dynsec_host_accounts_add() said, having added to `accounts`. */
+static int list_answer(const char *clients, const char *roles, guint offset, guint page, GHashTable *accounts)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        g_autoptr(Dynsec) d = new_dynsec(&e, 0);
+        _cleanup_secret_ char *payload = NULL;
+        ListDone l = { .offset = offset, .page = page, .accounts = accounts };
+        guint64 id;
+
+        g_assert_cmpint(dynsec_submit(d, dynsec_batch_host_accounts_list(offset, page), list_done_cb, &l, &payload,
+                                      &id),
+                        ==, 0);
+        g_autofree char *dc = clients ? g_strdup_printf(",\"data\":%s", clients) : g_strdup("");
+        g_autofree char *dr = roles ? g_strdup_printf(",\"data\":%s", roles) : g_strdup("");
+        g_autofree char *m = g_strdup_printf(
+                "{\"responses\":[{\"command\":\"listClients\"%s,\"correlationData\":\"%s.%" G_GUINT64_FORMAT ".0\"},"
+                "{\"command\":\"listRoles\"%s,\"correlationData\":\"%s.%" G_GUINT64_FORMAT ".1\"}]}",
+                dc, dynsec_correlation_prefix(d), id, dr, dynsec_correlation_prefix(d), id);
+        g_assert_cmpint(dynsec_handle_response(d, m, strlen(m)), ==, 2);
+        g_assert_cmpuint(l.calls, ==, 1);
+        g_assert_cmpint(l.r, ==, 0);
+        return l.add_r;
+}
+
+static GHashTable *accounts_new(void)
+{
+        return g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) dynsec_host_account_free);
+}
+
+static void test_host_accounts_from_answers(void)
+{
+        g_autoptr(GHashTable) acc = accounts_new();
+        DynsecHostAccount *a;
+
+        /* Page 1 of 2 (two a page): the admin, A bound; B unbound; a role of this server for A,
+         * one of another server for B. */
+        g_assert_cmpint(list_answer("{\"totalCount\":4,\"clients\":["
+                                    "{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"}]},"
+                                    "{\"username\":\"host-" ID_A "\",\"clientid\":\"host-" ID_A "\"}]}",
+                                    "{\"totalCount\":3,\"roles\":["
+                                    "{\"rolename\":\"host-" ID_A "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                                    "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true}]},"
+                                    "{\"rolename\":\"host-" ID_B "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                                    "\"topic\":\"nm/nm2/host/" ID_B "/msg\",\"allow\":true}]}]}",
+                                    0, 2, acc),
+                        ==, 1);
+        /* Page 2: B with another host's client id, C whose role names A's topics (not its own),
+         * and what is no host account at all. A short page and the totals: the last. */
+        g_assert_cmpint(list_answer("{\"totalCount\":4,\"clients\":["
+                                    "{\"username\":\"host-" ID_B "\",\"clientid\":\"host-" ID_A "\"},"
+                                    "{\"username\":\"host-" ID_C "\"},"
+                                    "\"host-" ID_C "\",{\"username\":\"host-0B8E8F5C-7F43-4A55-9F55-2A1D3C4B5A69\"},"
+                                    "{\"username\":\"host-x\"},{\"username\":17},{\"clientid\":\"host-" ID_A "\"},7]}",
+                                    "{\"totalCount\":3,\"roles\":["
+                                    "{\"rolename\":\"host-" ID_C "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                                    "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true},{\"topic\":5},3]},"
+                                    "{\"rolename\":\"netmakerd-nm1\"}]}",
+                                    2, 2, acc),
+                        ==, 0);
+
+        g_assert_cmpuint(g_hash_table_size(acc), ==, 3);
+        a = g_hash_table_lookup(acc, ID_A);
+        g_assert_nonnull(a);
+        g_assert_cmpstr(a->host_id, ==, ID_A);
+        g_assert_true(a->has_client && a->bound && a->has_role && a->role_ours);
+        a = g_hash_table_lookup(acc, ID_B);
+        g_assert_nonnull(a);
+        g_assert_true(a->has_client && !a->bound && a->has_role && !a->role_ours);
+        a = g_hash_table_lookup(acc, ID_C);
+        g_assert_nonnull(a);
+        g_assert_true(a->has_client && !a->bound && a->has_role && !a->role_ours);
+}
+
+static void test_host_accounts_pages(void)
+{
+        g_autoptr(GHashTable) acc = accounts_new();
+        const char *full = "{\"totalCount\":9,\"clients\":[{\"username\":\"a\"},{\"username\":\"b\"}]}";
+        const char *none = "{\"roles\":[]}";
+
+        /* A full page is followed by more unless the total says otherwise; no total: ask. */
+        g_assert_cmpint(list_answer(full, none, 0, 2, acc), ==, 1);
+        g_assert_cmpint(list_answer(full, none, 7, 2, acc), ==, 0);
+        g_assert_cmpint(list_answer("{\"clients\":[{\"username\":\"a\"},{\"username\":\"b\"}]}", none, 0, 2, acc),
+                        ==, 1);
+        g_assert_cmpint(list_answer("{\"totalCount\":\"9\",\"clients\":[\"a\",\"b\"]}", none, 0, 2, acc), ==, 1);
+        /* More roles than clients: still more. */
+        g_assert_cmpint(list_answer("{\"totalCount\":1,\"clients\":[]}",
+                                    "{\"totalCount\":3,\"roles\":[{\"rolename\":\"a\"},{\"rolename\":\"b\"}]}", 0,
+                                    2, acc),
+                        ==, 1);
+        g_assert_cmpint(list_answer("{\"totalCount\":0,\"clients\":[]}", "{\"totalCount\":0,\"roles\":[]}", 0, 2,
+                                    acc),
+                        ==, 0);
+        /* Answers that are no listing. */
+        g_assert_cmpint(list_answer(NULL, none, 0, 2, acc), ==, -EBADMSG);
+        g_assert_cmpint(list_answer("{\"clients\":{}}", none, 0, 2, acc), ==, -EBADMSG);
+        g_assert_cmpint(list_answer("{\"clients\":[]}", "{\"totalCount\":1}", 0, 2, acc), ==, -EBADMSG);
+        g_assert_cmpuint(g_hash_table_size(acc), ==, 0);
+        /* Another batch is no listing either. */
+        g_autoptr(DynsecBatch) b = dynsec_batch_host_account_delete("nm1", ID_A);
+        g_assert_cmpint(dynsec_host_accounts_add(b, "nm1", 0, 2, acc), ==, -EBADMSG);
+}
+
 int main(int argc, char *argv[])
 {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/dynsec/batch/host-account-create", test_host_account_create_batch);
         g_test_add_func("/dynsec/batch/host-account-delete", test_host_account_delete_batch);
         g_test_add_func("/dynsec/batch/server-setup", test_server_setup_batch);
+        g_test_add_func("/dynsec/batch/host-account-bind", test_host_account_bind_batch);
+        g_test_add_func("/dynsec/batch/host-accounts-list", test_host_accounts_list_batch);
+        g_test_add_func("/dynsec/listing/host-accounts", test_host_accounts_from_answers);
+        g_test_add_func("/dynsec/listing/pages", test_host_accounts_pages);
         g_test_add_func("/dynsec/answer/success-once", test_answer_success_once);
         g_test_add_func("/dynsec/answer/refused", test_answer_refused);
         g_test_add_func("/dynsec/answer/tolerated-only-where-said", test_answer_not_tolerated_elsewhere);

@@ -1,9 +1,12 @@
 /* Proves, against a real Mosquitto with dynamic security, that netmakerd's MQTT side makes host
- * accounts that can read only their own message topic and write only their own report topic,
- * delivers sealed messages a host can open, takes sealed reports and drops everything else,
- * survives a broker restart (accounts kept, `connected` again, pending requests failed), and that
- * two servers sharing a broker never complete each other's requests. */
+ * accounts that can read only their own message topic and write only their own report topic and
+ * connect only with their own client id (so no host can take another's session), delivers sealed
+ * messages a host can open, takes sealed reports and drops everything else, survives a broker
+ * restart (accounts kept, `connected` again, pending requests failed), that two servers sharing a
+ * broker never complete each other's requests, and that the listing of host accounts reports
+ * every "host-<uuid>" client and role, page by page, with its binding and its server. */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "dynsec.h"
@@ -35,6 +38,9 @@ typedef struct Server {
         char *last_report_host;
         NmReportType last_report_type;
         char *last_report_version;
+        /* Set before server_start() (0/NULL: SERVER, the default page size). */
+        const char *name;
+        unsigned page_size;
 } Server;
 
 typedef struct Op {
@@ -114,11 +120,12 @@ static void server_start(Server *s, sd_event *e, TestBroker *b, uint64_t dynsec_
                 .url = b->url,
                 .username = b->admin_user,
                 .password = b->admin_password,
-                .server_name = SERVER,
+                .server_name = s->name ?: SERVER,
                 .server_public = s->pub,
                 .server_secret = s->priv,
                 .dynsec_timeout_usec = dynsec_timeout,
                 .backoff_max_usec = 1 * SEC,
+                .list_page_size = s->page_size,
         };
         g_assert_cmpint(mq_new(e, &settings, &server_callbacks, s, &s->mq), ==, 0);
 }
@@ -176,10 +183,13 @@ static const MqttLoopCallbacks client_callbacks = {
         .subscribed = client_subscribed,
 };
 
-static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password)
+/* `client_id` NULL: a random one. */
+static void client_start_as(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password,
+                            const char *client_id)
 {
         MqttLoopSettings s = {
                 .url = b->url,
+                .client_id = client_id,
                 .username = user,
                 .password = password,
                 .clean_session = true,
@@ -188,6 +198,12 @@ static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user
         };
         g_assert_cmpint(mqtt_loop_new(e, &s, &client_callbacks, c, &c->l), ==, 0);
         g_assert_cmpint(mqtt_loop_start(c->l), ==, 0);
+}
+
+/* As a host connects: its user name is its client id. */
+static void client_start(Client *c, sd_event *e, TestBroker *b, const char *user, const char *password)
+{
+        client_start_as(c, e, b, user, password, user);
 }
 
 static void client_clear(Client *c)
@@ -204,6 +220,15 @@ static uint64_t client_attempts(Client *c)
         MqttLoopStats st;
         mqtt_loop_get_stats(c->l, &st);
         return st.attempts;
+}
+
+/* Until the client has tried `n` more times; it must never have got in. */
+static void client_refused(Client *c, sd_event *e, unsigned n)
+{
+        uint64_t before = client_attempts(c);
+        g_assert_true(TEST_RUN_UNTIL(e, client_attempts(c) >= before + n, 5 * SEC));
+        g_assert_cmpint(mqtt_loop_last_error(c->l), ==, -EACCES);
+        g_assert_cmpuint(c->connected, ==, 0);
 }
 
 static void publish_report(Client *c, Server *s, Host *h, const char *topic_host_id, const NmKey *seal_key)
@@ -319,6 +344,22 @@ static void test_accounts_messages_reports(void)
         g_assert_cmpint(ca.granted[2], ==, 0x80);
         g_assert_cmpint(ca.granted[3], ==, 0x80);
         g_assert_cmpint(cb.granted[0], ==, 1);
+
+        /* A's password with B's client id (every peer of B sees it): refused, so B keeps its session
+         * (unbound, the broker would have cut B off for the newcomer); nor may A use any id but its own. */
+        {
+                Client imp = {}, other = {};
+                client_start_as(&imp, e, &b, ua, ha.password, ub);
+                client_start_as(&other, e, &b, ua, ha.password, NULL);
+                client_refused(&imp, e, 3);
+                client_refused(&other, e, 2);
+                client_clear(&imp);
+                client_clear(&other);
+                (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+                g_assert_cmpuint(cb.disconnected, ==, 0);
+                g_assert_cmpuint(ca.disconnected, ==, 0);
+                g_assert_true(mqtt_loop_is_connected(cb.l));
+        }
 
         /* The server's sealed message reaches A, opens with A's key and the server's. */
         g_autoptr(NmMessage) m = nm_message_new(NM_MSG_NETWORK_LEFT, 7);
@@ -624,6 +665,177 @@ static void test_reports_from_timers(void)
         test_broker_free(&b);
 }
 
+/* mosquitto_ctrl dynsec ARGS... as the broker's admin: what an older netmakerd, another tool or a
+ * crash may have left on the broker. */
+static void ctrl(TestBroker *b, const char *first, ...)
+{
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_autofree char *port = g_strdup_printf("%d", b->port);
+        g_autoptr(GError) e = NULL;
+        const char *pre[] = { "mosquitto_ctrl", "-h", "127.0.0.1", "-p", port, "-u", b->admin_user,
+                              "-P", b->admin_password, "dynsec" };
+        va_list ap;
+        int status;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(pre); i++)
+                g_ptr_array_add(argv, (char *) pre[i]);
+        va_start(ap, first);
+        for (const char *a = first; a; a = va_arg(ap, const char *))
+                g_ptr_array_add(argv, (char *) a);
+        va_end(ap);
+        g_ptr_array_add(argv, NULL);
+        g_assert_true(g_spawn_sync(NULL, (char **) argv->pdata, NULL,
+                                   G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                                   NULL, NULL, NULL, NULL, &status, &e));
+        g_assert_no_error(e);
+        g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+typedef struct Listing {
+        unsigned calls;
+        int r;
+        GHashTable *accounts; /* a copy of the last answer */
+} Listing;
+
+static void listed(int r, const char *message, GHashTable *accounts, void *userdata)
+{
+        Listing *l = userdata;
+        GHashTableIter it;
+        DynsecHostAccount *a;
+
+        l->calls++;
+        l->r = r;
+        g_clear_pointer(&l->accounts, g_hash_table_unref);
+        if (!accounts)
+                return;
+        l->accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) dynsec_host_account_free);
+        g_hash_table_iter_init(&it, accounts);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &a)) {
+                DynsecHostAccount *c = g_memdup2(a, sizeof(*a));
+                c->host_id = g_strdup(a->host_id);
+                g_hash_table_insert(l->accounts, c->host_id, c);
+        }
+}
+
+static void list_now(Server *s, sd_event *e, Listing *l)
+{
+        unsigned before = l->calls;
+        g_assert_cmpint(mq_host_accounts_list(s->mq, listed, l), ==, 0);
+        g_assert_cmpuint(l->calls, ==, before); /* never from inside the call */
+        g_assert_true(TEST_RUN_UNTIL(e, l->calls == before + 1, 10 * SEC));
+        g_assert_cmpint(l->r, ==, 0);
+        g_assert_nonnull(l->accounts);
+}
+
+/* has_client, bound, has_role, role_ours of one host id, as a string: "cbro" with '-' for false,
+ * "none" when the listing does not have it. */
+static const char *flags(Listing *l, const char *host_id)
+{
+        static char buf[5];
+        DynsecHostAccount *a = g_hash_table_lookup(l->accounts, host_id);
+        if (!a)
+                return "none";
+        buf[0] = a->has_client ? 'c' : '-';
+        buf[1] = a->bound ? 'b' : '-';
+        buf[2] = a->has_role ? 'r' : '-';
+        buf[3] = a->role_ours ? 'o' : '-';
+        buf[4] = '\0';
+        return buf;
+}
+
+static void test_account_listing_and_binding(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        TestBroker b;
+        Server s = { .page_size = 2 }, other = { .name = "other" };
+        Host h[5] = {};
+        Op op = {};
+        Listing l = {};
+        Client old = {}, stray = {}, own = {};
+
+        if (!test_broker_available(true))
+                return;
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        test_broker_start(&b, true);
+        for (int i = 0; i < 5; i++)
+                host_init(&h[i]);
+        server_start(&s, e, &b, 0);
+        server_start(&other, e, &b, 0);
+        g_assert_cmpint(mq_host_accounts_list(s.mq, listed, &l), ==, -ENOTCONN);
+        g_assert_true(TEST_RUN_UNTIL(e, s.connected == 1 && other.connected == 1, 10 * SEC));
+
+        /* 0, 1 and 2 are this server's hosts, 3 the other server's. */
+        for (int i = 0; i < 4; i++) {
+                Server *srv = i == 3 ? &other : &s;
+                g_assert_cmpint(mq_host_account_create(srv->mq, h[i].id, h[i].password, op_done, &op), ==, 0);
+                g_assert_true(TEST_RUN_UNTIL(e, op.calls == (unsigned) i + 1, 10 * SEC));
+                g_assert_cmpint(op.r, ==, 0);
+        }
+        g_autofree char *n1 = g_strconcat("host-", h[1].id, NULL);
+        g_autofree char *n2 = g_strconcat("host-", h[2].id, NULL);
+        g_autofree char *n4 = g_strconcat("host-", h[4].id, NULL);
+        ctrl(&b, "setClientId", n1, NULL);         /* 1: made before accounts were bound */
+        ctrl(&b, "deleteClient", n2, NULL);        /* 2: only the role is left */
+        ctrl(&b, "createClient", n4, "-p", "pw", NULL); /* 4: a client without a role */
+        ctrl(&b, "createClient", "host-not-a-uuid", "-p", "pw", NULL);
+
+        /* Seven roles and six clients, two a page: every host account is found, once. */
+        list_now(&s, e, &l);
+        g_assert_cmpuint(g_hash_table_size(l.accounts), ==, 5);
+        g_assert_cmpstr(flags(&l, h[0].id), ==, "cbro");
+        g_assert_cmpstr(flags(&l, h[1].id), ==, "c-ro");
+        g_assert_cmpstr(flags(&l, h[2].id), ==, "--ro");
+        g_assert_cmpstr(flags(&l, h[3].id), ==, "cbr-");
+        g_assert_cmpstr(flags(&l, h[4].id), ==, "c---");
+        /* The same in one page. */
+        {
+                Listing one = {};
+                list_now(&other, e, &one);
+                g_assert_cmpuint(g_hash_table_size(one.accounts), ==, 5);
+                g_assert_cmpstr(flags(&one, h[3].id), ==, "cbro");
+                g_assert_cmpstr(flags(&one, h[1].id), ==, "c-r-");
+                g_clear_pointer(&one.accounts, g_hash_table_unref);
+        }
+
+        /* Unbound, 1's password works with any client id; bound, only with its own. */
+        client_start_as(&old, e, &b, n1, h[1].password, NULL);
+        g_assert_true(TEST_RUN_UNTIL(e, old.connected == 1, 5 * SEC));
+        client_clear(&old);
+        op_clear(&op);
+        g_assert_cmpint(mq_host_account_bind(s.mq, "nope", op_done, &op), ==, -EINVAL);
+        g_assert_cmpint(mq_host_account_bind(s.mq, h[1].id, op_done, &op), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, op.calls == 1, 10 * SEC));
+        g_assert_cmpint(op.r, ==, 0);
+        list_now(&s, e, &l);
+        g_assert_cmpstr(flags(&l, h[1].id), ==, "cbro");
+        client_start_as(&stray, e, &b, n1, h[1].password, NULL);
+        client_refused(&stray, e, 2);
+        client_start(&own, e, &b, n1, h[1].password);
+        g_assert_true(TEST_RUN_UNTIL(e, own.connected == 1, 5 * SEC));
+        /* Binding a client that is gone is the broker's refusal. */
+        g_assert_cmpint(mq_host_account_bind(s.mq, h[2].id, op_done, &op), ==, 0);
+        g_assert_true(TEST_RUN_UNTIL(e, op.calls == 2, 10 * SEC));
+        g_assert_cmpint(op.r, ==, -EIO);
+        g_assert_nonnull(strstr(op.message, "Client not found"));
+
+        /* A listing in flight when the server goes is cancelled, once. */
+        unsigned before = l.calls;
+        g_assert_cmpint(mq_host_accounts_list(s.mq, listed, &l), ==, 0);
+        s.mq = mq_free(s.mq);
+        g_assert_cmpuint(l.calls, ==, before + 1);
+        g_assert_cmpint(l.r, ==, -ECANCELED);
+        g_assert_null(l.accounts);
+
+        client_clear(&stray);
+        client_clear(&own);
+        op_clear(&op);
+        server_clear(&s);
+        server_clear(&other);
+        for (int i = 0; i < 5; i++)
+                host_clear(&h[i]);
+        test_broker_free(&b);
+}
+
 static void test_bad_settings(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
@@ -662,5 +874,6 @@ int main(int argc, char *argv[])
         g_test_add_func("/mq/live/broker-restart-and-timeouts", test_broker_restart_and_timeouts);
         g_test_add_func("/mq/live/two-servers", test_two_servers_share_a_broker);
         g_test_add_func("/mq/live/reports-from-timers", test_reports_from_timers);
+        g_test_add_func("/mq/live/account-listing-and-binding", test_account_listing_and_binding);
         return g_test_run();
 }

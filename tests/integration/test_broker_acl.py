@@ -20,8 +20,9 @@ pytestmark = pytest.mark.skipif(not (MOSQUITTO_SUB and MOSQUITTO_PUB), reason="m
 
 
 def creds(broker, host):
+    """The host's account, with its client id: the account is bound to it."""
     m = host.mqtt_info
-    return [*broker.cli_args(), "-u", m["username"], "-P", m["password"]]
+    return [*broker.cli_args(), "-u", m["username"], "-P", m["password"], "-i", m["username"]]
 
 
 def sub(broker, host, topic, *, count=1, wait=3, v5=False, extra=()):
@@ -58,18 +59,26 @@ def test_host_account_fences(server, broker, office, hosts, tmp_path):
         out, err = p.communicate(timeout=10)
         assert "All subscription requests were denied" in err, (topic, p.returncode, out, err)
 
-    # (a) its own topic: granted, and the server's sealed messages arrive there. A snapshot
-    # request (c) sent with mosquitto_pub is answered by a snapshot on it.
+    # (a) its own topic: granted, and the server's sealed messages arrive there (a snapshot the
+    # host asks for over HTTP). Only one session per account: its client id is bound to it.
     own = sub(broker, a, a.msg_topic, count=1, wait=8)
     time.sleep(0.5)  # mosquitto_sub has no "subscribed" signal; give it time to land
-    report = seal(b'{"type":"snapshot-request"}', a.server_key, a.msg.secret)
-    r = pub_file(broker, a, a.report_topic, report, tmp_path)
-    assert r.returncode == 0, r.stderr
+    status, _ = a.api("PUT", "/host", json={"type": "snapshot-request"})
+    assert status == 204
     out, err = own.communicate(timeout=15)
     assert own.returncode == 0, (out, err)
     sealed = bytes.fromhex(out.strip().splitlines()[0])
     msg = json.loads(open_sealed(sealed, a.server_key, a.msg.secret))
     assert msg["type"] == "snapshot" and msg["state"]["host_id"] == a.host_id
+
+    # (c) its sealed report, sent with mosquitto_pub, reaches the server.
+    checkin = {"type": "checkin", "version": "9.9.9", "listen_ports": {"office": 51821}, "endpoints": ["198.18.0.77"]}
+    r = pub_file(broker, a, a.report_topic, a.seal_report(checkin), tmp_path)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 5
+    while server.admin("GET", f"/hosts/{a.host_id}", expect=200)["endpoints"] != ["198.18.0.77"]:
+        assert time.monotonic() < deadline, "the report did not reach the server"
+        time.sleep(0.05)
 
     # alpha cannot forge a server message for beta: beta's subscriber sees nothing.
     watch = sub(broker, b, b.msg_topic, count=1, wait=2)

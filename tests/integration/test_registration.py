@@ -105,6 +105,8 @@ def test_two_hosts_peers_isolation_leave_and_key_exhaustion(server, office, host
     assert a.subscribe(b.msg_topic)[0] in REFUSED
     assert a.subscribe(f"nm/{server.server_name}/#")[0] in REFUSED
     assert a.subscribe("#")[0] in REFUSED
+    # The same over MQTT 5, in alpha's one session (its account is bound to its client id).
+    a.disconnect()
     a5 = TestHost("alpha5")
     a5.mqtt_info, a5.server_key, a5.msg = a.mqtt_info, a.server_key, a.msg
     assert a5.connect(protocol=mqtt.MQTTv5, subscribe=False) == 0
@@ -112,6 +114,7 @@ def test_two_hosts_peers_isolation_leave_and_key_exhaustion(server, office, host
         assert a5.subscribe(b.msg_topic) == [0x87]
     finally:
         a5.close()
+    assert a.connect() == 0
 
     # ...and no publishing as beta: a snapshot request sealed with beta's own key but sent by
     # alpha's account on beta's report topic never reaches the server.

@@ -233,17 +233,20 @@ class TestHost:
         host = host.strip("[]")
         self._protocol = protocol
         self._subscribe_own = subscribe
+        self.connect_rc = None  # this connection's CONNACK, not an earlier one's
         kw = {"protocol": protocol}
         if protocol != mqtt.MQTTv5:
             kw["clean_session"] = True
-        c = mqtt.Client(client_id=client_id or f"test-{self.name}-{nacl.utils.random(4).hex()}", **kw)
+        # Broker accounts are bound to their client id: the user name (docs/protocol.md §3.1).
+        username = username or self.mqtt_info["username"]
+        c = mqtt.Client(client_id=client_id or username, **kw)
         if url.startswith("mqtts://"):
             # The broker's key as registration pinned it, checked before any credential goes out.
             if self.mqtt_info.get("pin"):
                 got = tlsutil.probe_pin(host, int(port))
                 assert got == self.mqtt_info["pin"], f"the broker presents {got}, not the pinned {self.mqtt_info['pin']}"
             c.tls_set_context(tlsutil.unverified_context())
-        c.username_pw_set(username or self.mqtt_info["username"], password or self.mqtt_info["password"])
+        c.username_pw_set(username, password or self.mqtt_info["password"])
         c.reconnect_delay_set(0.05, 0.5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
