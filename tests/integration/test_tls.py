@@ -202,3 +202,32 @@ def test_plain_http_off_loopback_needs_insecure(make_server, broker):
                        env={**os.environ, "NETMAKERD_BROKER_PUBLIC_URL": "mqtt://198.18.99.1:1883",
                             "NETMAKERD_API_URL": ""})
     assert r.returncode != 0 and "Refusing plain MQTT for broker_public_url" in r.stderr, r
+
+
+def test_ca_issued_certificate(make_server, broker, hosts, tmp_path):
+    """A server with a CA-issued certificate and token_pin=none: tokens pin nothing, clients trust
+    the CA (nmctl --ca-file, a host's CA) and check the name; without the CA they refuse it."""
+    from nmtest import http
+    from nmtest.server import binary
+    ca, cert, key = tlsutil.make_ca_signed(tmp_path / "pki", "api")
+    srv = make_server(broker, start=False, config={"tls_certificate": str(cert), "tls_key": str(key),
+                                                   "token_pin": "none"})
+    srv.start()
+    assert srv.pin == tlsutil.pin_of_file(cert)
+    srv.create_network("office", "10.99.0.0/24")
+    token = srv.create_key(["office"])["token"]
+    assert "pin" not in decode_token(token) and decode_token(token)["v"] == 2
+    # A host verifies it with the CA (and its name, 127.0.0.1): the registration goes through.
+    http.trust(srv.url, ca_file=ca)
+    hosts("ca-host").register(token)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), NMCTL_SERVER=srv.url,
+               NMCTL_MASTER_KEY=srv.MASTER_KEY)
+
+    def nmctl(*args):
+        return subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True, timeout=30)
+    r = nmctl("--ca-file", str(ca), "network", "list")
+    assert r.returncode == 0 and "office" in r.stdout, r
+    r = nmctl("network", "list")  # the system's trust store does not know this CA
+    assert r.returncode == 3 and "not trusted" in r.stderr and "--ca-file" in r.stderr, r
