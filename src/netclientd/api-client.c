@@ -129,7 +129,9 @@ static void finish(ApiRequest *r)
         ApiResult res = {.body = ""};
 
         if (r->result != CURLE_OK) {
-                g_autofree char *why = nm_tls_curl_error(r->result, r->errbuf, &r->trust, r->url);
+                g_autofree char *why =
+                        nm_tls_curl_error(r->result, r->errbuf, &r->trust, r->url,
+                                          "[Server] CAFile= of netclientd, or NETCLIENTD_CA_FILE");
                 /* A server that is there but not the one we trust is no outage: retrying will not help. */
                 bool refused = r->trust.failure || r->result == CURLE_PEER_FAILED_VERIFICATION ||
                                r->result == CURLE_SSL_PINNEDPUBKEYNOTMATCH;

@@ -137,7 +137,8 @@ static bool is_trust_failure(CURLcode cc, const NmTlsTrust *t)
 
 static void print_unreachable(Ctx *c, CURLcode cc, const char *errbuf)
 {
-        g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &c->trust, c->server);
+        g_autofree char *msg =
+                nm_tls_curl_error(cc, errbuf, &c->trust, c->server, "--ca-file or NMCTL_CA_FILE");
 
         fprintf(stderr, "Error: %s\n", msg);
         if (!is_trust_failure(cc, &c->trust))
@@ -178,7 +179,8 @@ int rest_probe_key(Ctx *c, NmTlsPin *ret, bool *ret_ca_trusted)
         errbuf[0] = 0;
         cc = perform(c, &learn, "GET", "/health", NULL, &a, &status, errbuf);
         if (!learn.seen_valid) {
-                g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &learn, c->server);
+                g_autofree char *msg =
+                        nm_tls_curl_error(cc, errbuf, &learn, c->server, "--ca-file or NMCTL_CA_FILE");
                 fprintf(stderr, "Error: %s\n", msg);
                 return NMCTL_EXIT_UNREACHABLE;
         }
