@@ -63,7 +63,12 @@ static void print_refusal(Ctx *c, long status, const char *body, size_t len)
                 fprintf(stderr, "Error: %s\n", m);
                 if (c->json)
                         printf("%.*s\n", (int) len, body);
-        } else
+        } else if (status == 502 || status == 504) /* never netmakerd's own */
+                fprintf(stderr,
+                        "Error: the server answered HTTP %ld without an explanation: a proxy in front of "
+                        "netmakerd could not reach it.\n",
+                        status);
+        else
                 fprintf(stderr, "Error: the server answered HTTP %ld without an explanation.\n", status);
 
         if (status == 401) {
@@ -113,6 +118,9 @@ static CURLcode perform(Ctx *c, NmTlsTrust *trust, const char *method, const cha
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
         (void) curl_easy_setopt(curl, CURLOPT_USERAGENT, "nmctl/" PACKAGE_VERSION);
+        /* HTTP/1.1, as netmakerd speaks: over HTTP/2 (a proxy in front) libcurl turns an answer given
+         * before the whole body was read (a proxy's 502) into a framing error. */
+        (void)curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         if (body) {
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));

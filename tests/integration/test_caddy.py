@@ -147,3 +147,24 @@ def test_only_the_api_is_passed_on(behind_caddy):
     mesh.server.wait_for_text("GET /api/v1/health from 127.0.0.1 (X-Forwarded-For")
     assert "GET / from" not in mesh.server.log() and "GET /index.html" not in mesh.server.log()
 
+
+def test_netmakerd_down_behind_caddy(behind_caddy):
+    """With netmakerd down, Caddy answers 502 itself, before it has read the request's body; the
+    node reports that answer (not an HTTP/2 framing error) and retries, and the join goes through
+    once netmakerd is back."""
+    mesh, caddy = behind_caddy
+    node = mesh.add_node()
+    mesh.server.stop()
+    try:
+        p = node.netclient("join", "-t", mesh.token, "--name", node.name)
+        assert p.returncode != 0, (p.stdout, p.stderr)
+        assert "HTTP 502" in p.stderr and "a proxy in front of netmakerd could not reach it" in p.stderr, p.stderr
+        nmctl = [binary("nmctl"), "--server", caddy.url, "--ca-file", caddy.root_ca, "key", "create", "late",
+                 "--network", mesh.network]
+        r = node.run(nmctl, env={"NMCTL_MASTER_KEY": Server.MASTER_KEY, "HOME": str(caddy.dir),
+                                 "XDG_CONFIG_HOME": str(caddy.dir / "nmctl")})
+        assert r.returncode != 0 and "HTTP 502" in r.stderr and "could not reach it" in r.stderr, r
+    finally:
+        mesh.server.start()
+    mesh.join(node)
+    assert mesh.wait_ping_matrix([mesh.nodes[0], node]) == {}
