@@ -120,6 +120,12 @@ static GError *error_from_response(long status, const char *body, size_t len)
         default:
                 c = NM_ERROR_INTERNAL;
         }
+        if (status == 502 || status == 504) /* never netmakerd's own */
+                return g_error_new(
+                        NM_ERROR, c,
+                        "The server answered HTTP %ld without an error description: a proxy in front "
+                        "of netmakerd could not reach it",
+                        status);
         return g_error_new(NM_ERROR, c, "The server answered HTTP %ld without an error description", status);
 }
 
@@ -129,7 +135,9 @@ static void finish(ApiRequest *r)
         ApiResult res = {.body = ""};
 
         if (r->result != CURLE_OK) {
-                g_autofree char *why = nm_tls_curl_error(r->result, r->errbuf, &r->trust, r->url);
+                g_autofree char *why =
+                        nm_tls_curl_error(r->result, r->errbuf, &r->trust, r->url,
+                                          "[Server] CAFile= of netclientd, or NETCLIENTD_CA_FILE");
                 /* A server that is there but not the one we trust is no outage: retrying will not help. */
                 bool refused = r->trust.failure || r->result == CURLE_PEER_FAILED_VERIFICATION ||
                                r->result == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
@@ -349,6 +357,10 @@ int api_client_request(ApiClient *c, const char *method, const char *url, const 
         curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, MIN(timeout_ms, 10000L));
         curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "netclientd/" PACKAGE_VERSION);
+        /* netmakerd speaks HTTP/1.1 only; over HTTP/2 (a proxy in front, e.g. Caddy) libcurl reports
+         * an answer given before the whole body was read (a 502 while netmakerd is down) as "Stream
+         * error in the HTTP/2 framing layer" instead of the answer. */
+        curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         nm_tls_trust_copy(&r->trust, &c->trust);
         if (nm_tls_curl_setup(r->easy, &r->trust) < 0) {
                 api_request_free(r);

@@ -16,6 +16,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "names.h"
 #include "nm-error.h"
 
 #define MAX_PARAMS              4
@@ -61,6 +62,7 @@ struct Request {
         unsigned status;
         unsigned retry_after; /* seconds, for a 429; 0: the default */
         char *error_message;  /* for the log line */
+        char *origin;         /* for the log line: the client's address, and what a proxy says */
         uint64_t start_usec;
 };
 
@@ -78,6 +80,31 @@ static uint64_t now_usec(void)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
+/* "192.0.2.7", or behind a proxy "127.0.0.1 (X-Forwarded-For "192.0.2.7")": the header is shown
+ * for the log only, never believed (a client can send any), so the rate limits count the address
+ * the connection comes from. */
+static char *request_origin(struct MHD_Connection *c)
+{
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        char buf[INET6_ADDRSTRLEN] = "local";
+
+        if (sa && sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof(buf));
+        else if (sa && sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a))
+                        inet_ntop(AF_INET, &a->s6_addr[12], buf, sizeof(buf));
+                else
+                        inet_ntop(AF_INET6, a, buf, sizeof(buf));
+        }
+        const char *xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+        if (!xff)
+                return g_strdup(buf);
+        g_autofree char *shown = nm_shown(xff);
+        return g_strdup_printf("%s (X-Forwarded-For \"%s\")", buf, shown);
+}
+
 static Request *request_new(Http *h, struct MHD_Connection *c, const char *method, const char *url)
 {
         Request *r = g_new0(Request, 1);
@@ -87,6 +114,7 @@ static Request *request_new(Http *h, struct MHD_Connection *c, const char *metho
         r->connection = c;
         r->method = g_strdup(method);
         r->path = g_strdup(url);
+        r->origin = request_origin(c);
         r->start_usec = now_usec();
         return r;
 }
@@ -117,6 +145,7 @@ Request *request_unref(Request *r)
         if (r->response)
                 MHD_destroy_response(r->response);
         g_free(r->error_message);
+        g_free(r->origin);
         g_free(r);
         return NULL;
 }
@@ -655,15 +684,16 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         *con_cls = NULL;
         double ms = (double)(now_usec() - r->start_usec) / 1000.0;
         if (!r->replied)
-                log_debug("%s %s: connection closed without a reply (%.1f ms)", r->method, r->path, ms);
+                log_debug("%s %s from %s: connection closed without a reply (%.1f ms)", r->method, r->path,
+                          r->origin, ms);
         else if (r->status >= 500)
-                log_warning("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status,
+                log_warning("%s %s from %s → %u: %s (%.1f ms)", r->method, r->path, r->origin, r->status,
                             strna(r->error_message), ms);
         else if (r->status >= 400)
-                log_info("%s %s → %u: %s (%.1f ms)", r->method, r->path, r->status, strna(r->error_message),
-                         ms);
+                log_info("%s %s from %s → %u: %s (%.1f ms)", r->method, r->path, r->origin, r->status,
+                         strna(r->error_message), ms);
         else
-                log_debug("%s %s → %u (%.1f ms)", r->method, r->path, r->status, ms);
+                log_debug("%s %s from %s → %u (%.1f ms)", r->method, r->path, r->origin, r->status, ms);
         r->connection = NULL;
         r->http = NULL;
         r->replied = true; /* nothing more can be sent */

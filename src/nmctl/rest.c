@@ -63,7 +63,12 @@ static void print_refusal(Ctx *c, long status, const char *body, size_t len)
                 fprintf(stderr, "Error: %s\n", m);
                 if (c->json)
                         printf("%.*s\n", (int) len, body);
-        } else
+        } else if (status == 502 || status == 504) /* never netmakerd's own */
+                fprintf(stderr,
+                        "Error: the server answered HTTP %ld without an explanation: a proxy in front of "
+                        "netmakerd could not reach it.\n",
+                        status);
+        else
                 fprintf(stderr, "Error: the server answered HTTP %ld without an explanation.\n", status);
 
         if (status == 401) {
@@ -113,6 +118,9 @@ static CURLcode perform(Ctx *c, NmTlsTrust *trust, const char *method, const cha
         (void) curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
         (void) curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
         (void) curl_easy_setopt(curl, CURLOPT_USERAGENT, "nmctl/" PACKAGE_VERSION);
+        /* HTTP/1.1, as netmakerd speaks: over HTTP/2 (a proxy in front) libcurl turns an answer given
+         * before the whole body was read (a proxy's 502) into a framing error. */
+        (void)curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         if (body) {
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
                 (void) curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
@@ -137,7 +145,8 @@ static bool is_trust_failure(CURLcode cc, const NmTlsTrust *t)
 
 static void print_unreachable(Ctx *c, CURLcode cc, const char *errbuf)
 {
-        g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &c->trust, c->server);
+        g_autofree char *msg =
+                nm_tls_curl_error(cc, errbuf, &c->trust, c->server, "--ca-file or NMCTL_CA_FILE");
 
         fprintf(stderr, "Error: %s\n", msg);
         if (!is_trust_failure(cc, &c->trust))
@@ -178,7 +187,8 @@ int rest_probe_key(Ctx *c, NmTlsPin *ret, bool *ret_ca_trusted)
         errbuf[0] = 0;
         cc = perform(c, &learn, "GET", "/health", NULL, &a, &status, errbuf);
         if (!learn.seen_valid) {
-                g_autofree char *msg = nm_tls_curl_error(cc, errbuf, &learn, c->server);
+                g_autofree char *msg =
+                        nm_tls_curl_error(cc, errbuf, &learn, c->server, "--ca-file or NMCTL_CA_FILE");
                 fprintf(stderr, "Error: %s\n", msg);
                 return NMCTL_EXIT_UNREACHABLE;
         }

@@ -43,7 +43,8 @@ int nm_tls_curl_setup(CURL *easy, NmTlsTrust *trust)
         return 0;
 }
 
-char *nm_tls_curl_error(CURLcode code, const char *errbuf, const NmTlsTrust *trust, const char *url)
+char *nm_tls_curl_error(CURLcode code, const char *errbuf, const NmTlsTrust *trust, const char *url,
+                        const char *ca_option)
 {
         const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(code);
         bool https = url && g_str_has_prefix(url, "https://");
@@ -60,11 +61,15 @@ char *nm_tls_curl_error(CURLcode code, const char *errbuf, const NmTlsTrust *tru
                         return g_strdup_printf(
                                 "The server at %s was refused: its certificate has expired (%s)", url,
                                 detail);
+                /* Name the store that said no and where the right CA goes: a proxy with a CA of
+                 * its own (Caddy's `tls internal`) is refused this way until it is given. */
                 return g_strdup_printf(
-                        "The server at %s was refused: its certificate is not trusted (%s); give "
-                        "the CA that issued it (a CA file option), or use a token or login that "
-                        "pins the server's key",
-                        url, detail);
+                        "The server at %s was refused: its certificate is not trusted by %s%s (%s); "
+                        "give the CA that issued it (%s), or use a token or login that pins the "
+                        "server's key",
+                        url, trust && trust->ca_file ? "the CA file " : "the system's trust store",
+                        trust && trust->ca_file ? trust->ca_file : "", detail,
+                        ca_option ?: "a CA file option");
         case CURLE_SSL_CONNECT_ERROR:
                 if (https &&
                     (strstr(detail, "wrong version number") || strstr(detail, "packet length too long")))

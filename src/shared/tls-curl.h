@@ -14,5 +14,7 @@ int nm_tls_curl_setup(CURL *easy, NmTlsTrust *trust);
 
 /* "Cannot reach the server at URL: ..." style text for a transfer that failed with `code`:
  * names a refused pin, an untrusted or expired certificate, plain HTTP to a TLS port and the
- * reverse, or curl's own words. */
-char *nm_tls_curl_error(CURLcode code, const char *errbuf, const NmTlsTrust *trust, const char *url);
+ * reverse, or curl's own words. `ca_option` is how the user of the program names a CA file
+ * ("--ca-file"), for the message about a certificate the CA does not vouch for. */
+char *nm_tls_curl_error(CURLcode code, const char *errbuf, const NmTlsTrust *trust, const char *url,
+                        const char *ca_option);

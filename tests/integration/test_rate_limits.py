@@ -2,7 +2,8 @@
 from one address, logins and registrations past the limit get 429 with Retry-After and a message
 that names the limit, whatever the request (right password, valid token); another address is
 unaffected; after Retry-After one more goes through; the limits are configurable and can be off.
-A second source is 127.0.0.2 on the loopback device (nothing leaves the machine)."""
+X-Forwarded-For is not believed (it is only logged). A second source is 127.0.0.2 on the loopback
+device (nothing leaves the machine)."""
 
 import http.client
 import json
@@ -17,7 +18,7 @@ PW = "alice-password-1"
 OTHER_SOURCE = "127.0.0.2"
 
 
-def post(server, path, body, source="127.0.0.1"):
+def post(server, path, body, source="127.0.0.1", headers=None):
     """POST /api/v1<path> from a chosen loopback source address: (status, headers, body)."""
     u = urllib.parse.urlsplit(server.url)
     if u.scheme == "https":
@@ -27,7 +28,7 @@ def post(server, path, body, source="127.0.0.1"):
         c = http.client.HTTPConnection(server.host, server.port, timeout=30, source_address=(source, 0))
     try:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        c.request("POST", "/api/v1" + path, body=data, headers={"Content-Type": "application/json"})
+        c.request("POST", "/api/v1" + path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
         r = c.getresponse()
         raw = r.read()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(raw) if raw else None
@@ -35,8 +36,8 @@ def post(server, path, body, source="127.0.0.1"):
         c.close()
 
 
-def login(server, password=PW, source="127.0.0.1"):
-    return post(server, "/login", {"username": "alice", "password": password}, source)
+def login(server, password=PW, source="127.0.0.1", headers=None):
+    return post(server, "/login", {"username": "alice", "password": password}, source, headers)
 
 
 def check_limited(status, headers, body, mentions):
@@ -121,3 +122,22 @@ def test_limits_are_configured_per_server(make_server, broker):
     statuses = [login(server, source=f"127.0.1.{i}")[0] for i in range(1, 9) for _ in range(3)]
     assert statuses.count(200) <= 4 * 2 + 2, statuses
     assert statuses.count(429) >= 3 * 8 - (4 * 2 + 2), statuses
+
+
+def test_forwarded_for_buys_no_budget(make_server, broker):
+    """A client cannot claim to be someone else: the limit counts the connection's address
+    whatever X-Forwarded-For says, and the log shows both (the header quoted, never trusted)."""
+    server = make_server(broker, config={"login_rate_limit": "2/1h"})
+    server.admin("POST", "/users", json={"username": "alice", "password": PW, "role": "user"}, expect=201)
+    claims = ["203.0.113.1", "203.0.113.2", "198.51.100.3, 203.0.113.3"]
+    assert login(server, headers={"X-Forwarded-For": claims[0]})[0] == 200
+    assert login(server, headers={"X-Forwarded-For": claims[1]})[0] == 200
+    status, headers, body = login(server, headers={"X-Forwarded-For": claims[2]})
+    check_limited(status, headers, body, ["127.0.0.1", "login_rate_limit"])
+    assert not any(c in body["error"]["message"] for c in claims), body
+    # (A request is logged once its answer has gone out: wait for the line.)
+    server.wait_for_text(f'POST /api/v1/login from 127.0.0.1 (X-Forwarded-For "{claims[0]}") → 200')
+    server.wait_for_text(f'POST /api/v1/login from 127.0.0.1 (X-Forwarded-For "{claims[2]}") → 429')
+    # Without the header, only the address.
+    assert login(server, source=OTHER_SOURCE)[0] == 200
+    server.wait_for_text(f"POST /api/v1/login from {OTHER_SOURCE} → 200")

@@ -120,8 +120,8 @@ def test_sysusers_creates_the_user(tmp_path):
 
 
 def test_units_are_installed(tmp_path):
-    """`meson install` puts the units, the sysusers entry and the example configuration where
-    systemd and admins look for them."""
+    """`meson install` puts the units, the sysusers entry and the example configurations (netmakerd's,
+    Caddy's) where systemd and admins look for them."""
     dest = tmp_path / "dest"
     r = subprocess.run(["meson", "install", "-C", str(build_dir()), "--no-rebuild", "--destdir", str(dest)],
                        capture_output=True, text=True, timeout=120)
@@ -131,6 +131,7 @@ def test_units_are_installed(tmp_path):
         assert name in found and "/systemd/system/" in str(found[name]), sorted(found)
     assert "/sysusers.d/" in str(found["netmakerd.conf"])
     assert "/doc/" in str(found["netmakerd.conf.example"])
+    assert found["Caddyfile.example"].parent == found["netmakerd.conf.example"].parent
     exec_start = directives(found["netmakerd.service"])[("Service", "ExecStart")][0]
     assert exec_start.endswith("/netmakerd") and (dest / exec_start.lstrip("/")).exists(), exec_start
     shutil.rmtree(dest)

@@ -19,7 +19,7 @@ from nmtest.client import decode_token, encode_token
 from nmtest.http import check_error
 from nmtest.mesh import Mesh, Relay
 from nmtest.node import wait_until
-from nmtest.server import Server, free_port
+from nmtest.server import Server, binary, free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, tcpdump)")
 
@@ -120,6 +120,13 @@ def test_wrong_pin_is_refused(mesh):
     assert "Unauthenticated" in msg or "refused" in msg
 
 
+def test_no_pin_and_no_ca_is_refused(mesh):
+    """A token without a pin leaves the server to a CA: the system's store does not vouch for a
+    self-signed certificate, and the message names the store and where a CA would go."""
+    refused_join(mesh, forge(mesh.token, pin=None), "not trusted by the system's trust store",
+                 "[Server] CAFile=", "NETCLIENTD_CA_FILE")
+
+
 def test_certificate_of_another_server_is_refused(mesh, tmp_path):
     other = Server(tmp_path, None, config={"broker_url": None}).start()
     relay = Relay(mesh.underlay.bridge, mesh.server_ip, other.port, tmp_path).start()
@@ -155,12 +162,22 @@ def test_plain_http_to_another_machine_is_refused(mesh):
 
 
 def test_plain_http_to_the_tls_port_says_so(server, tmp_path):
-    from nmtest.server import binary
     env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
     env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     r = subprocess.run([str(binary("nmctl")), "--server", f"http://127.0.0.1:{server.port}", "health"],
                        env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 3 and "https://" in r.stderr and "HTTPS on this port" in r.stderr, r
+
+
+def test_nmctl_names_the_ca_option(server, tmp_path):
+    """nmctl with neither a pin nor a CA for a self-signed server says which store refused it and
+    how to give a CA."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), NMCTL_MASTER_KEY=server.admin_token())
+    r = subprocess.run([str(binary("nmctl")), "--server", server.url, "network", "list"],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3, r
+    assert "not trusted by the system's trust store" in r.stderr and "--ca-file or NMCTL_CA_FILE" in r.stderr, r
 
 
 def test_token_edited_or_of_another_server_is_refused_by_the_server(server, office, hosts):

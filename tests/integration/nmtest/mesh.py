@@ -86,7 +86,7 @@ class Relay:
 class Mesh:
     def __init__(self, workdir, nodes=3, *, subnet=0, prefix=None, network="office", ipv4_range="10.99.0.0/24",
                  ipv6_range=None, server_config=None, polkit_rules=None, wg_backend="userspace", broker_tls=True,
-                 node_options=None):
+                 node_options=None, relay_api=True):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.n_nodes = nodes
@@ -100,6 +100,9 @@ class Mesh:
         self.polkit_rules = polkit_rules
         self.wg_backend = wg_backend
         self.node_options = dict(node_options or {})  # more AgentNode arguments (resolved=True, ...)
+        # False: netmakerd's port is not made reachable on the underlay (a proxy in front of it is,
+        # by the test: mesh.relay(port)).
+        self.relay_api = relay_api
         self.server_ip = f"198.18.{subnet}.254"
         self.underlay = None
         self.broker = None
@@ -132,8 +135,8 @@ class Mesh:
             }
             config.update(self.server_config)
             self.server = Server(self.dir, self.broker, config=config).start()
-            for port in (api_port, self.broker.port):
-                self.relays.append(Relay(self.underlay.bridge, self.server_ip, port, self.dir).start())
+            for port in (api_port, self.broker.port) if self.relay_api else (self.broker.port,):
+                self.relay(port)
             self.server.create_network(self.network, self.ipv4_range,
                                        **({"ipv6_range": self.ipv6_range} if self.ipv6_range else {}))
             self.key = self.server.create_key([self.network], name="mesh", unlimited=True)
@@ -143,6 +146,13 @@ class Mesh:
             self.cleanup()
             raise
         return self
+
+    def relay(self, port):
+        """Makes the host's 127.0.0.1:port reachable at the server address on the underlay (stopped
+        at cleanup)."""
+        relay = Relay(self.underlay.bridge, self.server_ip, port, self.dir).start()
+        self.relays.append(relay)
+        return relay
 
     def _start_node(self, netns_node, **options):
         name = f"node{netns_node.index}"

@@ -22,6 +22,7 @@ API
         n1.add_address("198.18.0.101/24")       # a second underlay address (e.g. a new endpoint)
         net.add_node()                          # grows the underlay by one node
         net.bridge                              # the bridge namespace's name, "<prefix>-br"
+        net.bridge_mac                          # br0's fixed MAC address (ports never change it)
 
     run(ns, cmd, check=True, timeout=30, **kw)  # the same as Node.run for any namespace name
     unique_prefix("wgb")                         # "wgb-<pid>"; with a suffix if that is taken
@@ -187,6 +188,7 @@ class Underlay:
         self.subnet = subnet
         self.ipv6 = ipv6
         self.bridge = f"{self.prefix}-br"
+        self.bridge_mac = f"02:00:c6:12:{subnet:02x}:fe"  # locally administered; each bridge has its own namespace
         self.nodes = []
         self._n = nodes
         self._created = []  # namespaces we made, in order
@@ -201,7 +203,11 @@ class Underlay:
     def create(self):
         try:
             self._add_ns(self.bridge)
-            _host(["ip", "-n", self.bridge, "link", "add", "br0", "type", "bridge"])
+            # A MAC address of its own: a bridge without one takes the lowest of its ports', so a
+            # node added later could change it, and the nodes already there would keep sending to
+            # the old one (their neighbour entries) until they notice: connections to an address on
+            # br0 (the server's) would hang for many seconds.
+            _host(["ip", "-n", self.bridge, "link", "add", "br0", "address", self.bridge_mac, "type", "bridge"])
             _host(["ip", "-n", self.bridge, "link", "set", "br0", "up"])
             for _ in range(self._n):
                 self.add_node()
