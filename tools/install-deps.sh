@@ -30,7 +30,7 @@ TEST_PKGS=(
 # The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
 # services (it boots the host's own /: without udevd there, networkd leaves every link pending).
 # The guest kernel is not installed: tests/vm/fetch-kernel.sh unpacks it into a cache.
-VM_PKGS=(qemu-system-x86 busybox-static cpio kmod procps udev systemd-resolved)
+VM_PKGS=(qemu-system-x86 busybox-static cpio kmod procps udev systemd-resolved e2fsprogs)
 
 if [ "${1:-}" = "--list" ]; then
         echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]} ${VM_PKGS[@]}"

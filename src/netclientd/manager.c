@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "boot-unit.h"
 #include "bus-errors.h"
 #include "firewall.h"
 #include "host-api.h"
@@ -815,6 +816,7 @@ static void join_finish(Manager *m, const GError *error)
                 }
         } else {
                 manager_emit_join_progress(m, "done");
+                boot_unit_set(m->bus, true);
                 if (j->call) {
                         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
                         int r = sd_bus_message_new_method_return(j->call, &reply);
@@ -1129,6 +1131,7 @@ static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
         else
                 log_info("Deregistered from %s.", m->server ? m->server->api : "the server");
         forget_server(m, true);
+        boot_unit_set(m->bus, false);
         leave_reply(j, NULL);
         leave_job_free(j);
 }
@@ -1474,6 +1477,8 @@ int manager_startup(Manager *m)
                 log_info("Registered with %s as host %s, %u network(s), serial %" G_GUINT64_FORMAT ".",
                          m->server->api, m->server->host_id, g_hash_table_size(m->networks), m->serial);
                 start_broker(m);
+                /* Joined: come back at boot (also repairs a unit disabled by hand or an upgrade). */
+                boot_unit_set(m->bus, true);
         } else
                 log_info("Not registered with a server yet (netclient join -t TOKEN).");
         manager_state_maybe_changed(m);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds the VM tier's initramfs: static busybox, the guest /init (guest-init.sh) and only the
 # modules needed to reach the host's root filesystem (virtio-mmio, virtio-rng, virtiofs, 9p,
-# overlay). Everything else (wireguard, tun, veth...) is loaded later from the full module tree,
+# overlay) and a persistent disk for tests that reboot (virtio-blk, ext4). Everything else (wireguard, tun, veth...) is loaded later from the full module tree,
 # which the guest sees under /lib/modules through the host share.
 #
 #   usage: build-initramfs.sh KROOT KVER [OUT_DIR]      (OUT_DIR default: KROOT's parent)
@@ -14,7 +14,7 @@ KROOT=${1:?usage: build-initramfs.sh KROOT KVER [OUT_DIR]}
 KVER=${2:?usage: build-initramfs.sh KROOT KVER [OUT_DIR]}
 OUT_DIR=${3:-$(dirname "$KROOT")}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-MODS="virtio_mmio virtio_rng virtiofs 9pnet_virtio 9p overlay"
+MODS="virtio_mmio virtio_rng virtiofs 9pnet_virtio 9p overlay virtio_blk ext4"
 
 [ -d "$KROOT/lib/modules/$KVER" ] || { echo "build-initramfs: no modules in $KROOT/lib/modules/$KVER (run fetch-kernel.sh)" >&2; exit 2; }
 # Debian's busybox (dynamic) would need its libraries inside the initramfs: want busybox-static.

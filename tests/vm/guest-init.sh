@@ -10,6 +10,8 @@
 #                                guest's /lib/modules/KVER, so modprobe works although the host
 #                                never installed that kernel
 #   nmvm.fixtures=DIR[,DIR...]   host directories copied over the overlay's / in this order
+#   nmvm.persist=1               the overlay's writable layer is the ext4 disk /dev/vda instead of a
+#                                tmpfs, so what one boot writes is there at the next (reboot tests)
 # Results go to the writable 9p share "nmvmout", mounted on /run/nmvm (the runner writes there).
 # Any failure here prints "GUEST-RESULT rc=125 ..." and powers off, so the host never waits for
 # a timeout because of a broken boot.
@@ -29,13 +31,14 @@ die() {
         sleep 60
 }
 
-MODE=chroot ROOTFS=virtiofs MODPATH='' FIXTURES=''
+MODE=chroot ROOTFS=virtiofs MODPATH='' FIXTURES='' PERSIST=0
 for kv in $(cat /proc/cmdline); do
         case "$kv" in
         nmvm.mode=*) MODE=${kv#nmvm.mode=} ;;
         nmvm.root=*) ROOTFS=${kv#nmvm.root=} ;;
         nmvm.modules=*) MODPATH=${kv#nmvm.modules=} ;;
         nmvm.fixtures=*) FIXTURES=${kv#nmvm.fixtures=} ;;
+        nmvm.persist=*) PERSIST=${kv#nmvm.persist=} ;;
         esac
 done
 echo "nmvm: init at $(up)s (mode $MODE, root over $ROOTFS)"
@@ -50,7 +53,14 @@ case "$ROOTFS" in
 virtiofs) mount -t virtiofs -o ro hostroot /lower || die "cannot mount the host's / over virtiofs" ;;
 *) die "unknown nmvm.root=$ROOTFS (expected virtiofs or 9p)" ;;
 esac
-mount -t tmpfs -o mode=0755 tmpfs /rw
+if [ "$PERSIST" = 1 ]; then
+        for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+        mount -t ext4 /dev/vda /rw || die "cannot mount the persistent disk /dev/vda"
+        echo "nmvm: the writable layer is the persistent disk (boot $(( $(cat /rw/boots 2>/dev/null || echo 0) + 1 )))"
+        echo $(( $(cat /rw/boots 2>/dev/null || echo 0) + 1 )) > /rw/boots
+else
+        mount -t tmpfs -o mode=0755 tmpfs /rw
+fi
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot ||
         die "cannot mount the overlay on the host's /"
@@ -68,7 +78,7 @@ fi
 
 for d in $(echo "$FIXTURES" | tr ',' ' '); do
         [ -d "/newroot$d" ] || die "fixture directory $d not found on the host"
-        cp -a "/newroot$d/." /newroot/ || die "cannot copy fixtures from $d"
+        cp -af "/newroot$d/." /newroot/ || die "cannot copy fixtures from $d" # -f: over a persistent layer
 done
 
 if [ "$MODE" = chroot ]; then

@@ -241,7 +241,9 @@ def _write_fixture(root: Path, guest_path: str, content):
         raise VmError(f"fixture path {guest_path!r} is not absolute (a path inside the guest)")
     dst = root / guest_path.lstrip("/")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
+    if isinstance(content, Path) and content == Path("/dev/null"):
+        os.symlink("/dev/null", dst)  # a masked unit
+    elif isinstance(content, Path):
         if content.is_dir():
             shutil.copytree(content, dst, symlinks=True, dirs_exist_ok=True)
         else:
@@ -257,9 +259,11 @@ class Vm:
     share   how the host's / reaches the guest: "virtiofs" (default) or "9p" (NM_VM_SHARE)
     smp     vCPUs (NM_VM_SMP; default 1 in chroot mode, 2 in systemd mode: MTTCG helps a boot)
     mem_mb  guest RAM (NM_VM_MEM; default 512 chroot, 1024 systemd)
-    keep    keep the per-boot directory with console.log, output.log... (NM_VM_KEEP=1)"""
+    keep    keep the per-boot directory with console.log, output.log... (NM_VM_KEEP=1)
+    persist a host directory: the guest's writable layer is an ext4 disk image kept there, so what
+            one boot writes is there at the next boot with the same `persist` (a reboot)"""
 
-    def __init__(self, share=None, smp=None, mem_mb=None, keep=None):
+    def __init__(self, share=None, smp=None, mem_mb=None, keep=None, persist=None):
         self.share = share or os.environ.get("NM_VM_SHARE") or (
             "virtiofs" if os.access(VIRTIOFSD, os.X_OK) else "9p")
         if self.share not in ("virtiofs", "9p"):
@@ -267,6 +271,7 @@ class Vm:
         self.smp = smp or (int(os.environ["NM_VM_SMP"]) if os.environ.get("NM_VM_SMP") else None)
         self.mem_mb = mem_mb or (int(os.environ["NM_VM_MEM"]) if os.environ.get("NM_VM_MEM") else None)
         self.keep = keep if keep is not None else os.environ.get("NM_VM_KEEP") == "1"
+        self.persist = Path(persist) if persist else None
         self.last_run_dir = None
 
     @staticmethod
@@ -398,6 +403,12 @@ class Vm:
         if mode == "systemd":
             # status lines on the console only for failures; PID 1 still logs to the journal
             append += ["systemd.unit=nmvm.target", "systemd.show_status=error"]
+        disk = []
+        if self.persist:
+            image = self._persist_image()
+            append.append("nmvm.persist=1")
+            disk = ["-drive", f"file={image},if=none,id=persist,format=raw,cache=writeback",
+                    "-device", "virtio-blk-device,drive=persist"]
         for a in append:
             if any(c.isspace() for c in a):
                 raise VmError(f"kernel command line argument {a!r} contains white space "
@@ -417,7 +428,7 @@ class Vm:
                 "-device", "virtio-rng-device",
                 # the result share: the guest's /run/nmvm
                 "-fsdev", f"local,id=nmvmout,path={run / 'out'},security_model=none",
-                "-device", "virtio-9p-device,fsdev=nmvmout,mount_tag=nmvmout"]
+                "-device", "virtio-9p-device,fsdev=nmvmout,mount_tag=nmvmout", *disk]
         helpers = []
         try:
             if self.share == "virtiofs":
@@ -467,6 +478,19 @@ class Vm:
             if sock.exists() or sock.is_symlink():
                 sock.unlink()
         return self._collect(run, mode, seconds, timed_out, timeout)
+
+    def _persist_image(self) -> Path:
+        """The persistent disk (a sparse 1 GiB ext4 image), made at the first boot that uses it."""
+        self.persist.mkdir(parents=True, exist_ok=True)
+        image = self.persist / "disk.img"
+        if not image.exists():
+            with open(image, "wb") as f:
+                f.truncate(1 << 30)
+            r = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "nmvm", str(image)], capture_output=True, text=True)
+            if r.returncode != 0:
+                image.unlink()
+                raise VmError(f"mkfs.ext4 {image} failed: {r.stderr.strip()}")
+        return image
 
     def _collect(self, run, mode, seconds, timed_out, timeout):
         def read(p):

@@ -87,7 +87,8 @@ nm_install() {
         local n p
         for n; do
                 p=$(nm_installed_path "$n") || { echo "nm_install: $n is not installed by the build" >&2; return 1; }
-                mkdir -p "$(dirname "$p")" && cp -a "$NM_STAGE$p" "$p" || return 1
+                # beside it, then renamed over it: a program that runs keeps its file
+                mkdir -p "$(dirname "$p")" && cp -a "$NM_STAGE$p" "$p.nmvm-new" && mv -f "$p.nmvm-new" "$p" || return 1
         done
 }
 
