@@ -86,6 +86,7 @@ int dns_reply_parse(const uint8_t *a, size_t len, const DnsQuery *q, uint16_t id
         r->truncated = a[2] & 0x02;
         memcpy(r->msg, a, 12 + qlen);
         put16(r->msg, 0);
+        r->msg[2] &= (uint8_t)~0x04; /* AA: we are no authority for what we forward */
         size_t in = 12 + qlen, out = 12 + qlen;
         unsigned kept_ar = 0;
         bool opt_seen = false, dropping = false, have_soa = false;

@@ -16,7 +16,7 @@
 #define DNS_REPLY_MAX_TTL 3600
 
 typedef struct DnsReply {
-        uint8_t *msg;   /* header (id 0), question, records; without the OPT record */
+        uint8_t *msg;   /* header (id 0, AA clear), question, records; without the OPT record */
         size_t len;
         GArray *ttls;   /* of uint16_t: offsets of every record's TTL in msg */
         uint8_t rcode;  /* NOERROR, NXDOMAIN, SERVFAIL, ... (the header's four bits) */
