@@ -25,6 +25,7 @@ TEST_PKGS=(
         python3 python3-pytest python3-gi gir1.2-glib-2.0 python3-nacl python3-paho-mqtt
         sqlite3 curl zbar-tools
         openssl python3-cryptography tcpdump caddy
+        dnsmasq-base
 )
 
 # The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
@@ -57,6 +58,6 @@ rm -f "$resolv_backup"
 #   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt openssl-devel
 #   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
 #   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
-#   openssl python3-cryptography tcpdump caddy
+#   openssl python3-cryptography tcpdump caddy dnsmasq
 # (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
 #  the userspace test tier.)

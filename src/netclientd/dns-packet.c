@@ -268,6 +268,71 @@ static size_t put_soa(uint8_t *out, size_t n, size_t apex_off)
         return n;
 }
 
+bool dns_zone_covers(const DnsZone *z, const char *name)
+{
+        return zone_of(z, name) != NULL;
+}
+
+int dns_query_parse(const uint8_t *query, size_t len, DnsQuery *ret)
+{
+        Question qn;
+        Edns edns;
+
+        if (len < 12 || (query[2] & 0x80) || ((query[2] >> 3) & 0x0f) != 0)
+                return -EBADMSG;
+        uint16_t qd = (uint16_t)(query[4] << 8 | query[5]);
+        uint16_t an = (uint16_t)(query[6] << 8 | query[7]);
+        uint16_t ns = (uint16_t)(query[8] << 8 | query[9]);
+        uint16_t ar = (uint16_t)(query[10] << 8 | query[11]);
+        if (qd != 1 || an != 0 || ns != 0 || parse_question(query, len, &qn) < 0 ||
+            parse_edns(query, len, qn.end, ar, &edns) < 0 || (edns.present && edns.version != 0) ||
+            qn.qclass != DNS_CLASS_IN || qn.end - 12 > sizeof(ret->qwire))
+                return -EBADMSG;
+        *ret = (DnsQuery){
+                .id = (uint16_t)(query[0] << 8 | query[1]),
+                .rd = query[2] & 0x01,
+                .qwire_len = qn.end - 12,
+                .qtype = qn.qtype,
+                .qclass = qn.qclass,
+                .edns = edns.present,
+                .udp_size = edns.present ? MAX(edns.udp_size, DNS_MAX_UDP) : DNS_MAX_UDP,
+        };
+        memcpy(ret->name, qn.name, sizeof(ret->name));
+        memcpy(ret->qwire, query + 12, ret->qwire_len);
+        return 0;
+}
+
+size_t dns_query_udp_limit(const DnsQuery *q)
+{
+        return q->edns ? MIN((size_t)q->udp_size, (size_t)DNS_EDNS_UDP_SIZE) : DNS_MAX_UDP;
+}
+
+ssize_t dns_query_write_upstream(const DnsQuery *q, uint16_t id, uint8_t *out, size_t max)
+{
+        if (12 + q->qwire_len + OPT_RR_SIZE > max)
+                return -ENOBUFS;
+        memset(out, 0, 12);
+        put16(out, id);
+        out[2] = 0x01; /* RD: we ask a recursive resolver */
+        put16(out + 4, 1);
+        memcpy(out + 12, q->qwire, q->qwire_len);
+        return (ssize_t)put_opt(out, 12 + q->qwire_len, 0);
+}
+
+ssize_t dns_query_write_empty(const DnsQuery *q, uint8_t rcode, bool ra, uint8_t *out, size_t max)
+{
+        if (12 + q->qwire_len + (q->edns ? OPT_RR_SIZE : 0) > max)
+                return -ENOBUFS;
+        memset(out, 0, 12);
+        put16(out, q->id);
+        out[2] = 0x80 | (q->rd ? 0x01 : 0);
+        out[3] = (uint8_t)((ra ? 0x80 : 0) | (rcode & 0x0f));
+        put16(out + 4, 1);
+        memcpy(out + 12, q->qwire, q->qwire_len);
+        size_t n = 12 + q->qwire_len;
+        return (ssize_t)(q->edns ? put_opt(out, n, 0) : n);
+}
+
 ssize_t dns_answer(const DnsZone *z, const uint8_t *query, size_t len, bool udp, uint8_t *out, size_t max)
 {
         Question qn;

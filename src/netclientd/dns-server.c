@@ -1,4 +1,5 @@
-/* The mesh DNS responder's sockets: UDP and TCP on the mesh addresses, driven by sd-event. */
+/* The mesh DNS responder's sockets: UDP and TCP on the mesh addresses, driven by sd-event, handing
+ * names outside the zone to the forwarder for the clients a listener's scope allows. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,7 +16,8 @@
 
 typedef struct Listener {
         DnsServer *server;
-        const DnsZone *zone; /* borrowed: the names this address answers for */
+        const DnsZone *zone;          /* borrowed: the names this address answers for */
+        const DnsForwardScope *scope; /* borrowed: whom names outside the zone are forwarded for */
         int family;
         NmInAddr addr;
         uint16_t port;
@@ -27,17 +29,30 @@ typedef struct TcpConn {
         DnsServer *server;
         Listener *listener; /* its zone answers; the connection closes with the listener */
         int fd;
+        struct sockaddr_storage peer;
         sd_event_source *io, *timer;
+        DnsForwardRequest *request; /* a forwarded query whose answer is awaited */
         uint8_t in[2 + DNS_MAX_TCP];
         size_t in_len;
         uint8_t *out;
         size_t out_len, out_off;
 } TcpConn;
 
+/* A UDP query waiting for the forwarder. */
+typedef struct UdpPending {
+        DnsServer *server;
+        Listener *listener;
+        struct sockaddr_storage peer;
+        socklen_t peer_len;
+        DnsForwardRequest *request;
+} UdpPending;
+
 struct DnsServer {
         sd_event *event;
-        GPtrArray *listeners; /* of Listener */
-        GHashTable *conns;    /* TcpConn set */
+        DnsForwarder *forwarder; /* NULL: nothing is forwarded */
+        GPtrArray *listeners;    /* of Listener */
+        GHashTable *conns;       /* TcpConn set */
+        GHashTable *udp_pending; /* UdpPending set */
         uint16_t last_port;
         DnsServerStats stats;
 };
@@ -53,11 +68,18 @@ static void listener_free(Listener *l)
 
 static void conn_free(TcpConn *c)
 {
+        dns_forward_request_cancel(c->request);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         closep(&c->fd);
         g_free(c->out);
         g_free(c);
+}
+
+static void udp_pending_free(UdpPending *p)
+{
+        dns_forward_request_cancel(p->request);
+        g_free(p);
 }
 
 int dns_server_new(sd_event *event, DnsServer **ret)
@@ -66,6 +88,7 @@ int dns_server_new(sd_event *event, DnsServer **ret)
         s->event = sd_event_ref(event);
         s->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
         s->conns = g_hash_table_new_full(NULL, NULL, (GDestroyNotify)conn_free, NULL);
+        s->udp_pending = g_hash_table_new_full(NULL, NULL, (GDestroyNotify)udp_pending_free, NULL);
         *ret = s;
         return 0;
 }
@@ -74,12 +97,77 @@ DnsServer *dns_server_free(DnsServer *s)
 {
         if (!s)
                 return NULL;
-        /* Connections first: they point at their listeners. */
+        /* Pending queries and connections first: they point at their listeners and at requests
+         * of the forwarder. */
+        g_hash_table_unref(s->udp_pending);
         g_hash_table_unref(s->conns);
+        s->forwarder = dns_forwarder_free(s->forwarder);
         g_ptr_array_unref(s->listeners);
         sd_event_unref(s->event);
         g_free(s);
         return NULL;
+}
+
+static void on_udp_forwarded(const uint8_t *answer, size_t len, void *userdata)
+{
+        UdpPending *p = userdata;
+        DnsServer *s = p->server;
+
+        if (sendto(p->listener->udp_fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&p->peer,
+                   p->peer_len) < 0)
+                log_debug_errno(errno, "DNS: UDP send failed: %m");
+        else
+                s->stats.answered++;
+        if (p->request) {
+                /* Called from the event loop: the request is done and gone. */
+                p->request = NULL;
+                g_hash_table_remove(s->udp_pending, p);
+        }
+}
+
+/* Hands a query for a name outside the zone to the forwarder when the listener's scope allows its
+ * source. Returns true when the forwarder took it (and answers, now or later). */
+static bool udp_forward(Listener *l, const uint8_t *q, size_t n, const struct sockaddr_storage *peer,
+                        socklen_t plen, int ifindex)
+{
+        DnsServer *s = l->server;
+        DnsQuery dq;
+
+        if (!s->forwarder || !dns_forward_scope_allows(l->scope, (const struct sockaddr *)peer, ifindex) ||
+            dns_query_parse(q, n, &dq) < 0 || dns_zone_covers(l->zone, dq.name))
+                return false;
+        s->stats.forwarded++;
+        UdpPending *p = g_new0(UdpPending, 1);
+        p->server = s;
+        p->listener = l;
+        p->peer = *peer;
+        p->peer_len = plen;
+        DnsForwardRequest *req = NULL;
+        if (dns_forwarder_query(s->forwarder, &dq, (const struct sockaddr *)peer, true, on_udp_forwarded, p,
+                                &req) > 0) {
+                p->request = req;
+                g_hash_table_add(s->udp_pending, p);
+        } else
+                g_free(p); /* answered already */
+        return true;
+}
+
+/* The interface a datagram arrived on, from its IP_PKTINFO / IPV6_PKTINFO; 0 when absent. */
+static int arrival_ifindex(struct msghdr *mh)
+{
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+                        struct in_pktinfo pi;
+                        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                        return pi.ipi_ifindex;
+                }
+                if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+                        struct in6_pktinfo pi;
+                        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                        return (int)pi.ipi6_ifindex;
+                }
+        }
+        return 0;
 }
 
 static int on_udp(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -91,20 +179,32 @@ static int on_udp(sd_event_source *src, int fd, uint32_t revents, void *userdata
         for (int i = 0; i < 64; i++) {
                 uint8_t q[DNS_EDNS_UDP_SIZE], a[DNS_EDNS_UDP_SIZE];
                 struct sockaddr_storage peer;
-                socklen_t plen = sizeof(peer);
-                ssize_t n = recvfrom(fd, q, sizeof(q), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&peer,
-                                     &plen);
+                union {
+                        struct cmsghdr align;
+                        uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+                } control;
+                struct iovec iov = {.iov_base = q, .iov_len = sizeof(q)};
+                struct msghdr mh = {.msg_name = &peer,
+                                    .msg_namelen = sizeof(peer),
+                                    .msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = &control,
+                                    .msg_controllen = sizeof(control)};
+                ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
                         log_debug_errno(errno, "DNS: UDP receive failed: %m");
                         return 0;
                 }
+                socklen_t plen = mh.msg_namelen;
                 s->stats.queries++;
                 if ((size_t)n > sizeof(q)) {
                         s->stats.dropped++;
                         continue;
                 }
+                if (udp_forward(l, q, (size_t)n, &peer, plen, arrival_ifindex(&mh)))
+                        continue;
                 ssize_t r = dns_answer(l->zone, q, (size_t)n, true, a, sizeof(a));
                 if (r < 0) {
                         s->stats.dropped++;
@@ -130,6 +230,50 @@ static int conn_timeout(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
+static void conn_send(TcpConn *c, const uint8_t *answer, size_t len)
+{
+        uint8_t *a = g_malloc(2 + len);
+        a[0] = (uint8_t)(len >> 8);
+        a[1] = (uint8_t)len;
+        memcpy(a + 2, answer, len);
+        c->out = a;
+        c->out_len = 2 + len;
+        c->out_off = 0;
+        c->server->stats.answered++;
+        sd_event_source_set_io_events(c->io, EPOLLOUT);
+        /* The wait for upstream is not idleness of the client's. */
+        sd_event_source_set_time_relative(c->timer, TCP_IDLE_USEC);
+}
+
+static void on_tcp_forwarded(const uint8_t *answer, size_t len, void *userdata)
+{
+        TcpConn *c = userdata;
+        c->request = NULL; /* done: from here on the forwarder has forgotten it */
+        conn_send(c, answer, len);
+}
+
+/* Hands the first query in the buffer to the forwarder when it is for a name outside the zone and
+ * the listener's scope allows the client; the connection reads nothing more until it is answered.
+ * Returns true when the forwarder took it. */
+static bool conn_forward(TcpConn *c, size_t qlen)
+{
+        DnsServer *s = c->server;
+        DnsQuery dq;
+
+        if (!s->forwarder || !dns_forward_scope_allows(c->listener->scope, (const struct sockaddr *)&c->peer, 0) ||
+            dns_query_parse(c->in + 2, qlen, &dq) < 0 || dns_zone_covers(c->listener->zone, dq.name))
+                return false;
+        memmove(c->in, c->in + 2 + qlen, c->in_len - 2 - qlen);
+        c->in_len -= 2 + qlen;
+        s->stats.forwarded++;
+        sd_event_source_set_io_events(c->io, 0);
+        DnsForwardRequest *req = NULL;
+        if (dns_forwarder_query(s->forwarder, &dq, (const struct sockaddr *)&c->peer, false, on_tcp_forwarded, c,
+                                &req) > 0)
+                c->request = req;
+        return true;
+}
+
 /* Answers the next complete query in the buffer, if there is one, and waits to send the answer;
  * otherwise waits for more input. Returns false when the connection was closed. */
 static bool conn_next(TcpConn *c)
@@ -142,6 +286,8 @@ static bool conn_next(TcpConn *c)
                 return true;
         }
         s->stats.queries++;
+        if (conn_forward(c, qlen))
+                return true;
         uint8_t *a = g_malloc(2 + DNS_MAX_TCP);
         ssize_t r = dns_answer(c->listener->zone, c->in + 2, qlen, false, a + 2, DNS_MAX_TCP);
         /* Keep any pipelined bytes of the next query. */
@@ -171,6 +317,8 @@ static int conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 conn_close(c);
                 return 0;
         }
+        if (c->request)
+                return 0; /* waiting for upstream: nothing to read or write yet */
         if (c->out) {
                 /* One answer at a time: the next query is read only when this one is out. */
                 ssize_t w =
@@ -203,7 +351,9 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 {
         Listener *l = userdata;
         DnsServer *s = l->server;
-        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer = {};
+        socklen_t plen = sizeof(peer);
+        _cleanup_close_ int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         int r;
 
         if (cfd < 0)
@@ -215,6 +365,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         TcpConn *c = g_new0(TcpConn, 1);
         c->server = s;
         c->listener = l;
+        c->peer = peer;
         c->fd = TAKE_FD(cfd);
         g_hash_table_add(s->conns, c);
         r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, conn_io, c);
@@ -243,6 +394,10 @@ static int make_socket(int family, int type, const NmInAddr *addr, uint16_t port
         if (fd < 0)
                 return -errno;
         (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* The interface each datagram arrived on, for the forwarding scope. */
+        if (type == SOCK_DGRAM)
+                (void)setsockopt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+                                 family == AF_INET ? IP_PKTINFO : IPV6_RECVPKTINFO, &one, sizeof(one));
         if (family == AF_INET) {
                 (void)setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
                 sa.in.sin_family = AF_INET;
@@ -268,7 +423,8 @@ static int make_socket(int family, int type, const NmInAddr *addr, uint16_t port
         return TAKE_FD(fd);
 }
 
-int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port, const DnsZone *zone)
+int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t port, const DnsZone *zone,
+                      const DnsForwardScope *scope)
 {
         uint16_t bound = 0;
         int r;
@@ -282,6 +438,7 @@ int dns_server_listen(DnsServer *s, int family, const NmInAddr *addr, uint16_t p
         Listener *l = g_new0(Listener, 1);
         l->server = s;
         l->zone = zone;
+        l->scope = scope;
         l->family = family;
         l->addr = *addr;
         l->udp_fd = l->tcp_fd = -1;
@@ -313,6 +470,10 @@ static void close_connections_of(DnsServer *s, Listener *l)
 {
         GHashTableIter it;
         gpointer k;
+        g_hash_table_iter_init(&it, s->udp_pending);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                if (((UdpPending *)k)->listener == l)
+                        g_hash_table_iter_remove(&it);
         g_hash_table_iter_init(&it, s->conns);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 if (((TcpConn *)k)->listener == l)
@@ -342,4 +503,16 @@ void dns_server_get_stats(DnsServer *s, DnsServerStats *ret)
 {
         *ret = s->stats;
         ret->tcp_connections = g_hash_table_size(s->conns);
+}
+
+int dns_server_enable_forwarding(DnsServer *s, const DnsForwarderConfig *config)
+{
+        if (s->forwarder)
+                return 0;
+        return dns_forwarder_new(s->event, config, &s->forwarder);
+}
+
+DnsForwarder *dns_server_get_forwarder(DnsServer *s)
+{
+        return s->forwarder;
 }

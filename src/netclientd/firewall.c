@@ -62,9 +62,17 @@ static void render_forward(GString *s, const FirewallNetwork *n)
                         g_string_append_printf(s, "\t\tiifname \"%s\" %s daddr %s accept\n", i,
                                                family_keyword(families[f]), egress);
         }
-        /* Out to the world, but never into another mesh network. */
-        if (n->internet_gateway)
+        /* Out to the world, but never into another mesh network, and for external clients only
+         * when the admin made them full-tunnel clients. */
+        if (n->internet_gateway) {
+                for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
+                        g_autofree char *blocked = prefix_set(n->no_internet, families[f]);
+                        if (blocked)
+                                g_string_append_printf(s, "\t\tiifname \"%s\" %s saddr %s oifname != \"nm-*\" drop\n", i,
+                                                       family_keyword(families[f]), blocked);
+                }
                 g_string_append_printf(s, "\t\tiifname \"%s\" oifname != \"nm-*\" accept\n", i);
+        }
         /* A peer may send to any destination; only what the roles allow is forwarded. */
         g_string_append_printf(s, "\t\tiifname \"%s\" drop\n", i);
 }

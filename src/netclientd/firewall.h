@@ -20,6 +20,9 @@ typedef struct FirewallNetwork {
         bool egress_nat;      /* masquerade what goes from the mesh to the egress ranges */
         bool internet_gateway; /* forward (and masquerade) anything from the mesh to other links */
         bool hairpin;         /* relay or ingress: forward between peers of the same link */
+        /* Sources an internet gateway does not forward to the internet: the external clients
+         * (their allowed IPs) that are not full-tunnel clients; may be NULL. */
+        GArray *no_internet;  /* of NmPrefix */
 } FirewallNetwork;
 
 /* True when the network has anything for the firewall to do. */

@@ -14,6 +14,10 @@ struct NetworkDns {
         Network *network;
         DnsZone *zone;
         char *zone_name; /* "<network>.<dns_domain>", or NULL */
+        /* Whom names outside the zone are forwarded for: on an ingress gateway its external
+         * clients (their allowed IPs), arriving on its link; nobody elsewhere. */
+        DnsForwardScope scope;
+        bool forwarding; /* what the log last said */
         /* What the responder listens on for this network (family AF_UNSPEC: nothing). */
         struct {
                 int family;
@@ -67,6 +71,10 @@ int manager_dns_start(Manager *m)
         r = dns_server_new(m->event, &m->dns_server);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the DNS responder: %m");
+        /* Only ingress gateways' scopes allow anyone; the forwarder is there for them. */
+        r = dns_server_enable_forwarding(m->dns_server, &DNS_FORWARDER_CONFIG_DEFAULT);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up DNS forwarding: %m");
         /* Not fatal: without the bus client the responder still answers on the mesh addresses. */
         r = resolved_new(m->bus, on_resolved_state, m, &m->resolved);
         if (r < 0)
@@ -197,7 +205,8 @@ static void sync_listeners(Network *n, bool want)
                 if (family == AF_UNSPEC)
                         continue;
                 g_autofree char *text = nm_addr_to_string(family, &addr);
-                int r = dns_server_listen(m->dns_server, family, &addr, m->config->dns_port, d->zone);
+                int r = dns_server_listen(m->dns_server, family, &addr, m->config->dns_port, d->zone,
+                                          &d->scope);
                 if (r < 0 && r != -EEXIST) {
                         if (!d->listen_failed)
                                 log_warning_errno(r, "Network %s: cannot answer DNS on %s port %u: %m",
@@ -211,6 +220,61 @@ static void sync_listeners(Network *n, bool want)
                 d->listening[i].addr = addr;
         }
         d->listen_failed = failed;
+}
+
+/* ---- forwarding ------------------------------------------------------------------------------ */
+
+static void add_prefix(GArray *a, const char *text)
+{
+        NmPrefix p;
+        if (!text || nm_prefix_parse(text, &p, NULL) < 0)
+                return;
+        nm_prefix_canonicalize(&p);
+        g_array_append_val(a, p);
+}
+
+/* An ingress gateway forwards for its external clients: their external peers' allowed IPs (their
+ * addresses and the ranges behind them), over UDP only as they arrive on the network's link. Other
+ * nodes forward for nobody: their peers resolve through their own hosts. */
+static void sync_scope(Network *n, bool want)
+{
+        NetworkDns *d = n->dns;
+        const NmNetworkState *s = n->desired;
+
+        g_array_set_size(d->scope.clients, 0);
+        d->scope.ifindex = 0;
+        if (want && s->roles.ingress) {
+                for (guint i = 0; s->peers && i < s->peers->len; i++) {
+                        const NmPeer *p = s->peers->pdata[i];
+                        for (char **a = p->external ? p->allowed_ips : NULL; a && *a; a++)
+                                add_prefix(d->scope.clients, *a);
+                }
+                int ifindex = link_get_ifindex(n->ifname);
+                d->scope.ifindex = ifindex > 0 ? ifindex : 0;
+        }
+        bool forwarding = d->scope.clients->len > 0;
+        if (forwarding != d->forwarding)
+                log_info("Network %s: %s names outside %s for %u external client range(s).", n->name,
+                         forwarding ? "forwarding" : "no longer forwarding", strna(d->zone_name),
+                         d->scope.clients->len);
+        d->forwarding = forwarding;
+
+        /* No responder asks a mesh address upstream: not its own, nor a peer's that could ask back. */
+        DnsForwarder *f = n->manager->dns_server ? dns_server_get_forwarder(n->manager->dns_server) : NULL;
+        if (!f)
+                return;
+        g_autoptr(GArray) excluded = g_array_new(false, true, sizeof(NmPrefix));
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, n->manager->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const NmNetworkState *o = ((Network *)v)->desired;
+                if (o) {
+                        add_prefix(excluded, o->ipv4);
+                        add_prefix(excluded, o->ipv6);
+                }
+        }
+        dns_forwarder_set_excluded(f, excluded);
 }
 
 /* ---- registration with resolved --------------------------------------------------------------- */
@@ -291,6 +355,7 @@ NetworkDns *network_dns_free(NetworkDns *d)
          * link, which outlives us; the next netclientd registers it again. */
         stop_listening(d->network);
         unregister(d->network, false);
+        g_array_unref(d->scope.clients);
         dns_zone_free(d->zone);
         g_free(d->zone_name);
         g_free(d->exported_zone);
@@ -307,10 +372,12 @@ void network_dns_update(Network *n)
                 n->dns = g_new0(NetworkDns, 1);
                 n->dns->network = n;
                 n->dns->zone = dns_zone_new();
+                n->dns->scope.clients = g_array_new(false, true, sizeof(NmPrefix));
         }
         n->dns->stopped = false;
         rebuild_zone(n);
         bool want = m->dns_server && network_is_connected(n) && n->dns->zone_name;
+        sync_scope(n, want);
         sync_listeners(n, want);
         sync_registration(n, want && !n->dns->listen_failed);
         emit_if_changed(n);
@@ -322,6 +389,8 @@ void network_dns_stop(Network *n)
                 return;
         stop_listening(n);
         unregister(n, true);
+        g_array_set_size(n->dns->scope.clients, 0);
+        n->dns->forwarding = false;
         n->dns->stopped = true;
         emit_if_changed(n);
 }

@@ -344,6 +344,7 @@ static void firewall_network_clear(FirewallNetwork *f)
 {
         g_clear_pointer(&f->mesh_ranges, g_array_unref);
         g_clear_pointer(&f->egress_ranges, g_array_unref);
+        g_clear_pointer(&f->no_internet, g_array_unref);
 }
 
 static void firewall_network_from(Network *n, FirewallNetwork *ret)
@@ -357,7 +358,20 @@ static void firewall_network_from(Network *n, FirewallNetwork *ret)
                 .egress_nat = r->egress_nat,
                 .internet_gateway = r->internet_gateway,
                 .hairpin = r->relay || r->ingress,
+                .no_internet = g_array_new(false, true, sizeof(NmPrefix)),
         };
+        /* An ingress gateway that is also the internet gateway forwards only its full-tunnel
+         * external clients out (`internet` on their entries). */
+        for (guint i = 0; r->internet_gateway && n->desired->peers && i < n->desired->peers->len; i++) {
+                const NmPeer *p = n->desired->peers->pdata[i];
+                for (char **a = p->external && !p->internet ? p->allowed_ips : NULL; a && *a; a++) {
+                        NmPrefix pf;
+                        if (nm_prefix_parse(*a, &pf, NULL) < 0)
+                                continue;
+                        nm_prefix_canonicalize(&pf);
+                        g_array_append_val(ret->no_internet, pf);
+                }
+        }
         for (char **e = r->egress_ranges; e && *e; e++) {
                 NmPrefix p;
                 if (nm_prefix_parse(*e, &p, NULL) < 0)

@@ -101,10 +101,10 @@ static void test_udp_and_tcp(void)
         g_assert_cmpint(dns_server_new(event, &s), ==, 0);
         nm_addr_parse("127.0.0.1", &f, &lo1);
         nm_addr_parse("127.0.0.2", &f, &lo2);
-        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo1, 0, office), ==, 0);
+        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo1, 0, office, NULL), ==, 0);
         uint16_t port1 = dns_server_last_port(s);
-        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo1, 0, office), ==, -EEXIST);
-        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo2, 0, lab), ==, 0);
+        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo1, 0, office, NULL), ==, -EEXIST);
+        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo2, 0, lab, NULL), ==, 0);
         uint16_t port2 = dns_server_last_port(s);
 
         /* UDP: each address answers from its own zone and refuses the other's. */

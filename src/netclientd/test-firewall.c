@@ -1,5 +1,6 @@
 /* Proves the forwarding firewall: the rules rendered for each role (egress with and without NAT,
- * internet gateway, relay/ingress hairpin, several networks), that nothing is rendered when nothing
+ * internet gateway, relay/ingress hairpin, an internet gateway's external clients that are not
+ * full-tunnel clients kept from the internet, several networks), that nothing is rendered when nothing
  * forwards, and, as root in a private network namespace, that libnftables installs, replaces and
  * removes our table "inet netmaker" while an unrelated table stays byte for byte the same, and that
  * the forwarding sysctls are switched on. */
@@ -43,6 +44,8 @@ static void net_clear(FirewallNetwork *n)
 {
         g_array_unref(n->mesh_ranges);
         g_array_unref(n->egress_ranges);
+        if (n->no_internet)
+                g_array_unref(n->no_internet);
 }
 
 static void test_render_nothing(void)
@@ -111,6 +114,32 @@ static void test_render_internet_gateway_and_hairpin(void)
         g_assert_null(strstr(s, "nm-idle"));
         for (size_t i = 0; i < G_N_ELEMENTS(n); i++)
                 net_clear(&n[i]);
+}
+
+static void test_render_internet_for_full_tunnel_clients_only(void)
+{
+        static const char *const mesh[] = {"10.99.0.0/24", "fd00:99::/64", NULL};
+        static const char *const blocked[] = {"10.99.0.253/32", "fd00:99::fffd/128", "192.168.77.0/24", NULL};
+        FirewallNetwork n = net("nm-office", mesh, NULL, false, true, true);
+        n.no_internet = prefixes(blocked);
+        g_autofree char *s = firewall_render(&n, 1);
+
+        /* The clients that are not full-tunnel are dropped before the internet accept; the others
+         * (10.99.0.254, say) go out and are masqueraded with the mesh. */
+        const char *drop4 = strstr(s, "iifname \"nm-office\" ip saddr { 10.99.0.253/32, 192.168.77.0/24 } oifname != \"nm-*\" drop\n");
+        const char *drop6 = strstr(s, "iifname \"nm-office\" ip6 saddr { fd00:99::fffd/128 } oifname != \"nm-*\" drop\n");
+        const char *accept = strstr(s, "iifname \"nm-office\" oifname != \"nm-*\" accept\n");
+        g_assert_nonnull(drop4);
+        g_assert_nonnull(drop6);
+        g_assert_true(accept && drop4 < accept && drop6 < accept);
+        g_assert_nonnull(strstr(s, "ip saddr { 10.99.0.0/24 } masquerade"));
+        /* Hairpin (to the mesh) is not affected: the clients reach the nodes. */
+        g_assert_nonnull(strstr(s, "iifname \"nm-office\" oifname \"nm-office\" accept\n"));
+        /* Without the internet gateway role nothing of it is rendered. */
+        n.internet_gateway = false;
+        g_autofree char *t = firewall_render(&n, 1);
+        g_assert_null(strstr(t, "10.99.0.253"));
+        net_clear(&n);
 }
 
 static char *nft(const char *cmd)
@@ -258,6 +287,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/firewall/render-nothing", test_render_nothing);
         g_test_add_func("/firewall/render-egress", test_render_egress);
         g_test_add_func("/firewall/render-internet-gateway-hairpin", test_render_internet_gateway_and_hairpin);
+        g_test_add_func("/firewall/render-internet-full-tunnel-only", test_render_internet_for_full_tunnel_clients_only);
         g_test_add_func("/firewall/apply", test_apply);
         g_test_add_func("/firewall/apply-error", test_apply_error);
         g_test_add_func("/firewall/forwarding-sysctl", test_forwarding_sysctl);

@@ -52,6 +52,7 @@ static void json_add_ext_client(JsonBuilder *b, const ExtClient *c, const char *
         nm_json_add_string(b, "dns", c->dns);
         nm_json_add_strv(b, "extra_allowed_ips", (const char *const *)c->extra_allowed_ips);
         nm_json_add_strv(b, "denied_nodes", (const char *const *)c->denied_nodes);
+        nm_json_add_bool(b, "internet_gateway", c->internet_gateway);
         nm_json_add_int(b, "created_at", c->created_at);
         if (config) {
                 nm_json_add_string(b, "config", config);
@@ -238,13 +239,13 @@ static int check_denied_nodes(Manager *m, const PeerView *v, const char *gateway
 
 static int ext_clients_create(Request *r, GError **error)
 {
-        static const char *const members[] = {"name",    "gateway",      "dns", "extra_allowed_ips",
-                                              "enabled", "denied_nodes", NULL};
+        static const char *const members[] = {"name",    "gateway",      "dns",           "extra_allowed_ips",
+                                              "enabled", "denied_nodes", "internet_gateway", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "external client", members, error);
         const char *name = NULL, *gateway = NULL, *dns_in = NULL;
         g_auto(GStrv) extra_in = NULL, denied_in = NULL;
-        bool enabled = true;
+        bool enabled = true, internet = false;
         Format format;
         g_autoptr(PeerView) before = NULL, after = NULL;
         g_autoptr(TopoDirty) dirty = topo_dirty_new();
@@ -258,7 +259,8 @@ static int ext_clients_create(Request *r, GError **error)
             !nm_json_get_string(o, "dns", false, &dns_in, error) ||
             !nm_json_get_strv(o, "extra_allowed_ips", false, GATEWAY_MAX_RANGES, &extra_in, error) ||
             !nm_json_get_bool(o, "enabled", false, &enabled, error) ||
-            !nm_json_get_strv(o, "denied_nodes", false, MAX_DENIED_NODES, &denied_in, error))
+            !nm_json_get_strv(o, "denied_nodes", false, MAX_DENIED_NODES, &denied_in, error) ||
+            !nm_json_get_bool(o, "internet_gateway", false, &internet, error))
                 return -EINVAL;
         if (parse_format(r, &format, error) < 0 || !nm_host_name_valid(name, error))
                 return -EINVAL;
@@ -281,6 +283,15 @@ static int ext_clients_create(Request *r, GError **error)
                 k = check_name_free(m->store, before, name, error);
         if (k < 0)
                 return k;
+        if (internet && !gw->node->roles.internet_gateway) {
+                /* Full tunnel goes out where the client comes in: its gateway must be the network's
+                 * way to the internet itself. */
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "Gateway node %s (%s) is not an internet gateway: \"internet_gateway\": true needs "
+                            "a gateway with both roles (PUT /nodes/%s/internet-gateway first)",
+                            gw->node->id, gw->host->name, gw->node->id);
+                return -EINVAL;
+        }
         g_autofree char *endpoint = endpoint_choose(NULL, gw->host, gw->node->listen_port);
         if (!endpoint) {
                 g_set_error(
@@ -296,6 +307,7 @@ static int ext_clients_create(Request *r, GError **error)
         c->network = g_strdup(before->network->name);
         c->gateway = g_strdup(gw->node->id);
         c->enabled = enabled;
+        c->internet_gateway = internet;
         c->created_at = manager_now();
         if (!c->dns)
                 c->dns = g_strdup(gw->node->ipv4 ?: gw->node->ipv6); /* the gateway answers DNS */
@@ -333,7 +345,7 @@ static int ext_clients_create(Request *r, GError **error)
         g_autofree char *a4 = c->ipv4 ? g_strconcat(c->ipv4, "/32", NULL) : NULL;
         g_autofree char *a6 = c->ipv6 ? g_strconcat(c->ipv6, "/128", NULL) : NULL;
         const char *addresses[] = {a4 ?: a6, a4 ? a6 : NULL, NULL};
-        g_auto(GStrv) allowed = topo_ext_client_allowed_ips(after);
+        g_auto(GStrv) allowed = topo_ext_client_allowed_ips(after, c);
         ExtClientConfig cfg = {
                 .private_key = priv_b64,
                 .addresses = addresses,
@@ -365,8 +377,8 @@ static int ext_clients_create(Request *r, GError **error)
                 sodium_memzero(png, png_len);
         if (k < 0)
                 return k;
-        log_info("Created external client \"%s\" (%s) on gateway %s (%s) in \"%s\".", c->name, c->id,
-                 gw->node->id, gw->host->name, c->network);
+        log_info("Created external client \"%s\" (%s) on gateway %s (%s) in \"%s\"%s.", c->name, c->id,
+                 gw->node->id, gw->host->name, c->network, c->internet_gateway ? ", full tunnel" : "");
 
         switch (format) {
         case FORMAT_CONF: {

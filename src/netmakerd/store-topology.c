@@ -201,7 +201,7 @@ bool ext_client_denies(const ExtClient *c, const char *node_id)
 
 #define EXT_CLIENT_COLUMNS                                                                                  \
         "id, name, network, gateway, ipv4, ipv6, public_key, enabled, dns, extra_allowed_ips, created_at, " \
-        "denied_nodes"
+        "denied_nodes, internet_gateway"
 
 static ExtClient *ext_client_from_row(const StoreResult *res, guint row)
 {
@@ -218,6 +218,7 @@ static ExtClient *ext_client_from_row(const StoreResult *res, guint row)
         c->extra_allowed_ips = store_json_to_strv(store_result_text(res, row, 9));
         c->created_at = store_result_int(res, row, 10);
         c->denied_nodes = store_json_to_strv(store_result_text(res, row, 11));
+        c->internet_gateway = store_result_int(res, row, 12) != 0;
         return c;
 }
 
@@ -264,11 +265,12 @@ int store_ext_client_insert(Store *s, const ExtClient *c, GError **error)
         nm_key_to_base64(&c->public_key, key);
         StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),    SV_TEXT(c->gateway),
                           SV_TEXT(c->ipv4), SV_TEXT(c->ipv6), SV_TEXT(key),           SV_INT(c->enabled),
-                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at), SV_TEXT(denied)};
+                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at), SV_TEXT(denied),
+                          SV_INT(c->internet_gateway)};
         int r = store_exec(s,
                            "INSERT INTO ext_clients (" EXT_CLIENT_COLUMNS ") "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                           p, 12, NULL, error);
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                           p, 13, NULL, error);
         if (r == -ENOENT) {
                 g_clear_error(error);
                 g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND,

@@ -200,6 +200,8 @@ static const char *const migrations[] = {
         /* 5: each user's token generation, one more at every password change (docs/protocol.md
          * §2.2); 0 is what tokens from before carry. */
         "ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0;",
+        /* 6: external clients with full-tunnel access through their gateway (docs/topologies.md). */
+        "ALTER TABLE ext_clients ADD COLUMN internet_gateway INTEGER NOT NULL DEFAULT 0;",
 };
 
 static gint64 now_sec(void)

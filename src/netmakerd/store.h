@@ -282,6 +282,7 @@ typedef struct ExtClient {
         char *dns;                /* the configuration's DNS line, or NULL */
         char **extra_allowed_ips; /* ranges behind the client; never NULL after reads */
         char **denied_nodes;      /* ids of nodes of its network it may not reach; never NULL after reads */
+        bool internet_gateway;    /* full tunnel: its gateway (an internet gateway) forwards it anywhere */
         gint64 created_at;
 } ExtClient;
 

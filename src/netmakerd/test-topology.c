@@ -1,5 +1,6 @@
 /* Proves the topology computation on in-memory rows (docs/protocol.md §4): what each viewer sees of
- * relays, egress, internet and ingress gateways, that a denied pair never appears, the endpoint
+ * relays, egress, internet and ingress gateways (a full-tunnel external client: 0.0.0.0/0 and ::/0 in
+ * its configuration, `internet` on its gateway's entry of it), that a denied pair never appears, the endpoint
  * chosen per pair (§4.5); and that the targeted diffs (an ACL rule, the default, a node's tags) send
  * exactly the messages a diff of every entry of every viewer would, on random networks. */
 #include <string.h>
@@ -53,6 +54,7 @@ static void test_gateways(void)
         /* The gateway has the client as an external peer; nobody else does. */
         g_autoptr(NmPeer) ext = topo_ext_client_entry(v, gw, c);
         g_assert_true(ext->external);
+        g_assert_false(ext->internet);
         g_assert_null(ext->endpoint);
         g_autofree char *ext_ips = ips(ext);
         g_assert_cmpstr(ext_ips, ==, "10.99.0.254/32 192.168.77.0/24");
@@ -74,9 +76,36 @@ static void test_gateways(void)
         assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64");
 
         /* The client configuration routes the network and every egress range. */
-        g_auto(GStrv) allowed = topo_ext_client_allowed_ips(v);
+        g_auto(GStrv) allowed = topo_ext_client_allowed_ips(v, c);
         g_autofree char *joined = g_strjoinv(" ", allowed);
         g_assert_cmpstr(joined, ==, "10.99.0.0/24 192.168.50.0/24 fd50::/64");
+        g_auto(GStrv) none = topo_ext_client_allowed_ips(v, NULL);
+        g_assert_true(g_strv_equal((const char *const *)none, (const char *const *)allowed));
+
+        /* Full tunnel: everything through the gateway, both families even in an IPv4-only network
+         * (IPv6 then goes nowhere rather than around the tunnel); the gateway learns that the
+         * client may go out, and the others see the client as before. */
+        c->enabled = true;
+        c->internet_gateway = true;
+        g_auto(GStrv) full = topo_ext_client_allowed_ips(v, c);
+        g_autofree char *full_joined = g_strjoinv(" ", full);
+        g_assert_cmpstr(full_joined, ==, "0.0.0.0/0 ::/0");
+        g_autoptr(NmPeer) tunnel = topo_ext_client_entry(v, gw, c);
+        g_assert_true(tunnel->external && tunnel->internet);
+        g_autofree char *tunnel_ips = ips(tunnel);
+        g_assert_cmpstr(tunnel_ips, ==, "10.99.0.254/32 192.168.77.0/24");
+        assert_ips(v, b, gw, "10.99.0.1/32 192.168.50.0/24 fd50::/64 10.99.0.254/32 192.168.77.0/24");
+        /* It travels to the gateway and back unchanged (the wire member "internet"). */
+        g_autoptr(JsonBuilder) jb = json_builder_new();
+        nm_peer_to_json(tunnel, jb);
+        g_autoptr(JsonNode) node = json_builder_get_root(jb);
+        g_autoptr(NmPeer) back = nm_peer_from_json(node, NULL);
+        g_assert_nonnull(back);
+        g_assert_true(back->internet && nm_peer_equal(back, tunnel));
+        tunnel->internet = false;
+        g_assert_false(nm_peer_equal(back, tunnel));
+        c->internet_gateway = false;
+        c->enabled = false;
 
         /* A gateway that lost its role is no internet gateway, whatever a user still points at. */
         gw->node->roles.internet_gateway = false;

@@ -99,6 +99,7 @@ static inline PeerView *copy_view(const PeerView *v)
                 ce->dns = g_strdup(e->dns);
                 ce->extra_allowed_ips = g_strdupv(e->extra_allowed_ips);
                 ce->denied_nodes = g_strdupv(e->denied_nodes);
+                ce->internet_gateway = e->internet_gateway;
                 g_ptr_array_add(c->ext_clients, ce);
         }
         for (guint i = 0; i < v->acl_rules->len; i++) {

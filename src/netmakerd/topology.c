@@ -269,6 +269,7 @@ NmPeer *topo_ext_client_entry(const PeerView *v, const Member *viewer, const Ext
         p->ipv4 = g_strdup(c->ipv4);
         p->ipv6 = g_strdup(c->ipv6);
         p->external = true;
+        p->internet = c->internet_gateway;
         return p;
 }
 
@@ -289,9 +290,14 @@ GPtrArray *topo_peers_of(const PeerView *v, const Member *viewer)
         return a;
 }
 
-char **topo_ext_client_allowed_ips(const PeerView *v)
+char **topo_ext_client_allowed_ips(const PeerView *v, const ExtClient *c)
 {
         IpList l = ip_list_new();
+        if (c && c->internet_gateway) {
+                ip_add(&l, "0.0.0.0/0");
+                ip_add(&l, "::/0");
+                return ip_list_steal(&l);
+        }
         ip_add(&l, v->network->ipv4_range);
         ip_add(&l, v->network->ipv6_range);
         for (guint i = 0; i < v->members->len; i++) {

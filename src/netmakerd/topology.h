@@ -36,8 +36,10 @@ NmPeer *topo_ext_client_entry(const PeerView *v, const Member *viewer, const Ext
 /* Every peer of `viewer` (of NmPeer): nodes, then its external clients. */
 GPtrArray *topo_peers_of(const PeerView *v, const Member *viewer);
 /* What an external client of this network routes through its gateway: the network's ranges and
- * every egress range in it. */
-char **topo_ext_client_allowed_ips(const PeerView *v);
+ * every egress range in it; everything (0.0.0.0/0 and ::/0, whatever families the network has, so
+ * nothing leaks beside the tunnel) for a full-tunnel client (`c` with internet_gateway; c may be
+ * NULL). */
+char **topo_ext_client_allowed_ips(const PeerView *v, const ExtClient *c);
 
 /* ---- changes -------------------------------------------------------------------------------- */
 

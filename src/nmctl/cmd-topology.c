@@ -22,6 +22,7 @@ enum {
         OPT_CONF,
         OPT_QR,
         OPT_DENY,
+        OPT_INTERNET,
 };
 
 typedef struct TopoArgs {
@@ -29,6 +30,7 @@ typedef struct TopoArgs {
         bool no_nat;
         bool force;
         bool disabled;
+        bool internet;
         const char *gateway;
         const char *dns;
         GPtrArray *extra;
@@ -53,6 +55,9 @@ static int topo_option(int opt, const char *arg, void *userdata)
                 return 0;
         case OPT_DISABLED:
                 a->disabled = true;
+                return 0;
+        case OPT_INTERNET:
+                a->internet = true;
                 return 0;
         case OPT_GATEWAY:
                 a->gateway = arg;
@@ -491,6 +496,7 @@ static void print_ext_client(JsonObject *o)
         table_add_item_take(t, "DNS", json_member_string(o, "dns"));
         table_add_item_take(t, "Extra allowed IPs", json_member_strv(o, "extra_allowed_ips"));
         table_add_item_take(t, "Denied nodes", json_member_strv(o, "denied_nodes"));
+        table_add_item_take(t, "Internet gateway", json_member_bool(o, "internet_gateway"));
         table_add_item_take(t, "Created", json_member_time(o, "created_at", "-"));
         table_print(t, stdout);
 }
@@ -549,6 +555,7 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
                 {"extra-allowed-ips", required_argument, NULL, OPT_EXTRA},
                 {"disabled", no_argument, NULL, OPT_DISABLED},
                 {"deny", required_argument, NULL, OPT_DENY},
+                {"internet-gateway", no_argument, NULL, OPT_INTERNET},
                 {"conf", required_argument, NULL, OPT_CONF},
                 {"qr", required_argument, NULL, OPT_QR},
                 {},
@@ -556,12 +563,14 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         static const char help[] =
                 "nmctl extclient create NETWORK NAME --gateway NODE-ID [--dns IP[,IP...]]\n"
                 "        [--extra-allowed-ips CIDR[,CIDR...]] [--deny NODE-ID[,NODE-ID...]] [--disabled]\n"
-                "        [--conf FILE] [--qr FILE.png|FILE.svg]\n"
+                "        [--internet-gateway] [--conf FILE] [--qr FILE.png|FILE.svg]\n"
                 "\n"
                 "Creates an external client (a plain WireGuard peer such as a phone) attached to an\n"
                 "ingress gateway. Its private key exists only in this answer: --conf writes the\n"
                 "configuration file, --qr its QR code (both 0600); without --conf the configuration\n"
-                "is printed. --deny names nodes of the network the client may not reach.\n";
+                "is printed. --deny names nodes of the network the client may not reach.\n"
+                "--internet-gateway: full tunnel (AllowedIPs = 0.0.0.0/0, ::/0); the gateway must also\n"
+                "be an internet gateway, and forwards the client's traffic to the internet.\n";
         _cleanup_(topo_args_clear) TopoArgs a = {.extra = g_ptr_array_new_with_free_func(g_free),
                                                  .deny = g_ptr_array_new_with_free_func(g_free)};
         g_autoptr(JsonNode) answer = NULL;
@@ -590,6 +599,8 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
         }
         if (a.disabled)
                 nm_json_add_bool(b, "enabled", false);
+        if (a.internet)
+                nm_json_add_bool(b, "internet_gateway", true);
         json_builder_end_object(b);
         g_autofree char *body = json_text(b);
         g_autofree char *net = path_escape(argv[optind]);

@@ -38,6 +38,7 @@ NmPeer *nm_peer_copy(const NmPeer *p)
         c->ipv4 = g_strdup(p->ipv4);
         c->ipv6 = g_strdup(p->ipv6);
         c->external = p->external;
+        c->internet = p->internet;
         return c;
 }
 
@@ -57,7 +58,8 @@ bool nm_peer_equal(const NmPeer *a, const NmPeer *b)
         return streq0(a->host_id, b->host_id) && streq0(a->name, b->name) &&
                nm_key_equal(&a->public_key, &b->public_key) && streq0(a->endpoint, b->endpoint) &&
                strv_equal0(a->allowed_ips, b->allowed_ips) && a->keepalive == b->keepalive &&
-               streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6) && a->external == b->external;
+               streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6) && a->external == b->external &&
+               a->internet == b->internet;
 }
 
 void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
@@ -76,6 +78,8 @@ void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
         nm_json_add_string(b, "ipv6", p->ipv6);
         if (p->external)
                 nm_json_add_bool(b, "external", true);
+        if (p->internet)
+                nm_json_add_bool(b, "internet", true);
         json_builder_end_object(b);
 }
 
@@ -120,12 +124,12 @@ static bool valid_iface_addr(const char *s, int family, const char *what, GError
 NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
 {
         static const char *const members[] = { "host_id", "name", "public_key", "endpoint", "allowed_ips",
-                                               "keepalive", "ipv4", "ipv6", "external", NULL };
+                                               "keepalive", "ipv4", "ipv6", "external", "internet", NULL };
         JsonObject *o = expect_object(n, "peer", error);
         const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL;
         g_auto(GStrv) allowed = NULL;
         gint64 keepalive = 0;
-        bool external = false;
+        bool external = false, internet = false;
 
         if (!o || !nm_json_check_members(o, "peer", members, error) ||
             !nm_json_get_string(o, "host_id", true, &host_id, error) ||
@@ -136,7 +140,8 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
             !nm_json_get_int(o, "keepalive", false, 0, 65535, &keepalive, error) ||
             !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
             !nm_json_get_string(o, "ipv6", false, &ipv6, error) ||
-            !nm_json_get_bool(o, "external", false, &external, error))
+            !nm_json_get_bool(o, "external", false, &external, error) ||
+            !nm_json_get_bool(o, "internet", false, &internet, error))
                 return NULL;
 
         g_autoptr(NmPeer) p = nm_peer_new();
@@ -183,6 +188,7 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
         p->ipv4 = g_strdup(ipv4);
         p->ipv6 = g_strdup(ipv6);
         p->external = external;
+        p->internet = internet;
         return TAKE_PTR(p);
 }
 

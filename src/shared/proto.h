@@ -21,6 +21,7 @@ typedef struct NmPeer {
         char *ipv4; /* mesh addresses without prefix, or NULL */
         char *ipv6;
         bool external; /* an external client (plain WireGuard config) attached to this ingress gateway */
+        bool internet; /* such a client may reach the internet through this gateway (full tunnel) */
 } NmPeer;
 
 NmPeer *nm_peer_new(void);

@@ -334,3 +334,41 @@ def test_denied_nodes(server, hosts):
     net.admin("PUT", f"/ext-clients/{c['id']}", json={"denied_nodes": [gamma, beta]}, expect=200)
     assert net.admin("DELETE", f"/nodes/{gamma}")[0] == 204
     assert net.admin("GET", f"/ext-clients/{c['id']}", expect=200)["denied_nodes"] == [beta]
+
+
+def test_full_tunnel_client(server, hosts):
+    """A full-tunnel client ("internet_gateway": true) needs a gateway that is also the internet
+    gateway (409 naming it, nothing stored), gets AllowedIPs = 0.0.0.0/0, ::/0 in an IPv4-only
+    network, and reaches its gateway marked "internet"; the others see it as any client; a plain
+    client is not marked; the member is a boolean (400) and shows in the REST object."""
+    net = gateway_net(server, hosts)
+    gw = net.node["gw"]
+    before = server.db_dump()
+    status, body = server.api("POST", "/networks/office/ext-clients",
+                              json={"name": "phone", "gateway": gw, "internet_gateway": True},
+                              token=server.admin_token())
+    check_error(status, body, 409, mentions=[gw, "internet gateway", f"/nodes/{gw}/internet-gateway"])
+    status, body = server.api("POST", "/networks/office/ext-clients",
+                              json={"name": "phone", "gateway": gw, "internet_gateway": "yes"},
+                              token=server.admin_token())
+    assert status == 400 and "internet_gateway" in body["error"]["message"], body
+    server.assert_db_unchanged(before, "refused full-tunnel clients")
+
+    net.admin("PUT", f"/nodes/{gw}/internet-gateway", expect=200)
+    mark = net.mark()
+    c = net.admin("POST", "/networks/office/ext-clients",
+                  json={"name": "phone", "gateway": gw, "internet_gateway": True}, expect=201)
+    assert c["internet_gateway"] is True
+    assert "AllowedIPs = 0.0.0.0/0, ::/0\n" in c["config"] and "DNS = 10.99.0.1\n" in c["config"]
+    plain = net.admin("POST", "/networks/office/ext-clients", json={"name": "laptop", "gateway": gw}, expect=201)
+    assert plain["internet_gateway"] is False and "AllowedIPs = 10.99.0.0/24\n" in plain["config"]
+    got = net.since(mark)
+    added = {p["name"]: p for m in peer_messages(got["gw"]) for p in m["add"]}
+    assert added["phone"]["internet"] is True and added["phone"]["allowed_ips"] == [f"{c['ipv4']}/32"]
+    assert "internet" not in added["laptop"]
+    # The gateway's peers after the deltas, and its snapshot, say the same.
+    peers = net.peers("gw")
+    assert peers["phone"].get("internet") is True and not peers["laptop"].get("internet")
+    net.check_snapshots()
+    one = net.admin("GET", f"/ext-clients/{c['id']}", expect=200)
+    assert one["internet_gateway"] is True

@@ -13,6 +13,7 @@ with the userspace WireGuard backend (wireguard-go; wg_backend="kernel" where th
     node.ping("10.99.0.2")
     node.restart_netclientd()                            # SIGTERM + start; links stay
     node = AgentNode(..., resolved=True)                 # + systemd-resolved (and networkd=True: networkd)
+    node = AgentNode(..., resolv_conf="nameserver 203.0.113.53\n")  # a private /etc/resolv.conf
     node.resolvectl("query", "node2.office.nm.internal")  # CompletedProcess; node.restart_resolved()
     node.bus_address                                     # for GDBus clients outside the node
     node.log()                                           # netclientd's log
@@ -64,7 +65,7 @@ def _stop(proc, timeout=5.0, sig=signal.SIGTERM):
 
 class AgentNode:
     def __init__(self, netns_node, workdir, *, name=None, polkit_rules=None, env=None, log_level="debug",
-                 wg_backend="userspace", resolved=False, networkd=False, networkd_files=None):
+                 wg_backend="userspace", resolved=False, networkd=False, networkd_files=None, resolv_conf=None):
         self.netns = netns_node
         self.name = name or netns_node.name
         self.dir = Path(workdir)
@@ -82,6 +83,9 @@ class AgentNode:
         self.with_resolved = resolved
         self.with_networkd = networkd
         self.networkd_files = dict(networkd_files or {})
+        # The node's own /etc/resolv.conf (text), bind-mounted over the host's: the upstream a
+        # forwarding responder asks must be one the test made, never the machine's.
+        self.resolv_conf = resolv_conf
         self.resolved = None
         self.networkd = None
         self.holder = None
@@ -136,10 +140,15 @@ class AgentNode:
                 "mount -o remount,bind,ro /sys",
                 f"mount --bind {self.dir / 'systemd-network'} /etc/systemd/network",
             ]
+        resolv = []
+        if self.resolv_conf is not None:
+            (self.dir / "resolv.conf").write_text(self.resolv_conf)
+            resolv = [f"mount --bind {self.dir / 'resolv.conf'} /etc/resolv.conf"]
         script = " && ".join([
             "mount -t tmpfs -o mode=755 tmpfs /run",
             "mkdir -p /run/dbus /run/wireguard /run/user",
             *systemd,
+            *resolv,
             f"mount --bind {actions} /usr/share/polkit-1/actions",
             f"mount --bind {dbusd} /etc/dbus-1/system.d",
             f"mount --bind {rules} /etc/polkit-1/rules.d",

@@ -1,6 +1,6 @@
 /* Proves the per-source token buckets: a source gets its burst at once and then one request per
  * period/burst, with the wait until the next one; sources are independent (IPv4 by address, also
- * IPv4-mapped, IPv6 by /64, Unix sockets as one); no window of random traffic lets a source through
+ * IPv4-mapped, IPv6 by /64 or by whole address when asked, Unix sockets as one); no window of random traffic lets a source through
  * more than the bucket allows; and a flood of addresses never grows the table past its bound, never
  * evicts busy sources, and leaves the newcomers one shared bucket. */
 #include <arpa/inet.h>
@@ -96,6 +96,25 @@ static void test_sources(void)
         g_assert_cmpstr(nu, ==, "local");
 }
 
+static void test_ipv6_prefix(void)
+{
+        g_autoptr(RateLimit) rl = NULL;
+        const uint64_t t = 5 * SEC;
+
+        g_assert_cmpint(ratelimit_new(1, 60 * SEC, 100, &rl), ==, 0);
+        g_assert_cmpint(ratelimit_set_ipv6_prefix(rl, 0), ==, -EINVAL);
+        g_assert_cmpint(ratelimit_set_ipv6_prefix(rl, 63), ==, -EINVAL);
+        g_assert_cmpint(ratelimit_set_ipv6_prefix(rl, 136), ==, -EINVAL);
+        g_assert_cmpint(ratelimit_set_ipv6_prefix(rl, 128), ==, 0);
+        /* Two clients of one mesh /64 are two sources; the same address again is not. */
+        g_assert_cmpint(check(rl, "fd00:99::1", t, NULL), ==, 0);
+        g_assert_cmpint(check(rl, "fd00:99::2", t, NULL), ==, 0);
+        g_assert_cmpint(check(rl, "fd00:99::1", t, NULL), ==, -EBUSY);
+        /* IPv4 is unchanged. */
+        g_assert_cmpint(check(rl, "192.0.2.1", t, NULL), ==, 0);
+        g_assert_cmpint(check(rl, "192.0.2.1", t, NULL), ==, -EBUSY);
+}
+
 static void test_flood_of_addresses(void)
 {
         g_autoptr(RateLimit) rl = NULL;
@@ -186,6 +205,7 @@ int main(int argc, char *argv[])
         g_assert_cmpint(nm_crypto_init(), ==, 0);
         g_test_add_func("/ratelimit/burst-then-refill", test_burst_then_refill);
         g_test_add_func("/ratelimit/sources", test_sources);
+        g_test_add_func("/ratelimit/ipv6-prefix", test_ipv6_prefix);
         g_test_add_func("/ratelimit/flood-of-addresses", test_flood_of_addresses);
         g_test_add_func("/ratelimit/random-traffic", test_random_traffic_never_exceeds_the_bucket);
         return g_test_run();

@@ -8,7 +8,7 @@
 #include "macro.h"
 #include "ratelimit.h"
 
-/* A family tag and 16 address bytes (an IPv4 address, or an IPv6 /64 prefix, zero-padded). */
+/* A family tag and 16 address bytes (an IPv4 address, or an IPv6 prefix of ipv6_bytes, zero-padded). */
 #define SOURCE_KEY_LEN 17
 #define KEY_LOCAL      0
 #define KEY_IPV4       4
@@ -28,6 +28,7 @@ struct RateLimit {
         uint64_t cost;
         uint64_t capacity;
         unsigned max_sources;
+        unsigned ipv6_bytes; /* how much of an IPv6 address names its source: 8 (/64) unless set */
         GHashTable *sources; /* key bytes → Source, owned */
         GQueue lru;          /* of Source, least recently seen first: so also the oldest stamps first */
         Source overflow;     /* shared by new sources while the table is full */
@@ -73,6 +74,7 @@ int ratelimit_new(unsigned burst, uint64_t period_usec, unsigned max_sources, Ra
         rl->cost = MAX(period_usec / burst, 1);
         rl->capacity = rl->cost * burst;
         rl->max_sources = max_sources;
+        rl->ipv6_bytes = 8;
         rl->sources = g_hash_table_new_full(key_hash, key_equal, NULL, source_free);
         g_queue_init(&rl->lru);
         rl->overflow.credit = rl->capacity;
@@ -89,7 +91,15 @@ void ratelimit_free(RateLimit *rl)
         g_free(rl);
 }
 
-static void source_key(const struct sockaddr *sa, uint8_t key[SOURCE_KEY_LEN])
+int ratelimit_set_ipv6_prefix(RateLimit *rl, unsigned prefixlen)
+{
+        if (prefixlen == 0 || prefixlen > 128 || prefixlen % 8 != 0)
+                return -EINVAL;
+        rl->ipv6_bytes = prefixlen / 8;
+        return 0;
+}
+
+static void source_key(const struct sockaddr *sa, unsigned ipv6_bytes, uint8_t key[SOURCE_KEY_LEN])
 {
         memset(key, 0, SOURCE_KEY_LEN);
         if (sa && sa->sa_family == AF_INET) {
@@ -104,7 +114,7 @@ static void source_key(const struct sockaddr *sa, uint8_t key[SOURCE_KEY_LEN])
                         memcpy(key + 1, a->s6_addr + 12, 4);
                 } else {
                         key[0] = KEY_IPV6;
-                        memcpy(key + 1, a->s6_addr, 8);
+                        memcpy(key + 1, a->s6_addr, ipv6_bytes);
                 }
         } else
                 key[0] = KEY_LOCAL;
@@ -115,7 +125,7 @@ char *ratelimit_source_name(const struct sockaddr *sa)
         uint8_t key[SOURCE_KEY_LEN];
         char buf[INET6_ADDRSTRLEN];
 
-        source_key(sa, key);
+        source_key(sa, 8, key);
         switch (key[0]) {
         case KEY_IPV4:
                 return g_strdup(inet_ntop(AF_INET, key + 1, buf, sizeof(buf)));
@@ -153,7 +163,7 @@ int ratelimit_check(RateLimit *rl, const struct sockaddr *sa, uint64_t now, uint
         uint8_t key[SOURCE_KEY_LEN];
         Source *s;
 
-        source_key(sa, key);
+        source_key(sa, rl->ipv6_bytes, key);
         forget_idle(rl, now);
         refill(rl, &rl->overflow, now);
         s = g_hash_table_lookup(rl->sources, key);

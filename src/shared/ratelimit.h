@@ -1,6 +1,6 @@
 /* Token buckets per source address, in a table of bounded size, so that anonymous endpoints
- * (POST /login, POST /hosts/register) cannot be flooded from one address and a flood of many
- * addresses cannot grow the server's memory. */
+ * (netmakerd's POST /login and /hosts/register, netclientd's forwarded DNS queries) cannot be
+ * flooded from one address and a flood of many addresses cannot grow the daemon's memory. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,6 +19,11 @@ typedef struct RateLimit RateLimit;
 int ratelimit_new(unsigned burst, uint64_t period_usec, unsigned max_sources, RateLimit **ret);
 void ratelimit_free(RateLimit *rl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RateLimit, ratelimit_free)
+
+/* Counts IPv6 sources by a prefix of `prefixlen` bits (a multiple of 8, 8-128) instead of /64: 128
+ * where every address is its own client (a mesh, whose addresses share one /64). -EINVAL for
+ * another length. */
+int ratelimit_set_ipv6_prefix(RateLimit *rl, unsigned prefixlen);
 
 /* Counts one request of the source of `sa` at `now_usec` (a monotonic clock): 0 when it may go
  * ahead, -EBUSY when it is over the limit, with *ret_retry_usec the time until one more would be
