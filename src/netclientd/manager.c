@@ -323,18 +323,6 @@ static void remove_network(Manager *m, Network *n, bool teardown)
         sync_forwarding(m);
 }
 
-static void set_network_serial(Network *n, guint64 serial)
-{
-        static const char *const props[] = {"Serial", NULL};
-
-        if (n->serial == serial)
-                return;
-        n->serial = serial;
-        if (n->manager->bus && n->exported)
-                (void)sd_bus_emit_properties_changed_strv(n->manager->bus, n->path,
-                                                          NETCLIENT_NETWORK_INTERFACE, (char **)props);
-}
-
 /* Makes one network what the server says it is: create it, or update it with a full diff. */
 static void apply_network_state(Manager *m, NmNetworkState *ns)
 {
@@ -346,7 +334,7 @@ static void apply_network_state(Manager *m, NmNetworkState *ns)
                         apply_network(n);
                 return;
         }
-        set_network_serial(n, m->serial);
+        network_set_serial(n, m->serial);
         if (network_set_desired(n, ns) || !n->link_configured || n->apply_failed)
                 apply_network(n);
         else
@@ -459,7 +447,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                         return want_pull(m, "Unusable peers message");
                 }
                 m->serial = msg->serial;
-                set_network_serial(n, m->serial);
+                network_set_serial(n, m->serial);
                 network_sync_peer_objects(n);
                 apply_network_peers(n, keys);
                 log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").",

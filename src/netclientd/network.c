@@ -121,6 +121,16 @@ static void emit_network_changed(Network *n, const char *const *props)
                                                   (char **)props);
 }
 
+void network_set_serial(Network *n, guint64 serial)
+{
+        static const char *const props[] = {"Serial", NULL};
+
+        if (n->serial == serial)
+                return;
+        n->serial = serial;
+        emit_network_changed(n, props);
+}
+
 void network_sync_peer_objects(Network *n)
 {
         g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -61,6 +61,8 @@ int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **
 /* Replaces the desired state with `desired` (settings and, when it has them, peers), keeping the
  * Peer objects in step. Returns true when the link needs a full apply. */
 bool network_set_desired(Network *n, NmNetworkState *desired);
+/* Sets the host serial that last changed this network (the Serial property). */
+void network_set_serial(Network *n, guint64 serial);
 /* Makes the Peer objects match desired->peers (creating, updating, removing). */
 void network_sync_peer_objects(Network *n);
 
