@@ -50,7 +50,7 @@ struct JoinJob {
         char **networks; /* the networks this join added (for the reply) */
 };
 
-static void join_job_free(JoinJob *j)
+void join_job_free(JoinJob *j)
 {
         if (!j)
                 return;
@@ -68,6 +68,11 @@ static void message_unref(gpointer p)
         sd_bus_message_unref(p);
 }
 
+GPtrArray *manager_pull_waiters_new(void)
+{
+        return g_ptr_array_new_with_free_func(message_unref);
+}
+
 static void network_free_void(gpointer n)
 {
         network_free(n);
@@ -80,8 +85,8 @@ int manager_new(Config *config, Manager **ret)
         m->config = config;
         m->networks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, network_free_void);
         m->disconnected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
-        m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
+        m->pull_waiters = manager_pull_waiters_new();
+        m->pull_waiters_next = manager_pull_waiters_new();
         m->exported_state = _MANAGER_STATE_MAX;
         *ret = m;
         return 0;
@@ -155,7 +160,7 @@ void manager_state_maybe_changed(Manager *m)
         emit_manager_changed(m, props);
 }
 
-static void emit_registration_changed(Manager *m)
+void manager_emit_registration_changed(Manager *m)
 {
         static const char *const props[] = {"HostId", "Server", "PublicKey", NULL};
         emit_manager_changed(m, props);
@@ -211,18 +216,16 @@ char **manager_network_paths(Manager *m)
         return (char **)g_ptr_array_free(a, false);
 }
 
-static void schedule_retry(Manager *m);
-
 /* Forwarding and routing rules follow the roles of all networks; failures are retried. */
-static void sync_forwarding(Manager *m)
+void manager_apply_forwarding(Manager *m)
 {
         manager_sync_forwarding(m);
         if (m->forwarding_failed)
-                schedule_retry(m);
+                manager_schedule_retry(m);
 }
 
 /* Applies a network to its link; a failure is logged and retried later, not fatal. */
-static void apply_network(Network *n)
+void manager_apply_network(Manager *m, Network *n)
 {
         g_autoptr(GError) e = NULL;
         int r = network_apply(n, &e);
@@ -231,10 +234,10 @@ static void apply_network(Network *n)
         if (r < 0) {
                 log_error("Failed to configure %s for network %s (retrying): %s", n->ifname, n->name,
                           e ? e->message : g_strerror(-r));
-                schedule_retry(n->manager);
+                manager_schedule_retry(m);
         }
         network_dns_update(n);
-        sync_forwarding(n->manager);
+        manager_apply_forwarding(m);
 }
 
 static void apply_network_peers(Network *n, GArray *keys)
@@ -246,11 +249,11 @@ static void apply_network_peers(Network *n, GArray *keys)
                 n->apply_failed = true;
                 log_error("Failed to update the peers of %s (retrying): %s", n->ifname,
                           e ? e->message : g_strerror(-r));
-                schedule_retry(n->manager);
+                manager_schedule_retry(n->manager);
         }
         network_dns_update(n);
         /* An internet gateway's default route comes and goes with its peer. */
-        sync_forwarding(n->manager);
+        manager_apply_forwarding(n->manager);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -262,13 +265,13 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Network *)v)->apply_failed)
-                        apply_network(v);
+                        manager_apply_network(m, v);
         if (m->forwarding_failed)
-                sync_forwarding(m);
+                manager_apply_forwarding(m);
         return 0;
 }
 
-static void schedule_retry(Manager *m)
+void manager_schedule_retry(Manager *m)
 {
         uint64_t now;
 
@@ -289,7 +292,7 @@ static void schedule_retry(Manager *m)
 }
 
 /* Adds a network the server gave us (takes `desired`). */
-static Network *add_network(Manager *m, NmNetworkState *desired)
+Network *manager_add_network(Manager *m, NmNetworkState *desired)
 {
         Network *n;
         int r = network_new(m, desired, &n);
@@ -307,7 +310,7 @@ static Network *add_network(Manager *m, NmNetworkState *desired)
         return n;
 }
 
-static void remove_network(Manager *m, Network *n, bool teardown)
+void manager_remove_network(Manager *m, Network *n, bool teardown)
 {
         g_autoptr(GError) e = NULL;
         g_autofree char *name = g_strdup(n->name);
@@ -320,7 +323,7 @@ static void remove_network(Manager *m, Network *n, bool teardown)
         emit_networks_changed(m);
         log_info("Left network %s.", name);
         /* Its roles went with it. */
-        sync_forwarding(m);
+        manager_apply_forwarding(m);
 }
 
 /* Makes one network what the server says it is: create it, or update it with a full diff. */
@@ -329,14 +332,14 @@ static void apply_network_state(Manager *m, NmNetworkState *ns)
         Network *n = manager_get_network(m, ns->network);
 
         if (!n) {
-                n = add_network(m, ns);
+                n = manager_add_network(m, ns);
                 if (n)
-                        apply_network(n);
+                        manager_apply_network(m, n);
                 return;
         }
         network_set_serial(n, m->serial);
         if (network_set_desired(n, ns) || !n->link_configured || n->apply_failed)
-                apply_network(n);
+                manager_apply_network(m, n);
         else
                 network_dns_update(n); /* names (custom, own) may have changed without the link */
 }
@@ -364,7 +367,7 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
                 if (!g_hash_table_contains(keep, ((Network *)v)->name))
                         g_ptr_array_add(gone, v);
         for (guint i = 0; i < gone->len; i++)
-                remove_network(m, gone->pdata[i], true);
+                manager_remove_network(m, gone->pdata[i], true);
         for (guint i = 0; i < state->networks->len; i++) {
                 NmNetworkState *src = state->networks->pdata[i];
                 /* A snapshot always lists the peers; an absent list means none. */
@@ -383,8 +386,6 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
 }
 
 /* ---- server messages ---------------------------------------------------------------------------- */
-
-static void forget_server(Manager *m, bool teardown);
 
 static MessageResult want_pull(Manager *m, const char *why)
 {
@@ -405,7 +406,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
         if (msg->type == NM_MSG_HOST_DELETED) {
                 log_notice(
                         "The server deleted this host: removing every network and forgetting the server.");
-                forget_server(m, true);
+                manager_forget_server(m, true);
                 return MESSAGE_APPLIED;
         }
         if (msg->type == NM_MSG_SNAPSHOT) {
@@ -472,7 +473,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                 Network *n = manager_get_network(m, msg->network);
                 m->serial = msg->serial;
                 if (n)
-                        remove_network(m, n, true);
+                        manager_remove_network(m, n, true);
                 break;
         }
         case NM_MSG_NETWORK_CHANGED: {
@@ -499,7 +500,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
 
 /* ---- talking to the server ---------------------------------------------------------------------- */
 
-static char *api_url(Manager *m, const char *api, const char *path)
+char *manager_api_url(Manager *m, const char *api, const char *path)
 {
         return g_strconcat(api ? api : m->server->api, "/api/v1", path, NULL);
 }
@@ -508,7 +509,7 @@ static void reply_pull_waiters(Manager *m, const GError *error)
 {
         g_autoptr(GPtrArray) waiters = m->pull_waiters;
 
-        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
+        m->pull_waiters = manager_pull_waiters_new();
         for (guint i = 0; i < waiters->len; i++) {
                 sd_bus_message *call = waiters->pdata[i];
                 if (error) {
@@ -566,8 +567,8 @@ int manager_pull(Manager *m, sd_bus_message *waiter)
                 return -ENOLINK; /* state only (unit tests) */
         if (!m->pull_request) {
                 g_ptr_array_extend_and_steal(m->pull_waiters, g_steal_pointer(&m->pull_waiters_next));
-                m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
-                url = api_url(m, NULL, "/host");
+                m->pull_waiters_next = manager_pull_waiters_new();
+                url = manager_api_url(m, NULL, "/host");
                 r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_pulled, m,
                                        &m->pull_request);
                 if (r < 0)
@@ -584,7 +585,7 @@ int manager_pull(Manager *m, sd_bus_message *waiter)
         return 0;
 }
 
-static char **host_endpoints(Manager *m)
+char **manager_host_endpoints(Manager *m)
 {
         g_autoptr(GArray) addrs = NULL;
         GPtrArray *a = g_ptr_array_new();
@@ -623,7 +624,7 @@ int manager_send_checkin(Manager *m)
                                     GUINT_TO_POINTER(n->desired->listen_port));
         }
         g_strfreev(m->endpoints);
-        m->endpoints = host_endpoints(m);
+        m->endpoints = manager_host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
         rep->public_ip = g_strdup(m->public_ip);
         if (log_get_max_level() >= LOG_DEBUG) {
@@ -643,7 +644,7 @@ int manager_send_checkin(Manager *m)
         if (!m->api || m->checkin_request)
                 return 0;
         g_autofree char *body = nm_report_to_json(rep);
-        g_autofree char *url = api_url(m, NULL, "/host");
+        g_autofree char *url = manager_api_url(m, NULL, "/host");
         r = api_client_request(m->api, "PUT", url, m->server->credential, body, on_checkin_done, m,
                                &m->checkin_request);
         if (r < 0)
@@ -688,7 +689,7 @@ int manager_check_plain(Manager *m, const char *what, const char *url, GError **
 }
 
 /* The API's trust: the pin the token carried, else a CA (CAFile=, or the system's). */
-static void api_trust(Manager *m, bool has_pin, const NmTlsPin *pin)
+void manager_set_api_trust(Manager *m, bool has_pin, const NmTlsPin *pin)
 {
         g_auto(NmTlsTrust) t = {.mode = has_pin ? NM_TLS_PIN : NM_TLS_CA};
 
@@ -704,9 +705,9 @@ void manager_update_api_trust(Manager *m)
         if (!m->api)
                 return;
         if (m->server)
-                api_trust(m, m->server->has_pin, &m->server->pin);
+                manager_set_api_trust(m, m->server->has_pin, &m->server->pin);
         else
-                api_trust(m, false, NULL);
+                manager_set_api_trust(m, false, NULL);
 }
 
 /* The broker's trust, as the server said at registration: its pin, or the CA it handed over
@@ -729,7 +730,7 @@ int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error)
         return 0;
 }
 
-static void start_broker(Manager *m)
+void manager_start_broker(Manager *m)
 {
         g_autoptr(GError) e = NULL;
         int r;
@@ -754,7 +755,7 @@ static void start_broker(Manager *m)
 
 /* ---- registration ------------------------------------------------------------------------------ */
 
-static void forget_server(Manager *m, bool teardown)
+void manager_forget_server(Manager *m, bool teardown)
 {
         g_autoptr(GError) e = NULL;
         g_autoptr(GPtrArray) all = g_ptr_array_new();
@@ -765,7 +766,7 @@ static void forget_server(Manager *m, bool teardown)
         while (g_hash_table_iter_next(&it, NULL, &v))
                 g_ptr_array_add(all, v);
         for (guint i = 0; i < all->len; i++)
-                remove_network(m, all->pdata[i], teardown);
+                manager_remove_network(m, all->pdata[i], teardown);
         m->mq = mq_client_free(m->mq);
         api_request_cancel(m->pull_request);
         m->pull_request = NULL;
@@ -779,7 +780,7 @@ static void forget_server(Manager *m, bool teardown)
             state_remove(m->config->state_dir, STATE_SERVER_FILE, &e) < 0 ||
             state_remove(m->config->state_dir, STATE_BROKER_CA_FILE, &e) < 0)
                 log_error("%s", e->message);
-        emit_registration_changed(m);
+        manager_emit_registration_changed(m);
         manager_state_maybe_changed(m);
 }
 
@@ -870,7 +871,7 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
         }
         m->server = TAKE_PTR(s);
         log_info("Registered with %s as host %s.", m->server->api, m->server->host_id);
-        emit_registration_changed(m);
+        manager_emit_registration_changed(m);
         manager_emit_join_progress(m, "registered");
 
         names = g_ptr_array_new();
@@ -886,7 +887,7 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
                 return;
         }
         manager_emit_join_progress(m, "connecting");
-        start_broker(m);
+        manager_start_broker(m);
         join_finish(m, NULL);
 }
 
@@ -928,7 +929,7 @@ static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata
                         /* Our credential is gone: the server deleted this host while we did not hear
                          * it. Start over as a new host with the same keys. */
                         log_notice("The server no longer knows this host; registering again.");
-                        forget_server(m, true);
+                        manager_forget_server(m, true);
                         join_register(m);
                         return;
                 }
@@ -957,7 +958,7 @@ static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata
         j->networks = (char **)g_ptr_array_free(names, false);
         manager_emit_join_progress(m, "registered");
 
-        url = api_url(m, NULL, "/host");
+        url = manager_api_url(m, NULL, "/host");
         r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_join_pulled, m,
                                &j->request);
         if (r < 0) {
@@ -971,13 +972,13 @@ static void join_register(Manager *m)
 {
         JoinJob *j = m->join;
         g_autoptr(GError) e = NULL;
-        g_auto(GStrv) endpoints = host_endpoints(m);
-        g_autofree char *url = api_url(m, j->token.api, "/hosts/register");
+        g_auto(GStrv) endpoints = manager_host_endpoints(m);
+        g_autofree char *url = manager_api_url(m, j->token.api, "/hosts/register");
         g_autofree char *name = NULL;
         int r;
 
         /* The token says whom to trust: its pin, or a CA. */
-        api_trust(m, j->token.has_pin, &j->token.pin);
+        manager_set_api_trust(m, j->token.has_pin, &j->token.pin);
 
         if (j->name)
                 name = g_strdup(j->name);
@@ -1047,7 +1048,7 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
                 return bus_error_set_gerror(error, e);
         }
         if (r > 0)
-                emit_registration_changed(m);
+                manager_emit_registration_changed(m);
         m->have_identity = true;
 
         j->call = call ? sd_bus_message_ref(call) : NULL;
@@ -1063,7 +1064,7 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
                 return 1;
         }
         g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autofree char *url = api_url(m, NULL, "/host/networks");
+        g_autofree char *url = manager_api_url(m, NULL, "/host/networks");
         json_builder_begin_object(b);
         nm_json_add_string(b, "token", token);
         json_builder_end_object(b);
@@ -1116,7 +1117,7 @@ static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
                             res->error->message);
         else
                 log_info("Deregistered from %s.", m->server ? m->server->api : "the server");
-        forget_server(m, true);
+        manager_forget_server(m, true);
         leave_reply(j, NULL);
         leave_job_free(j);
 }
@@ -1136,16 +1137,16 @@ static void on_left(ApiClient *c, const ApiResult *res, void *userdata)
         }
         n = manager_get_network(m, j->network);
         if (n)
-                remove_network(m, n, true);
+                manager_remove_network(m, n, true);
         manager_save_state(m);
 
         if (m->server && g_hash_table_size(m->networks) == 0) {
-                g_autofree char *url = api_url(m, NULL, "/host");
+                g_autofree char *url = manager_api_url(m, NULL, "/host");
                 r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_deregistered,
                                        j, NULL);
                 if (r >= 0)
                         return;
-                forget_server(m, true);
+                manager_forget_server(m, true);
         }
         leave_reply(j, NULL);
         leave_job_free(j);
@@ -1201,10 +1202,10 @@ int manager_set_connected(Manager *m, const char *network, bool connected, sd_bu
                                                           (char **)props);
         r = network_apply(n, &e);
         n->apply_failed = r < 0;
-        sync_forwarding(m);
+        manager_apply_forwarding(m);
         network_dns_update(n);
         if (r < 0) {
-                schedule_retry(m);
+                manager_schedule_retry(m);
                 return bus_error_set_gerror(error, e);
         }
         log_info("Network %s %s.", network, connected ? "connected" : "disconnected");
@@ -1259,7 +1260,7 @@ static gboolean strv_equal0(char **a, char **b)
 static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
-        g_auto(GStrv) now = host_endpoints(m);
+        g_auto(GStrv) now = manager_host_endpoints(m);
 
         if (!m->server || strv_equal0(now, m->endpoints))
                 return 0;
@@ -1350,7 +1351,7 @@ int manager_load_state(Manager *m)
                         nm_network_state_free(s);
                         continue;
                 }
-                add_network(m, s);
+                manager_add_network(m, s);
         }
         return 0;
 }
@@ -1443,10 +1444,10 @@ int manager_startup(Manager *m)
         /* Links that survived us are adopted and diffed; nothing is recreated or reset. */
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                apply_network(v);
+                manager_apply_network(m, v);
         /* Also with no network left: forwarding rules and routing rules a previous run left behind
          * for roles that are gone now are removed. */
-        sync_forwarding(m);
+        manager_apply_forwarding(m);
 
         r = add_timer(m, &m->checkin_timer, m->config->checkin_usec, on_checkin_timer, "checkin", true);
         if (r >= 0)
@@ -1461,7 +1462,7 @@ int manager_startup(Manager *m)
         if (m->server) {
                 log_info("Registered with %s as host %s, %u network(s), serial %" G_GUINT64_FORMAT ".",
                          m->server->api, m->server->host_id, g_hash_table_size(m->networks), m->serial);
-                start_broker(m);
+                manager_start_broker(m);
         } else
                 log_info("Not registered with a server yet (netclient join -t TOKEN).");
         manager_state_maybe_changed(m);

@@ -151,3 +151,32 @@ int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error);
 /* D-Bus (manager-bus.c). */
 int manager_bus_register(Manager *m);
 void manager_emit_join_progress(Manager *m, const char *step);
+
+/* Shared by the Manager's own files; nothing else calls these. */
+/* Adds a network the server gave us (takes `desired`) and exports it; NULL when that failed. */
+Network *manager_add_network(Manager *m, NmNetworkState *desired);
+/* Unexports and frees the network, deleting its link when `teardown`. */
+void manager_remove_network(Manager *m, Network *n, bool teardown);
+/* Applies a network to its link, then its DNS and the forwarding rules; a failure is logged and
+ * retried from the retry timer, not fatal. */
+void manager_apply_network(Manager *m, Network *n);
+/* manager_sync_forwarding(), retried from the retry timer when it failed. */
+void manager_apply_forwarding(Manager *m);
+/* Arms the retry timer (5 s) unless it is pending: it applies networks whose last apply failed. */
+void manager_schedule_retry(Manager *m);
+/* Emits PropertiesChanged for HostId, Server and PublicKey. */
+void manager_emit_registration_changed(Manager *m);
+/* Removes every network (deleting the links when `teardown`), the server, its credentials and
+ * the saved state; the host's keys stay. */
+void manager_forget_server(Manager *m, bool teardown);
+/* "<api>/api/v1<path>", with the saved server's API when `api` is NULL. */
+char *manager_api_url(Manager *m, const char *api, const char *path);
+/* The host's addresses as reported to the server (up, non-loopback links other than ours). */
+char **manager_host_endpoints(Manager *m);
+/* The API client trusts this pin, else a CA (CAFile=, or the system's). */
+void manager_set_api_trust(Manager *m, bool has_pin, const NmTlsPin *pin);
+/* (Re)makes the broker connection for the saved server, when it has a broker. */
+void manager_start_broker(Manager *m);
+/* An empty list of Pull() calls (sd_bus_message*, unreferenced when removed). */
+GPtrArray *manager_pull_waiters_new(void);
+void join_job_free(JoinJob *j);
