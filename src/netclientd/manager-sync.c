@@ -85,12 +85,7 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
         for (guint i = 0; i < state->networks->len; i++) {
                 NmNetworkState *src = state->networks->pdata[i];
                 /* A snapshot always lists the peers; an absent list means none. */
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(src, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        continue;
+                NmNetworkState *copy = nm_network_state_copy(src);
                 if (!copy->peers)
                         copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 apply_network_state(m, copy);
@@ -171,12 +166,7 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                 break;
         }
         case NM_MSG_NETWORK_JOINED: {
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(msg->net, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        return want_pull(m, "Unusable network-joined message");
+                NmNetworkState *copy = nm_network_state_copy(msg->net);
                 if (!copy->peers)
                         copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 m->serial = msg->serial;
@@ -194,14 +184,8 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
                 Network *n = manager_get_network(m, msg->net->network);
                 if (!n)
                         return want_pull(m, "Settings for a network we do not know");
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(msg->net, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        return want_pull(m, "Unusable network-changed message");
                 m->serial = msg->serial;
-                apply_network_state(m, copy);
+                apply_network_state(m, nm_network_state_copy(msg->net));
                 log_info("Network %s: settings changed (serial %" G_GUINT64_FORMAT ").", n->name, m->serial);
                 break;
         }
