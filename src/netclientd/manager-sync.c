@@ -24,20 +24,21 @@ GPtrArray *manager_pull_waiters_new(void)
         return g_ptr_array_new_with_free_func(message_unref);
 }
 
-static void apply_network_peers(Network *n, GArray *keys)
+/* Hands a peers message to its network, then updates what follows the peers; a failure on the link
+ * is logged and retried, not fatal. */
+static void apply_delta(Manager *m, Network *n, const NmMessage *msg)
 {
         g_autoptr(GError) e = NULL;
-        int r = network_apply_peers(n, keys, &e);
+        int r = network_apply_delta(n, msg, &e);
 
         if (r < 0) {
-                n->apply_failed = true;
                 log_error("Failed to update the peers of %s (retrying): %s", n->ifname,
                           e ? e->message : g_strerror(-r));
-                manager_schedule_retry(n->manager);
+                manager_schedule_retry(m);
         }
         network_dns_update(n);
         /* An internet gateway's default route comes and goes with its peer. */
-        manager_apply_forwarding(n->manager);
+        manager_apply_forwarding(m);
 }
 
 /* Makes one network what the server says it is: create it, or update it with a full diff. */
@@ -149,17 +150,10 @@ MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
         switch (msg->type) {
         case NM_MSG_PEERS: {
                 Network *n = manager_get_network(m, msg->network);
-                g_autoptr(GArray) keys = NULL;
                 if (!n)
                         return want_pull(m, "Peers for a network we do not know");
-                if (network_state_apply_delta(n->desired, msg, &keys, &e) < 0) {
-                        log_warning("Cannot apply a peers message: %s", e->message);
-                        return want_pull(m, "Unusable peers message");
-                }
                 m->serial = msg->serial;
-                network_set_serial(n, m->serial);
-                network_sync_peer_objects(n);
-                apply_network_peers(n, keys);
+                apply_delta(m, n, msg);
                 log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").",
                          n->name, msg->add ? msg->add->len : 0, msg->update ? msg->update->len : 0,
                          msg->remove ? msg->remove->len : 0, m->serial);

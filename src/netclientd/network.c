@@ -487,6 +487,22 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
         return 0;
 }
 
+int network_apply_delta(Network *n, const NmMessage *msg, GError **error)
+{
+        g_autoptr(GArray) keys = NULL;
+        int r;
+
+        r = network_state_apply_delta(n->desired, msg, &keys, error);
+        if (r < 0)
+                return r;
+        network_set_serial(n, msg->serial);
+        network_sync_peer_objects(n);
+        r = network_apply_peers(n, keys, error);
+        if (r < 0)
+                n->apply_failed = true;
+        return r;
+}
+
 int network_teardown(Network *n, GError **error)
 {
         Manager *m = n->manager;
