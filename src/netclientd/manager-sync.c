@@ -339,10 +339,15 @@ int manager_send_checkin(Manager *m)
         return 0;
 }
 
-void manager_broker_connected(Manager *m, bool connected)
+/* ---- the broker --------------------------------------------------------------------------------- */
+
+/* The broker connection went up (subscribed) or down. */
+static void on_broker_ready(MqClient *c, bool ready, void *userdata)
 {
+        Manager *m = userdata;
+
         manager_state_maybe_changed(m);
-        if (!connected)
+        if (!ready)
                 return;
         /* Whatever was sent while we were away is not queued for us: catch up with a snapshot. */
         manager_pull(m, NULL);
@@ -350,10 +355,18 @@ void manager_broker_connected(Manager *m, bool connected)
         manager_public_ip_refresh(m);
 }
 
-/* ---- the broker --------------------------------------------------------------------------------- */
+static void on_broker_message(MqClient *c, const NmMessage *msg, void *userdata)
+{
+        manager_handle_message(userdata, msg);
+}
 
 void manager_start_broker(Manager *m)
 {
+        static const MqClientCallbacks callbacks = {
+                .ready = on_broker_ready,
+                .message = on_broker_message,
+        };
+        g_auto(NmTlsTrust) trust = {};
         g_autoptr(GError) e = NULL;
         int r;
 
@@ -368,7 +381,11 @@ void manager_start_broker(Manager *m)
                 log_error("%s", e->message);
                 return;
         }
-        r = mq_client_new(m, &m->mq);
+        r = manager_broker_trust(m, &trust, &e);
+        if (r < 0)
+                log_error_errno(r, "%s", e->message);
+        else
+                r = mq_client_new(m->event, m->server, &m->identity, &trust, &callbacks, m, &m->mq);
         if (r >= 0)
                 r = mq_client_start(m->mq);
         if (r < 0)

@@ -139,8 +139,6 @@ void manager_sync_forwarding(Manager *m);
 int manager_set_internet_gateway(Manager *m, sd_bus_message *call, const char *network, const char *gateway,
                                  sd_bus_error *error);
 
-/* The broker connection went up or down. */
-void manager_broker_connected(Manager *m, bool connected);
 /* Transport security (docs/netclientd.md, "TLS"): refuses plain http:// or mqtt:// off loopback
  * unless Insecure=yes; sets the API client's trust from the saved server (or none); the broker's
  * trust as the server described it at registration. */
@@ -175,7 +173,8 @@ char *manager_api_url(Manager *m, const char *api, const char *path);
 char **manager_host_endpoints(Manager *m);
 /* The API client trusts this pin, else a CA (CAFile=, or the system's). */
 void manager_set_api_trust(Manager *m, bool has_pin, const NmTlsPin *pin);
-/* (Re)makes the broker connection for the saved server, when it has a broker. */
+/* (Re)makes the broker connection for the saved server, when it has a broker; its messages go to
+ * manager_handle_message(), and each new connection is followed by a pull and a check-in. */
 void manager_start_broker(Manager *m);
 /* An empty list of Pull() calls (sd_bus_message*, unreferenced when removed). */
 GPtrArray *manager_pull_waiters_new(void);
