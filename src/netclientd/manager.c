@@ -1,4 +1,6 @@
-/* The Manager: state, networks, server messages, and the Join/Leave/Pull/Connect operations. */
+/* The Manager, netclientd's owner object: creating and freeing it, its state and networks, the retry
+ * and periodic timers, how it reaches the server (API URLs, transport security) and start-up.
+ * Joining and leaving are in manager-join.c, server messages, pulls and check-ins in manager-sync.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -7,10 +9,7 @@
 #include <time.h>
 
 #include "boot-unit.h"
-#include "bus-errors.h"
 #include "firewall.h"
-#include "host-api.h"
-#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -40,35 +39,6 @@ const char *manager_state_to_string(ManagerState s)
         return state_names[s];
 }
 
-struct JoinJob {
-        Manager *manager;
-        sd_bus_message *call;
-        NmToken token;
-        char *token_text; /* secret: sent to the server, wiped on free */
-        char *name;
-        uint16_t listen_port;
-        ApiRequest *request;
-        char **networks; /* the networks this join added (for the reply) */
-};
-
-static void join_job_free(JoinJob *j)
-{
-        if (!j)
-                return;
-        api_request_cancel(j->request);
-        sd_bus_message_unref(j->call);
-        nm_token_clear(&j->token);
-        nm_free_secret(j->token_text);
-        g_free(j->name);
-        g_strfreev(j->networks);
-        g_free(j);
-}
-
-static void message_unref(gpointer p)
-{
-        sd_bus_message_unref(p);
-}
-
 static void network_free_void(gpointer n)
 {
         network_free(n);
@@ -81,8 +51,8 @@ int manager_new(Config *config, Manager **ret)
         m->config = config;
         m->networks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, network_free_void);
         m->disconnected = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
-        m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
+        m->pull_waiters = manager_pull_waiters_new();
+        m->pull_waiters_next = manager_pull_waiters_new();
         m->exported_state = _MANAGER_STATE_MAX;
         *ret = m;
         return 0;
@@ -156,7 +126,7 @@ void manager_state_maybe_changed(Manager *m)
         emit_manager_changed(m, props);
 }
 
-static void emit_registration_changed(Manager *m)
+void manager_emit_registration_changed(Manager *m)
 {
         static const char *const props[] = {"HostId", "Server", "PublicKey", NULL};
         emit_manager_changed(m, props);
@@ -212,18 +182,16 @@ char **manager_network_paths(Manager *m)
         return (char **)g_ptr_array_free(a, false);
 }
 
-static void schedule_retry(Manager *m);
-
 /* Forwarding and routing rules follow the roles of all networks; failures are retried. */
-static void sync_forwarding(Manager *m)
+void manager_apply_forwarding(Manager *m)
 {
         manager_sync_forwarding(m);
         if (m->forwarding_failed)
-                schedule_retry(m);
+                manager_schedule_retry(m);
 }
 
 /* Applies a network to its link; a failure is logged and retried later, not fatal. */
-static void apply_network(Network *n)
+void manager_apply_network(Manager *m, Network *n)
 {
         g_autoptr(GError) e = NULL;
         int r = network_apply(n, &e);
@@ -232,26 +200,10 @@ static void apply_network(Network *n)
         if (r < 0) {
                 log_error("Failed to configure %s for network %s (retrying): %s", n->ifname, n->name,
                           e ? e->message : g_strerror(-r));
-                schedule_retry(n->manager);
+                manager_schedule_retry(m);
         }
         network_dns_update(n);
-        sync_forwarding(n->manager);
-}
-
-static void apply_network_peers(Network *n, GArray *keys)
-{
-        g_autoptr(GError) e = NULL;
-        int r = network_apply_peers(n, keys, &e);
-
-        if (r < 0) {
-                n->apply_failed = true;
-                log_error("Failed to update the peers of %s (retrying): %s", n->ifname,
-                          e ? e->message : g_strerror(-r));
-                schedule_retry(n->manager);
-        }
-        network_dns_update(n);
-        /* An internet gateway's default route comes and goes with its peer. */
-        sync_forwarding(n->manager);
+        manager_apply_forwarding(m);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -263,13 +215,13 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Network *)v)->apply_failed)
-                        apply_network(v);
+                        manager_apply_network(m, v);
         if (m->forwarding_failed)
-                sync_forwarding(m);
+                manager_apply_forwarding(m);
         return 0;
 }
 
-static void schedule_retry(Manager *m)
+void manager_schedule_retry(Manager *m)
 {
         uint64_t now;
 
@@ -290,7 +242,7 @@ static void schedule_retry(Manager *m)
 }
 
 /* Adds a network the server gave us (takes `desired`). */
-static Network *add_network(Manager *m, NmNetworkState *desired)
+Network *manager_add_network(Manager *m, NmNetworkState *desired)
 {
         Network *n;
         int r = network_new(m, desired, &n);
@@ -308,7 +260,7 @@ static Network *add_network(Manager *m, NmNetworkState *desired)
         return n;
 }
 
-static void remove_network(Manager *m, Network *n, bool teardown)
+void manager_remove_network(Manager *m, Network *n, bool teardown)
 {
         g_autoptr(GError) e = NULL;
         g_autofree char *name = g_strdup(n->name);
@@ -321,358 +273,14 @@ static void remove_network(Manager *m, Network *n, bool teardown)
         emit_networks_changed(m);
         log_info("Left network %s.", name);
         /* Its roles went with it. */
-        sync_forwarding(m);
-}
-
-static void set_network_serial(Network *n, guint64 serial)
-{
-        static const char *const props[] = {"Serial", NULL};
-
-        if (n->serial == serial)
-                return;
-        n->serial = serial;
-        if (n->manager->bus && n->exported)
-                (void)sd_bus_emit_properties_changed_strv(n->manager->bus, n->path,
-                                                          NETCLIENT_NETWORK_INTERFACE, (char **)props);
-}
-
-/* Makes one network what the server says it is: create it, or update it with a full diff. */
-static void apply_network_state(Manager *m, NmNetworkState *ns)
-{
-        Network *n = manager_get_network(m, ns->network);
-
-        if (!n) {
-                n = add_network(m, ns);
-                if (n)
-                        apply_network(n);
-                return;
-        }
-        set_network_serial(n, m->serial);
-        if (network_set_desired(n, ns) || !n->link_configured || n->apply_failed)
-                apply_network(n);
-        else
-                network_dns_update(n); /* names (custom, own) may have changed without the link */
-}
-
-int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
-{
-        g_autoptr(GHashTable) keep = g_hash_table_new(g_str_hash, g_str_equal);
-        g_autoptr(GPtrArray) gone = g_ptr_array_new();
-        GHashTableIter it;
-        gpointer v;
-
-        if (!m->server || !streq0(state->host_id, m->server->host_id)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "The snapshot is for another host (%.36s)", strna(state->host_id));
-                return -EINVAL;
-        }
-        m->serial = state->serial;
-        m->highest_serial_seen = MAX(m->highest_serial_seen, state->serial);
-        for (guint i = 0; i < state->networks->len; i++) {
-                NmNetworkState *src = state->networks->pdata[i];
-                g_hash_table_add(keep, src->network);
-        }
-        g_hash_table_iter_init(&it, m->networks);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                if (!g_hash_table_contains(keep, ((Network *)v)->name))
-                        g_ptr_array_add(gone, v);
-        for (guint i = 0; i < gone->len; i++)
-                remove_network(m, gone->pdata[i], true);
-        for (guint i = 0; i < state->networks->len; i++) {
-                NmNetworkState *src = state->networks->pdata[i];
-                /* A snapshot always lists the peers; an absent list means none. */
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(src, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        continue;
-                if (!copy->peers)
-                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
-                apply_network_state(m, copy);
-        }
-        manager_save_state(m);
-        return 0;
-}
-
-/* ---- server messages ---------------------------------------------------------------------------- */
-
-static void forget_server(Manager *m, bool teardown);
-
-static MessageResult want_pull(Manager *m, const char *why)
-{
-        log_info("%s: pulling a snapshot from the server.", why);
-        manager_pull(m, NULL);
-        return MESSAGE_PULL;
-}
-
-MessageResult manager_handle_message(Manager *m, const NmMessage *msg)
-{
-        const char *type = nm_message_type_to_string(msg->type);
-        g_autoptr(GError) e = NULL;
-
-        if (!m->server)
-                return MESSAGE_IGNORED;
-
-        /* Authenticated by the pinned server key: acted on whatever its serial. */
-        if (msg->type == NM_MSG_HOST_DELETED) {
-                log_notice(
-                        "The server deleted this host: removing every network and forgetting the server.");
-                forget_server(m, true);
-                return MESSAGE_APPLIED;
-        }
-        if (msg->type == NM_MSG_SNAPSHOT) {
-                if (msg->state->serial < m->serial) {
-                        log_debug("Ignoring a snapshot at serial %" G_GUINT64_FORMAT
-                                  " (we are at %" G_GUINT64_FORMAT ").",
-                                  msg->state->serial, m->serial);
-                        return MESSAGE_IGNORED;
-                }
-                if (manager_apply_snapshot(m, msg->state, &e) < 0) {
-                        log_warning("Ignoring a snapshot: %s", e->message);
-                        return MESSAGE_IGNORED;
-                }
-                log_info("Applied a snapshot at serial %" G_GUINT64_FORMAT ".", m->serial);
-                return MESSAGE_APPLIED;
-        }
-
-        m->highest_serial_seen = MAX(m->highest_serial_seen, msg->serial);
-        if (msg->serial <= m->serial) {
-                log_debug("Ignoring %s message with old serial %" G_GUINT64_FORMAT " (at %" G_GUINT64_FORMAT
-                          ").",
-                          type, msg->serial, m->serial);
-                return MESSAGE_IGNORED;
-        }
-        if (msg->serial != m->serial + 1) {
-                g_autofree char *why =
-                        g_strdup_printf("Serial gap (at %" G_GUINT64_FORMAT ", got %" G_GUINT64_FORMAT ")",
-                                        m->serial, msg->serial);
-                return want_pull(m, why);
-        }
-        switch (msg->type) {
-        case NM_MSG_PEERS: {
-                Network *n = manager_get_network(m, msg->network);
-                g_autoptr(GArray) keys = NULL;
-                if (!n)
-                        return want_pull(m, "Peers for a network we do not know");
-                if (network_state_apply_delta(n->desired, msg, &keys, &e) < 0) {
-                        log_warning("Cannot apply a peers message: %s", e->message);
-                        return want_pull(m, "Unusable peers message");
-                }
-                m->serial = msg->serial;
-                set_network_serial(n, m->serial);
-                network_sync_peer_objects(n);
-                apply_network_peers(n, keys);
-                log_info("Network %s: %u added, %u updated, %u removed (serial %" G_GUINT64_FORMAT ").",
-                         n->name, msg->add ? msg->add->len : 0, msg->update ? msg->update->len : 0,
-                         msg->remove ? msg->remove->len : 0, m->serial);
-                break;
-        }
-        case NM_MSG_NETWORK_JOINED: {
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(msg->net, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        return want_pull(m, "Unusable network-joined message");
-                if (!copy->peers)
-                        copy->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
-                m->serial = msg->serial;
-                apply_network_state(m, copy);
-                break;
-        }
-        case NM_MSG_NETWORK_LEFT: {
-                Network *n = manager_get_network(m, msg->network);
-                m->serial = msg->serial;
-                if (n)
-                        remove_network(m, n, true);
-                break;
-        }
-        case NM_MSG_NETWORK_CHANGED: {
-                Network *n = manager_get_network(m, msg->net->network);
-                if (!n)
-                        return want_pull(m, "Settings for a network we do not know");
-                g_autoptr(JsonBuilder) b = json_builder_new();
-                nm_network_state_to_json(msg->net, b);
-                g_autoptr(JsonNode) node = json_builder_get_root(b);
-                NmNetworkState *copy = nm_network_state_from_json(node, NULL);
-                if (!copy)
-                        return want_pull(m, "Unusable network-changed message");
-                m->serial = msg->serial;
-                apply_network_state(m, copy);
-                log_info("Network %s: settings changed (serial %" G_GUINT64_FORMAT ").", n->name, m->serial);
-                break;
-        }
-        default:
-                return MESSAGE_IGNORED;
-        }
-        manager_save_state(m);
-        return MESSAGE_APPLIED;
+        manager_apply_forwarding(m);
 }
 
 /* ---- talking to the server ---------------------------------------------------------------------- */
 
-static char *api_url(Manager *m, const char *api, const char *path)
+char *manager_api_url(Manager *m, const char *api, const char *path)
 {
         return g_strconcat(api ? api : m->server->api, "/api/v1", path, NULL);
-}
-
-static void reply_pull_waiters(Manager *m, const GError *error)
-{
-        g_autoptr(GPtrArray) waiters = m->pull_waiters;
-
-        m->pull_waiters = g_ptr_array_new_with_free_func(message_unref);
-        for (guint i = 0; i < waiters->len; i++) {
-                sd_bus_message *call = waiters->pdata[i];
-                if (error) {
-                        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
-                        bus_error_set_gerror(&be, error);
-                        (void)sd_bus_reply_method_error(call, &be);
-                } else
-                        (void)sd_bus_reply_method_return(call, NULL);
-        }
-}
-
-static void on_pulled(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        Manager *m = userdata;
-        g_autoptr(GError) e = NULL;
-        const GError *err = res->error;
-
-        m->pull_request = NULL;
-        if (!err) {
-                g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
-                g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
-                /* Messages applied while it was on its way may be newer than the snapshot. */
-                if (state && state->serial < m->serial)
-                        log_debug("Ignoring a pulled snapshot at serial %" G_GUINT64_FORMAT
-                                  " (at %" G_GUINT64_FORMAT ").",
-                                  state->serial, m->serial);
-                else if (state)
-                        manager_apply_snapshot(m, state, &e);
-                if (e) {
-                        g_prefix_error(&e, "The server's snapshot is unusable: ");
-                        err = e;
-                }
-        }
-        if (err)
-                log_warning("Pull failed: %s", err->message);
-        else
-                log_info("Pulled the state from the server (serial %" G_GUINT64_FORMAT ", %u network(s)).",
-                         m->serial, g_hash_table_size(m->networks));
-        reply_pull_waiters(m, err);
-        if (m->pull_again || (!err && m->highest_serial_seen > m->serial)) {
-                m->pull_again = false;
-                manager_pull(m, NULL);
-        }
-}
-
-int manager_pull(Manager *m, sd_bus_message *waiter)
-{
-        g_autofree char *url = NULL;
-        int r;
-
-        if (!m->server)
-                return -ENOLINK;
-        m->pulls++;
-        if (!m->api)
-                return -ENOLINK; /* state only (unit tests) */
-        if (!m->pull_request) {
-                g_ptr_array_extend_and_steal(m->pull_waiters, g_steal_pointer(&m->pull_waiters_next));
-                m->pull_waiters_next = g_ptr_array_new_with_free_func(message_unref);
-                url = api_url(m, NULL, "/host");
-                r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_pulled, m,
-                                       &m->pull_request);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to start a pull: %m");
-                if (waiter)
-                        g_ptr_array_add(m->pull_waiters, sd_bus_message_ref(waiter));
-                return 0;
-        }
-        /* The answer in flight may predate what the caller knows: ask again after it, and reply to
-         * the caller from that second answer. */
-        m->pull_again = true;
-        if (waiter)
-                g_ptr_array_add(m->pull_waiters_next, sd_bus_message_ref(waiter));
-        return 0;
-}
-
-static char **host_endpoints(Manager *m)
-{
-        g_autoptr(GArray) addrs = NULL;
-        GPtrArray *a = g_ptr_array_new();
-
-        if (m->rtnl && link_list_host_addresses(m->rtnl, "nm-", &addrs) >= 0)
-                for (guint i = 0; i < addrs->len && a->len < NM_MAX_ENDPOINTS; i++) {
-                        LinkAddress *la = &g_array_index(addrs, LinkAddress, i);
-                        g_ptr_array_add(a, nm_addr_to_string(la->address.family, &la->address.addr));
-                }
-        g_ptr_array_add(a, NULL);
-        return (char **)g_ptr_array_free(a, false);
-}
-
-static void on_checkin_done(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        Manager *m = userdata;
-        m->checkin_request = NULL;
-        if (res->error)
-                log_warning("Check-in over HTTP failed: %s", res->error->message);
-}
-
-int manager_send_checkin(Manager *m)
-{
-        g_autoptr(NmReport) rep = nm_report_new(NM_REPORT_CHECKIN);
-        GHashTableIter it;
-        gpointer v;
-        int r;
-
-        if (!m->server)
-                return 0;
-        rep->version = g_strdup(PACKAGE_VERSION);
-        g_hash_table_iter_init(&it, m->networks);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                Network *n = v;
-                g_hash_table_insert(rep->listen_ports, g_strdup(n->name),
-                                    GUINT_TO_POINTER(n->desired->listen_port));
-        }
-        g_strfreev(m->endpoints);
-        m->endpoints = host_endpoints(m);
-        rep->endpoints = g_strdupv(m->endpoints);
-        rep->public_ip = g_strdup(m->public_ip);
-        if (log_get_max_level() >= LOG_DEBUG) {
-                g_autofree char *eps = g_strjoinv(" ", m->endpoints);
-                log_debug("Check-in: endpoints [%s], %u network(s).", eps,
-                          g_hash_table_size(rep->listen_ports));
-        }
-
-        if (m->mq && mq_client_is_ready(m->mq)) {
-                r = mq_client_publish_report(m->mq, rep);
-                if (r >= 0) {
-                        log_debug("Checked in over MQTT.");
-                        return 0;
-                }
-                log_debug_errno(r, "Check-in over MQTT failed, trying HTTP: %m");
-        }
-        if (!m->api || m->checkin_request)
-                return 0;
-        g_autofree char *body = nm_report_to_json(rep);
-        g_autofree char *url = api_url(m, NULL, "/host");
-        r = api_client_request(m->api, "PUT", url, m->server->credential, body, on_checkin_done, m,
-                               &m->checkin_request);
-        if (r < 0)
-                return log_warning_errno(r, "Failed to start a check-in: %m");
-        return 0;
-}
-
-void manager_broker_connected(Manager *m, bool connected)
-{
-        manager_state_maybe_changed(m);
-        if (!connected)
-                return;
-        /* Whatever was sent while we were away is not queued for us: catch up with a snapshot. */
-        manager_pull(m, NULL);
-        manager_send_checkin(m);
-        manager_public_ip_refresh(m);
 }
 
 /* ---- transport security ------------------------------------------------------------------------- */
@@ -701,7 +309,7 @@ int manager_check_plain(Manager *m, const char *what, const char *url, GError **
 }
 
 /* The API's trust: the pin the token carried, else a CA (CAFile=, or the system's). */
-static void api_trust(Manager *m, bool has_pin, const NmTlsPin *pin)
+void manager_set_api_trust(Manager *m, bool has_pin, const NmTlsPin *pin)
 {
         g_auto(NmTlsTrust) t = {.mode = has_pin ? NM_TLS_PIN : NM_TLS_CA};
 
@@ -717,9 +325,9 @@ void manager_update_api_trust(Manager *m)
         if (!m->api)
                 return;
         if (m->server)
-                api_trust(m, m->server->has_pin, &m->server->pin);
+                manager_set_api_trust(m, m->server->has_pin, &m->server->pin);
         else
-                api_trust(m, false, NULL);
+                manager_set_api_trust(m, false, NULL);
 }
 
 /* The broker's trust, as the server said at registration: its pin, or the CA it handed over
@@ -739,490 +347,6 @@ int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error)
                 ret->ca_file = g_build_filename(m->config->state_dir, STATE_BROKER_CA_FILE, NULL);
         } else
                 ret->ca_file = g_strdup(m->config->ca_file);
-        return 0;
-}
-
-static void start_broker(Manager *m)
-{
-        g_autoptr(GError) e = NULL;
-        int r;
-
-        m->mq = mq_client_free(m->mq);
-        if (!m->server || !m->event)
-                return;
-        if (!m->server->mqtt_url) {
-                log_info("The server runs without a broker: changes arrive by pulls and check-ins only.");
-                return;
-        }
-        if (manager_check_plain(m, "the broker", m->server->mqtt_url, &e) < 0) {
-                log_error("%s", e->message);
-                return;
-        }
-        r = mq_client_new(m, &m->mq);
-        if (r >= 0)
-                r = mq_client_start(m->mq);
-        if (r < 0)
-                log_error_errno(r, "Failed to set up the broker connection to %s: %m", m->server->mqtt_url);
-}
-
-/* ---- registration ------------------------------------------------------------------------------ */
-
-static void forget_server(Manager *m, bool teardown)
-{
-        g_autoptr(GError) e = NULL;
-        g_autoptr(GPtrArray) all = g_ptr_array_new();
-        GHashTableIter it;
-        gpointer v;
-
-        g_hash_table_iter_init(&it, m->networks);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                g_ptr_array_add(all, v);
-        for (guint i = 0; i < all->len; i++)
-                remove_network(m, all->pdata[i], teardown);
-        m->mq = mq_client_free(m->mq);
-        api_request_cancel(m->pull_request);
-        m->pull_request = NULL;
-        api_request_cancel(m->checkin_request);
-        m->checkin_request = NULL;
-        g_clear_pointer(&m->server, server_config_free);
-        manager_update_api_trust(m);
-        m->serial = m->highest_serial_seen = 0;
-        g_hash_table_remove_all(m->disconnected);
-        if (state_remove(m->config->state_dir, STATE_NODES_FILE, &e) < 0 ||
-            state_remove(m->config->state_dir, STATE_SERVER_FILE, &e) < 0 ||
-            state_remove(m->config->state_dir, STATE_BROKER_CA_FILE, &e) < 0)
-                log_error("%s", e->message);
-        emit_registration_changed(m);
-        manager_state_maybe_changed(m);
-}
-
-/* ---- Join ----------------------------------------------------------------------------------------- */
-
-static void join_finish(Manager *m, const GError *error)
-{
-        JoinJob *j = m->join;
-
-        if (!j)
-                return;
-        m->join = NULL;
-        if (error) {
-                log_warning("Join failed: %s", error->message);
-                /* A failed first join leaves no server behind: nothing is trusted by its token. */
-                manager_update_api_trust(m);
-                if (j->call) {
-                        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
-                        bus_error_set_gerror(&be, error);
-                        (void)sd_bus_reply_method_error(j->call, &be);
-                }
-        } else {
-                manager_emit_join_progress(m, "done");
-                boot_unit_set(m->bus, true);
-                if (j->call) {
-                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                        int r = sd_bus_message_new_method_return(j->call, &reply);
-                        if (r >= 0)
-                                r = sd_bus_message_open_container(reply, 'a', "o");
-                        for (char **n = j->networks; r >= 0 && n && *n; n++) {
-                                Network *net = manager_get_network(m, *n);
-                                if (net)
-                                        r = sd_bus_message_append(reply, "o", net->path);
-                        }
-                        if (r >= 0)
-                                r = sd_bus_message_close_container(reply);
-                        if (r >= 0)
-                                r = sd_bus_send(NULL, reply, NULL);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to reply to Join: %m");
-                }
-        }
-        join_job_free(j);
-        manager_state_maybe_changed(m);
-}
-
-static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        Manager *m = userdata;
-        JoinJob *j = m->join;
-        g_autoptr(GError) e = NULL;
-        g_autoptr(ServerConfig) s = server_config_new();
-        g_autoptr(NmRegistered) reg = NULL;
-        g_autoptr(NmState) state = NULL;
-        GPtrArray *names;
-
-        j->request = NULL;
-        if (res->error) {
-                join_finish(m, res->error);
-                return;
-        }
-        reg = nm_registered_parse(res->body, (gssize)res->body_len, &j->token.server_key, &m->identity.msg_private,
-                                  &e);
-        if (!reg) {
-                g_prefix_error(&e, "Unusable registration answer from %s: ", j->token.api);
-                join_finish(m, e);
-                return;
-        }
-        s->api = g_strdup(j->token.api);
-        s->server_key = j->token.server_key;
-        s->has_pin = j->token.has_pin;
-        s->pin = j->token.pin;
-        s->host_id = TAKE_PTR(reg->host_id);
-        s->credential = TAKE_PTR(reg->credential);
-        if (reg->mqtt) {
-                s->mqtt_url = TAKE_PTR(reg->mqtt->url);
-                s->mqtt_username = TAKE_PTR(reg->mqtt->username);
-                s->mqtt_password = TAKE_PTR(reg->mqtt->password);
-                s->topic_msg = TAKE_PTR(reg->mqtt->subscribe);
-                s->topic_report = TAKE_PTR(reg->mqtt->publish);
-                s->mqtt_has_pin = reg->mqtt->has_pin;
-                s->mqtt_pin = reg->mqtt->pin;
-                s->mqtt_ca_pem = TAKE_PTR(reg->mqtt->ca_pem);
-        }
-        state = TAKE_PTR(reg->state);
-        if (server_config_save(m->config->state_dir, s, &e) < 0) {
-                join_finish(m, e);
-                return;
-        }
-        m->server = TAKE_PTR(s);
-        log_info("Registered with %s as host %s.", m->server->api, m->server->host_id);
-        emit_registration_changed(m);
-        manager_emit_join_progress(m, "registered");
-
-        names = g_ptr_array_new();
-        for (guint i = 0; i < state->networks->len; i++)
-                g_ptr_array_add(names, g_strdup(((NmNetworkState *)state->networks->pdata[i])->network));
-        g_ptr_array_add(names, NULL);
-        j->networks = (char **)g_ptr_array_free(names, false);
-
-        manager_emit_join_progress(m, "configuring");
-        m->serial = 0;
-        if (manager_apply_snapshot(m, state, &e) < 0) {
-                join_finish(m, e);
-                return;
-        }
-        manager_emit_join_progress(m, "connecting");
-        start_broker(m);
-        join_finish(m, NULL);
-}
-
-static void on_join_pulled(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        Manager *m = userdata;
-        JoinJob *j = m->join;
-        g_autoptr(GError) e = NULL;
-
-        j->request = NULL;
-        if (res->error) {
-                join_finish(m, res->error);
-                return;
-        }
-        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
-        g_autoptr(NmState) state = node ? nm_state_from_json(node, &e) : NULL;
-        manager_emit_join_progress(m, "configuring");
-        if (!state || manager_apply_snapshot(m, state, &e) < 0) {
-                g_prefix_error(&e, "The server's state is unusable: ");
-                join_finish(m, e);
-                return;
-        }
-        join_finish(m, NULL);
-}
-
-static void join_register(Manager *m);
-
-static void on_networks_added(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        Manager *m = userdata;
-        JoinJob *j = m->join;
-        g_autoptr(GError) e = NULL;
-        g_autofree char *url = NULL;
-        int r;
-
-        j->request = NULL;
-        if (res->error) {
-                if (res->status == 401) {
-                        /* Our credential is gone: the server deleted this host while we did not hear
-                         * it. Start over as a new host with the same keys. */
-                        log_notice("The server no longer knows this host; registering again.");
-                        forget_server(m, true);
-                        join_register(m);
-                        return;
-                }
-                join_finish(m, res->error);
-                return;
-        }
-
-        g_autoptr(JsonNode) node = nm_json_parse(res->body, (gssize)res->body_len, &e);
-        if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Unusable answer from %s: expected a list of nodes", m->server->api);
-                join_finish(m, e);
-                return;
-        }
-        JsonArray *a = json_node_get_array(node);
-        GPtrArray *names = g_ptr_array_new();
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-                JsonNode *el = json_array_get_element(a, i);
-                const char *net = NULL;
-                if (JSON_NODE_HOLDS_OBJECT(el) &&
-                    nm_json_get_string(json_node_get_object(el), "network", true, &net, NULL) &&
-                    nm_network_name_valid(net, NULL))
-                        g_ptr_array_add(names, g_strdup(net));
-        }
-        g_ptr_array_add(names, NULL);
-        j->networks = (char **)g_ptr_array_free(names, false);
-        manager_emit_join_progress(m, "registered");
-
-        url = api_url(m, NULL, "/host");
-        r = api_client_request(m->api, "GET", url, m->server->credential, NULL, on_join_pulled, m,
-                               &j->request);
-        if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to ask for the state: %s",
-                            g_strerror(-r));
-                join_finish(m, e);
-        }
-}
-
-static void join_register(Manager *m)
-{
-        JoinJob *j = m->join;
-        g_autoptr(GError) e = NULL;
-        g_auto(GStrv) endpoints = host_endpoints(m);
-        g_autofree char *url = api_url(m, j->token.api, "/hosts/register");
-        g_autofree char *name = NULL;
-        int r;
-
-        /* The token says whom to trust: its pin, or a CA. */
-        api_trust(m, j->token.has_pin, &j->token.pin);
-
-        if (j->name)
-                name = g_strdup(j->name);
-        else if (m->config->host_name)
-                name = nm_host_name_sanitize(m->config->host_name);
-        else
-                name = nm_host_name_sanitize(g_get_host_name());
-        if (!name)
-                name = g_strdup("host");
-
-        /* Public material only: the private keys never leave this host. */
-        g_autoptr(NmRegistration) reg = nm_registration_new();
-        reg->token = g_strdup(j->token_text);
-        reg->name = g_strdup(name);
-        reg->os = g_strdup("linux");
-        reg->version = g_strdup(PACKAGE_VERSION);
-        reg->wg_public_key = m->identity.wg_public;
-        reg->msg_public_key = m->identity.msg_public;
-        reg->listen_port = j->listen_port ? j->listen_port : 51821;
-        reg->endpoints = TAKE_PTR(endpoints);
-        _cleanup_secret_ char *body = nm_registration_to_json(reg);
-
-        r = api_client_request(m->api, "POST", url, NULL, body, on_registered, m, &j->request);
-        if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
-                            g_strerror(-r));
-                join_finish(m, e);
-        }
-}
-
-int manager_join(Manager *m, sd_bus_message *call, const char *token, const char *name, uint16_t listen_port,
-                 sd_bus_error *error)
-{
-        g_autoptr(GError) e = NULL;
-        JoinJob *j;
-        int r;
-
-        if (m->join)
-                return sd_bus_error_set(error, BUS_ERROR_BUSY,
-                                        "Another join is in progress; try again when it ends");
-
-        j = g_new0(JoinJob, 1);
-        j->manager = m;
-        if (!nm_token_decode(token, &j->token, &e)) {
-                join_job_free(j);
-                return bus_error_set_gerror(error, e);
-        }
-        if (manager_check_plain(m, "the server", j->token.api, &e) < 0) {
-                join_job_free(j);
-                return bus_error_set_gerror(error, e);
-        }
-        if (m->server && (!streq0(m->server->api, j->token.api) ||
-                          !nm_key_equal(&m->server->server_key, &j->token.server_key) ||
-                          (j->token.has_pin && (!m->server->has_pin ||
-                                                !nm_tls_pin_equal(&m->server->pin, &j->token.pin))))) {
-                r = bus_error_setf_code(
-                        error, NM_ERROR_CONFLICT,
-                        "This host is registered with the server at %s; a token for %s cannot be "
-                        "used until the host has left every network there",
-                        m->server->api, j->token.api);
-                join_job_free(j);
-                return r;
-        }
-        r = identity_load_or_create(m->config->state_dir, &m->identity, &e);
-        if (r < 0) {
-                join_job_free(j);
-                return bus_error_set_gerror(error, e);
-        }
-        if (r > 0)
-                emit_registration_changed(m);
-        m->have_identity = true;
-
-        j->call = call ? sd_bus_message_ref(call) : NULL;
-        j->token_text = g_strdup(token);
-        j->name = g_strdup(name);
-        j->listen_port = listen_port;
-        m->join = j;
-        manager_state_maybe_changed(m);
-        manager_emit_join_progress(m, "contacting-server");
-
-        if (!m->server) {
-                join_register(m);
-                return 1;
-        }
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autofree char *url = api_url(m, NULL, "/host/networks");
-        json_builder_begin_object(b);
-        nm_json_add_string(b, "token", token);
-        json_builder_end_object(b);
-        _cleanup_secret_ char *body = nm_json_builder_to_string(b);
-        r = api_client_request(m->api, "POST", url, m->server->credential, body, on_networks_added, m,
-                               &j->request);
-        if (r < 0) {
-                g_set_error(&e, NM_ERROR, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
-                            g_strerror(-r));
-                join_finish(m, e);
-        }
-        return 1;
-}
-
-/* ---- Leave, Connect, Disconnect ----------------------------------------------------------------- */
-
-typedef struct LeaveJob {
-        Manager *manager;
-        sd_bus_message *call;
-        char *network;
-        bool deregister; /* the last network: the host deregisters and forgets the server */
-} LeaveJob;
-
-static void leave_job_free(LeaveJob *j)
-{
-        sd_bus_message_unref(j->call);
-        g_free(j->network);
-        g_free(j);
-}
-
-static void leave_reply(LeaveJob *j, const GError *error)
-{
-        if (!j->call)
-                return;
-        if (error) {
-                _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
-                bus_error_set_gerror(&be, error);
-                (void)sd_bus_reply_method_error(j->call, &be);
-        } else
-                (void)sd_bus_reply_method_return(j->call, NULL);
-}
-
-static void on_deregistered(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        LeaveJob *j = userdata;
-        Manager *m = j->manager;
-
-        if (res->error && res->status != 401 && res->status != 404)
-                log_warning("Failed to deregister the host (forgetting the server anyway): %s",
-                            res->error->message);
-        else
-                log_info("Deregistered from %s.", m->server ? m->server->api : "the server");
-        forget_server(m, true);
-        boot_unit_set(m->bus, false);
-        leave_reply(j, NULL);
-        leave_job_free(j);
-}
-
-static void on_left(ApiClient *c, const ApiResult *res, void *userdata)
-{
-        LeaveJob *j = userdata;
-        Manager *m = j->manager;
-        Network *n;
-        int r;
-
-        /* Not found: the server had already removed the node; leave locally all the same. */
-        if (res->error && !g_error_matches(res->error, NM_ERROR, NM_ERROR_NOT_FOUND)) {
-                leave_reply(j, res->error);
-                leave_job_free(j);
-                return;
-        }
-        n = manager_get_network(m, j->network);
-        if (n)
-                remove_network(m, n, true);
-        manager_save_state(m);
-
-        if (m->server && g_hash_table_size(m->networks) == 0) {
-                g_autofree char *url = api_url(m, NULL, "/host");
-                r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_deregistered,
-                                       j, NULL);
-                if (r >= 0)
-                        return;
-                forget_server(m, true);
-        }
-        leave_reply(j, NULL);
-        leave_job_free(j);
-}
-
-int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_error *error)
-{
-        g_autofree char *url = NULL, *escaped = NULL;
-        LeaveJob *j;
-        int r;
-
-        if (!m->server)
-                return sd_bus_error_set(error, BUS_ERROR_NOT_REGISTERED,
-                                        "This host has not joined any network");
-        if (!manager_get_network(m, network))
-                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined",
-                                           network);
-
-        j = g_new0(LeaveJob, 1);
-        j->manager = m;
-        j->call = sd_bus_message_ref(call);
-        j->network = g_strdup(network);
-        escaped = g_uri_escape_string(network, NULL, false);
-        url = g_strdup_printf("%s/api/v1/host/networks/%s", m->server->api, escaped);
-        r = api_client_request(m->api, "DELETE", url, m->server->credential, NULL, on_left, j, NULL);
-        if (r < 0) {
-                leave_job_free(j);
-                return bus_error_setf_code(error, NM_ERROR_INTERNAL, "Failed to contact the server: %s",
-                                           g_strerror(-r));
-        }
-        return 1;
-}
-
-int manager_set_connected(Manager *m, const char *network, bool connected, sd_bus_error *error)
-{
-        static const char *const props[] = {"Connected", NULL};
-        g_autoptr(GError) e = NULL;
-        Network *n = manager_get_network(m, network);
-        int r;
-
-        if (!n)
-                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined",
-                                           network);
-        if (network_is_connected(n) == connected)
-                return 0;
-        if (connected)
-                g_hash_table_remove(m->disconnected, network);
-        else
-                g_hash_table_add(m->disconnected, g_strdup(network));
-        manager_save_state(m);
-        if (m->bus && n->exported)
-                (void)sd_bus_emit_properties_changed_strv(m->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
-                                                          (char **)props);
-        r = network_apply(n, &e);
-        n->apply_failed = r < 0;
-        sync_forwarding(m);
-        network_dns_update(n);
-        if (r < 0) {
-                schedule_retry(m);
-                return bus_error_set_gerror(error, e);
-        }
-        log_info("Network %s %s.", network, connected ? "connected" : "disconnected");
         return 0;
 }
 
@@ -1274,7 +398,7 @@ static gboolean strv_equal0(char **a, char **b)
 static int on_endpoints_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
-        g_auto(GStrv) now = host_endpoints(m);
+        g_auto(GStrv) now = manager_host_endpoints(m);
 
         if (!m->server || strv_equal0(now, m->endpoints))
                 return 0;
@@ -1365,7 +489,7 @@ int manager_load_state(Manager *m)
                         nm_network_state_free(s);
                         continue;
                 }
-                add_network(m, s);
+                manager_add_network(m, s);
         }
         return 0;
 }
@@ -1458,10 +582,10 @@ int manager_startup(Manager *m)
         /* Links that survived us are adopted and diffed; nothing is recreated or reset. */
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                apply_network(v);
+                manager_apply_network(m, v);
         /* Also with no network left: forwarding rules and routing rules a previous run left behind
          * for roles that are gone now are removed. */
-        sync_forwarding(m);
+        manager_apply_forwarding(m);
 
         r = add_timer(m, &m->checkin_timer, m->config->checkin_usec, on_checkin_timer, "checkin", true);
         if (r >= 0)
@@ -1476,7 +600,7 @@ int manager_startup(Manager *m)
         if (m->server) {
                 log_info("Registered with %s as host %s, %u network(s), serial %" G_GUINT64_FORMAT ".",
                          m->server->api, m->server->host_id, g_hash_table_size(m->networks), m->serial);
-                start_broker(m);
+                manager_start_broker(m);
                 /* Joined: come back at boot (also repairs a unit disabled by hand or an upgrade). */
                 boot_unit_set(m->bus, true);
         } else

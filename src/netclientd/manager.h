@@ -110,6 +110,7 @@ Network *manager_get_network(Manager *m, const char *name);
 /* Sorted object paths of the networks (for the Networks property). */
 char **manager_network_paths(Manager *m);
 
+/* Server messages, pulls and check-ins (manager-sync.c). */
 /* Applies a server message (already opened and parsed). */
 MessageResult manager_handle_message(Manager *m, const NmMessage *msg);
 /* Replaces the desired state with a full snapshot. */
@@ -120,7 +121,8 @@ int manager_pull(Manager *m, sd_bus_message *waiter);
 /* Reports versions, ports and endpoints (MQTT, or HTTP when the broker is down). */
 int manager_send_checkin(Manager *m);
 
-/* The D-Bus operations (authorisation has been checked; `call` is replied to, now or later). */
+/* The D-Bus operations (authorisation has been checked; `call` is replied to, now or later;
+ * manager-join.c). */
 int manager_join(Manager *m, sd_bus_message *call, const char *token, const char *name, uint16_t listen_port,
                  sd_bus_error *error);
 int manager_leave(Manager *m, sd_bus_message *call, const char *network, sd_bus_error *error);
@@ -139,8 +141,6 @@ void manager_sync_forwarding(Manager *m);
 int manager_set_internet_gateway(Manager *m, sd_bus_message *call, const char *network, const char *gateway,
                                  sd_bus_error *error);
 
-/* The broker connection went up or down. */
-void manager_broker_connected(Manager *m, bool connected);
 /* Transport security (docs/netclientd.md, "TLS"): refuses plain http:// or mqtt:// off loopback
  * unless Insecure=yes; sets the API client's trust from the saved server (or none); the broker's
  * trust as the server described it at registration. */
@@ -151,3 +151,37 @@ int manager_broker_trust(Manager *m, NmTlsTrust *ret, GError **error);
 /* D-Bus (manager-bus.c). */
 int manager_bus_register(Manager *m);
 void manager_emit_join_progress(Manager *m, const char *step);
+
+/* Shared by the Manager's own files (defined in manager.c unless another is named); nothing else
+ * calls these. */
+/* Adds a network the server gave us (takes `desired`) and exports it; NULL when that failed. */
+Network *manager_add_network(Manager *m, NmNetworkState *desired);
+/* Unexports and frees the network, deleting its link when `teardown`. */
+void manager_remove_network(Manager *m, Network *n, bool teardown);
+/* Applies a network to its link, then its DNS and the forwarding rules; a failure is logged and
+ * retried from the retry timer, not fatal. */
+void manager_apply_network(Manager *m, Network *n);
+/* manager_sync_forwarding(), retried from the retry timer when it failed. */
+void manager_apply_forwarding(Manager *m);
+/* Arms the retry timer (5 s) unless it is pending: it applies networks whose last apply failed. */
+void manager_schedule_retry(Manager *m);
+/* Emits PropertiesChanged for HostId, Server and PublicKey. */
+void manager_emit_registration_changed(Manager *m);
+/* Removes every network (deleting the links when `teardown`), the server, its credentials and
+ * the saved state; the host's keys stay (manager-join.c). */
+void manager_forget_server(Manager *m, bool teardown);
+/* "<api>/api/v1<path>", with the saved server's API when `api` is NULL. */
+char *manager_api_url(Manager *m, const char *api, const char *path);
+/* The host's addresses as reported to the server (up, non-loopback links other than ours;
+ * manager-sync.c). */
+char **manager_host_endpoints(Manager *m);
+/* The API client trusts this pin, else a CA (CAFile=, or the system's). */
+void manager_set_api_trust(Manager *m, bool has_pin, const NmTlsPin *pin);
+/* (Re)makes the broker connection for the saved server, when it has a broker; its messages go to
+ * manager_handle_message(), and each new connection is followed by a pull and a check-in
+ * (manager-sync.c). */
+void manager_start_broker(Manager *m);
+/* An empty list of Pull() calls (sd_bus_message*, unreferenced when removed; manager-sync.c). */
+GPtrArray *manager_pull_waiters_new(void);
+/* Cancels the job's request and frees it without replying (manager-join.c). */
+void join_job_free(JoinJob *j);

@@ -1,6 +1,7 @@
 /* netclientd's MQTT client on top of mqtt-loop. */
 #include <errno.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "log.h"
 #include "macro.h"
@@ -10,8 +11,15 @@
 #include "seal.h"
 
 struct MqClient {
-        Manager *manager;
         MqttLoop *loop;
+        MqClientCallbacks callbacks;
+        void *userdata;
+        char *url;      /* for logs */
+        char *username; /* for logs */
+        char *topic_msg;
+        char *topic_report;
+        NmKey server_key;
+        NmKey host_secret; /* the host's message key: wiped on free */
         int sub_mid;
         bool subscribed;
 };
@@ -43,13 +51,12 @@ NmMessage *mq_client_open_message(const NmKey *server_key, const NmKey *host_sec
 static void on_connected(MqttLoop *l, void *userdata)
 {
         MqClient *c = userdata;
-        ServerConfig *s = c->manager->server;
         int r;
 
-        log_info("Connected to the broker %s as %s.", s->mqtt_url, s->mqtt_username);
-        r = mqtt_loop_subscribe(l, s->topic_msg, 1, &c->sub_mid);
+        log_info("Connected to the broker %s as %s.", c->url, c->username);
+        r = mqtt_loop_subscribe(l, c->topic_msg, 1, &c->sub_mid);
         if (r < 0)
-                log_warning_errno(r, "Failed to subscribe to %s: %m", s->topic_msg);
+                log_warning_errno(r, "Failed to subscribe to %s: %m", c->topic_msg);
 }
 
 static void on_subscribed(MqttLoop *l, int mid, int n_granted, const int *granted_qos, void *userdata)
@@ -60,11 +67,12 @@ static void on_subscribed(MqttLoop *l, int mid, int n_granted, const int *grante
                 return;
         if (n_granted < 1 || granted_qos[0] >= 0x80) {
                 log_error("The broker refused our subscription to %s; check the host's broker account.",
-                          c->manager->server->topic_msg);
+                          c->topic_msg);
                 return;
         }
         c->subscribed = true;
-        manager_broker_connected(c->manager, true);
+        /* Last: the callback may free us. */
+        c->callbacks.ready(c, true, c->userdata);
 }
 
 static void on_disconnected(MqttLoop *l, int error, void *userdata)
@@ -76,57 +84,57 @@ static void on_disconnected(MqttLoop *l, int error, void *userdata)
         if (error)
                 log_warning_errno(error, "Lost the broker connection (reconnecting): %m");
         if (was)
-                manager_broker_connected(c->manager, false);
+                c->callbacks.ready(c, false, c->userdata);
 }
 
 static void on_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
                        bool retained, void *userdata)
 {
         MqClient *c = userdata;
-        Manager *m = c->manager;
         g_autoptr(GError) e = NULL;
 
-        if (!m->server || !streq0(topic, m->server->topic_msg))
+        if (!streq0(topic, c->topic_msg))
                 return;
-        g_autoptr(NmMessage) msg =
-                mq_client_open_message(&m->server->server_key, &m->identity.msg_private, payload, len, &e);
+        g_autoptr(NmMessage) msg = mq_client_open_message(&c->server_key, &c->host_secret, payload, len, &e);
         if (!msg) {
                 log_warning("Dropped %s", e->message);
                 return;
         }
-        manager_handle_message(m, msg);
+        c->callbacks.message(c, msg, c->userdata);
 }
 
-int mq_client_new(Manager *m, MqClient **ret)
+int mq_client_new(sd_event *event, const ServerConfig *server, const Identity *identity, const NmTlsTrust *trust,
+                  const MqClientCallbacks *callbacks, void *userdata, MqClient **ret)
 {
-        static const MqttLoopCallbacks callbacks = {
+        static const MqttLoopCallbacks loop_callbacks = {
                 .connected = on_connected,
                 .disconnected = on_disconnected,
                 .message = on_message,
                 .subscribed = on_subscribed,
         };
-        ServerConfig *s = m->server;
-        g_auto(NmTlsTrust) trust = {};
-        g_autoptr(GError) e = NULL;
+        MqttLoopSettings settings = {
+                .url = server->mqtt_url,
+                .client_id = server->mqtt_username,
+                .username = server->mqtt_username,
+                .password = server->mqtt_password,
+                .trust = trust,
+                .clean_session = true,
+        };
         MqClient *c;
         int r;
 
-        r = manager_broker_trust(m, &trust, &e);
-        if (r < 0)
-                return log_error_errno(r, "%s", e->message);
-        MqttLoopSettings settings = {
-                .url = s->mqtt_url,
-                .client_id = s->mqtt_username,
-                .username = s->mqtt_username,
-                .password = s->mqtt_password,
-                .trust = &trust,
-                .clean_session = true,
-        };
         c = g_new0(MqClient, 1);
-        c->manager = m;
-        r = mqtt_loop_new(m->event, &settings, &callbacks, c, &c->loop);
+        c->callbacks = *callbacks;
+        c->userdata = userdata;
+        c->url = g_strdup(server->mqtt_url);
+        c->username = g_strdup(server->mqtt_username);
+        c->topic_msg = g_strdup(server->topic_msg);
+        c->topic_report = g_strdup(server->topic_report);
+        c->server_key = server->server_key;
+        c->host_secret = identity->msg_private;
+        r = mqtt_loop_new(event, &settings, &loop_callbacks, c, &c->loop);
         if (r < 0) {
-                g_free(c);
+                mq_client_free(c);
                 return r;
         }
         *ret = c;
@@ -138,6 +146,11 @@ MqClient *mq_client_free(MqClient *c)
         if (!c)
                 return NULL;
         mqtt_loop_free(c->loop);
+        g_free(c->url);
+        g_free(c->username);
+        g_free(c->topic_msg);
+        g_free(c->topic_report);
+        sodium_memzero(&c->host_secret, sizeof(c->host_secret));
         g_free(c);
         return NULL;
 }
@@ -159,7 +172,6 @@ bool mq_client_is_ready(MqClient *c)
 
 int mq_client_publish_report(MqClient *c, const NmReport *report)
 {
-        Manager *m = c->manager;
         g_autofree char *json = NULL;
         g_autoptr(GBytes) sealed = NULL;
         gsize n;
@@ -167,9 +179,9 @@ int mq_client_publish_report(MqClient *c, const NmReport *report)
         if (!mq_client_is_ready(c))
                 return -ENOTCONN;
         json = nm_report_to_json(report);
-        sealed = nm_seal(json, strlen(json), &m->server->server_key, &m->identity.msg_private);
+        sealed = nm_seal(json, strlen(json), &c->server_key, &c->host_secret);
         if (!sealed)
                 return -ENOMEM;
         const void *data = g_bytes_get_data(sealed, &n);
-        return mqtt_loop_publish(c->loop, m->server->topic_report, data, n, 1, false, NULL);
+        return mqtt_loop_publish(c->loop, c->topic_report, data, n, 1, false, NULL);
 }

@@ -121,6 +121,16 @@ static void emit_network_changed(Network *n, const char *const *props)
                                                   (char **)props);
 }
 
+void network_set_serial(Network *n, guint64 serial)
+{
+        static const char *const props[] = {"Serial", NULL};
+
+        if (n->serial == serial)
+                return;
+        n->serial = serial;
+        emit_network_changed(n, props);
+}
+
 void network_sync_peer_objects(Network *n)
 {
         g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -475,6 +485,22 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
         }
         network_sync_routes(n);
         return 0;
+}
+
+int network_apply_delta(Network *n, const NmMessage *msg, GError **error)
+{
+        g_autoptr(GArray) keys = NULL;
+        int r;
+
+        r = network_state_apply_delta(n->desired, msg, &keys, error);
+        if (r < 0)
+                return r;
+        network_set_serial(n, msg->serial);
+        network_sync_peer_objects(n);
+        r = network_apply_peers(n, keys, error);
+        if (r < 0)
+                n->apply_failed = true;
+        return r;
 }
 
 int network_teardown(Network *n, GError **error)

@@ -50,6 +50,11 @@ Peer *network_find_peer(Network *n, const NmKey *key);
 int network_apply(Network *n, GError **error);
 /* Applies a change to the listed peers only (keys of peers added, updated or removed). */
 int network_apply_peers(Network *n, GArray *keys, GError **error);
+/* Applies a `peers` message (`msg` names this network): the desired peers, Serial and the Peer
+ * objects, then on the link the peers it names, and no others. A failure on the link leaves the new
+ * desired state in place and sets apply_failed, so that a retry applies the whole network. A message
+ * that is not a peers message for this network changes nothing (-EINVAL). */
+int network_apply_delta(Network *n, const NmMessage *msg, GError **error);
 /* Deletes the link (and with it its addresses and routes). */
 int network_teardown(Network *n, GError **error);
 /* Reads handshakes and traffic counters from the device into the Peer objects. */
@@ -61,6 +66,8 @@ int network_state_apply_delta(NmNetworkState *s, const NmMessage *msg, GArray **
 /* Replaces the desired state with `desired` (settings and, when it has them, peers), keeping the
  * Peer objects in step. Returns true when the link needs a full apply. */
 bool network_set_desired(Network *n, NmNetworkState *desired);
+/* Sets the host serial that last changed this network (the Serial property). */
+void network_set_serial(Network *n, guint64 serial);
 /* Makes the Peer objects match desired->peers (creating, updating, removing). */
 void network_sync_peer_objects(Network *n);
 

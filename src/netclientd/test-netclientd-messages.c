@@ -180,6 +180,25 @@ static void test_peer_deltas(Fixture *f, gconstpointer data)
         g_assert_cmpint(network_state_apply_delta(n->desired, again, &keys, &e), ==, 0);
         g_assert_cmpuint(keys->len, ==, 1);
         g_assert_cmpuint(n->desired->peers->len, ==, 1);
+
+        /* Straight from the message to the network: the peers, Serial and the Peer objects; a
+         * message for another network changes nothing. */
+        g_autofree char *rm_c = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":4,\"network\":\"office\",\"remove\":[\"%s\"]}", kc);
+        g_autofree char *rm_lab = g_strdup_printf(
+                "{\"type\":\"peers\",\"serial\":4,\"network\":\"lab\",\"remove\":[\"%s\"]}", kc);
+        g_autoptr(NmMessage) for_lab = parse(rm_lab);
+        g_autoptr(NmMessage) for_office = parse(rm_c);
+        g_assert_cmpint(network_apply_delta(n, for_lab, &e), ==, -EINVAL);
+        g_assert_nonnull(e);
+        g_clear_error(&e);
+        g_assert_true(has_peer(n, kc));
+        g_assert_cmpuint(n->serial, ==, 3);
+        g_assert_cmpint(network_apply_delta(n, for_office, &e), ==, 0);
+        g_assert_no_error(e);
+        g_assert_false(has_peer(n, kc));
+        g_assert_cmpuint(n->desired->peers->len, ==, 0);
+        g_assert_cmpuint(n->serial, ==, 4);
 }
 
 static void test_networks(Fixture *f, gconstpointer data)

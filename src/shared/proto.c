@@ -343,6 +343,41 @@ void nm_network_state_free(NmNetworkState *s)
         g_free(s);
 }
 
+static void roles_copy(NmRoles *dst, const NmRoles *src)
+{
+        *dst = *src;
+        dst->egress_ranges = g_strdupv(src->egress_ranges);
+        dst->relayed_by = g_strdup(src->relayed_by);
+        dst->internet_gateway_via = g_strdup(src->internet_gateway_via);
+}
+
+NmNetworkState *nm_network_state_copy(const NmNetworkState *s)
+{
+        NmNetworkState *c = nm_network_state_new();
+
+        c->network = g_strdup(s->network);
+        c->node_id = g_strdup(s->node_id);
+        c->ipv4 = g_strdup(s->ipv4);
+        c->ipv6 = g_strdup(s->ipv6);
+        c->listen_port = s->listen_port;
+        c->keepalive = s->keepalive;
+        c->mtu = s->mtu;
+        c->dns_domain = g_strdup(s->dns_domain);
+        c->connected = s->connected;
+        c->host_name = g_strdup(s->host_name);
+        roles_copy(&c->roles, &s->roles);
+        for (guint i = 0; s->dns && i < s->dns->len; i++) {
+                const NmDnsEntry *e = s->dns->pdata[i];
+                g_ptr_array_add(c->dns, nm_dns_entry_new(e->name, e->ipv4, e->ipv6));
+        }
+        if (s->peers) {
+                c->peers = g_ptr_array_new_full(s->peers->len, (GDestroyNotify) nm_peer_free);
+                for (guint i = 0; i < s->peers->len; i++)
+                        g_ptr_array_add(c->peers, nm_peer_copy(s->peers->pdata[i]));
+        }
+        return c;
+}
+
 static void peers_to_json(GPtrArray *peers, JsonBuilder *b)
 {
         json_builder_begin_array(b);

@@ -80,6 +80,9 @@ typedef struct NmNetworkState {
 NmNetworkState *nm_network_state_new(void);
 void nm_network_state_free(NmNetworkState *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmNetworkState, nm_network_state_free)
+/* A deep copy: what nm_network_state_to_json() and _from_json() would give for a valid state, without
+ * the JSON. Peers stay NULL when `s` has none; dns is never NULL. */
+NmNetworkState *nm_network_state_copy(const NmNetworkState *s);
 void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b);
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error);
 

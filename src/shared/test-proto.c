@@ -1,8 +1,10 @@
 /* Proves protocol messages and reports round-trip through JSON, and that malformed ones are
- * refused with messages naming the problem; also checks names and interface names, and that a host
+ * refused with messages naming the problem; that a copied network state is what a JSON round trip
+ * gives and shares nothing with its original; also checks names and interface names, and that a host
  * name is accepted as it is or refused with a message naming the limit, never shortened. */
 #include <string.h>
 
+#include "json-util.h"
 #include "names.h"
 #include "nm-error.h"
 #include "proto.h"
@@ -47,12 +49,9 @@ static void test_message_roundtrip(void)
         g_assert_true(nm_key_equal(back->remove->pdata[0], k));
 }
 
-static void test_snapshot_roundtrip(void)
+/* Network "office" with every member set: roles, a DNS entry, a peer and an external client. */
+static NmNetworkState *make_network_state(void)
 {
-        g_autoptr(NmMessage) m = nm_message_new(NM_MSG_SNAPSHOT, 42);
-        m->state = nm_state_new();
-        m->state->host_id = nm_uuid_new();
-        m->state->serial = 42;
         NmNetworkState *n = nm_network_state_new();
         n->network = g_strdup("office");
         n->node_id = nm_uuid_new();
@@ -75,6 +74,16 @@ static void test_snapshot_roundtrip(void)
         NmPeer *ext = make_peer("phone", "10.99.0.254");
         ext->external = true;
         g_ptr_array_add(n->peers, ext);
+        return n;
+}
+
+static void test_snapshot_roundtrip(void)
+{
+        g_autoptr(NmMessage) m = nm_message_new(NM_MSG_SNAPSHOT, 42);
+        m->state = nm_state_new();
+        m->state->host_id = nm_uuid_new();
+        m->state->serial = 42;
+        NmNetworkState *n = make_network_state();
         g_ptr_array_add(m->state->networks, n);
 
         g_autofree char *json = nm_message_to_json(m);
@@ -108,6 +117,71 @@ static void test_snapshot_roundtrip(void)
                               "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"dns\":[{\"name\":\"x\"}]}}";
         g_assert_null(nm_message_parse(bad_dns, -1, &e3));
         g_assert_nonnull(strstr(e3->message, "neither"));
+}
+
+static char *network_state_json(const NmNetworkState *s)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        nm_network_state_to_json(s, b);
+        return nm_json_builder_to_string(b);
+}
+
+/* What netclientd did before nm_network_state_copy(): write the state as JSON and read it back. */
+static NmNetworkState *network_state_roundtrip(const NmNetworkState *s)
+{
+        g_autoptr(GError) e = NULL;
+        g_autofree char *json = network_state_json(s);
+        g_autoptr(JsonNode) node = nm_json_parse(json, -1, &e);
+        g_assert_no_error(e);
+        NmNetworkState *back = nm_network_state_from_json(node, &e);
+        g_assert_no_error(e);
+        return back;
+}
+
+static void test_network_state_copy(void)
+{
+        g_autoptr(NmNetworkState) n = make_network_state();
+        g_autoptr(NmNetworkState) c = nm_network_state_copy(n);
+        g_autoptr(NmNetworkState) rt = network_state_roundtrip(n);
+        g_autofree char *jn = network_state_json(n), *jc = network_state_json(c);
+        g_autofree char *jrt = network_state_json(rt);
+
+        /* Every member the codec knows, as the original and as the round trip have it. */
+        g_assert_cmpstr(jc, ==, jn);
+        g_assert_cmpstr(jc, ==, jrt);
+        g_assert_true(nm_roles_equal(&c->roles, &n->roles));
+        g_assert_cmpuint(c->peers->len, ==, 2);
+        for (guint i = 0; i < c->peers->len; i++)
+                g_assert_true(nm_peer_equal(c->peers->pdata[i], n->peers->pdata[i]));
+
+        /* Deep: nothing is shared, so the copy outlives its original (ASan would see a shared byte). */
+        g_assert_true(c->peers != n->peers && c->dns != n->dns);
+        const NmPeer *cp = c->peers->pdata[0], *np = n->peers->pdata[0];
+        g_assert_true(cp != np && cp->allowed_ips != np->allowed_ips && cp->name != np->name);
+        g_assert_true(c->roles.egress_ranges != n->roles.egress_ranges);
+        g_assert_true(c->dns->pdata[0] != n->dns->pdata[0]);
+        g_clear_pointer(&n, nm_network_state_free);
+        g_autofree char *after = network_state_json(c);
+        g_assert_cmpstr(after, ==, jn);
+
+        /* A network-changed state carries no peers: the copy has none either (NULL, not an empty list,
+         * which would mean "no peers left"); a state without a DNS list gets an empty one. */
+        g_autoptr(NmNetworkState) bare = nm_network_state_new();
+        bare->network = g_strdup("lab");
+        bare->node_id = nm_uuid_new();
+        bare->ipv6 = g_strdup("fd00:98::5/64");
+        bare->listen_port = 51822;
+        bare->mtu = 1420;
+        g_clear_pointer(&bare->dns, g_ptr_array_unref);
+        g_autoptr(NmNetworkState) bc = nm_network_state_copy(bare);
+        g_autoptr(NmNetworkState) brt = network_state_roundtrip(bare);
+        g_assert_null(bc->peers);
+        g_assert_null(brt->peers);
+        g_assert_nonnull(bc->dns);
+        g_assert_cmpuint(bc->dns->len, ==, brt->dns->len);
+        g_assert_false(bc->connected);
+        g_autofree char *jbc = network_state_json(bc), *jbrt = network_state_json(brt);
+        g_assert_cmpstr(jbc, ==, jbrt);
 }
 
 static void expect_bad(const char *json, const char *needle)
@@ -250,6 +324,7 @@ int main(int argc, char **argv)
         g_assert_cmpint(nm_crypto_init(), ==, 0);
         g_test_add_func("/proto/message-roundtrip", test_message_roundtrip);
         g_test_add_func("/proto/snapshot-roundtrip", test_snapshot_roundtrip);
+        g_test_add_func("/proto/network-state-copy", test_network_state_copy);
         g_test_add_func("/proto/bad-messages", test_bad_messages);
         g_test_add_func("/proto/report", test_report);
         g_test_add_func("/proto/names", test_names);
