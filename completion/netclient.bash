@@ -17,7 +17,7 @@ _netclient() {
         -t | --token | --name | --port) return ;; # values nobody can guess
         esac
         if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -oE -- '(^|[ [|])--?[a-zA-Z][a-z-]*' | grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u)" -- "$cur"))
+                COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -oE -- '(^|[ [|])--?[a-zA-Z][a-z0-9-]*' | grep -oE -- '--?[a-zA-Z][a-z0-9-]*' | sort -u)" -- "$cur"))
                 return
         fi
         for ((i = 1; i < cword; i++)); do

@@ -34,8 +34,9 @@ _nmctl_candidates() { # PLACEHOLDER GROUP VERB NETWORK
         return 0
 }
 
-# _nmctl_list ARGS... [COLUMN...]: the first column (or the given ones) of a table nmctl prints,
-# without its header; nothing unless the first line is a header (e.g. "No networks.").
+# _nmctl_list ARGS... [COLUMN...]: the first column (or the given ones) of the table nmctl prints,
+# from the line after its header (a line of upper-case words; "acl show" prints lines before it)
+# to the next empty line; nothing when there is no table ("No networks.").
 _nmctl_list() {
         local args=() cols=()
         while [ $# -gt 0 ]; do
@@ -47,7 +48,7 @@ _nmctl_list() {
         done
         [ ${#cols[@]} -gt 0 ] || cols=(1)
         timeout 5 "$_nmctl_prog" "${_nmctl_conn[@]}" "${args[@]}" 2>/dev/null </dev/null |
-                awk -v cols="${cols[*]}" 'NR == 1 { if ($1 !~ /^[A-Z][A-Z-]*$/) exit; next }
+                awk -v cols="${cols[*]}" '!on { on = $1 ~ /^[A-Z][A-Z-]*$/ && $2 ~ /^[A-Z][A-Z0-9-]*$/; next } /^$/ { exit }
                         { n = split(cols, c, " "); for (i = 1; i <= n; i++) if ($c[i] != "") print $c[i] }'
 }
 
@@ -118,8 +119,8 @@ _nmctl() {
         if [[ $cur == -* ]]; then
                 local opts verb_help=
                 [ ${#path[@]} = 0 ] || verb_help=$help
-                opts=$(printf '%s\n%s\n' "$global_opts" "$verb_help" | grep -oE -- '(^|[ [|])--?[a-zA-Z][a-z-]*' |
-                        grep -oE -- '--?[a-zA-Z][a-z-]*' | sort -u)
+                opts=$(printf '%s\n%s\n' "$global_opts" "$verb_help" | grep -oE -- '(^|[ [|])--?[a-zA-Z][a-z0-9-]*' |
+                        grep -oE -- '--?[a-zA-Z][a-z0-9-]*' | sort -u)
                 [ ${#path[@]} = 0 ] || opts=$(printf '%s\n' "$opts" | grep -vx -- --version) # nmctl --version only
                 COMPREPLY=($(compgen -W "$opts" -- "$cur"))
                 return
