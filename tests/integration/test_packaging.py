@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.skipif(os.environ.get("NM_PACKAGE_TESTS") == "0",
+                                reason="NM_PACKAGE_TESTS=0 (tools/run-tests.sh --no-packages)")
+
 TOP = Path(__file__).resolve().parents[2]
 OUT = Path(os.environ.get("NM_PKG_DIR", TOP / "build-pkg"))
 # Debian's packaging choices, mapped back to the upstream defaults.

@@ -19,7 +19,9 @@ import pytest
 
 from nmtest import vm
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the VM tier)")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root (the VM tier)"),
+              pytest.mark.skipif(os.environ.get("NM_PACKAGE_TESTS") == "0",
+                                 reason="NM_PACKAGE_TESTS=0 (tools/run-tests.sh --no-packages)")]
 
 TOP = Path(__file__).resolve().parents[2]
 OUT = Path(os.environ.get("NM_PKG_DIR", TOP / "build-pkg"))
