@@ -1,5 +1,5 @@
-"""The man pages as the build makes and installs them (man/*.scd through scdoc): each is clean for
-`mandoc -T lint` at warning level, and each documents what its program says it has. Every option
+"""The man pages as the build makes and installs them (man/*.scd through scdoc): `mandoc -T lint`
+finds nothing in them but the lower-case title, and each documents what its program says it has. Every option
 in each program's --help (for nmctl: every command and sub-command, found by walking their --help)
 is in its page, every command of netclient and nmctl is, every configuration key netmakerd --help
 lists (with its environment variable) is in netmakerd.conf(5), every key netclientd reads
@@ -60,9 +60,14 @@ def missing(words, text):
 
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_mandoc_lint(name):
-    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(page_file(name))], capture_output=True,
-                       text=True)
-    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+    """Nothing at any level (STYLE included) but the one note every page of a command with a
+    lower-case name gets, as systemd's do."""
+    r = subprocess.run(["mandoc", "-T", "lint", str(page_file(name))], capture_output=True, text=True)
+    notes = [line for line in (r.stdout + r.stderr).splitlines()
+             if line.strip() and "STYLE: lower case character in document title" not in line]
+    assert not notes, "\n".join(notes)
+    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(page_file(name))], capture_output=True)
+    assert r.returncode == 0, r
 
 
 def test_installed_where_man_looks():
