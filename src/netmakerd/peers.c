@@ -19,6 +19,7 @@ PeerView *peer_view_new(Network *network)
         v->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
         v->ext_clients = g_ptr_array_new_with_free_func((GDestroyNotify)ext_client_free);
         v->acl_rules = g_ptr_array_new_with_free_func((GDestroyNotify)acl_rule_free);
+        v->failovers = g_ptr_array_new_with_free_func((GDestroyNotify)failover_free);
         return v;
 }
 
@@ -31,6 +32,7 @@ void peer_view_free(PeerView *v)
         g_ptr_array_unref(v->dns);
         g_ptr_array_unref(v->ext_clients);
         g_ptr_array_unref(v->acl_rules);
+        g_ptr_array_unref(v->failovers);
         topo_index_free(v->index);
         g_free(v);
 }
@@ -183,7 +185,7 @@ void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 /* External clients and the ACL of the view's network. */
 static int load_topology(Store *s, PeerView *v, GError **error)
 {
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL;
         int r;
 
         r = store_ext_client_list(s, v->network->name, NULL, &clients, error);
@@ -191,10 +193,13 @@ static int load_topology(Store *s, PeerView *v, GError **error)
                 r = store_acl_default_get(s, v->network->name, &v->acl_deny, error);
         if (r >= 0)
                 r = store_acl_rule_list(s, v->network->name, &rules, error);
+        if (r >= 0)
+                r = store_failover_list(s, v->network->name, &failovers, error);
         if (r < 0)
                 return r;
         g_ptr_array_extend_and_steal(v->ext_clients, TAKE_PTR(clients));
         g_ptr_array_extend_and_steal(v->acl_rules, TAKE_PTR(rules));
+        g_ptr_array_extend_and_steal(v->failovers, TAKE_PTR(failovers));
         topo_view_changed(v);
         return 0;
 }
@@ -254,7 +259,7 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
         g_autoptr(GHashTable) dns = NULL;
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL;
         g_autoptr(GHashTable) deny = NULL;
         g_autoptr(GHashTable) views =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
@@ -293,8 +298,19 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
                 r = store_acl_rule_list(s, NULL, &rules, error);
         if (r >= 0)
                 r = store_acl_default_list(s, &deny, error);
+        if (r >= 0)
+                r = store_failover_list(s, NULL, &failovers, error);
         if (r < 0)
                 return r;
+        g_ptr_array_set_free_func(failovers, NULL);
+        for (guint i = 0; i < failovers->len; i++) {
+                Failover *f = failovers->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, f->network);
+                if (v)
+                        g_ptr_array_add(v->failovers, f);
+                else
+                        failover_free(f);
+        }
         g_ptr_array_set_free_func(clients, NULL);
         for (guint i = 0; i < clients->len; i++) {
                 ExtClient *c = clients->pdata[i];

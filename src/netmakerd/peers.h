@@ -19,6 +19,7 @@ typedef struct PeerView {
         GPtrArray *ext_clients;  /* of ExtClient */
         bool acl_deny;           /* the ACL default */
         GPtrArray *acl_rules;    /* of AclRule */
+        GPtrArray *failovers;    /* of Failover: pairs relayed because they could not connect */
         struct TopoIndex *index; /* built on first use from the above; topo_view_changed() drops it */
 } PeerView;
 

@@ -205,12 +205,12 @@ bool nm_roles_equal(const NmRoles *a, const NmRoles *b)
         return strv_equal0(a->egress_ranges, b->egress_ranges) && !a->egress_ranges == !b->egress_ranges &&
                a->egress_nat == b->egress_nat && a->internet_gateway == b->internet_gateway &&
                a->ingress == b->ingress && a->relay == b->relay && streq0(a->relayed_by, b->relayed_by) &&
-               streq0(a->internet_gateway_via, b->internet_gateway_via);
+               streq0(a->internet_gateway_via, b->internet_gateway_via) && a->failover == b->failover;
 }
 
 bool nm_roles_forwards(const NmRoles *r)
 {
-        return r->egress_ranges || r->internet_gateway || r->ingress || r->relay;
+        return r->egress_ranges || r->internet_gateway || r->ingress || r->relay || r->failover;
 }
 
 static bool roles_empty(const NmRoles *r)
@@ -231,6 +231,7 @@ static void roles_to_json(const NmRoles *r, JsonBuilder *b)
         nm_json_add_bool(b, "relay", r->relay);
         nm_json_add_string(b, "relayed_by", r->relayed_by);
         nm_json_add_string(b, "internet_gateway_via", r->internet_gateway_via);
+        nm_json_add_bool(b, "failover", r->failover);
         json_builder_end_object(b);
 }
 
@@ -242,7 +243,7 @@ void nm_roles_to_json(const NmRoles *r, JsonBuilder *b)
 static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
 {
         static const char *const members[] = { "egress_ranges", "egress_nat", "internet_gateway", "ingress",
-                                               "relay", "relayed_by", "internet_gateway_via", NULL };
+                                               "relay", "relayed_by", "internet_gateway_via", "failover", NULL };
         NmRoles r = {};
         const char *relayed_by = NULL, *via = NULL;
 
@@ -253,7 +254,8 @@ static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
             !nm_json_get_bool(o, "ingress", false, &r.ingress, error) ||
             !nm_json_get_bool(o, "relay", false, &r.relay, error) ||
             !nm_json_get_string(o, "relayed_by", false, &relayed_by, error) ||
-            !nm_json_get_string(o, "internet_gateway_via", false, &via, error)) {
+            !nm_json_get_string(o, "internet_gateway_via", false, &via, error) ||
+            !nm_json_get_bool(o, "failover", false, &r.failover, error)) {
                 nm_roles_clear(&r);
                 return false;
         }

@@ -41,11 +41,13 @@ typedef struct NmRoles {
         bool relay;                 /* forwards between its peers for relayed nodes */
         char *relayed_by;           /* node id of this node's relay, or NULL */
         char *internet_gateway_via; /* node id of the internet gateway this node uses, or NULL */
+        bool failover;              /* may relay pairs of nodes that cannot connect directly */
 } NmRoles;
 
 void nm_roles_clear(NmRoles *r);
 bool nm_roles_equal(const NmRoles *a, const NmRoles *b);
-/* True when the node forwards packets for others (egress, internet gateway, ingress or relay). */
+/* True when the node forwards packets for others (egress, internet gateway, ingress, relay or
+ * failover relay). */
 bool nm_roles_forwards(const NmRoles *r);
 /* The roles object of docs/protocol.md §4.1 with every member (a node's "roles" in the REST API). */
 void nm_roles_to_json(const NmRoles *r, JsonBuilder *b);
