@@ -63,6 +63,20 @@ NmDnsEntry *nm_dns_entry_new(const char *name, const char *ipv4, const char *ipv
 void nm_dns_entry_free(NmDnsEntry *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmDnsEntry, nm_dns_entry_free)
 
+/* The server's UDP endpoint as a network's hosts use it (docs/protocol.md §3.4): a keepalive-only
+ * WireGuard peer whose packets show the server each node's NAT mapping, and (stun) a STUN server. */
+typedef struct NmObserver {
+        NmKey public_key; /* the server's WireGuard key for this network */
+        char *endpoint;   /* "ip:port" */
+        guint keepalive;  /* seconds */
+        bool stun;        /* the endpoint answers STUN Binding requests */
+} NmObserver;
+
+void nm_observer_free(NmObserver *o);
+NmObserver *nm_observer_copy(const NmObserver *o);
+bool nm_observer_equal(const NmObserver *a, const NmObserver *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmObserver, nm_observer_free)
+
 typedef struct NmNetworkState {
         char *network;
         char *node_id;
@@ -77,6 +91,8 @@ typedef struct NmNetworkState {
         NmRoles roles;
         GPtrArray *dns;   /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
         GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
+        NmObserver *observer;  /* NULL: the server observes nothing */
+        guint failover_after;  /* seconds without a handshake after which the server relays a pair; 0 = never */
 } NmNetworkState;
 
 NmNetworkState *nm_network_state_new(void);
@@ -135,13 +151,26 @@ typedef enum NmReportType {
         _NM_REPORT_MAX,
 } NmReportType;
 
+/* What a host's device says of one peer (docs/protocol.md §3.5). */
+typedef struct NmPeerStatus {
+        NmKey public_key;
+        gint64 handshake; /* seconds since the latest handshake; -1: none since the peer was set up */
+        guint64 since;    /* seconds since the peer was set up on this host */
+        guint64 rx_bytes;
+        guint64 tx_bytes;
+} NmPeerStatus;
+
 typedef struct NmReport {
         NmReportType type;
         char *version;
         GHashTable *listen_ports; /* network name -> GUINT_TO_POINTER(port) */
         char **endpoints;         /* IP addresses */
         char *public_ip;          /* the address others see (STUN), or NULL */
+        GHashTable *peers;        /* network name -> GArray of NmPeerStatus; NULL: not reported */
 } NmReport;
+
+/* Adds (creating the table and the network's list) one peer's status to a check-in. */
+void nm_report_add_peer_status(NmReport *r, const char *network, const NmPeerStatus *st);
 
 NmReport *nm_report_new(NmReportType type);
 void nm_report_free(NmReport *r);
