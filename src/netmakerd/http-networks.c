@@ -168,6 +168,7 @@ static int networks_create(Request *r, GError **error)
         k = store_txn_commit(&t, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, NULL);
         log_info("Created network \"%s\" (%s%s%s).", n->name, strempty(n->ipv4_range),
                  n->ipv4_range && n->ipv6_range ? ", " : "", strempty(n->ipv6_range));
         reply_network(r, MHD_HTTP_CREATED, n);
@@ -289,6 +290,7 @@ static int networks_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, name);
         log_info("Deleted network \"%s\" (%u node(s) removed).", name, v->members->len);
         request_reply_empty(r);
         return 0;

@@ -924,13 +924,14 @@ int store_host_insert(Store *s, const Host *h, GError **error)
                           SV_TEXT(tags),
                           SV_INT(h->last_checkin),
                           SV_INT(h->created_at),
-                          SV_INT(h->serial)};
+                          SV_INT(h->serial),
+                          SV_TEXT(h->http_address)};
         int r = store_exec(
                 s,
                 "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
-                "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                p, 14, NULL, error);
+                "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial, http_address) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                p, 15, NULL, error);
         return conflict(r, error, "A host with the WireGuard public key %s is already registered", wg);
 }
 
