@@ -141,7 +141,7 @@ typedef struct Host Host;
 typedef struct EnrollmentKey EnrollmentKey;
 typedef struct User User;
 
-void json_add_network(JsonBuilder *b, const Network *n);
+void json_add_network(JsonBuilder *b, const Network *n, Manager *m);
 void json_add_node(JsonBuilder *b, const Node *n);
 /* With `nodes` (of Node) for GET /hosts/{id}. */
 void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes);
