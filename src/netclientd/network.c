@@ -353,10 +353,12 @@ static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, G
 }
 
 /* WireGuard moves a peer's endpoint to wherever its authenticated packets come from (roaming):
- * behind a NAT that maps each destination anew, that is the only address that works. Such an
- * endpoint is kept, not overwritten with the server's, while the server's endpoint for the peer is
- * the one we last wrote (it has nothing new to say), or, the first time after a start, while the
- * device has a session with the peer. Peers left with nothing to change are dropped. */
+ * behind a NAT that maps each destination anew, that is the only address that works, and the server
+ * cannot know it. So the device's endpoint is kept, not overwritten with the server's, while the
+ * server has nothing new to say about the peer (its endpoint is the one we last wrote), and also
+ * when it has, if WireGuard roamed away from what we wrote and still has a session there (the
+ * peer's own packets proved it). Without a record of what we wrote (after a start): kept while
+ * there is a session. Peers left with nothing to change are dropped from the change. */
 static void keep_roamed_endpoints(Network *n, const WgDevice *current, WgDevice *change)
 {
         struct timespec now;
@@ -370,11 +372,16 @@ static void keep_roamed_endpoints(Network *n, const WgDevice *current, WgDevice 
                 const WgPeer *dev = current ? wg_device_find_peer(current, &cp->public_key) : NULL;
                 if (!p || !dev || dev->endpoint.sa.sa_family == AF_UNSPEC)
                         continue;
+                bool session = dev->last_handshake.tv_sec > 0 && now.tv_sec - dev->last_handshake.tv_sec <= 180;
+                WgEndpoint written;
                 bool keep;
-                if (p->applied_endpoint)
-                        keep = streq0(p->applied_endpoint, p->desired->endpoint);
+                if (!p->applied_endpoint)
+                        keep = session;
+                else if (streq0(p->applied_endpoint, p->desired->endpoint))
+                        keep = true;
                 else
-                        keep = dev->last_handshake.tv_sec > 0 && now.tv_sec - dev->last_handshake.tv_sec <= 180;
+                        keep = session && (wg_endpoint_parse(p->applied_endpoint, &written, NULL) < 0 ||
+                                           !wg_endpoint_equal(&written, &dev->endpoint));
                 if (!keep)
                         continue;
                 cp->flags &= ~WG_PEER_HAS_ENDPOINT;
