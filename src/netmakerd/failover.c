@@ -12,6 +12,7 @@ typedef struct NodeReport {
 
 struct FailoverReports {
         GHashTable *nodes; /* node id -> NodeReport* */
+        gint64 pruned_at;
 };
 
 static guint key_hash(gconstpointer k)
@@ -64,6 +65,20 @@ void failover_reports_set(FailoverReports *fr, const char *node_id, gint64 now, 
 void failover_reports_forget(FailoverReports *fr, const char *node_id)
 {
         g_hash_table_remove(fr->nodes, node_id);
+}
+
+void failover_reports_prune(FailoverReports *fr, gint64 now)
+{
+        GHashTableIter it;
+        gpointer v;
+
+        if (now - fr->pruned_at < 60)
+                return;
+        fr->pruned_at = now;
+        g_hash_table_iter_init(&it, fr->nodes);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (now - ((NodeReport *)v)->at > FAILOVER_REPORT_MAX_AGE)
+                        g_hash_table_iter_remove(&it);
 }
 
 guint failover_reports_count(const FailoverReports *fr)

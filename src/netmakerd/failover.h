@@ -23,6 +23,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(FailoverReports, failover_reports_free)
 /* Replaces what node `node_id` reported at `now` (Unix seconds) of its peers (of NmPeerStatus). */
 void failover_reports_set(FailoverReports *fr, const char *node_id, gint64 now, const GArray *statuses);
 void failover_reports_forget(FailoverReports *fr, const char *node_id);
+/* Forgets reports too old to count (of nodes that left or went offline); at most once a minute. */
+void failover_reports_prune(FailoverReports *fr, gint64 now);
 /* Nodes with a report (for tests and logs). */
 guint failover_reports_count(const FailoverReports *fr);
 

@@ -93,6 +93,7 @@ void manager_failover_report(Manager *m, const char *host_id, const NmReport *re
 
         if (after == 0 || !report->peers)
                 return;
+        failover_reports_prune(m->failover_reports, now);
         g_hash_table_iter_init(&it, report->peers);
         while (g_hash_table_iter_next(&it, &k, &v)) {
                 const char *network = k;

@@ -414,7 +414,6 @@ static void load_observed(Observer *o, uint64_t now)
 
 int observer_new(Manager *m, const ObserverSettings *s, Observer **ret)
 {
-        g_autoptr(GError) e = NULL;
         Observer *o = g_new0(Observer, 1);
         uint64_t now;
         int r;

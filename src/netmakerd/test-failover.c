@@ -123,6 +123,11 @@ static void test_sessions_and_old_reports(void)
         g_assert_cmpuint(off->len, ==, 0);
         failover_reports_forget(fr, b->node->id);
         g_assert_cmpuint(failover_reports_count(fr), ==, 1);
+        /* Reports too old to count go (of nodes that left); fresh ones stay. */
+        report(fr, b, NOW, a, -1, 900, f, 5);
+        report(fr, a, NOW - FAILOVER_REPORT_MAX_AGE - 10, b, -1, 900, f, 5);
+        failover_reports_prune(fr, NOW);
+        g_assert_cmpuint(failover_reports_count(fr), ==, 1);
 }
 
 static void test_back_to_direct(void)
