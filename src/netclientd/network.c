@@ -372,16 +372,8 @@ static void keep_roamed_endpoints(Network *n, const WgDevice *current, WgDevice 
                 const WgPeer *dev = current ? wg_device_find_peer(current, &cp->public_key) : NULL;
                 if (!p || !dev || dev->endpoint.sa.sa_family == AF_UNSPEC)
                         continue;
-                bool session = dev->last_handshake.tv_sec > 0 && now.tv_sec - dev->last_handshake.tv_sec <= 180;
-                WgEndpoint written;
-                bool keep;
-                if (!p->applied_endpoint)
-                        keep = session;
-                else if (streq0(p->applied_endpoint, p->desired->endpoint))
-                        keep = true;
-                else
-                        keep = session && (wg_endpoint_parse(p->applied_endpoint, &written, NULL) < 0 ||
-                                           !wg_endpoint_equal(&written, &dev->endpoint));
+                bool keep = peer_keep_device_endpoint(p->applied_endpoint, p->desired->endpoint, &dev->endpoint,
+                                                      dev->last_handshake.tv_sec, now.tv_sec);
                 if (!keep)
                         continue;
                 cp->flags &= ~WG_PEER_HAS_ENDPOINT;

@@ -164,3 +164,18 @@ PeerClass peer_class(const NmPeerStatus *st, unsigned failover_after)
         }
         return PEER_CLASS_NO_SESSION;
 }
+
+bool peer_keep_device_endpoint(const char *applied, const char *desired, const WgEndpoint *device,
+                               int64_t handshake_sec, int64_t now_sec)
+{
+        bool session = handshake_sec > 0 && now_sec - handshake_sec <= SESSION_LIFETIME_SEC;
+        WgEndpoint written;
+
+        if (!device || device->sa.sa_family == AF_UNSPEC)
+                return false;
+        if (!applied)
+                return session;
+        if (streq0(applied, desired))
+                return true;
+        return session && (wg_endpoint_parse(applied, &written, NULL) < 0 || !wg_endpoint_equal(&written, device));
+}

@@ -34,6 +34,14 @@ typedef enum PeerClass {
         PEER_CLASS_DOWN_LONG, /* no session for the network's failover_after or longer */
 } PeerClass;
 
+/* Whether to keep the endpoint the device has for a peer (WireGuard roams it to wherever the peer's
+ * packets come from) instead of writing the server's `desired` one: yes while the server says what
+ * we last wrote (`applied`), or, when it says something new, while the device has a session
+ * (a handshake at `handshake_sec`, within 180 s of `now_sec`) at an endpoint other than `applied`
+ * (WireGuard roamed away from it: the peer's own packets showed the way). Without `applied` (after a
+ * start): while there is a session. */
+bool peer_keep_device_endpoint(const char *applied, const char *desired, const WgEndpoint *device,
+                               int64_t handshake_sec, int64_t now_sec);
 /* The peer's status for a check-in as of `now_usec` (realtime) and `mono_usec` (monotonic). */
 void peer_status(Peer *p, uint64_t now_usec, uint64_t mono_usec, NmPeerStatus *ret);
 /* Its class, given the network's failover_after (0: none). */
