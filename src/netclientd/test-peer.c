@@ -23,21 +23,26 @@ static void test_endpoint_rule(void)
 
         /* The server repeats itself: the device's endpoint stays, roamed or not, session or not. */
         g_assert_true(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:51821", &roamed, 0, NOW));
-        g_assert_true(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:51821", &written, NOW - 10, NOW));
+        g_assert_true(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:51821", &written, NOW - 10,
+                                                NOW));
         /* The server names another (its observation of a symmetric NAT's mapping for itself); the
          * device roamed away from what we wrote and has a session there: kept. */
-        g_assert_true(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:20999", &roamed, NOW - 10, NOW));
+        g_assert_true(
+                peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:20999", &roamed, NOW - 10, NOW));
         /* ... but not once that session is over (180 s), nor without one. */
-        g_assert_false(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:20999", &roamed, NOW - 181, NOW));
+        g_assert_false(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:20999", &roamed,
+                                                 NOW - 181, NOW));
         g_assert_false(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:20999", &roamed, 0, NOW));
         /* The peer moved and the device never roamed (it still has what we wrote): written, even
          * with a session at the old place. */
-        g_assert_false(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.7.9:51821", &written, NOW - 10, NOW));
+        g_assert_false(
+                peer_keep_device_endpoint("198.18.50.3:51821", "198.18.7.9:51821", &written, NOW - 10, NOW));
         /* After a start (nothing written yet by this process): a session keeps what the device has. */
         g_assert_true(peer_keep_device_endpoint(NULL, "198.18.50.3:20999", &roamed, NOW - 100, NOW));
         g_assert_false(peer_keep_device_endpoint(NULL, "198.18.50.3:20999", &roamed, 0, NOW));
         /* No endpoint on the device: nothing to keep. */
-        g_assert_false(peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:51821", &none, NOW - 10, NOW));
+        g_assert_false(
+                peer_keep_device_endpoint("198.18.50.3:51821", "198.18.50.3:51821", &none, NOW - 10, NOW));
 }
 
 static void test_status_and_class(void)
