@@ -2,7 +2,7 @@
 "Failover"), on a test bed of namespaces (nmtest.natbed): netmakerd in a "public" namespace, a public
 host f with the failover relay role, and four sites, each a NAT router (nftables) with a netclientd
 host behind it: a and b behind endpoint-independent NATs with port remapping (20000-30000), c and d
-behind symmetric NATs (`masquerade random`).
+behind symmetric NATs (`masquerade random`); a second host a2 shares a's NAT and LAN.
 
 - Each router behaves as it should, measured from behind it with a UDP probe: the same mapping for
   two destinations and unsolicited packets let in (eim), or a new mapping per destination and
@@ -10,7 +10,8 @@ behind symmetric NATs (`masquerade random`).
 - The server learns each node's endpoint from its WireGuard packets (address and NAT-mapped port)
   and from the source of its HTTPS requests; hosts learn the public address from the server's STUN.
 - The matrix: a-b direct through both NATs' mapped ports, a-c/a-d/b-c/b-d direct (the EIM side learns
-  the symmetric side's mapping from its initiation), c-d relayed through f automatically: `wg show`
+  the symmetric side's mapping from its initiation), a-a2 on their LAN addresses (one NAT), c-d
+  relayed through f automatically: `wg show`
   on each side shows the endpoint and allowed IPs of every path, and every pair pings. The time from
   join to first ping is printed for each pair (a figure, not an assertion).
 - d's NAT turns endpoint-independent: c and d find each other directly, the server stops relaying
@@ -41,13 +42,19 @@ def bed(tmp_path_factory):
         b.add_public_host("f", 20)
         for name, kind, index in SITES:
             b.add_site(name, kind, index)
+        b.add_lan_host("a", "a2")
         yield b
     finally:
         b.cleanup()
 
 
 def wan(bed, name):
-    return bed.sites[name]["wan"] if name in bed.sites else bed.nodes[name].netns.address
+    """Where the outside sees a host: its site's WAN address, or its own (public)."""
+    return bed.sites[bed.site_of[name]]["wan"] if name in bed.site_of else bed.nodes[name].netns.address
+
+
+def kind(bed, name):
+    return bed.sites[bed.site_of[name]]["kind"] if name in bed.site_of else "public"
 
 
 def test_nat_behaviour(bed):
@@ -81,13 +88,13 @@ def test_matrix(bed):
     f = bed.nodes["f"]
     bed.join(f)
     bed.server.admin("PUT", f"/nodes/{bed.node_id(f)}/failover", expect=200)
-    names = ["f"] + [s[0] for s in SITES]
+    names = ["f"] + [s[0] for s in SITES] + ["a2"]
     addr = {"f": bed.mesh_address(f)}
     # Every pair is pinged from its first node, from the moment its second node has joined, until it
     # answers: the time from the start of the later `netclient join` to the first answer.
     first_ping, threads = {}, []
     deadline = time.monotonic() + 120
-    for name, _, _ in SITES:
+    for name in names[1:]:
         bed.join(bed.nodes[name])
         addr[name] = bed.mesh_address(bed.nodes[name])
         for x in names[:names.index(name)]:
@@ -110,8 +117,9 @@ def test_matrix(bed):
         assert hosts[n]["http_address"] == wan(bed, n), hosts[n]
         wait_until(lambda: bed.status(bed.nodes[n]).get("public_address") == wan(bed, n), 20,
                    f"{n}'s public address from the server's STUN")
-    for n in ("a", "b"):
+    for n in ("a", "b", "a2"):
         assert 20000 <= endpoint_port(nodes[n]["observed_endpoint"]) <= 30000, nodes[n]
+    assert nodes["a"]["observed_endpoint"] != nodes["a2"]["observed_endpoint"]
     assert endpoint_port(nodes["f"]["observed_endpoint"]) == 51821
 
     # c and d: relayed through f, automatically.
@@ -132,6 +140,13 @@ def test_matrix(bed):
             assert f"{addr[x]}/32" in wg[y][key["f"]]["allowed_ips"]
             assert f"{addr[y]}/32" not in wg["f"][key[x]]["allowed_ips"]
             path = "relayed via f"
+        elif bed.site_of.get(x) and bed.site_of.get(x) == bed.site_of.get(y):
+            # Behind one NAT: each other's LAN address and listen port.
+            assert f"{addr[y]}/32" in px["allowed_ips"] and f"{addr[x]}/32" in py["allowed_ips"], (px, py)
+            assert px["endpoint"] == f"{bed.nodes[y].netns.address}:51821", (x, y, px)
+            assert py["endpoint"] == f"{bed.nodes[x].netns.address}:51821", (x, y, py)
+            assert px["latest_handshake"] > 0 and py["latest_handshake"] > 0, (x, y, px, py)
+            path = "direct (LAN)"
         else:
             assert f"{addr[y]}/32" in px["allowed_ips"] and f"{addr[x]}/32" in py["allowed_ips"], (px, py)
             assert px["latest_handshake"] > 0 and py["latest_handshake"] > 0, (x, y, px, py)
@@ -139,7 +154,7 @@ def test_matrix(bed):
             assert endpoint_host(px["endpoint"]) == wan(bed, y), (x, y, px)
             assert endpoint_host(py["endpoint"]) == wan(bed, x), (x, y, py)
             for end, other in ((px, y), (py, x)):
-                if bed.sites.get(other, {}).get("kind") == "eim":
+                if kind(bed, other) == "eim":
                     assert 20000 <= endpoint_port(end["endpoint"]) <= 30000, (other, end)
             path = "direct"
         took = first_ping[(x, y)] - max(bed.joined_at[x], bed.joined_at[y])
@@ -149,7 +164,7 @@ def test_matrix(bed):
     for x, y in itertools.permutations(names, 2):
         assert bed.nodes[x].ping(addr[y], count=1, timeout=2) or bed.nodes[x].ping(addr[y], count=2, timeout=2), (x, y)
 
-    kinds = {n: bed.sites[n]["kind"] if n in bed.sites else "public" for n in names}
+    kinds = {n: kind(bed, n) for n in names}
     print(f"\nNAT matrix (failover_after={FAILOVER_AFTER}s, check-ins every 5 s, wireguard-go; join to first ping):")
     for x, y, path, ex, ey, took in rows:
         print(f"  {x} ({kinds[x]}) - {y} ({kinds[y]}): {path:14} {x}->{ex}  {y}->{ey}  {took:5.1f} s")

@@ -19,6 +19,7 @@ they cannot take a port away from a later mapping).
         a = bed.add_site("a", "eim")            # AgentNode behind its router
         bed.join(a)
         bed.probe_nat("a")                      # {"mapping": "independent", "filtering": "independent"}
+        bed.add_lan_host("a", "a2")             # another host behind the same NAT
         bed.set_nat("a", "symmetric")
         bed.server.admin(...)                   # through a loopback relay into the public namespace
 
@@ -192,7 +193,8 @@ class NatBed:
         self.namespaces = []
         self.relays = []
         self.nodes = {}  # name -> AgentNode
-        self.sites = {}  # name -> {"router": ns, "wan": ip, "lan": ip, "host": ip, "kind": kind}
+        self.sites = {}  # name -> {"router": ns, "wan": ip, "lan": ip, "net": "198.18.X", "kind", "hosts"}
+        self.site_of = {}  # host name -> site name
         self.hidden_keys = set()
         self.broker = self.server = None
         self.reflector = None
@@ -321,22 +323,34 @@ class NatBed:
         return self._agent(name, ns, address, env)
 
     def add_site(self, name, kind, index, env=None):
-        """A NAT router (WAN 198.18.<subnet>.<index>) with one host behind it on its own LAN
-        (198.18.<subnet + index>.0/24: router .1, host .2)."""
+        """A NAT router (WAN 198.18.<subnet>.<index>, LAN bridge 198.18.<subnet + index>.1/24) with one
+        host behind it (.2), named like the site; add_lan_host() puts more on the same LAN."""
         router = self._ns(f"{self.prefix}-{name}r")
-        host = self._ns(f"{self.prefix}-{name}")
         wan, lan_net = f"198.18.{self.subnet}.{index}", f"198.18.{self.subnet + index}"
         self._on_bridge(router, "wan0", f"{wan}/24")
-        self._veth(router, "lan0", host, "eth0")
+        sh("ip", "-n", router, "link", "add", "lan0", "type", "bridge")
         sh("ip", "-n", router, "addr", "add", f"{lan_net}.1/24", "dev", "lan0")
         sh("ip", "-n", router, "link", "set", "lan0", "up")
-        sh("ip", "-n", host, "addr", "add", f"{lan_net}.2/24", "dev", "eth0")
-        sh("ip", "-n", host, "link", "set", "eth0", "up")
-        sh("ip", "-n", host, "route", "add", "default", "via", f"{lan_net}.1")
         in_ns(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        self.sites[name] = {"router": router, "wan": wan, "lan": f"{lan_net}.1", "host": f"{lan_net}.2", "kind": None}
+        self.sites[name] = {"router": router, "wan": wan, "lan": f"{lan_net}.1", "net": lan_net, "kind": None,
+                            "hosts": []}
         self.set_nat(name, kind)
-        return self._agent(name, host, f"{lan_net}.2", env)
+        return self.add_lan_host(name, name, env)
+
+    def add_lan_host(self, site, name, env=None):
+        """One more netclientd host on the site's LAN (.2, .3, ...), behind its NAT."""
+        s = self.sites[site]
+        host = self._ns(f"{self.prefix}-{name}")
+        address = f"{s['net']}.{len(s['hosts']) + 2}"
+        port = f"h{len(s['hosts'])}"
+        self._veth(s["router"], port, host, "eth0")
+        sh("ip", "-n", s["router"], "link", "set", port, "master", "lan0", "up")
+        sh("ip", "-n", host, "addr", "add", f"{address}/24", "dev", "eth0")
+        sh("ip", "-n", host, "link", "set", "eth0", "up")
+        sh("ip", "-n", host, "route", "add", "default", "via", s["lan"])
+        s["hosts"].append(name)
+        self.site_of[name] = site
+        return self._agent(name, host, address, env)
 
     def set_nat(self, site, kind):
         s = self.sites[site]
@@ -349,7 +363,7 @@ class NatBed:
         "filtering": "independent"|"dependent", "mapped": [MAP1, MAP2]}."""
         script = self.dir / "probe.py"
         script.write_text(PROBE)
-        out = self.nodes[site].run([sys.executable, str(script), self.server_ip, str(self.reflector_port)],
+        out = self.nodes[self.sites[site]["hosts"][0]].run([sys.executable, str(script), self.server_ip, str(self.reflector_port)],
                                    check=True).stdout.split()
         return {"mapping": "independent" if out[0] == out[1] else "dependent",
                 "filtering": "independent" if out[2] == "poked" else "dependent", "mapped": out[:2]}
