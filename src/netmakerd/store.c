@@ -889,6 +889,21 @@ int store_host_list(Store *s, GPtrArray **ret, GError **error)
         return 0;
 }
 
+int store_host_ids_checked_in_before(Store *s, gint64 before, GPtrArray **ret, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        StoreValue p[] = {SV_INT(before)};
+        int r = store_exec(s, "SELECT id FROM hosts WHERE last_checkin < $1 ORDER BY last_checkin, id", p, 1,
+                           &res, error);
+        if (r < 0)
+                return r;
+        GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < res->n_rows; i++)
+                g_ptr_array_add(a, g_strdup(store_result_text(res, i, 0)));
+        *ret = a;
+        return 0;
+}
+
 int store_host_ids(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;

@@ -242,6 +242,8 @@ int store_key_take_use(Store *s, const EnrollmentKey *k, GError **error);
 
 int store_host_get(Store *s, const char *id, Host **ret, GError **error);
 int store_host_list(Store *s, GPtrArray **ret, GError **error);
+/* The ids of the hosts whose last check-in is before `before` (unix time), oldest first. */
+int store_host_ids_checked_in_before(Store *s, gint64 before, GPtrArray **ret, GError **error);
 /* The ids of all hosts, as a set (g_hash_table_contains()). */
 int store_host_ids(Store *s, GHashTable **ret, GError **error);
 int store_host_insert(Store *s, const Host *h, GError **error);
