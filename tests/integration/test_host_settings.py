@@ -7,6 +7,7 @@ server restart. Also: a network's keepalive change reaches every peer entry, the
 Disconnect (its peers drop it and take it back), and online/offline/stale hosts by check-in age with
 the removal of stale hosts."""
 
+import re
 import subprocess
 import time
 
@@ -336,3 +337,68 @@ def test_bad_stale_configuration(make_server, broker, config, mentions):
     server.write_config()
     p = subprocess.run(server.command(), capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and all(m in p.stderr for m in mentions), (p.returncode, p.stderr)
+
+
+def test_nmctl_host_set_and_list(server, hosts, tmp_path):
+    """nmctl host set changes what the server holds (and says what it did), `default` puts a setting
+    back, bad values exit 2 without asking the server, the server's refusals exit 1 with its message;
+    nmctl host list shows each host's status and last check-in."""
+    import json
+    import os
+
+    from nmtest.server import binary
+
+    def nmctl(*args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+        env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), LC_ALL="C",
+                   NMCTL_SERVER=server.url, NMCTL_PIN=server.pin, NMCTL_MASTER_KEY=server.MASTER_KEY)
+        return subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+
+    server.create_network("office", "10.99.0.0/24")
+    a, b = joined(hosts, server.create_key(["office"], unlimited=True), ["alpha", "beta"])
+    r = nmctl("host", "set", "alpha", "--mtu", "1380", "--keepalive", "15", "--endpoint", "203.0.113.7",
+              "--listen-port", "51900", "--name", "alpha2")
+    assert r.returncode == 0, r.stderr
+    shown = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line and not line.startswith(" "))
+    assert shown["Name"].strip() == "alpha2" and shown["MTU"].strip() == "1380 (set by the admin)"
+    assert shown["Keepalive"].strip() == "15 s (set by the admin)"
+    assert shown["Static endpoint"].strip() == "203.0.113.7 (set by the admin)"
+    assert shown["Listen port"].strip() == "51900 (set by the admin)"
+    assert server.admin("GET", f"/hosts/{a.host_id}", expect=200)["settings"] == {
+        "listen_port": 51900, "endpoint": "203.0.113.7", "keepalive": 15, "mtu": 1380}
+    b.wait_for(lambda x: x.peers("office")[a.wg.public_b64]["endpoint"] == "203.0.113.7:51900", what="beta told")
+
+    r = nmctl("host", "set", "alpha2", "--mtu", "default", "--endpoint", "default", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["settings"] == {"listen_port": 51900, "endpoint": None, "keepalive": 15, "mtu": None}
+    r = nmctl("host", "show", "alpha2")
+    assert "each network's" in r.stdout and "none (what it reports)" in r.stdout, r.stdout
+
+    # Usage errors: nothing sent.
+    before = server.db_dump()
+    for args in (("set", "alpha2"), ("set", "alpha2", "--mtu", "100"), ("set", "alpha2", "--mtu", "lots"),
+                 ("set", "alpha2", "--listen-port", "0"), ("set", "alpha2", "--keepalive", "3601"),
+                 ("set", "--mtu", "1400")):
+        r = nmctl("host", *args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+    r = nmctl("host", "set", "alpha2", "--mtu", "100")
+    assert "1280 to 9000" in r.stderr and "default" in r.stderr, r.stderr
+    server.assert_db_unchanged(before, "nmctl usage errors")
+    # The server's refusals.
+    for args, words in ((("set", "alpha2", "--endpoint", "vpn.example.com"), ["vpn.example.com"]),
+                        (("set", "alpha2", "--name", "Not_A_Label"), ["Not_A_Label"]),
+                        (("set", "nobody", "--mtu", "1400"), ["nobody"])):
+        r = nmctl("host", *args)
+        assert r.returncode == 1 and "Error: " in r.stderr, (args, r.returncode, r.stderr)
+        for w in words:
+            assert w in r.stderr, (args, w, r.stderr)
+
+    r = nmctl("host", "list")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["ID", "NAME", "STATUS", "OS", "VERSION", "ENDPOINT", "LAST CHECK-IN"]
+    rows = {re.split(r"\s{2,}", line)[1]: re.split(r"\s{2,}", line) for line in lines[1:]}
+    assert rows["alpha2"][2] == "online" and rows["beta"][2] == "online"
+    assert rows["alpha2"][5] == "198.18.0.1" and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows["beta"][6])
