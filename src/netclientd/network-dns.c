@@ -58,10 +58,12 @@ static void on_resolved_state(Resolved *r, int ifindex, ResolvedLinkState state,
         if (!n)
                 return;
         (void)resolved_link_state(r, ifindex, &error);
-        if (state == RESOLVED_LINK_RESOLVED || state == RESOLVED_LINK_NETWORKD)
+        if (state == RESOLVED_LINK_RESOLVED || state == RESOLVED_LINK_NETWORKD) {
+                g_autofree char *domains = n->dns->domains ? g_strjoinv(", ", n->dns->domains) : NULL;
                 log_info("Network %s: %s routes %s to this host's responder on %s.", n->name,
                          state == RESOLVED_LINK_RESOLVED ? "systemd-resolved" : "systemd-networkd",
-                         n->dns->zone_name, n->ifname);
+                         domains ? domains : n->dns->zone_name, n->ifname);
+        }
         emit_if_changed(n);
 }
 
