@@ -132,12 +132,16 @@ int ipam_assign(Store *s, const Network *network, Node *node, GError **error)
         return 0;
 }
 
-static int by_creation(gconstpointer a, gconstpointer b)
+/* The order in which a host's nodes get their ports again: the order of their ports now (which is
+ * the order they joined in, as each took the next free port), so the links keep their order. */
+static int by_port(gconstpointer a, gconstpointer b)
 {
         const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+        if (x->listen_port != y->listen_port)
+                return x->listen_port < y->listen_port ? -1 : 1;
         if (x->created_at != y->created_at)
                 return x->created_at < y->created_at ? -1 : 1;
-        return strcmp(x->id, y->id);
+        return strcmp(x->network, y->network);
 }
 
 int ipam_reassign_ports(Store *s, const Host *h, guint *ret_changed, GError **error)
@@ -149,7 +153,7 @@ int ipam_reassign_ports(Store *s, const Host *h, guint *ret_changed, GError **er
         r = store_node_list(s, NULL, h->id, &mine, error);
         if (r < 0)
                 return r;
-        g_ptr_array_sort(mine, by_creation);
+        g_ptr_array_sort(mine, by_port);
         g_autofree guint16 *ports = g_new0(guint16, mine->len + 1);
         for (guint i = 0; i < mine->len; i++) {
                 Node *n = mine->pdata[i];

@@ -27,8 +27,8 @@ guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used);
  * network's, or the next one the host does not use yet. NM_ERROR_EXHAUSTED (-ENOSPC) names the
  * network and its range. */
 int ipam_assign(Store *s, const Network *network, Node *node, GError **error);
-/* Gives every node of host `h` its port again, oldest node first, as ipam_assign() would have with
- * the host's current static port: the host's links listen on static_listen_port and the ports after
- * it, or (without one) on their networks' ports. Writes the ports that change; *ret_changed (may be
- * NULL) gets how many did. */
+/* Gives every node of host `h` its port again, in the order of their ports now (the order they
+ * joined in), as ipam_assign() would have with the host's current static port: the host's links
+ * listen on static_listen_port and the ports after it, or (without one) on their networks' ports.
+ * Writes the ports that change; *ret_changed (may be NULL) gets how many did. */
 int ipam_reassign_ports(Store *s, const Host *h, guint *ret_changed, GError **error);
