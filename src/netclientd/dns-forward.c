@@ -459,8 +459,8 @@ static void advance(DnsForwardRequest *r)
 
 /* Starts asking `servers` (a reference is taken) for `q`, unless the rate limit, the cache or the
  * bound on pending queries answers it at once. */
-static int forward(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp, GArray *servers,
-                   bool cache, DnsForwardDone done, void *userdata, DnsForwardRequest **ret)
+static int forward(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
+                   GArray *servers, bool cache, DnsForwardDone done, void *userdata, DnsForwardRequest **ret)
 {
         if (g_hash_table_size(f->pending) >= f->config.max_pending) {
                 f->stats.servfail++;

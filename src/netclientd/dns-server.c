@@ -169,7 +169,8 @@ static int forward_query(Listener *l, const DnsQuery *dq, const struct sockaddr 
                 if (!local && !client)
                         return -1;
                 s->stats.forwarded++;
-                return dns_forwarder_query_route(s->forwarder, dq, peer, udp, route, local, done, userdata, ret);
+                return dns_forwarder_query_route(s->forwarder, dq, peer, udp, route, local, done, userdata,
+                                                 ret);
         }
         if (!client)
                 return -1;
@@ -193,7 +194,8 @@ static bool udp_forward(Listener *l, const uint8_t *q, size_t n, const struct so
         p->peer = *peer;
         p->peer_len = plen;
         DnsForwardRequest *req = NULL;
-        int k = forward_query(l, &dq, (const struct sockaddr *)peer, ifindex, true, on_udp_forwarded, p, &req);
+        int k = forward_query(l, &dq, (const struct sockaddr *)peer, ifindex, true, on_udp_forwarded, p,
+                              &req);
         if (k > 0) {
                 p->request = req;
                 g_hash_table_add(s->udp_pending, p);
@@ -315,8 +317,8 @@ static bool conn_forward(TcpConn *c, size_t qlen)
         /* Reads nothing more until the answer is sent (set before: the answer may come at once). */
         sd_event_source_set_io_events(c->io, 0);
         DnsForwardRequest *req = NULL;
-        int k = forward_query(c->listener, &dq, (const struct sockaddr *)&c->peer, 0, false, on_tcp_forwarded, c,
-                              &req);
+        int k = forward_query(c->listener, &dq, (const struct sockaddr *)&c->peer, 0, false,
+                              on_tcp_forwarded, c, &req);
         if (k < 0) {
                 sd_event_source_set_io_events(c->io, EPOLLIN);
                 return false;

@@ -500,7 +500,8 @@ static void test_route_match(void)
 
         g_assert_cmpstr(dns_forward_scope_route(&scope, "corp.example")->domain, ==, "corp.example");
         g_assert_cmpstr(dns_forward_scope_route(&scope, "www.corp.example")->domain, ==, "corp.example");
-        g_assert_cmpstr(dns_forward_scope_route(&scope, "x.dev.corp.example")->domain, ==, "dev.corp.example");
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "x.dev.corp.example")->domain, ==,
+                        "dev.corp.example");
         g_assert_cmpstr(dns_forward_scope_route(&scope, "dev.corp.example")->domain, ==, "dev.corp.example");
         g_assert_cmpstr(dns_forward_scope_route(&scope, "nas.home.arpa")->domain, ==, "home.arpa");
         g_assert_null(dns_forward_scope_route(&scope, "xcorp.example"));
@@ -545,7 +546,8 @@ static void test_routes_end_to_end(void)
         g_assert_cmpint(nm_prefix_parse("127.0.0.20/32", &p, NULL), ==, 0);
         g_array_append_val(scope.clients, p);
         DnsRoute *route = dns_route_new("corp.example");
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(corp.port),
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons(corp.port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         struct sockaddr_storage ss = {};
         memcpy(&ss, &sin, sizeof(sin));

@@ -1,8 +1,8 @@
 /* Proves the resolved client against stand-ins for systemd-resolved and systemd-networkd on a
  * private dbus-daemon: the calls and their arguments (SetLinkDNS or SetLinkDNSEx for another port,
- * the routing domains, no default route), a change of domains applied again, a link resolved does not know yet asked for again,
- * LinkBusy answered through networkd, resolved's restart re-applying, its absence leaving the link
- * pending, a refusal retried without a warning storm, and RevertLink on removal. */
+ * the routing domains, no default route), a change of domains applied again, a link resolved does not know
+ * yet asked for again, LinkBusy answered through networkd, resolved's restart re-applying, its absence
+ * leaving the link pending, a refusal retried without a warning storm, and RevertLink on removal. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>

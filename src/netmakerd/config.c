@@ -673,10 +673,11 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
                 return -EINVAL;
         }
         if (c->host_stale_after <= c->host_offline_after) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "host_stale_after (%u s) must be longer than host_offline_after (%u s): a host is "
-                            "offline first, stale later",
-                            c->host_stale_after, c->host_offline_after);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "host_stale_after (%u s) must be longer than host_offline_after (%u s): a host is "
+                        "offline first, stale later",
+                        c->host_stale_after, c->host_offline_after);
                 return -EINVAL;
         }
         if (c->broker_certificate && c->broker_ca_file) {

@@ -507,9 +507,9 @@ static bool parse_static_endpoint(const char *text, char **ret, GError **error)
         if (nm_addr_parse(text, &family, &a) < 0) {
                 g_autofree char *v = nm_shown(text);
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid endpoint \"%s\": expected an IPv4 or IPv6 address without a port (its peers "
-                            "use the host's listen port of each network; set listen_port for a port forward), "
-                            "or null for the address the host reports",
+                            "Invalid endpoint \"%s\": expected an IPv4 or IPv6 address without a port (its "
+                            "peers use the host's listen port of each network; set listen_port for a port "
+                            "forward), or null for the address the host reports",
                             v);
                 return false;
         }
@@ -522,10 +522,11 @@ static bool parse_static_endpoint(const char *text, char **ret, GError **error)
                 why = "the unspecified, a loopback, a multicast or a link-local address";
         if (why) {
                 g_autofree char *v = nm_shown(text);
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid endpoint \"%s\": %s is no address other hosts can reach; give the host's "
-                            "public or LAN address",
-                            v, why);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid endpoint \"%s\": %s is no address other hosts can reach; give the host's "
+                        "public or LAN address",
+                        v, why);
                 return false;
         }
         *ret = nm_addr_to_string(family, &a);
@@ -596,9 +597,10 @@ static int hosts_update(Request *r, GError **error)
         if (!o)
                 return -EINVAL;
         if (json_object_get_size(o) == 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Nothing to change: give at least one of name, listen_port, endpoint, keepalive, "
-                            "mtu (null puts a setting back to its default)");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Nothing to change: give at least one of name, listen_port, endpoint, keepalive, "
+                        "mtu (null puts a setting back to its default)");
                 return -EINVAL;
         }
         k = store_txn_begin(m->store, &t, error);

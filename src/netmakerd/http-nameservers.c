@@ -67,7 +67,8 @@ static int nameserver_write(Request *r, bool create, GError **error)
         static const char *const post_members[] = {"domain", "servers", NULL};
         static const char *const put_members[] = {"servers", NULL};
         Manager *m = request_manager(r);
-        g_autoptr(JsonObject) o = request_json_object(r, "nameserver", create ? post_members : put_members, error);
+        g_autoptr(JsonObject) o =
+                request_json_object(r, "nameserver", create ? post_members : put_members, error);
         g_autoptr(Network) n = NULL;
         g_autoptr(Outbox) out = outbox_new();
         g_auto(GStrv) servers_in = NULL, servers = NULL;
@@ -91,7 +92,8 @@ static int nameserver_write(Request *r, bool create, GError **error)
         if (!nameserver_servers_valid(servers_in, &servers, error))
                 return -EINVAL;
         g_autoptr(NmNameserver) ns = nm_nameserver_new(domain, servers);
-        k = create ? nameservers_add(m->store, n->name, ns, error) : nameservers_set(m->store, n->name, ns, error);
+        k = create ? nameservers_add(m->store, n->name, ns, error)
+                   : nameservers_set(m->store, n->name, ns, error);
         if (k >= 0)
                 k = fanout(m, n->name, out, error);
         if (k >= 0)
@@ -135,7 +137,8 @@ static int nameservers_remove(Request *r, GError **error)
         if (k < 0)
                 return k;
         g_autofree char *shown = nm_shown(request_param(r, "domain"));
-        log_info("Deleted nameserver %s of network \"%s\"; told %u host(s).", shown, n->name, out->msgs->len);
+        log_info("Deleted nameserver %s of network \"%s\"; told %u host(s).", shown, n->name,
+                 out->msgs->len);
         request_reply_empty(r);
         return 0;
 }

@@ -48,8 +48,8 @@ static void remove_stale(Manager *m)
         g_autoptr(GPtrArray) ids = NULL;
         g_autoptr(GError) e = NULL;
 
-        if (store_host_ids_checked_in_before(m->store, now - (gint64)m->config->host_stale_after + 1, &ids, &e) <
-            0) {
+        if (store_host_ids_checked_in_before(m->store, now - (gint64)m->config->host_stale_after + 1, &ids,
+                                             &e) < 0) {
                 log_warning("Failed to look for stale hosts: %s", e->message);
                 return;
         }
@@ -70,7 +70,8 @@ static void remove_stale(Manager *m)
 static int on_stale_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Manager *m = userdata;
-        uint64_t period = MIN((uint64_t)m->config->host_stale_after * G_USEC_PER_SEC / 4, STALE_SWEEP_MAX_USEC);
+        uint64_t period =
+                MIN((uint64_t)m->config->host_stale_after * G_USEC_PER_SEC / 4, STALE_SWEEP_MAX_USEC);
 
         remove_stale(m);
         (void)sd_event_source_set_time_relative(s, MAX(period, (uint64_t)G_USEC_PER_SEC));

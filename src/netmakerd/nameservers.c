@@ -27,7 +27,8 @@ bool nameserver_domain_valid(const char *domain, const char *network, const char
         if (!lower || !nm_dns_domain_valid(lower, NULL)) {
                 g_autofree char *v = shown(domain ? domain : "");
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid nameserver domain \"%s\": expected a DNS domain like corp.example (labels of "
+                            "Invalid nameserver domain \"%s\": expected a DNS domain like corp.example "
+                            "(labels of "
                             "a-z, 0-9 and '-', each 1-63 characters, not starting or ending with '-')",
                             v);
                 return false;
@@ -36,10 +37,11 @@ bool nameserver_domain_valid(const char *domain, const char *network, const char
                 g_autofree char *zone = g_strconcat(network, ".", dns_domain, NULL);
                 g_autofree char *dotted = g_strconcat(".", zone, NULL);
                 if (streq0(lower, zone) || g_str_has_suffix(lower, dotted)) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                                    "The nameserver domain \"%s\" is inside the mesh's own zone %s, whose names "
-                                    "every node answers itself: choose a domain outside it",
-                                    lower, zone);
+                        g_set_error(
+                                error, NM_ERROR, NM_ERROR_CONFLICT,
+                                "The nameserver domain \"%s\" is inside the mesh's own zone %s, whose names "
+                                "every node answers itself: choose a domain outside it",
+                                lower, zone);
                         return false;
                 }
         }
@@ -55,8 +57,8 @@ bool nameserver_servers_valid(char **servers, char ***ret, GError **error)
 
         if (n < 1 || n > NM_MAX_NAMESERVER_SERVERS) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "A nameserver needs 1-%d servers (IP addresses), not %u", NM_MAX_NAMESERVER_SERVERS,
-                            n);
+                            "A nameserver needs 1-%d servers (IP addresses), not %u",
+                            NM_MAX_NAMESERVER_SERVERS, n);
                 return false;
         }
         for (char **s = servers; *s; s++) {
@@ -66,10 +68,11 @@ bool nameserver_servers_valid(char **servers, char ***ret, GError **error)
 
                 if (nm_addr_parse(*s, &family, &a) < 0) {
                         g_autofree char *v = shown(*s);
-                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid nameserver server \"%s\": expected an IPv4 or IPv6 address (the "
-                                    "server is asked on port 53)",
-                                    v);
+                        g_set_error(
+                                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                "Invalid nameserver server \"%s\": expected an IPv4 or IPv6 address (the "
+                                "server is asked on port 53)",
+                                v);
                         return false;
                 }
                 if (family == AF_INET) {
@@ -116,8 +119,8 @@ int nameservers_load(Store *s, const char *network, GPtrArray **ret, GError **er
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(network)};
-        int r = store_exec(s, "SELECT domain, servers FROM nameservers WHERE network = $1 ORDER BY domain", p, 1,
-                           &res, error);
+        int r = store_exec(s, "SELECT domain, servers FROM nameservers WHERE network = $1 ORDER BY domain",
+                           p, 1, &res, error);
         if (r < 0)
                 return r;
         GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
@@ -132,8 +135,8 @@ int nameservers_load(Store *s, const char *network, GPtrArray **ret, GError **er
 int nameservers_load_all(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(StoreResult) res = NULL;
-        int r = store_exec(s, "SELECT network, domain, servers FROM nameservers ORDER BY network, domain", NULL,
-                           0, &res, error);
+        int r = store_exec(s, "SELECT network, domain, servers FROM nameservers ORDER BY network, domain",
+                           NULL, 0, &res, error);
         if (r < 0)
                 return r;
         GHashTable *h =
@@ -168,9 +171,11 @@ int nameservers_add(Store *s, const char *network, const NmNameserver *ns, GErro
                             NM_MAX_NAMESERVERS);
                 return -ENOSPC;
         }
-        StoreValue p[] = {SV_TEXT(network), SV_TEXT(ns->domain), SV_TEXT(servers), SV_INT((gint64)time(NULL))};
-        r = store_exec(s, "INSERT INTO nameservers (network, domain, servers, created_at) VALUES ($1, $2, $3, $4)",
-                       p, 4, NULL, error);
+        StoreValue p[] = {SV_TEXT(network), SV_TEXT(ns->domain), SV_TEXT(servers),
+                          SV_INT((gint64)time(NULL))};
+        r = store_exec(
+                s, "INSERT INTO nameservers (network, domain, servers, created_at) VALUES ($1, $2, $3, $4)",
+                p, 4, NULL, error);
         if (r == -EEXIST) {
                 g_clear_error(error);
                 g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
@@ -189,8 +194,8 @@ int nameservers_set(Store *s, const char *network, const NmNameserver *ns, GErro
         g_autoptr(StoreResult) res = NULL;
         g_autofree char *servers = store_strv_to_json(ns->servers);
         StoreValue p[] = {SV_TEXT(network), SV_TEXT(ns->domain), SV_TEXT(servers)};
-        int r = store_exec(s, "UPDATE nameservers SET servers = $3 WHERE network = $1 AND domain = $2", p, 3, &res,
-                           error);
+        int r = store_exec(s, "UPDATE nameservers SET servers = $3 WHERE network = $1 AND domain = $2", p, 3,
+                           &res, error);
         if (r < 0)
                 return r;
         if (res->changes == 0)
@@ -206,7 +211,8 @@ int nameservers_delete(Store *s, const char *network, const char *domain, GError
         if (n > 1 && lower[n - 1] == '.')
                 lower[n - 1] = '\0';
         StoreValue p[] = {SV_TEXT(network), SV_TEXT(lower)};
-        int r = store_exec(s, "DELETE FROM nameservers WHERE network = $1 AND domain = $2", p, 2, &res, error);
+        int r = store_exec(s, "DELETE FROM nameservers WHERE network = $1 AND domain = $2", p, 2, &res,
+                           error);
         if (r < 0)
                 return r;
         if (res->changes == 0)

@@ -362,7 +362,8 @@ static void test_host_settings(void)
         topo_dirty_peer(dp, p->node->id);
         topo_diff(before_off, v, dp, off);
         for (guint i = 1; i < N; i++) {
-                const NmMessage *msg = message_to(off, ((Member *)v->members->pdata[i])->host->id, NM_MSG_PEERS);
+                const NmMessage *msg =
+                        message_to(off, ((Member *)v->members->pdata[i])->host->id, NM_MSG_PEERS);
                 g_assert_nonnull(msg);
                 g_assert_cmpuint(msg->remove->len, ==, 1);
                 g_assert_true(nm_key_equal(msg->remove->pdata[0], &p->host->wg_key));

@@ -271,9 +271,10 @@ static int nameserver_set(Ctx *c, int argc, char *argv[])
 static int nameserver_delete(Ctx *c, int argc, char *argv[])
 {
         static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
-        static const char help[] = "nmctl nameserver delete NETWORK DOMAIN\n"
-                                   "\n"
-                                   "Deletes a nameserver: its names go to the hosts' usual resolvers again.\n";
+        static const char help[] =
+                "nmctl nameserver delete NETWORK DOMAIN\n"
+                "\n"
+                "Deletes a nameserver: its names go to the hosts' usual resolvers again.\n";
         g_autofree char *path = NULL;
         int k;
 

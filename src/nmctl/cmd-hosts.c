@@ -190,7 +190,8 @@ static void print_host(JsonObject *o)
         table_add_item_take(t, "WireGuard key", json_member_string(o, "wg_public_key"));
         table_add_item_take(t, "Message key", json_member_string(o, "msg_public_key"));
         table_add_item_take(t, "Listen port", setting_text(o, "listen_port", NULL, "each network's"));
-        table_add_item_take(t, "Static endpoint", setting_text(o, "endpoint", NULL, "none (what it reports)"));
+        table_add_item_take(t, "Static endpoint",
+                            setting_text(o, "endpoint", NULL, "none (what it reports)"));
         table_add_item_take(t, "Keepalive", setting_text(o, "keepalive", " s", "each network's"));
         table_add_item_take(t, "MTU", setting_text(o, "mtu", NULL, "each network's"));
         table_add_item_take(t, "Endpoints", json_member_strv(o, "endpoints"));
@@ -224,8 +225,8 @@ static int number_or_default(const char *option, const char *arg, guint64 min, g
         }
         if (!g_ascii_string_to_unsigned(arg, 10, min, max, &v, NULL)) {
                 g_autofree char *shown = g_utf8_make_valid(arg, MIN(strlen(arg), 40));
-                usage_error("invalid %s \"%s\": expected a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-                            ", or \"default\"",
+                usage_error("invalid %s \"%s\": expected a number from %" G_GUINT64_FORMAT
+                            " to %" G_GUINT64_FORMAT ", or \"default\"",
                             option, shown, min, max);
                 return -1;
         }
@@ -270,11 +271,11 @@ static int host_set(Ctx *c, int argc, char *argv[])
 {
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
-                { "name", required_argument, NULL, OPT_NAME },
-                { "listen-port", required_argument, NULL, OPT_LISTEN_PORT },
-                { "endpoint", required_argument, NULL, OPT_ENDPOINT },
-                { "keepalive", required_argument, NULL, OPT_KEEPALIVE },
-                { "mtu", required_argument, NULL, OPT_MTU },
+                {"name", required_argument, NULL, OPT_NAME},
+                {"listen-port", required_argument, NULL, OPT_LISTEN_PORT},
+                {"endpoint", required_argument, NULL, OPT_ENDPOINT},
+                {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+                {"mtu", required_argument, NULL, OPT_MTU},
                 {},
         };
         static const char help[] =
@@ -283,7 +284,7 @@ static int host_set(Ctx *c, int argc, char *argv[])
                 "Changes a host's settings (by id or name); its peers and the host itself are\n"
                 "told at once. \"default\" puts a setting back to its default.\n"
                 "\n"
-                "  --name NAME          Its name (a DNS label: 1-63 of a-z, 0-9, '-'); its DNS names follow\n"
+                "  --name NAME          Its name (a DNS label: 1-63 of a-z, 0-9, '-'); DNS follows\n"
                 "  --listen-port N      WireGuard port of its links: the first listens on N, the next ones\n"
                 "                       on the ports after it (1-65535; default: each network's port)\n"
                 "  --endpoint ADDRESS   The address its peers reach it at, whatever it reports (an IPv4 or\n"
@@ -291,7 +292,7 @@ static int host_set(Ctx *c, int argc, char *argv[])
                 "  --keepalive S        Persistent keepalive of every pair it is in, both ways (0-3600,\n"
                 "                       0 = off; default: each network's)\n"
                 "  --mtu N              MTU of its links (1280-9000; default: each network's)\n";
-        HostSetArgs a = { .listen_port = -1, .keepalive = -1, .mtu = -1 };
+        HostSetArgs a = {.listen_port = -1, .keepalive = -1, .mtu = -1};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *id = NULL, *path = NULL, *body = NULL;
@@ -303,8 +304,9 @@ static int host_set(Ctx *c, int argc, char *argv[])
         if (argc - optind != 1)
                 return usage_error("host set needs exactly one HOST (id or name)");
         if (!a.name && !a.endpoint && a.listen_port == -1 && a.keepalive == -1 && a.mtu == -1)
-                return usage_error("host set needs at least one of --name, --listen-port, --endpoint, --keepalive, "
-                                   "--mtu");
+                return usage_error(
+                        "host set needs at least one of --name, --listen-port, --endpoint, --keepalive, "
+                        "--mtu");
         json_builder_begin_object(b);
         if (a.name)
                 nm_json_add_string(b, "name", a.name);
@@ -404,11 +406,11 @@ static int host_join(Ctx *c, int argc, char *argv[])
 int cmd_host(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
-                { "list", host_list, "list", "List the hosts" },
-                { "show", host_show, "show HOST", "Show a host and its nodes" },
-                { "set", host_set, "set HOST [--mtu N ...]", "Change a host's settings" },
-                { "delete", host_delete, "delete HOST", "Delete a host" },
-                { "join", host_join, "join HOST NETWORK", "Add a host to a network" },
+                {"list", host_list, "list", "List the hosts"},
+                {"show", host_show, "show HOST", "Show a host and its nodes"},
+                {"set", host_set, "set HOST [--mtu N ...]", "Change a host's settings"},
+                {"delete", host_delete, "delete HOST", "Delete a host"},
+                {"join", host_join, "join HOST NETWORK", "Add a host to a network"},
                 {},
         };
         return dispatch_verbs(c, argc, argv, verbs,

@@ -342,7 +342,7 @@ void nm_nameserver_free(NmNameserver *ns)
 
 static NmNameserver *nameserver_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "domain", "servers", NULL };
+        static const char *const members[] = {"domain", "servers", NULL};
         JsonObject *o = expect_object(n, "nameserver", error);
         const char *domain = NULL;
         g_auto(GStrv) servers = NULL;
@@ -376,7 +376,7 @@ NmNetworkState *nm_network_state_new(void)
 {
         NmNetworkState *s = g_new0(NmNetworkState, 1);
         s->dns = g_ptr_array_new_with_free_func((GDestroyNotify) nm_dns_entry_free);
-        s->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_nameserver_free);
+        s->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         return s;
 }
 
@@ -483,7 +483,7 @@ void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b)
                         const NmNameserver *ns = s->nameservers->pdata[i];
                         json_builder_begin_object(b);
                         nm_json_add_string(b, "domain", ns->domain);
-                        nm_json_add_strv(b, "servers", (const char *const *) ns->servers);
+                        nm_json_add_strv(b, "servers", (const char *const *)ns->servers);
                         json_builder_end_object(b);
                 }
                 json_builder_end_array(b);
@@ -514,9 +514,9 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
 
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "network",   "node_id",   "ipv4",      "ipv6",  "listen_port",
-                                               "keepalive", "mtu",       "dns_domain", "connected", "host_name",
-                                               "roles",     "dns",       "nameservers", "peers",  NULL };
+        static const char *const members[] = {
+                "network",   "node_id",   "ipv4",  "ipv6", "listen_port", "keepalive", "mtu", "dns_domain",
+                "connected", "host_name", "roles", "dns",  "nameservers", "peers",     NULL};
         JsonObject *o = expect_object(n, "network state", error);
         const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
         gint64 port = 0, keepalive = 0, mtu = 0;
@@ -576,8 +576,9 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
                 g_ptr_array_add(s->dns, e);
         }
         if (nameservers && json_array_get_length(nameservers) > NM_MAX_NAMESERVERS) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many nameservers (%u, at most %d)",
-                            json_array_get_length(nameservers), NM_MAX_NAMESERVERS);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Too many nameservers (%u, at most %d)", json_array_get_length(nameservers),
+                            NM_MAX_NAMESERVERS);
                 return NULL;
         }
         for (guint i = 0; nameservers && i < json_array_get_length(nameservers); i++) {

@@ -69,8 +69,8 @@ static NmNetworkState *make_network_state(void)
         n->roles.relay = true;
         n->roles.internet_gateway_via = nm_uuid_new();
         g_ptr_array_add(n->dns, nm_dns_entry_new("printer", "10.99.0.50", NULL));
-        const char *servers[] = { "192.168.50.53", "fd00:50::53", NULL };
-        g_ptr_array_add(n->nameservers, nm_nameserver_new("corp.example", (char **) servers));
+        const char *servers[] = {"192.168.50.53", "fd00:50::53", NULL};
+        g_ptr_array_add(n->nameservers, nm_nameserver_new("corp.example", (char **)servers));
         n->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
         g_ptr_array_add(n->peers, make_peer("b", "10.99.0.2"));
         NmPeer *ext = make_peer("phone", "10.99.0.254");
@@ -132,10 +132,11 @@ static void test_snapshot_roundtrip(void)
         g_assert_null(nm_message_parse(bad_ns, -1, &e4));
         g_assert_nonnull(strstr(e4->message, "dns.corp"));
         g_autoptr(GError) e5 = NULL;
-        const char *empty_ns = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
-                               "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
-                               "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
-                               "\"nameservers\":[{\"domain\":\"corp.example\",\"servers\":[]}]}}";
+        const char *empty_ns =
+                "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
+                "\"nameservers\":[{\"domain\":\"corp.example\",\"servers\":[]}]}}";
         g_assert_null(nm_message_parse(empty_ns, -1, &e5));
         g_assert_nonnull(strstr(e5->message, "no servers"));
 }
