@@ -125,6 +125,11 @@ int manager_pull(Manager *m, sd_bus_message *waiter);
 int manager_send_checkin(Manager *m);
 /* A peer got or lost a session: checks in now, or 5 s after the last check-in (manager-sync.c). */
 void manager_checkin_soon(Manager *m);
+/* Tells the server the user's Connect/Disconnect of `n` when the server's state of the network says
+ * otherwise (PUT /api/v1/host/networks/{net}/connected); the choice itself is local and works
+ * without the server. Called after the choice, after every state from the server and with every
+ * check-in, so a choice made while the server was away reaches it later. */
+void manager_sync_connected(Manager *m, Network *n);
 
 /* The D-Bus operations (authorisation has been checked; `call` is replied to, now or later;
  * manager-join.c). */

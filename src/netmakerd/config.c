@@ -259,6 +259,12 @@ static const KeyDef keys[] = {
         {"failover_after", KEY_DURATION, OFF(failover_after), 0, 3600, false, false, NULL, "60s",
          "relay a pair of hosts through a failover relay when neither has had a session with the other "
          "for this long (0 = never)"},
+        {"host_offline_after", KEY_DURATION, OFF(host_offline_after), 1, 86400, false, false, NULL, "3m",
+         "a host without a check-in for this long is shown offline (hosts check in every minute)"},
+        {"host_stale_after", KEY_DURATION, OFF(host_stale_after), 2, 3650 * 86400, false, false, NULL, "30d",
+         "... and stale after this long (more than host_offline_after)"},
+        {"host_remove_stale", KEY_BOOL, OFF(host_remove_stale), 0, 0, false, false, NULL, "no",
+         "delete stale hosts, as DELETE /hosts/{id} does (their nodes leave, their broker accounts go)"},
         {"log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, false, false, NULL, "info",
          "debug, info, notice, warning, err"},
 };
@@ -314,6 +320,8 @@ Config *config_new_defaults(void)
         c->stun = true;
         c->udp_rate_limit = (ConfigRate){.burst = 50, .period = 1};
         c->failover_after = 60;
+        c->host_offline_after = 180;
+        c->host_stale_after = 30 * 86400;
         return c;
 }
 
@@ -754,6 +762,14 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
                 c->udp_family = c->listen_family;
                 c->udp_addr = c->listen_addr;
                 c->udp_port = c->listen_port == 0 ? 0 : 3478;
+        }
+        if (c->host_stale_after <= c->host_offline_after) {
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "host_stale_after (%u s) must be longer than host_offline_after (%u s): a host is "
+                        "offline first, stale later",
+                        c->host_stale_after, c->host_offline_after);
+                return -EINVAL;
         }
         if (c->broker_certificate && c->broker_ca_file) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,

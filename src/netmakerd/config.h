@@ -66,6 +66,9 @@ typedef struct Config {
         bool stun;                 /* answer STUN Binding requests there, and tell hosts to ask */
         ConfigRate udp_rate_limit; /* datagrams worth an answer or a decryption, per source address */
         unsigned failover_after;   /* seconds without a session before a pair is relayed; 0 = never */
+        unsigned host_offline_after; /* seconds without a check-in after which a host is offline */
+        unsigned host_stale_after;   /* ... and stale */
+        bool host_remove_stale;      /* stale hosts are deleted */
 } Config;
 
 Config *config_new_defaults(void);

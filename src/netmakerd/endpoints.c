@@ -73,9 +73,12 @@ static char *with_port(const char *address, guint16 port)
         return nm_endpoint_to_string(family, &a, port);
 }
 
-/* The unchanging candidates: STUN, HTTPS source, first reported address. */
+/* The unchanging candidates: the admin's static endpoint, STUN, HTTPS source, first reported
+ * address. */
 static const char *configured_address(const Host *h)
 {
+        if (h->static_endpoint)
+                return h->static_endpoint;
         if (h->public_endpoint && *h->public_endpoint)
                 return h->public_endpoint;
         if (h->http_address && *h->http_address)
@@ -92,6 +95,8 @@ char *endpoint_choose(const Member *viewer, const Member *peer)
 
         if (port == 0)
                 return NULL;
+        if (peer->host->static_endpoint) /* the admin's endpoint wins over every discovered one */
+                return with_port(peer->host->static_endpoint, port);
         if (endpoint_same_nat(viewer, peer))
                 return with_port(local_address(viewer->host, peer->host) ?: first_address(peer->host), port);
         if (peer->node->observed_endpoint && nm_endpoint_parse(peer->node->observed_endpoint, &family, &a, &p) >= 0)

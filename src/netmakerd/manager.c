@@ -147,6 +147,7 @@ void manager_free(Manager *m)
                 close(m->passed_api_fd);
         if (m->passed_udp_fd >= 0)
                 close(m->passed_udp_fd);
+        m->stale_timer = sd_event_source_disable_unref(m->stale_timer);
         auth_worker_free(TAKE_PTR(m->auth_worker));
         ratelimit_free(TAKE_PTR(m->login_limit));
         ratelimit_free(TAKE_PTR(m->register_limit));
@@ -815,6 +816,10 @@ int manager_start(Manager *m)
         } else
                 log_notice("No broker configured (broker_url is empty): hosts get no MQTT account and no "
                            "pushed changes.");
+
+        r = manager_hosts_start(m);
+        if (r < 0)
+                return r;
 
         log_info("Listening on %s%s", http_url(m->http),
                  http_socket_activated(m->http) ? " (socket from systemd)" : "");
