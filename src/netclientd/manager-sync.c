@@ -57,6 +57,7 @@ static void apply_network_state(Manager *m, NmNetworkState *ns)
                 manager_apply_network(m, n);
         else
                 network_dns_update(n); /* names (custom, own) may have changed without the link */
+        manager_sync_connected(m, n);
 }
 
 int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
@@ -309,11 +310,18 @@ int manager_send_checkin(Manager *m)
                 Network *n = v;
                 g_hash_table_insert(rep->listen_ports, g_strdup(n->name),
                                     GUINT_TO_POINTER(n->desired->listen_port));
+                manager_sync_connected(m, n);
         }
         g_strfreev(m->endpoints);
         m->endpoints = manager_host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
         rep->public_ip = g_strdup(m->public_ip);
+        /* Handshake ages: the server relays pairs that cannot connect (docs/protocol.md §3.5). */
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                network_add_peer_status(v, rep);
+        if (m->event)
+                (void)sd_event_now(m->event, CLOCK_MONOTONIC, &m->last_checkin_usec);
         if (log_get_max_level() >= LOG_DEBUG) {
                 g_autofree char *eps = g_strjoinv(" ", m->endpoints);
                 log_debug("Check-in: endpoints [%s], %u network(s).", eps,
@@ -337,6 +345,86 @@ int manager_send_checkin(Manager *m)
         if (r < 0)
                 return log_warning_errno(r, "Failed to start a check-in: %m");
         return 0;
+}
+
+#define CHECKIN_MIN_INTERVAL_USEC (5 * G_USEC_PER_SEC)
+
+static int on_checkin_soon(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        manager_send_checkin(userdata);
+        return 0;
+}
+
+void manager_checkin_soon(Manager *m)
+{
+        uint64_t now;
+        int r;
+
+        if (!m->event || !m->server || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        uint64_t at = MAX(now, m->last_checkin_usec + CHECKIN_MIN_INTERVAL_USEC);
+        if (m->checkin_soon) {
+                int enabled = SD_EVENT_OFF;
+                (void)sd_event_source_get_enabled(m->checkin_soon, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return; /* one is coming */
+                r = sd_event_source_set_time(m->checkin_soon, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->checkin_soon, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(m->event, &m->checkin_soon, CLOCK_MONOTONIC, at, 100 * 1000,
+                                      on_checkin_soon, m);
+                if (r >= 0)
+                        (void)sd_event_source_set_description(m->checkin_soon, "checkin-soon");
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to schedule a check-in: %m");
+}
+
+/* ---- Connect and Disconnect ------------------------------------------------------------------------ */
+
+/* `userdata` is the network: a network that goes cancels its request, so it outlives the call. */
+static void on_connected_told(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Network *n = userdata;
+        bool told = n->connected_telling;
+
+        n->connected_request = NULL;
+        if (res->error)
+                /* Tried again with the next check-in or state from the server. */
+                log_warning("Network %s: could not tell the server that this host %s: %s", n->name,
+                            told ? "connected" : "disconnected", res->error->message);
+        else {
+                log_info("Network %s: the server knows this host %s; its peers %s it.", n->name,
+                         told ? "connected" : "disconnected", told ? "take back" : "drop");
+                /* Its state follows over the broker; without one, fetch it. */
+                if (!n->manager->mq || !mq_client_is_ready(n->manager->mq))
+                        manager_pull(n->manager, NULL);
+        }
+}
+
+void manager_sync_connected(Manager *m, Network *n)
+{
+        g_autoptr(JsonBuilder) b = NULL;
+        g_autofree char *escaped = NULL, *url = NULL, *body = NULL;
+        bool want = network_is_connected(n);
+        int r;
+
+        if (!m->server || !m->api || n->connected_request || n->desired->connected == want)
+                return;
+        b = json_builder_new();
+        json_builder_begin_object(b);
+        nm_json_add_bool(b, "connected", want);
+        json_builder_end_object(b);
+        body = nm_json_builder_to_string(b);
+        escaped = g_uri_escape_string(n->name, NULL, false);
+        url = g_strdup_printf("%s/api/v1/host/networks/%s/connected", m->server->api, escaped);
+        n->connected_telling = want;
+        r = api_client_request(m->api, "PUT", url, m->server->credential, body, on_connected_told, n,
+                               &n->connected_request);
+        if (r < 0)
+                log_warning_errno(r, "Network %s: failed to tell the server about the %s: %m", n->name,
+                                  want ? "Connect" : "Disconnect");
 }
 
 /* ---- the broker --------------------------------------------------------------------------------- */

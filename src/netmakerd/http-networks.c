@@ -9,11 +9,16 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "observer-keys.h"
 #include "names.h"
 #include "nm-error.h"
+#include "topology.h"
 
-void json_add_network(JsonBuilder *b, const Network *n)
+void json_add_network(JsonBuilder *b, const Network *n, Manager *m)
 {
+        const WgResponder *observer =
+                m->observer_endpoint && m->observer_keys ? observer_keys_get(m->observer_keys, n->name) : NULL;
+
         json_builder_begin_object(b);
         nm_json_add_string(b, "name", n->name);
         nm_json_add_string(b, "ipv4_range", n->ipv4_range);
@@ -24,13 +29,24 @@ void json_add_network(JsonBuilder *b, const Network *n)
         nm_json_add_string(b, "dns_domain", n->dns_domain);
         nm_json_add_int(b, "created_at", n->created_at);
         nm_json_add_int(b, "nodes", n->n_nodes);
+        /* The server's WireGuard peer on every host's link of the network (docs/protocol.md §3.4). */
+        json_builder_set_member_name(b, "observer");
+        if (observer) {
+                char key[NM_KEY_B64_LEN + 1];
+                nm_key_to_base64(&observer->public_key, key);
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "public_key", key);
+                nm_json_add_string(b, "endpoint", m->observer_endpoint);
+                json_builder_end_object(b);
+        } else
+                json_builder_add_null_value(b);
         json_builder_end_object(b);
 }
 
 static void reply_network(Request *r, unsigned status, const Network *n)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
-        json_add_network(b, n);
+        json_add_network(b, n, request_manager(r));
         request_reply_builder(r, status, b);
 }
 
@@ -168,6 +184,7 @@ static int networks_create(Request *r, GError **error)
         k = store_txn_commit(&t, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, NULL);
         log_info("Created network \"%s\" (%s%s%s).", n->name, strempty(n->ipv4_range),
                  n->ipv4_range && n->ipv6_range ? ", " : "", strempty(n->ipv6_range));
         reply_network(r, MHD_HTTP_CREATED, n);
@@ -184,7 +201,7 @@ static int networks_list(Request *r, GError **error)
                 return k;
         json_builder_begin_array(b);
         for (guint i = 0; i < all->len; i++)
-                json_add_network(b, all->pdata[i]);
+                json_add_network(b, all->pdata[i], m);
         json_builder_end_array(b);
         request_reply_builder(r, MHD_HTTP_OK, b);
         return 0;
@@ -207,7 +224,8 @@ static int networks_update(Request *r, GError **error)
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "network settings", members, error);
         g_autoptr(Network) n = NULL;
-        g_autoptr(PeerView) v = NULL;
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
         g_autoptr(Outbox) out = outbox_new();
         _cleanup_txn_ StoreTxn t = {};
         int k;
@@ -217,25 +235,33 @@ static int networks_update(Request *r, GError **error)
         k = store_txn_begin(m->store, &t, error);
         if (k < 0)
                 return k;
-        k = store_network_get(m->store, request_param(r, "net"), &n, error);
+        k = peers_load_view(m->store, request_param(r, "net"), &before, error);
         if (k < 0)
                 return k;
-        Network before = *n;
-        g_autofree char *domain_before = g_strdup(n->dns_domain);
+        n = g_new0(Network, 1);
+        *n = *before->network;
+        n->name = g_strdup(before->network->name);
+        n->ipv4_range = g_strdup(before->network->ipv4_range);
+        n->ipv6_range = g_strdup(before->network->ipv6_range);
+        n->dns_domain = g_strdup(before->network->dns_domain);
         if (!read_settings(o, n, error))
                 return -EINVAL;
-        bool changed = before.listen_port != n->listen_port || before.keepalive != n->keepalive ||
-                       before.mtu != n->mtu || !streq0(domain_before, n->dns_domain);
+        const Network *was = before->network;
+        bool changed = was->listen_port != n->listen_port || was->keepalive != n->keepalive ||
+                       was->mtu != n->mtu || !streq0(was->dns_domain, n->dns_domain);
         if (changed) {
                 k = store_network_update(m->store, n, error);
+                if (k >= 0)
+                        k = peers_load_view(m->store, n->name, &after, error);
                 if (k < 0)
                         return k;
-                /* The hosts' links carry MTU, keepalive and domain; a new default port applies to
-                 * nodes that join from now on (existing nodes keep theirs). */
-                k = peers_load_view(m->store, n->name, &v, error);
-                if (k < 0)
-                        return k;
-                peers_fanout_network_changed(v, out);
+                /* MTU and domain are in each host's state entry ("network-changed" where it differs:
+                 * a host with its own MTU keeps it); the keepalive is in every peer entry whose pair
+                 * has no host keepalive ("update"). A new default port applies to nodes that join from
+                 * now on (existing nodes keep theirs). */
+                if (was->keepalive != n->keepalive)
+                        topo_dirty_all(dirty);
+                topo_diff(before, after, dirty, out);
         }
         k = manager_commit(m, &t, out, error);
         if (k < 0)
@@ -289,6 +315,7 @@ static int networks_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, name);
         log_info("Deleted network \"%s\" (%u node(s) removed).", name, v->members->len);
         request_reply_empty(r);
         return 0;

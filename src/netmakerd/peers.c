@@ -7,9 +7,18 @@
 #include "dns-names.h"
 #include "ipam.h"
 #include "macro.h"
+#include "nameservers.h"
 #include "nm-error.h"
+#include "observer-keys.h"
 #include "peers.h"
 #include "topology.h"
+
+static const PeersServerInfo *server_info;
+
+void peers_set_server_info(const PeersServerInfo *info)
+{
+        server_info = info;
+}
 
 PeerView *peer_view_new(Network *network)
 {
@@ -17,8 +26,10 @@ PeerView *peer_view_new(Network *network)
         v->network = network;
         v->members = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
         v->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
+        v->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         v->ext_clients = g_ptr_array_new_with_free_func((GDestroyNotify)ext_client_free);
         v->acl_rules = g_ptr_array_new_with_free_func((GDestroyNotify)acl_rule_free);
+        v->failovers = g_ptr_array_new_with_free_func((GDestroyNotify)failover_free);
         return v;
 }
 
@@ -29,8 +40,10 @@ void peer_view_free(PeerView *v)
         network_free(v->network);
         g_ptr_array_unref(v->members);
         g_ptr_array_unref(v->dns);
+        g_ptr_array_unref(v->nameservers);
         g_ptr_array_unref(v->ext_clients);
         g_ptr_array_unref(v->acl_rules);
+        g_ptr_array_unref(v->failovers);
         topo_index_free(v->index);
         g_free(v);
 }
@@ -127,7 +140,8 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->ipv6 = iface_address(self->node->ipv6, v->network->ipv6_range);
         s->listen_port = self->node->listen_port;
         s->keepalive = v->network->keepalive;
-        s->mtu = v->network->mtu;
+        /* The host's own MTU, when the admin set one, is for its links in every network. */
+        s->mtu = self->host->mtu ? self->host->mtu : v->network->mtu;
         s->dns_domain = g_strdup(v->network->dns_domain);
         s->connected = self->node->connected;
         s->host_name = g_strdup(self->host->name);
@@ -141,6 +155,8 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
                 if (c->ipv4 || c->ipv6)
                         g_ptr_array_add(s->dns, nm_dns_entry_new(c->name, c->ipv4, c->ipv6));
         }
+        for (guint i = 0; i < v->nameservers->len; i++)
+                g_ptr_array_add(s->nameservers, nm_nameserver_copy(v->nameservers->pdata[i]));
         s->roles.egress_ranges = g_strdupv(self->node->roles.egress_ranges);
         s->roles.egress_nat = self->node->roles.egress_ranges && self->node->roles.egress_nat;
         s->roles.internet_gateway = self->node->roles.internet_gateway;
@@ -148,6 +164,20 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->roles.relay = self->node->roles.relay;
         s->roles.relayed_by = g_strdup(self->node->roles.relayed_by);
         s->roles.internet_gateway_via = g_strdup(self->node->roles.internet_gateway_via);
+        if (server_info && server_info->observer_endpoint && server_info->keys) {
+                const WgResponder *r = observer_keys_get(server_info->keys, v->network->name);
+                if (r) {
+                        s->observer = g_new0(NmObserver, 1);
+                        s->observer->public_key = r->public_key;
+                        s->observer->endpoint = g_strdup(server_info->observer_endpoint);
+                        s->observer->keepalive = server_info->observer_keepalive;
+                        s->observer->stun = server_info->stun;
+                }
+        }
+        /* Only where keepalives keep sessions alive: elsewhere an idle pair has none either. */
+        if (server_info && v->network->keepalive > 0)
+                s->failover_after = server_info->failover_after;
+        s->roles.failover = self->node->roles.failover;
         if (with_peers)
                 s->peers = topo_peers_of(v, self);
         return s;
@@ -180,21 +210,28 @@ void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-/* External clients and the ACL of the view's network. */
+/* External clients, the ACL and the nameservers of the view's network. */
 static int load_topology(Store *s, PeerView *v, GError **error)
 {
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL, nameservers = NULL;
         int r;
 
+        r = nameservers_load(s, v->network->name, &nameservers, error);
+        if (r < 0)
+                return r;
+        g_ptr_array_extend_and_steal(v->nameservers, TAKE_PTR(nameservers));
         r = store_ext_client_list(s, v->network->name, NULL, &clients, error);
         if (r >= 0)
                 r = store_acl_default_get(s, v->network->name, &v->acl_deny, error);
         if (r >= 0)
                 r = store_acl_rule_list(s, v->network->name, &rules, error);
+        if (r >= 0)
+                r = store_failover_list(s, v->network->name, &failovers, error);
         if (r < 0)
                 return r;
         g_ptr_array_extend_and_steal(v->ext_clients, TAKE_PTR(clients));
         g_ptr_array_extend_and_steal(v->acl_rules, TAKE_PTR(rules));
+        g_ptr_array_extend_and_steal(v->failovers, TAKE_PTR(failovers));
         topo_view_changed(v);
         return 0;
 }
@@ -253,8 +290,8 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
-        g_autoptr(GHashTable) dns = NULL;
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GHashTable) dns = NULL, nameservers = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL;
         g_autoptr(GHashTable) deny = NULL;
         g_autoptr(GHashTable) views =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
@@ -267,14 +304,19 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         if (r < 0)
                 return r;
         r = dns_names_load_all_custom(s, &dns, error);
+        if (r >= 0)
+                r = nameservers_load_all(s, &nameservers, error);
         if (r < 0)
                 return r;
         while (networks->len > 0) {
                 Network *n = g_ptr_array_steal_index(networks, networks->len - 1);
                 PeerView *v = peer_view_new(n);
                 GPtrArray *names = g_hash_table_lookup(dns, n->name);
+                GPtrArray *ns = g_hash_table_lookup(nameservers, n->name);
                 if (names)
                         g_ptr_array_extend_and_steal(v->dns, g_ptr_array_ref(names));
+                if (ns)
+                        g_ptr_array_extend_and_steal(v->nameservers, g_ptr_array_ref(ns));
                 g_hash_table_insert(views, n->name, v);
         }
         /* Hand each member over to its view; the array keeps only pointers it no longer owns. */
@@ -293,8 +335,19 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
                 r = store_acl_rule_list(s, NULL, &rules, error);
         if (r >= 0)
                 r = store_acl_default_list(s, &deny, error);
+        if (r >= 0)
+                r = store_failover_list(s, NULL, &failovers, error);
         if (r < 0)
                 return r;
+        g_ptr_array_set_free_func(failovers, NULL);
+        for (guint i = 0; i < failovers->len; i++) {
+                Failover *f = failovers->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, f->network);
+                if (v)
+                        g_ptr_array_add(v->failovers, f);
+                else
+                        failover_free(f);
+        }
         g_ptr_array_set_free_func(clients, NULL);
         for (guint i = 0; i < clients->len; i++) {
                 ExtClient *c = clients->pdata[i];
@@ -520,7 +573,9 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
         for (guint i = 0; i < nodes->len; i++) {
                 Node *n = nodes->pdata[i];
                 gpointer port;
+                /* A port the admin set for the host is not the host's to change. */
                 bool port_changed =
+                        !h->static_listen_port &&
                         g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
                         GPOINTER_TO_UINT(port) != n->listen_port;
                 PeerView *v;
@@ -554,6 +609,228 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
                 topo_dirty_viewer(dirty, n->id);
                 topo_diff(befores->pdata[i], after, dirty, o);
         }
+        return 0;
+}
+
+/* Loads the view before, writes with `change`, loads it after and queues the difference of the
+ * entries in `dirty`. */
+typedef int (*ChangeFunc)(Store *s, void *userdata, GError **error);
+
+static int change_network(Store *s, const char *network, ChangeFunc change, void *userdata, TopoDirty *dirty,
+                          Outbox *o, GError **error)
+{
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        int r;
+
+        r = peers_load_view(s, network, &before, error);
+        if (r >= 0 && change)
+                r = change(s, userdata, error);
+        if (r >= 0)
+                r = peers_load_view(s, network, &after, error);
+        if (r < 0)
+                return r;
+        topo_diff(before, after, dirty, o);
+        return 0;
+}
+
+typedef struct Observed {
+        const char *node_id;
+        const char *endpoint;
+        gint64 now;
+} Observed;
+
+static int write_observed(Store *s, void *userdata, GError **error)
+{
+        const Observed *x = userdata;
+        return store_node_set_observed(s, x->node_id, x->endpoint, x->now, error);
+}
+
+int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o, GError **error)
+{
+        g_autoptr(Node) node = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        Observed x = {.node_id = node_id, .endpoint = endpoint, .now = now};
+        int r;
+
+        r = store_node_get(s, node_id, &node, error);
+        if (r < 0)
+                return r;
+        if (streq0(node->observed_endpoint, endpoint))
+                return 0;
+        /* Others' view of this node, and this node's view of the others (a shared NAT). */
+        topo_dirty_peer(dirty, node_id);
+        topo_dirty_viewer(dirty, node_id);
+        return change_network(s, node->network, write_observed, &x, dirty, o, error);
+}
+
+typedef struct HttpAddress {
+        const char *host_id;
+        const char *address;
+} HttpAddress;
+
+static int write_http_address(Store *s, void *userdata, GError **error)
+{
+        const HttpAddress *x = userdata;
+        return store_host_set_http_address(s, x->host_id, x->address, error);
+}
+
+int peers_host_http_address(Store *s, const char *host_id, const char *address, Outbox *o, GError **error)
+{
+        g_autoptr(Host) h = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        HttpAddress x = {.host_id = host_id, .address = address};
+        int r;
+
+        r = store_host_get(s, host_id, &h, error);
+        if (r < 0)
+                return r;
+        if (streq0(h->http_address, address))
+                return 0;
+        r = store_node_list(s, NULL, host_id, &nodes, error);
+        if (r < 0)
+                return r;
+        if (nodes->len == 0)
+                return write_http_address(s, &x, error);
+        for (guint i = 0; i < nodes->len; i++) {
+                Node *n = nodes->pdata[i];
+                g_autoptr(TopoDirty) dirty = topo_dirty_new();
+                topo_dirty_peer(dirty, n->id);
+                /* The host's row is written with the first network; the later ones only diff. */
+                r = change_network(s, n->network, i == 0 ? write_http_address : NULL, &x, dirty, o, error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct FailoverChange {
+        Failover f;
+        bool remove;
+} FailoverChange;
+
+static int write_failover(Store *s, void *userdata, GError **error)
+{
+        const FailoverChange *x = userdata;
+        return x->remove ? store_failover_delete(s, x->f.node_a, x->f.node_b, error)
+                         : store_failover_set(s, &x->f, error);
+}
+
+int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay, gint64 now,
+                       Outbox *o, GError **error)
+{
+        g_autoptr(GPtrArray) existing = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        const char *old_relay = NULL;
+        int r;
+
+        r = store_failover_list(s, network, &existing, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < existing->len; i++) {
+                const Failover *f = existing->pdata[i];
+                if ((streq0(f->node_a, a) && streq0(f->node_b, b)) || (streq0(f->node_a, b) && streq0(f->node_b, a)))
+                        old_relay = f->relay;
+        }
+        if (streq0(old_relay, relay))
+                return 0;
+        FailoverChange x = {.f = {.network = (char *)network,
+                                  .node_a = (char *)a,
+                                  .node_b = (char *)b,
+                                  .relay = (char *)relay,
+                                  .since = now},
+                            .remove = relay == NULL};
+        topo_dirty_failover(dirty, a, b, old_relay, relay);
+        return change_network(s, network, write_failover, &x, dirty, o, error);
+}
+
+/* A name the host may not take in the network: a custom name or an external client's. */
+static int check_name_free(const PeerView *v, const char *name, GError **error)
+{
+        for (guint i = 0; i < v->dns->len; i++) {
+                const NmDnsEntry *e = v->dns->pdata[i];
+                if (g_ascii_strcasecmp(e->name, name) == 0) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "The name \"%s\" is a custom DNS name of network \"%s\" "
+                                    "(%s.%s.%s): delete it first, or choose another name",
+                                    name, v->network->name, name, v->network->name,
+                                    strempty(v->network->dns_domain));
+                        return -EEXIST;
+                }
+        }
+        for (guint i = 0; i < v->ext_clients->len; i++) {
+                const ExtClient *c = v->ext_clients->pdata[i];
+                if (g_ascii_strcasecmp(c->name, name) == 0) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "The name \"%s\" is an external client's in network \"%s\": choose "
+                                    "another name",
+                                    name, v->network->name);
+                        return -EEXIST;
+                }
+        }
+        return 0;
+}
+
+int peers_host_settings(Store *s, const Host *h, Outbox *o, GError **error)
+{
+        g_autoptr(Host) old = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_autoptr(GPtrArray) befores = g_ptr_array_new_with_free_func((GDestroyNotify)peer_view_free);
+        int r;
+
+        r = store_host_get(s, h->id, &old, error);
+        if (r >= 0)
+                r = store_node_list(s, NULL, h->id, &nodes, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                PeerView *v;
+                r = peers_load_view(s, ((Node *)nodes->pdata[i])->network, &v, error);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(befores, v);
+                if (!streq0(old->name, h->name) && (r = check_name_free(v, h->name, error)) < 0)
+                        return r;
+        }
+        r = store_host_update(s, h, error);
+        if (r >= 0 && old->static_listen_port != h->static_listen_port)
+                r = ipam_reassign_ports(s, h, NULL, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                const Node *n = nodes->pdata[i];
+                g_autoptr(PeerView) after = NULL;
+                g_autoptr(TopoDirty) dirty = topo_dirty_new();
+                r = peers_load_view(s, n->network, &after, error);
+                if (r < 0)
+                        return r;
+                /* How the others see it (name, endpoint, port, keepalive), how it sees them (the
+                 * keepalive of its pairs), and its own entry (name, MTU, port). */
+                topo_dirty_peer(dirty, n->id);
+                topo_dirty_viewer(dirty, n->id);
+                topo_dirty_settings(dirty, n->id);
+                topo_diff(befores->pdata[i], after, dirty, o);
+        }
+        return 0;
+}
+
+int peers_node_set_connected(Store *s, const Node *node, bool connected, Outbox *o, GError **error)
+{
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        int r;
+
+        if (node->connected == connected)
+                return 0;
+        r = peers_load_view(s, node->network, &before, error);
+        if (r >= 0)
+                r = store_node_set_connected(s, node->id, connected, error);
+        if (r >= 0)
+                r = peers_load_view(s, node->network, &after, error);
+        if (r < 0)
+                return r;
+        /* Everyone drops or takes back the node (through its relay too); its own state says so. */
+        topo_dirty_peer(dirty, node->id);
+        topo_diff(before, after, dirty, o);
         return 0;
 }
 

@@ -36,6 +36,12 @@ static inline StoreValue SV_TEXT(const char *s)
         return (StoreValue){.type = s ? STORE_TEXT : STORE_NULL, .s = s};
 }
 
+/* An integer, or SQL NULL when not `set`. */
+static inline StoreValue SV_OPT_INT(gint64 i, bool set)
+{
+        return set ? SV_INT(i) : (StoreValue){.type = STORE_NULL};
+}
+
 /* Every row of a statement, in memory. */
 typedef struct StoreResult {
         guint n_rows;
@@ -166,6 +172,13 @@ typedef struct Host {
         gint64 last_checkin;
         gint64 created_at;
         guint64 serial;
+        /* The admin's settings (PUT /hosts/{id}, docs/protocol.md §2.4); each unset means "the default". */
+        guint16 static_listen_port; /* its links listen here and on the next free ports; 0: the networks' */
+        char *static_endpoint;      /* the address its peers reach it at, whatever it reports; NULL: none */
+        bool has_keepalive;         /* false: the network's keepalive */
+        guint keepalive;            /* persistent keepalive of its pairs, 0-3600 s (0: off) */
+        guint mtu;                  /* MTU of its links; 0: the network's */
+        char *http_address; /* source address of the host's last HTTPS request (not loopback), or NULL */
 } Host;
 
 typedef struct Node {
@@ -180,6 +193,9 @@ typedef struct Node {
         gint64 created_at;
         char **tags;   /* never NULL after reads (ACL selectors "tag:<tag>", docs/protocol.md §4.2.1) */
         NmRoles roles; /* gateways, relays, internet gateway use (§4.1) */
+        /* "ip:port" the server's endpoint observer saw this node's WireGuard packets come from (the
+         * mapping its NAT made for the link's socket), or NULL (docs/protocol.md §4.5). */
+        char *observed_endpoint;
 } Node;
 
 /* A node with its host: what peer computation reads. */
@@ -230,10 +246,13 @@ int store_key_take_use(Store *s, const EnrollmentKey *k, GError **error);
 
 int store_host_get(Store *s, const char *id, Host **ret, GError **error);
 int store_host_list(Store *s, GPtrArray **ret, GError **error);
+/* The ids of the hosts whose last check-in is before `before` (unix time), oldest first. */
+int store_host_ids_checked_in_before(Store *s, gint64 before, GPtrArray **ret, GError **error);
 /* The ids of all hosts, as a set (g_hash_table_contains()). */
 int store_host_ids(Store *s, GHashTable **ret, GError **error);
 int store_host_insert(Store *s, const Host *h, GError **error);
-/* Writes name, os, version, listen_port, endpoints, public_endpoint and last_checkin. */
+/* Writes name, os, version, listen_port, endpoints, public_endpoint, last_checkin and the admin's
+ * settings (static_listen_port, static_endpoint, keepalive, mtu). */
 int store_host_update(Store *s, const Host *h, GError **error);
 int store_host_delete(Store *s, const char *id, GError **error);
 /* Raises the host's serial by one and returns the new value. */
@@ -248,6 +267,11 @@ int store_node_find(Store *s, const char *host_id, const char *network, Node **r
 int store_node_insert(Store *s, const Node *n, GError **error);
 int store_node_delete(Store *s, const char *id, GError **error);
 int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **error);
+int store_node_set_connected(Store *s, const char *id, bool connected, GError **error);
+/* The endpoint the observer saw (NULL clears it), and since when. */
+int store_node_set_observed(Store *s, const char *id, const char *endpoint, gint64 now, GError **error);
+/* The source address of the host's last HTTPS request (NULL clears it). */
+int store_host_set_http_address(Store *s, const char *id, const char *address, GError **error);
 /* The addresses in use in a network (family AF_INET or AF_INET6), by nodes and external clients. */
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error);
 
@@ -286,6 +310,25 @@ typedef struct ExtClient {
         gint64 created_at;
 } ExtClient;
 
+/* A pair of nodes that could not connect directly, relayed through a third (docs/topologies.md
+ * "Failover"). */
+typedef struct Failover {
+        char *network;
+        char *node_a; /* node ids; stored with the lower first */
+        char *node_b;
+        char *relay;
+        gint64 since;
+} Failover;
+
+void failover_free(Failover *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Failover, failover_free)
+/* The relayed pairs of a network (of Failover), or of every network when NULL. */
+int store_failover_list(Store *s, const char *network, GPtrArray **ret, GError **error);
+/* Adds the pair or changes its relay. */
+int store_failover_set(Store *s, const Failover *f, GError **error);
+/* The pair connects directly again (a missing pair is fine). */
+int store_failover_delete(Store *s, const char *a, const char *b, GError **error);
+
 /* Whether the client may not reach the node. */
 bool ext_client_denies(const ExtClient *c, const char *node_id);
 
@@ -299,7 +342,7 @@ int store_node_set_tags(Store *s, const char *id, char **tags, GError **error);
 int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError **error);
 /* Drops what other rows say about a node that leaves: nodes it relayed are no longer relayed,
  * nodes that used it as their internet gateway no longer do, ACL rules that name it go, external
- * clients no longer list it as denied. */
+ * clients no longer list it as denied, failovers it is in or relays go. */
 int store_node_forget(Store *s, const char *id, GError **error);
 
 /* A network's ACL default: false (allow) when none is stored. */

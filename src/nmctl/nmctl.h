@@ -81,6 +81,7 @@ int cmd_host(Ctx *c, int argc, char *argv[]);
 int cmd_node(Ctx *c, int argc, char *argv[]);
 int cmd_user(Ctx *c, int argc, char *argv[]);
 int cmd_dns(Ctx *c, int argc, char *argv[]);
+int cmd_nameserver(Ctx *c, int argc, char *argv[]);
 /* cmd-topology.c: ACLs, external clients, and the node verbs for tags and roles. */
 int cmd_acl(Ctx *c, int argc, char *argv[]);
 int cmd_extclient(Ctx *c, int argc, char *argv[]);
@@ -90,6 +91,7 @@ int node_internet_gateway(Ctx *c, int argc, char *argv[]);
 int node_use_internet_gateway(Ctx *c, int argc, char *argv[]);
 int node_ingress(Ctx *c, int argc, char *argv[]);
 int node_relay(Ctx *c, int argc, char *argv[]);
+int node_failover(Ctx *c, int argc, char *argv[]);
 /* A node's roles in words ("egress 192.168.50.0/24 (NAT); relay"), NULL for none. */
 char *node_roles_text(JsonObject *o);
 /* cmd-hosts.c: a node as "Key: value" lines. */
