@@ -1,6 +1,6 @@
 # bash completion for nmctl(1). Commands, verbs and options are read from nmctl's own --help, so
-# they follow the program; networks, hosts, nodes, enrollment keys, users, external clients and ACL
-# rules are asked from the server, with the connection options already on the command line (at
+# they follow the program; networks, hosts, nodes, enrollment keys, users, external clients, ACL
+# rules and nameservers' domains are asked from the server, with the connection options already on the command line (at
 # most 5 s; nothing when it cannot be reached or the user is not logged in).
 # shellcheck shell=bash
 
@@ -14,6 +14,8 @@ _nmctl_candidates() { # PLACEHOLDER GROUP VERB NETWORK
         HOST) _nmctl_list host list 1 2 ;;
         NODE-ID | RELAYED-ID | GATEWAY-ID | GW) _nmctl_list node list ;;
         RULE-ID) [ -n "$net" ] && _nmctl_list acl show "$net" ;;
+        DOMAIN)
+                [ "$group" = nameserver ] && [ "$verb" != add ] && [ -n "$net" ] && _nmctl_list nameserver list "$net" ;;
         NAME)
                 [ "$group" = network ] && [ "$verb" != create ] && _nmctl_list network list ;;
         USERNAME)
@@ -111,6 +113,11 @@ _nmctl() {
         --gateway | --deny) COMPREPLY=($(compgen -W "$(_nmctl_list node list)" -- "$cur")); return ;;
         --role) COMPREPLY=($(compgen -W "admin user" -- "$cur")); return ;;
         --ca-file | --conf | --qr | --output) _filedir; return ;;
+        --endpoint | --listen-port | --keepalive | --mtu)
+                # host set: "default" puts the setting back; the rest is a value nobody can guess
+                [ "${path[*]}" = "host set" ] && COMPREPLY=($(compgen -W default -- "$cur"))
+                return
+                ;;
         esac
         if [[ $prev == -* && $opts_with_arg == *" $prev "* ]]; then
                 return # a value nobody can guess (URL, KEY, PIN, CIDR...)

@@ -82,7 +82,8 @@ def zsh_complete(file, words, env=None, run=None):
 
 @pytest.fixture
 def populated(server, hosts):
-    """Two networks, a host in office, a key, a user, an external client and an ACL rule."""
+    """Two networks, a host in office, a key, a user, an external client, an ACL rule and a
+    nameserver."""
     server.create_network("office", "10.99.0.0/24")
     server.create_network("lab", "10.98.0.0/24")
     key = server.create_key(["office"], name="laptops", unlimited=True)
@@ -96,6 +97,8 @@ def populated(server, hosts):
                        expect=201)
     rule = server.admin("POST", "/networks/office/acl/rules",
                         json={"source": "*", "destination": f"node:{node['id']}", "action": "allow"}, expect=201)
+    server.admin("POST", "/networks/office/nameservers", json={"domain": "corp.example", "servers": ["192.0.2.53"]},
+                 expect=201)
     return {"key": key["id"], "host": h, "node": node["id"], "ext": ext["id"], "rule": rule["id"]}
 
 
@@ -114,6 +117,11 @@ def test_nmctl(shell, server, populated):
     assert c("ne") == ["network"]
     assert c("dns", "") == ["add", "delete", "export", "list"]
     assert c("acl", "rule", "") == ["add", "delete"]
+    assert c("nameserver", "") == ["add", "delete", "list", "set"]
+    assert {"set", "join", "show"} <= set(c("host", "")) and "failover" in c("node", "")
+    assert {"--name", "--listen-port", "--endpoint", "--keepalive", "--mtu"} <= set(c("host", "set", "x", "--"))
+    assert c("host", "set", "x", "--mtu", "") == ["default"]
+    assert c("network", "create", "x", "--mtu", "") == []
     assert {"--server", "--json", "--pin", "--ipv4", "--ipv6", "--mtu"} <= set(c("network", "create", "x", "--"))
     assert "--version" not in c("network", "create", "x", "--")
     assert c("node", "egress", "x", "--n") == ["--no-nat"]
@@ -133,6 +141,12 @@ def test_nmctl(shell, server, populated):
     assert c("acl", "default", "office", "") == ["allow", "deny"]
     assert c("acl", "rule", "delete", "office", "") == [populated["rule"]]
     assert c("node", "relay", populated["node"], populated["node"], "") == [populated["node"]]
+    assert c("node", "failover", "") == [populated["node"]]
+    assert c("host", "set", "") == sorted(["alpha", populated["host"].host_id])
+    assert c("nameserver", "list", "") == ["lab", "office"]
+    assert c("nameserver", "delete", "office", "") == ["corp.example"]
+    assert c("nameserver", "set", "office", "c") == ["corp.example"]
+    assert c("nameserver", "add", "office", "") == []
     # The connection options typed on the line are used; a server that is not there gives nothing.
     dead = {**env, "NMCTL_SERVER": "https://127.0.0.1:9"}
     assert complete(file, [nm, "network", "show", ""], env=dead) == []
