@@ -20,6 +20,9 @@ struct Peer {
         uint64_t latest_handshake_usec; /* since the epoch; 0 = never */
         uint64_t rx_bytes;
         uint64_t tx_bytes;
+        /* For GetPeers (status-bus.c): */
+        uint64_t change_serial; /* when what GetPeers shows of it last changed */
+        bool online;            /* connected, and a handshake within STATUS_ONLINE_USEC */
 };
 
 /* Copies `desired`; exports the object when the manager has a bus. */
