@@ -13,6 +13,7 @@
 #include "network.h"
 #include "nm-error.h"
 #include "polkit.h"
+#include "networkmanager.h"
 #include "status.h"
 #include "token.h"
 
@@ -262,6 +263,7 @@ static int set_connected(sd_bus_message *msg, Manager *m, bool connected, sd_bus
         Network *n = manager_get_network(m, network);
         if (n)
                 status_network_connection_changed(n);
+        networkmanager_sync(m->networkmanager);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -359,6 +361,11 @@ int manager_bus_register(Manager *m)
         /* A direct (peer-to-peer) connection, as in the unit tests, has no names to take. */
         if (sd_bus_is_bus_client(m->bus) <= 0)
                 return 0;
+        if (!m->networkmanager) {
+                r = networkmanager_new(m, &m->networkmanager);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to watch NetworkManager (no profiles there): %m");
+        }
         r = sd_bus_request_name(m->bus, NETCLIENT_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(

@@ -20,6 +20,7 @@
 #include "nm-error.h"
 #include "peer.h"
 #include "polkit.h"
+#include "networkmanager.h"
 #include "status.h"
 
 #define USEC_PER_SEC            1000000ULL
@@ -72,6 +73,8 @@ Manager *manager_free(Manager *m)
         g_ptr_array_unref(m->pull_waiters);
         g_ptr_array_unref(m->pull_waiters_next);
         mq_client_free(m->mq);
+        /* Before the networks: their profiles in NetworkManager outlive the daemon too. */
+        m->networkmanager = networkmanager_free(m->networkmanager);
         /* Networks go without touching their links: the links outlive the daemon. */
         g_hash_table_unref(m->networks);
         manager_dns_stop(m); /* after the networks: they listen on its sockets */

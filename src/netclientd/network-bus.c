@@ -5,6 +5,7 @@
 #include "macro.h"
 #include "network.h"
 #include "network-dns.h"
+#include "networkmanager.h"
 #include "status.h"
 
 static int prop_string(sd_bus_message *reply, const char *s)
@@ -173,6 +174,7 @@ int network_bus_export(Network *n)
                 return r;
         n->exported = true;
         status_network_added(n);
+        networkmanager_sync(n->manager->networkmanager);
         (void)sd_bus_emit_object_added(bus, n->path);
         return 0;
 }
@@ -185,4 +187,5 @@ void network_bus_unexport(Network *n)
         n->slot = sd_bus_slot_unref(n->slot);
         n->exported = false;
         status_network_removed(n);
+        networkmanager_sync(n->manager->networkmanager);
 }
