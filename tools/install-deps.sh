@@ -28,6 +28,7 @@ TEST_PKGS=(
         openssl python3-cryptography tcpdump caddy
         dnsmasq-base
         gjs                     # the GNOME Shell extension's model against a live netclientd (test_gnome_model)
+        gnome-shell             # the extension in a headless gnome-shell, screenshot artifact (test_gnome_shell_menu)
         network-manager         # the VM check 60-networkmanager.sh (Debian's NetworkManager in the guest)
 )
 
@@ -71,6 +72,6 @@ fi
 #   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt openssl-devel
 #   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
 #   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
-#   openssl python3-cryptography tcpdump caddy dnsmasq NetworkManager-libnm-devel NetworkManager gjs
+#   openssl python3-cryptography tcpdump caddy dnsmasq NetworkManager-libnm-devel NetworkManager gjs gnome-shell
 # (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
 #  the userspace test tier.)

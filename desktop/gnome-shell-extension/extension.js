@@ -74,7 +74,6 @@ class NetmakerToggle extends QuickSettings.QuickMenuToggle {
         const connected = nets.filter(n => n.connected);
         this.checked = connected.length > 0;
         this.iconName = this.checked ? ICON : ICON_OFF;
-        this.reactive = model.available && nets.length > 0;
         if (nets.length === 1)
             setTitle(this, nets[0].name);
         else

@@ -190,10 +190,10 @@ void status_peer_changed(Peer *p)
 void status_peer_removed(Peer *p)
 {
         Status *s = p->network->manager->status;
-        Journal *j = p->network->manager->status ? journal_of(p->network) : NULL;
+        Journal *j = journal_of(p->network);
         Tombstone t;
 
-        if (!j)
+        if (!s || !j)
                 return;
         t.key = p->desired->public_key;
         t.serial = journal_touch(s, j);
