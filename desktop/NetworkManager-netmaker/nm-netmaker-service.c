@@ -35,8 +35,8 @@ typedef struct {
         char *network;
         char *path; /* the network's object */
         guint sub_properties, sub_removed, watch_netclientd;
-        gboolean started;    /* NetworkManager has the configuration: the VPN is up */
-        gboolean detaching;  /* NetworkManager went away (or we were told to quit): leave netclientd alone */
+        gboolean started;   /* NetworkManager has the configuration: the VPN is up */
+        gboolean detaching; /* NetworkManager went away (or we were told to quit): leave netclientd alone */
         gboolean by_netclientd; /* the network was disconnected (or left) through netclientd */
 } NMNetmakerPlugin;
 
@@ -47,12 +47,14 @@ typedef struct {
 GType nm_netmaker_plugin_get_type(void);
 G_DEFINE_TYPE(NMNetmakerPlugin, nm_netmaker_plugin, NM_TYPE_VPN_SERVICE_PLUGIN)
 
-#define NM_NETMAKER_PLUGIN(o) (G_TYPE_CHECK_INSTANCE_CAST((o), nm_netmaker_plugin_get_type(), NMNetmakerPlugin))
+#define NM_NETMAKER_PLUGIN(o)                                                                               \
+        (G_TYPE_CHECK_INSTANCE_CAST((o), nm_netmaker_plugin_get_type(), NMNetmakerPlugin))
 
 static gboolean debug;
 
-#define LOG(level, self, fmt, ...)                                                                                  \
-        g_log(G_LOG_DOMAIN, level, "netmaker[%s]: " fmt, (self)->network ? (self)->network : "-", ##__VA_ARGS__)
+#define LOG(level, self, fmt, ...)                                                                          \
+        g_log(G_LOG_DOMAIN, level, "netmaker[%s]: " fmt, (self)->network ? (self)->network : "-",           \
+              ##__VA_ARGS__)
 
 /* The object path netclientd gives a network: sd_bus_path_encode() (characters other than
  * [A-Za-z0-9] become _xx), as docs/dbus-api.md describes. */
@@ -83,8 +85,9 @@ static void stop_from_netclientd(NMNetmakerPlugin *self, const char *why)
         (void)nm_vpn_service_plugin_disconnect(NM_VPN_SERVICE_PLUGIN(self), NULL);
 }
 
-static void on_network_properties(GDBusConnection *c, const char *sender, const char *path, const char *iface,
-                                  const char *signal, GVariant *params, gpointer user_data)
+static void on_network_properties(GDBusConnection *c, const char *sender, const char *path,
+                                  const char *iface, const char *signal, GVariant *params,
+                                  gpointer user_data)
 {
         NMNetmakerPlugin *self = user_data;
         g_autoptr(GVariant) changed = NULL;
@@ -98,8 +101,9 @@ static void on_network_properties(GDBusConnection *c, const char *sender, const 
                 stop_from_netclientd(self, "netclientd disconnected the network");
 }
 
-static void on_interfaces_removed(GDBusConnection *c, const char *sender, const char *path, const char *iface,
-                                  const char *signal, GVariant *params, gpointer user_data)
+static void on_interfaces_removed(GDBusConnection *c, const char *sender, const char *path,
+                                  const char *iface, const char *signal, GVariant *params,
+                                  gpointer user_data)
 {
         NMNetmakerPlugin *self = user_data;
         const char *object = NULL;
@@ -120,7 +124,8 @@ static void on_network_reread(GObject *source, GAsyncResult *res, gpointer user_
                 return;
         if (!v) {
                 if (g_dbus_error_is_remote_error(e) &&
-                    g_strcmp0(g_dbus_error_get_remote_error(e), "org.freedesktop.DBus.Error.UnknownObject") == 0)
+                    g_strcmp0(g_dbus_error_get_remote_error(e),
+                              "org.freedesktop.DBus.Error.UnknownObject") == 0)
                         stop_from_netclientd(self, "the host left the network while netclientd was away");
                 return;
         }
@@ -130,27 +135,29 @@ static void on_network_reread(GObject *source, GAsyncResult *res, gpointer user_
 }
 
 /* netclientd (re)started: its links stayed, but the network may have been changed meanwhile. */
-static void on_netclientd_appeared(GDBusConnection *c, const char *name, const char *owner, gpointer user_data)
+static void on_netclientd_appeared(GDBusConnection *c, const char *name, const char *owner,
+                                   gpointer user_data)
 {
         NMNetmakerPlugin *self = user_data;
         if (!self->started)
                 return;
-        g_dbus_connection_call(self->bus, NETCLIENT_NAME, self->path, "org.freedesktop.DBus.Properties", "Get",
-                               g_variant_new("(ss)", NETCLIENT_NETWORK, "Connected"), G_VARIANT_TYPE("(v)"),
-                               G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, self->cancellable, on_network_reread, self);
+        g_dbus_connection_call(self->bus, NETCLIENT_NAME, self->path, "org.freedesktop.DBus.Properties",
+                               "Get", g_variant_new("(ss)", NETCLIENT_NETWORK, "Connected"),
+                               G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+                               self->cancellable, on_network_reread, self);
 }
 
 static void follow_netclientd(NMNetmakerPlugin *self)
 {
         self->sub_properties = g_dbus_connection_signal_subscribe(
-                self->bus, NETCLIENT_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", self->path,
-                NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_network_properties, self, NULL);
+                self->bus, NETCLIENT_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                self->path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_network_properties, self, NULL);
         self->sub_removed = g_dbus_connection_signal_subscribe(
                 self->bus, NETCLIENT_NAME, "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
                 NETCLIENT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_interfaces_removed, self, NULL);
-        self->watch_netclientd = g_bus_watch_name_on_connection(self->bus, NETCLIENT_NAME,
-                                                                G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                                                on_netclientd_appeared, NULL, self, NULL);
+        self->watch_netclientd =
+                g_bus_watch_name_on_connection(self->bus, NETCLIENT_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                               on_netclientd_appeared, NULL, self, NULL);
 }
 
 static void unfollow_netclientd(NMNetmakerPlugin *self)
@@ -242,7 +249,8 @@ static void on_network_properties_read(GObject *source, GAsyncResult *res, gpoin
                 return;
         if (!v) {
                 LOG(G_LOG_LEVEL_WARNING, self, "cannot read the network from netclientd: %s", e->message);
-                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self), NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED);
+                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self),
+                                              NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED);
                 return;
         }
         g_variant_get(v, "(@a{sv})", &props);
@@ -260,11 +268,12 @@ static void on_connected(GObject *source, GAsyncResult *res, gpointer user_data)
         if (!v) {
                 g_dbus_error_strip_remote_error(e);
                 LOG(G_LOG_LEVEL_WARNING, self, "netclientd could not connect the network: %s", e->message);
-                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self), NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED);
+                nm_vpn_service_plugin_failure(NM_VPN_SERVICE_PLUGIN(self),
+                                              NM_VPN_PLUGIN_FAILURE_CONNECT_FAILED);
                 return;
         }
-        g_dbus_connection_call(self->bus, NETCLIENT_NAME, self->path, "org.freedesktop.DBus.Properties", "GetAll",
-                               g_variant_new("(s)", NETCLIENT_NETWORK), G_VARIANT_TYPE("(a{sv})"),
+        g_dbus_connection_call(self->bus, NETCLIENT_NAME, self->path, "org.freedesktop.DBus.Properties",
+                               "GetAll", g_variant_new("(s)", NETCLIENT_NETWORK), G_VARIANT_TYPE("(a{sv})"),
                                G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, self->cancellable,
                                on_network_properties_read, self);
 }
@@ -278,9 +287,10 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         const char *network = s_vpn ? nm_setting_vpn_get_data_item(s_vpn, NM_NETMAKER_KEY_NETWORK) : NULL;
 
         if (!network || !*network) {
-                g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_BAD_ARGUMENTS,
-                            "The profile names no Netmaker network: set vpn.data network=NAME (a network this "
-                            "host joined, as `netclient list` shows)");
+                g_set_error(
+                        error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_BAD_ARGUMENTS,
+                        "The profile names no Netmaker network: set vpn.data network=NAME (a network this "
+                        "host joined, as `netclient list` shows)");
                 return FALSE;
         }
         unfollow_netclientd(self);
@@ -300,8 +310,8 @@ static gboolean real_connect(NMVpnServicePlugin *plugin, NMConnection *connectio
         return TRUE;
 }
 
-static gboolean real_need_secrets(NMVpnServicePlugin *plugin, NMConnection *connection, const char **setting_name,
-                                  GError **error)
+static gboolean real_need_secrets(NMVpnServicePlugin *plugin, NMConnection *connection,
+                                  const char **setting_name, GError **error)
 {
         return FALSE; /* netclientd holds the keys */
 }
@@ -321,13 +331,14 @@ static gboolean real_disconnect(NMVpnServicePlugin *plugin, GError **error)
         if (!was_started || self->detaching || self->by_netclientd)
                 return TRUE;
         LOG(G_LOG_LEVEL_MESSAGE, self, "asking netclientd to disconnect the network");
-        v = g_dbus_connection_call_sync(self->bus, NETCLIENT_NAME, NETCLIENT_PATH, NETCLIENT_IFACE, "Disconnect",
-                                        g_variant_new("(s)", self->network), G_VARIANT_TYPE("()"),
-                                        G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, CALL_TIMEOUT_MSEC,
-                                        NULL, &e);
+        v = g_dbus_connection_call_sync(
+                self->bus, NETCLIENT_NAME, NETCLIENT_PATH, NETCLIENT_IFACE, "Disconnect",
+                g_variant_new("(s)", self->network), G_VARIANT_TYPE("()"),
+                G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, CALL_TIMEOUT_MSEC, NULL, &e);
         if (!v) {
                 g_dbus_error_strip_remote_error(e);
-                LOG(G_LOG_LEVEL_WARNING, self, "netclientd could not disconnect the network: %s", e->message);
+                LOG(G_LOG_LEVEL_WARNING, self, "netclientd could not disconnect the network: %s",
+                    e->message);
                 g_set_error(error, NM_VPN_PLUGIN_ERROR, NM_VPN_PLUGIN_ERROR_FAILED,
                             "netclientd could not disconnect network %s: %s", self->network, e->message);
                 return FALSE;
@@ -407,7 +418,8 @@ int main(int argc, char *argv[])
         g_autoptr(GError) e = NULL;
         g_autoptr(GOptionContext) ctx = NULL;
         GOptionEntry options[] = {
-                {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name, "D-Bus name to use for this instance", "NAME"},
+                {"bus-name", 0, 0, G_OPTION_ARG_STRING, &bus_name, "D-Bus name to use for this instance",
+                 "NAME"},
                 {"debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL},
                 {NULL},
         };
@@ -415,7 +427,8 @@ int main(int argc, char *argv[])
         guint watch;
 
         ctx = g_option_context_new(NULL);
-        g_option_context_set_summary(ctx, "NetworkManager's VPN service for Netmaker networks (driven by netclientd).");
+        g_option_context_set_summary(
+                ctx, "NetworkManager's VPN service for Netmaker networks (driven by netclientd).");
         g_option_context_add_main_entries(ctx, options, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &e)) {
                 g_printerr("nm-netmaker-service: %s\n", e->message);
@@ -424,7 +437,8 @@ int main(int argc, char *argv[])
         if (debug)
                 g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
 
-        m.plugin = g_initable_new(nm_netmaker_plugin_get_type(), NULL, &e, NM_VPN_SERVICE_PLUGIN_DBUS_SERVICE_NAME,
+        m.plugin = g_initable_new(nm_netmaker_plugin_get_type(), NULL, &e,
+                                  NM_VPN_SERVICE_PLUGIN_DBUS_SERVICE_NAME,
                                   bus_name ? bus_name : NM_DBUS_SERVICE_NETMAKER,
                                   /* we watch NetworkManager ourselves: its disappearance must not
                                    * disconnect the network (the default would) */
@@ -437,7 +451,8 @@ int main(int argc, char *argv[])
         m.loop = g_main_loop_new(NULL, FALSE);
         g_signal_connect(m.plugin, "quit", G_CALLBACK(on_quit), &m);
         watch = g_bus_watch_name_on_connection(m.plugin->bus, "org.freedesktop.NetworkManager",
-                                               G_BUS_NAME_WATCHER_FLAGS_NONE, NULL, on_nm_vanished, &m, NULL);
+                                               G_BUS_NAME_WATCHER_FLAGS_NONE, NULL, on_nm_vanished, &m,
+                                               NULL);
         g_unix_signal_add(SIGTERM, on_sigterm, &m);
         g_unix_signal_add(SIGINT, on_sigterm, &m);
 

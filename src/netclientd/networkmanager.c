@@ -13,16 +13,16 @@
 #include "network.h"
 #include "networkmanager.h"
 
-#define NM_NAME          "org.freedesktop.NetworkManager"
-#define NM_PATH          "/org/freedesktop/NetworkManager"
-#define NM_IFACE         "org.freedesktop.NetworkManager"
-#define NM_SETTINGS_PATH "/org/freedesktop/NetworkManager/Settings"
-#define NM_SETTINGS      "org.freedesktop.NetworkManager.Settings"
-#define NM_CONNECTION    "org.freedesktop.NetworkManager.Settings.Connection"
-#define NM_ACTIVE        "org.freedesktop.NetworkManager.Connection.Active"
+#define NM_NAME                "org.freedesktop.NetworkManager"
+#define NM_PATH                "/org/freedesktop/NetworkManager"
+#define NM_IFACE               "org.freedesktop.NetworkManager"
+#define NM_SETTINGS_PATH       "/org/freedesktop/NetworkManager/Settings"
+#define NM_SETTINGS            "org.freedesktop.NetworkManager.Settings"
+#define NM_CONNECTION          "org.freedesktop.NetworkManager.Settings.Connection"
+#define NM_ACTIVE              "org.freedesktop.NetworkManager.Connection.Active"
 #define NM_ERROR_NO_CONNECTION "org.freedesktop.NetworkManager.Settings.InvalidConnection"
 
-#define ADD_TO_DISK 0x1 /* NM_SETTINGS_ADD_CONNECTION2_FLAG_TO_DISK */
+#define ADD_TO_DISK       0x1 /* NM_SETTINGS_ADD_CONNECTION2_FLAG_TO_DISK */
 #define ACTIVE_ACTIVATING 1
 #define ACTIVE_ACTIVATED  2
 
@@ -38,7 +38,7 @@ struct NetworkManager {
         GHashTable *known;  /* networks whose profile this run found or made: deleted when they go */
         unsigned pending;   /* calls of the running sync still out */
         bool running, again;
-        bool profiles;      /* the sync's second step (the profiles) has started */
+        bool profiles; /* the sync's second step (the profiles) has started */
         bool said_no_plugin;
 };
 
@@ -184,8 +184,9 @@ static int on_deleted(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
 static void activate(NetworkManager *nm, const Call *c, const char *profile)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_PATH, NM_IFACE, "ActivateConnection") < 0 ||
-            sd_bus_message_append(m, "ooo", profile, "/", "/") < 0 ||
+        int r = sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_PATH, NM_IFACE,
+                                               "ActivateConnection");
+        if (r < 0 || sd_bus_message_append(m, "ooo", profile, "/", "/") < 0 ||
             send_call(nm, m, on_activated, call_new(nm, c->network, c->connected)) < 0)
                 log_debug("NetworkManager: cannot queue the activation of %s", c->network);
 }
@@ -196,7 +197,8 @@ static int on_added(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         const char *path = NULL;
 
         if (sd_bus_message_is_method_error(reply, NULL))
-                log_warning("NetworkManager refused a profile for network %s: %s", c->network, error_text(reply));
+                log_warning("NetworkManager refused a profile for network %s: %s", c->network,
+                            error_text(reply));
         else if (sd_bus_message_read(reply, "o", &path) >= 0) {
                 log_info("NetworkManager has a VPN profile for network %s now (%s).", c->network, c->uuid);
                 g_hash_table_add(c->nm->known, g_strdup(c->network));
@@ -288,7 +290,8 @@ static int append_profile(sd_bus_message *m, const char *network, const char *uu
 static void add_profile(NetworkManager *nm, const Call *c)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_SETTINGS_PATH, NM_SETTINGS, "AddConnection2");
+        int r = sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_SETTINGS_PATH, NM_SETTINGS,
+                                               "AddConnection2");
         if (r >= 0)
                 r = append_profile(m, c->network, c->uuid);
         if (r >= 0)
@@ -312,14 +315,16 @@ static int on_profile_found(sd_bus_message *reply, void *userdata, sd_bus_error 
                 else
                         g_hash_table_remove(nm->known, c->network);
         } else if (sd_bus_message_is_method_error(reply, NULL))
-                log_debug("NetworkManager: cannot look up the profile of %s: %s", c->network, error_text(reply));
+                log_debug("NetworkManager: cannot look up the profile of %s: %s", c->network,
+                          error_text(reply));
         else if (sd_bus_message_read(reply, "o", &path) >= 0) {
                 if (!joined) {
                         /* The network is gone (left, or the host was deleted): so is its profile. */
                         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
                         log_info("Removing the NetworkManager profile of network %s (left).", c->network);
                         g_hash_table_remove(nm->known, c->network);
-                        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, path, NM_CONNECTION, "Delete") >= 0)
+                        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, path, NM_CONNECTION,
+                                                           "Delete") >= 0)
                                 (void)send_call(nm, m, on_deleted, call_new(nm, c->network, false));
                 } else {
                         g_hash_table_add(nm->known, g_strdup(c->network));
@@ -400,7 +405,8 @@ static int on_active_connections(sd_bus_message *reply, void *userdata, sd_bus_e
             sd_bus_message_enter_container(reply, 'a', "o") > 0)
                 while (sd_bus_message_read(reply, "o", &path) > 0) {
                         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-                        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, path, "org.freedesktop.DBus.Properties",
+                        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, path,
+                                                           "org.freedesktop.DBus.Properties",
                                                            "GetAll") >= 0 &&
                             sd_bus_message_append(m, "s", NM_ACTIVE) >= 0)
                                 (void)send_call(nm, m, on_active_read, NULL);
@@ -415,7 +421,8 @@ static void sync_start(NetworkManager *nm)
 
         if (!networkmanager_plugin_installed()) {
                 if (!nm->said_no_plugin)
-                        log_debug("NetworkManager-netmaker is not installed: no profiles for NetworkManager.");
+                        log_debug(
+                                "NetworkManager-netmaker is not installed: no profiles for NetworkManager.");
                 nm->said_no_plugin = true;
                 return;
         }
@@ -424,8 +431,8 @@ static void sync_start(NetworkManager *nm)
         nm->profiles = false;
         nm->pending = 0;
         g_hash_table_remove_all(nm->active);
-        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_PATH, "org.freedesktop.DBus.Properties", "Get") <
-                    0 ||
+        if (sd_bus_message_new_method_call(nm->bus, &m, NM_NAME, NM_PATH, "org.freedesktop.DBus.Properties",
+                                           "Get") < 0 ||
             sd_bus_message_append(m, "ss", NM_IFACE, "ActiveConnections") < 0 ||
             send_call(nm, m, on_active_connections, NULL) < 0)
                 sync_done(nm);
@@ -453,7 +460,8 @@ void networkmanager_sync(NetworkManager *nm)
                 return;
         (void)sd_event_now(e, CLOCK_MONOTONIC, &now);
         if (!nm->timer) {
-                if (sd_event_add_time(e, &nm->timer, CLOCK_MONOTONIC, now + SYNC_DELAY_USEC, 0, on_timer, nm) >= 0)
+                if (sd_event_add_time(e, &nm->timer, CLOCK_MONOTONIC, now + SYNC_DELAY_USEC, 0, on_timer,
+                                      nm) >= 0)
                         (void)sd_event_source_set_description(nm->timer, "networkmanager");
                 return;
         }
@@ -466,11 +474,11 @@ void networkmanager_sync(NetworkManager *nm)
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
         NetworkManager *nm = userdata;
-        const char *name = NULL, *old = NULL, *new = NULL;
+        const char *name = NULL, *old_owner = NULL, *new_owner = NULL;
 
-        if (sd_bus_message_read(m, "sss", &name, &old, &new) < 0)
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
-        if (new && *new) {
+        if (new_owner && *new_owner) {
                 /* A (new) NetworkManager: it has the profiles on disk but no VPN active. */
                 log_debug("NetworkManager appeared on the bus: syncing the profiles.");
                 networkmanager_sync(nm);
@@ -513,11 +521,12 @@ int networkmanager_new(Manager *m, NetworkManager **ret)
         nm->active = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         nm->known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         /* NetworkManager's name only (arg0), not every name on the bus. */
-        r = sd_bus_add_match_async(nm->bus, &nm->owner_match,
-                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                   "arg0='" NM_NAME "'",
-                                   on_owner_changed, NULL, nm);
+        r = sd_bus_add_match_async(
+                nm->bus, &nm->owner_match,
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                "arg0='" NM_NAME "'",
+                on_owner_changed, NULL, nm);
         if (r >= 0)
                 r = sd_bus_match_signal_async(nm->bus, &nm->props_match, NM_NAME, NM_PATH,
                                               "org.freedesktop.DBus.Properties", "PropertiesChanged",

@@ -117,8 +117,8 @@ static void schedule_signal(Status *s)
                 return; /* one is due already: this change goes with it */
         (void)sd_event_now(e, CLOCK_MONOTONIC, &now);
         if (!s->signal_timer) {
-                if (sd_event_add_time(e, &s->signal_timer, CLOCK_MONOTONIC, now + STATUS_SIGNAL_DELAY_USEC, 0,
-                                      on_signal_timer, s) < 0) {
+                if (sd_event_add_time(e, &s->signal_timer, CLOCK_MONOTONIC, now + STATUS_SIGNAL_DELAY_USEC,
+                                      0, on_signal_timer, s) < 0) {
                         emit_pending(s);
                         return;
                 }
@@ -316,7 +316,8 @@ static int append_gateways(sd_bus_message *m, GPtrArray *peers)
         for (guint i = 0; r >= 0 && i < peers->len; i++) {
                 Peer *p = peers->pdata[i];
                 if (p->desired->internet_gateway && p->desired->node_id)
-                        r = sd_bus_message_append(m, "(ss)", p->desired->node_id, strempty(p->desired->name));
+                        r = sd_bus_message_append(m, "(ss)", p->desired->node_id,
+                                                  strempty(p->desired->name));
         }
         for (int k = 0; r >= 0 && k < 3; k++)
                 r = sd_bus_message_close_container(m);
@@ -490,7 +491,8 @@ int status_method_get_peers(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return bus_error_set_gerror(error, e);
         n = manager_get_network(m, network);
         if (!n)
-                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined", network);
+                return bus_error_setf_code(error, NM_ERROR_NOT_FOUND, "Network \"%s\" is not joined",
+                                           network);
         j = journal_of(n);
         /* 0, a serial from before the history we keep, or one this run never gave out (another run
          * of the daemon): the whole list. */
@@ -498,7 +500,8 @@ int status_method_get_peers(sd_bus_message *msg, void *userdata, sd_bus_error *e
 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "tb", j ? j->last : status_serial(m->status), (int)complete);
+                r = sd_bus_message_append(reply, "tb", j ? j->last : status_serial(m->status),
+                                          (int)complete);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "a{sv}");
         peers = sorted_peers(n);

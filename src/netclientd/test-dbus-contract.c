@@ -28,8 +28,8 @@ typedef struct PolicyParse {
         char *element;
 } PolicyParse;
 
-static void on_start(GMarkupParseContext *c, const char *name, const char **attr_names, const char **attr_values,
-                     gpointer userdata, GError **error)
+static void on_start(GMarkupParseContext *c, const char *name, const char **attr_names,
+                     const char **attr_values, gpointer userdata, GError **error)
 {
         PolicyParse *p = userdata;
         if (strcmp(name, "action") == 0) {
@@ -60,7 +60,8 @@ static void on_end(GMarkupParseContext *c, const char *name, gpointer userdata, 
 
 static GHashTable *load_policy(void)
 {
-        static const GMarkupParser parser = {.start_element = on_start, .end_element = on_end, .text = on_text};
+        static const GMarkupParser parser = {
+                .start_element = on_start, .end_element = on_end, .text = on_text};
         g_autoptr(GError) e = NULL;
         g_autofree char *text = NULL;
         PolicyParse p = {.actions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -97,7 +98,8 @@ static void test_polkit_annotations(void)
                         continue;
                 }
                 if (!g_hash_table_contains(policy, action))
-                        g_error("method %s names action %s, which the policy does not declare", (*m)->name, action);
+                        g_error("method %s names action %s, which the policy does not declare", (*m)->name,
+                                action);
                 g_hash_table_add(used, (gpointer)action);
         }
         /* Every declared action is checked by some method. */
@@ -109,10 +111,14 @@ static void test_polkit_annotations(void)
                         g_error("action %s is declared but no method checks it", (char *)k);
 
         const char *want_actions[][2] = {
-                {"Join", "org.netmaker.client.join"},           {"Leave", "org.netmaker.client.leave"},
-                {"Pull", "org.netmaker.client.manage"},         {"Connect", "org.netmaker.client.connect"},
-                {"Disconnect", "org.netmaker.client.connect"},  {"SetInternetGateway", "org.netmaker.client.connect"},
-                {"GetStatus", "none"},                          {"GetPeers", "none"},
+                {"Join", "org.netmaker.client.join"},
+                {"Leave", "org.netmaker.client.leave"},
+                {"Pull", "org.netmaker.client.manage"},
+                {"Connect", "org.netmaker.client.connect"},
+                {"Disconnect", "org.netmaker.client.connect"},
+                {"SetInternetGateway", "org.netmaker.client.connect"},
+                {"GetStatus", "none"},
+                {"GetPeers", "none"},
         };
         for (size_t i = 0; i < G_N_ELEMENTS(want_actions); i++) {
                 GDBusMethodInfo *m = g_dbus_interface_info_lookup_method(info, want_actions[i][0]);
@@ -126,12 +132,14 @@ static void test_polkit_annotations(void)
         while (g_hash_table_iter_next(&it, &k, NULL))
                 g_assert_cmpstr(allow(policy, k, "allow_any"), ==, "no");
         g_assert_cmpstr(allow(policy, "org.netmaker.client.connect", "allow_active"), ==, "yes");
-        g_assert_true(g_str_has_prefix(allow(policy, "org.netmaker.client.connect", "allow_inactive"), "auth_admin"));
+        g_assert_true(g_str_has_prefix(allow(policy, "org.netmaker.client.connect", "allow_inactive"),
+                                       "auth_admin"));
         const char *admin_only[] = {"org.netmaker.client.join", "org.netmaker.client.leave",
                                     "org.netmaker.client.manage"};
         for (size_t i = 0; i < G_N_ELEMENTS(admin_only); i++) {
                 g_assert_true(g_str_has_prefix(allow(policy, admin_only[i], "allow_active"), "auth_admin"));
-                g_assert_true(g_str_has_prefix(allow(policy, admin_only[i], "allow_inactive"), "auth_admin"));
+                g_assert_true(
+                        g_str_has_prefix(allow(policy, admin_only[i], "allow_inactive"), "auth_admin"));
         }
 }
 
@@ -170,11 +178,13 @@ static void assert_same_members(GDBusInterfaceInfo *contract, GDBusInterfaceInfo
         g_hash_table_iter_init(&it, want);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 if (!g_hash_table_contains(got, k))
-                        g_error("%s: the XML has \"%s\", netclientd does not export it", contract->name, (char *)k);
+                        g_error("%s: the XML has \"%s\", netclientd does not export it", contract->name,
+                                (char *)k);
         g_hash_table_iter_init(&it, got);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 if (!g_hash_table_contains(want, k))
-                        g_error("%s: netclientd exports \"%s\", the XML does not have it", contract->name, (char *)k);
+                        g_error("%s: netclientd exports \"%s\", the XML does not have it", contract->name,
+                                (char *)k);
 }
 
 typedef struct Reply {
@@ -199,8 +209,8 @@ static GDBusNodeInfo *introspect(sd_event *event, sd_bus *client, const char *pa
         sd_bus_message *m = NULL;
         Reply r = {};
 
-        g_assert_cmpint(sd_bus_message_new_method_call(client, &m, NULL, path, "org.freedesktop.DBus.Introspectable",
-                                                       "Introspect"),
+        g_assert_cmpint(sd_bus_message_new_method_call(client, &m, NULL, path,
+                                                       "org.freedesktop.DBus.Introspectable", "Introspect"),
                         >=, 0);
         g_assert_cmpint(sd_bus_call_async(client, NULL, m, on_introspect, &r, 5 * 1000000ULL), >=, 0);
         sd_bus_message_unref(m);
@@ -267,7 +277,8 @@ static void test_exported_matches_contract(void)
         };
         for (size_t i = 0; i < G_N_ELEMENTS(objects); i++) {
                 g_autoptr(GDBusNodeInfo) node = introspect(event, client, objects[i].path);
-                GDBusInterfaceInfo *live = g_dbus_node_info_lookup_interface(node, objects[i].contract->name);
+                GDBusInterfaceInfo *live =
+                        g_dbus_node_info_lookup_interface(node, objects[i].contract->name);
                 if (!live)
                         g_error("%s is not exported at %s", objects[i].contract->name, objects[i].path);
                 assert_same_members(objects[i].contract, live);

@@ -19,8 +19,8 @@ static void test_profile_uuid(void)
         g_assert_cmpstr(a, !=, c);
         g_assert_true(nm_uuid_valid(a));
         g_assert_cmpuint(strlen(a), ==, 36);
-        g_assert_cmpint(a[14], ==, '5');                  /* version 5 layout */
-        g_assert_nonnull(strchr("89ab", a[19]));          /* RFC 4122 variant */
+        g_assert_cmpint(a[14], ==, '5');         /* version 5 layout */
+        g_assert_nonnull(strchr("89ab", a[19])); /* RFC 4122 variant */
 }
 
 static void test_plugin_installed(void)

@@ -34,7 +34,7 @@ static GVariant *read_one(sd_bus_message *m);
 
 static GVariant *read_items(sd_bus_message *m, char type, const char *contents)
 {
-        g_autofree char *sig = type == 'a' ? g_strconcat("a", contents, NULL)
+        g_autofree char *sig = type == 'a'   ? g_strconcat("a", contents, NULL)
                                : type == 'r' ? g_strconcat("(", contents, ")", NULL)
                                              : g_strconcat("{", contents, "}", NULL);
         GVariantBuilder b;
@@ -141,8 +141,8 @@ static void setup(Fixture *f, gconstpointer data)
         g_assert_cmpint(sd_bus_start(f->client), >=, 0);
         g_assert_cmpint(sd_bus_attach_event(f->client, f->event, 0), >=, 0);
         f->signals = g_ptr_array_new_with_free_func((GDestroyNotify)g_variant_unref);
-        g_assert_cmpint(sd_bus_match_signal(f->client, NULL, NULL, NETCLIENT_OBJECT_PATH, NETCLIENT_INTERFACE,
-                                            "PeersChanged", on_signal, f),
+        g_assert_cmpint(sd_bus_match_signal(f->client, NULL, NULL, NETCLIENT_OBJECT_PATH,
+                                            NETCLIENT_INTERFACE, "PeersChanged", on_signal, f),
                         >=, 0);
 }
 

@@ -131,9 +131,9 @@ static bool valid_iface_addr(const char *s, int family, const char *what, GError
 
 NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "host_id", "name", "public_key", "endpoint", "allowed_ips",
-                                               "keepalive", "ipv4", "ipv6", "external", "internet",
-                                               "node_id", "internet_gateway", NULL };
+        static const char *const members[] = {
+                "host_id", "name",     "public_key", "endpoint", "allowed_ips",      "keepalive", "ipv4",
+                "ipv6",    "external", "internet",   "node_id",  "internet_gateway", NULL};
         JsonObject *o = expect_object(n, "peer", error);
         const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL,
                    *node_id = NULL;
