@@ -1,6 +1,7 @@
 """The packages (tools/build-packages.sh: packaging/netmaker.spec with Debian's rpmbuild, debian/
 with dpkg-buildpackage, built from this tree without sanitizers) are what `meson install` installs,
-split the same way, lint clean, and their maintainer scripts never restart netclientd: the RPMs'
+split the same way (netmaker-server, netmaker-client, and for the desktop the NetworkManager plugin
+and the GNOME Shell extension, named as each distribution names such packages), lint clean, and their maintainer scripts never restart netclientd: the RPMs'
 files are exactly those of `meson install --destdir` from a plain `meson setup --prefix=/usr`, and
 so are the .debs' once Debian's two directory choices are mapped back (units in /lib/systemd/system,
 zsh's vendor-completions); the server and client packages hold the same files in both formats;
@@ -20,6 +21,11 @@ pytestmark = pytest.mark.skipif(os.environ.get("NM_PACKAGE_TESTS") == "0",
 
 TOP = Path(__file__).resolve().parents[2]
 OUT = Path(os.environ.get("NM_PKG_DIR", TOP / "build-pkg"))
+# The packages: our name for each, its RPM name (Fedora's), its .deb name (Debian's).
+PACKAGES = {"server": ("netmaker-server", "netmaker-server"),
+            "client": ("netmaker-client", "netmaker-client"),
+            "networkmanager": ("NetworkManager-netmaker", "network-manager-netmaker"),
+            "gnome": ("gnome-shell-extension-netmaker", "gnome-shell-extension-netmaker")}
 # Debian's packaging choices, mapped back to the upstream defaults.
 DEB_PATHS = [("/lib/systemd/system/", "/usr/lib/systemd/system/"),
              ("/usr/share/zsh/vendor-completions/", "/usr/share/zsh/site-functions/")]
@@ -35,10 +41,13 @@ def built():
     r = subprocess.run([str(TOP / "tools/build-packages.sh"), "--if-stale"], capture_output=True, text=True,
                        timeout=3600)
     assert r.returncode == 0, f"tools/build-packages.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
-    rpms = {re.match(r"netmaker-(\w+)-", p.name).group(1): p for p in (OUT / "rpm/RPMS").glob("*/*.rpm")}
-    debs = {re.match(r"netmaker-(\w+)_", p.name).group(1): p for p in (OUT / "deb").glob("netmaker-*_*.deb")
+    rpm_part = {rpm: part for part, (rpm, _) in PACKAGES.items()}
+    deb_part = {deb: part for part, (_, deb) in PACKAGES.items()}
+    rpms = {rpm_part.get(re.match(r"(.+)-[^-]+-[^-]+\.[^.]+\.rpm$", p.name).group(1), p.name): p
+            for p in (OUT / "rpm/RPMS").glob("*/*.rpm")}
+    debs = {deb_part.get(p.name.split("_")[0], p.name): p for p in (OUT / "deb").glob("*.deb")
             if "-dbgsym" not in p.name}
-    assert set(rpms) == {"server", "client"} and set(debs) == {"server", "client"}, (rpms, debs)
+    assert set(rpms) == set(PACKAGES) and set(debs) == set(PACKAGES), (rpms, debs)
     return rpms, debs
 
 
@@ -72,12 +81,12 @@ def rpm_files(rpm):
 
 def deb_files(deb, package):
     """The same for a .deb: its regular files and links, Debian's own documents (copyright,
-    changelog) left out, Debian's directories mapped back."""
+    changelog) and lintian overrides left out, Debian's directories mapped back."""
     files = {}
     for line in run("dpkg-deb", "-c", str(deb)).splitlines():
         perms, owner, _size, _date, _time, path = line.split(None, 5)
         path = path.split(" -> ")[0].lstrip(".")
-        if perms.startswith("d") or path.startswith(f"/usr/share/doc/{package}/"):
+        if perms.startswith("d") or path.startswith((f"/usr/share/doc/{package}/", "/usr/share/lintian/overrides/")):
             continue
         for deb_dir, upstream in DEB_PATHS:
             if path.startswith(deb_dir):
@@ -96,43 +105,69 @@ def test_versions_in_step():
     assert first.startswith(f"netmaker ({v})"), f"debian/changelog: {first}"
 
 
+def no_overlap(lists):
+    seen = {}
+    for part, files in lists.items():
+        for f in files:
+            assert f not in seen, (f, seen.get(f), part)
+            seen[f] = part
+
+
 def test_rpm_files_are_meson_install(built):
     rpms, _ = built
-    packaged = set(rpm_files(rpms["server"])) | set(rpm_files(rpms["client"]))
+    lists = {part: set(rpm_files(rpm)) for part, rpm in rpms.items()}
+    packaged = set().union(*lists.values())
     ref = reference_files()
     assert packaged == ref, (f"only in the RPMs: {sorted(packaged - ref)}; "
                              f"only in meson install: {sorted(ref - packaged)}")
-    assert not set(rpm_files(rpms["server"])) & set(rpm_files(rpms["client"]))
+    no_overlap(lists)
 
 
 def test_deb_files_are_meson_install(built):
     _, debs = built
-    server = deb_files(debs["server"], "netmaker-server")
-    client = deb_files(debs["client"], "netmaker-client")
+    lists = {part: set(deb_files(deb, PACKAGES[part][1])) for part, deb in debs.items()}
+    packaged = set().union(*lists.values())
     ref = reference_files()
-    assert set(server) | set(client) == ref, (f"only in the debs: {sorted((set(server) | set(client)) - ref)}; "
-                                              f"only in meson install: {sorted(ref - set(server) - set(client))}")
-    assert not set(server) & set(client)
+    assert packaged == ref, (f"only in the debs: {sorted(packaged - ref)}; "
+                             f"only in meson install: {sorted(ref - packaged)}")
+    no_overlap(lists)
 
 
 def test_rpm_and_deb_split_alike(built):
     rpms, debs = built
-    for part in ("server", "client"):
-        assert set(rpm_files(rpms[part])) == set(deb_files(debs[part], f"netmaker-{part}")), part
+    for part in PACKAGES:
+        assert set(rpm_files(rpms[part])) == set(deb_files(debs[part], PACKAGES[part][1])), part
     server = set(rpm_files(rpms["server"]))
     client = set(rpm_files(rpms["client"]))
+    nm = set(rpm_files(rpms["networkmanager"]))
+    gnome = set(rpm_files(rpms["gnome"]))
     assert {"/usr/sbin/netmakerd", "/usr/bin/nmctl", "/usr/lib/systemd/system/netmakerd.socket",
             "/usr/lib/sysusers.d/netmakerd.conf", "/usr/share/doc/netmaker/Caddyfile.example"} <= server
     assert {"/usr/libexec/netclientd", "/usr/bin/netclient", "/usr/share/dbus-1/system.d/org.netmaker.Client.conf",
             "/usr/share/polkit-1/actions/org.netmaker.client.policy",
             "/usr/lib/NetworkManager/conf.d/50-netmaker.conf",
-            "/usr/lib/systemd/network/10-netmaker.network"} <= client
+            "/usr/lib/systemd/network/10-netmaker.network", "/usr/share/doc/netmaker/desktop.md"} <= client
+    assert nm == {"/usr/libexec/nm-netmaker-service", "/usr/lib/NetworkManager/VPN/nm-netmaker-service.name",
+                  "/usr/share/dbus-1/system.d/nm-netmaker-service.conf"}, nm
+    ext = "/usr/share/gnome-shell/extensions/netmaker-mesh@netmaker.org/"
+    assert gnome == {ext + f for f in ("metadata.json", "extension.js", "model.js")}, gnome
+
+
+def test_desktop_packages_need_the_client(built):
+    """The plugin and the extension only call netclientd; the extension is architecture-independent."""
+    rpms, debs = built
+    for part in ("networkmanager", "gnome"):
+        assert "netmaker-client" in run("rpm", "-qp", "--requires", str(rpms[part])), part
+        assert "netmaker-client" in run("dpkg-deb", "-f", str(debs[part]), "Depends"), part
+    assert "NetworkManager" in run("rpm", "-qp", "--requires", str(rpms["networkmanager"]))
+    assert "network-manager" in run("dpkg-deb", "-f", str(debs["networkmanager"]), "Depends")
+    assert rpms["gnome"].name.endswith(".noarch.rpm") and debs["gnome"].name.endswith("_all.deb")
 
 
 def test_owners_and_modes(built):
     rpms, debs = built
-    for files in [rpm_files(rpms["server"]), rpm_files(rpms["client"]),
-                  deb_files(debs["server"], "netmaker-server"), deb_files(debs["client"], "netmaker-client")]:
+    for files in [rpm_files(rpm) for rpm in rpms.values()] + [deb_files(deb, PACKAGES[part][1])
+                                                               for part, deb in debs.items()]:
         for path, (perms, user, group) in files.items():
             assert (user, group) == ("root", "root"), (path, user, group)
             executable = path.startswith(("/usr/bin/", "/usr/sbin/", "/usr/libexec/"))
@@ -143,7 +178,7 @@ def test_rpmlint_has_no_errors(built):
     text = (OUT / "rpmlint.txt").read_text()
     m = re.search(r"(\d+) packages and (\d+) specfiles checked; (\d+) errors, (\d+) warnings", text)
     assert m, text[-2000:]
-    assert m.group(1) == "2" and m.group(2) == "1", m.group(0)
+    assert m.group(1) == str(len(PACKAGES)) and m.group(2) == "1", m.group(0)
     assert m.group(3) == "0", "\n".join(line for line in text.splitlines() if ": E: " in line)
 
 
