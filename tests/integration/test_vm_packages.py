@@ -1,6 +1,7 @@
-"""The .debs, installed (VM tier, systemd as PID 1, one boot): `dpkg -i` of netmaker-server and
-netmaker-client (tools/build-packages.sh) in the guest's throwaway overlay runs their maintainer
-scripts for real: the user netmaker exists, nothing is enabled or started. Then the packaged pieces
+"""The .debs, installed (VM tier, systemd as PID 1, one boot): `dpkg -i` of netmaker-server,
+netmaker-client and the desktop's network-manager-netmaker and gnome-shell-extension-netmaker
+(tools/build-packages.sh; their dependencies are the guest's own Debian packages) in the guest's
+throwaway overlay runs their maintainer scripts for real: the user netmaker exists, nothing is enabled or started. Then the packaged pieces
 run a mesh as an admin would set them up: Mosquitto with dynamic security and a TLS listener
 (docs/netmakerd.md "The broker"), /etc/netmaker/netmakerd.conf, `systemctl enable --now
 netmakerd.socket` (the first request starts the Type=notify service as netmaker), the packaged
@@ -49,6 +50,11 @@ expect .files "programs, units, bus policy, polkit actions, drop-ins, man pages 
         test -f /usr/lib/systemd/network/10-netmaker.network -a -f /usr/lib/NetworkManager/conf.d/50-netmaker.conf &&
         test -f /usr/share/bash-completion/completions/nmctl -a -f /usr/share/zsh/vendor-completions/_netclient &&
         [ "$(man -w netclient)" = /usr/share/man/man1/netclient.1.gz ] && [ "$(man -w 5 org.netmaker.Client)" = /usr/share/man/man5/org.netmaker.Client.5.gz ]' || exit 1
+expect .desktop_files "the NetworkManager plugin (its .name file names the installed service) and the GNOME Shell extension in place" bash -c '
+        test -x /usr/libexec/nm-netmaker-service -a -f /usr/share/dbus-1/system.d/nm-netmaker-service.conf &&
+        grep -qx program=/usr/libexec/nm-netmaker-service /usr/lib/NetworkManager/VPN/nm-netmaker-service.name &&
+        test -f /usr/share/gnome-shell/extensions/netmaker-mesh@netmaker.org/metadata.json &&
+        dpkg -s network-manager-netmaker gnome-shell-extension-netmaker | grep -c "^Status: install ok installed" | grep -qx 2' || exit 1
 expect .sysusers "postinst made the user netmaker (sysusers.d)" getent passwd netmaker || exit 1
 expect .nothing_enabled "nothing enabled or started by the installation" bash -c '
         for u in netmakerd.socket netmakerd.service netclientd.service; do
@@ -178,7 +184,8 @@ expect .ping_after_upgrade "the mesh still carries pings" ping -c1 -W2 $PEER_IP
 expect .health_after_upgrade "the restarted netmakerd answers" bash -c "nmctl health >/dev/null"
 
 # --- removal: the daemons stop, the tunnel stays --------------------------------------------------
-expect .purge "dpkg --purge netmaker-client netmaker-server" dpkg --purge netmaker-client netmaker-server || exit 1
+expect .purge "dpkg --purge of the four packages" dpkg --purge gnome-shell-extension-netmaker network-manager-netmaker \
+        netmaker-client netmaker-server || exit 1
 expect .stopped "netclientd and netmakerd stopped, their units gone" bash -c '
         ! systemctl is-active -q netclientd.service && ! systemctl is-active -q netmakerd.service netmakerd.socket &&
         [ ! -e /lib/systemd/system/netclientd.service ] && [ ! -e /usr/libexec/netclientd ]'
@@ -192,8 +199,8 @@ def boot(request):
     r = subprocess.run([str(TOP / "tools/build-packages.sh"), "--if-stale", "deb"], capture_output=True, text=True,
                        timeout=3600)
     assert r.returncode == 0, f"tools/build-packages.sh deb failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
-    debs = sorted(str(p) for p in (OUT / "deb").glob("netmaker-*_*.deb") if "-dbgsym" not in p.name)
-    assert len(debs) == 2, debs
+    debs = sorted(str(p) for p in (OUT / "deb").glob("*.deb") if "-dbgsym" not in p.name)
+    assert len(debs) == 4, debs
     script = Path(os.environ.get("TMPDIR", "/tmp")) / f"nmvm-packages-{os.getpid()}.sh"
     script.write_text(SCRIPT)
     try:
@@ -206,7 +213,7 @@ def boot(request):
     return result
 
 
-STEPS = ["install", "files", "sysusers", "nothing_enabled", "polkit_actions", "broker", "socket",
+STEPS = ["install", "files", "desktop_files", "sysusers", "nothing_enabled", "polkit_actions", "broker", "socket",
          "socket_activation", "broker_connected", "network", "join", "bus_activation", "online", "polkit_refuses",
          "reading_open", "delta", "peer_link", "ping", "resolved", "dns_export", "upgrade",
          "upgrade_keeps_netclientd", "upgrade_restarts_netmakerd", "ping_after_upgrade", "health_after_upgrade",
