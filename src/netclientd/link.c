@@ -383,9 +383,9 @@ int link_event_from_netlink(const struct nlmsghdr *h, LinkEvent *ret)
                 ev.type = h->nlmsg_type == RTM_NEWLINK ? LINK_EVENT_LINK_NEW : LINK_EVENT_LINK_DEL;
                 ev.ifindex = ifi->ifi_index;
                 ev.flags = ifi->ifi_flags;
+                /* Bounded by the attribute: a name without its NUL must not be read past. */
                 if (tb[IFLA_IFNAME])
-                        g_strlcpy(ev.ifname, nla_data(tb[IFLA_IFNAME]),
-                                  MIN(sizeof(ev.ifname), (size_t)nla_len(tb[IFLA_IFNAME]) + 1));
+                        nla_strlcpy(ev.ifname, tb[IFLA_IFNAME], sizeof(ev.ifname));
                 break;
         }
         case RTM_NEWADDR:

@@ -105,13 +105,28 @@ int routing_rule_remove(struct nl_sock *rtnl, const RoutingRule *rule)
         return rule_request(rtnl, rule, false);
 }
 
+/* The attributes read as numbers must hold one: without a policy libnl checks no length, and
+ * nla_get_u32() of a shorter attribute reads past it (past the message, at its end). */
+static const struct nla_policy rule_policy[FRA_MAX + 1] = {
+        [FRA_TABLE] = {.type = NLA_U32},
+        [FRA_PRIORITY] = {.type = NLA_U32},
+        [FRA_FWMARK] = {.type = NLA_U32},
+        [FRA_SUPPRESS_PREFIXLEN] = {.type = NLA_U32},
+};
+
+static const struct nla_policy route_policy[RTA_MAX + 1] = {
+        [RTA_OIF] = {.type = NLA_U32},
+        [RTA_TABLE] = {.type = NLA_U32},
+};
+
 int routing_rule_from_netlink(const struct nlmsghdr *nlh, RoutingRule *ret)
 {
         struct nlattr *tb[FRA_MAX + 1];
         struct fib_rule_hdr *frh;
         RoutingRule rule = {.suppress_prefixlength = -1};
 
-        if (nlh->nlmsg_type != RTM_NEWRULE || nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*frh), tb, FRA_MAX, NULL) < 0)
+        if (nlh->nlmsg_type != RTM_NEWRULE ||
+            nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*frh), tb, FRA_MAX, rule_policy) < 0)
                 return 0;
         frh = nlmsg_data(nlh);
         if (frh->action != FR_ACT_TO_TBL)
@@ -175,7 +190,8 @@ int routing_route_from_netlink(const struct nlmsghdr *nlh, int ifindex, RoutingR
         RoutingRoute rt = {};
         size_t len;
 
-        if (nlh->nlmsg_type != RTM_NEWROUTE || nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*rtm), tb, RTA_MAX, NULL) < 0)
+        if (nlh->nlmsg_type != RTM_NEWROUTE ||
+            nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*rtm), tb, RTA_MAX, route_policy) < 0)
                 return 0;
         rtm = nlmsg_data(nlh);
         if (rtm->rtm_type != RTN_UNICAST || rtm->rtm_protocol != RTPROT_STATIC ||

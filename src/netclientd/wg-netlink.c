@@ -409,8 +409,8 @@ int wg_netlink_parse_device(const struct nlmsghdr *h, WgDevice *d, GHashTable *p
                 int len = nla_len(tb[WGDEVICE_A_IFNAME]);
                 if (len < 1 || len > IFNAMSIZ)
                         return -EBADMSG;
-                g_strlcpy(d->ifname, nla_data(tb[WGDEVICE_A_IFNAME]),
-                          MIN((size_t)len + 1, sizeof(d->ifname)));
+                /* Bounded by the attribute: a name without its NUL must not be read past. */
+                nla_strlcpy(d->ifname, tb[WGDEVICE_A_IFNAME], sizeof(d->ifname));
         }
         if (tb[WGDEVICE_A_PRIVATE_KEY]) {
                 if (!attr_is(tb[WGDEVICE_A_PRIVATE_KEY], WG_KEY_LEN))
