@@ -37,7 +37,8 @@ struct DnsForwardRequest {
         bool udp; /* the client's transport */
         DnsForwardDone done;
         void *userdata;
-        GArray *servers; /* a copy: the files may change meanwhile */
+        GArray *servers; /* a reference: the files or the routes may change meanwhile */
+        bool cache;      /* the answer goes into the cache */
         guint next;      /* the next server to try */
         struct sockaddr_storage server;
         uint16_t id;
@@ -50,6 +51,40 @@ struct DnsForwardRequest {
         uint8_t *in;       /* TCP: the answer being read */
         size_t in_len, in_off, out_off;
 };
+
+DnsRoute *dns_route_new(const char *domain)
+{
+        DnsRoute *r = g_new0(DnsRoute, 1);
+        r->domain = g_ascii_strdown(domain, -1);
+        r->servers = g_array_new(false, true, sizeof(struct sockaddr_storage));
+        return r;
+}
+
+void dns_route_free(DnsRoute *r)
+{
+        if (!r)
+                return;
+        g_free(r->domain);
+        g_array_unref(r->servers);
+        g_free(r);
+}
+
+const DnsRoute *dns_forward_scope_route(const DnsForwardScope *s, const char *name)
+{
+        const DnsRoute *best = NULL;
+        size_t n = strlen(name);
+
+        for (guint i = 0; s && s->routes && i < s->routes->len; i++) {
+                const DnsRoute *r = s->routes->pdata[i];
+                size_t d = strlen(r->domain);
+                /* The domain itself, or a name below it ("x.corp.example", not "xcorp.example"). */
+                bool in = n == d ? streq0(name, r->domain)
+                                 : n > d && name[n - d - 1] == '.' && streq0(name + n - d, r->domain);
+                if (in && (!best || d > strlen(best->domain)))
+                        best = r;
+        }
+        return best;
+}
 
 bool dns_forward_scope_allows(const DnsForwardScope *s, const struct sockaddr *src, int ifindex)
 {
@@ -246,7 +281,8 @@ static void request_finish(DnsForwardRequest *r, DnsReply *reply)
                 size_t max = r->udp ? DNS_EDNS_UDP_SIZE : DNS_MAX_TCP;
                 g_autofree uint8_t *out = g_malloc(max);
                 ssize_t n = dns_reply_write(reply, &r->q, 0, r->udp, out, max);
-                (void)dns_cache_put(f->cache, &r->q, g_steal_pointer(&owned), now_usec(f));
+                if (r->cache)
+                        (void)dns_cache_put(f->cache, &r->q, g_steal_pointer(&owned), now_usec(f));
                 if (n >= 0)
                         r->done(out, (size_t)n, r->userdata);
                 else {
@@ -421,6 +457,53 @@ static void advance(DnsForwardRequest *r)
         }
 }
 
+/* Starts asking `servers` (a reference is taken) for `q`, unless the rate limit, the cache or the
+ * bound on pending queries answers it at once. */
+static int forward(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
+                   GArray *servers, bool cache, DnsForwardDone done, void *userdata, DnsForwardRequest **ret)
+{
+        if (g_hash_table_size(f->pending) >= f->config.max_pending) {
+                f->stats.servfail++;
+                reply_empty(NULL, q, udp, DNS_RCODE_SERVFAIL, done, userdata);
+                return 0;
+        }
+        DnsForwardRequest *r = g_new0(DnsForwardRequest, 1);
+        r->f = f;
+        r->q = *q;
+        r->udp = udp;
+        r->done = done;
+        r->userdata = userdata;
+        r->servers = g_array_ref(servers);
+        r->cache = cache;
+        r->fd = -1;
+        g_hash_table_add(f->pending, r);
+        if (start_next(r) < 0) {
+                request_finish(r, NULL);
+                return 0;
+        }
+        *ret = r;
+        return 1;
+}
+
+int dns_forwarder_query_route(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
+                              const DnsRoute *route, bool local, DnsForwardDone done, void *userdata,
+                              DnsForwardRequest **ret)
+{
+        *ret = NULL;
+        f->stats.queries++;
+        if (!local && ratelimit_check(f->rate, client, now_usec(f), NULL) < 0) {
+                f->stats.rate_limited++;
+                reply_empty(NULL, q, udp, DNS_RCODE_REFUSED, done, userdata);
+                return 0;
+        }
+        if (route->servers->len == 0) {
+                f->stats.refused++;
+                reply_empty(NULL, q, udp, DNS_RCODE_REFUSED, done, userdata);
+                return 0;
+        }
+        return forward(f, q, client, udp, route->servers, false, done, userdata, ret);
+}
+
 int dns_forwarder_query(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
                         DnsForwardDone done, void *userdata, DnsForwardRequest **ret)
 {
@@ -456,26 +539,7 @@ int dns_forwarder_query(DnsForwarder *f, const DnsQuery *q, const struct sockadd
                 reply_empty(NULL, q, udp, DNS_RCODE_REFUSED, done, userdata);
                 return 0;
         }
-        if (g_hash_table_size(f->pending) >= f->config.max_pending) {
-                f->stats.servfail++;
-                reply_empty(NULL, q, udp, DNS_RCODE_SERVFAIL, done, userdata);
-                return 0;
-        }
-        DnsForwardRequest *r = g_new0(DnsForwardRequest, 1);
-        r->f = f;
-        r->q = *q;
-        r->udp = udp;
-        r->done = done;
-        r->userdata = userdata;
-        r->servers = g_array_ref(f->servers);
-        r->fd = -1;
-        g_hash_table_add(f->pending, r);
-        if (start_next(r) < 0) {
-                request_finish(r, NULL);
-                return 0;
-        }
-        *ret = r;
-        return 1;
+        return forward(f, q, client, udp, f->servers, true, done, userdata, ret);
 }
 
 void dns_forwarder_get_stats(DnsForwarder *f, DnsForwarderStats *ret)

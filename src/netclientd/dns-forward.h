@@ -12,16 +12,32 @@
 #include "cidr.h"
 #include "dns-packet.h"
 
+/* Where the names under a domain go: one of a network's nameservers (split DNS, docs/dns.md). */
+typedef struct DnsRoute {
+        char *domain;    /* lower case, no trailing dot: "corp.example" */
+        GArray *servers; /* of struct sockaddr_storage, with their port, in order */
+} DnsRoute;
+
+DnsRoute *dns_route_new(const char *domain);
+void dns_route_free(DnsRoute *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DnsRoute, dns_route_free)
+
 /* Who a listener forwards for: queries from these sources, and over UDP only those that arrived
- * on this link (a spoofed source on another interface gets no answer sent to the real client). */
+ * on this link (a spoofed source on another interface gets no answer sent to the real client);
+ * and where names under the network's nameserver domains go (for those clients and for this host
+ * itself). */
 typedef struct DnsForwardScope {
-        GArray *clients; /* of NmPrefix */
-        int ifindex;     /* 0: not checked */
+        GArray *clients;   /* of NmPrefix */
+        int ifindex;       /* 0: not checked */
+        GPtrArray *routes; /* of DnsRoute; NULL or empty: none */
 } DnsForwardScope;
 
 /* Whether `src` (which arrived on `ifindex`; 0 when unknown, as over TCP, whose handshake proves
  * the source) may have names outside the zone forwarded. False for a NULL or empty scope. */
 bool dns_forward_scope_allows(const DnsForwardScope *s, const struct sockaddr *src, int ifindex);
+/* The route of the longest domain that `name` (lower case, no trailing dot) is or lies under; NULL
+ * when none (or for a NULL scope). */
+const DnsRoute *dns_forward_scope_route(const DnsForwardScope *s, const char *name);
 
 typedef struct DnsForwarderConfig {
         const char *resolv_conf;          /* /etc/resolv.conf */
@@ -65,6 +81,13 @@ void dns_forwarder_set_excluded(DnsForwarder *f, const GArray *prefixes);
  * the event loop (after which the request is gone). */
 int dns_forwarder_query(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
                         DnsForwardDone done, void *userdata, DnsForwardRequest **ret);
+/* Answers `q` from `client` with the servers of `route` (a nameserver) instead of the host's
+ * resolvers; otherwise as dns_forwarder_query(), but without the cache (the same name may route
+ * elsewhere on another network; the client's own resolver caches), and without the rate limit when
+ * `local` (this host itself asks). */
+int dns_forwarder_query_route(DnsForwarder *f, const DnsQuery *q, const struct sockaddr *client, bool udp,
+                              const DnsRoute *route, bool local, DnsForwardDone done, void *userdata,
+                              DnsForwardRequest **ret);
 /* Forgets a pending request (its client went): `done` is not called. */
 void dns_forward_request_cancel(DnsForwardRequest *r);
 

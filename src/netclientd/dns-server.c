@@ -125,31 +125,83 @@ static void on_udp_forwarded(const uint8_t *answer, size_t len, void *userdata)
         }
 }
 
-/* Hands a query for a name outside the zone to the forwarder when the listener's scope allows its
- * source. Returns true when the forwarder took it (and answers, now or later). */
+/* Whether `src` is one of the addresses the responder listens on: this host itself asking (the
+ * kernel drops packets from outside that claim a local source, and WireGuard those a peer's allowed
+ * IPs do not cover). */
+static bool source_is_local(DnsServer *s, const struct sockaddr *src)
+{
+        NmInAddr a = {};
+        int family;
+
+        if (src->sa_family == AF_INET) {
+                family = AF_INET;
+                a.in = ((const struct sockaddr_in *)src)->sin_addr;
+        } else if (src->sa_family == AF_INET6) {
+                family = AF_INET6;
+                a.in6 = ((const struct sockaddr_in6 *)src)->sin6_addr;
+        } else
+                return false;
+        for (guint i = 0; i < s->listeners->len; i++) {
+                const Listener *l = s->listeners->pdata[i];
+                if (l->family == family && memcmp(&l->addr, &a, nm_family_bits(family) / 8) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Hands a query for a name outside the zone to the forwarder when someone may have it forwarded:
+ * names under one of the network's nameserver domains go to its servers, for this host itself and
+ * for the clients of the listener's scope; other names to the host's resolvers, for those clients
+ * only. Returns -1 when it is not forwarded (the zone answers or refuses it), else what
+ * dns_forwarder_query() returns (0: answered already; 1: *ret is the pending request). */
+static int forward_query(Listener *l, const DnsQuery *dq, const struct sockaddr *peer, int ifindex, bool udp,
+                         DnsForwardDone done, void *userdata, DnsForwardRequest **ret)
+{
+        DnsServer *s = l->server;
+
+        *ret = NULL;
+        if (!s->forwarder || dns_zone_covers(l->zone, dq->name))
+                return -1;
+        const DnsRoute *route = dns_forward_scope_route(l->scope, dq->name);
+        bool client = dns_forward_scope_allows(l->scope, peer, ifindex);
+        if (route) {
+                bool local = source_is_local(s, peer);
+                if (!local && !client)
+                        return -1;
+                s->stats.forwarded++;
+                return dns_forwarder_query_route(s->forwarder, dq, peer, udp, route, local, done, userdata,
+                                                 ret);
+        }
+        if (!client)
+                return -1;
+        s->stats.forwarded++;
+        return dns_forwarder_query(s->forwarder, dq, peer, udp, done, userdata, ret);
+}
+
+/* A UDP query for a name outside the zone, when forward_query() takes it. Returns true when the
+ * forwarder took it (and answers, now or later). */
 static bool udp_forward(Listener *l, const uint8_t *q, size_t n, const struct sockaddr_storage *peer,
                         socklen_t plen, int ifindex)
 {
         DnsServer *s = l->server;
         DnsQuery dq;
 
-        if (!s->forwarder || !dns_forward_scope_allows(l->scope, (const struct sockaddr *)peer, ifindex) ||
-            dns_query_parse(q, n, &dq) < 0 || dns_zone_covers(l->zone, dq.name))
+        if (!s->forwarder || dns_query_parse(q, n, &dq) < 0)
                 return false;
-        s->stats.forwarded++;
         UdpPending *p = g_new0(UdpPending, 1);
         p->server = s;
         p->listener = l;
         p->peer = *peer;
         p->peer_len = plen;
         DnsForwardRequest *req = NULL;
-        if (dns_forwarder_query(s->forwarder, &dq, (const struct sockaddr *)peer, true, on_udp_forwarded, p,
-                                &req) > 0) {
+        int k = forward_query(l, &dq, (const struct sockaddr *)peer, ifindex, true, on_udp_forwarded, p,
+                              &req);
+        if (k > 0) {
                 p->request = req;
                 g_hash_table_add(s->udp_pending, p);
         } else
-                g_free(p); /* answered already */
-        return true;
+                g_free(p); /* answered already, or not ours to forward */
+        return k >= 0;
 }
 
 /* The interface a datagram arrived on, from its IP_PKTINFO / IPV6_PKTINFO; 0 when absent. */
@@ -260,16 +312,20 @@ static bool conn_forward(TcpConn *c, size_t qlen)
         DnsServer *s = c->server;
         DnsQuery dq;
 
-        if (!s->forwarder || !dns_forward_scope_allows(c->listener->scope, (const struct sockaddr *)&c->peer, 0) ||
-            dns_query_parse(c->in + 2, qlen, &dq) < 0 || dns_zone_covers(c->listener->zone, dq.name))
+        if (!s->forwarder || dns_query_parse(c->in + 2, qlen, &dq) < 0)
                 return false;
-        memmove(c->in, c->in + 2 + qlen, c->in_len - 2 - qlen);
-        c->in_len -= 2 + qlen;
-        s->stats.forwarded++;
+        /* Reads nothing more until the answer is sent (set before: the answer may come at once). */
         sd_event_source_set_io_events(c->io, 0);
         DnsForwardRequest *req = NULL;
-        if (dns_forwarder_query(s->forwarder, &dq, (const struct sockaddr *)&c->peer, false, on_tcp_forwarded, c,
-                                &req) > 0)
+        int k = forward_query(c->listener, &dq, (const struct sockaddr *)&c->peer, 0, false,
+                              on_tcp_forwarded, c, &req);
+        if (k < 0) {
+                sd_event_source_set_io_events(c->io, EPOLLIN);
+                return false;
+        }
+        memmove(c->in, c->in + 2 + qlen, c->in_len - 2 - qlen);
+        c->in_len -= 2 + qlen;
+        if (k > 0)
                 c->request = req;
         return true;
 }

@@ -496,6 +496,8 @@ int manager_set_connected(Manager *m, const char *network, bool connected, sd_bu
         n->apply_failed = r < 0;
         manager_apply_forwarding(m);
         network_dns_update(n);
+        /* The peers drop this host, or take it back, once the server knows. */
+        manager_sync_connected(m, n);
         if (r < 0) {
                 manager_schedule_retry(m);
                 return bus_error_set_gerror(error, e);

@@ -57,6 +57,7 @@ static void apply_network_state(Manager *m, NmNetworkState *ns)
                 manager_apply_network(m, n);
         else
                 network_dns_update(n); /* names (custom, own) may have changed without the link */
+        manager_sync_connected(m, n);
 }
 
 int manager_apply_snapshot(Manager *m, const NmState *state, GError **error)
@@ -309,6 +310,7 @@ int manager_send_checkin(Manager *m)
                 Network *n = v;
                 g_hash_table_insert(rep->listen_ports, g_strdup(n->name),
                                     GUINT_TO_POINTER(n->desired->listen_port));
+                manager_sync_connected(m, n);
         }
         g_strfreev(m->endpoints);
         m->endpoints = manager_host_endpoints(m);
@@ -337,6 +339,52 @@ int manager_send_checkin(Manager *m)
         if (r < 0)
                 return log_warning_errno(r, "Failed to start a check-in: %m");
         return 0;
+}
+
+/* ---- Connect and Disconnect ------------------------------------------------------------------------ */
+
+/* `userdata` is the network: a network that goes cancels its request, so it outlives the call. */
+static void on_connected_told(ApiClient *c, const ApiResult *res, void *userdata)
+{
+        Network *n = userdata;
+        bool told = n->connected_telling;
+
+        n->connected_request = NULL;
+        if (res->error)
+                /* Tried again with the next check-in or state from the server. */
+                log_warning("Network %s: could not tell the server that this host %s: %s", n->name,
+                            told ? "connected" : "disconnected", res->error->message);
+        else {
+                log_info("Network %s: the server knows this host %s; its peers %s it.", n->name,
+                         told ? "connected" : "disconnected", told ? "take back" : "drop");
+                /* Its state follows over the broker; without one, fetch it. */
+                if (!n->manager->mq || !mq_client_is_ready(n->manager->mq))
+                        manager_pull(n->manager, NULL);
+        }
+}
+
+void manager_sync_connected(Manager *m, Network *n)
+{
+        g_autoptr(JsonBuilder) b = NULL;
+        g_autofree char *escaped = NULL, *url = NULL, *body = NULL;
+        bool want = network_is_connected(n);
+        int r;
+
+        if (!m->server || !m->api || n->connected_request || n->desired->connected == want)
+                return;
+        b = json_builder_new();
+        json_builder_begin_object(b);
+        nm_json_add_bool(b, "connected", want);
+        json_builder_end_object(b);
+        body = nm_json_builder_to_string(b);
+        escaped = g_uri_escape_string(n->name, NULL, false);
+        url = g_strdup_printf("%s/api/v1/host/networks/%s/connected", m->server->api, escaped);
+        n->connected_telling = want;
+        r = api_client_request(m->api, "PUT", url, m->server->credential, body, on_connected_told, n,
+                               &n->connected_request);
+        if (r < 0)
+                log_warning_errno(r, "Network %s: failed to tell the server about the %s: %m", n->name,
+                                  want ? "Connect" : "Disconnect");
 }
 
 /* ---- the broker --------------------------------------------------------------------------------- */

@@ -120,6 +120,11 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error);
 int manager_pull(Manager *m, sd_bus_message *waiter);
 /* Reports versions, ports and endpoints (MQTT, or HTTP when the broker is down). */
 int manager_send_checkin(Manager *m);
+/* Tells the server the user's Connect/Disconnect of `n` when the server's state of the network says
+ * otherwise (PUT /api/v1/host/networks/{net}/connected); the choice itself is local and works
+ * without the server. Called after the choice, after every state from the server and with every
+ * check-in, so a choice made while the server was away reaches it later. */
+void manager_sync_connected(Manager *m, Network *n);
 
 /* The D-Bus operations (authorisation has been checked; `call` is replied to, now or later;
  * manager-join.c). */

@@ -1,4 +1,5 @@
 /* Mesh DNS of one joined network: zone, listeners, and the link's registration with resolved. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@ struct NetworkDns {
          * clients (their allowed IPs), arriving on its link; nobody elsewhere. */
         DnsForwardScope scope;
         bool forwarding; /* what the log last said */
+        char *routes_text; /* the nameservers as the log last said them */
+        char **domains;    /* the routing domains registered with resolved: the zone, the nameservers' */
         /* What the responder listens on for this network (family AF_UNSPEC: nothing). */
         struct {
                 int family;
@@ -55,10 +58,12 @@ static void on_resolved_state(Resolved *r, int ifindex, ResolvedLinkState state,
         if (!n)
                 return;
         (void)resolved_link_state(r, ifindex, &error);
-        if (state == RESOLVED_LINK_RESOLVED || state == RESOLVED_LINK_NETWORKD)
+        if (state == RESOLVED_LINK_RESOLVED || state == RESOLVED_LINK_NETWORKD) {
+                g_autofree char *domains = n->dns->domains ? g_strjoinv(", ", n->dns->domains) : NULL;
                 log_info("Network %s: %s routes %s to this host's responder on %s.", n->name,
                          state == RESOLVED_LINK_RESOLVED ? "systemd-resolved" : "systemd-networkd",
-                         n->dns->zone_name, n->ifname);
+                         domains ? domains : n->dns->zone_name, n->ifname);
+        }
         emit_if_changed(n);
 }
 
@@ -277,6 +282,79 @@ static void sync_scope(Network *n, bool want)
         dns_forwarder_set_excluded(f, excluded);
 }
 
+/* The network's nameservers (split DNS): names under their domains go to their servers, for this
+ * host and for the scope's clients. A server that is one of this host's mesh addresses would be our
+ * own responder asking itself: it is left out. */
+static void sync_routes(Network *n, bool want)
+{
+        NetworkDns *d = n->dns;
+        const NmNetworkState *s = n->desired;
+        g_autoptr(GPtrArray) own = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GString) text = g_string_new(NULL);
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, n->manager->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const NmNetworkState *o = ((Network *)v)->desired;
+                const char *addrs[] = {o ? o->ipv4 : NULL, o ? o->ipv6 : NULL};
+                for (size_t i = 0; i < G_N_ELEMENTS(addrs); i++) {
+                        NmPrefix p;
+                        if (addrs[i] && nm_prefix_parse(addrs[i], &p, NULL) == 0)
+                                g_ptr_array_add(own, nm_addr_to_string(p.family, &p.addr));
+                }
+        }
+        g_ptr_array_set_size(d->scope.routes, 0);
+        g_clear_pointer(&d->domains, g_strfreev);
+        g_autoptr(GStrvBuilder) domains = g_strv_builder_new();
+        if (d->zone_name)
+                g_strv_builder_add(domains, d->zone_name);
+        for (guint i = 0; want && s->nameservers && i < s->nameservers->len; i++) {
+                const NmNameserver *ns = s->nameservers->pdata[i];
+                g_autoptr(DnsRoute) r = dns_route_new(ns->domain);
+                g_string_append_printf(text, "%s%s ->", text->len ? "; " : "", r->domain);
+                for (char **a = ns->servers; a && *a; a++) {
+                        struct sockaddr_storage ss = {};
+                        NmInAddr addr;
+                        int family;
+                        if (nm_addr_parse(*a, &family, &addr) < 0)
+                                continue;
+                        g_autofree char *canon = nm_addr_to_string(family, &addr);
+                        if (g_ptr_array_find_with_equal_func(own, canon, g_str_equal, NULL)) {
+                                g_string_append_printf(text, " (not %s: this host)", canon);
+                                continue;
+                        }
+                        if (family == AF_INET) {
+                                struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+                                sin->sin_family = AF_INET;
+                                sin->sin_port = htons(53);
+                                sin->sin_addr = addr.in;
+                        } else {
+                                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+                                sin6->sin6_family = AF_INET6;
+                                sin6->sin6_port = htons(53);
+                                sin6->sin6_addr = addr.in6;
+                        }
+                        g_array_append_val(r->servers, ss);
+                        g_string_append_printf(text, " %s", canon);
+                }
+                /* A domain inside the zone would be answered by the zone anyway (the server refuses
+                 * those); it is no routing domain of its own either. */
+                if (!d->zone_name || !dns_zone_covers(d->zone, r->domain))
+                        g_strv_builder_add(domains, r->domain);
+                g_ptr_array_add(d->scope.routes, TAKE_PTR(r));
+        }
+        d->domains = g_strv_builder_end(domains);
+        if (!streq0(d->routes_text ? d->routes_text : "", text->str)) {
+                if (text->len > 0)
+                        log_info("Network %s: nameservers %s.", n->name, text->str);
+                else if (d->routes_text)
+                        log_info("Network %s: no nameservers any more.", n->name);
+                g_free(d->routes_text);
+                d->routes_text = text->len > 0 ? g_strdup(text->str) : NULL;
+        }
+}
+
 /* ---- registration with resolved --------------------------------------------------------------- */
 
 static void unregister(Network *n, bool revert)
@@ -313,7 +391,8 @@ static void sync_registration(Network *n, bool want)
         if (ifindex <= 0 || !m->resolved)
                 return;
         d->ifindex = ifindex;
-        int r = resolved_set_link(m->resolved, ifindex, servers, k, m->config->dns_port, d->zone_name);
+        int r = resolved_set_link(m->resolved, ifindex, servers, k, m->config->dns_port,
+                                  (const char *const *)d->domains);
         if (r < 0)
                 log_warning_errno(r, "Network %s: cannot register %s with systemd-resolved: %m", n->name,
                                   d->zone_name);
@@ -356,6 +435,9 @@ NetworkDns *network_dns_free(NetworkDns *d)
         stop_listening(d->network);
         unregister(d->network, false);
         g_array_unref(d->scope.clients);
+        g_ptr_array_unref(d->scope.routes);
+        g_strfreev(d->domains);
+        g_free(d->routes_text);
         dns_zone_free(d->zone);
         g_free(d->zone_name);
         g_free(d->exported_zone);
@@ -373,11 +455,13 @@ void network_dns_update(Network *n)
                 n->dns->network = n;
                 n->dns->zone = dns_zone_new();
                 n->dns->scope.clients = g_array_new(false, true, sizeof(NmPrefix));
+                n->dns->scope.routes = g_ptr_array_new_with_free_func((GDestroyNotify)dns_route_free);
         }
         n->dns->stopped = false;
         rebuild_zone(n);
         bool want = m->dns_server && network_is_connected(n) && n->dns->zone_name;
         sync_scope(n, want);
+        sync_routes(n, want);
         sync_listeners(n, want);
         sync_registration(n, want && !n->dns->listen_failed);
         emit_if_changed(n);
@@ -390,6 +474,7 @@ void network_dns_stop(Network *n)
         stop_listening(n);
         unregister(n, true);
         g_array_set_size(n->dns->scope.clients, 0);
+        g_ptr_array_set_size(n->dns->scope.routes, 0);
         n->dns->forwarding = false;
         n->dns->stopped = true;
         emit_if_changed(n);

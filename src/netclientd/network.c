@@ -58,6 +58,7 @@ Network *network_free(Network *n)
         if (!n)
                 return NULL;
         n->dns = network_dns_free(n->dns);
+        api_request_cancel(n->connected_request);
         /* Peers first, so InterfacesRemoved arrives for them before their network's. */
         g_hash_table_unref(n->peers);
         network_bus_unexport(n);

@@ -24,6 +24,8 @@ struct Network {
         bool exported;
         bool link_configured; /* applied at least once since start */
         bool apply_failed;    /* the last apply failed: retried from a timer */
+        struct ApiRequest *connected_request; /* telling the server Connect/Disconnect (manager-sync.c) */
+        bool connected_telling;               /* ... which of the two */
         sd_bus_slot *slot;
         struct NetworkDns *dns; /* network-dns.c: zone, listeners, resolved registration */
         /* network-roles.c */

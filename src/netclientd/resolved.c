@@ -45,7 +45,7 @@ typedef struct Method {
 
 static const Method methods[] = {
         {"SetLinkDNS", true},           /* or SetLinkDNSEx when the port is not 53 */
-        {"SetLinkDomains", true},       /* ~<network>.<domain>: only our names go to us */
+        {"SetLinkDomains", true},       /* ~<network>.<domain> and the nameservers' domains: only those */
         {"SetLinkDefaultRoute", false}, /* never the default for other names */
         {"SetLinkDNSSEC", false},       /* "no": our zone is not signed; the tunnel protects it */
         {"SetLinkDNSOverTLS", false},   /* "no": plain DNS inside the tunnel */
@@ -59,7 +59,7 @@ typedef struct Link {
         ResolvedServer servers[2];
         size_t n_servers;
         uint16_t port;
-        char *domain;
+        char **domains; /* routing domains, without the "~" */
         ResolvedLinkState state;
         char *error;
         GPtrArray *slots;    /* of sd_bus_slot: dropping one cancels its call */
@@ -98,7 +98,7 @@ static void link_free(Link *l)
 {
         g_ptr_array_unref(l->slots);
         sd_event_source_disable_unref(l->retry);
-        g_free(l->domain);
+        g_strfreev(l->domains);
         g_free(l->error);
         g_free(l);
 }
@@ -137,8 +137,14 @@ static int append_args(sd_bus_message *m, Link *l, const char *method)
                         r = sd_bus_message_close_container(m);
                 return r;
         }
-        if (streq0(method, "SetLinkDomains"))
-                return sd_bus_message_append(m, "a(sb)", 1, l->domain, 1);
+        if (streq0(method, "SetLinkDomains")) {
+                r = sd_bus_message_open_container(m, 'a', "(sb)");
+                for (char **d = l->domains; r >= 0 && d && *d; d++)
+                        r = sd_bus_message_append(m, "(sb)", *d, 1);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                return r;
+        }
         if (streq0(method, "SetLinkDefaultRoute"))
                 return sd_bus_message_append(m, "b", 0);
         if (streq0(method, "SetLinkDNSSEC") || streq0(method, "SetLinkDNSOverTLS") ||
@@ -394,9 +400,9 @@ Resolved *resolved_free(Resolved *r)
 }
 
 static bool same_settings(const Link *l, const ResolvedServer *servers, size_t n, uint16_t port,
-                          const char *domain)
+                          const char *const *domains)
 {
-        if (l->n_servers != n || l->port != port || !streq0(l->domain, domain))
+        if (l->n_servers != n || l->port != port || !g_strv_equal((const char *const *)l->domains, domains))
                 return false;
         for (size_t i = 0; i < n; i++)
                 if (l->servers[i].family != servers[i].family ||
@@ -407,16 +413,19 @@ static bool same_settings(const Link *l, const ResolvedServer *servers, size_t n
 }
 
 int resolved_set_link(Resolved *r, int ifindex, const ResolvedServer *servers, size_t n_servers,
-                      uint16_t port, const char *domain)
+                      uint16_t port, const char *const *domains)
 {
         if (ifindex <= 0 || n_servers == 0 || n_servers > ELEMENTSOF(((Link *)NULL)->servers) || port == 0 ||
-            !domain || !*domain)
+            !domains || !domains[0])
                 return -EINVAL;
+        for (const char *const *d = domains; *d; d++)
+                if (!**d)
+                        return -EINVAL;
         for (size_t i = 0; i < n_servers; i++)
                 if (servers[i].family != AF_INET && servers[i].family != AF_INET6)
                         return -EINVAL;
         Link *l = g_hash_table_lookup(r->links, GINT_TO_POINTER(ifindex));
-        if (l && same_settings(l, servers, n_servers, port, domain))
+        if (l && same_settings(l, servers, n_servers, port, domains))
                 return 0; /* nothing new (a failed link is tried again from its timer) */
         if (!l) {
                 l = g_new0(Link, 1);
@@ -429,8 +438,8 @@ int resolved_set_link(Resolved *r, int ifindex, const ResolvedServer *servers, s
         memcpy(l->servers, servers, n_servers * sizeof(*servers));
         l->n_servers = n_servers;
         l->port = port;
-        g_free(l->domain);
-        l->domain = g_strdup(domain);
+        g_strfreev(l->domains);
+        l->domains = g_strdupv((char **)domains);
         l->retry_usec = 0;
         l->failures = 0;
         apply(l);

@@ -41,11 +41,13 @@ typedef struct ResolvedServer {
 } ResolvedServer;
 
 /* Desired DNS settings of one link: `servers` (1-2: our responder's addresses on it) at `port`,
- * and `domain`, the routing domain without the "~" ("office.nm.internal"). Applied asynchronously
- * now and again whenever resolved (or networkd) reappears; a link resolved does not know yet is
- * retried. Replaces earlier settings of the same link. Returns 0 or -EINVAL. */
+ * and `domains` (NULL-terminated, at least one), the routing domains without the "~": the mesh's
+ * zone ("office.nm.internal") and the match domains of the network's nameservers, which our
+ * responder forwards. Applied asynchronously now and again whenever resolved (or networkd)
+ * reappears; a link resolved does not know yet is retried. Replaces earlier settings of the same
+ * link. Returns 0 or -EINVAL. */
 int resolved_set_link(Resolved *r, int ifindex, const ResolvedServer *servers, size_t n_servers,
-                      uint16_t port, const char *domain);
+                      uint16_t port, const char *const *domains);
 /* Forgets the link and asks resolved (or networkd) to revert it. Returns 0 or -ENOENT. */
 int resolved_revert_link(Resolved *r, int ifindex);
 /* Forgets the link without reverting it. */

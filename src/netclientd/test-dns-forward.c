@@ -6,7 +6,9 @@
  * loopback with a stand-in upstream, a client in the scope gets outside names answered (a repeat
  * from the cache without asking upstream again), over UDP and TCP, while a client outside the scope
  * gets REFUSED, a flood over the rate limit gets REFUSED, a silent upstream gives SERVFAIL and no
- * upstream REFUSED. */
+ * upstream REFUSED; and the network's nameservers (split DNS): names under their domains (the
+ * longest match) go to their servers for this host itself (unlimited, uncached) and for the scope's
+ * clients, other names are not forwarded for this host, and strangers get REFUSED for both. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -489,6 +491,143 @@ static void test_end_to_end(void)
         rmdir(dir);
 }
 
+static void test_route_match(void)
+{
+        DnsForwardScope scope = {.routes = g_ptr_array_new_with_free_func((GDestroyNotify)dns_route_free)};
+        g_ptr_array_add(scope.routes, dns_route_new("corp.example"));
+        g_ptr_array_add(scope.routes, dns_route_new("DEV.corp.example"));
+        g_ptr_array_add(scope.routes, dns_route_new("home.arpa"));
+
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "corp.example")->domain, ==, "corp.example");
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "www.corp.example")->domain, ==, "corp.example");
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "x.dev.corp.example")->domain, ==,
+                        "dev.corp.example");
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "dev.corp.example")->domain, ==, "dev.corp.example");
+        g_assert_cmpstr(dns_forward_scope_route(&scope, "nas.home.arpa")->domain, ==, "home.arpa");
+        g_assert_null(dns_forward_scope_route(&scope, "xcorp.example"));
+        g_assert_null(dns_forward_scope_route(&scope, "example"));
+        g_assert_null(dns_forward_scope_route(&scope, "corp.example.org"));
+        g_assert_null(dns_forward_scope_route(&scope, ""));
+        g_assert_null(dns_forward_scope_route(NULL, "corp.example"));
+        g_ptr_array_unref(scope.routes);
+}
+
+static void test_routes_end_to_end(void)
+{
+        sd_event *e = NULL;
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        Upstream host = {}, corp = {};
+        upstream_start(e, &host);
+        upstream_start(e, &corp);
+
+        g_autofree char *dir = g_dir_make_tmp("test-dns-forward-XXXXXX", NULL);
+        g_autofree char *conf = write_tmp(dir, "resolv.conf", "nameserver 127.0.0.1\n");
+        g_autofree char *none = g_build_filename(dir, "none", NULL);
+        DnsForwarderConfig cfg = DNS_FORWARDER_CONFIG_DEFAULT;
+        cfg.resolv_conf = conf;
+        cfg.resolved_resolv_conf = none;
+        cfg.upstream_port = host.port;
+        cfg.rate_burst = 20;
+        cfg.rate_period_usec = 60 * G_USEC_PER_SEC;
+        cfg.attempt_usec = 200 * 1000;
+
+        DnsServer *s = NULL;
+        g_assert_cmpint(dns_server_new(e, &s), ==, 0);
+        g_assert_cmpint(dns_server_enable_forwarding(s, &cfg), ==, 0);
+        g_autoptr(DnsZone) zone = dns_zone_new();
+        g_assert_cmpint(dns_zone_add_domain(zone, "office.nm.internal"), ==, 0);
+        NmInAddr lo;
+        int fam;
+        nm_addr_parse("127.0.0.10", &fam, &lo);
+        /* A client (127.0.0.20), and the nameserver corp.example -> the "corp" upstream. */
+        DnsForwardScope scope = {.clients = g_array_new(false, true, sizeof(NmPrefix)),
+                                 .routes = g_ptr_array_new_with_free_func((GDestroyNotify)dns_route_free)};
+        NmPrefix p;
+        g_assert_cmpint(nm_prefix_parse("127.0.0.20/32", &p, NULL), ==, 0);
+        g_array_append_val(scope.clients, p);
+        DnsRoute *route = dns_route_new("corp.example");
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons(corp.port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_storage ss = {};
+        memcpy(&ss, &sin, sizeof(sin));
+        g_array_append_val(route->servers, ss);
+        g_ptr_array_add(scope.routes, route);
+        g_assert_cmpint(dns_server_listen(s, AF_INET, &lo, 0, zone, &scope), ==, 0);
+        uint16_t port = dns_server_last_port(s);
+
+        uint8_t q[512], a[4096];
+        ssize_t n;
+        /* This host itself (from the listener's own address): the nameserver's names go to its
+         * servers, over UDP and TCP, every time (not from the cache), beyond the clients' rate. */
+        size_t qn = build_query(q, 1, "Intranet.Corp.Example", DNS_TYPE_A, false);
+        for (int i = 0; i < 25; i++) {
+                n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, i % 5 == 0, a, sizeof(a));
+                g_assert_cmpint(n, >, 12);
+                g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_NOERROR);
+                g_assert_cmpint(a[7], ==, 1);
+                g_assert_cmpint(a[1], ==, 1); /* the client's id */
+        }
+        g_assert_cmpuint(corp.queries, ==, 25);
+        qn = build_query(q, 2, "corp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[7], ==, 1);
+        g_assert_cmpuint(corp.queries, ==, 26);
+        /* Other names are not forwarded for this host (its own resolvers have them), nor names that
+         * merely end like the domain. */
+        qn = build_query(q, 3, "www.example.test", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_REFUSED);
+        qn = build_query(q, 4, "xcorp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_REFUSED);
+        g_assert_cmpuint(host.queries + corp.queries, ==, 26);
+
+        /* A client: the nameserver's names to its servers, the rest to the host's resolvers. */
+        qn = build_query(q, 5, "intranet.corp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.20", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[7], ==, 1);
+        g_assert_cmpuint(corp.queries, ==, 27);
+        qn = build_query(q, 6, "www.example.test", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.20", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[7], ==, 1);
+        g_assert_cmpuint(host.queries, ==, 1);
+
+        /* A stranger: REFUSED for both, nobody asked. */
+        qn = build_query(q, 7, "intranet.corp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.30", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_REFUSED);
+        n = ask(e, "127.0.0.30", "127.0.0.10", port, q, qn, true, a, sizeof(a));
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_REFUSED);
+        g_assert_cmpuint(corp.queries, ==, 27);
+        g_assert_cmpuint(host.queries, ==, 1);
+
+        /* The nameserver's server is silent: SERVFAIL, so the asking resolver tries elsewhere. */
+        corp.silent = true;
+        qn = build_query(q, 8, "slow.corp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(n, >=, 12);
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_SERVFAIL);
+
+        /* The nameserver goes: its names are refused for this host again. */
+        corp.silent = false;
+        g_ptr_array_set_size(scope.routes, 0);
+        qn = build_query(q, 9, "intranet.corp.example", DNS_TYPE_A, false);
+        n = ask(e, "127.0.0.10", "127.0.0.10", port, q, qn, false, a, sizeof(a));
+        g_assert_cmpint(a[3] & 0x0f, ==, DNS_RCODE_REFUSED);
+
+        dns_server_free(s);
+        g_array_unref(scope.clients);
+        g_ptr_array_unref(scope.routes);
+        sd_event_source_disable_unref(host.src);
+        sd_event_source_disable_unref(corp.src);
+        close(host.fd);
+        close(corp.fd);
+        sd_event_unref(e);
+        unlink(conf);
+        rmdir(dir);
+}
+
 int main(int argc, char *argv[])
 {
         g_test_init(&argc, &argv, NULL);
@@ -496,5 +635,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/dns-forward/cache", test_cache);
         g_test_add_func("/dns-forward/upstream", test_upstream);
         g_test_add_func("/dns-forward/end-to-end", test_end_to_end);
+        g_test_add_func("/dns-forward/route-match", test_route_match);
+        g_test_add_func("/dns-forward/routes-end-to-end", test_routes_end_to_end);
         return g_test_run();
 }

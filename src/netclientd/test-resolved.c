@@ -1,8 +1,8 @@
 /* Proves the resolved client against stand-ins for systemd-resolved and systemd-networkd on a
  * private dbus-daemon: the calls and their arguments (SetLinkDNS or SetLinkDNSEx for another port,
- * the routing domain, no default route), a link resolved does not know yet asked for again,
- * LinkBusy answered through networkd, resolved's restart re-applying, its absence leaving the link
- * pending, a refusal retried without a warning storm, and RevertLink on removal. */
+ * the routing domains, no default route), a change of domains applied again, a link resolved does not know
+ * yet asked for again, LinkBusy answered through networkd, resolved's restart re-applying, its absence
+ * leaving the link pending, a refusal retried without a warning storm, and RevertLink on removal. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
@@ -161,6 +161,22 @@ static bool has_call(Fake *f, const char *call)
         return false;
 }
 
+static Fake *wanted_fake;
+static const char *wanted_call;
+static bool called(void)
+{
+        return has_call(wanted_fake, wanted_call);
+}
+
+static void wait_call(Fake *f, const char *call)
+{
+        wanted_fake = f;
+        wanted_call = call;
+        run_until(called, 5000);
+        if (!has_call(f, call))
+                g_error("no call \"%s\"", call);
+}
+
 static Resolved *client;
 static GPtrArray *states; /* "ifindex state" */
 
@@ -193,6 +209,12 @@ static void wait_state(int ifindex, ResolvedLinkState s)
 static void test_resolved(void)
 {
         ResolvedServer servers[2] = {{AF_INET}, {AF_INET6}};
+        const char *office[] = {"office.nm.internal", NULL};
+        const char *lab[] = {"lab.nm.internal", NULL};
+        const char *busy[] = {"busy.nm.internal", NULL};
+        const char *denied[] = {"denied.nm.internal", NULL};
+        const char *split[] = {"office.nm.internal", "corp.example", "home.arpa", NULL};
+        const char *none[] = {NULL};
         int f;
         const char *err = NULL;
 
@@ -204,10 +226,10 @@ static void test_resolved(void)
         pump(50); /* the name watches are installed */
 
         /* resolved not running: pending, no error. */
-        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, "office.nm.internal"), ==, 0);
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, office), ==, 0);
         pump(200);
         g_assert_cmpint(state_of(7), ==, RESOLVED_LINK_PENDING);
-        g_assert_cmpint(resolved_set_link(client, 7, servers, 0, 53, "x"), ==, -EINVAL);
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 0, 53, office), ==, -EINVAL);
 
         /* resolved appears: the link is applied, with every call and argument. */
         fake_start(&resolve1);
@@ -221,13 +243,22 @@ static void test_resolved(void)
         g_assert_true(has_call(&resolve1, "SetLinkDNSOverTLS 7 no"));
         guint n = resolve1.calls->len;
         /* The same settings again: nothing is sent. */
-        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, "office.nm.internal"), ==, 0);
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, office), ==, 0);
         pump(100);
         g_assert_cmpuint(resolve1.calls->len, ==, n);
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, none), ==, -EINVAL);
+
+        /* The network's nameservers: their domains are routing domains of the link as well. */
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, split), ==, 0);
+        wait_call(&resolve1, "SetLinkDomains 7 ~office.nm.internal ~corp.example ~home.arpa");
+        wait_state(7, RESOLVED_LINK_RESOLVED);
+        g_assert_cmpint(resolved_set_link(client, 7, servers, 2, 53, office), ==, 0);
+        wait_call(&resolve1, "SetLinkDomains 7 ~office.nm.internal");
+        wait_state(7, RESOLVED_LINK_RESOLVED);
 
         /* A new link resolved does not know yet: asked again until it does. */
         resolve1.no_such_link = 3;
-        g_assert_cmpint(resolved_set_link(client, 8, servers, 1, 5353, "lab.nm.internal"), ==, 0);
+        g_assert_cmpint(resolved_set_link(client, 8, servers, 1, 5353, lab), ==, 0);
         wait_state(8, RESOLVED_LINK_RESOLVED);
         g_assert_cmpuint(resolve1.no_such_link, ==, 0);
         g_assert_true(has_call(&resolve1, "SetLinkDNSEx 8 10.99.0.1:5353"));
@@ -245,7 +276,7 @@ static void test_resolved(void)
         /* A link networkd manages: resolved says LinkBusy, networkd takes the settings. */
         fake_start(&network1);
         resolve1.busy_ifindex = 9;
-        g_assert_cmpint(resolved_set_link(client, 9, servers, 1, 53, "busy.nm.internal"), ==, 0);
+        g_assert_cmpint(resolved_set_link(client, 9, servers, 1, 53, busy), ==, 0);
         wait_state(9, RESOLVED_LINK_NETWORKD);
         g_assert_true(has_call(&network1, "SetLinkDNS 9 10.99.0.1"));
         g_assert_true(has_call(&network1, "SetLinkDomains 9 ~busy.nm.internal"));
@@ -257,7 +288,7 @@ static void test_resolved(void)
 
         /* Refused (e.g. not authorised): failed with the message, tried again later. */
         resolve1.error = "org.freedesktop.DBus.Error.AccessDenied";
-        g_assert_cmpint(resolved_set_link(client, 10, servers, 1, 53, "denied.nm.internal"), ==, 0);
+        g_assert_cmpint(resolved_set_link(client, 10, servers, 1, 53, denied), ==, 0);
         wait_state(10, RESOLVED_LINK_FAILED);
         g_assert_cmpint(resolved_link_state(client, 10, &err), ==, RESOLVED_LINK_FAILED);
         g_assert_cmpstr(err, ==, "refused by the stand-in");

@@ -231,6 +231,12 @@ static const KeyDef keys[] = {
          "POST /hosts/register per source address, the same way"},
         {"rate_limit_sources", KEY_UINT, OFF(rate_limit_sources), 1, 10000000, false, false, NULL, "10000",
          "source addresses each rate limit keeps track of; past that, new ones share one budget"},
+        {"host_offline_after", KEY_DURATION, OFF(host_offline_after), 1, 86400, false, false, NULL, "3m",
+         "a host without a check-in for this long is shown offline (hosts check in every minute)"},
+        {"host_stale_after", KEY_DURATION, OFF(host_stale_after), 2, 3650 * 86400, false, false, NULL, "30d",
+         "... and stale after this long (more than host_offline_after)"},
+        {"host_remove_stale", KEY_BOOL, OFF(host_remove_stale), 0, 0, false, false, NULL, "no",
+         "delete stale hosts, as DELETE /hosts/{id} does (their nodes leave, their broker accounts go)"},
         {"log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, false, false, NULL, "info",
          "debug, info, notice, warning, err"},
 };
@@ -283,6 +289,8 @@ Config *config_new_defaults(void)
         c->tls = true;
         c->token_pin = g_strdup("auto");
         c->accept_v1_tokens = true;
+        c->host_offline_after = 180;
+        c->host_stale_after = 30 * 86400;
         return c;
 }
 
@@ -663,6 +671,14 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
                             "tls_certificate and tls_key go together: set both (or neither, for a self-signed "
                             "certificate made in %s/tls)",
                             c->state_directory);
+                return -EINVAL;
+        }
+        if (c->host_stale_after <= c->host_offline_after) {
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "host_stale_after (%u s) must be longer than host_offline_after (%u s): a host is "
+                        "offline first, stale later",
+                        c->host_stale_after, c->host_offline_after);
                 return -EINVAL;
         }
         if (c->broker_certificate && c->broker_ca_file) {

@@ -55,6 +55,9 @@ typedef struct Config {
         char *token_pin;       /* "auto", "none" or a pin "sha256//..." put into enrollment tokens */
         bool accept_v1_tokens; /* tokens made before pins (they carry no pin) */
         bool insecure;         /* allow plain HTTP / MQTT off loopback, with a warning */
+        unsigned host_offline_after; /* seconds without a check-in after which a host is offline */
+        unsigned host_stale_after;   /* ... and stale */
+        bool host_remove_stale;      /* stale hosts are deleted */
 } Config;
 
 Config *config_new_defaults(void);

@@ -44,7 +44,9 @@ char *endpoint_choose(const Host *viewer, const Host *peer, guint16 port)
 
         if (port == 0)
                 return NULL;
-        if (endpoint_same_nat(viewer, peer))
+        if (peer->static_endpoint) /* the admin's endpoint wins over every discovered one */
+                chosen = peer->static_endpoint;
+        else if (endpoint_same_nat(viewer, peer))
                 chosen = local_address(viewer, peer) ?: first;
         else if (peer->public_endpoint && *peer->public_endpoint)
                 chosen = peer->public_endpoint;

@@ -1,6 +1,7 @@
 /* REST resources for hosts: registration with an enrollment token (the broker account first, then
  * one transaction), the admin's /hosts endpoints, and the host's own /host endpoints (state,
  * reports, joining and leaving networks, deregistering). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 /* How long a registration waits for a broker that is not connected. */
 #define BROKER_WAIT_USEC (10 * G_USEC_PER_SEC)
 
-void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
+void json_add_host(JsonBuilder *b, const Host *h, const char *status, GPtrArray *nodes)
 {
         char wg[NM_KEY_B64_LEN + 1], msg[NM_KEY_B64_LEN + 1];
 
@@ -41,6 +42,27 @@ void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes)
         nm_json_add_int(b, "last_checkin", h->last_checkin);
         nm_json_add_int(b, "created_at", h->created_at);
         nm_json_add_int(b, "serial", (gint64)h->serial);
+        nm_json_add_string(b, "status", status);
+        /* What the admin set (PUT /hosts/{id}); null: the default. */
+        json_builder_set_member_name(b, "settings");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "listen_port");
+        if (h->static_listen_port)
+                json_builder_add_int_value(b, h->static_listen_port);
+        else
+                json_builder_add_null_value(b);
+        nm_json_add_string(b, "endpoint", h->static_endpoint);
+        json_builder_set_member_name(b, "keepalive");
+        if (h->has_keepalive)
+                json_builder_add_int_value(b, h->keepalive);
+        else
+                json_builder_add_null_value(b);
+        json_builder_set_member_name(b, "mtu");
+        if (h->mtu)
+                json_builder_add_int_value(b, h->mtu);
+        else
+                json_builder_add_null_value(b);
+        json_builder_end_object(b);
         if (nodes) {
                 json_builder_set_member_name(b, "nodes");
                 json_builder_begin_array(b);
@@ -439,12 +461,13 @@ static int hosts_list(Request *r, GError **error)
         Manager *m = request_manager(r);
         g_autoptr(GPtrArray) all = NULL;
         g_autoptr(JsonBuilder) b = json_builder_new();
+        gint64 now = manager_now();
         int k = store_host_list(m->store, &all, error);
         if (k < 0)
                 return k;
         json_builder_begin_array(b);
         for (guint i = 0; i < all->len; i++)
-                json_add_host(b, all->pdata[i], NULL);
+                json_add_host(b, all->pdata[i], manager_host_status(m, all->pdata[i], now), NULL);
         json_builder_end_array(b);
         request_reply_builder(r, MHD_HTTP_OK, b);
         return 0;
@@ -461,38 +484,151 @@ static int hosts_get(Request *r, GError **error)
                 k = store_node_list(m->store, NULL, h->id, &nodes, error);
         if (k < 0)
                 return k;
-        json_add_host(b, h, nodes);
+        json_add_host(b, h, manager_host_status(m, h, manager_now()), nodes);
         request_reply_builder(r, MHD_HTTP_OK, b);
         return 0;
 }
 
-/* Deletes a host: it hears "host-deleted", its peers lose it, its broker account goes. */
-static int host_delete(Manager *m, const char *host_id, GError **error)
+/* Whether the member is present and null (absent members leave a setting as it is; null puts it
+ * back to its default). */
+static bool member_is_null(JsonObject *o, const char *member)
 {
+        JsonNode *n = json_object_get_member(o, member);
+        return n && JSON_NODE_HOLDS_NULL(n);
+}
+
+/* The static endpoint as given: a unicast IP address without a port. */
+static bool parse_static_endpoint(const char *text, char **ret, GError **error)
+{
+        NmInAddr a;
+        int family;
+        const char *why = NULL;
+
+        if (nm_addr_parse(text, &family, &a) < 0) {
+                g_autofree char *v = nm_shown(text);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid endpoint \"%s\": expected an IPv4 or IPv6 address without a port (its "
+                            "peers use the host's listen port of each network; set listen_port for a port "
+                            "forward), or null for the address the host reports",
+                            v);
+                return false;
+        }
+        if (family == AF_INET) {
+                uint32_t h = ntohl(a.in.s_addr);
+                if (h == 0 || (h >> 24) == 127 || (h >> 28) == 0xe || h == 0xffffffffu)
+                        why = "the unspecified, a loopback, a multicast or the broadcast address";
+        } else if (IN6_IS_ADDR_UNSPECIFIED(&a.in6) || IN6_IS_ADDR_LOOPBACK(&a.in6) ||
+                   IN6_IS_ADDR_MULTICAST(&a.in6) || IN6_IS_ADDR_LINKLOCAL(&a.in6))
+                why = "the unspecified, a loopback, a multicast or a link-local address";
+        if (why) {
+                g_autofree char *v = nm_shown(text);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid endpoint \"%s\": %s is no address other hosts can reach; give the host's "
+                        "public or LAN address",
+                        v, why);
+                return false;
+        }
+        *ret = nm_addr_to_string(family, &a);
+        return true;
+}
+
+/* The settings of PUT /hosts/{id} into `h`: name, listen_port, endpoint, keepalive, mtu; each
+ * setting null for its default. */
+static bool read_host_settings(JsonObject *o, Host *h, GError **error)
+{
+        const char *name = NULL, *endpoint = NULL;
+        gint64 port = -1, keepalive = -1, mtu = -1;
+
+        if (!nm_json_get_string(o, "name", false, &name, error) ||
+            !nm_json_get_int(o, "listen_port", false, 1, 65535, &port, error) ||
+            !nm_json_get_string(o, "endpoint", false, &endpoint, error) ||
+            !nm_json_get_int(o, "keepalive", false, 0, 3600, &keepalive, error) ||
+            !nm_json_get_int(o, "mtu", false, 1280, 9000, &mtu, error))
+                return false;
+        if (member_is_null(o, "name")) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Member \"name\" cannot be null: a host always has a name");
+                return false;
+        }
+        if (name) {
+                /* The same rule as registration: refused, never rewritten. */
+                if (!nm_host_name_valid(name, error))
+                        return false;
+                g_free(h->name);
+                h->name = g_strdup(name);
+        }
+        if (port >= 0)
+                h->static_listen_port = (guint16)port;
+        else if (member_is_null(o, "listen_port"))
+                h->static_listen_port = 0;
+        if (endpoint) {
+                g_autofree char *canon = NULL;
+                if (!parse_static_endpoint(endpoint, &canon, error))
+                        return false;
+                g_free(h->static_endpoint);
+                h->static_endpoint = TAKE_PTR(canon);
+        } else if (member_is_null(o, "endpoint"))
+                g_clear_pointer(&h->static_endpoint, g_free);
+        if (keepalive >= 0) {
+                h->has_keepalive = true;
+                h->keepalive = (guint)keepalive;
+        } else if (member_is_null(o, "keepalive"))
+                h->has_keepalive = false, h->keepalive = 0;
+        if (mtu >= 0)
+                h->mtu = (guint)mtu;
+        else if (member_is_null(o, "mtu"))
+                h->mtu = 0;
+        return true;
+}
+
+static int hosts_update(Request *r, GError **error)
+{
+        static const char *const members[] = {"name", "listen_port", "endpoint", "keepalive", "mtu", NULL};
+        Manager *m = request_manager(r);
+        g_autoptr(JsonObject) o = request_json_object(r, "host settings", members, error);
         g_autoptr(Host) h = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
         g_autoptr(Outbox) out = outbox_new();
+        g_autoptr(JsonBuilder) b = json_builder_new();
         _cleanup_txn_ StoreTxn t = {};
         int k;
 
+        if (!o)
+                return -EINVAL;
+        if (json_object_get_size(o) == 0) {
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Nothing to change: give at least one of name, listen_port, endpoint, keepalive, "
+                        "mtu (null puts a setting back to its default)");
+                return -EINVAL;
+        }
         k = store_txn_begin(m->store, &t, error);
         if (k >= 0)
-                k = store_host_get(m->store, host_id, &h, error);
-        if (k >= 0)
-                k = peers_host_delete(m->store, h, out, error);
-        if (k >= 0 && manager_broker_enabled(m))
-                k = store_account_cleanup_add(m->store, h->id, error);
-        if (k >= 0)
-                k = manager_commit(m, &t, out, error);
+                k = store_host_get(m->store, request_param(r, "id"), &h, error);
         if (k < 0)
                 return k;
-        manager_delete_account(m, h->id);
-        log_info("Deleted host \"%s\" (%s).", h->name, h->id);
+        g_autofree char *old_name = g_strdup(h->name);
+        if (!read_host_settings(o, h, error))
+                return -EINVAL;
+        k = peers_host_settings(m->store, h, out, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k >= 0)
+                k = store_node_list(m->store, NULL, h->id, &nodes, error);
+        if (k < 0)
+                return k;
+        log_info("Changed the settings of host \"%s\" (%s%s%s); told %u host(s).", h->name, h->id,
+                 streq0(old_name, h->name) ? "" : ", was ", streq0(old_name, h->name) ? "" : old_name,
+                 out->msgs->len);
+        json_add_host(b, h, manager_host_status(m, h, manager_now()), nodes);
+        request_reply_builder(r, MHD_HTTP_OK, b);
         return 0;
 }
 
 static int hosts_delete(Request *r, GError **error)
 {
-        int k = host_delete(request_manager(r), request_param(r, "id"), error);
+        int k = manager_delete_host(request_manager(r), request_param(r, "id"), error);
         if (k < 0)
                 return k;
         request_reply_empty(r);
@@ -645,9 +781,39 @@ static int host_self_leave(Request *r, GError **error)
         return 0;
 }
 
+/* The host's Connect/Disconnect of one network: its peers take it back or drop it. */
+static int host_self_connected(Request *r, GError **error)
+{
+        static const char *const members[] = {"connected", NULL};
+        Manager *m = request_manager(r);
+        g_autoptr(JsonObject) o = request_json_object(r, "connected request", members, error);
+        g_autoptr(Node) node = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        _cleanup_txn_ StoreTxn t = {};
+        bool connected = true;
+        int k;
+
+        if (!o || !nm_json_get_bool(o, "connected", true, &connected, error))
+                return -EINVAL;
+        k = store_txn_begin(m->store, &t, error);
+        if (k >= 0)
+                k = store_node_find(m->store, self_id(r), request_param(r, "net"), &node, error);
+        if (k >= 0)
+                k = peers_node_set_connected(m->store, node, connected, out, error);
+        if (k >= 0)
+                k = manager_commit(m, &t, out, error);
+        if (k < 0)
+                return k;
+        if (node->connected != connected)
+                log_info("Host \"%s\" %s network \"%s\"; told %u host(s).", node->host_name,
+                         connected ? "connected to" : "disconnected from", node->network, out->msgs->len);
+        request_reply_empty(r);
+        return 0;
+}
+
 static int host_self_delete(Request *r, GError **error)
 {
-        int k = host_delete(request_manager(r), self_id(r), error);
+        int k = manager_delete_host(request_manager(r), self_id(r), error);
         if (k < 0)
                 return k;
         request_reply_empty(r);
@@ -658,6 +824,7 @@ const Route http_host_routes[] = {
         {"POST", "/hosts/register", ACCESS_ANYONE, hosts_register},
         {"GET", "/hosts", ACCESS_USER, hosts_list},
         {"GET", "/hosts/{id}", ACCESS_USER, hosts_get},
+        {"PUT", "/hosts/{id}", ACCESS_ADMIN, hosts_update},
         {"DELETE", "/hosts/{id}", ACCESS_ADMIN, hosts_delete},
         {"POST", "/hosts/{id}/networks/{net}", ACCESS_ADMIN, hosts_add_network},
         {"GET", "/host", ACCESS_HOST, host_self_state},
@@ -665,5 +832,6 @@ const Route http_host_routes[] = {
         {"DELETE", "/host", ACCESS_HOST, host_self_delete},
         {"POST", "/host/networks", ACCESS_HOST, host_self_join},
         {"DELETE", "/host/networks/{net}", ACCESS_HOST, host_self_leave},
+        {"PUT", "/host/networks/{net}/connected", ACCESS_HOST, host_self_connected},
         {},
 };

@@ -11,6 +11,7 @@
 #include "manager.h"
 #include "names.h"
 #include "nm-error.h"
+#include "topology.h"
 
 void json_add_network(JsonBuilder *b, const Network *n)
 {
@@ -207,7 +208,8 @@ static int networks_update(Request *r, GError **error)
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "network settings", members, error);
         g_autoptr(Network) n = NULL;
-        g_autoptr(PeerView) v = NULL;
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
         g_autoptr(Outbox) out = outbox_new();
         _cleanup_txn_ StoreTxn t = {};
         int k;
@@ -217,25 +219,33 @@ static int networks_update(Request *r, GError **error)
         k = store_txn_begin(m->store, &t, error);
         if (k < 0)
                 return k;
-        k = store_network_get(m->store, request_param(r, "net"), &n, error);
+        k = peers_load_view(m->store, request_param(r, "net"), &before, error);
         if (k < 0)
                 return k;
-        Network before = *n;
-        g_autofree char *domain_before = g_strdup(n->dns_domain);
+        n = g_new0(Network, 1);
+        *n = *before->network;
+        n->name = g_strdup(before->network->name);
+        n->ipv4_range = g_strdup(before->network->ipv4_range);
+        n->ipv6_range = g_strdup(before->network->ipv6_range);
+        n->dns_domain = g_strdup(before->network->dns_domain);
         if (!read_settings(o, n, error))
                 return -EINVAL;
-        bool changed = before.listen_port != n->listen_port || before.keepalive != n->keepalive ||
-                       before.mtu != n->mtu || !streq0(domain_before, n->dns_domain);
+        const Network *was = before->network;
+        bool changed = was->listen_port != n->listen_port || was->keepalive != n->keepalive ||
+                       was->mtu != n->mtu || !streq0(was->dns_domain, n->dns_domain);
         if (changed) {
                 k = store_network_update(m->store, n, error);
+                if (k >= 0)
+                        k = peers_load_view(m->store, n->name, &after, error);
                 if (k < 0)
                         return k;
-                /* The hosts' links carry MTU, keepalive and domain; a new default port applies to
-                 * nodes that join from now on (existing nodes keep theirs). */
-                k = peers_load_view(m->store, n->name, &v, error);
-                if (k < 0)
-                        return k;
-                peers_fanout_network_changed(v, out);
+                /* MTU and domain are in each host's state entry ("network-changed" where it differs:
+                 * a host with its own MTU keeps it); the keepalive is in every peer entry whose pair
+                 * has no host keepalive ("update"). A new default port applies to nodes that join from
+                 * now on (existing nodes keep theirs). */
+                if (was->keepalive != n->keepalive)
+                        topo_dirty_all(dirty);
+                topo_diff(before, after, dirty, out);
         }
         k = manager_commit(m, &t, out, error);
         if (k < 0)

@@ -71,6 +71,7 @@ struct Request {
 static const Route *const route_tables[] = {
         http_health_routes, http_user_routes, http_network_routes,  http_key_routes, http_host_routes,
         http_node_routes,   http_dns_routes,  http_topology_routes, http_acl_routes, http_ext_client_routes,
+        http_nameserver_routes,
 };
 
 static uint64_t now_usec(void)

@@ -51,6 +51,7 @@ extern const Route http_dns_routes[];
 extern const Route http_topology_routes[];   /* http-topology.c: node tags and roles */
 extern const Route http_acl_routes[];        /* http-acl.c */
 extern const Route http_ext_client_routes[]; /* http-ext-clients.c */
+extern const Route http_nameserver_routes[]; /* http-nameservers.c: a network's split DNS */
 
 /* Every route of every table, in the order the router tries them. */
 void http_routes_foreach(void (*func)(const Route *route, void *userdata), void *userdata);
@@ -164,8 +165,8 @@ typedef struct User User;
 
 void json_add_network(JsonBuilder *b, const Network *n);
 void json_add_node(JsonBuilder *b, const Node *n);
-/* With `nodes` (of Node) for GET /hosts/{id}. */
-void json_add_host(JsonBuilder *b, const Host *h, GPtrArray *nodes);
+/* With its status (manager_host_status()), and `nodes` (of Node) for GET /hosts/{id}. */
+void json_add_host(JsonBuilder *b, const Host *h, const char *status, GPtrArray *nodes);
 void json_add_key(JsonBuilder *b, const EnrollmentKey *k, const char *token);
 void json_add_user(JsonBuilder *b, const User *u);
 

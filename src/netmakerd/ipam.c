@@ -107,6 +107,7 @@ static int assign_family(Store *s, const Network *network, const char *range_tex
 int ipam_assign(Store *s, const Network *network, Node *node, GError **error)
 {
         g_autoptr(GPtrArray) mine = NULL;
+        g_autoptr(Host) host = NULL;
         int r;
 
         r = assign_family(s, network, network->ipv4_range, AF_INET, &node->ipv4, error);
@@ -117,12 +118,62 @@ int ipam_assign(Store *s, const Network *network, Node *node, GError **error)
                 return r;
 
         /* Each network is its own WireGuard link on the host, so its nodes need distinct ports. */
+        r = store_host_get(s, node->host_id, &host, error);
+        if (r < 0)
+                return r;
         r = store_node_list(s, NULL, node->host_id, &mine, error);
         if (r < 0)
                 return r;
         g_autofree guint16 *ports = g_new0(guint16, mine->len + 1);
         for (guint i = 0; i < mine->len; i++)
                 ports[i] = ((Node *)mine->pdata[i])->listen_port;
-        node->listen_port = ipam_pick_port(network->listen_port, ports, mine->len);
+        node->listen_port =
+                ipam_pick_port(host->static_listen_port ?: network->listen_port, ports, mine->len);
+        return 0;
+}
+
+/* The order in which a host's nodes get their ports again: the order of their ports now (which is
+ * the order they joined in, as each took the next free port), so the links keep their order. */
+static int by_port(gconstpointer a, gconstpointer b)
+{
+        const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+        if (x->listen_port != y->listen_port)
+                return x->listen_port < y->listen_port ? -1 : 1;
+        if (x->created_at != y->created_at)
+                return x->created_at < y->created_at ? -1 : 1;
+        return strcmp(x->network, y->network);
+}
+
+int ipam_reassign_ports(Store *s, const Host *h, guint *ret_changed, GError **error)
+{
+        g_autoptr(GPtrArray) mine = NULL;
+        guint changed = 0;
+        int r;
+
+        r = store_node_list(s, NULL, h->id, &mine, error);
+        if (r < 0)
+                return r;
+        g_ptr_array_sort(mine, by_port);
+        g_autofree guint16 *ports = g_new0(guint16, mine->len + 1);
+        for (guint i = 0; i < mine->len; i++) {
+                Node *n = mine->pdata[i];
+                guint16 wanted = h->static_listen_port;
+                if (!wanted) {
+                        g_autoptr(Network) net = NULL;
+                        r = store_network_get(s, n->network, &net, error);
+                        if (r < 0)
+                                return r;
+                        wanted = net->listen_port;
+                }
+                ports[i] = ipam_pick_port(wanted, ports, i);
+                if (ports[i] == n->listen_port)
+                        continue;
+                r = store_node_set_listen_port(s, n->id, ports[i], error);
+                if (r < 0)
+                        return r;
+                changed++;
+        }
+        if (ret_changed)
+                *ret_changed = changed;
         return 0;
 }

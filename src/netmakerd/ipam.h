@@ -23,5 +23,12 @@ int ipam_allocate_top(const NmPrefix *range, const char *const *used, size_t n_u
 guint16 ipam_pick_port(guint16 wanted, const guint16 *used, size_t n_used);
 
 /* Gives `node` (host_id and network set) its addresses and listen port from the store, inside
- * the caller's transaction. NM_ERROR_EXHAUSTED (-ENOSPC) names the network and its range. */
+ * the caller's transaction: the port is the host's static port (docs/protocol.md §2.4) or else the
+ * network's, or the next one the host does not use yet. NM_ERROR_EXHAUSTED (-ENOSPC) names the
+ * network and its range. */
 int ipam_assign(Store *s, const Network *network, Node *node, GError **error);
+/* Gives every node of host `h` its port again, in the order of their ports now (the order they
+ * joined in), as ipam_assign() would have with the host's current static port: the host's links
+ * listen on static_listen_port and the ports after it, or (without one) on their networks' ports.
+ * Writes the ports that change; *ret_changed (may be NULL) gets how many did. */
+int ipam_reassign_ports(Store *s, const Host *h, guint *ret_changed, GError **error);

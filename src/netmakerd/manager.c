@@ -129,6 +129,7 @@ void manager_free(Manager *m)
         /* HTTP first: suspended registrations are answered while the broker still exists. Then
          * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
         http_free(TAKE_PTR(m->http));
+        m->stale_timer = sd_event_source_disable_unref(m->stale_timer);
         auth_worker_free(TAKE_PTR(m->auth_worker));
         ratelimit_free(TAKE_PTR(m->login_limit));
         ratelimit_free(TAKE_PTR(m->register_limit));
@@ -615,6 +616,10 @@ int manager_start(Manager *m)
         } else
                 log_notice("No broker configured (broker_url is empty): hosts get no MQTT account and no "
                            "pushed changes.");
+
+        r = manager_hosts_start(m);
+        if (r < 0)
+                return r;
 
         log_info("Listening on %s%s", http_url(m->http),
                  http_socket_activated(m->http) ? " (socket from systemd)" : "");

@@ -36,6 +36,7 @@ typedef struct Manager {
         char *broker_ca_pem;     /* broker_ca_file's text, handed to hosts */
         GList *broker_waiters;        /* BrokerWaiter*, see manager_wait_broker() */
         GHashTable *accounts_pending; /* host ids of registrations between account and commit */
+        sd_event_source *stale_timer; /* removes stale hosts (host_remove_stale) */
         bool stopping;
 } Manager;
 
@@ -73,6 +74,14 @@ void manager_delete_account(Manager *m, const char *host_id);
  * host accounts, deletes those of no host and binds those made before accounts were bound to
  * their client id. */
 void manager_accounts_sync(Manager *m);
+/* Hosts (manager-hosts.c). Deletes a host: it hears "host-deleted", its peers lose it, its broker
+ * account goes (now, or at the next connection to the broker). */
+int manager_delete_host(Manager *m, const char *host_id, GError **error);
+/* "online", "offline" or "stale", by the age of its last check-in at `now` (host_offline_after,
+ * host_stale_after). */
+const char *manager_host_status(Manager *m, const Host *h, gint64 now);
+/* With host_remove_stale, deletes stale hosts now and from then on as they become stale. */
+int manager_hosts_start(Manager *m);
 /* A host's check-in or snapshot request, from MQTT or PUT /api/v1/host. */
 int manager_handle_report(Manager *m, const char *host_id, const NmReport *report, GError **error);
 /* The current unix time. */

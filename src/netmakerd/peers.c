@@ -7,6 +7,7 @@
 #include "dns-names.h"
 #include "ipam.h"
 #include "macro.h"
+#include "nameservers.h"
 #include "nm-error.h"
 #include "peers.h"
 #include "topology.h"
@@ -17,6 +18,7 @@ PeerView *peer_view_new(Network *network)
         v->network = network;
         v->members = g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
         v->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
+        v->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         v->ext_clients = g_ptr_array_new_with_free_func((GDestroyNotify)ext_client_free);
         v->acl_rules = g_ptr_array_new_with_free_func((GDestroyNotify)acl_rule_free);
         return v;
@@ -29,6 +31,7 @@ void peer_view_free(PeerView *v)
         network_free(v->network);
         g_ptr_array_unref(v->members);
         g_ptr_array_unref(v->dns);
+        g_ptr_array_unref(v->nameservers);
         g_ptr_array_unref(v->ext_clients);
         g_ptr_array_unref(v->acl_rules);
         topo_index_free(v->index);
@@ -127,7 +130,8 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->ipv6 = iface_address(self->node->ipv6, v->network->ipv6_range);
         s->listen_port = self->node->listen_port;
         s->keepalive = v->network->keepalive;
-        s->mtu = v->network->mtu;
+        /* The host's own MTU, when the admin set one, is for its links in every network. */
+        s->mtu = self->host->mtu ? self->host->mtu : v->network->mtu;
         s->dns_domain = g_strdup(v->network->dns_domain);
         s->connected = self->node->connected;
         s->host_name = g_strdup(self->host->name);
@@ -141,6 +145,8 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
                 if (c->ipv4 || c->ipv6)
                         g_ptr_array_add(s->dns, nm_dns_entry_new(c->name, c->ipv4, c->ipv6));
         }
+        for (guint i = 0; i < v->nameservers->len; i++)
+                g_ptr_array_add(s->nameservers, nm_nameserver_copy(v->nameservers->pdata[i]));
         s->roles.egress_ranges = g_strdupv(self->node->roles.egress_ranges);
         s->roles.egress_nat = self->node->roles.egress_ranges && self->node->roles.egress_nat;
         s->roles.internet_gateway = self->node->roles.internet_gateway;
@@ -180,12 +186,16 @@ void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-/* External clients and the ACL of the view's network. */
+/* External clients, the ACL and the nameservers of the view's network. */
 static int load_topology(Store *s, PeerView *v, GError **error)
 {
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, nameservers = NULL;
         int r;
 
+        r = nameservers_load(s, v->network->name, &nameservers, error);
+        if (r < 0)
+                return r;
+        g_ptr_array_extend_and_steal(v->nameservers, TAKE_PTR(nameservers));
         r = store_ext_client_list(s, v->network->name, NULL, &clients, error);
         if (r >= 0)
                 r = store_acl_default_get(s, v->network->name, &v->acl_deny, error);
@@ -253,7 +263,7 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
 {
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
-        g_autoptr(GHashTable) dns = NULL;
+        g_autoptr(GHashTable) dns = NULL, nameservers = NULL;
         g_autoptr(GPtrArray) clients = NULL, rules = NULL;
         g_autoptr(GHashTable) deny = NULL;
         g_autoptr(GHashTable) views =
@@ -267,14 +277,19 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         if (r < 0)
                 return r;
         r = dns_names_load_all_custom(s, &dns, error);
+        if (r >= 0)
+                r = nameservers_load_all(s, &nameservers, error);
         if (r < 0)
                 return r;
         while (networks->len > 0) {
                 Network *n = g_ptr_array_steal_index(networks, networks->len - 1);
                 PeerView *v = peer_view_new(n);
                 GPtrArray *names = g_hash_table_lookup(dns, n->name);
+                GPtrArray *ns = g_hash_table_lookup(nameservers, n->name);
                 if (names)
                         g_ptr_array_extend_and_steal(v->dns, g_ptr_array_ref(names));
+                if (ns)
+                        g_ptr_array_extend_and_steal(v->nameservers, g_ptr_array_ref(ns));
                 g_hash_table_insert(views, n->name, v);
         }
         /* Hand each member over to its view; the array keeps only pointers it no longer owns. */
@@ -520,7 +535,9 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
         for (guint i = 0; i < nodes->len; i++) {
                 Node *n = nodes->pdata[i];
                 gpointer port;
+                /* A port the admin set for the host is not the host's to change. */
                 bool port_changed =
+                        !h->static_listen_port &&
                         g_hash_table_lookup_extended(report->listen_ports, n->network, NULL, &port) &&
                         GPOINTER_TO_UINT(port) != n->listen_port;
                 PeerView *v;
@@ -554,6 +571,97 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
                 topo_dirty_viewer(dirty, n->id);
                 topo_diff(befores->pdata[i], after, dirty, o);
         }
+        return 0;
+}
+
+/* A name the host may not take in the network: a custom name or an external client's. */
+static int check_name_free(const PeerView *v, const char *name, GError **error)
+{
+        for (guint i = 0; i < v->dns->len; i++) {
+                const NmDnsEntry *e = v->dns->pdata[i];
+                if (g_ascii_strcasecmp(e->name, name) == 0) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "The name \"%s\" is a custom DNS name of network \"%s\" "
+                                    "(%s.%s.%s): delete it first, or choose another name",
+                                    name, v->network->name, name, v->network->name,
+                                    strempty(v->network->dns_domain));
+                        return -EEXIST;
+                }
+        }
+        for (guint i = 0; i < v->ext_clients->len; i++) {
+                const ExtClient *c = v->ext_clients->pdata[i];
+                if (g_ascii_strcasecmp(c->name, name) == 0) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                                    "The name \"%s\" is an external client's in network \"%s\": choose "
+                                    "another name",
+                                    name, v->network->name);
+                        return -EEXIST;
+                }
+        }
+        return 0;
+}
+
+int peers_host_settings(Store *s, const Host *h, Outbox *o, GError **error)
+{
+        g_autoptr(Host) old = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        g_autoptr(GPtrArray) befores = g_ptr_array_new_with_free_func((GDestroyNotify)peer_view_free);
+        int r;
+
+        r = store_host_get(s, h->id, &old, error);
+        if (r >= 0)
+                r = store_node_list(s, NULL, h->id, &nodes, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                PeerView *v;
+                r = peers_load_view(s, ((Node *)nodes->pdata[i])->network, &v, error);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(befores, v);
+                if (!streq0(old->name, h->name) && (r = check_name_free(v, h->name, error)) < 0)
+                        return r;
+        }
+        r = store_host_update(s, h, error);
+        if (r >= 0 && old->static_listen_port != h->static_listen_port)
+                r = ipam_reassign_ports(s, h, NULL, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < nodes->len; i++) {
+                const Node *n = nodes->pdata[i];
+                g_autoptr(PeerView) after = NULL;
+                g_autoptr(TopoDirty) dirty = topo_dirty_new();
+                r = peers_load_view(s, n->network, &after, error);
+                if (r < 0)
+                        return r;
+                /* How the others see it (name, endpoint, port, keepalive), how it sees them (the
+                 * keepalive of its pairs), and its own entry (name, MTU, port). */
+                topo_dirty_peer(dirty, n->id);
+                topo_dirty_viewer(dirty, n->id);
+                topo_dirty_settings(dirty, n->id);
+                topo_diff(befores->pdata[i], after, dirty, o);
+        }
+        return 0;
+}
+
+int peers_node_set_connected(Store *s, const Node *node, bool connected, Outbox *o, GError **error)
+{
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        int r;
+
+        if (node->connected == connected)
+                return 0;
+        r = peers_load_view(s, node->network, &before, error);
+        if (r >= 0)
+                r = store_node_set_connected(s, node->id, connected, error);
+        if (r >= 0)
+                r = peers_load_view(s, node->network, &after, error);
+        if (r < 0)
+                return r;
+        /* Everyone drops or takes back the node (through its relay too); its own state says so. */
+        topo_dirty_peer(dirty, node->id);
+        topo_diff(before, after, dirty, o);
         return 0;
 }
 

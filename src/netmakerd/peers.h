@@ -15,6 +15,7 @@ typedef struct PeerView {
         Network *network;
         GPtrArray *members; /* of Member */
         GPtrArray *dns;     /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
+        GPtrArray *nameservers; /* of NmNameserver: where names under other domains go (nameservers.c) */
         /* Topologies (topology.c): */
         GPtrArray *ext_clients;  /* of ExtClient */
         bool acl_deny;           /* the ACL default */
@@ -88,6 +89,17 @@ int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error);
  * §4.5: also the host's own view of others behind the same NAT). */
 int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gint64 now, Outbox *o,
                        GError **error);
+/* Writes the admin's settings of host `h` (name, static listen port, static endpoint, keepalive,
+ * MTU: docs/protocol.md §2.4; already validated) and queues what they change, to exactly the hosts
+ * that see a change: "update" of the host to the peers whose entry of it changed (name, endpoint,
+ * port, keepalive), its own view of them when the keepalive of their pairs changed, and
+ * "network-changed" to the host for its own state entry (name, MTU, ports). A new static port gives
+ * its nodes their ports again (ipam_reassign_ports()). 409 for a name that is a custom DNS name or
+ * an external client's in one of its networks. */
+int peers_host_settings(Store *s, const Host *h, Outbox *o, GError **error);
+/* Marks the node connected or not (the host's Connect/Disconnect): its peers drop it or take it back
+ * ("remove" / "add"), its host hears its state entry. Nothing when it is already so. */
+int peers_node_set_connected(Store *s, const Node *node, bool connected, Outbox *o, GError **error);
 /* Queues a "snapshot" for the host. */
 int peers_host_snapshot(Store *s, const char *host_id, Outbox *o, GError **error);
 /* Queues a "snapshot" for every host (after the broker came back), reading each network once. */

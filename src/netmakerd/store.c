@@ -202,6 +202,18 @@ static const char *const migrations[] = {
         "ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0;",
         /* 6: external clients with full-tunnel access through their gateway (docs/topologies.md). */
         "ALTER TABLE ext_clients ADD COLUMN internet_gateway INTEGER NOT NULL DEFAULT 0;",
+        /* 7: hosts' settings made by the admin (NULL: the default), and each network's nameservers
+         * (docs/protocol.md §2.4, §5.1). */
+        "ALTER TABLE hosts ADD COLUMN static_listen_port INTEGER;"
+        "ALTER TABLE hosts ADD COLUMN static_endpoint TEXT;"
+        "ALTER TABLE hosts ADD COLUMN keepalive INTEGER;"
+        "ALTER TABLE hosts ADD COLUMN mtu INTEGER;"
+        "CREATE TABLE nameservers ("
+        "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
+        "  domain TEXT NOT NULL,"
+        "  servers TEXT NOT NULL,"
+        "  created_at BIGINT NOT NULL,"
+        "  PRIMARY KEY (network, domain));",
 };
 
 static gint64 now_sec(void)
@@ -799,6 +811,7 @@ void host_free(Host *h)
         g_free(h->public_endpoint);
         g_free(h->credential_hash);
         g_strfreev(h->tags);
+        g_free(h->static_endpoint);
         g_free(h);
 }
 
@@ -814,13 +827,15 @@ Host *host_copy(const Host *h)
         c->public_endpoint = g_strdup(h->public_endpoint);
         c->credential_hash = g_strdup(h->credential_hash);
         c->tags = g_strdupv(h->tags);
+        c->static_endpoint = g_strdup(h->static_endpoint);
         return c;
 }
 
 #define HOST_COLUMNS                                                                                        \
         "h.id, h.name, h.os, h.version, h.wg_public_key, h.msg_public_key, h.listen_port, h.endpoints, "    \
-        "h.public_endpoint, h.credential_hash, h.tags, h.last_checkin, h.created_at, h.serial"
-#define HOST_N_COLUMNS 14
+        "h.public_endpoint, h.credential_hash, h.tags, h.last_checkin, h.created_at, h.serial, "            \
+        "h.static_listen_port, h.static_endpoint, h.keepalive, h.mtu"
+#define HOST_N_COLUMNS 18
 
 static Host *host_from_row(const StoreResult *res, guint row, guint c)
 {
@@ -839,6 +854,11 @@ static Host *host_from_row(const StoreResult *res, guint row, guint c)
         h->last_checkin = store_result_int(res, row, c + 11);
         h->created_at = store_result_int(res, row, c + 12);
         h->serial = (guint64)store_result_int(res, row, c + 13);
+        h->static_listen_port = (guint16)store_result_int(res, row, c + 14);
+        h->static_endpoint = g_strdup(store_result_text(res, row, c + 15));
+        h->has_keepalive = !store_result_is_null(res, row, c + 16);
+        h->keepalive = (guint)store_result_int(res, row, c + 16);
+        h->mtu = (guint)store_result_int(res, row, c + 17);
         return h;
 }
 
@@ -865,6 +885,21 @@ int store_host_list(Store *s, GPtrArray **ret, GError **error)
         GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)host_free);
         for (guint i = 0; i < res->n_rows; i++)
                 g_ptr_array_add(a, host_from_row(res, i, 0));
+        *ret = a;
+        return 0;
+}
+
+int store_host_ids_checked_in_before(Store *s, gint64 before, GPtrArray **ret, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        StoreValue p[] = {SV_INT(before)};
+        int r = store_exec(s, "SELECT id FROM hosts WHERE last_checkin < $1 ORDER BY last_checkin, id", p, 1,
+                           &res, error);
+        if (r < 0)
+                return r;
+        GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < res->n_rows; i++)
+                g_ptr_array_add(a, g_strdup(store_result_text(res, i, 0)));
         *ret = a;
         return 0;
 }
@@ -903,13 +938,18 @@ int store_host_insert(Store *s, const Host *h, GError **error)
                           SV_TEXT(tags),
                           SV_INT(h->last_checkin),
                           SV_INT(h->created_at),
-                          SV_INT(h->serial)};
+                          SV_INT(h->serial),
+                          SV_OPT_INT(h->static_listen_port, h->static_listen_port != 0),
+                          SV_TEXT(h->static_endpoint),
+                          SV_OPT_INT(h->keepalive, h->has_keepalive),
+                          SV_OPT_INT(h->mtu, h->mtu != 0)};
         int r = store_exec(
                 s,
                 "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
-                "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                p, 14, NULL, error);
+                "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial, "
+                "static_listen_port, static_endpoint, keepalive, mtu) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                p, 18, NULL, error);
         return conflict(r, error, "A host with the WireGuard public key %s is already registered", wg);
 }
 
@@ -924,12 +964,17 @@ int store_host_update(Store *s, const Host *h, GError **error)
                           SV_INT(h->listen_port),
                           SV_TEXT(endpoints),
                           SV_TEXT(h->public_endpoint),
-                          SV_INT(h->last_checkin)};
+                          SV_INT(h->last_checkin),
+                          SV_OPT_INT(h->static_listen_port, h->static_listen_port != 0),
+                          SV_TEXT(h->static_endpoint),
+                          SV_OPT_INT(h->keepalive, h->has_keepalive),
+                          SV_OPT_INT(h->mtu, h->mtu != 0)};
         int r = store_exec(
                 s,
                 "UPDATE hosts SET name = $2, os = $3, version = $4, listen_port = $5, endpoints = $6, "
-                "public_endpoint = $7, last_checkin = $8 WHERE id = $1",
-                p, 8, &res, error);
+                "public_endpoint = $7, last_checkin = $8, static_listen_port = $9, static_endpoint = $10, "
+                "keepalive = $11, mtu = $12 WHERE id = $1",
+                p, 12, &res, error);
         if (r < 0)
                 return r;
         if (res->changes == 0)
@@ -1136,6 +1181,12 @@ int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **
 {
         StoreValue p[] = {SV_TEXT(id), SV_INT(port)};
         return store_exec(s, "UPDATE nodes SET listen_port = $2 WHERE id = $1", p, 2, NULL, error);
+}
+
+int store_node_set_connected(Store *s, const char *id, bool connected, GError **error)
+{
+        StoreValue p[] = {SV_TEXT(id), SV_INT(connected)};
+        return store_exec(s, "UPDATE nodes SET connected = $2 WHERE id = $1", p, 2, NULL, error);
 }
 
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error)

@@ -36,6 +36,12 @@ static inline StoreValue SV_TEXT(const char *s)
         return (StoreValue){.type = s ? STORE_TEXT : STORE_NULL, .s = s};
 }
 
+/* An integer, or SQL NULL when not `set`. */
+static inline StoreValue SV_OPT_INT(gint64 i, bool set)
+{
+        return set ? SV_INT(i) : (StoreValue){.type = STORE_NULL};
+}
+
 /* Every row of a statement, in memory. */
 typedef struct StoreResult {
         guint n_rows;
@@ -166,6 +172,12 @@ typedef struct Host {
         gint64 last_checkin;
         gint64 created_at;
         guint64 serial;
+        /* The admin's settings (PUT /hosts/{id}, docs/protocol.md §2.4); each unset means "the default". */
+        guint16 static_listen_port; /* its links listen here and on the next free ports; 0: the networks' */
+        char *static_endpoint;      /* the address its peers reach it at, whatever it reports; NULL: none */
+        bool has_keepalive;         /* false: the network's keepalive */
+        guint keepalive;            /* persistent keepalive of its pairs, 0-3600 s (0: off) */
+        guint mtu;                  /* MTU of its links; 0: the network's */
 } Host;
 
 typedef struct Node {
@@ -230,10 +242,13 @@ int store_key_take_use(Store *s, const EnrollmentKey *k, GError **error);
 
 int store_host_get(Store *s, const char *id, Host **ret, GError **error);
 int store_host_list(Store *s, GPtrArray **ret, GError **error);
+/* The ids of the hosts whose last check-in is before `before` (unix time), oldest first. */
+int store_host_ids_checked_in_before(Store *s, gint64 before, GPtrArray **ret, GError **error);
 /* The ids of all hosts, as a set (g_hash_table_contains()). */
 int store_host_ids(Store *s, GHashTable **ret, GError **error);
 int store_host_insert(Store *s, const Host *h, GError **error);
-/* Writes name, os, version, listen_port, endpoints, public_endpoint and last_checkin. */
+/* Writes name, os, version, listen_port, endpoints, public_endpoint, last_checkin and the admin's
+ * settings (static_listen_port, static_endpoint, keepalive, mtu). */
 int store_host_update(Store *s, const Host *h, GError **error);
 int store_host_delete(Store *s, const char *id, GError **error);
 /* Raises the host's serial by one and returns the new value. */
@@ -248,6 +263,7 @@ int store_node_find(Store *s, const char *host_id, const char *network, Node **r
 int store_node_insert(Store *s, const Node *n, GError **error);
 int store_node_delete(Store *s, const char *id, GError **error);
 int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **error);
+int store_node_set_connected(Store *s, const char *id, bool connected, GError **error);
 /* The addresses in use in a network (family AF_INET or AF_INET6), by nodes and external clients. */
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error);
 

@@ -1,7 +1,8 @@
 /* Proves peer computation (endpoint, allowed IPs, keepalive, who is a peer) on in-memory rows, and
- * that each kind of change (a node joins, leaves, its endpoint changes) sends exactly one message to
- * each host that sees the changed node and nothing to anyone else: work proportional to the changed
- * host's networks, not to the mesh. (Topologies: test-topology.c.) */
+ * that each kind of change (a node joins, leaves, its endpoint changes, the admin changes a host's
+ * settings, a node disconnects) sends exactly one message to each host that sees the changed node
+ * and nothing to anyone else: work proportional to the changed host's networks, not to the mesh.
+ * (Topologies: test-topology.c.) */
 #include <string.h>
 
 #include "macro.h"
@@ -256,11 +257,133 @@ static void test_fanout_proportional(void)
         g_assert_cmpuint(((NmNetworkState *)st->networks->pdata[1])->peers->len, ==, 9);
 }
 
+/* The message of `type` to `host_id`, or NULL. */
+static const NmMessage *message_to(const Outbox *o, const char *host_id, NmMessageType type)
+{
+        for (guint i = 0; i < o->msgs->len; i++) {
+                const OutMsg *m = o->msgs->pdata[i];
+                if (streq0(m->host_id, host_id) && m->msg->type == type)
+                        return m->msg;
+        }
+        return NULL;
+}
+
+static void test_host_settings(void)
+{
+        const guint N = 6;
+        g_autoptr(PeerView) v = make_view("office", N, NULL);
+        Member *p = v->members->pdata[0], *q = v->members->pdata[1];
+
+        /* Keepalive of a pair: the network's, a host's own for every pair it is in (both
+         * directions), the shorter of two, off only when both say off. */
+        g_assert_cmpuint(topo_pair_keepalive(v, p->host, q->host), ==, 25);
+        p->host->has_keepalive = true;
+        p->host->keepalive = 5;
+        g_assert_cmpuint(topo_pair_keepalive(v, p->host, q->host), ==, 5);
+        g_assert_cmpuint(topo_pair_keepalive(v, q->host, p->host), ==, 5);
+        q->host->has_keepalive = true;
+        q->host->keepalive = 0;
+        g_assert_cmpuint(topo_pair_keepalive(v, p->host, q->host), ==, 5);
+        p->host->keepalive = 0;
+        g_assert_cmpuint(topo_pair_keepalive(v, p->host, q->host), ==, 0);
+        q->host->keepalive = 3;
+        p->host->keepalive = 9;
+        g_assert_cmpuint(topo_pair_keepalive(v, q->host, p->host), ==, 3);
+        p->host->has_keepalive = q->host->has_keepalive = false;
+
+        /* The admin sets P's endpoint, keepalive and MTU. */
+        g_autoptr(PeerView) before = copy_view(v);
+        for (guint i = 0; i < v->members->len; i++) {
+                Member *m = v->members->pdata[i];
+                if (!streq0(m->host->id, p->host->id))
+                        continue;
+                m->host->static_endpoint = g_strdup("203.0.113.7");
+                m->host->has_keepalive = true;
+                m->host->keepalive = 7;
+                m->host->mtu = 1380;
+        }
+        topo_view_changed(v);
+        g_autoptr(Outbox) o = outbox_new();
+        g_autoptr(TopoDirty) d = topo_dirty_new();
+        topo_dirty_peer(d, p->node->id);
+        topo_dirty_viewer(d, p->node->id);
+        topo_dirty_settings(d, p->node->id);
+        topo_diff(before, v, d, o);
+        /* Each peer: one update of P (endpoint and keepalive), nothing else. */
+        for (guint i = 1; i < N; i++) {
+                const Member *m = v->members->pdata[i];
+                const NmMessage *msg = message_to(o, m->host->id, NM_MSG_PEERS);
+                g_assert_nonnull(msg);
+                g_assert_cmpuint(msg->update->len, ==, 1);
+                g_assert_cmpuint(msg->add->len + msg->remove->len, ==, 0);
+                const NmPeer *e = msg->update->pdata[0];
+                g_assert_cmpstr(e->host_id, ==, p->host->id);
+                g_assert_cmpstr(e->endpoint, ==, "203.0.113.7:51821"); /* whatever P reported */
+                g_assert_cmpuint(e->keepalive, ==, 7);
+                g_assert_null(message_to(o, m->host->id, NM_MSG_NETWORK_CHANGED)); /* P's MTU is P's */
+        }
+        /* P: its MTU, and the keepalive of each of its pairs. */
+        const NmMessage *changed = message_to(o, p->host->id, NM_MSG_NETWORK_CHANGED);
+        g_assert_nonnull(changed);
+        g_assert_cmpuint(changed->net->mtu, ==, 1380);
+        const NmMessage *own = message_to(o, p->host->id, NM_MSG_PEERS);
+        g_assert_nonnull(own);
+        g_assert_cmpuint(own->update->len, ==, N - 1);
+        g_assert_cmpuint(((NmPeer *)own->update->pdata[0])->keepalive, ==, 7);
+        g_assert_cmpuint(o->msgs->len, ==, (N - 1) + 2);
+        check_all_parse(o);
+
+        /* A new port for P's node: its peers get the endpoint, P its own state with the port. */
+        g_autoptr(PeerView) before_port = copy_view(v);
+        for (guint i = 0; i < v->members->len; i++) {
+                Member *m = v->members->pdata[i];
+                if (streq0(m->host->id, p->host->id))
+                        m->node->listen_port = 51900;
+        }
+        topo_view_changed(v);
+        g_autoptr(Outbox) po = outbox_new();
+        topo_diff(before_port, v, d, po);
+        const NmMessage *pc = message_to(po, p->host->id, NM_MSG_NETWORK_CHANGED);
+        g_assert_nonnull(pc);
+        g_assert_cmpuint(pc->net->listen_port, ==, 51900);
+        g_assert_null(message_to(po, p->host->id, NM_MSG_PEERS));
+        g_assert_cmpuint(po->msgs->len, ==, (N - 1) + 1);
+
+        /* P disconnects: the others drop it; P keeps its peers (for its Connect) and hears its state. */
+        g_autoptr(PeerView) before_off = copy_view(v);
+        for (guint i = 0; i < v->members->len; i++) {
+                Member *m = v->members->pdata[i];
+                if (streq0(m->host->id, p->host->id))
+                        m->node->connected = false;
+        }
+        topo_view_changed(v);
+        g_autoptr(Outbox) off = outbox_new();
+        g_autoptr(TopoDirty) dp = topo_dirty_new();
+        topo_dirty_peer(dp, p->node->id);
+        topo_diff(before_off, v, dp, off);
+        for (guint i = 1; i < N; i++) {
+                const NmMessage *msg =
+                        message_to(off, ((Member *)v->members->pdata[i])->host->id, NM_MSG_PEERS);
+                g_assert_nonnull(msg);
+                g_assert_cmpuint(msg->remove->len, ==, 1);
+                g_assert_true(nm_key_equal(msg->remove->pdata[0], &p->host->wg_key));
+        }
+        const NmMessage *st = message_to(off, p->host->id, NM_MSG_NETWORK_CHANGED);
+        g_assert_nonnull(st);
+        g_assert_false(st->net->connected);
+        g_assert_null(message_to(off, p->host->id, NM_MSG_PEERS));
+        g_autoptr(NmNetworkState) own_state = peers_network_state(v, p, true);
+        g_assert_cmpuint(own_state->peers->len, ==, N - 1);
+        g_autoptr(NmNetworkState) q_state = peers_network_state(v, q, true);
+        g_assert_cmpuint(q_state->peers->len, ==, N - 2);
+}
+
 int main(int argc, char *argv[])
 {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/peers/make-peer", test_make_peer);
         g_test_add_func("/peers/fanout-node", test_fanout_node);
         g_test_add_func("/peers/fanout-proportional", test_fanout_proportional);
+        g_test_add_func("/peers/host-settings", test_host_settings);
         return g_test_run();
 }

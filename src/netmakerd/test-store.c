@@ -10,6 +10,7 @@
 #include "ipam.h"
 #include "macro.h"
 #include "nm-error.h"
+#include "nameservers.h"
 #include "store.h"
 
 static char *tmpdir;
@@ -247,11 +248,85 @@ static void test_hosts_nodes(void)
         g_assert_cmpint(store_network_get(s, "office", &n2, &e), ==, 0);
         g_assert_cmpint(n2->n_nodes, ==, 1);
 
+        /* A host's settings: none at first (defaults), stored and read back, a keepalive of 0
+         * ("off") told apart from none, and none again. */
+        g_assert_cmpuint(m->host->static_listen_port, ==, 0);
+        g_assert_null(m->host->static_endpoint);
+        g_assert_false(m->host->has_keepalive);
+        g_assert_cmpuint(m->host->mtu, ==, 0);
+        g_autoptr(Host) set = host_copy(m->host);
+        set->static_listen_port = 51900;
+        set->static_endpoint = g_strdup("203.0.113.7");
+        set->has_keepalive = true;
+        set->keepalive = 0;
+        set->mtu = 1380;
+        g_assert_cmpint(store_host_update(s, set, &e), ==, 0);
+        g_autoptr(Host) got = NULL;
+        g_assert_cmpint(store_host_get(s, h.id, &got, &e), ==, 0);
+        g_assert_cmpuint(got->static_listen_port, ==, 51900);
+        g_assert_cmpstr(got->static_endpoint, ==, "203.0.113.7");
+        g_assert_true(got->has_keepalive);
+        g_assert_cmpuint(got->keepalive, ==, 0);
+        g_assert_cmpuint(got->mtu, ==, 1380);
+        /* Its node's port follows the static port (one link per network). */
+        guint changed = 0;
+        g_assert_cmpint(ipam_reassign_ports(s, got, &changed, &e), ==, 0);
+        g_assert_cmpuint(changed, ==, 1);
+        g_autoptr(Node) moved = NULL;
+        g_assert_cmpint(store_node_get(s, node.id, &moved, &e), ==, 0);
+        g_assert_cmpuint(moved->listen_port, ==, 51900);
+        g_assert_cmpint(ipam_reassign_ports(s, got, &changed, &e), ==, 0);
+        g_assert_cmpuint(changed, ==, 0);
+        g_clear_pointer(&got->static_endpoint, g_free);
+        got->has_keepalive = false;
+        got->mtu = 0;
+        got->static_listen_port = 0;
+        g_assert_cmpint(store_host_update(s, got, &e), ==, 0);
+        g_autoptr(Host) back = NULL;
+        g_assert_cmpint(store_host_get(s, h.id, &back, &e), ==, 0);
+        g_assert_true(back->static_endpoint == NULL && !back->has_keepalive && back->mtu == 0 &&
+                      back->static_listen_port == 0);
+        g_assert_cmpint(ipam_reassign_ports(s, back, &changed, &e), ==, 0);
+        g_assert_cmpuint(changed, ==, 1); /* the network's port again */
+
+        /* Nameservers: one per domain, replaced, deleted, and gone with their network. */
+        char *servers[] = {"192.168.50.53", NULL};
+        g_autoptr(NmNameserver) ns = nm_nameserver_new("corp.example", servers);
+        g_assert_cmpint(nameservers_add(s, "office", ns, &e), ==, 0);
+        g_assert_cmpint(nameservers_add(s, "office", ns, &e), ==, -EEXIST);
+        g_assert_error(e, NM_ERROR, NM_ERROR_CONFLICT);
+        g_clear_error(&e);
+        g_assert_cmpint(nameservers_add(s, "nosuch", ns, &e), ==, -ENOENT);
+        g_assert_error(e, NM_ERROR, NM_ERROR_NOT_FOUND);
+        g_clear_error(&e);
+        g_free(ns->servers[0]);
+        ns->servers[0] = g_strdup("192.168.50.54");
+        g_assert_cmpint(nameservers_set(s, "office", ns, &e), ==, 0);
+        g_autoptr(GPtrArray) listed = NULL;
+        g_assert_cmpint(nameservers_load(s, "office", &listed, &e), ==, 0);
+        g_assert_cmpuint(listed->len, ==, 1);
+        g_assert_cmpstr(((NmNameserver *)listed->pdata[0])->servers[0], ==, "192.168.50.54");
+        g_assert_cmpint(nameservers_delete(s, "office", "CORP.example.", &e), ==, 0);
+        g_assert_cmpint(nameservers_delete(s, "office", "corp.example", &e), ==, -ENOENT);
+        g_clear_error(&e);
+        g_assert_cmpint(nameservers_add(s, "office", ns, &e), ==, 0);
+        g_autofree char *canon = NULL;
+        g_assert_false(nameserver_domain_valid("x.office.nm.internal", "office", "nm.internal", &canon, &e));
+        g_assert_error(e, NM_ERROR, NM_ERROR_CONFLICT);
+        g_clear_error(&e);
+        g_assert_true(nameserver_domain_valid("Corp.Example.", "office", "nm.internal", &canon, &e));
+        g_assert_cmpstr(canon, ==, "corp.example");
+
         /* Deleting the host takes its nodes with it. */
         g_assert_cmpint(store_host_delete(s, h.id, &e), ==, 0);
         g_autoptr(GPtrArray) nodes = NULL;
         g_assert_cmpint(store_node_list(s, NULL, NULL, &nodes, &e), ==, 0);
         g_assert_cmpuint(nodes->len, ==, 0);
+        /* Deleting the network takes its nameservers with it. */
+        g_assert_cmpint(store_network_delete(s, "office", &e), ==, 0);
+        g_autoptr(GHashTable) all_ns = NULL;
+        g_assert_cmpint(nameservers_load_all(s, &all_ns, &e), ==, 0);
+        g_assert_cmpuint(g_hash_table_size(all_ns), ==, 0);
         g_free(h.id);
         g_free(h2.id);
         g_free(node.id);

@@ -133,11 +133,13 @@ bool topo_allowed(const PeerView *v, const Member *a, const Member *b)
         return acl_index_allowed(x->acl, position_of(x, a), position_of(x, b));
 }
 
-/* `q` is someone `viewer` may exchange packets with, directly or forwarded. */
+/* `q` is someone `viewer` may exchange packets with, directly or forwarded. A disconnected node is
+ * nobody's peer, but keeps its own peers in its state: its link has none while it is disconnected,
+ * and a Connect on the host restores them at once, before the server has heard of it. */
 static bool reachable(const PeerView *v, const Member *viewer, const Member *q)
 {
-        return q != viewer && q->node->connected && viewer->node->connected &&
-               !streq0(q->host->id, viewer->host->id) && topo_allowed(v, viewer, q);
+        return q != viewer && q->node->connected && !streq0(q->host->id, viewer->host->id) &&
+               topo_allowed(v, viewer, q);
 }
 
 bool topo_direct(const PeerView *v, const Member *viewer, const Member *peer)
@@ -220,6 +222,23 @@ static IpList ip_list_new(void)
         return (IpList){.ips = g_ptr_array_new(), .seen = g_hash_table_new(g_str_hash, g_str_equal)};
 }
 
+guint topo_pair_keepalive(const PeerView *v, const Host *a, const Host *b)
+{
+        /* A host's own keepalive holds for every pair it is in, in both directions (the side
+         * behind a NAT must send them, and either side may be the one); when both set one, the
+         * shorter wins, and "off" only when both want it off. */
+        if (a->has_keepalive && b->has_keepalive) {
+                if (a->keepalive == 0 || b->keepalive == 0)
+                        return MAX(a->keepalive, b->keepalive);
+                return MIN(a->keepalive, b->keepalive);
+        }
+        if (a->has_keepalive)
+                return a->keepalive;
+        if (b->has_keepalive)
+                return b->keepalive;
+        return v->network->keepalive;
+}
+
 NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *peer)
 {
         if (!topo_direct(v, viewer, peer))
@@ -249,7 +268,7 @@ NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *p
         p->public_key = peer->host->wg_key;
         p->endpoint = endpoint_choose(viewer->host, peer->host, peer->node->listen_port);
         p->allowed_ips = ip_list_steal(&l);
-        p->keepalive = v->network->keepalive;
+        p->keepalive = topo_pair_keepalive(v, viewer->host, peer->host);
         p->ipv4 = g_strdup(peer->node->ipv4);
         p->ipv6 = g_strdup(peer->node->ipv6);
         return p;
@@ -312,7 +331,8 @@ char **topo_ext_client_allowed_ips(const PeerView *v, const ExtClient *c)
 
 struct TopoDirty {
         bool all;
-        GHashTable *viewers; /* node ids */
+        GHashTable *viewers;  /* node ids */
+        GHashTable *settings; /* node ids whose own listen port may have changed */
         GHashTable *peers;   /* node or client ids */
         GHashTable *pairs;   /* viewer node id -> GHashTable of peer ids */
         guint n_verdicts;
@@ -322,6 +342,7 @@ TopoDirty *topo_dirty_new(void)
 {
         TopoDirty *d = g_new0(TopoDirty, 1);
         d->viewers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        d->settings = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         d->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         d->pairs =
                 g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
@@ -333,6 +354,7 @@ void topo_dirty_free(TopoDirty *d)
         if (!d)
                 return;
         g_hash_table_unref(d->viewers);
+        g_hash_table_unref(d->settings);
         g_hash_table_unref(d->peers);
         g_hash_table_unref(d->pairs);
         g_free(d);
@@ -347,6 +369,12 @@ void topo_dirty_viewer(TopoDirty *d, const char *node_id)
 {
         if (node_id)
                 g_hash_table_add(d->viewers, g_strdup(node_id));
+}
+
+void topo_dirty_settings(TopoDirty *d, const char *node_id)
+{
+        if (node_id)
+                g_hash_table_add(d->settings, g_strdup(node_id));
 }
 
 void topo_dirty_peer(TopoDirty *d, const char *id)
@@ -580,11 +608,13 @@ static void add_relays(GHashTable *into, const PeerView *v)
 }
 
 /* The member's state entry without peers, as text: what "network-changed" would carry. */
-static char *state_text(const PeerView *v, const Member *m)
+static char *state_text(const PeerView *v, const Member *m, bool with_port)
 {
         g_autoptr(NmNetworkState) s = peers_network_state(v, m, false);
         g_autoptr(JsonBuilder) b = json_builder_new();
-        s->listen_port = 0; /* the host's own report: nothing to tell it */
+        /* A port the host reported is nothing to tell it; one the server chose is. */
+        if (!with_port)
+                s->listen_port = 0;
         nm_network_state_to_json(s, b);
         return nm_json_builder_to_string(b);
 }
@@ -606,8 +636,9 @@ void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d
                         continue;
 
                 /* Roles, and anything else of the entry (e.g. the network's DNS names). */
-                g_autofree char *old_state = state_text(before, bv);
-                g_autofree char *new_state = state_text(after, av);
+                bool port = g_hash_table_contains(d->settings, av->node->id);
+                g_autofree char *old_state = state_text(before, bv, port);
+                g_autofree char *new_state = state_text(after, av, port);
                 if (!streq0(old_state, new_state)) {
                         NmMessage *changed = nm_message_new(NM_MSG_NETWORK_CHANGED, 0);
                         changed->net = peers_network_state(after, av, false);

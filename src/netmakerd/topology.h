@@ -23,10 +23,15 @@ const Member *topo_relay_of(const PeerView *v, const Member *m);
 const Member *topo_internet_gateway_of(const PeerView *v, const Member *m);
 /* The ACL verdict for two members. */
 bool topo_allowed(const PeerView *v, const Member *a, const Member *b);
-/* Whether `viewer` has `peer` as a direct WireGuard peer: both connected, allowed, and neither is
- * relayed by someone else (a relayed node's only peer is its relay). */
+/* Whether `viewer` has `peer` as a direct WireGuard peer: the peer connected (a disconnected viewer
+ * keeps its peers, for the moment it connects again), allowed, and neither is relayed by someone
+ * else (a relayed node's only peer is its relay). */
 bool topo_direct(const PeerView *v, const Member *viewer, const Member *peer);
 
+/* The persistent keepalive of the pair (a, b) in network `v`, the same in both directions: a host's
+ * own keepalive (docs/protocol.md §2.4) when one of them has one, the shorter of two (off only when
+ * both say off), else the network's. */
+guint topo_pair_keepalive(const PeerView *v, const Host *a, const Host *b);
 /* `peer` as `viewer` sees it (its endpoint chosen for the viewer, its allowed IPs with what it
  * forwards for the viewer), or NULL when it is not a direct peer. */
 NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *peer);
@@ -56,6 +61,8 @@ void topo_dirty_viewer(TopoDirty *d, const char *node_id);
 /* This node or external client as every viewer sees it; relays are then looked at too, because
  * they carry what they forward in their allowed IPs. */
 void topo_dirty_peer(TopoDirty *d, const char *id);
+/* The node's own settings changed (its listen port): its host hears its whole state entry again. */
+void topo_dirty_settings(TopoDirty *d, const char *node_id);
 /* `peer` as `viewer` sees it. */
 void topo_dirty_pair(TopoDirty *d, const char *viewer, const char *peer);
 /* The ACL verdict of (a, b) changed: each as the other sees it, and their relays as each sees them. */

@@ -284,10 +284,11 @@ static const char main_help[] =
         "  health                    Show whether the server, its database and broker are up\n"
         "  network list|create|show|update|delete\n"
         "  key list|create|show|delete   Enrollment keys (create prints the token)\n"
-        "  host list|show|delete|join HOST NETWORK\n"
+        "  host list|show|set|delete|join HOST ...\n"
         "  node list [--network NET]|show|delete\n"
         "  user list|create|show|update|delete\n"
         "  dns list|add|delete NETWORK ...   A network's DNS names\n"
+        "  nameserver list|add|set|delete NETWORK ...   Split DNS: a domain's servers\n"
         "  node tags|egress|internet-gateway|use-internet-gateway|ingress|relay ID ...\n"
         "  acl show|default|rule add|rule delete NETWORK ...   Which nodes may peer\n"
         "  extclient list|create|show|enable|disable|delete   External clients (QR codes)\n"
@@ -322,6 +323,7 @@ static const struct {
         { "node", cmd_node },       { "nodes", cmd_node },    { "user", cmd_user },
         { "users", cmd_user },
         { "dns", cmd_dns },
+        { "nameserver", cmd_nameserver }, { "nameservers", cmd_nameserver },
         { "acl", cmd_acl },         { "extclient", cmd_extclient }, { "extclients", cmd_extclient },
 };
 

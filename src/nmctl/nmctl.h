@@ -81,6 +81,7 @@ int cmd_host(Ctx *c, int argc, char *argv[]);
 int cmd_node(Ctx *c, int argc, char *argv[]);
 int cmd_user(Ctx *c, int argc, char *argv[]);
 int cmd_dns(Ctx *c, int argc, char *argv[]);
+int cmd_nameserver(Ctx *c, int argc, char *argv[]);
 /* cmd-topology.c: ACLs, external clients, and the node verbs for tags and roles. */
 int cmd_acl(Ctx *c, int argc, char *argv[]);
 int cmd_extclient(Ctx *c, int argc, char *argv[]);

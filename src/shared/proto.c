@@ -318,10 +318,65 @@ static NmDnsEntry *dns_entry_from_json(JsonNode *n, GError **error)
         return nm_dns_entry_new(name, ipv4, ipv6);
 }
 
+NmNameserver *nm_nameserver_new(const char *domain, char **servers)
+{
+        NmNameserver *ns = g_new0(NmNameserver, 1);
+        ns->domain = g_strdup(domain);
+        ns->servers = servers ? g_strdupv(servers) : g_new0(char *, 1);
+        return ns;
+}
+
+NmNameserver *nm_nameserver_copy(const NmNameserver *ns)
+{
+        return nm_nameserver_new(ns->domain, ns->servers);
+}
+
+void nm_nameserver_free(NmNameserver *ns)
+{
+        if (!ns)
+                return;
+        g_free(ns->domain);
+        g_strfreev(ns->servers);
+        g_free(ns);
+}
+
+static NmNameserver *nameserver_from_json(JsonNode *n, GError **error)
+{
+        static const char *const members[] = {"domain", "servers", NULL};
+        JsonObject *o = expect_object(n, "nameserver", error);
+        const char *domain = NULL;
+        g_auto(GStrv) servers = NULL;
+
+        if (!o || !nm_json_check_members(o, "nameserver", members, error) ||
+            !nm_json_get_string(o, "domain", true, &domain, error) ||
+            !nm_json_get_strv(o, "servers", true, NM_MAX_NAMESERVER_SERVERS, &servers, error) ||
+            !nm_dns_domain_valid(domain, error))
+                return NULL;
+        if (!servers[0]) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Nameserver \"%s\" has no servers",
+                            domain);
+                return NULL;
+        }
+        for (char **a = servers; *a; a++) {
+                int f;
+                NmInAddr x;
+                if (nm_addr_parse(*a, &f, &x) < 0) {
+                        g_autofree char *v = g_utf8_make_valid(*a, MIN(strlen(*a), 64));
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Invalid server \"%s\" of nameserver \"%s\": expected an IP address", v,
+                                    domain);
+                        return NULL;
+                }
+        }
+        g_autofree char *lower = g_ascii_strdown(domain, -1);
+        return nm_nameserver_new(lower, servers);
+}
+
 NmNetworkState *nm_network_state_new(void)
 {
         NmNetworkState *s = g_new0(NmNetworkState, 1);
         s->dns = g_ptr_array_new_with_free_func((GDestroyNotify) nm_dns_entry_free);
+        s->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         return s;
 }
 
@@ -338,6 +393,8 @@ void nm_network_state_free(NmNetworkState *s)
         nm_roles_clear(&s->roles);
         if (s->dns)
                 g_ptr_array_unref(s->dns);
+        if (s->nameservers)
+                g_ptr_array_unref(s->nameservers);
         if (s->peers)
                 g_ptr_array_unref(s->peers);
         g_free(s);
@@ -370,6 +427,8 @@ NmNetworkState *nm_network_state_copy(const NmNetworkState *s)
                 const NmDnsEntry *e = s->dns->pdata[i];
                 g_ptr_array_add(c->dns, nm_dns_entry_new(e->name, e->ipv4, e->ipv6));
         }
+        for (guint i = 0; s->nameservers && i < s->nameservers->len; i++)
+                g_ptr_array_add(c->nameservers, nm_nameserver_copy(s->nameservers->pdata[i]));
         if (s->peers) {
                 c->peers = g_ptr_array_new_full(s->peers->len, (GDestroyNotify) nm_peer_free);
                 for (guint i = 0; i < s->peers->len; i++)
@@ -417,6 +476,18 @@ void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b)
                 }
                 json_builder_end_array(b);
         }
+        if (s->nameservers && s->nameservers->len > 0) {
+                json_builder_set_member_name(b, "nameservers");
+                json_builder_begin_array(b);
+                for (guint i = 0; i < s->nameservers->len; i++) {
+                        const NmNameserver *ns = s->nameservers->pdata[i];
+                        json_builder_begin_object(b);
+                        nm_json_add_string(b, "domain", ns->domain);
+                        nm_json_add_strv(b, "servers", (const char *const *)ns->servers);
+                        json_builder_end_object(b);
+                }
+                json_builder_end_array(b);
+        }
         if (s->peers) {
                 json_builder_set_member_name(b, "peers");
                 peers_to_json(s->peers, b);
@@ -443,14 +514,14 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
 
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "network",   "node_id",   "ipv4",      "ipv6",  "listen_port",
-                                               "keepalive", "mtu",       "dns_domain", "connected", "host_name",
-                                               "roles",     "dns",       "peers",     NULL };
+        static const char *const members[] = {
+                "network",   "node_id",   "ipv4",  "ipv6", "listen_port", "keepalive", "mtu", "dns_domain",
+                "connected", "host_name", "roles", "dns",  "nameservers", "peers",     NULL};
         JsonObject *o = expect_object(n, "network state", error);
         const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
         gint64 port = 0, keepalive = 0, mtu = 0;
         bool connected = true;
-        JsonArray *peers = NULL, *dns = NULL;
+        JsonArray *peers = NULL, *dns = NULL, *nameservers = NULL;
         JsonObject *roles = NULL;
         const char *host_name = NULL;
 
@@ -467,7 +538,8 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
             !nm_json_get_array(o, "peers", false, &peers, error) ||
             !nm_json_get_string(o, "host_name", false, &host_name, error) ||
             !nm_json_get_object(o, "roles", false, &roles, error) ||
-            !nm_json_get_array(o, "dns", false, &dns, error))
+            !nm_json_get_array(o, "dns", false, &dns, error) ||
+            !nm_json_get_array(o, "nameservers", false, &nameservers, error))
                 return NULL;
         if (!nm_network_name_valid(network, error))
                 return NULL;
@@ -502,6 +574,18 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
                 if (!e)
                         return NULL;
                 g_ptr_array_add(s->dns, e);
+        }
+        if (nameservers && json_array_get_length(nameservers) > NM_MAX_NAMESERVERS) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Too many nameservers (%u, at most %d)", json_array_get_length(nameservers),
+                            NM_MAX_NAMESERVERS);
+                return NULL;
+        }
+        for (guint i = 0; nameservers && i < json_array_get_length(nameservers); i++) {
+                NmNameserver *ns = nameserver_from_json(json_array_get_element(nameservers, i), error);
+                if (!ns)
+                        return NULL;
+                g_ptr_array_add(s->nameservers, ns);
         }
         s->host_name = g_strdup(host_name);
         s->network = g_strdup(network);

@@ -61,6 +61,20 @@ NmDnsEntry *nm_dns_entry_new(const char *name, const char *ipv4, const char *ipv
 void nm_dns_entry_free(NmDnsEntry *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmDnsEntry, nm_dns_entry_free)
 
+/* A nameserver of a network (docs/protocol.md §5.1): names under `domain` go to `servers`. */
+typedef struct NmNameserver {
+        char *domain;   /* lower case, no trailing dot: "corp.example" */
+        char **servers; /* IP addresses in canonical form, 1-NM_MAX_NAMESERVER_SERVERS; port 53 */
+} NmNameserver;
+
+#define NM_MAX_NAMESERVER_SERVERS 8
+#define NM_MAX_NAMESERVERS        64
+
+NmNameserver *nm_nameserver_new(const char *domain, char **servers);
+NmNameserver *nm_nameserver_copy(const NmNameserver *ns);
+void nm_nameserver_free(NmNameserver *ns);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmNameserver, nm_nameserver_free)
+
 typedef struct NmNetworkState {
         char *network;
         char *node_id;
@@ -74,6 +88,7 @@ typedef struct NmNetworkState {
         char *host_name;  /* this host's name in DNS ("<host_name>.<network>.<dns_domain>"), or NULL */
         NmRoles roles;
         GPtrArray *dns;   /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
+        GPtrArray *nameservers; /* of NmNameserver, by domain (never NULL after parsing) */
         GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
 } NmNetworkState;
 
@@ -81,7 +96,7 @@ NmNetworkState *nm_network_state_new(void);
 void nm_network_state_free(NmNetworkState *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmNetworkState, nm_network_state_free)
 /* A deep copy: what nm_network_state_to_json() and _from_json() would give for a valid state, without
- * the JSON. Peers stay NULL when `s` has none; dns is never NULL. */
+ * the JSON. Peers stay NULL when `s` has none; dns and nameservers are never NULL. */
 NmNetworkState *nm_network_state_copy(const NmNetworkState *s);
 void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b);
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error);

@@ -69,6 +69,8 @@ static NmNetworkState *make_network_state(void)
         n->roles.relay = true;
         n->roles.internet_gateway_via = nm_uuid_new();
         g_ptr_array_add(n->dns, nm_dns_entry_new("printer", "10.99.0.50", NULL));
+        const char *servers[] = {"192.168.50.53", "fd00:50::53", NULL};
+        g_ptr_array_add(n->nameservers, nm_nameserver_new("corp.example", (char **)servers));
         n->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
         g_ptr_array_add(n->peers, make_peer("b", "10.99.0.2"));
         NmPeer *ext = make_peer("phone", "10.99.0.254");
@@ -102,8 +104,13 @@ static void test_snapshot_roundtrip(void)
         g_assert_cmpuint(bn->dns->len, ==, 1);
         g_assert_cmpstr(((NmDnsEntry *) bn->dns->pdata[0])->name, ==, "printer");
         g_assert_null(((NmDnsEntry *) bn->dns->pdata[0])->ipv6);
+        g_assert_cmpuint(bn->nameservers->len, ==, 1);
+        const NmNameserver *ns = bn->nameservers->pdata[0];
+        g_assert_cmpstr(ns->domain, ==, "corp.example");
+        g_assert_cmpuint(g_strv_length(ns->servers), ==, 2);
+        g_assert_cmpstr(ns->servers[1], ==, "fd00:50::53");
 
-        /* Roles and DNS entries are checked like everything else. */
+        /* Roles, DNS entries and nameservers are checked like everything else. */
         g_autoptr(GError) e2 = NULL;
         const char *bad_roles = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
                                 "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
@@ -117,6 +124,21 @@ static void test_snapshot_roundtrip(void)
                               "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"dns\":[{\"name\":\"x\"}]}}";
         g_assert_null(nm_message_parse(bad_dns, -1, &e3));
         g_assert_nonnull(strstr(e3->message, "neither"));
+        g_autoptr(GError) e4 = NULL;
+        const char *bad_ns = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                             "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                             "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
+                             "\"nameservers\":[{\"domain\":\"corp.example\",\"servers\":[\"dns.corp\"]}]}}";
+        g_assert_null(nm_message_parse(bad_ns, -1, &e4));
+        g_assert_nonnull(strstr(e4->message, "dns.corp"));
+        g_autoptr(GError) e5 = NULL;
+        const char *empty_ns =
+                "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
+                "\"nameservers\":[{\"domain\":\"corp.example\",\"servers\":[]}]}}";
+        g_assert_null(nm_message_parse(empty_ns, -1, &e5));
+        g_assert_nonnull(strstr(e5->message, "no servers"));
 }
 
 static char *network_state_json(const NmNetworkState *s)
@@ -160,6 +182,8 @@ static void test_network_state_copy(void)
         g_assert_true(cp != np && cp->allowed_ips != np->allowed_ips && cp->name != np->name);
         g_assert_true(c->roles.egress_ranges != n->roles.egress_ranges);
         g_assert_true(c->dns->pdata[0] != n->dns->pdata[0]);
+        const NmNameserver *cns = c->nameservers->pdata[0], *nns = n->nameservers->pdata[0];
+        g_assert_true(cns != nns && cns->servers != nns->servers);
         g_clear_pointer(&n, nm_network_state_free);
         g_autofree char *after = network_state_json(c);
         g_assert_cmpstr(after, ==, jn);
@@ -173,12 +197,15 @@ static void test_network_state_copy(void)
         bare->listen_port = 51822;
         bare->mtu = 1420;
         g_clear_pointer(&bare->dns, g_ptr_array_unref);
+        g_clear_pointer(&bare->nameservers, g_ptr_array_unref);
         g_autoptr(NmNetworkState) bc = nm_network_state_copy(bare);
         g_autoptr(NmNetworkState) brt = network_state_roundtrip(bare);
         g_assert_null(bc->peers);
         g_assert_null(brt->peers);
         g_assert_nonnull(bc->dns);
         g_assert_cmpuint(bc->dns->len, ==, brt->dns->len);
+        g_assert_nonnull(bc->nameservers);
+        g_assert_cmpuint(bc->nameservers->len, ==, 0);
         g_assert_false(bc->connected);
         g_autofree char *jbc = network_state_json(bc), *jbrt = network_state_json(brt);
         g_assert_cmpstr(jbc, ==, jbrt);

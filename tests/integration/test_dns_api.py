@@ -252,3 +252,116 @@ def test_external_clients_have_names_everywhere(server, hosts):
         h.wait_for(lambda h: entry not in (h.networks["office"]["state"].get("dns") or []), 5,
                    f"{h.name} to lose the name of the external client")
     assert ("phone", True) not in names_of(server)
+
+
+def test_nameservers(server, hosts, tmp_path):
+    """A network's nameservers (split DNS, docs/protocol.md §5.1): created, listed, changed and deleted
+    by admins only, bad input refused with the value named and the database unchanged, each change
+    delivered as `nameservers` in the state of exactly the network's hosts; and nmctl nameserver."""
+    import json
+    import os
+    import subprocess
+
+    from nmtest.server import binary
+
+    server.create_network("office", "10.99.0.0/24")
+    server.create_network("lab", "10.98.0.0/24")
+    a, b = joined(hosts, server.create_key(["office"], unlimited=True), ["alpha", "beta"])
+    (c,) = joined(hosts, server.create_key(["lab"], unlimited=True, name="lab"), ["gamma"], first=3)
+    counts = {h.name: len(h.messages) for h in (a, b, c)}
+
+    ns = server.admin("POST", "/networks/office/nameservers",
+                      json={"domain": "Corp.Example.", "servers": ["192.168.60.53", "FD00:60::53"]}, expect=201)
+    assert ns == {"domain": "corp.example", "servers": ["192.168.60.53", "fd00:60::53"]}
+    for h in (a, b):
+        m = h.wait_message("network-changed", after=counts[h.name])
+        assert m["network"]["nameservers"] == [ns] and "peers" not in m["network"]
+    c.no_message(after=counts["gamma"], wait=0.3)
+    assert server.admin("GET", "/networks/office/nameservers", expect=200) == [ns]
+    assert server.admin("GET", "/networks/lab/nameservers", expect=200) == []
+    # In the full state too, and for a host that joins later.
+    assert {n["network"]: n for n in a.api("GET", "/host")[1]["networks"]}["office"]["nameservers"] == [ns]
+
+    counts = {h.name: len(h.messages) for h in (a, b)}
+    changed = server.admin("PUT", "/networks/office/nameservers/corp.example", json={"servers": ["192.168.60.54"]},
+                           expect=200)
+    assert changed == {"domain": "corp.example", "servers": ["192.168.60.54"]}
+    for h in (a, b):
+        h.wait_message("network-changed", lambda m: m["network"]["nameservers"] == [changed], after=counts[h.name])
+
+    # Refusals: the value named, nothing stored, nobody told.
+    server.admin("POST", "/users", json={"username": "uma", "password": "user-password-1", "role": "user"},
+                 expect=201)
+    tok = server.login("uma", "user-password-1")
+    assert server.api("GET", "/networks/office/nameservers", token=tok)[0] == 200
+    before = server.db_dump()
+    counts = {h.name: len(h.messages) for h in (a, b)}
+    for method, path, body, status, code, mentions in (
+            ("POST", "", {"domain": "corp.example", "servers": ["192.168.60.1"]}, 409, "conflict", ["corp.example"]),
+            ("POST", "", {"domain": "bad_domain", "servers": ["192.168.60.1"]}, 400, "invalid-argument",
+             ["bad_domain"]),
+            ("POST", "", {"domain": "x.office.nm.internal", "servers": ["192.168.60.1"]}, 409, "conflict",
+             ["office.nm.internal"]),
+            ("POST", "", {"domain": "office.nm.internal", "servers": ["192.168.60.1"]}, 409, "conflict",
+             ["office.nm.internal"]),
+            ("POST", "", {"domain": "other.example", "servers": []}, 400, "invalid-argument", ["1-8"]),
+            ("POST", "", {"domain": "other.example", "servers": ["dns.other.example"]}, 400, "invalid-argument",
+             ["dns.other.example"]),
+            ("POST", "", {"domain": "other.example", "servers": ["127.0.0.53"]}, 400, "invalid-argument",
+             ["127.0.0.53", "loopback"]),
+            ("POST", "", {"domain": "other.example", "servers": ["fe80::53"]}, 400, "invalid-argument",
+             ["fe80::53", "link-local"]),
+            ("POST", "", {"domain": "other.example", "servers": ["10.0.0.1", "10.0.0.1"]}, 400, "invalid-argument",
+             ["10.0.0.1", "twice"]),
+            ("POST", "", {"domain": "other.example", "servers": [f"10.0.0.{i}" for i in range(1, 10)]}, 400,
+             "invalid-argument", ["1-8"]),
+            ("POST", "", {"domain": "other.example"}, 400, "invalid-argument", ["servers"]),
+            ("POST", "", {"domain": "other.example", "servers": ["10.0.0.1"], "port": 5353}, 400, None, ["port"]),
+            ("PUT", "/nosuch.example", {"servers": ["10.0.0.1"]}, 404, "not-found", ["nosuch.example"]),
+            ("PUT", "/corp.example", {"domain": "x.example", "servers": ["10.0.0.1"]}, 400, None, ["domain"]),
+            ("DELETE", "/nosuch.example", None, 404, "not-found", ["nosuch.example"])):
+        check_error(*server.admin(method, "/networks/office/nameservers" + path,
+                                  **({"json": body} if body is not None else {})), status, code, mentions)
+    check_error(*server.admin("POST", "/networks/nosuch/nameservers",
+                              json={"domain": "x.example", "servers": ["10.0.0.1"]}), 404, "not-found", ["nosuch"])
+    check_error(*server.api("POST", "/networks/office/nameservers", token=tok,
+                            json={"domain": "x.example", "servers": ["10.0.0.1"]}), 403, "forbidden")
+    check_error(*server.api("DELETE", "/networks/office/nameservers/corp.example", token=tok), 403, "forbidden")
+    server.assert_db_unchanged(before, "the refused nameserver requests")
+    for h in (a, b):
+        h.no_message(after=counts[h.name], wait=0.2)
+
+    def nmctl(*args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NMCTL_")}
+        env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), LC_ALL="C",
+                   NMCTL_SERVER=server.url, NMCTL_PIN=server.pin, NMCTL_MASTER_KEY=server.MASTER_KEY)
+        return subprocess.run([str(binary("nmctl")), *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+
+    r = nmctl("nameserver", "add", "office", "home.arpa", "192.168.60.1", "192.168.60.2")
+    assert r.returncode == 0 and "home.arpa" in r.stdout and "192.168.60.1, 192.168.60.2" in r.stdout, r.stderr
+    r = nmctl("nameserver", "list", "office")
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["DOMAIN", "SERVERS"]
+    assert lines[1].split(None, 1) == ["corp.example", "192.168.60.54"]
+    assert lines[2].split(None, 1) == ["home.arpa", "192.168.60.1, 192.168.60.2"]
+    r = nmctl("nameserver", "set", "office", "home.arpa", "192.168.60.3", "--json")
+    assert json.loads(r.stdout) == {"domain": "home.arpa", "servers": ["192.168.60.3"]}
+    r = nmctl("nameserver", "add", "office", "home.arpa", "192.168.60.9")
+    assert r.returncode == 1 and "home.arpa" in r.stderr, r.stderr
+    for args in (("add", "office", "x.example"), ("add", "office"), ("delete", "office"), ("list",)):
+        assert nmctl("nameserver", *args).returncode == 2, args
+    assert "No nameservers in network lab." in nmctl("nameserver", "list", "lab").stdout
+    r = nmctl("nameserver", "delete", "office", "home.arpa")
+    assert r.returncode == 0 and "Deleted nameserver home.arpa" in r.stdout
+
+    counts = {h.name: len(h.messages) for h in (a, b)}
+    assert server.admin("DELETE", "/networks/office/nameservers/CORP.example")[0] == 204
+    for h in (a, b):
+        m = h.wait_message("network-changed", after=counts[h.name])
+        assert m["network"].get("nameservers", []) == []
+    # They go with their network.
+    server.admin("POST", "/networks/office/nameservers", json={"domain": "corp.example", "servers": ["10.0.0.1"]},
+                 expect=201)
+    assert server.admin("DELETE", "/networks/office?force=true")[0] == 204
+    assert server.db_dump(["nameservers"]) == {"nameservers": []}

@@ -190,10 +190,12 @@ def test_resolved_registration(tmp_path):
         wait_until(lambda: registered(n1, "10.99.0.1"), 10, "the registration after Connect")
         assert resolves(n1, f"node2.{ZONE}", "10.99.0.2")
 
-        # netclientd restarts: the registration is made again, nothing is lost.
+        # netclientd restarts: the registration is made again, nothing is lost. (node1's Disconnect
+        # had the server take node1 from node2's peers, and so its name; its Connect brings both back
+        # through the server, which may still be on its way when node2 restarts.)
         n2.restart_netclientd()
         wait_until(lambda: dns_state(n2) == "resolved", 10, "DNSState after a netclientd restart")
-        assert resolves(n2, f"node1.{ZONE}", "10.99.0.1")
+        wait_until(lambda: resolves(n2, f"node1.{ZONE}", "10.99.0.1"), 15, "node1's name on node2")
 
         # Leave: the link goes, and with it every DNS setting; resolved no longer routes the zone.
         assert n1.netclient("leave", "office").returncode == 0
@@ -234,3 +236,117 @@ def test_networkd_fallback_when_resolved_says_busy(tmp_path):
         assert "DNS Servers: 10.99.0.1" in st and f"~{ZONE}" in st, st
         p = n1.resolvectl("query", "--cache=no", f"node2.{ZONE}")
         assert p.returncode == 0 and "10.99.0.2" in p.stdout, p.stdout + p.stderr
+
+
+CORP = "corp.example"
+CORP_DNS = "192.168.61.53"
+INTRANET = "192.168.61.80"
+
+
+def test_nameservers_with_resolved(tmp_path):
+    """Split DNS (docs/dns.md, "Nameservers"): the admin gives the network a nameserver for
+    corp.example, a dnsmasq in a namespace behind node1 (an egress gateway to its LAN). Every node's
+    link gets ~corp.example as a routing domain in its real systemd-resolved, beside the mesh zone;
+    `resolvectl query` on either node is answered by dnsmasq through the node's own responder (node2's
+    queries cross the mesh and node1's egress); mesh names still come from the mesh; another node's
+    responder does not forward for a peer; and the domain goes from every link with the nameserver,
+    after a restart of resolved or netclientd it is back, and Disconnect takes it away."""
+    import subprocess
+
+    from nmtest.sidenet import SideNet
+
+    with Mesh(tmp_path / "mesh", nodes=2, subnet=61, node_options={"resolved": True}) as mesh:
+        mesh.join_all()
+        mesh.wait_full_mesh()
+        n1, n2 = mesh.nodes
+        srv = mesh.server
+        corp = SideNet(mesh, n1, "corp", "192.168.61.1/24", f"{CORP_DNS}/24", default_route=True).create()
+        log = tmp_path / "dnsmasq.log"
+        dnsmasq = None
+        try:
+            dnsmasq = subprocess.Popen(
+                ["ip", "netns", "exec", corp.name, "/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv",
+                 "--no-hosts", "--no-poll", "--bind-interfaces", f"--listen-address={CORP_DNS}",
+                 "--except-interface=lo", "--cache-size=0", f"--local=/{CORP}/",
+                 f"--host-record=intranet.{CORP},{INTRANET}", "--log-queries", f"--log-facility={log}",
+                 f"--pid-file={tmp_path / 'dnsmasq.pid'}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            wait_until(lambda: "started" in (log.read_text() if log.exists() else "") or dnsmasq.poll() is not None,
+                       10, "dnsmasq")
+            assert dnsmasq.poll() is None, dnsmasq.stderr.read()
+
+            def seen(name):
+                return (log.read_text() if log.exists() else "").count(f"query[A] {name} from")
+
+            def status(node):
+                return node.resolvectl("status", "nm-office").stdout
+
+            def routed(node):
+                st = status(node)
+                return f"~{CORP}" in st and f"~{ZONE}" in st and "-DefaultRoute" in st
+
+            def resolves(node, name, want):
+                p = node.resolvectl("query", "--cache=no", name)
+                return p.returncode == 0 and want in p.stdout and "link: nm-office" in p.stdout
+
+            # node1 routes its LAN for the mesh (with NAT, so dnsmasq answers node1).
+            [n1_node] = srv.admin("GET", f"/hosts/{mesh.status(n1)['host_id']}", expect=200)["nodes"]
+            srv.admin("PUT", f"/nodes/{n1_node['id']}/egress", json={"ranges": ["192.168.61.0/24"], "nat": True},
+                      expect=200)
+            wait_until(lambda: n2.ping(CORP_DNS, count=1, timeout=1), 20, "node2 reaching the LAN behind node1")
+
+            # Before: nothing routes corp.example to the mesh.
+            for n in (n1, n2):
+                wait_until(lambda: f"~{ZONE}" in status(n), 15, f"{n.name}'s registration")
+                assert f"~{CORP}" not in status(n)
+            srv.admin("POST", "/networks/office/nameservers", json={"domain": CORP, "servers": [CORP_DNS]},
+                      expect=201)
+            for n in (n1, n2):
+                wait_until(lambda: routed(n), 15, f"~{CORP} on {n.name}'s link")
+                assert f"DNS Servers: {mesh.mesh_address(n)}" in status(n)
+                assert "nameservers corp.example -> 192.168.61.53" in n.log()
+            # Answered by dnsmasq through each node's own responder: node1 directly, node2 across the
+            # mesh and node1's egress.
+            base = seen(f"intranet.{CORP}")
+            for n in (n1, n2):
+                wait_until(lambda: resolves(n, f"intranet.{CORP}", INTRANET), 15, f"{n.name} resolving intranet")
+            assert seen(f"intranet.{CORP}") >= base + 2
+            p = n2.resolvectl("query", "--cache=no", f"nothing.{CORP}")
+            assert p.returncode != 0, p.stdout
+            # The mesh's names are still the mesh's.
+            assert resolves(n2, f"node1.{ZONE}", mesh.mesh_address(n1))
+            assert resolves(n1, f"node2.{ZONE}", mesh.mesh_address(n2))
+            # A peer asking node1's responder directly is not forwarded for.
+            before = seen(f"intranet.{CORP}")
+            r = json.loads(n2.run(["/usr/bin/python3", dns.__file__, mesh.mesh_address(n1), f"intranet.{CORP}",
+                                   "A"], timeout=20).stdout)
+            assert r["rcode"] == "REFUSED", r
+            assert seen(f"intranet.{CORP}") == before
+
+            # resolved restarts, netclientd restarts: the routing domain is registered again.
+            n1.restart_resolved()
+            wait_until(lambda: routed(n1), 15, "the domain after a resolved restart")
+            assert resolves(n1, f"intranet.{CORP}", INTRANET)
+            n2.restart_netclientd()
+            wait_until(lambda: routed(n2) and resolves(n2, f"intranet.{CORP}", INTRANET), 20,
+                       "the domain after a netclientd restart")
+
+            # Disconnect takes it away with the rest of the link's DNS; Connect brings it back.
+            assert n2.netclient("disconnect", "office").returncode == 0
+            wait_until(lambda: f"~{CORP}" not in status(n2) and "DNS Servers" not in status(n2), 15,
+                       "the reverted link")
+            assert n2.netclient("connect", "office").returncode == 0
+            wait_until(lambda: routed(n2), 15, "the domain after Connect")
+
+            # The nameserver goes: the domain leaves every link, and the names are no longer ours.
+            assert srv.admin("DELETE", f"/networks/office/nameservers/{CORP}")[0] == 204
+            for n in (n1, n2):
+                wait_until(lambda: f"~{CORP}" not in status(n) and f"~{ZONE}" in status(n), 15,
+                           f"~{CORP} gone from {n.name}")
+                assert not resolves(n, f"intranet.{CORP}", INTRANET)
+            assert resolves(n1, f"node2.{ZONE}", mesh.mesh_address(n2))
+        finally:
+            if dnsmasq and dnsmasq.poll() is None:
+                dnsmasq.terminate()
+                dnsmasq.wait(5)
+            corp.cleanup()

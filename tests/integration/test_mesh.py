@@ -2,7 +2,8 @@
 its own network and mount namespaces with its own dbus-daemon and polkitd, joined with
 `netclient join -t TOKEN` over D-Bus and carrying traffic through wireguard-go. Every node pings
 every other's mesh address; a fourth node joins and is reached with no restart anywhere;
-Disconnect/Connect take a link's peers away and back; an address change reaches the server and the
+Disconnect/Connect take a link's peers away and back, and the server has the other nodes drop the
+disconnected node and take it back; an address change reaches the server and the
 other nodes; a node that leaves, or that the admin deletes, disappears from the others' WireGuard
 peers (read with `wg`, an outside observer)."""
 
@@ -78,6 +79,9 @@ def test_fourth_node_joins_without_restart(mesh):
 
 def test_disconnect_and_connect(mesh):
     a, b = mesh.nodes[0], mesh.nodes[1]
+    others = [n for n in mesh.nodes if n is not a]
+    key_a = mesh.public_key(a)
+    host_a = mesh.status(a)["host_id"]
     addr_b = mesh.mesh_address(b)
     p = a.netclient("disconnect", "office")
     assert p.returncode == 0, p.stderr
@@ -87,15 +91,25 @@ def test_disconnect_and_connect(mesh):
     assert a.wg_peers("nm-office") == {}
     assert "state DOWN" in a.run(["ip", "link", "show", "nm-office"]).stdout
     assert not a.ping(addr_b, count=1, timeout=1)
+    # The server is told: the node is disconnected there, and every peer drops it from its device.
+    wait_until(lambda: all(key_a not in n.wg_peers("nm-office") for n in others), 15,
+               "the other nodes to drop the disconnected node")
+    [node] = mesh.server.admin("GET", f"/hosts/{host_a}", expect=200)["nodes"]
+    assert node["connected"] is False
     # The choice survives a restart of the daemon.
     a.restart_netclientd()
     wait_until(lambda: mesh.status(a)["state"] == "online", 15, "a online again")
     assert mesh.status(a)["networks"][0]["connected"] is False and a.wg_peers("nm-office") == {}
+    assert all(key_a not in n.wg_peers("nm-office") for n in others)
 
     p = a.netclient("connect", "office")
     assert p.returncode == 0, p.stderr
+    # Its own peers come back at once (it kept them); the others take it back when the server knows.
     assert len(a.wg_peers("nm-office")) == len(mesh.nodes) - 1
-    assert a.ping(addr_b, count=2, timeout=3)
+    wait_until(lambda: all(key_a in n.wg_peers("nm-office") for n in others), 15,
+               "the other nodes to take the node back")
+    assert mesh.server.admin("GET", f"/hosts/{host_a}", expect=200)["nodes"][0]["connected"] is True
+    assert a.ping(addr_b, count=2, timeout=3) or a.ping(addr_b, count=2, timeout=3)
 
 
 def test_pull(mesh):
