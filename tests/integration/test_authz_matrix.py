@@ -183,6 +183,8 @@ def world(tmp_path_factory):
         srv.admin("POST", "/users", json={"username": "alice", "password": "alice-password-1", "role": "user"},
                   expect=201)
         srv.admin("POST", "/networks/office/dns", json={"name": "printer", "ipv4": "10.99.0.50"}, expect=201)
+        srv.admin("POST", "/networks/office/nameservers", json={"domain": "corp.example", "servers": ["192.0.2.53"]},
+                  expect=201)
         srv.admin("PUT", f"/nodes/{w.node}/ingress", expect=200)
         w.ext = srv.admin("POST", "/networks/office/ext-clients", json={"name": "phone", "gateway": w.node},
                           expect=201)["id"]
@@ -234,6 +236,8 @@ def existing(w, name, prev, self_name="alice"):
         return "office"
     if name == "name":
         return {"users": self_name, "dns": "printer"}.get(prev)
+    if name == "domain":
+        return {"nameservers": "corp.example"}.get(prev)
     if name == "id":
         return {"hosts": w.alpha.host_id, "nodes": w.node, "enrollment-keys": w.key["id"],
                 "ext-clients": w.ext, "rules": w.rule}.get(prev)
@@ -252,6 +256,10 @@ def valid_body(w, method, pattern):
     bodies = {
         ("POST", "/networks"): {"name": "authz", "ipv4_range": "10.77.0.0/24"},
         ("PUT", "/networks/{net}"): {"mtu": 1300},
+        ("PUT", "/hosts/{id}"): {"mtu": 1300},
+        ("POST", "/networks/{net}/nameservers"): {"domain": "authz.example", "servers": ["192.0.2.54"]},
+        ("PUT", "/networks/{net}/nameservers/{domain}"): {"servers": ["192.0.2.55"]},
+        ("PUT", "/host/networks/{net}/connected"): {"connected": False},
         ("POST", "/enrollment-keys"): {"name": "authz", "networks": ["office"]},
         ("POST", "/users"): {"username": "mallory", "password": "mallory-password-1", "role": "admin"},
         ("PUT", "/users/{name}"): {"role": "admin"},
@@ -312,7 +320,7 @@ def check_allowed(w, route, pattern, token, kind, self_name=None):
         for n, prev in params:
             if self_name and n == "name" and prev == "users":
                 values[n] = self_name
-            elif n == "net" or (n == "name"):
+            elif n != "id":
                 values[n] = MISSING_NAME
             else:
                 values[n] = MISSING_UUID
