@@ -316,6 +316,12 @@ int manager_send_checkin(Manager *m)
         m->endpoints = manager_host_endpoints(m);
         rep->endpoints = g_strdupv(m->endpoints);
         rep->public_ip = g_strdup(m->public_ip);
+        /* Handshake ages: the server relays pairs that cannot connect (docs/protocol.md §3.5). */
+        g_hash_table_iter_init(&it, m->networks);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                network_add_peer_status(v, rep);
+        if (m->event)
+                (void)sd_event_now(m->event, CLOCK_MONOTONIC, &m->last_checkin_usec);
         if (log_get_max_level() >= LOG_DEBUG) {
                 g_autofree char *eps = g_strjoinv(" ", m->endpoints);
                 log_debug("Check-in: endpoints [%s], %u network(s).", eps,
@@ -339,6 +345,40 @@ int manager_send_checkin(Manager *m)
         if (r < 0)
                 return log_warning_errno(r, "Failed to start a check-in: %m");
         return 0;
+}
+
+#define CHECKIN_MIN_INTERVAL_USEC (5 * G_USEC_PER_SEC)
+
+static int on_checkin_soon(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        manager_send_checkin(userdata);
+        return 0;
+}
+
+void manager_checkin_soon(Manager *m)
+{
+        uint64_t now;
+        int r;
+
+        if (!m->event || !m->server || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        uint64_t at = MAX(now, m->last_checkin_usec + CHECKIN_MIN_INTERVAL_USEC);
+        if (m->checkin_soon) {
+                int enabled = SD_EVENT_OFF;
+                (void)sd_event_source_get_enabled(m->checkin_soon, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return; /* one is coming */
+                r = sd_event_source_set_time(m->checkin_soon, at);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->checkin_soon, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(m->event, &m->checkin_soon, CLOCK_MONOTONIC, at, 100 * 1000,
+                                      on_checkin_soon, m);
+                if (r >= 0)
+                        (void)sd_event_source_set_description(m->checkin_soon, "checkin-soon");
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to schedule a check-in: %m");
 }
 
 /* ---- Connect and Disconnect ------------------------------------------------------------------------ */

@@ -83,6 +83,7 @@ Manager *manager_free(Manager *m)
         firewall_free(m->firewall);
         polkit_registry_free(m->polkit_registry);
         sd_event_source_disable_unref(m->checkin_timer);
+        sd_event_source_disable_unref(m->checkin_soon);
         sd_event_source_disable_unref(m->stats_timer);
         sd_event_source_disable_unref(m->endpoints_timer);
         sd_event_source_disable_unref(m->retry_timer);
@@ -379,12 +380,18 @@ static int on_stats_timer(sd_event_source *s, uint64_t usec, void *userdata)
         GHashTableIter it;
         gpointer v;
 
+        bool changed = false;
+
         g_hash_table_iter_init(&it, m->networks);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 int r = network_refresh_stats(v);
                 if (r < 0)
                         log_debug_errno(r, "Failed to read statistics of %s: %m", ((Network *)v)->ifname);
+                changed = changed || r > 0;
         }
+        /* A pair got or lost its session: the server wants to know soon (failover). */
+        if (changed)
+                manager_checkin_soon(m);
         return rearm(s, m->config->stats_usec);
 }
 

@@ -79,6 +79,8 @@ typedef struct Manager {
         sd_event_source *stats_timer;
         sd_event_source *endpoints_timer; /* debounces address changes */
         sd_event_source *retry_timer;     /* re-applies networks after a failure */
+        sd_event_source *checkin_soon;    /* an early check-in, no sooner than 5 s after the last */
+        uint64_t last_checkin_usec;       /* CLOCK_MONOTONIC */
         char **endpoints;                 /* last reported */
         struct DnsServer *dns_server;     /* the mesh DNS responder (network-dns.c); NULL: state only */
         struct Resolved *resolved;        /* registration with systemd-resolved; NULL: none */
@@ -118,8 +120,11 @@ int manager_apply_snapshot(Manager *m, const NmState *state, GError **error);
 
 /* Fetches GET /api/v1/host and applies it; `waiter` (may be NULL) is replied to when done. */
 int manager_pull(Manager *m, sd_bus_message *waiter);
-/* Reports versions, ports and endpoints (MQTT, or HTTP when the broker is down). */
+/* Reports versions, ports, endpoints and the peers' handshakes (MQTT, or HTTP when the broker is
+ * down). */
 int manager_send_checkin(Manager *m);
+/* A peer got or lost a session: checks in now, or 5 s after the last check-in (manager-sync.c). */
+void manager_checkin_soon(Manager *m);
 /* Tells the server the user's Connect/Disconnect of `n` when the server's state of the network says
  * otherwise (PUT /api/v1/host/networks/{net}/connected); the choice itself is local and works
  * without the server. Called after the choice, after every state from the server and with every

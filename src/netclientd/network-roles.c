@@ -36,6 +36,8 @@ char **network_role_names(Network *n)
                 g_ptr_array_add(a, g_strdup("relay"));
         if (r->relayed_by)
                 g_ptr_array_add(a, g_strdup("relayed"));
+        if (r->failover)
+                g_ptr_array_add(a, g_strdup("failover"));
         if (r->internet_gateway_via)
                 g_ptr_array_add(a, g_strdup("uses-internet-gateway"));
         g_ptr_array_add(a, NULL);
@@ -357,7 +359,7 @@ static void firewall_network_from(Network *n, FirewallNetwork *ret)
                 .egress_ranges = g_array_new(false, true, sizeof(NmPrefix)),
                 .egress_nat = r->egress_nat,
                 .internet_gateway = r->internet_gateway,
-                .hairpin = r->relay || r->ingress,
+                .hairpin = r->relay || r->ingress || r->failover,
                 .no_internet = g_array_new(false, true, sizeof(NmPrefix)),
         };
         /* An ingress gateway that is also the internet gateway forwards only its full-tunnel

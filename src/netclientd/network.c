@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cidr.h"
 #include "link.h"
@@ -243,6 +244,8 @@ bool network_set_desired(Network *n, NmNetworkState *desired)
                 g_ptr_array_add(changed, "NodeId");
         if (old->mtu != desired->mtu || old->keepalive != desired->keepalive)
                 apply = true;
+        if (!nm_observer_equal(old->observer, desired->observer))
+                apply = true;
 
         n->desired = desired;
         if (network_roles_changed(n, &old->roles))
@@ -289,6 +292,21 @@ static WgPeer *wg_peer_from_nm(const NmPeer *p, GError **error)
         return TAKE_PTR(wp);
 }
 
+/* The server's observer as a peer: its key and endpoint, a keepalive, no allowed IPs (nothing is
+ * routed to it; WireGuard only keeps trying to reach it, which shows the server our NAT mapping). */
+static WgPeer *observer_peer(const NmObserver *o, GError **error)
+{
+        g_autoptr(WgPeer) wp = wg_peer_new(&o->public_key);
+        WgEndpoint ep;
+
+        if (wg_endpoint_parse(o->endpoint, &ep, error) < 0)
+                return NULL;
+        wg_peer_set_endpoint(wp, &ep);
+        wg_peer_set_persistent_keepalive(wp, (uint16_t)MIN(o->keepalive, 65535u));
+        wp->flags |= WG_PEER_REPLACE_ALLOWEDIPS;
+        return TAKE_PTR(wp);
+}
+
 static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, GArray *only, GError **error)
 {
         Manager *m = n->manager;
@@ -322,7 +340,63 @@ static WgDevice *desired_device(Network *n, bool with_device, bool with_peers, G
                 }
                 wg_device_add_peer(d, wp);
         }
+        const NmObserver *o = n->desired->observer;
+        if (o && !only && !nm_key_equal(&o->public_key, &m->identity.wg_public) &&
+            !wg_device_find_peer(d, &o->public_key)) {
+                WgPeer *wp = observer_peer(o, error);
+                if (!wp) {
+                        g_prefix_error(error, "The server's observer of network %s: ", n->name);
+                        return NULL;
+                }
+                wg_device_add_peer(d, wp);
+        }
         return TAKE_PTR(d);
+}
+
+/* WireGuard moves a peer's endpoint to wherever its authenticated packets come from (roaming):
+ * behind a NAT that maps each destination anew, that is the only address that works, and the server
+ * cannot know it. So the device's endpoint is kept, not overwritten with the server's, while the
+ * server has nothing new to say about the peer (its endpoint is the one we last wrote), and also
+ * when it has, if WireGuard roamed away from what we wrote and still has a session there (the
+ * peer's own packets proved it). Without a record of what we wrote (after a start): kept while
+ * there is a session. Peers left with nothing to change are dropped from the change. */
+static void keep_roamed_endpoints(Network *n, const WgDevice *current, WgDevice *change)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+
+        for (guint i = 0; i < change->peers->len; i++) {
+                WgPeer *cp = change->peers->pdata[i];
+                if (!(cp->flags & WG_PEER_HAS_ENDPOINT) || !(cp->flags & WG_PEER_UPDATE_ONLY))
+                        continue;
+                Peer *p = network_find_peer(n, &cp->public_key);
+                const WgPeer *dev = current ? wg_device_find_peer(current, &cp->public_key) : NULL;
+                if (!p || !dev || dev->endpoint.sa.sa_family == AF_UNSPEC)
+                        continue;
+                bool keep = peer_keep_device_endpoint(p->applied_endpoint, p->desired->endpoint, &dev->endpoint,
+                                                      dev->last_handshake.tv_sec, now.tv_sec);
+                if (!keep)
+                        continue;
+                cp->flags &= ~WG_PEER_HAS_ENDPOINT;
+                if ((cp->flags & ~WG_PEER_UPDATE_ONLY) == 0 && cp->allowed_ips->len == 0)
+                        g_ptr_array_remove_index(change->peers, i--);
+        }
+}
+
+/* After a successful write: the server's endpoints, as they are now, were applied. */
+static void note_applied(Network *n, GArray *only)
+{
+        for (guint i = 0; i < n->desired->peers->len; i++) {
+                const NmPeer *dp = n->desired->peers->pdata[i];
+                bool wanted = !only;
+                for (guint j = 0; only && j < only->len && !wanted; j++)
+                        wanted = nm_key_equal(&g_array_index(only, NmKey, j), &dp->public_key);
+                Peer *p = wanted ? network_find_peer(n, &dp->public_key) : NULL;
+                if (p) {
+                        g_free(p->applied_endpoint);
+                        p->applied_endpoint = g_strdup(strempty(dp->endpoint));
+                }
+        }
 }
 
 static int configure_link(Network *n, GError **error)
@@ -426,12 +500,15 @@ int network_apply(Network *n, GError **error)
                             "Failed to compare %s with its configuration: %s", n->ifname, g_strerror(-r));
                 return r;
         }
+        keep_roamed_endpoints(n, current, change);
         if (!wg_device_is_empty(change)) {
                 log_change(n, change);
                 r = wg_backend_set(m->wg, change, error);
                 if (r < 0)
                         return r;
         }
+        if (connected)
+                note_applied(n, NULL);
 
         r = configure_link(n, error);
         if (r < 0)
@@ -478,12 +555,14 @@ int network_apply_peers(Network *n, GArray *keys, GError **error)
                             n->ifname, g_strerror(-r));
                 return r;
         }
+        keep_roamed_endpoints(n, cur_subset, change);
         if (!wg_device_is_empty(change)) {
                 log_change(n, change);
                 r = wg_backend_set(m->wg, change, error);
                 if (r < 0)
                         return r;
         }
+        note_applied(n, keys);
         network_sync_routes(n);
         return 0;
 }
@@ -541,5 +620,53 @@ int network_refresh_stats(Network *n)
                 if (p)
                         peer_update_stats(p, wp);
         }
-        return 0;
+        return network_peers_class_changed(n) ? 1 : 0;
+}
+
+/* The time now on both clocks. */
+static void clocks(uint64_t *ret_real, uint64_t *ret_mono)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *ret_real = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        *ret_mono = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+bool network_peers_class_changed(Network *n)
+{
+        uint64_t real, mono;
+        GHashTableIter it;
+        gpointer v;
+
+        clocks(&real, &mono);
+        g_hash_table_iter_init(&it, n->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Peer *p = v;
+                NmPeerStatus st;
+                peer_status(p, real, mono, &st);
+                if (p->reported_class != PEER_CLASS_NONE &&
+                    (int)peer_class(&st, n->desired->failover_after) != p->reported_class)
+                        return true;
+        }
+        return false;
+}
+
+void network_add_peer_status(Network *n, NmReport *report)
+{
+        uint64_t real, mono;
+        GHashTableIter it;
+        gpointer v;
+
+        if (!network_is_connected(n) || !n->link_configured)
+                return;
+        clocks(&real, &mono);
+        g_hash_table_iter_init(&it, n->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Peer *p = v;
+                NmPeerStatus st;
+                peer_status(p, real, mono, &st);
+                p->reported_class = peer_class(&st, n->desired->failover_after);
+                nm_report_add_peer_status(report, n->name, &st);
+        }
 }

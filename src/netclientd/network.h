@@ -59,8 +59,15 @@ int network_apply_peers(Network *n, GArray *keys, GError **error);
 int network_apply_delta(Network *n, const NmMessage *msg, GError **error);
 /* Deletes the link (and with it its addresses and routes). */
 int network_teardown(Network *n, GError **error);
-/* Reads handshakes and traffic counters from the device into the Peer objects. */
+/* Reads handshakes and traffic counters from the device into the Peer objects; 1 when a peer's
+ * class (network_peers_class_changed()) changed, else 0, or a negative errno. */
 int network_refresh_stats(Network *n);
+/* Whether a peer has (or lost) a session, or has been without one for the network's
+ * failover_after, since the last check-in said otherwise: worth an early check-in. */
+bool network_peers_class_changed(Network *n);
+/* Adds every peer's status (handshake age, since when it is a peer, traffic) to a check-in, and
+ * remembers what was reported. Nothing for a disconnected network. */
+void network_add_peer_status(Network *n, NmReport *report);
 
 /* Pure state changes (no link or bus I/O besides updating exported objects): */
 /* Applies a `peers` message to the desired peers; *ret_keys gets the keys touched. */

@@ -1,5 +1,6 @@
 /* A peer of one network: the server's description and the device's statistics. */
 #include <errno.h>
+#include <time.h>
 
 #include "log.h"
 #include "macro.h"
@@ -23,6 +24,9 @@ int peer_new(Network *n, const NmPeer *desired, Peer **ret)
         p = g_new0(Peer, 1);
         p->network = n;
         p->desired = nm_peer_copy(desired);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        p->created_usec = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
         r = sd_bus_path_encode_many(&p->path, NETCLIENT_NETWORK_PREFIX "/%/peer/%", n->name, id);
         if (r < 0) {
                 peer_free(p);
@@ -44,6 +48,7 @@ Peer *peer_free(Peer *p)
         peer_bus_unexport(p);
         nm_peer_free(p->desired);
         g_free(p->live_endpoint);
+        g_free(p->applied_endpoint);
         free(p->path);
         g_free(p);
         return NULL;
@@ -128,4 +133,49 @@ void peer_update_stats(Peer *p, const WgPeer *wp)
                         g_ptr_array_add(changed, "Endpoint");
         }
         emit(p, changed);
+}
+
+/* WireGuard's REJECT_AFTER_TIME: a session older than this is gone. */
+#define SESSION_LIFETIME_SEC 180
+
+void peer_status(Peer *p, uint64_t now_usec, uint64_t mono_usec, NmPeerStatus *ret)
+{
+        *ret = (NmPeerStatus){
+                .public_key = p->desired->public_key,
+                .handshake = -1,
+                .since = mono_usec > p->created_usec ? (mono_usec - p->created_usec) / 1000000ULL : 0,
+                .rx_bytes = p->rx_bytes,
+                .tx_bytes = p->tx_bytes,
+        };
+        if (p->latest_handshake_usec > 0)
+                ret->handshake = now_usec > p->latest_handshake_usec
+                                         ? (gint64)((now_usec - p->latest_handshake_usec) / 1000000ULL)
+                                         : 0;
+}
+
+PeerClass peer_class(const NmPeerStatus *st, unsigned failover_after)
+{
+        if (st->handshake >= 0 && st->handshake <= SESSION_LIFETIME_SEC)
+                return PEER_CLASS_SESSION;
+        if (failover_after > 0) {
+                guint64 down = st->handshake < 0 ? st->since : (guint64)st->handshake - SESSION_LIFETIME_SEC;
+                if (down >= failover_after)
+                        return PEER_CLASS_DOWN_LONG;
+        }
+        return PEER_CLASS_NO_SESSION;
+}
+
+bool peer_keep_device_endpoint(const char *applied, const char *desired, const WgEndpoint *device,
+                               int64_t handshake_sec, int64_t now_sec)
+{
+        bool session = handshake_sec > 0 && now_sec - handshake_sec <= SESSION_LIFETIME_SEC;
+        WgEndpoint written;
+
+        if (!device || device->sa.sa_family == AF_UNSPEC)
+                return false;
+        if (!applied)
+                return session;
+        if (streq0(applied, desired))
+                return true;
+        return session && (wg_endpoint_parse(applied, &written, NULL) < 0 || !wg_endpoint_equal(&written, device));
 }

@@ -1,5 +1,5 @@
-/* STUN Binding requests (RFC 5389 §6, §7.2.1, §15.1-15.2): the codec, and queries that run on a
- * worker thread and report back to the event loop. */
+/* STUN Binding queries (RFC 5389 §7.2.1) that run on a worker thread and report back to the event
+ * loop, and the STUN server names of the configuration; the messages are src/shared/stun-codec.c. */
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -16,125 +16,8 @@
 #include "nm-error.h"
 #include "stun.h"
 
-#define STUN_BINDING_REQUEST  0x0001
-#define STUN_BINDING_SUCCESS  0x0101
-#define ATTR_MAPPED_ADDRESS   0x0001
-#define ATTR_XOR_MAPPED       0x0020
-#define ATTR_XOR_MAPPED_OLD   0x8020 /* drafts before RFC 5389; some servers still send it */
 #define DEFAULT_TIMEOUT_USEC  (2500 * 1000ULL)
 #define MAX_ADDRESSES_PER_SERVER 4
-
-static uint16_t get16(const uint8_t *p)
-{
-        return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-void stun_binding_request(uint8_t out[STUN_HEADER_SIZE], const uint8_t txid[STUN_TXID_SIZE])
-{
-        out[0] = STUN_BINDING_REQUEST >> 8;
-        out[1] = STUN_BINDING_REQUEST & 0xff;
-        out[2] = out[3] = 0; /* no attributes */
-        out[4] = (uint8_t)(STUN_MAGIC_COOKIE >> 24);
-        out[5] = (uint8_t)(STUN_MAGIC_COOKIE >> 16);
-        out[6] = (uint8_t)(STUN_MAGIC_COOKIE >> 8);
-        out[7] = (uint8_t)STUN_MAGIC_COOKIE;
-        memcpy(out + 8, txid, STUN_TXID_SIZE);
-}
-
-/* One (XOR-)MAPPED-ADDRESS value: 0, family, port, address. */
-static int read_address(const uint8_t *v, size_t len, bool xor, const uint8_t *header, int *family, NmInAddr *addr,
-                        uint16_t *port)
-{
-        size_t alen;
-
-        if (len < 4)
-                return -EBADMSG;
-        switch (v[1]) {
-        case 0x01:
-                *family = AF_INET;
-                alen = 4;
-                break;
-        case 0x02:
-                *family = AF_INET6;
-                alen = 16;
-                break;
-        default:
-                return -ENOENT;
-        }
-        if (len < 4 + alen)
-                return -EBADMSG;
-        *addr = (NmInAddr){};
-        memcpy(addr->bytes, v + 4, alen);
-        *port = get16(v + 2);
-        if (xor) {
-                /* The port is XORed with the cookie's high half, the address with the cookie and
-                 * (IPv6) the transaction id: bytes 4-19 of the header. */
-                *port ^= (uint16_t)(STUN_MAGIC_COOKIE >> 16);
-                for (size_t i = 0; i < alen; i++)
-                        addr->bytes[i] ^= header[4 + i];
-        }
-        return 0;
-}
-
-int stun_parse_binding_response(const uint8_t *buf, size_t len, const uint8_t txid[STUN_TXID_SIZE], int *ret_family,
-                                NmInAddr *ret_addr, uint16_t *ret_port)
-{
-        size_t msglen, off;
-        int best = -1; /* 2: XOR-MAPPED-ADDRESS, 1: MAPPED-ADDRESS */
-        int family = AF_UNSPEC;
-        NmInAddr addr = {};
-        uint16_t port = 0;
-
-        if (!buf || len < STUN_HEADER_SIZE)
-                return -EBADMSG;
-        /* The two top bits of every STUN message are zero; the length counts the attributes and is a
-         * multiple of 4; the cookie is fixed. */
-        if ((buf[0] & 0xc0) || get32(buf + 4) != STUN_MAGIC_COOKIE)
-                return -EBADMSG;
-        msglen = get16(buf + 2);
-        if (msglen % 4 || STUN_HEADER_SIZE + msglen > len)
-                return -EBADMSG;
-        if (get16(buf) != STUN_BINDING_SUCCESS || memcmp(buf + 8, txid, STUN_TXID_SIZE) != 0)
-                return -ESRCH;
-
-        for (off = STUN_HEADER_SIZE; off + 4 <= STUN_HEADER_SIZE + msglen;) {
-                uint16_t type = get16(buf + off), alen = get16(buf + off + 2);
-                const uint8_t *v = buf + off + 4;
-                int f, r, rank;
-                NmInAddr a;
-                uint16_t p;
-
-                if (off + 4 + alen > STUN_HEADER_SIZE + msglen)
-                        return -EBADMSG;
-                rank = type == ATTR_XOR_MAPPED || type == ATTR_XOR_MAPPED_OLD ? 2 : type == ATTR_MAPPED_ADDRESS ? 1 : 0;
-                if (rank > 0 && rank > best) {
-                        r = read_address(v, alen, rank == 2, buf, &f, &a, &p);
-                        if (r == -EBADMSG)
-                                return r;
-                        if (r == 0) {
-                                best = rank;
-                                family = f;
-                                addr = a;
-                                port = p;
-                        }
-                }
-                off += 4 + (((size_t)alen + 3) & ~(size_t)3);
-        }
-        if (best < 0)
-                return -ENOENT;
-        if (ret_family)
-                *ret_family = family;
-        if (ret_addr)
-                *ret_addr = addr;
-        if (ret_port)
-                *ret_port = port;
-        return 0;
-}
 
 static bool host_chars_valid(const char *h)
 {
@@ -235,7 +118,7 @@ static uint64_t now_usec(void)
 static int exchange(StunQuery *q, const struct addrinfo *ai, char **ret)
 {
         _cleanup_close_ int fd = -1;
-        uint8_t txid[STUN_TXID_SIZE], req[STUN_HEADER_SIZE], buf[1500];
+        uint8_t txid[STUN_TXID_SIZE], req[STUN_REQUEST_SIZE], buf[1500];
         uint64_t start = now_usec(), deadline = start + q->timeout_usec, next = start, rto = 500 * 1000;
 
         if (getrandom(txid, sizeof(txid), 0) != (ssize_t)sizeof(txid))

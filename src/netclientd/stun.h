@@ -1,7 +1,7 @@
-/* The host's public address as the outside sees it, from STUN (RFC 5389) Binding requests: the
- * message codec, and a query that asks a list of servers in turn without blocking the event loop
- * (names are resolved and the exchange runs on a worker thread; the answer comes back through an
- * eventfd watched by sd-event). */
+/* The host's public address as the outside sees it, from STUN (RFC 5389) Binding requests: a query
+ * that asks a list of servers in turn without blocking the event loop (names are resolved and the
+ * exchange runs on a worker thread; the answer comes back through an eventfd watched by sd-event).
+ * The messages themselves: src/shared/stun-codec.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,22 +11,10 @@
 #include <systemd/sd-event.h>
 
 #include "cidr.h"
+#include "stun-codec.h"
 
-#define STUN_HEADER_SIZE     20
-#define STUN_TXID_SIZE       12
-#define STUN_MAGIC_COOKIE    0x2112A442u
 #define STUN_DEFAULT_PORT    3478
 #define STUN_MAX_SERVERS     16
-
-/* A Binding request (no attributes) with transaction id `txid`. */
-void stun_binding_request(uint8_t out[STUN_HEADER_SIZE], const uint8_t txid[STUN_TXID_SIZE]);
-
-/* Reads a Binding success response to the request with `txid`: the XOR-MAPPED-ADDRESS (or, from
- * old servers, MAPPED-ADDRESS). Returns 0; -EBADMSG when it is not a well-formed STUN message,
- * -ESRCH when it is one but not a success response to this transaction, -ENOENT when it carries
- * no usable address. Never reads outside buf[0..len). */
-int stun_parse_binding_response(const uint8_t *buf, size_t len, const uint8_t txid[STUN_TXID_SIZE], int *ret_family,
-                                NmInAddr *ret_addr, uint16_t *ret_port);
 
 /* "stun.example.org", "stun.example.org:3478", "192.0.2.1:3478", "[2001:db8::1]:3478": splits it
  * into host and port (default 3478). Returns 0 or -EINVAL (with a message naming the value). */

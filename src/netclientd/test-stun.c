@@ -54,15 +54,21 @@ static void test_rfc5769(void)
 
 static void test_request(void)
 {
-        uint8_t req[STUN_HEADER_SIZE];
+        uint8_t req[STUN_REQUEST_SIZE], txid[STUN_TXID_SIZE];
 
         stun_binding_request(req, txid5769);
         g_assert_cmpuint(req[0], ==, 0x00);
         g_assert_cmpuint(req[1], ==, 0x01);
+        /* One SOFTWARE attribute (0x8022) of 24 bytes: as large as any answer. */
         g_assert_cmpuint(req[2], ==, 0x00);
-        g_assert_cmpuint(req[3], ==, 0x00);
+        g_assert_cmpuint(req[3], ==, 28);
         g_assert_cmpint(memcmp(req + 4, "\x21\x12\xa4\x42", 4), ==, 0);
         g_assert_cmpint(memcmp(req + 8, txid5769, 12), ==, 0);
+        g_assert_cmpint(memcmp(req + 20, "\x80\x22\x00\x18", 4), ==, 0);
+        g_assert_cmpuint(sizeof(req), >=, STUN_RESPONSE_MAX);
+        /* The responder's side reads it back. */
+        g_assert_cmpint(stun_parse_binding_request(req, sizeof(req), txid), ==, 0);
+        g_assert_cmpmem(txid, sizeof(txid), txid5769, sizeof(txid));
 }
 
 static void test_malformed(void)

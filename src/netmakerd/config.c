@@ -28,6 +28,7 @@ typedef enum KeyType {
         KEY_RATE,
         KEY_LOG_LEVEL,
         KEY_BOOL,
+        KEY_UDP_LISTEN,
 } KeyType;
 
 typedef struct KeyDef {
@@ -145,6 +146,18 @@ static bool check_token_pin(const char *v, GError **error)
         return false;
 }
 
+static bool check_endpoint(const char *v, GError **error)
+{
+        int family;
+        NmInAddr a;
+        uint16_t port;
+        if (strlen(v) <= 64 && nm_endpoint_parse(v, &family, &a, &port) >= 0 && port > 0)
+                return true;
+        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                    "expected IPV4:PORT or [IPV6]:PORT with a port 1-65535, e.g. 203.0.113.1:3478");
+        return false;
+}
+
 static bool check_printable(const char *v, GError **error)
 {
         size_t n = strlen(v);
@@ -231,6 +244,21 @@ static const KeyDef keys[] = {
          "POST /hosts/register per source address, the same way"},
         {"rate_limit_sources", KEY_UINT, OFF(rate_limit_sources), 1, 10000000, false, false, NULL, "10000",
          "source addresses each rate limit keeps track of; past that, new ones share one budget"},
+        {"udp_listen", KEY_UDP_LISTEN, OFF(udp_listen), 0, 0, false, false, NULL, "<listen address>:3478",
+         "ADDRESS:PORT or [IPV6]:PORT of the UDP port where netmakerd observes hosts' WireGuard endpoints "
+         "and answers STUN (port 0 when listen's is 0), or off; unused when systemd passes a datagram socket"},
+        {"udp_public_endpoint", KEY_STRING, OFF(udp_public_endpoint), 0, 0, false, true, check_endpoint,
+         "<api_url's address>:<the UDP port>",
+         "IP:PORT of that UDP port as hosts reach it; needed when api_url names the server by a DNS name or a "
+         "proxy"},
+        {"stun", KEY_BOOL, OFF(stun), 0, 0, false, false, NULL, "yes",
+         "answer STUN Binding requests on the UDP port, and have hosts ask it for their public address"},
+        {"udp_rate_limit", KEY_RATE, OFF(udp_rate_limit), 0, 0, false, false, NULL, "50/1s",
+         "WireGuard handshakes read and STUN requests answered per source address on the UDP port: "
+         "BURST/PERIOD or off; more are dropped"},
+        {"failover_after", KEY_DURATION, OFF(failover_after), 0, 3600, false, false, NULL, "60s",
+         "relay a pair of hosts through a failover relay when neither has had a session with the other "
+         "for this long (0 = never)"},
         {"host_offline_after", KEY_DURATION, OFF(host_offline_after), 1, 86400, false, false, NULL, "3m",
          "a host without a check-in for this long is shown offline (hosts check in every minute)"},
         {"host_stale_after", KEY_DURATION, OFF(host_stale_after), 2, 3650 * 86400, false, false, NULL, "30d",
@@ -289,6 +317,9 @@ Config *config_new_defaults(void)
         c->tls = true;
         c->token_pin = g_strdup("auto");
         c->accept_v1_tokens = true;
+        c->stun = true;
+        c->udp_rate_limit = (ConfigRate){.burst = 50, .period = 1};
+        c->failover_after = 60;
         c->host_offline_after = 180;
         c->host_stale_after = 30 * 86400;
         return c;
@@ -313,6 +344,8 @@ void config_free(Config *c)
         g_free(c->database);
         g_free(c->state_directory);
         g_free(c->dns_domain);
+        g_free(c->udp_listen);
+        g_free(c->udp_public_endpoint);
         g_free(c->admin_user);
         nm_free_secret(c->admin_password);
         nm_free_secret(c->master_key);
@@ -405,6 +438,55 @@ int config_parse_database(const char *url, char **ret_scheme, char **ret_locatio
         return -EINVAL;
 }
 
+static bool parse_addr_port(const char *v, int *ret_family, NmInAddr *ret_addr, uint16_t *ret_port)
+{
+        int family;
+        NmInAddr addr;
+        g_autofree char *host = NULL;
+        const char *port;
+
+        if (v[0] == '[') {
+                const char *close = strchr(v, ']');
+                if (!close || close[1] != ':')
+                        return false;
+                host = g_strndup(v + 1, close - v - 1);
+                port = close + 2;
+                if (nm_addr_parse(host, &family, &addr) < 0 || family != AF_INET6)
+                        return false;
+        } else {
+                const char *colon = strrchr(v, ':');
+                if (!colon)
+                        return false;
+                host = g_strndup(v, colon - v);
+                port = colon + 1;
+                if (nm_addr_parse(host, &family, &addr) < 0 || family != AF_INET)
+                        return false;
+        }
+        uint64_t p;
+        if (!parse_uint(port, &p) || p > 65535)
+                return false;
+        *ret_family = family;
+        *ret_addr = addr;
+        *ret_port = (uint16_t)p;
+        return true;
+}
+
+static bool parse_udp_listen(const char *v, Config *c, GError **error)
+{
+        if (g_ascii_strcasecmp(v, "off") == 0) {
+                c->udp_off = true;
+        } else if (parse_addr_port(v, &c->udp_family, &c->udp_addr, &c->udp_port)) {
+                c->udp_off = false;
+        } else {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "expected IPV4:PORT or [IPV6]:PORT with a port 0-65535, e.g. 0.0.0.0:3478, or off");
+                return false;
+        }
+        g_free(c->udp_listen);
+        c->udp_listen = g_strdup(v);
+        return true;
+}
+
 static bool parse_listen(const char *v, Config *c, GError **error)
 {
         int family;
@@ -471,6 +553,9 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                 break;
         case KEY_LISTEN:
                 ok = parse_listen(value, c, &e);
+                break;
+        case KEY_UDP_LISTEN:
+                ok = parse_udp_listen(value, c, &e);
                 break;
         case KEY_PORT:
                 ok = parse_uint(value, &n) && n >= k->min && n <= k->max;
@@ -672,6 +757,12 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
                             "certificate made in %s/tls)",
                             c->state_directory);
                 return -EINVAL;
+        }
+        if (!c->udp_listen) {
+                /* The API's address; a free port when the API takes one (tests, development). */
+                c->udp_family = c->listen_family;
+                c->udp_addr = c->listen_addr;
+                c->udp_port = c->listen_port == 0 ? 0 : 3478;
         }
         if (c->host_stale_after <= c->host_offline_after) {
                 g_set_error(

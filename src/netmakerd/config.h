@@ -55,6 +55,17 @@ typedef struct Config {
         char *token_pin;       /* "auto", "none" or a pin "sha256//..." put into enrollment tokens */
         bool accept_v1_tokens; /* tokens made before pins (they carry no pin) */
         bool insecure;         /* allow plain HTTP / MQTT off loopback, with a warning */
+        /* The UDP port of the endpoint observer and the STUN responder (docs/netmakerd.md "Hosts
+         * behind NAT"). */
+        char *udp_listen;         /* as given, "off", or NULL: the default (listen's address, port 3478) */
+        bool udp_off;             /* udp_listen=off */
+        int udp_family;           /* parsed form, valid after config_load() unless udp_off */
+        NmInAddr udp_addr;
+        uint16_t udp_port;
+        char *udp_public_endpoint; /* "ip:port" hosts send to; NULL: api_url's address and the bound port */
+        bool stun;                 /* answer STUN Binding requests there, and tell hosts to ask */
+        ConfigRate udp_rate_limit; /* datagrams worth an answer or a decryption, per source address */
+        unsigned failover_after;   /* seconds without a session before a pair is relayed; 0 = never */
         unsigned host_offline_after; /* seconds without a check-in after which a host is offline */
         unsigned host_stale_after;   /* ... and stale */
         bool host_remove_stale;      /* stale hosts are deleted */

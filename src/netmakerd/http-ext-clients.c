@@ -292,7 +292,7 @@ static int ext_clients_create(Request *r, GError **error)
                             gw->node->id, gw->host->name, gw->node->id);
                 return -EINVAL;
         }
-        g_autofree char *endpoint = endpoint_choose(NULL, gw->host, gw->node->listen_port);
+        g_autofree char *endpoint = endpoint_for_config(gw);
         if (!endpoint) {
                 g_set_error(
                         error, NM_ERROR, NM_ERROR_CONFLICT,

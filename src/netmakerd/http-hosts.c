@@ -16,6 +16,7 @@
 #include "names.h"
 #include "nm-error.h"
 #include "proto.h"
+#include "tls.h"
 #include "token.h"
 
 #define OS_MAX      32
@@ -39,6 +40,7 @@ void json_add_host(JsonBuilder *b, const Host *h, const char *status, GPtrArray 
         nm_json_add_int(b, "listen_port", h->listen_port);
         nm_json_add_strv(b, "endpoints", (const char *const *)h->endpoints);
         nm_json_add_string(b, "public_endpoint", h->public_endpoint);
+        nm_json_add_string(b, "http_address", h->http_address);
         nm_json_add_int(b, "last_checkin", h->last_checkin);
         nm_json_add_int(b, "created_at", h->created_at);
         nm_json_add_int(b, "serial", (gint64)h->serial);
@@ -167,6 +169,29 @@ static bool parse_endpoints(char **in, char ***ret, GError **error)
         }
         *ret = g_strv_builder_end(b);
         return true;
+}
+
+/* The client's address, as a candidate endpoint of the host: NULL for loopback (a proxy on this
+ * machine) and anything but IPv4 and IPv6. */
+static char *http_source_address(Request *r)
+{
+        const struct sockaddr *sa = request_client_address(r);
+        NmInAddr a = {};
+        int family;
+
+        if (!sa)
+                return NULL;
+        if (sa->sa_family == AF_INET) {
+                family = AF_INET;
+                memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                family = IN6_IS_ADDR_V4MAPPED(in6) ? AF_INET : AF_INET6;
+                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr, family == AF_INET ? 4 : 16);
+        } else
+                return NULL;
+        g_autofree char *text = nm_addr_to_string(family, &a);
+        return nm_host_is_loopback(text) ? NULL : TAKE_PTR(text);
 }
 
 /* ---- registration --------------------------------------------------------------------------- */
@@ -422,6 +447,7 @@ static int hosts_register(Request *r, GError **error)
                 return k;
 
         h->id = nm_uuid_new();
+        h->http_address = http_source_address(r);
         h->os = g_strdup(os);
         h->version = g_strdup(version);
         h->listen_port = reg->listen_port;
@@ -671,6 +697,7 @@ static const char *self_id(Request *r)
 static int host_self_state(Request *r, GError **error)
 {
         Manager *m = request_manager(r);
+        manager_host_http_address(m, self_id(r), request_client_address(r));
         g_autoptr(Host) h = NULL;
         g_autoptr(NmState) state = NULL;
         g_autoptr(JsonBuilder) b = json_builder_new();
@@ -701,6 +728,7 @@ static int host_self_report(Request *r, GError **error)
         report = nm_report_parse(body, (gssize)len, error);
         if (!report)
                 return -EINVAL;
+        manager_host_http_address(m, self_id(r), request_client_address(r));
         int k = manager_handle_report(m, self_id(r), report, error);
         if (k < 0)
                 return k;

@@ -9,12 +9,16 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "observer-keys.h"
 #include "names.h"
 #include "nm-error.h"
 #include "topology.h"
 
-void json_add_network(JsonBuilder *b, const Network *n)
+void json_add_network(JsonBuilder *b, const Network *n, Manager *m)
 {
+        const WgResponder *observer =
+                m->observer_endpoint && m->observer_keys ? observer_keys_get(m->observer_keys, n->name) : NULL;
+
         json_builder_begin_object(b);
         nm_json_add_string(b, "name", n->name);
         nm_json_add_string(b, "ipv4_range", n->ipv4_range);
@@ -25,13 +29,24 @@ void json_add_network(JsonBuilder *b, const Network *n)
         nm_json_add_string(b, "dns_domain", n->dns_domain);
         nm_json_add_int(b, "created_at", n->created_at);
         nm_json_add_int(b, "nodes", n->n_nodes);
+        /* The server's WireGuard peer on every host's link of the network (docs/protocol.md §3.4). */
+        json_builder_set_member_name(b, "observer");
+        if (observer) {
+                char key[NM_KEY_B64_LEN + 1];
+                nm_key_to_base64(&observer->public_key, key);
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "public_key", key);
+                nm_json_add_string(b, "endpoint", m->observer_endpoint);
+                json_builder_end_object(b);
+        } else
+                json_builder_add_null_value(b);
         json_builder_end_object(b);
 }
 
 static void reply_network(Request *r, unsigned status, const Network *n)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
-        json_add_network(b, n);
+        json_add_network(b, n, request_manager(r));
         request_reply_builder(r, status, b);
 }
 
@@ -169,6 +184,7 @@ static int networks_create(Request *r, GError **error)
         k = store_txn_commit(&t, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, NULL);
         log_info("Created network \"%s\" (%s%s%s).", n->name, strempty(n->ipv4_range),
                  n->ipv4_range && n->ipv6_range ? ", " : "", strempty(n->ipv6_range));
         reply_network(r, MHD_HTTP_CREATED, n);
@@ -185,7 +201,7 @@ static int networks_list(Request *r, GError **error)
                 return k;
         json_builder_begin_array(b);
         for (guint i = 0; i < all->len; i++)
-                json_add_network(b, all->pdata[i]);
+                json_add_network(b, all->pdata[i], m);
         json_builder_end_array(b);
         request_reply_builder(r, MHD_HTTP_OK, b);
         return 0;
@@ -299,6 +315,7 @@ static int networks_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
+        manager_networks_changed(m, name);
         log_info("Deleted network \"%s\" (%u node(s) removed).", name, v->members->len);
         request_reply_empty(r);
         return 0;

@@ -25,6 +25,7 @@ void json_add_node(JsonBuilder *b, const Node *n)
         nm_json_add_strv(b, "tags", (const char *const *)n->tags);
         json_builder_set_member_name(b, "roles");
         nm_roles_to_json(&n->roles, b);
+        nm_json_add_string(b, "observed_endpoint", n->observed_endpoint);
         json_builder_end_object(b);
 }
 

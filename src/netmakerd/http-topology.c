@@ -1,5 +1,5 @@
 /* REST resources for what a node does in its network (docs/protocol.md §4.2): tags, egress gateway,
- * internet gateway and its users, ingress gateway, relay. Each change is one transaction: the view
+ * internet gateway and its users, ingress gateway, relay, failover relay (and the pairs it relays). Each change is one transaction: the view
  * of the network before, the writes, the view after, and the difference sent to exactly the hosts
  * whose peers or roles it changes. */
 #include <errno.h>
@@ -637,6 +637,100 @@ static int node_delete_relay(Request *r, GError **error)
         return 0;
 }
 
+/* ---- failover relay ------------------------------------------------------------------------- */
+
+static int node_put_failover(Request *r, GError **error)
+{
+        _cleanup_(change_done) Change c = {};
+        g_autoptr(Node) now = NULL;
+        NmRoles roles = {};
+        int k;
+
+        k = no_body(r, "failover relay", error);
+        if (k >= 0)
+                k = change_begin(request_manager(r), request_param(r, "id"), &c, error);
+        if (k < 0)
+                return k;
+        if (c.node->node->roles.relayed_by) {
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "Node %s (%s) is relayed by node %s: a relayed node cannot relay others (DELETE "
+                            "/nodes/%s/relay first)",
+                            c.node->node->id, c.node->host->name, c.node->node->roles.relayed_by,
+                            c.node->node->roles.relayed_by);
+                return -EBUSY;
+        }
+        roles_copy(&roles, &c.node->node->roles);
+        roles.failover = true;
+        k = commit_own_roles(&c, &roles, &now, error);
+        if (k < 0)
+                return k;
+        log_info("Node %s (%s) may relay pairs that cannot connect in \"%s\".", now->id, now->host_name,
+                 now->network);
+        reply_node(r, now);
+        return 0;
+}
+
+static int node_delete_failover(Request *r, GError **error)
+{
+        _cleanup_(change_done) Change c = {};
+        g_autoptr(Node) now = NULL;
+        NmRoles roles = {};
+        guint pairs = 0;
+        int k;
+
+        k = change_begin(request_manager(r), request_param(r, "id"), &c, error);
+        if (k < 0)
+                return k;
+        /* The pairs it relays connect directly again (or another relay takes them over later). */
+        for (guint i = 0; i < c.before->failovers->len; i++) {
+                const Failover *f = c.before->failovers->pdata[i];
+                if (!streq0(f->relay, c.node->node->id))
+                        continue;
+                k = store_failover_delete(c.manager->store, f->node_a, f->node_b, error);
+                if (k < 0)
+                        return k;
+                topo_dirty_failover(c.dirty, f->node_a, f->node_b, f->relay, NULL);
+                pairs++;
+        }
+        roles_copy(&roles, &c.node->node->roles);
+        roles.failover = false;
+        k = commit_own_roles(&c, &roles, &now, error);
+        if (k < 0)
+                return k;
+        log_info("Node %s (%s) no longer relays pairs that cannot connect (%u pair(s) direct again).", now->id,
+                 now->host_name, pairs);
+        reply_node(r, now);
+        return 0;
+}
+
+static int network_list_failovers(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Network) n = NULL;
+        g_autoptr(GPtrArray) all = NULL;
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int k;
+
+        k = store_network_get(m->store, request_param(r, "net"), &n, error);
+        if (k >= 0)
+                k = store_failover_list(m->store, n->name, &all, error);
+        if (k < 0)
+                return k;
+        json_builder_begin_array(b);
+        for (guint i = 0; i < all->len; i++) {
+                const Failover *f = all->pdata[i];
+                json_builder_begin_object(b);
+                nm_json_add_string(b, "a", f->node_a);
+                nm_json_add_string(b, "b", f->node_b);
+                nm_json_add_string(b, "relay", f->relay);
+                nm_json_add_int(b, "since", f->since);
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        request_reply_builder(r, MHD_HTTP_OK, b);
+        return 0;
+}
+
 const Route http_topology_routes[] = {
         {"PUT", "/nodes/{id}/tags", ACCESS_ADMIN, node_put_tags},
         {"PUT", "/nodes/{id}/egress", ACCESS_ADMIN, node_put_egress},
@@ -650,5 +744,8 @@ const Route http_topology_routes[] = {
         {"DELETE", "/nodes/{id}/ingress", ACCESS_ADMIN, node_delete_ingress},
         {"PUT", "/nodes/{id}/relay", ACCESS_ADMIN, node_put_relay},
         {"DELETE", "/nodes/{id}/relay", ACCESS_ADMIN, node_delete_relay},
+        {"PUT", "/nodes/{id}/failover", ACCESS_ADMIN, node_put_failover},
+        {"DELETE", "/nodes/{id}/failover", ACCESS_ADMIN, node_delete_failover},
+        {"GET", "/networks/{net}/failovers", ACCESS_USER, network_list_failovers},
         {},
 };

@@ -835,38 +835,6 @@ static int on_kick(sd_event_source *s, void *userdata)
 
 /* ---- listening ------------------------------------------------------------------------------ */
 
-static int activated_socket(Http *h, int *ret)
-{
-        char **names = NULL;
-        int n, chosen = -1;
-
-        n = sd_listen_fds_with_names(true, &names);
-        if (n < 0)
-                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
-                        continue;
-                if (chosen < 0 || streq0(names[i], "api"))
-                        chosen = fd;
-        }
-        for (int i = 0; i < n; i++)
-                if (SD_LISTEN_FDS_START + i != chosen)
-                        close(SD_LISTEN_FDS_START + i);
-        g_strfreev(names);
-        if (n > 0 && chosen < 0)
-                return log_error_errno(-EBADF, "systemd passed %d socket(s), none a listening stream socket",
-                                       n);
-        if (chosen >= 0) {
-                int flags = fcntl(chosen, F_GETFL);
-                if (flags < 0 || fcntl(chosen, F_SETFL, flags | O_NONBLOCK) < 0)
-                        return log_error_errno(errno, "Failed to make the API socket non-blocking: %m");
-                h->activated = true;
-        }
-        *ret = chosen;
-        return 0;
-}
-
 static int bind_socket(const HttpSettings *s, int *ret)
 {
         union {
@@ -940,10 +908,13 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
         h->event = sd_event_ref(event);
         h->max_request_size = s->max_request_size;
 
-        r = activated_socket(h, &fd);
-        if (r < 0)
-                return r;
-        if (fd < 0) {
+        if (s->listen_fd >= 0) {
+                int flags = fcntl(s->listen_fd, F_GETFL);
+                if (flags < 0 || fcntl(s->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                        return log_error_errno(errno, "Failed to make the API socket non-blocking: %m");
+                fd = s->listen_fd;
+                h->activated = true;
+        } else {
                 r = bind_socket(s, &fd);
                 if (r < 0)
                         return r;

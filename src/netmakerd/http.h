@@ -74,6 +74,7 @@ typedef struct Auth {
 } Auth;
 
 typedef struct HttpSettings {
+        int listen_fd;       /* a listening stream socket from systemd (taken over), or -1: bind */
         int family;          /* AF_INET or AF_INET6, for binding when systemd passes no socket */
         const void *address; /* struct in_addr / in6_addr */
         uint16_t port;
@@ -103,7 +104,7 @@ int http_authenticate(Request *r, const char *authorization, RouteAccess access,
 unsigned http_handle_detached(Manager *m, const char *method, const char *path, const char *authorization,
                               const void *body, size_t len, char **ret_body);
 
-/* Listens on the socket systemd passed, or binds the configured address. */
+/* Listens on the socket systemd passed (listen_fd), or binds the configured address. */
 int http_new(Manager *m, sd_event *event, const HttpSettings *settings, Http **ret);
 void http_free(Http *h);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Http, http_free)
@@ -163,7 +164,7 @@ typedef struct Host Host;
 typedef struct EnrollmentKey EnrollmentKey;
 typedef struct User User;
 
-void json_add_network(JsonBuilder *b, const Network *n);
+void json_add_network(JsonBuilder *b, const Network *n, Manager *m);
 void json_add_node(JsonBuilder *b, const Node *n);
 /* With its status (manager_host_status()), and `nodes` (of Node) for GET /hosts/{id}. */
 void json_add_host(JsonBuilder *b, const Host *h, const char *status, GPtrArray *nodes);

@@ -13,10 +13,16 @@
 #include "log.h"
 #include "manager.h"
 #include "nm-error.h"
+#include "observer-keys.h"
+#include "observer.h"
 
 #define SETTING_MSG_SECRET    "msg_secret_key"
 #define SETTING_MSG_PUBLIC    "msg_public_key"
 #define SETTING_TOKEN_SECRET  "token_secret"
+#define SETTING_OBSERVER_SECRET "observer_secret"
+/* Hosts' keepalive to the observer: often enough that NAT mappings never time out (30 s is the
+ * shortest UDP timeout seen in the wild), seldom enough to cost nothing. */
+#define OBSERVER_KEEPALIVE 25
 #define INITIAL_PASSWORD_FILE "initial-admin-password"
 
 gint64 manager_now(void)
@@ -41,6 +47,8 @@ int manager_new(Config *config, Manager **ret)
 
         m->config = config;
         m->accounts_pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        m->failover_reports = failover_reports_new();
+        m->passed_api_fd = m->passed_udp_fd = -1;
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
@@ -129,6 +137,16 @@ void manager_free(Manager *m)
         /* HTTP first: suspended registrations are answered while the broker still exists. Then
          * the broker: pending account operations report -ECANCELED and must see m->mq gone. */
         http_free(TAKE_PTR(m->http));
+        peers_set_server_info(NULL);
+        observer_free(TAKE_PTR(m->observer));
+        observer_keys_free(TAKE_PTR(m->observer_keys));
+        failover_reports_free(TAKE_PTR(m->failover_reports));
+        g_free(m->observer_endpoint);
+        sodium_memzero(m->observer_secret, sizeof(m->observer_secret));
+        if (m->passed_api_fd >= 0)
+                close(m->passed_api_fd);
+        if (m->passed_udp_fd >= 0)
+                close(m->passed_udp_fd);
         m->stale_timer = sd_event_source_disable_unref(m->stale_timer);
         auth_worker_free(TAKE_PTR(m->auth_worker));
         ratelimit_free(TAKE_PTR(m->login_limit));
@@ -206,7 +224,7 @@ static int load_or_make_secrets(Manager *m)
 {
         g_autoptr(GError) e = NULL;
         _cleanup_txn_ StoreTxn t = {};
-        bool have_secret = false, have_public = false, have_token = false;
+        bool have_secret = false, have_public = false, have_token = false, have_observer = false;
         int r;
 
         r = store_txn_begin(m->store, &t, &e);
@@ -219,6 +237,9 @@ static int load_or_make_secrets(Manager *m)
         if (r >= 0)
                 r = load_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret),
                              &have_token, &e);
+        if (r >= 0)
+                r = load_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret, sizeof(m->observer_secret),
+                             &have_observer, &e);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the server's keys: %s", e->message);
 
@@ -239,6 +260,14 @@ static int load_or_make_secrets(Manager *m)
                 r = save_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret), &e);
                 if (r < 0)
                         return log_error_errno(r, "Failed to store the token secret: %s", e->message);
+        }
+        if (!have_observer) {
+                /* The observer's WireGuard keys (one per network) derive from it. */
+                randombytes_buf(m->observer_secret, sizeof(m->observer_secret));
+                r = save_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret, sizeof(m->observer_secret),
+                             &e);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to store the observer secret: %s", e->message);
         }
         r = store_txn_commit(&t, &e);
         if (r < 0)
@@ -415,7 +444,12 @@ int manager_handle_report(Manager *m, const char *host_id, const NmReport *repor
                 r = peers_host_checkin(m->store, host_id, report, manager_now(), o, error);
         if (r < 0)
                 return r;
-        return manager_commit(m, &t, o, error);
+        r = manager_commit(m, &t, o, error);
+        if (r < 0)
+                return r;
+        if (report->type == NM_REPORT_CHECKIN && report->peers)
+                manager_failover_report(m, host_id, report);
+        return 0;
 }
 
 static void on_mq_report(void *userdata, const char *host_id, NmReport *report)
@@ -542,6 +576,157 @@ static int start_mq(Manager *m)
         return 0;
 }
 
+/* ---- sockets from systemd and the UDP port -------------------------------------------------- */
+
+/* The sockets systemd passed: the listening stream socket named "api" (else the first one) for the
+ * API, the first datagram socket for the UDP port; the others are closed. */
+static int take_passed_sockets(Manager *m)
+{
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+                        if (m->passed_api_fd < 0 || streq0(names[i], "api"))
+                                m->passed_api_fd = fd;
+                } else if (sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) > 0 && m->passed_udp_fd < 0)
+                        m->passed_udp_fd = fd;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                if (fd != m->passed_api_fd && fd != m->passed_udp_fd)
+                        close(fd);
+        }
+        g_strfreev(names);
+        if (n > 0 && m->passed_api_fd < 0)
+                return log_error_errno(-EBADF, "systemd passed %d socket(s), none a listening stream socket",
+                                       n);
+        return 0;
+}
+
+/* The address hosts send to: udp_public_endpoint, else api_url's address (when it is one) with the
+ * bound port, else the bound address when it is a specific one. */
+static char *public_udp_endpoint(Manager *m)
+{
+        const Config *c = m->config;
+        g_autofree char *host = NULL;
+        int family;
+        NmInAddr a;
+
+        if (c->udp_public_endpoint)
+                return g_strdup(c->udp_public_endpoint);
+        host = nm_url_host(m->api_url);
+        if (host && nm_addr_parse(host, &family, &a) >= 0)
+                return nm_endpoint_to_string(family, &a, observer_port(m->observer));
+        const NmInAddr *bound = observer_address(m->observer);
+        static const NmInAddr zero = {};
+        if (memcmp(bound->bytes, zero.bytes, observer_family(m->observer) == AF_INET ? 4 : 16) != 0)
+                return nm_endpoint_to_string(observer_family(m->observer), bound, observer_port(m->observer));
+        return NULL;
+}
+
+static int start_observer(Manager *m)
+{
+        const Config *c = m->config;
+        g_autoptr(GError) e = NULL;
+        int r;
+
+        m->observer_keys = observer_keys_new(m->observer_secret);
+        if (c->udp_off && m->passed_udp_fd < 0) {
+                /* Nothing observes them any more: endpoints stored before would never expire. */
+                r = store_exec(m->store, "UPDATE nodes SET observed_endpoint = NULL, observed_at = 0", NULL, 0, NULL,
+                               &e);
+                if (r < 0)
+                        log_warning("Failed to forget the observed endpoints: %s", e->message);
+                log_info("udp_listen=off: no endpoint observer, no STUN; hosts behind NAT are reached at what "
+                         "they report.");
+                return 0;
+        }
+        ObserverSettings s = {
+                .fd = TAKE_FD(m->passed_udp_fd),
+                .family = c->udp_family,
+                .address = &c->udp_addr,
+                .port = c->udp_port,
+                .stun = c->stun,
+                .rate_burst = c->udp_rate_limit.burst,
+                .rate_period_sec = c->udp_rate_limit.period,
+                .rate_sources = c->rate_limit_sources,
+        };
+        r = observer_new(m, &s, &m->observer);
+        if (r < 0) {
+                g_autofree char *where = nm_endpoint_to_string(c->udp_family, &c->udp_addr, c->udp_port);
+                /* Set on purpose: a failure is fatal. The default may collide with a STUN server
+                 * already on this machine: then the server runs without observing. */
+                if (c->udp_listen)
+                        return log_error_errno(r, "Failed to listen on UDP %s (udp_listen): %m", where);
+                log_warning_errno(r,
+                                  "Failed to listen on UDP %s: %m; running without the endpoint observer and "
+                                  "STUN: set udp_listen= to a free port (or udp_listen=off to silence this).",
+                                  where);
+                return 0;
+        }
+        m->observer_endpoint = public_udp_endpoint(m);
+        g_autofree char *bound = nm_endpoint_to_string(observer_family(m->observer), observer_address(m->observer),
+                                                       observer_port(m->observer));
+        if (!m->observer_endpoint)
+                log_warning("Observing on UDP %s, but hosts cannot be told where: api_url names no address; set "
+                            "udp_public_endpoint.",
+                            bound);
+        else
+                log_info("Observing WireGuard endpoints%s on UDP %s%s, told to hosts as %s.",
+                         c->stun ? " and answering STUN" : "", bound,
+                         observer_socket_activated(m->observer) ? " (socket from systemd)" : "",
+                         m->observer_endpoint);
+        return 0;
+}
+
+void manager_host_http_address(Manager *m, const char *host_id, const struct sockaddr *sa)
+{
+        g_autoptr(GError) e = NULL;
+        g_autoptr(Outbox) out = outbox_new();
+        g_autoptr(Host) h = NULL;
+        g_autofree char *address = NULL;
+        _cleanup_txn_ StoreTxn t = {};
+        NmInAddr a = {};
+        int family, r;
+
+        /* Loopback is a proxy on this machine (Caddy): it says nothing about the host. */
+        if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+                return;
+        if (sa->sa_family == AF_INET) {
+                family = AF_INET;
+                memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        } else {
+                const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                family = IN6_IS_ADDR_V4MAPPED(in6) ? AF_INET : AF_INET6;
+                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr, family == AF_INET ? 4 : 16);
+        }
+        address = nm_addr_to_string(family, &a);
+        if (!address || nm_host_is_loopback(address))
+                return;
+        if (store_host_get(m->store, host_id, &h, NULL) < 0 || streq0(h->http_address, address))
+                return;
+        r = store_txn_begin(m->store, &t, &e);
+        if (r >= 0)
+                r = peers_host_http_address(m->store, host_id, address, out, &e);
+        if (r >= 0)
+                r = manager_commit(m, &t, out, &e);
+        if (r < 0)
+                log_warning("Failed to store the HTTPS source address of host %s: %s", host_id, e->message);
+        else
+                log_debug("Host \"%s\" (%s) connects from %s.", h->name, host_id, address);
+}
+
+void manager_networks_changed(Manager *m, const char *deleted)
+{
+        if (deleted && m->observer_keys)
+                observer_keys_forget(m->observer_keys, deleted);
+        observer_networks_changed(m->observer);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static int make_rate_limit(const ConfigRate *rate, unsigned max_sources, RateLimit **ret)
@@ -587,7 +772,11 @@ int manager_start(Manager *m)
                 if (r < 0)
                         return r;
         }
+        r = take_passed_sockets(m);
+        if (r < 0)
+                return r;
         HttpSettings hs = {
+                .listen_fd = TAKE_FD(m->passed_api_fd),
                 .family = c->listen_family,
                 .address = &c->listen_addr,
                 .port = c->listen_port,
@@ -608,6 +797,17 @@ int manager_start(Manager *m)
                 log_warning("api_url is not set and the API listens on a wildcard address: enrollment "
                             "tokens will carry %s, which hosts cannot reach; set api_url.",
                             m->api_url);
+        r = start_observer(m);
+        if (r < 0)
+                return r;
+        m->server_info = (PeersServerInfo){
+                .observer_endpoint = m->observer_endpoint,
+                .stun = m->observer && c->stun,
+                .observer_keepalive = OBSERVER_KEEPALIVE,
+                .failover_after = c->failover_after,
+                .keys = m->observer_keys,
+        };
+        peers_set_server_info(&m->server_info);
 
         if (manager_broker_enabled(m)) {
                 r = start_mq(m);

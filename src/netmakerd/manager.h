@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "failover.h"
 #include "http.h"
 #include "keys.h"
 #include "mq.h"
@@ -36,6 +37,14 @@ typedef struct Manager {
         char *broker_ca_pem;     /* broker_ca_file's text, handed to hosts */
         GList *broker_waiters;        /* BrokerWaiter*, see manager_wait_broker() */
         GHashTable *accounts_pending; /* host ids of registrations between account and commit */
+        /* Real networks (docs/netmakerd.md "Hosts behind NAT"): */
+        uint8_t observer_secret[32];          /* the per-network observer keys derive from it */
+        struct ObserverKeys *observer_keys;
+        struct Observer *observer;            /* the UDP port; NULL when udp_listen=off or it failed */
+        char *observer_endpoint;              /* "ip:port" hosts are told; NULL: none */
+        PeersServerInfo server_info;          /* what network states tell hosts (peers.c) */
+        FailoverReports *failover_reports;    /* the hosts' latest handshake reports */
+        int passed_api_fd, passed_udp_fd;     /* sockets from systemd, until taken over; -1: none */
         sd_event_source *stale_timer; /* removes stale hosts (host_remove_stale) */
         bool stopping;
 } Manager;
@@ -84,5 +93,16 @@ const char *manager_host_status(Manager *m, const Host *h, gint64 now);
 int manager_hosts_start(Manager *m);
 /* A host's check-in or snapshot request, from MQTT or PUT /api/v1/host. */
 int manager_handle_report(Manager *m, const char *host_id, const NmReport *report, GError **error);
+/* The peers' handshakes of a check-in: relays pairs that cannot connect, and lets relayed pairs
+ * connect directly again (manager-failover.c). Logs what fails; never fails the check-in. */
+void manager_failover_report(Manager *m, const char *host_id, const NmReport *report);
+/* Relays the pair (a, b) through `relay`, or lets it connect directly (relay NULL) (manager-failover.c). */
+int manager_failover_set(Manager *m, const char *network, const char *a, const char *b, const char *relay,
+                         GError **error);
+/* The source address of a host's HTTPS request, as a candidate endpoint (not loopback; http-hosts.c
+ * calls it). */
+void manager_host_http_address(Manager *m, const char *host_id, const struct sockaddr *sa);
+/* A network was created or deleted (the observer's keys). */
+void manager_networks_changed(Manager *m, const char *deleted);
 /* The current unix time. */
 gint64 manager_now(void);

@@ -9,8 +9,16 @@
 #include "macro.h"
 #include "nameservers.h"
 #include "nm-error.h"
+#include "observer-keys.h"
 #include "peers.h"
 #include "topology.h"
+
+static const PeersServerInfo *server_info;
+
+void peers_set_server_info(const PeersServerInfo *info)
+{
+        server_info = info;
+}
 
 PeerView *peer_view_new(Network *network)
 {
@@ -21,6 +29,7 @@ PeerView *peer_view_new(Network *network)
         v->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         v->ext_clients = g_ptr_array_new_with_free_func((GDestroyNotify)ext_client_free);
         v->acl_rules = g_ptr_array_new_with_free_func((GDestroyNotify)acl_rule_free);
+        v->failovers = g_ptr_array_new_with_free_func((GDestroyNotify)failover_free);
         return v;
 }
 
@@ -34,6 +43,7 @@ void peer_view_free(PeerView *v)
         g_ptr_array_unref(v->nameservers);
         g_ptr_array_unref(v->ext_clients);
         g_ptr_array_unref(v->acl_rules);
+        g_ptr_array_unref(v->failovers);
         topo_index_free(v->index);
         g_free(v);
 }
@@ -154,6 +164,20 @@ NmNetworkState *peers_network_state(const PeerView *v, const Member *self, bool 
         s->roles.relay = self->node->roles.relay;
         s->roles.relayed_by = g_strdup(self->node->roles.relayed_by);
         s->roles.internet_gateway_via = g_strdup(self->node->roles.internet_gateway_via);
+        if (server_info && server_info->observer_endpoint && server_info->keys) {
+                const WgResponder *r = observer_keys_get(server_info->keys, v->network->name);
+                if (r) {
+                        s->observer = g_new0(NmObserver, 1);
+                        s->observer->public_key = r->public_key;
+                        s->observer->endpoint = g_strdup(server_info->observer_endpoint);
+                        s->observer->keepalive = server_info->observer_keepalive;
+                        s->observer->stun = server_info->stun;
+                }
+        }
+        /* Only where keepalives keep sessions alive: elsewhere an idle pair has none either. */
+        if (server_info && v->network->keepalive > 0)
+                s->failover_after = server_info->failover_after;
+        s->roles.failover = self->node->roles.failover;
         if (with_peers)
                 s->peers = topo_peers_of(v, self);
         return s;
@@ -189,7 +213,7 @@ void peers_fanout_network_changed(const PeerView *v, Outbox *o)
 /* External clients, the ACL and the nameservers of the view's network. */
 static int load_topology(Store *s, PeerView *v, GError **error)
 {
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL, nameservers = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL, nameservers = NULL;
         int r;
 
         r = nameservers_load(s, v->network->name, &nameservers, error);
@@ -201,10 +225,13 @@ static int load_topology(Store *s, PeerView *v, GError **error)
                 r = store_acl_default_get(s, v->network->name, &v->acl_deny, error);
         if (r >= 0)
                 r = store_acl_rule_list(s, v->network->name, &rules, error);
+        if (r >= 0)
+                r = store_failover_list(s, v->network->name, &failovers, error);
         if (r < 0)
                 return r;
         g_ptr_array_extend_and_steal(v->ext_clients, TAKE_PTR(clients));
         g_ptr_array_extend_and_steal(v->acl_rules, TAKE_PTR(rules));
+        g_ptr_array_extend_and_steal(v->failovers, TAKE_PTR(failovers));
         topo_view_changed(v);
         return 0;
 }
@@ -264,7 +291,7 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
         g_autoptr(GPtrArray) networks = NULL;
         g_autoptr(GPtrArray) members = NULL;
         g_autoptr(GHashTable) dns = NULL, nameservers = NULL;
-        g_autoptr(GPtrArray) clients = NULL, rules = NULL;
+        g_autoptr(GPtrArray) clients = NULL, rules = NULL, failovers = NULL;
         g_autoptr(GHashTable) deny = NULL;
         g_autoptr(GHashTable) views =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)peer_view_free);
@@ -308,8 +335,19 @@ int peers_load_all_views(Store *s, GHashTable **ret, GError **error)
                 r = store_acl_rule_list(s, NULL, &rules, error);
         if (r >= 0)
                 r = store_acl_default_list(s, &deny, error);
+        if (r >= 0)
+                r = store_failover_list(s, NULL, &failovers, error);
         if (r < 0)
                 return r;
+        g_ptr_array_set_free_func(failovers, NULL);
+        for (guint i = 0; i < failovers->len; i++) {
+                Failover *f = failovers->pdata[i];
+                PeerView *v = g_hash_table_lookup(views, f->network);
+                if (v)
+                        g_ptr_array_add(v->failovers, f);
+                else
+                        failover_free(f);
+        }
         g_ptr_array_set_free_func(clients, NULL);
         for (guint i = 0; i < clients->len; i++) {
                 ExtClient *c = clients->pdata[i];
@@ -572,6 +610,137 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
                 topo_diff(befores->pdata[i], after, dirty, o);
         }
         return 0;
+}
+
+/* Loads the view before, writes with `change`, loads it after and queues the difference of the
+ * entries in `dirty`. */
+typedef int (*ChangeFunc)(Store *s, void *userdata, GError **error);
+
+static int change_network(Store *s, const char *network, ChangeFunc change, void *userdata, TopoDirty *dirty,
+                          Outbox *o, GError **error)
+{
+        g_autoptr(PeerView) before = NULL, after = NULL;
+        int r;
+
+        r = peers_load_view(s, network, &before, error);
+        if (r >= 0 && change)
+                r = change(s, userdata, error);
+        if (r >= 0)
+                r = peers_load_view(s, network, &after, error);
+        if (r < 0)
+                return r;
+        topo_diff(before, after, dirty, o);
+        return 0;
+}
+
+typedef struct Observed {
+        const char *node_id;
+        const char *endpoint;
+        gint64 now;
+} Observed;
+
+static int write_observed(Store *s, void *userdata, GError **error)
+{
+        const Observed *x = userdata;
+        return store_node_set_observed(s, x->node_id, x->endpoint, x->now, error);
+}
+
+int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o, GError **error)
+{
+        g_autoptr(Node) node = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        Observed x = {.node_id = node_id, .endpoint = endpoint, .now = now};
+        int r;
+
+        r = store_node_get(s, node_id, &node, error);
+        if (r < 0)
+                return r;
+        if (streq0(node->observed_endpoint, endpoint))
+                return 0;
+        /* Others' view of this node, and this node's view of the others (a shared NAT). */
+        topo_dirty_peer(dirty, node_id);
+        topo_dirty_viewer(dirty, node_id);
+        return change_network(s, node->network, write_observed, &x, dirty, o, error);
+}
+
+typedef struct HttpAddress {
+        const char *host_id;
+        const char *address;
+} HttpAddress;
+
+static int write_http_address(Store *s, void *userdata, GError **error)
+{
+        const HttpAddress *x = userdata;
+        return store_host_set_http_address(s, x->host_id, x->address, error);
+}
+
+int peers_host_http_address(Store *s, const char *host_id, const char *address, Outbox *o, GError **error)
+{
+        g_autoptr(Host) h = NULL;
+        g_autoptr(GPtrArray) nodes = NULL;
+        HttpAddress x = {.host_id = host_id, .address = address};
+        int r;
+
+        r = store_host_get(s, host_id, &h, error);
+        if (r < 0)
+                return r;
+        if (streq0(h->http_address, address))
+                return 0;
+        r = store_node_list(s, NULL, host_id, &nodes, error);
+        if (r < 0)
+                return r;
+        if (nodes->len == 0)
+                return write_http_address(s, &x, error);
+        for (guint i = 0; i < nodes->len; i++) {
+                Node *n = nodes->pdata[i];
+                g_autoptr(TopoDirty) dirty = topo_dirty_new();
+                topo_dirty_peer(dirty, n->id);
+                /* The host's row is written with the first network; the later ones only diff. */
+                r = change_network(s, n->network, i == 0 ? write_http_address : NULL, &x, dirty, o, error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct FailoverChange {
+        Failover f;
+        bool remove;
+} FailoverChange;
+
+static int write_failover(Store *s, void *userdata, GError **error)
+{
+        const FailoverChange *x = userdata;
+        return x->remove ? store_failover_delete(s, x->f.node_a, x->f.node_b, error)
+                         : store_failover_set(s, &x->f, error);
+}
+
+int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay, gint64 now,
+                       Outbox *o, GError **error)
+{
+        g_autoptr(GPtrArray) existing = NULL;
+        g_autoptr(TopoDirty) dirty = topo_dirty_new();
+        const char *old_relay = NULL;
+        int r;
+
+        r = store_failover_list(s, network, &existing, error);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < existing->len; i++) {
+                const Failover *f = existing->pdata[i];
+                if ((streq0(f->node_a, a) && streq0(f->node_b, b)) || (streq0(f->node_a, b) && streq0(f->node_b, a)))
+                        old_relay = f->relay;
+        }
+        if (streq0(old_relay, relay))
+                return 0;
+        FailoverChange x = {.f = {.network = (char *)network,
+                                  .node_a = (char *)a,
+                                  .node_b = (char *)b,
+                                  .relay = (char *)relay,
+                                  .since = now},
+                            .remove = relay == NULL};
+        topo_dirty_failover(dirty, a, b, old_relay, relay);
+        return change_network(s, network, write_failover, &x, dirty, o, error);
 }
 
 /* A name the host may not take in the network: a custom name or an external client's. */

@@ -20,6 +20,7 @@ typedef struct PeerView {
         GPtrArray *ext_clients;  /* of ExtClient */
         bool acl_deny;           /* the ACL default */
         GPtrArray *acl_rules;    /* of AclRule */
+        GPtrArray *failovers;    /* of Failover: pairs relayed because they could not connect */
         struct TopoIndex *index; /* built on first use from the above; topo_view_changed() drops it */
 } PeerView;
 
@@ -49,6 +50,19 @@ guint outbox_count(const Outbox *o, const char *host_id, NmMessageType type);
 /* Raises each recipient's serial by one per message not stamped yet (in order) and stamps them.
  * Call inside the transaction of the change, before a recipient is deleted. */
 int outbox_assign_serials(Outbox *o, Store *s, GError **error);
+
+/* What every network state tells its hosts of the server's UDP endpoint (netmakerd's endpoint
+ * observer and STUN responder) and of failover. The Manager sets it once at start-up; without it
+ * (unit tests, or no observer) states carry neither. Borrowed: it must outlive every use. */
+typedef struct PeersServerInfo {
+        const char *observer_endpoint; /* "ip:port" hosts send to; NULL: no observer peer */
+        bool stun;                     /* the same address answers STUN */
+        guint observer_keepalive;      /* seconds */
+        guint failover_after;          /* seconds; 0: no automatic relays */
+        struct ObserverKeys *keys;     /* the server's WireGuard key per network */
+} PeersServerInfo;
+
+void peers_set_server_info(const PeersServerInfo *info);
 
 /* ---- pure computation (the peers themselves: topology.h) ------------------------------------ */
 
@@ -89,6 +103,18 @@ int peers_host_delete(Store *s, const Host *h, Outbox *o, GError **error);
  * §4.5: also the host's own view of others behind the same NAT). */
 int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gint64 now, Outbox *o,
                        GError **error);
+/* The observer saw the node's WireGuard packets come from `endpoint` ("ip:port"; NULL: forget what it
+ * saw): stores it and queues an "update" for every viewer whose chosen endpoint of the node changed
+ * (and the node's own view of peers behind the same NAT). */
+int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o, GError **error);
+/* The source address of the host's HTTPS requests changed (NULL: none usable): stores it and queues
+ * the endpoint changes it causes. */
+int peers_host_http_address(Store *s, const char *host_id, const char *address, Outbox *o, GError **error);
+/* Relays the pair (a, b) of `network` through `relay`, or (relay NULL) lets it connect directly
+ * again, and queues the deltas: each sees the other as a probe (or back as a peer) and finds the
+ * other's addresses in the relay's entry (or no more). */
+int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay, gint64 now,
+                       Outbox *o, GError **error);
 /* Writes the admin's settings of host `h` (name, static listen port, static endpoint, keepalive,
  * MTU: docs/protocol.md §2.4; already validated) and queues what they change, to exactly the hosts
  * that see a change: "update" of the host to the peers whose entry of it changed (name, endpoint,

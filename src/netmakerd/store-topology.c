@@ -31,12 +31,13 @@ int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError 
                           SV_INT(roles->ingress),
                           SV_INT(roles->relay),
                           SV_TEXT(roles->relayed_by),
-                          SV_TEXT(roles->internet_gateway_via)};
-        int r = store_exec(
-                s,
-                "UPDATE nodes SET egress_ranges = $2, egress_nat = $3, internet_gateway = $4, "
-                "ingress = $5, relay = $6, relayed_by = $7, internet_gateway_via = $8 WHERE id = $1",
-                p, 8, &res, error);
+                          SV_TEXT(roles->internet_gateway_via),
+                          SV_INT(roles->failover)};
+        int r = store_exec(s,
+                           "UPDATE nodes SET egress_ranges = $2, egress_nat = $3, internet_gateway = $4, "
+                           "ingress = $5, relay = $6, relayed_by = $7, internet_gateway_via = $8, "
+                           "failover = $9 WHERE id = $1",
+                           p, 9, &res, error);
         if (r < 0)
                 return r;
         return res->changes == 0 ? store_not_found(error, "Node", id) : 0;
@@ -61,7 +62,66 @@ int store_node_forget(Store *s, const char *id, GError **error)
                                error);
         if (r >= 0)
                 r = ext_clients_forget_node(s, id, error);
+        if (r >= 0)
+                r = store_exec(s, "DELETE FROM failovers WHERE node_a = $1 OR node_b = $1 OR relay = $1", p, 1,
+                               NULL, error);
         return r;
+}
+
+/* ---- failovers ------------------------------------------------------------------------------ */
+
+void failover_free(Failover *f)
+{
+        if (!f)
+                return;
+        g_free(f->network);
+        g_free(f->node_a);
+        g_free(f->node_b);
+        g_free(f->relay);
+        g_free(f);
+}
+
+int store_failover_list(Store *s, const char *network, GPtrArray **ret, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        StoreValue p[] = {SV_TEXT(network)};
+        int r = store_exec(s,
+                           "SELECT network, node_a, node_b, relay, since FROM failovers "
+                           "WHERE CAST($1 AS TEXT) IS NULL OR network = $1 ORDER BY network, node_a, node_b",
+                           p, 1, &res, error);
+        if (r < 0)
+                return r;
+        GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)failover_free);
+        for (guint i = 0; i < res->n_rows; i++) {
+                Failover *f = g_new0(Failover, 1);
+                f->network = g_strdup(store_result_text(res, i, 0));
+                f->node_a = g_strdup(store_result_text(res, i, 1));
+                f->node_b = g_strdup(store_result_text(res, i, 2));
+                f->relay = g_strdup(store_result_text(res, i, 3));
+                f->since = store_result_int(res, i, 4);
+                g_ptr_array_add(a, f);
+        }
+        *ret = a;
+        return 0;
+}
+
+int store_failover_set(Store *s, const Failover *f, GError **error)
+{
+        /* The pair is stored once, its lower node id first. */
+        bool swap = strcmp(f->node_a, f->node_b) > 0;
+        StoreValue p[] = {SV_TEXT(f->network), SV_TEXT(swap ? f->node_b : f->node_a),
+                          SV_TEXT(swap ? f->node_a : f->node_b), SV_TEXT(f->relay), SV_INT(f->since)};
+        return store_exec(s,
+                          "INSERT INTO failovers (network, node_a, node_b, relay, since) VALUES ($1, $2, $3, $4, $5) "
+                          "ON CONFLICT (node_a, node_b) DO UPDATE SET relay = $4, since = $5",
+                          p, 5, NULL, error);
+}
+
+int store_failover_delete(Store *s, const char *a, const char *b, GError **error)
+{
+        bool swap = strcmp(a, b) > 0;
+        StoreValue p[] = {SV_TEXT(swap ? b : a), SV_TEXT(swap ? a : b)};
+        return store_exec(s, "DELETE FROM failovers WHERE node_a = $1 AND node_b = $2", p, 2, NULL, error);
 }
 
 /* ---- ACLs ----------------------------------------------------------------------------------- */

@@ -214,6 +214,23 @@ static const char *const migrations[] = {
         "  servers TEXT NOT NULL,"
         "  created_at BIGINT NOT NULL,"
         "  PRIMARY KEY (network, domain));",
+        /* 8: real networks (docs/topologies.md "Endpoints", "Failover"): each node's endpoint as the
+         * server's endpoint observer saw its WireGuard packets arrive, the source address of each
+         * host's last HTTPS request, the failover relay role, and the pairs relayed because they
+         * could not connect directly (node_a < node_b). */
+        "ALTER TABLE nodes ADD COLUMN observed_endpoint TEXT;"
+        "ALTER TABLE nodes ADD COLUMN observed_at BIGINT NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN failover INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN http_address TEXT;"
+        "CREATE TABLE failovers ("
+        "  network TEXT NOT NULL REFERENCES networks (name) ON DELETE CASCADE,"
+        "  node_a TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
+        "  node_b TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
+        "  relay TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
+        "  since BIGINT NOT NULL,"
+        "  PRIMARY KEY (node_a, node_b),"
+        "  CHECK (node_a < node_b));"
+        "CREATE INDEX failovers_network ON failovers (network);",
 };
 
 static gint64 now_sec(void)
@@ -812,6 +829,7 @@ void host_free(Host *h)
         g_free(h->credential_hash);
         g_strfreev(h->tags);
         g_free(h->static_endpoint);
+        g_free(h->http_address);
         g_free(h);
 }
 
@@ -828,14 +846,15 @@ Host *host_copy(const Host *h)
         c->credential_hash = g_strdup(h->credential_hash);
         c->tags = g_strdupv(h->tags);
         c->static_endpoint = g_strdup(h->static_endpoint);
+        c->http_address = g_strdup(h->http_address);
         return c;
 }
 
 #define HOST_COLUMNS                                                                                        \
         "h.id, h.name, h.os, h.version, h.wg_public_key, h.msg_public_key, h.listen_port, h.endpoints, "    \
         "h.public_endpoint, h.credential_hash, h.tags, h.last_checkin, h.created_at, h.serial, "            \
-        "h.static_listen_port, h.static_endpoint, h.keepalive, h.mtu"
-#define HOST_N_COLUMNS 18
+        "h.static_listen_port, h.static_endpoint, h.keepalive, h.mtu, h.http_address"
+#define HOST_N_COLUMNS 19
 
 static Host *host_from_row(const StoreResult *res, guint row, guint c)
 {
@@ -859,6 +878,7 @@ static Host *host_from_row(const StoreResult *res, guint row, guint c)
         h->has_keepalive = !store_result_is_null(res, row, c + 16);
         h->keepalive = (guint)store_result_int(res, row, c + 16);
         h->mtu = (guint)store_result_int(res, row, c + 17);
+        h->http_address = g_strdup(store_result_text(res, row, c + 18));
         return h;
 }
 
@@ -942,14 +962,15 @@ int store_host_insert(Store *s, const Host *h, GError **error)
                           SV_OPT_INT(h->static_listen_port, h->static_listen_port != 0),
                           SV_TEXT(h->static_endpoint),
                           SV_OPT_INT(h->keepalive, h->has_keepalive),
-                          SV_OPT_INT(h->mtu, h->mtu != 0)};
+                          SV_OPT_INT(h->mtu, h->mtu != 0),
+                          SV_TEXT(h->http_address)};
         int r = store_exec(
                 s,
                 "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
                 "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial, "
-                "static_listen_port, static_endpoint, keepalive, mtu) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                p, 18, NULL, error);
+                "static_listen_port, static_endpoint, keepalive, mtu, http_address) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                p, 19, NULL, error);
         return conflict(r, error, "A host with the WireGuard public key %s is already registered", wg);
 }
 
@@ -1037,6 +1058,7 @@ void node_free(Node *n)
         g_free(n->ipv6);
         g_strfreev(n->tags);
         nm_roles_clear(&n->roles);
+        g_free(n->observed_endpoint);
         g_free(n);
 }
 
@@ -1054,6 +1076,7 @@ Node *node_copy(const Node *n)
         c->roles.egress_ranges = g_strdupv(n->roles.egress_ranges);
         c->roles.relayed_by = g_strdup(n->roles.relayed_by);
         c->roles.internet_gateway_via = g_strdup(n->roles.internet_gateway_via);
+        c->observed_endpoint = g_strdup(n->observed_endpoint);
         return c;
 }
 
@@ -1069,8 +1092,8 @@ void member_free(Member *m)
 #define NODE_COLUMNS                                                                                        \
         "d.id, d.host_id, h.name, d.network, d.ipv4, d.ipv6, d.listen_port, d.connected, d.created_at, "    \
         "d.tags, d.egress_ranges, d.egress_nat, d.internet_gateway, d.ingress, d.relay, d.relayed_by, "     \
-        "d.internet_gateway_via"
-#define NODE_N_COLUMNS 17
+        "d.internet_gateway_via, d.observed_endpoint, d.failover"
+#define NODE_N_COLUMNS 19
 #define NODE_FROM      " FROM nodes d JOIN hosts h ON h.id = d.host_id "
 
 static Node *node_from_row(const StoreResult *res, guint row)
@@ -1095,6 +1118,8 @@ static Node *node_from_row(const StoreResult *res, guint row)
         n->roles.relay = store_result_int(res, row, 14) != 0;
         n->roles.relayed_by = g_strdup(store_result_text(res, row, 15));
         n->roles.internet_gateway_via = g_strdup(store_result_text(res, row, 16));
+        n->observed_endpoint = g_strdup(store_result_text(res, row, 17));
+        n->roles.failover = store_result_int(res, row, 18) != 0;
         return n;
 }
 
@@ -1187,6 +1212,25 @@ int store_node_set_connected(Store *s, const char *id, bool connected, GError **
 {
         StoreValue p[] = {SV_TEXT(id), SV_INT(connected)};
         return store_exec(s, "UPDATE nodes SET connected = $2 WHERE id = $1", p, 2, NULL, error);
+}
+
+int store_node_set_observed(Store *s, const char *id, const char *endpoint, gint64 now, GError **error)
+{
+        g_autoptr(StoreResult) res = NULL;
+        StoreValue p[] = {SV_TEXT(id), SV_TEXT(endpoint), SV_INT(endpoint ? now : 0)};
+        int r = store_exec(s, "UPDATE nodes SET observed_endpoint = $2, observed_at = $3 WHERE id = $1", p, 3,
+                           &res, error);
+        if (r < 0)
+                return r;
+        if (res->changes == 0)
+                return store_not_found(error, "Node", id);
+        return 0;
+}
+
+int store_host_set_http_address(Store *s, const char *id, const char *address, GError **error)
+{
+        StoreValue p[] = {SV_TEXT(id), SV_TEXT(address)};
+        return store_exec(s, "UPDATE hosts SET http_address = $2 WHERE id = $1", p, 2, NULL, error);
 }
 
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error)

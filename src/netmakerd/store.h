@@ -178,6 +178,7 @@ typedef struct Host {
         bool has_keepalive;         /* false: the network's keepalive */
         guint keepalive;            /* persistent keepalive of its pairs, 0-3600 s (0: off) */
         guint mtu;                  /* MTU of its links; 0: the network's */
+        char *http_address; /* source address of the host's last HTTPS request (not loopback), or NULL */
 } Host;
 
 typedef struct Node {
@@ -192,6 +193,9 @@ typedef struct Node {
         gint64 created_at;
         char **tags;   /* never NULL after reads (ACL selectors "tag:<tag>", docs/protocol.md §4.2.1) */
         NmRoles roles; /* gateways, relays, internet gateway use (§4.1) */
+        /* "ip:port" the server's endpoint observer saw this node's WireGuard packets come from (the
+         * mapping its NAT made for the link's socket), or NULL (docs/protocol.md §4.5). */
+        char *observed_endpoint;
 } Node;
 
 /* A node with its host: what peer computation reads. */
@@ -264,6 +268,10 @@ int store_node_insert(Store *s, const Node *n, GError **error);
 int store_node_delete(Store *s, const char *id, GError **error);
 int store_node_set_listen_port(Store *s, const char *id, guint16 port, GError **error);
 int store_node_set_connected(Store *s, const char *id, bool connected, GError **error);
+/* The endpoint the observer saw (NULL clears it), and since when. */
+int store_node_set_observed(Store *s, const char *id, const char *endpoint, gint64 now, GError **error);
+/* The source address of the host's last HTTPS request (NULL clears it). */
+int store_host_set_http_address(Store *s, const char *id, const char *address, GError **error);
 /* The addresses in use in a network (family AF_INET or AF_INET6), by nodes and external clients. */
 int store_node_addresses(Store *s, const char *network, int family, GPtrArray **ret, GError **error);
 
@@ -302,6 +310,25 @@ typedef struct ExtClient {
         gint64 created_at;
 } ExtClient;
 
+/* A pair of nodes that could not connect directly, relayed through a third (docs/topologies.md
+ * "Failover"). */
+typedef struct Failover {
+        char *network;
+        char *node_a; /* node ids; stored with the lower first */
+        char *node_b;
+        char *relay;
+        gint64 since;
+} Failover;
+
+void failover_free(Failover *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Failover, failover_free)
+/* The relayed pairs of a network (of Failover), or of every network when NULL. */
+int store_failover_list(Store *s, const char *network, GPtrArray **ret, GError **error);
+/* Adds the pair or changes its relay. */
+int store_failover_set(Store *s, const Failover *f, GError **error);
+/* The pair connects directly again (a missing pair is fine). */
+int store_failover_delete(Store *s, const char *a, const char *b, GError **error);
+
 /* Whether the client may not reach the node. */
 bool ext_client_denies(const ExtClient *c, const char *node_id);
 
@@ -315,7 +342,7 @@ int store_node_set_tags(Store *s, const char *id, char **tags, GError **error);
 int store_node_set_roles(Store *s, const char *id, const NmRoles *roles, GError **error);
 /* Drops what other rows say about a node that leaves: nodes it relayed are no longer relayed,
  * nodes that used it as their internet gateway no longer do, ACL rules that name it go, external
- * clients no longer list it as denied. */
+ * clients no longer list it as denied, failovers it is in or relays go. */
 int store_node_forget(Store *s, const char *id, GError **error);
 
 /* A network's ACL default: false (allow) when none is stored. */

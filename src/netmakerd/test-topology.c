@@ -1,7 +1,8 @@
 /* Proves the topology computation on in-memory rows (docs/protocol.md §4): what each viewer sees of
  * relays, egress, internet and ingress gateways (a full-tunnel external client: 0.0.0.0/0 and ::/0 in
  * its configuration, `internet` on its gateway's entry of it), that a denied pair never appears, the endpoint
- * chosen per pair (§4.5); and that the targeted diffs (an ACL rule, the default, a node's tags) send
+ * chosen per pair (§4.5: observed, STUN, HTTPS source, reported), a failed-over pair as probes with the
+ * relay carrying their addresses; and that the targeted diffs (an ACL rule, the default, a node's tags) send
  * exactly the messages a diff of every entry of every viewer would, on random networks. */
 #include <string.h>
 
@@ -170,25 +171,37 @@ static void test_acl_denied_pairs_never_peer(void)
                 }
 }
 
-static Host *host(const char *endpoints, const char *public_ip)
+static Member *endpoint_member(const char *endpoints, const char *public_ip, const char *observed,
+                               const char *http_address)
 {
-        Host *h = g_new0(Host, 1);
-        h->endpoints = g_strsplit(endpoints, ",", -1);
-        h->public_endpoint = g_strdup(public_ip);
-        return h;
+        Member *m = g_new0(Member, 1);
+        m->host = g_new0(Host, 1);
+        m->node = g_new0(Node, 1);
+        m->host->endpoints = g_strsplit(endpoints, ",", -1);
+        m->host->public_endpoint = g_strdup(public_ip);
+        m->host->http_address = g_strdup(http_address);
+        m->node->observed_endpoint = g_strdup(observed);
+        m->node->listen_port = 51821;
+        return m;
 }
 
 static void test_endpoint_choice(void)
 {
-        g_autoptr(Host) a = host("192.168.1.10", "203.0.113.1");
-        g_autoptr(Host) b = host("10.0.0.5,192.168.1.20", "203.0.113.1");
-        g_autoptr(Host) c = host("172.16.0.3", "198.51.100.7");
-        g_autoptr(Host) d = host("198.18.0.4", NULL);
-        g_autoptr(Host) e = host("fd00:1::5,fd00:2::5", "203.0.113.1");
-        g_autoptr(Host) f = host("fd00:2:0:0:1::9", "203.0.113.1");
+        g_autoptr(Member) a = endpoint_member("192.168.1.10", "203.0.113.1", NULL, NULL);
+        g_autoptr(Member) b = endpoint_member("10.0.0.5,192.168.1.20", "203.0.113.1", NULL, NULL);
+        g_autoptr(Member) c = endpoint_member("172.16.0.3", "198.51.100.7", NULL, NULL);
+        g_autoptr(Member) d = endpoint_member("198.18.0.4", NULL, NULL, NULL);
+        g_autoptr(Member) e = endpoint_member("fd00:1::5,fd00:2::5", "203.0.113.1", NULL, NULL);
+        g_autoptr(Member) f = endpoint_member("fd00:2:0:0:1::9", "203.0.113.1", NULL, NULL);
+        /* Observed by the server: behind the same NAT as a and b (203.0.113.1), with a mapped port;
+         * and one the server saw elsewhere than STUN said (the observation wins). */
+        g_autoptr(Member) o = endpoint_member("192.168.1.30", NULL, "203.0.113.1:20345", NULL);
+        g_autoptr(Member) p = endpoint_member("192.168.7.7", "198.51.100.99", "198.51.100.8:31000", NULL);
+        /* Only an HTTPS source address: better than a private address for those outside. */
+        g_autoptr(Member) h = endpoint_member("192.168.9.9", NULL, NULL, "198.51.100.50");
 
         struct {
-                Host *viewer, *peer;
+                Member *viewer, *peer;
                 const char *want;
         } cases[] = {
                 {a, b, "192.168.1.20:51821"}, /* same NAT: the address on a's subnet, not the first */
@@ -201,20 +214,84 @@ static void test_endpoint_choice(void)
                 {NULL, d, "198.18.0.4:51821"},
                 {f, e, "[fd00:2::5]:51821"}, /* IPv6: the same /64 */
                 {c, e, "203.0.113.1:51821"},
+                {c, o, "203.0.113.1:20345"}, /* observed: address and mapped port */
+                {a, o, "192.168.1.30:51821"}, /* observed behind a's NAT: the local address */
+                {o, a, "192.168.1.10:51821"},
+                {c, p, "198.51.100.8:31000"}, /* the observation beats STUN */
+                {c, h, "198.51.100.50:51821"}, /* the HTTPS source beats a private address */
+                {h, c, "198.51.100.7:51821"},
         };
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-                g_autofree char *got = endpoint_choose(cases[i].viewer, cases[i].peer, 51821);
+                g_autofree char *got = endpoint_choose(cases[i].viewer, cases[i].peer);
                 g_assert_cmpstr(got, ==, cases[i].want);
         }
         /* Same NAT, no shared subnet: the first address. */
-        g_autoptr(Host) g = host("10.1.1.1", "203.0.113.1");
-        g_autofree char *ab = endpoint_choose(g, b, 51821);
+        g_autoptr(Member) g = endpoint_member("10.1.1.1", "203.0.113.1", NULL, NULL);
+        g_autofree char *ab = endpoint_choose(g, b);
         g_assert_cmpstr(ab, ==, "10.0.0.5:51821");
-        g_autoptr(Host) none = host("", NULL);
-        g_strfreev(none->endpoints);
-        none->endpoints = g_new0(char *, 1);
-        g_assert_null(endpoint_choose(a, none, 51821));
-        g_assert_null(endpoint_choose(a, b, 0));
+        g_autoptr(Member) none = endpoint_member("", NULL, NULL, NULL);
+        g_strfreev(none->host->endpoints);
+        none->host->endpoints = g_new0(char *, 1);
+        g_assert_null(endpoint_choose(a, none));
+        b->node->listen_port = 0;
+        g_assert_null(endpoint_choose(a, b));
+        /* A configuration file: never the observed (NAT-mapped, short-lived) port. */
+        g_autofree char *conf_o = endpoint_for_config(o), *conf_p = endpoint_for_config(p);
+        g_autofree char *conf_h = endpoint_for_config(h);
+        g_assert_cmpstr(conf_o, ==, "192.168.1.30:51821");
+        g_assert_cmpstr(conf_p, ==, "198.51.100.99:51821");
+        g_assert_cmpstr(conf_h, ==, "198.51.100.50:51821");
+}
+
+static void test_failover(void)
+{
+        g_autoptr(PeerView) v = make_view(5);
+        Member *f = member(v, 0), *a = member(v, 1), *b = member(v, 2), *c = member(v, 3), *x = member(v, 4);
+
+        f->node->roles.failover = true;
+        c->node->roles.egress_ranges = g_strsplit("192.168.50.0/24", ",", -1);
+        add_failover(v, a, c, f);
+
+        /* a and c see each other as probes: endpoint and keepalive, no allowed IPs... */
+        g_autoptr(NmPeer) ac = topo_peer_entry(v, a, c);
+        g_assert_nonnull(ac);
+        g_assert_cmpuint(g_strv_length(ac->allowed_ips), ==, 0);
+        g_assert_cmpstr(ac->endpoint, ==, "198.18.0.4:51821");
+        g_assert_cmpuint(ac->keepalive, ==, 20);
+        assert_ips(v, c, a, "");
+        /* ... and reach each other, egress range included, through the relay. */
+        assert_ips(v, a, f, "10.99.0.1/32 10.99.0.4/32 192.168.50.0/24");
+        assert_ips(v, c, f, "10.99.0.1/32 10.99.0.2/32");
+        /* Everyone else is untouched; the relay's own entries too. */
+        assert_ips(v, b, f, "10.99.0.1/32");
+        assert_ips(v, b, c, "10.99.0.4/32 192.168.50.0/24");
+        assert_ips(v, f, a, "10.99.0.2/32");
+        assert_ips(v, f, c, "10.99.0.4/32 192.168.50.0/24");
+        g_assert_true(topo_failover_relay_of(v, c, a) == f);
+        g_assert_null(topo_failover_relay_of(v, a, b));
+
+        /* Without a keepalive in the network, probes still keep the path warm. */
+        v->network->keepalive = 0;
+        g_autoptr(NmPeer) probe = topo_peer_entry(v, a, c);
+        g_assert_cmpuint(probe->keepalive, ==, TOPO_PROBE_KEEPALIVE);
+        g_autoptr(NmPeer) plain = topo_peer_entry(v, a, b);
+        g_assert_cmpuint(plain->keepalive, ==, 0);
+        v->network->keepalive = 20;
+
+        /* A relay that lost its role, or that the ACL keeps from one of them, relays nothing: the
+         * pair is direct again, whatever is stored. */
+        g_assert_true(topo_failover_relay_eligible(v, f, a, c));
+        g_assert_false(topo_failover_relay_eligible(v, x, a, c));
+        f->node->roles.failover = false;
+        topo_view_changed(v);
+        assert_ips(v, a, c, "10.99.0.4/32 192.168.50.0/24");
+        assert_ips(v, a, f, "10.99.0.1/32");
+        f->node->roles.failover = true;
+        g_autofree char *sf = node_sel(f), *sc = node_sel(c);
+        add_rule(v, sf, sc, true);
+        g_assert_null(topo_failover_relay_of(v, a, c));
+        assert_ips(v, a, c, "10.99.0.4/32 192.168.50.0/24");
+        g_assert_false(topo_failover_relay_eligible(v, f, a, c));
 }
 
 /* ---- the targeted diffs against the full one ------------------------------------------------ */
@@ -280,6 +357,11 @@ static void random_topology(PeerView *v)
                 g_free(member(v, i)->node->roles.internet_gateway_via);
                 member(v, i)->node->roles.internet_gateway_via = g_strdup(member(v, 3)->node->id);
         }
+        /* A failover relay for two pairs (when they are not relayed: then they do not count). */
+        member(v, n - 1)->node->roles.failover = true;
+        add_failover(v, member(v, 2), member(v, 3), member(v, n - 1));
+        if (n > 6)
+                add_failover(v, member(v, 5), member(v, 6), member(v, n - 1));
         /* An ingress gateway (relayed itself) with two external clients, one denied some nodes. */
         Member *ingress = member(v, 1);
         ingress->node->roles.ingress = true;
@@ -417,6 +499,47 @@ static void test_targeted_diffs(void)
                         topo_dirty_peer(d, c->gateway);
                         check_same_as_full(before, after, d);
                 }
+                /* The observer sees a node elsewhere (another NAT mapping). */
+                {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        Member *m = member(after, (guint)g_test_rand_int_range(0, (gint32)n));
+                        g_free(m->node->observed_endpoint);
+                        m->node->observed_endpoint = g_strdup("203.0.113.9:23456");
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_dirty_peer(d, m->node->id);
+                        topo_dirty_viewer(d, m->node->id);
+                        check_same_as_full(before, after, d);
+                }
+                /* A pair fails over, moves to another relay, or connects directly again. */
+                for (guint variant = 0; variant < 3; variant++) {
+                        g_autoptr(PeerView) after = copy_view(before);
+                        Member *a = member(after, (guint)g_test_rand_int_range(0, (gint32)n - 1));
+                        Member *b = member(after, (guint)g_test_rand_int_range(0, (gint32)n - 1));
+                        Member *r = member(after, n - 1), *old = NULL;
+                        if (a == b)
+                                continue;
+                        if (variant == 1) {
+                                /* Another relay takes over pair (2, 3). */
+                                a = member(after, 2);
+                                b = member(after, 3);
+                                old = r;
+                                r = member(after, 0);
+                                r->node->roles.failover = true;
+                        }
+                        for (guint i = 0; i < after->failovers->len; i++) {
+                                Failover *f = after->failovers->pdata[i];
+                                if ((streq0(f->node_a, a->node->id) && streq0(f->node_b, b->node->id)) ||
+                                    (streq0(f->node_a, b->node->id) && streq0(f->node_b, a->node->id)))
+                                        g_ptr_array_remove_index(after->failovers, i--);
+                        }
+                        if (variant != 2)
+                                add_failover(after, a, b, r);
+                        topo_view_changed(after);
+                        g_autoptr(TopoDirty) d = topo_dirty_new();
+                        topo_dirty_failover(d, a->node->id, b->node->id, old ? old->node->id : NULL,
+                                            r->node->id);
+                        check_same_as_full(before, after, d);
+                }
                 /* A node joins (it is no viewer of the diff: it gets its whole state). */
                 {
                         g_autoptr(PeerView) after = copy_view(before);
@@ -458,6 +581,7 @@ int main(int argc, char *argv[])
         g_test_add_func("/topology/relays", test_relays);
         g_test_add_func("/topology/acl-denied-pairs", test_acl_denied_pairs_never_peer);
         g_test_add_func("/topology/endpoint-choice", test_endpoint_choice);
+        g_test_add_func("/topology/failover", test_failover);
         g_test_add_func("/topology/targeted-diffs", test_targeted_diffs);
         g_test_add_func("/topology/rule-cost", test_rule_cost);
         return g_test_run();

@@ -112,6 +112,16 @@ static inline PeerView *copy_view(const PeerView *v)
                 cr->destination = g_strdup(r->destination);
                 g_ptr_array_add(c->acl_rules, cr);
         }
+        for (guint i = 0; v->failovers && i < v->failovers->len; i++) {
+                const Failover *f = v->failovers->pdata[i];
+                Failover *cf = g_new0(Failover, 1);
+                cf->network = g_strdup(f->network);
+                cf->node_a = g_strdup(f->node_a);
+                cf->node_b = g_strdup(f->node_b);
+                cf->relay = g_strdup(f->relay);
+                cf->since = f->since;
+                g_ptr_array_add(c->failovers, cf);
+        }
         c->acl_deny = v->acl_deny;
         return c;
 }
@@ -132,6 +142,19 @@ static inline AclRule *add_rule(PeerView *v, const char *src, const char *dst, b
         g_ptr_array_add(v->acl_rules, r);
         topo_view_changed(v);
         return r;
+}
+
+/* The pair (a, b) relayed through `relay` (a failover). */
+static inline Failover *add_failover(PeerView *v, const Member *a, const Member *b, const Member *relay)
+{
+        Failover *f = g_new0(Failover, 1);
+        f->network = g_strdup(v->network->name);
+        f->node_a = g_strdup(a->node->id);
+        f->node_b = g_strdup(b->node->id);
+        f->relay = g_strdup(relay->node->id);
+        g_ptr_array_add(v->failovers, f);
+        topo_view_changed(v);
+        return f;
 }
 
 static inline char *node_sel(const Member *m)

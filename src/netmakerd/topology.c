@@ -16,6 +16,7 @@ typedef struct TopoIndex {
         GHashTable *relayed;         /* relay node id -> GPtrArray of Member it relays (in members order) */
         GHashTable *gateway_clients; /* gateway node id -> GPtrArray of ExtClient */
         GPtrArray *relays;           /* of Member: the members with the relay role */
+        GHashTable *failovers;       /* node id -> GPtrArray of Failover it is in, as a pair or as relay */
         AclIndex *acl;
 } TopoIndex;
 
@@ -29,6 +30,7 @@ void topo_index_free(TopoIndex *x)
         g_hash_table_unref(x->relayed);
         g_hash_table_unref(x->gateway_clients);
         g_ptr_array_unref(x->relays);
+        g_hash_table_unref(x->failovers);
         acl_index_free(x->acl);
         g_free(x);
 }
@@ -63,6 +65,7 @@ static const TopoIndex *index_of(const PeerView *cv)
         x->gateway_clients =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
         x->relays = g_ptr_array_new();
+        x->failovers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
 
         g_autofree const Node **nodes = g_new0(const Node *, v->members->len + 1);
         for (guint i = 0; i < v->members->len; i++) {
@@ -86,6 +89,12 @@ static const TopoIndex *index_of(const PeerView *cv)
                 ExtClient *c = v->ext_clients->pdata[i];
                 g_hash_table_insert(x->clients, c->id, c);
                 append_to(x->gateway_clients, c->gateway, c);
+        }
+        for (guint i = 0; v->failovers && i < v->failovers->len; i++) {
+                Failover *f = v->failovers->pdata[i];
+                append_to(x->failovers, f->node_a, f);
+                append_to(x->failovers, f->node_b, f);
+                append_to(x->failovers, f->relay, f);
         }
         x->acl = acl_index_new(v->acl_deny, v->acl_rules, nodes, v->members->len);
         v->index = x;
@@ -148,6 +157,50 @@ bool topo_direct(const PeerView *v, const Member *viewer, const Member *peer)
                 return false;
         const Member *rv = topo_relay_of(v, viewer), *rp = topo_relay_of(v, peer);
         return (!rv || rv == peer) && (!rp || rp == viewer);
+}
+
+/* A stored failover counts while its relay may relay (the failover role), both nodes peer with it
+ * directly, and the two still peer with each other; otherwise the pair is simply direct. */
+static const Member *failover_relay(const PeerView *v, const Failover *f)
+{
+        const Member *a = topo_find_node(v, f->node_a), *b = topo_find_node(v, f->node_b),
+                     *r = topo_find_node(v, f->relay);
+        if (!a || !b || !r || r == a || r == b || !r->node->roles.failover)
+                return NULL;
+        if (!topo_direct(v, a, b) || !topo_direct(v, a, r) || !topo_direct(v, b, r))
+                return NULL;
+        return r;
+}
+
+const Member *topo_failover_relay_of(const PeerView *v, const Member *a, const Member *b)
+{
+        GPtrArray *fs = g_hash_table_lookup(index_of(v)->failovers, a->node->id);
+        for (guint i = 0; fs && i < fs->len; i++) {
+                const Failover *f = fs->pdata[i];
+                if ((streq0(f->node_a, a->node->id) && streq0(f->node_b, b->node->id)) ||
+                    (streq0(f->node_b, a->node->id) && streq0(f->node_a, b->node->id)))
+                        return failover_relay(v, f);
+        }
+        return NULL;
+}
+
+bool topo_failover_relay_eligible(const PeerView *v, const Member *relay, const Member *a, const Member *b)
+{
+        return relay != a && relay != b && relay->node->roles.failover && topo_direct(v, a, b) &&
+               topo_direct(v, a, relay) && topo_direct(v, b, relay);
+}
+
+/* The ids of the nodes whose entries a viewer's failovers tie together: its partners and their
+ * relays (as a pair member), or the pairs it relays. */
+static void add_failover_ids(GHashTable *into, const PeerView *v, const char *viewer)
+{
+        GPtrArray *fs = g_hash_table_lookup(index_of(v)->failovers, viewer);
+        for (guint i = 0; fs && i < fs->len; i++) {
+                const Failover *f = fs->pdata[i];
+                g_hash_table_add(into, f->node_a);
+                g_hash_table_add(into, f->node_b);
+                g_hash_table_add(into, f->relay);
+        }
 }
 
 /* ---- entries -------------------------------------------------------------------------------- */
@@ -245,7 +298,27 @@ NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *p
                 return NULL;
 
         IpList l = ip_list_new();
-        ip_add_forwarded(&l, v, viewer, peer);
+        guint keepalive = topo_pair_keepalive(v, viewer->host, peer->host);
+        if (topo_failover_relay_of(v, viewer, peer)) {
+                /* Relayed: a probe, with its endpoint and keepalive but no allowed IPs, so WireGuard
+                 * keeps trying the direct path while the relay carries the traffic. */
+                keepalive = keepalive ?: TOPO_PROBE_KEEPALIVE;
+        } else
+                ip_add_forwarded(&l, v, viewer, peer);
+        if (peer->node->roles.failover) {
+                /* What it relays for this viewer: the other node of each of the viewer's failovers
+                 * through it. */
+                GPtrArray *fs = g_hash_table_lookup(index_of(v)->failovers, viewer->node->id);
+                for (guint i = 0; fs && i < fs->len; i++) {
+                        const Failover *f = fs->pdata[i];
+                        if (!streq0(f->relay, peer->node->id) || failover_relay(v, f) != peer)
+                                continue;
+                        const Member *other = topo_find_node(
+                                v, streq0(f->node_a, viewer->node->id) ? f->node_b : f->node_a);
+                        if (other)
+                                ip_add_forwarded(&l, v, viewer, other);
+                }
+        }
         if (topo_relay_of(v, viewer) == peer) {
                 /* The viewer's only peer: everything it may reach goes through here. */
                 for (guint i = 0; i < v->members->len; i++) {
@@ -266,9 +339,9 @@ NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *p
         p->host_id = g_strdup(peer->host->id);
         p->name = g_strdup(peer->host->name);
         p->public_key = peer->host->wg_key;
-        p->endpoint = endpoint_choose(viewer->host, peer->host, peer->node->listen_port);
+        p->endpoint = endpoint_choose(viewer, peer);
         p->allowed_ips = ip_list_steal(&l);
-        p->keepalive = topo_pair_keepalive(v, viewer->host, peer->host);
+        p->keepalive = keepalive;
         p->ipv4 = g_strdup(peer->node->ipv4);
         p->ipv6 = g_strdup(peer->node->ipv6);
         return p;
@@ -393,6 +466,18 @@ void topo_dirty_pair(TopoDirty *d, const char *viewer, const char *peer)
                 g_hash_table_insert(d->pairs, g_strdup(viewer), h);
         }
         g_hash_table_add(h, g_strdup(peer));
+}
+
+void topo_dirty_failover(TopoDirty *d, const char *a, const char *b, const char *relay_before,
+                         const char *relay_after)
+{
+        const char *relays[] = {relay_before, relay_after};
+        topo_dirty_pair(d, a, b);
+        topo_dirty_pair(d, b, a);
+        for (size_t i = 0; i < G_N_ELEMENTS(relays); i++) {
+                topo_dirty_pair(d, a, relays[i]);
+                topo_dirty_pair(d, b, relays[i]);
+        }
 }
 
 static const char *relay_id(const PeerView *v, const char *node_id)
@@ -653,10 +738,16 @@ void topo_diff(const PeerView *before, const PeerView *after, const TopoDirty *d
                         GHashTable *pairs = g_hash_table_lookup(d->pairs, av->node->id);
                         g_autoptr(GHashTable) ids = NULL;
                         GHashTable *look = common;
-                        if (pairs) {
+                        /* A failover ties three nodes' entries together: whatever changed, the
+                         * viewer's partners and relays are looked at again (a few entries). */
+                        bool failovers = g_hash_table_contains(index_of(before)->failovers, av->node->id) ||
+                                         g_hash_table_contains(index_of(after)->failovers, av->node->id);
+                        if (pairs || failovers) {
                                 ids = g_hash_table_new(g_str_hash, g_str_equal);
                                 add_ids(ids, common);
                                 add_ids(ids, pairs);
+                                add_failover_ids(ids, before, av->node->id);
+                                add_failover_ids(ids, after, av->node->id);
                                 look = ids;
                         }
                         GHashTableIter it;

@@ -28,12 +28,24 @@ bool topo_allowed(const PeerView *v, const Member *a, const Member *b);
  * else (a relayed node's only peer is its relay). */
 bool topo_direct(const PeerView *v, const Member *viewer, const Member *peer);
 
+/* The keepalive of a probe entry (a relayed pair's direct entry) when the network has none. */
+#define TOPO_PROBE_KEEPALIVE 25
+
+/* The node that relays the pair (a, b) because it could not connect directly (a stored failover
+ * whose relay still has the failover role and peers with both directly), or NULL. */
+const Member *topo_failover_relay_of(const PeerView *v, const Member *a, const Member *b);
+/* Whether `relay` may relay the pair (a, b): the failover role, and direct peers of both, which
+ * peer with each other. */
+bool topo_failover_relay_eligible(const PeerView *v, const Member *relay, const Member *a, const Member *b);
+
 /* The persistent keepalive of the pair (a, b) in network `v`, the same in both directions: a host's
  * own keepalive (docs/protocol.md §2.4) when one of them has one, the shorter of two (off only when
  * both say off), else the network's. */
 guint topo_pair_keepalive(const PeerView *v, const Host *a, const Host *b);
 /* `peer` as `viewer` sees it (its endpoint chosen for the viewer, its allowed IPs with what it
- * forwards for the viewer), or NULL when it is not a direct peer. */
+ * forwards for the viewer), or NULL when it is not a direct peer. A pair relayed by a failover
+ * relay sees each other as probes (endpoint and keepalive, no allowed IPs) and each other's
+ * addresses in the relay's entry. */
 NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *peer);
 /* An external client as its gateway sees it (external: true), or NULL for anyone else and when the
  * client is disabled. */
@@ -68,6 +80,9 @@ void topo_dirty_pair(TopoDirty *d, const char *viewer, const char *peer);
 /* The ACL verdict of (a, b) changed: each as the other sees it, and their relays as each sees them. */
 void topo_dirty_verdict(TopoDirty *d, const PeerView *before, const PeerView *after, const char *a,
                         const char *b);
+/* The pair (a, b) was relayed by `relay_before` and now by `relay_after` (either may be NULL). */
+void topo_dirty_failover(TopoDirty *d, const char *a, const char *b, const char *relay_before,
+                         const char *relay_after);
 /* Pairs marked by the ACL helpers below (for logs and tests). */
 guint topo_dirty_n_verdicts(const TopoDirty *d);
 

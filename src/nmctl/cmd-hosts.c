@@ -525,6 +525,7 @@ int cmd_node(Ctx *c, int argc, char *argv[])
                   "Send internet traffic through a gateway" },
                 { "ingress", node_ingress, "ingress ID [--remove [--force]]", "Take external clients" },
                 { "relay", node_relay, "relay ID RELAYED-ID...|--remove", "Relay for other nodes" },
+                { "failover", node_failover, "failover ID [--remove]", "Relay pairs that cannot connect" },
                 {},
         };
         return dispatch_verbs(c, argc, argv, verbs, "nmctl node COMMAND: nodes (a host's membership of a network)");

@@ -1,5 +1,5 @@
 /* nmctl's topology commands (docs/protocol.md §4): node tags|egress|internet-gateway|
- * use-internet-gateway|ingress|relay, acl show|default|rule, and extclient list|create|show|
+ * use-internet-gateway|ingress|relay|failover, acl show|default|rule, and extclient list|create|show|
  * enable|disable|delete (create can write the configuration and its QR code to files). */
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +125,7 @@ char *node_roles_text(JsonObject *o)
         g_autofree char *relay = json_member_bool(r, "relay");
         g_autofree char *relayed_by = json_member_string(r, "relayed_by");
         g_autofree char *via = json_member_string(r, "internet_gateway_via");
+        g_autofree char *failover = json_member_bool(r, "failover");
         if (egress)
                 g_ptr_array_add(parts,
                                 g_strdup_printf("egress %s%s", egress, streq0(nat, "yes") ? " (NAT)" : ""));
@@ -136,6 +137,8 @@ char *node_roles_text(JsonObject *o)
                 g_ptr_array_add(parts, g_strdup("relay"));
         if (relayed_by)
                 g_ptr_array_add(parts, g_strdup_printf("relayed by %s", relayed_by));
+        if (streq0(failover, "yes"))
+                g_ptr_array_add(parts, g_strdup("failover relay"));
         if (via)
                 g_ptr_array_add(parts, g_strdup_printf("uses internet gateway %s", via));
         if (parts->len == 0)
@@ -232,6 +235,27 @@ int node_internet_gateway(Ctx *c, int argc, char *argv[])
         if (argc - optind != 1)
                 return usage_error("node internet-gateway needs exactly one node ID");
         return node_call(c, a.remove ? "DELETE" : "PUT", argv[optind], "internet-gateway", NULL, NULL);
+}
+
+int node_failover(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {
+                NMCTL_GLOBAL_OPTIONS,
+                {"remove", no_argument, NULL, OPT_REMOVE},
+                {},
+        };
+        static const char help[] = "nmctl node failover ID [--remove]\n\nLets a node relay pairs of nodes that "
+                                   "cannot connect directly (the server\npicks it when both have a session with "
+                                   "it), or with --remove no longer\n(the pairs it relays connect directly "
+                                   "again).\n";
+        _cleanup_(topo_args_clear) TopoArgs a = {};
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, topo_option, &a, &k) < 0)
+                return k;
+        if (argc - optind != 1)
+                return usage_error("node failover needs exactly one node ID");
+        return node_call(c, a.remove ? "DELETE" : "PUT", argv[optind], "failover", NULL, NULL);
 }
 
 int node_use_internet_gateway(Ctx *c, int argc, char *argv[])

@@ -91,6 +91,7 @@ int node_internet_gateway(Ctx *c, int argc, char *argv[]);
 int node_use_internet_gateway(Ctx *c, int argc, char *argv[]);
 int node_ingress(Ctx *c, int argc, char *argv[]);
 int node_relay(Ctx *c, int argc, char *argv[]);
+int node_failover(Ctx *c, int argc, char *argv[]);
 /* A node's roles in words ("egress 192.168.50.0/24 (NAT); relay"), NULL for none. */
 char *node_roles_text(JsonObject *o);
 /* cmd-hosts.c: a node as "Key: value" lines. */

@@ -205,12 +205,12 @@ bool nm_roles_equal(const NmRoles *a, const NmRoles *b)
         return strv_equal0(a->egress_ranges, b->egress_ranges) && !a->egress_ranges == !b->egress_ranges &&
                a->egress_nat == b->egress_nat && a->internet_gateway == b->internet_gateway &&
                a->ingress == b->ingress && a->relay == b->relay && streq0(a->relayed_by, b->relayed_by) &&
-               streq0(a->internet_gateway_via, b->internet_gateway_via);
+               streq0(a->internet_gateway_via, b->internet_gateway_via) && a->failover == b->failover;
 }
 
 bool nm_roles_forwards(const NmRoles *r)
 {
-        return r->egress_ranges || r->internet_gateway || r->ingress || r->relay;
+        return r->egress_ranges || r->internet_gateway || r->ingress || r->relay || r->failover;
 }
 
 static bool roles_empty(const NmRoles *r)
@@ -231,6 +231,7 @@ static void roles_to_json(const NmRoles *r, JsonBuilder *b)
         nm_json_add_bool(b, "relay", r->relay);
         nm_json_add_string(b, "relayed_by", r->relayed_by);
         nm_json_add_string(b, "internet_gateway_via", r->internet_gateway_via);
+        nm_json_add_bool(b, "failover", r->failover);
         json_builder_end_object(b);
 }
 
@@ -242,7 +243,7 @@ void nm_roles_to_json(const NmRoles *r, JsonBuilder *b)
 static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
 {
         static const char *const members[] = { "egress_ranges", "egress_nat", "internet_gateway", "ingress",
-                                               "relay", "relayed_by", "internet_gateway_via", NULL };
+                                               "relay", "relayed_by", "internet_gateway_via", "failover", NULL };
         NmRoles r = {};
         const char *relayed_by = NULL, *via = NULL;
 
@@ -253,7 +254,8 @@ static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
             !nm_json_get_bool(o, "ingress", false, &r.ingress, error) ||
             !nm_json_get_bool(o, "relay", false, &r.relay, error) ||
             !nm_json_get_string(o, "relayed_by", false, &relayed_by, error) ||
-            !nm_json_get_string(o, "internet_gateway_via", false, &via, error)) {
+            !nm_json_get_string(o, "internet_gateway_via", false, &via, error) ||
+            !nm_json_get_bool(o, "failover", false, &r.failover, error)) {
                 nm_roles_clear(&r);
                 return false;
         }
@@ -316,6 +318,79 @@ static NmDnsEntry *dns_entry_from_json(JsonNode *n, GError **error)
                 return NULL;
         }
         return nm_dns_entry_new(name, ipv4, ipv6);
+}
+
+void nm_observer_free(NmObserver *o)
+{
+        if (!o)
+                return;
+        g_free(o->endpoint);
+        g_free(o);
+}
+
+NmObserver *nm_observer_copy(const NmObserver *o)
+{
+        if (!o)
+                return NULL;
+        NmObserver *c = g_new0(NmObserver, 1);
+        *c = *o;
+        c->endpoint = g_strdup(o->endpoint);
+        return c;
+}
+
+bool nm_observer_equal(const NmObserver *a, const NmObserver *b)
+{
+        if (!a || !b)
+                return !a && !b;
+        return nm_key_equal(&a->public_key, &b->public_key) && streq0(a->endpoint, b->endpoint) &&
+               a->keepalive == b->keepalive && a->stun == b->stun;
+}
+
+static void observer_to_json(const NmObserver *o, JsonBuilder *b)
+{
+        char key[NM_KEY_B64_LEN + 1];
+
+        nm_key_to_base64(&o->public_key, key);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "public_key", key);
+        nm_json_add_string(b, "endpoint", o->endpoint);
+        nm_json_add_int(b, "keepalive", o->keepalive);
+        nm_json_add_bool(b, "stun", o->stun);
+        json_builder_end_object(b);
+}
+
+static NmObserver *observer_from_json(JsonObject *o, GError **error)
+{
+        static const char *const members[] = { "public_key", "endpoint", "keepalive", "stun", NULL };
+        const char *key = NULL, *endpoint = NULL;
+        gint64 keepalive = 0;
+        bool stun = false;
+        int f;
+        NmInAddr a;
+        uint16_t port;
+
+        if (!nm_json_check_members(o, "observer", members, error) ||
+            !nm_json_get_string(o, "public_key", true, &key, error) ||
+            !nm_json_get_string(o, "endpoint", true, &endpoint, error) ||
+            !nm_json_get_int(o, "keepalive", true, 1, 3600, &keepalive, error) ||
+            !nm_json_get_bool(o, "stun", false, &stun, error))
+                return NULL;
+        g_autoptr(NmObserver) r = g_new0(NmObserver, 1);
+        if (nm_key_from_base64(key, &r->public_key) < 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid observer public key: not 32 bytes of base64");
+                return NULL;
+        }
+        if (nm_endpoint_parse(endpoint, &f, &a, &port) < 0 || port == 0) {
+                g_autofree char *v = g_utf8_make_valid(endpoint, MIN(strlen(endpoint), 64));
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid observer endpoint \"%s\": expected address:port", v);
+                return NULL;
+        }
+        r->endpoint = g_strdup(endpoint);
+        r->keepalive = (guint)keepalive;
+        r->stun = stun;
+        return TAKE_PTR(r);
 }
 
 NmNameserver *nm_nameserver_new(const char *domain, char **servers)
@@ -397,6 +472,7 @@ void nm_network_state_free(NmNetworkState *s)
                 g_ptr_array_unref(s->nameservers);
         if (s->peers)
                 g_ptr_array_unref(s->peers);
+        nm_observer_free(s->observer);
         g_free(s);
 }
 
@@ -434,6 +510,8 @@ NmNetworkState *nm_network_state_copy(const NmNetworkState *s)
                 for (guint i = 0; i < s->peers->len; i++)
                         g_ptr_array_add(c->peers, nm_peer_copy(s->peers->pdata[i]));
         }
+        c->observer = nm_observer_copy(s->observer);
+        c->failover_after = s->failover_after;
         return c;
 }
 
@@ -476,6 +554,12 @@ void nm_network_state_to_json(const NmNetworkState *s, JsonBuilder *b)
                 }
                 json_builder_end_array(b);
         }
+        if (s->observer) {
+                json_builder_set_member_name(b, "observer");
+                observer_to_json(s->observer, b);
+        }
+        if (s->failover_after > 0)
+                nm_json_add_int(b, "failover_after", s->failover_after);
         if (s->nameservers && s->nameservers->len > 0) {
                 json_builder_set_member_name(b, "nameservers");
                 json_builder_begin_array(b);
@@ -514,15 +598,16 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
 
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = {
-                "network",   "node_id",   "ipv4",  "ipv6", "listen_port", "keepalive", "mtu", "dns_domain",
-                "connected", "host_name", "roles", "dns",  "nameservers", "peers",     NULL};
+        static const char *const members[] = { "network",     "node_id",   "ipv4",     "ipv6",           "listen_port",
+                                               "keepalive",   "mtu",       "dns_domain", "connected",    "host_name",
+                                               "roles",       "dns",       "nameservers", "peers",       "observer",
+                                               "failover_after", NULL };
         JsonObject *o = expect_object(n, "network state", error);
         const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
-        gint64 port = 0, keepalive = 0, mtu = 0;
+        gint64 port = 0, keepalive = 0, mtu = 0, failover_after = 0;
         bool connected = true;
         JsonArray *peers = NULL, *dns = NULL, *nameservers = NULL;
-        JsonObject *roles = NULL;
+        JsonObject *roles = NULL, *observer = NULL;
         const char *host_name = NULL;
 
         if (!o || !nm_json_check_members(o, "network state", members, error) ||
@@ -539,7 +624,9 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
             !nm_json_get_string(o, "host_name", false, &host_name, error) ||
             !nm_json_get_object(o, "roles", false, &roles, error) ||
             !nm_json_get_array(o, "dns", false, &dns, error) ||
-            !nm_json_get_array(o, "nameservers", false, &nameservers, error))
+            !nm_json_get_array(o, "nameservers", false, &nameservers, error) ||
+            !nm_json_get_object(o, "observer", false, &observer, error) ||
+            !nm_json_get_int(o, "failover_after", false, 0, 86400, &failover_after, error))
                 return NULL;
         if (!nm_network_name_valid(network, error))
                 return NULL;
@@ -565,6 +652,9 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
                 return NULL;
         if (roles && !roles_from_json(roles, &s->roles, error))
                 return NULL;
+        if (observer && !(s->observer = observer_from_json(observer, error)))
+                return NULL;
+        s->failover_after = (guint) failover_after;
         if (dns && json_array_get_length(dns) > NM_MAX_PEERS_PER_MESSAGE) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many DNS entries");
                 return NULL;
@@ -853,7 +943,68 @@ void nm_report_free(NmReport *r)
         g_hash_table_unref(r->listen_ports);
         g_strfreev(r->endpoints);
         g_free(r->public_ip);
+        if (r->peers)
+                g_hash_table_unref(r->peers);
         g_free(r);
+}
+
+void nm_report_add_peer_status(NmReport *r, const char *network, const NmPeerStatus *st)
+{
+        if (!r->peers)
+                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+        GArray *a = g_hash_table_lookup(r->peers, network);
+        if (!a) {
+                a = g_array_new(false, false, sizeof(NmPeerStatus));
+                g_hash_table_insert(r->peers, g_strdup(network), a);
+        }
+        g_array_append_val(a, *st);
+}
+
+static void peer_status_to_json(const NmPeerStatus *st, JsonBuilder *b)
+{
+        char key[NM_KEY_B64_LEN + 1];
+
+        nm_key_to_base64(&st->public_key, key);
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "public_key", key);
+        json_builder_set_member_name(b, "handshake");
+        if (st->handshake < 0)
+                json_builder_add_null_value(b);
+        else
+                json_builder_add_int_value(b, st->handshake);
+        nm_json_add_int(b, "since", (gint64) MIN(st->since, (guint64) G_MAXINT64));
+        nm_json_add_int(b, "rx", (gint64) MIN(st->rx_bytes, (guint64) G_MAXINT64));
+        nm_json_add_int(b, "tx", (gint64) MIN(st->tx_bytes, (guint64) G_MAXINT64));
+        json_builder_end_object(b);
+}
+
+static bool peer_status_from_json(JsonNode *n, NmPeerStatus *ret, GError **error)
+{
+        static const char *const members[] = { "public_key", "handshake", "since", "rx", "tx", NULL };
+        JsonObject *o = expect_object(n, "peer status", error);
+        const char *key = NULL;
+        gint64 handshake = -1, since = 0, rx = 0, tx = 0;
+
+        if (!o || !nm_json_check_members(o, "peer status", members, error) ||
+            !nm_json_get_string(o, "public_key", true, &key, error) ||
+            !nm_json_get_int(o, "since", true, 0, G_MAXINT64, &since, error) ||
+            !nm_json_get_int(o, "rx", false, 0, G_MAXINT64, &rx, error) ||
+            !nm_json_get_int(o, "tx", false, 0, G_MAXINT64, &tx, error))
+                return false;
+        /* "handshake": seconds, or null for none. */
+        JsonNode *h = json_object_get_member(o, "handshake");
+        if (h && !JSON_NODE_HOLDS_NULL(h) && !nm_json_get_int(o, "handshake", true, 0, G_MAXINT64, &handshake, error))
+                return false;
+        if (nm_key_from_base64(key, &ret->public_key) < 0) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid peer public key in a check-in: not 32 bytes of base64");
+                return false;
+        }
+        ret->handshake = handshake;
+        ret->since = (guint64) since;
+        ret->rx_bytes = (guint64) rx;
+        ret->tx_bytes = (guint64) tx;
+        return true;
 }
 
 char *nm_report_to_json(const NmReport *r)
@@ -876,6 +1027,22 @@ char *nm_report_to_json(const NmReport *r)
                 nm_json_add_strv(b, "endpoints", (const char *const *) r->endpoints);
                 if (r->public_ip)
                         nm_json_add_string(b, "public_ip", r->public_ip);
+                if (r->peers) {
+                        GHashTableIter pit;
+                        gpointer net, list;
+                        json_builder_set_member_name(b, "peers");
+                        json_builder_begin_object(b);
+                        g_hash_table_iter_init(&pit, r->peers);
+                        while (g_hash_table_iter_next(&pit, &net, &list)) {
+                                GArray *a = list;
+                                json_builder_set_member_name(b, net);
+                                json_builder_begin_array(b);
+                                for (guint i = 0; i < a->len; i++)
+                                        peer_status_to_json(&g_array_index(a, NmPeerStatus, i), b);
+                                json_builder_end_array(b);
+                        }
+                        json_builder_end_object(b);
+                }
         }
         json_builder_end_object(b);
         return nm_json_builder_to_string(b);
@@ -883,10 +1050,11 @@ char *nm_report_to_json(const NmReport *r)
 
 NmReport *nm_report_parse(const char *data, gssize len, GError **error)
 {
-        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", "public_ip", NULL };
+        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", "public_ip", "peers",
+                                               NULL };
         g_autoptr(JsonObject) o = nm_json_parse_object(data, len, error);
         const char *type = "checkin", *version = NULL, *public_ip = NULL;
-        JsonObject *ports = NULL;
+        JsonObject *ports = NULL, *peers = NULL;
         g_auto(GStrv) endpoints = NULL;
 
         if (!o || !nm_json_check_members(o, "report", members, error) ||
@@ -894,7 +1062,8 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
             !nm_json_get_string(o, "version", false, &version, error) ||
             !nm_json_get_object(o, "listen_ports", false, &ports, error) ||
             !nm_json_get_strv(o, "endpoints", false, NM_MAX_ENDPOINTS, &endpoints, error) ||
-            !nm_json_get_string(o, "public_ip", false, &public_ip, error))
+            !nm_json_get_string(o, "public_ip", false, &public_ip, error) ||
+            !nm_json_get_object(o, "peers", false, &peers, error))
                 return NULL;
         g_autoptr(NmReport) r = NULL;
         if (streq0(type, "checkin"))
@@ -952,6 +1121,42 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
                         return NULL;
                 }
                 r->public_ip = g_strdup(public_ip);
+        }
+        if (peers) {
+                JsonObjectIter it;
+                const char *net;
+                JsonNode *v;
+                guint total = 0;
+                if (json_object_get_size(peers) > 1024) {
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many networks in \"peers\"");
+                        return NULL;
+                }
+                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+                json_object_iter_init(&it, peers);
+                while (json_object_iter_next(&it, &net, &v)) {
+                        if (!nm_network_name_valid(net, error))
+                                return NULL;
+                        if (!JSON_NODE_HOLDS_ARRAY(v)) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid \"peers\" of network \"%s\": an array was expected", net);
+                                return NULL;
+                        }
+                        JsonArray *a = json_node_get_array(v);
+                        guint n = json_array_get_length(a);
+                        total += n;
+                        if (total > NM_MAX_PEERS_PER_MESSAGE) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many peers in a check-in");
+                                return NULL;
+                        }
+                        GArray *list = g_array_sized_new(false, false, sizeof(NmPeerStatus), n);
+                        g_hash_table_insert(r->peers, g_strdup(net), list);
+                        for (guint i = 0; i < n; i++) {
+                                NmPeerStatus st = {};
+                                if (!peer_status_from_json(json_array_get_element(a, i), &st, error))
+                                        return NULL;
+                                g_array_append_val(list, st);
+                        }
+                }
         }
         r->endpoints = TAKE_PTR(endpoints);
         return TAKE_PTR(r);

@@ -41,11 +41,13 @@ typedef struct NmRoles {
         bool relay;                 /* forwards between its peers for relayed nodes */
         char *relayed_by;           /* node id of this node's relay, or NULL */
         char *internet_gateway_via; /* node id of the internet gateway this node uses, or NULL */
+        bool failover;              /* may relay pairs of nodes that cannot connect directly */
 } NmRoles;
 
 void nm_roles_clear(NmRoles *r);
 bool nm_roles_equal(const NmRoles *a, const NmRoles *b);
-/* True when the node forwards packets for others (egress, internet gateway, ingress or relay). */
+/* True when the node forwards packets for others (egress, internet gateway, ingress, relay or
+ * failover relay). */
 bool nm_roles_forwards(const NmRoles *r);
 /* The roles object of docs/protocol.md §4.1 with every member (a node's "roles" in the REST API). */
 void nm_roles_to_json(const NmRoles *r, JsonBuilder *b);
@@ -60,6 +62,20 @@ typedef struct NmDnsEntry {
 NmDnsEntry *nm_dns_entry_new(const char *name, const char *ipv4, const char *ipv6);
 void nm_dns_entry_free(NmDnsEntry *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmDnsEntry, nm_dns_entry_free)
+
+/* The server's UDP endpoint as a network's hosts use it (docs/protocol.md §3.4): a keepalive-only
+ * WireGuard peer whose packets show the server each node's NAT mapping, and (stun) a STUN server. */
+typedef struct NmObserver {
+        NmKey public_key; /* the server's WireGuard key for this network */
+        char *endpoint;   /* "ip:port" */
+        guint keepalive;  /* seconds */
+        bool stun;        /* the endpoint answers STUN Binding requests */
+} NmObserver;
+
+void nm_observer_free(NmObserver *o);
+NmObserver *nm_observer_copy(const NmObserver *o);
+bool nm_observer_equal(const NmObserver *a, const NmObserver *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NmObserver, nm_observer_free)
 
 /* A nameserver of a network (docs/protocol.md §5.1): names under `domain` go to `servers`. */
 typedef struct NmNameserver {
@@ -90,6 +106,8 @@ typedef struct NmNetworkState {
         GPtrArray *dns;   /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
         GPtrArray *nameservers; /* of NmNameserver, by domain (never NULL after parsing) */
         GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
+        NmObserver *observer;  /* NULL: the server observes nothing */
+        guint failover_after;  /* seconds without a handshake after which the server relays a pair; 0 = never */
 } NmNetworkState;
 
 NmNetworkState *nm_network_state_new(void);
@@ -148,13 +166,26 @@ typedef enum NmReportType {
         _NM_REPORT_MAX,
 } NmReportType;
 
+/* What a host's device says of one peer (docs/protocol.md §3.5). */
+typedef struct NmPeerStatus {
+        NmKey public_key;
+        gint64 handshake; /* seconds since the latest handshake; -1: none since the peer was set up */
+        guint64 since;    /* seconds since the peer was set up on this host */
+        guint64 rx_bytes;
+        guint64 tx_bytes;
+} NmPeerStatus;
+
 typedef struct NmReport {
         NmReportType type;
         char *version;
         GHashTable *listen_ports; /* network name -> GUINT_TO_POINTER(port) */
         char **endpoints;         /* IP addresses */
         char *public_ip;          /* the address others see (STUN), or NULL */
+        GHashTable *peers;        /* network name -> GArray of NmPeerStatus; NULL: not reported */
 } NmReport;
+
+/* Adds (creating the table and the network's list) one peer's status to a check-in. */
+void nm_report_add_peer_status(NmReport *r, const char *network, const NmPeerStatus *st);
 
 NmReport *nm_report_new(NmReportType type);
 void nm_report_free(NmReport *r);

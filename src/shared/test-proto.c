@@ -68,6 +68,13 @@ static NmNetworkState *make_network_state(void)
         n->roles.egress_nat = true;
         n->roles.relay = true;
         n->roles.internet_gateway_via = nm_uuid_new();
+        n->roles.failover = true;
+        n->observer = g_new0(NmObserver, 1);
+        memset(&n->observer->public_key, 0x33, sizeof(NmKey));
+        n->observer->endpoint = g_strdup("198.18.50.254:3478");
+        n->observer->keepalive = 25;
+        n->observer->stun = true;
+        n->failover_after = 30;
         g_ptr_array_add(n->dns, nm_dns_entry_new("printer", "10.99.0.50", NULL));
         const char *servers[] = {"192.168.50.53", "fd00:50::53", NULL};
         g_ptr_array_add(n->nameservers, nm_nameserver_new("corp.example", (char **)servers));
@@ -101,6 +108,9 @@ static void test_snapshot_roundtrip(void)
         g_assert_cmpstr(bn->host_name, ==, "laptop1");
         g_assert_true(nm_roles_equal(&bn->roles, &n->roles));
         g_assert_true(nm_roles_forwards(&bn->roles));
+        g_assert_true(bn->roles.failover);
+        g_assert_true(nm_observer_equal(bn->observer, n->observer));
+        g_assert_cmpuint(bn->failover_after, ==, 30);
         g_assert_cmpuint(bn->dns->len, ==, 1);
         g_assert_cmpstr(((NmDnsEntry *) bn->dns->pdata[0])->name, ==, "printer");
         g_assert_null(((NmDnsEntry *) bn->dns->pdata[0])->ipv6);
@@ -139,6 +149,14 @@ static void test_snapshot_roundtrip(void)
                 "\"nameservers\":[{\"domain\":\"corp.example\",\"servers\":[]}]}}";
         g_assert_null(nm_message_parse(empty_ns, -1, &e5));
         g_assert_nonnull(strstr(e5->message, "no servers"));
+        g_autoptr(GError) e6 = NULL;
+        const char *bad_observer = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                                   "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                                   "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"observer\":{\"public_key\":"
+                                   "\"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=\",\"endpoint\":\"198.18.50.254\","
+                                   "\"keepalive\":25}}}";
+        g_assert_null(nm_message_parse(bad_observer, -1, &e6));
+        g_assert_nonnull(strstr(e6->message, "198.18.50.254"));
 }
 
 static char *network_state_json(const NmNetworkState *s)
@@ -182,6 +200,7 @@ static void test_network_state_copy(void)
         g_assert_true(cp != np && cp->allowed_ips != np->allowed_ips && cp->name != np->name);
         g_assert_true(c->roles.egress_ranges != n->roles.egress_ranges);
         g_assert_true(c->dns->pdata[0] != n->dns->pdata[0]);
+        g_assert_true(c->observer != n->observer && c->observer->endpoint != n->observer->endpoint);
         const NmNameserver *cns = c->nameservers->pdata[0], *nns = n->nameservers->pdata[0];
         g_assert_true(cns != nns && cns->servers != nns->servers);
         g_clear_pointer(&n, nm_network_state_free);
@@ -255,8 +274,47 @@ static void test_report(void)
         g_assert_cmpuint(GPOINTER_TO_UINT(g_hash_table_lookup(back->listen_ports, "office")), ==, 51822);
         g_assert_cmpstr(back->endpoints[1], ==, "fd00::2");
         g_assert_cmpstr(back->public_ip, ==, "203.0.113.7");
+        g_assert_null(back->peers);
         g_autoptr(GError) e5 = NULL;
         g_assert_null(nm_report_parse("{\"public_ip\":\"999.1.1.1\"}", -1, &e5));
+
+        /* Peer status: handshake ages (null for none yet), how long each peer has been set up,
+         * traffic counters. */
+        NmPeerStatus st = { .handshake = 12, .since = 300, .rx_bytes = 1234, .tx_bytes = 5678 };
+        memset(&st.public_key, 0x21, sizeof(st.public_key));
+        nm_report_add_peer_status(r, "office", &st);
+        st.handshake = -1;
+        st.public_key.b[0] = 0x22;
+        nm_report_add_peer_status(r, "office", &st);
+        g_autofree char *json2 = nm_report_to_json(r);
+        g_assert_nonnull(strstr(json2, "\"handshake\":null"));
+        g_autoptr(NmReport) back2 = nm_report_parse(json2, -1, &e);
+        g_assert_no_error(e);
+        GArray *office = g_hash_table_lookup(back2->peers, "office");
+        g_assert_cmpuint(office->len, ==, 2);
+        g_assert_cmpint(g_array_index(office, NmPeerStatus, 0).handshake, ==, 12);
+        g_assert_cmpuint(g_array_index(office, NmPeerStatus, 0).since, ==, 300);
+        g_assert_cmpuint(g_array_index(office, NmPeerStatus, 0).rx_bytes, ==, 1234);
+        g_assert_cmpuint(g_array_index(office, NmPeerStatus, 0).tx_bytes, ==, 5678);
+        g_assert_cmpint(g_array_index(office, NmPeerStatus, 1).handshake, ==, -1);
+        g_assert_cmpuint(g_array_index(office, NmPeerStatus, 1).public_key.b[0], ==, 0x22);
+        static const char *const bad_peers[] = {
+                "{\"peers\":{\"office\":{}}}",
+                "{\"peers\":{\"Office!\":[]}}",
+                "{\"peers\":{\"office\":[{\"public_key\":\"x\",\"since\":1}]}}",
+                "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\"}]}}",
+                "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\","
+                "\"since\":1,\"handshake\":-5}]}}",
+                "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\","
+                "\"since\":1,\"latency\":5}]}}",
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad_peers); i++) {
+                g_autoptr(GError) eb = NULL;
+                g_autoptr(NmReport) bad = nm_report_parse(bad_peers[i], -1, &eb);
+                if (bad)
+                        g_error("accepted %s", bad_peers[i]);
+                g_assert_nonnull(eb);
+        }
 
         g_autoptr(GError) e2 = NULL;
         g_assert_null(nm_report_parse("{\"listen_ports\":{\"office\":70000}}", -1, &e2));

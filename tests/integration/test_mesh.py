@@ -181,6 +181,7 @@ def test_second_network_on_the_same_host(mesh):
     leaving it again leaves the first one alone."""
     a, b = mesh.nodes[0], mesh.nodes[1]
     mesh.server.create_network("lab", "10.98.0.0/24")
+    mesh.hide_observer("lab")
     key = mesh.server.create_key(["lab"], name="lab", unlimited=True)
     host_a = mesh.status(a)["host_id"]
     for n in (a, b):

@@ -59,7 +59,8 @@ def test_node_roles(server, hosts, nmctl):
     assert f"relayed by {beta}" in shown
     node = json.loads(ok(nmctl("node", "show", gw, "--json")).stdout)
     assert node["roles"] == {"egress_ranges": ["192.168.50.0/24"], "egress_nat": False, "internet_gateway": True,
-                             "ingress": True, "relay": False, "relayed_by": None, "internet_gateway_via": None}
+                             "ingress": True, "relay": False, "relayed_by": None, "internet_gateway_via": None,
+                             "failover": False}
 
     net.barrier()
     assert net.roles("beta")["internet_gateway_via"] == gw

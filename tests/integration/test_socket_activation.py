@@ -92,3 +92,47 @@ def test_notify_standalone(make_server, broker, notify):
     assert srv.api("GET", "/health")[0] == 200
     srv.stop()
     notify.wait_for("STOPPING=1", timeout=1)
+
+
+def test_udp_socket_from_systemd(make_server, broker):
+    """Both sockets of netmakerd.socket (ListenStream= and ListenDatagram=, one name for both):
+    netmakerd takes the stream one for the API and the datagram one for its UDP port (endpoint
+    observer and STUN), binding neither configured address."""
+    api = socket.socket()
+    api.bind(("127.0.0.1", 0))
+    api.listen()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    api_port, udp_port = api.getsockname()[1], udp.getsockname()[1]
+    configured_udp = free_port()
+    srv = make_server(broker, start=False, config={"listen": f"127.0.0.1:{free_port()}",
+                                                   "udp_listen": f"127.0.0.1:{configured_udp}"})
+    # What systemd does: the sockets as fds 3 and 4, LISTEN_PID of the service's own process (the
+    # wrapper execs it, so its PID), one name for both as in netmakerd.socket.
+    wrapper = ["/usr/bin/python3", "-c",
+               "import os, sys\n"
+               f"a, u = os.dup({api.fileno()}), os.dup({udp.fileno()})\n"
+               "os.dup2(a, 3); os.dup2(u, 4)\n"
+               # os.dup() may have returned 3 or 4 itself (close-on-exec, which dup2 to the same
+               # number would keep).
+               "os.set_inheritable(3, True); os.set_inheritable(4, True)\n"
+               "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2', LISTEN_FDNAMES='api:api')\n"
+               "os.execvp(sys.argv[1], sys.argv[1:])\n"]
+    srv.start(prefix=wrapper, pass_fds=(api.fileno(), udp.fileno()), wait_listening=False)
+    api.close()
+    udp.close()
+    srv.wait_for_text(f"on UDP 127.0.0.1:{udp_port} (socket from systemd)")
+    srv.wait_listening()
+    assert srv.port == api_port
+    from nmtest.wgmsg import stun_mapped, stun_request
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    txid = os.urandom(12)
+    s.sendto(stun_request(txid), ("127.0.0.1", udp_port))
+    assert stun_mapped(s.recv(1500), txid) == ("127.0.0.1", s.getsockname()[1])
+    s.close()
+    # The configured UDP address is free: netmakerd did not bind it.
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("127.0.0.1", configured_udp))
+    free.close()
+    assert srv.stop() == 0

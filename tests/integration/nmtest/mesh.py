@@ -110,6 +110,7 @@ class Mesh:
         self.relays = []
         self.nodes = []
         self.key = None
+        self.hidden_keys = set()  # the server's observer keys (nmtest.node.AgentNode.hidden_keys)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -137,8 +138,9 @@ class Mesh:
             self.server = Server(self.dir, self.broker, config=config).start()
             for port in (api_port, self.broker.port) if self.relay_api else (self.broker.port,):
                 self.relay(port)
-            self.server.create_network(self.network, self.ipv4_range,
-                                       **({"ipv6_range": self.ipv6_range} if self.ipv6_range else {}))
+            net = self.server.create_network(self.network, self.ipv4_range,
+                                             **({"ipv6_range": self.ipv6_range} if self.ipv6_range else {}))
+            self.hidden_keys = {net["observer"]["public_key"]} if net.get("observer") else set()
             self.key = self.server.create_key([self.network], name="mesh", unlimited=True)
             for i, netns_node in enumerate(self.underlay.nodes):
                 self._start_node(netns_node)
@@ -146,6 +148,12 @@ class Mesh:
             self.cleanup()
             raise
         return self
+
+    def hide_observer(self, network):
+        """Leaves the server's observer peer of another network out of every node's wg_peers()."""
+        net = self.server.admin("GET", f"/networks/{network}", expect=200)
+        if net.get("observer"):
+            self.hidden_keys.add(net["observer"]["public_key"])
 
     def relay(self, port):
         """Makes the host's 127.0.0.1:port reachable at the server address on the underlay (stopped
@@ -158,6 +166,7 @@ class Mesh:
         name = f"node{netns_node.index}"
         node = AgentNode(netns_node, self.dir / name, name=name, polkit_rules=self.polkit_rules,
                          wg_backend=self.wg_backend, **{**self.node_options, **options})
+        node.hidden_keys = self.hidden_keys
         self.nodes.append(node)
         node.start()
         return node

@@ -10,6 +10,7 @@ with the userspace WireGuard backend (wireguard-go; wg_backend="kernel" where th
     node.netclient("join", "-t", token)                  # CompletedProcess (text); never raises
     node.netclient("status", "--json", user="nobody")
     node.wg_peers("nm-office")                           # {public_key: {...}} from `wg show dump`
+                                                         # (hidden=True: with the server's observer peer)
     node.ping("10.99.0.2")
     node.restart_netclientd()                            # SIGTERM + start; links stay
     node = AgentNode(..., resolved=True)                 # + systemd-resolved (and networkd=True: networkd)
@@ -92,6 +93,9 @@ class AgentNode:
         self.dbus = None
         self.polkitd = None
         self.daemon = None
+        # WireGuard peers wg_peers() leaves out: the server's observer on each link (a keepalive-only
+        # peer, docs/protocol.md §3.4), which is no mesh peer. The mesh fills it in.
+        self.hidden_keys = set()
         self._logs = []
         self.netclientd = nmserver.binary("netclientd")
         # Installed into a world-readable staging root, not run from the build tree: tests run it
@@ -251,9 +255,13 @@ class AgentNode:
             }
         return dev, peers
 
-    def wg_peers(self, ifname):
+    def wg_peers(self, ifname, hidden=False):
+        """{public_key: peer} of the link (None when absent), without the server's observer peer
+        (hidden_keys) unless `hidden`."""
         d = self.wg_dump(ifname)
-        return d[1] if d else None
+        if not d:
+            return None
+        return {k: v for k, v in d[1].items() if hidden or k not in self.hidden_keys}
 
     def link_exists(self, ifname):
         return self.run(["ip", "link", "show", "dev", ifname]).returncode == 0
