@@ -5,8 +5,8 @@
  *
  * An input is up to MAX_REQUESTS requests separated by a line "###". A request is a first line
  * "METHOD /path" (below /api/v1) and the body after it; in both, "@net", "@host", "@host2",
- * "@node", "@node2", "@key", "@token", "@user", "@dns", "@ext", "@rule" stand for the fixture's
- * objects (the ids are new at every start). When the first
+ * "@node", "@node2", "@key", "@token", "@user", "@dns", "@ext", "@rule", "@ns" (a nameserver's
+ * domain) stand for the fixture's objects (the ids are new at every start). When the first
  * line is not of that form, a hash of it picks a route of the router's tables and the fixture fills
  * its {parameters}, so every input reaches a handler and new routes are fuzzed without a change
  * here. Routes below /host are called with a host's credential, the others with the master key.
@@ -142,7 +142,10 @@ static void make_fixture(void)
         g_autofree char *ext = call("POST", "/api/v1/networks/office/ext-clients", fx.master_auth, ext_body, 201);
         g_autofree char *rule_body = g_strdup_printf(
                 "{\"source\":\"node:%s\",\"destination\":\"tag:laptop\",\"action\":\"deny\"}", node2);
-        g_autofree char *rule = call("POST", "/api/v1/networks/office/acl/rules", fx.master_auth, rule_body, 201);
+        g_autofree char *rule =
+                call("POST", "/api/v1/networks/office/acl/rules", fx.master_auth, rule_body, 201);
+        g_autofree char *ns = call("POST", "/api/v1/networks/office/nameservers", fx.master_auth,
+                                   "{\"domain\":\"corp.example\",\"servers\":[\"192.0.2.53\"]}", 201);
 
         name_set("@net", "office");
         name_set("@host", host);
@@ -155,6 +158,7 @@ static void make_fixture(void)
         name_set("@dns", member(dns, "name"));
         name_set("@ext", member(ext, "id"));
         name_set("@rule", member(rule, "id"));
+        name_set("@ns", member(ns, "domain"));
 }
 
 static void add_route(const Route *rt, void *userdata)
@@ -281,6 +285,8 @@ static char *fill(const Route *rt)
                             : streq0(prev, "ext-clients")     ? "@ext"
                             : streq0(prev, "rules")           ? "@rule"
                                                               : "@node";
+                else if (streq0(parts[i], "{domain}"))
+                        v = "@ns";
                 g_free(parts[i]);
                 parts[i] = g_strdup(v);
         }
