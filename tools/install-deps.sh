@@ -15,6 +15,7 @@ BUILD_PKGS=(
         libmosquitto-dev libsqlite3-dev libpq-dev libsodium-dev
         libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftables-dev libqrencode-dev libpng-dev
         libclang-rt-14-dev libssl-dev
+        libnm-dev               # desktop/NetworkManager-netmaker (-Dnetworkmanager=auto builds it when found)
 )
 
 # Run and test: the real components the tests start
@@ -26,6 +27,9 @@ TEST_PKGS=(
         sqlite3 curl zbar-tools
         openssl python3-cryptography tcpdump caddy
         dnsmasq-base
+        gjs                     # the GNOME Shell extension's model against a live netclientd (test_gnome_model)
+        gnome-shell             # the extension in a headless gnome-shell, screenshot artifact (test_gnome_shell_menu)
+        network-manager         # the VM check 60-networkmanager.sh (Debian's NetworkManager in the guest)
 )
 
 # The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
@@ -53,11 +57,21 @@ if [ -s "$resolv_backup" ] && [ -L /etc/resolv.conf ] && [ ! -e /etc/resolv.conf
 fi
 rm -f "$resolv_backup"
 
+# network-manager's postinst enables NetworkManager.service, its dispatcher and
+# NetworkManager-wait-online.service (wanted by network-online.target). The VM tier boots this very
+# root file system, and netclientd.service wants network-online.target: every systemd guest would
+# then start a NetworkManager that takes the links the checks make. Only the check that asks for
+# it (its nmvm-units line) may start it.
+if [ -e /lib/systemd/system/NetworkManager.service ]; then
+        systemctl disable NetworkManager.service NetworkManager-wait-online.service \
+                NetworkManager-dispatcher.service 2>/dev/null || true
+fi
+
 # Fedora (dnf install): meson ninja-build gcc clang gettext systemd-devel glib2-devel json-glib-devel
 #   libmicrohttpd-devel libcurl-devel mosquitto-devel sqlite-devel libpq-devel libsodium-devel
 #   libnl3-devel nftables-devel qrencode-devel libpng-devel compiler-rt openssl-devel
 #   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
 #   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
-#   openssl python3-cryptography tcpdump caddy dnsmasq
+#   openssl python3-cryptography tcpdump caddy dnsmasq NetworkManager-libnm-devel NetworkManager gjs gnome-shell
 # (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
 #  the userspace test tier.)

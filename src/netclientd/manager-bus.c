@@ -13,6 +13,8 @@
 #include "network.h"
 #include "nm-error.h"
 #include "polkit.h"
+#include "networkmanager.h"
+#include "status.h"
 #include "token.h"
 
 static int prop_version(sd_bus *bus, const char *path, const char *iface, const char *prop,
@@ -250,7 +252,7 @@ static int set_connected(sd_bus_message *msg, Manager *m, bool connected, sd_bus
         r = check_network_arg(network, error);
         if (r < 0)
                 return r;
-        r = bus_verify_polkit_async(msg, POLKIT_ACTION_MANAGE, &m->polkit_registry, error);
+        r = bus_verify_polkit_async(msg, POLKIT_ACTION_CONNECT, &m->polkit_registry, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -258,6 +260,10 @@ static int set_connected(sd_bus_message *msg, Manager *m, bool connected, sd_bus
         r = manager_set_connected(m, network, connected, error);
         if (r < 0)
                 return r;
+        Network *n = manager_get_network(m, network);
+        if (n)
+                status_network_connection_changed(n);
+        networkmanager_sync(m->networkmanager);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -290,7 +296,7 @@ static int method_set_internet_gateway(sd_bus_message *msg, void *userdata, sd_b
                                          "gateway's node in the network, or \"\" for none",
                                          v);
         }
-        r = bus_verify_polkit_async(msg, POLKIT_ACTION_MANAGE, &m->polkit_registry, error);
+        r = bus_verify_polkit_async(msg, POLKIT_ACTION_CONNECT, &m->polkit_registry, error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -323,7 +329,13 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetInternetGateway", SD_BUS_ARGS("s", network, "s", gateway),
                                 SD_BUS_NO_RESULT, method_set_internet_gateway, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", status),
+                                status_method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetPeers", SD_BUS_ARGS("s", network, "t", since),
+                                SD_BUS_RESULT("t", serial, "b", complete, "aa{sv}", peers, "as", removed),
+                                status_method_get_peers, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("JoinProgress", SD_BUS_ARGS("s", step), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PeersChanged", SD_BUS_ARGS("s", network, "t", serial), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -349,6 +361,11 @@ int manager_bus_register(Manager *m)
         /* A direct (peer-to-peer) connection, as in the unit tests, has no names to take. */
         if (sd_bus_is_bus_client(m->bus) <= 0)
                 return 0;
+        if (!m->networkmanager) {
+                r = networkmanager_new(m, &m->networkmanager);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to watch NetworkManager (no profiles there): %m");
+        }
         r = sd_bus_request_name(m->bus, NETCLIENT_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(

@@ -20,6 +20,8 @@
 #include "nm-error.h"
 #include "peer.h"
 #include "polkit.h"
+#include "networkmanager.h"
+#include "status.h"
 
 #define USEC_PER_SEC            1000000ULL
 #define RETRY_USEC              (5 * USEC_PER_SEC)
@@ -54,6 +56,7 @@ int manager_new(Config *config, Manager **ret)
         m->pull_waiters = manager_pull_waiters_new();
         m->pull_waiters_next = manager_pull_waiters_new();
         m->exported_state = _MANAGER_STATE_MAX;
+        (void)status_new(m, &m->status);
         *ret = m;
         return 0;
 }
@@ -70,9 +73,12 @@ Manager *manager_free(Manager *m)
         g_ptr_array_unref(m->pull_waiters);
         g_ptr_array_unref(m->pull_waiters_next);
         mq_client_free(m->mq);
+        /* Before the networks: their profiles in NetworkManager outlive the daemon too. */
+        m->networkmanager = networkmanager_free(m->networkmanager);
         /* Networks go without touching their links: the links outlive the daemon. */
         g_hash_table_unref(m->networks);
         manager_dns_stop(m); /* after the networks: they listen on its sockets */
+        m->status = status_free(m->status); /* after the networks: their peers report to it */
         g_hash_table_unref(m->disconnected);
         api_client_free(m->api);
         link_monitor_free(m->link_monitor);

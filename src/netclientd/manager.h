@@ -86,9 +86,12 @@ typedef struct Manager {
         struct Resolved *resolved;        /* registration with systemd-resolved; NULL: none */
         struct Firewall *firewall;        /* NULL: state only (unit tests) */
         char *public_ip;                  /* from STUN; NULL = unknown (public-ip.c) */
+        struct Status *status;            /* GetStatus, GetPeers' journal, PeersChanged (status-bus.c) */
         struct StunQuery *stun;           /* running */
         bool forwarding_failed;           /* retried from the retry timer */
         ManagerState exported_state;
+        /* profiles in NetworkManager (networkmanager.c); NULL: none */
+        struct NetworkManager *networkmanager;
 } Manager;
 
 int manager_new(Config *config, Manager **ret);

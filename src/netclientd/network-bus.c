@@ -5,6 +5,8 @@
 #include "macro.h"
 #include "network.h"
 #include "network-dns.h"
+#include "networkmanager.h"
+#include "status.h"
 
 static int prop_string(sd_bus_message *reply, const char *s)
 {
@@ -171,6 +173,8 @@ int network_bus_export(Network *n)
         if (r < 0)
                 return r;
         n->exported = true;
+        status_network_added(n);
+        networkmanager_sync(n->manager->networkmanager);
         (void)sd_bus_emit_object_added(bus, n->path);
         return 0;
 }
@@ -182,4 +186,6 @@ void network_bus_unexport(Network *n)
         (void)sd_bus_emit_object_removed(n->manager->bus, n->path);
         n->slot = sd_bus_slot_unref(n->slot);
         n->exported = false;
+        status_network_removed(n);
+        networkmanager_sync(n->manager->networkmanager);
 }

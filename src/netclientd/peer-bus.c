@@ -80,6 +80,20 @@ static int prop_external(sd_bus *bus, const char *path, const char *iface, const
         return sd_bus_message_append(reply, "b", (int)p->desired->external);
 }
 
+static int prop_node_id(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Peer *p = userdata;
+        return sd_bus_message_append(reply, "s", strempty(p->desired->node_id));
+}
+
+static int prop_internet_gateway(sd_bus *bus, const char *path, const char *iface, const char *prop,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        Peer *p = userdata;
+        return sd_bus_message_append(reply, "b", (int)p->desired->internet_gateway);
+}
+
 static const sd_bus_vtable peer_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -93,6 +107,9 @@ static const sd_bus_vtable peer_vtable[] = {
         SD_BUS_PROPERTY("RxBytes", "t", prop_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("TxBytes", "t", prop_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("External", "b", prop_external, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NodeId", "s", prop_node_id, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InternetGateway", "b", prop_internet_gateway, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "macro.h"
 #include "peer.h"
+#include "status.h"
 
 int peer_new(Network *n, const NmPeer *desired, Peer **ret)
 {
@@ -37,6 +38,7 @@ int peer_new(Network *n, const NmPeer *desired, Peer **ret)
                 if (r < 0)
                         log_warning_errno(r, "Failed to export peer %s of %s on the bus: %m", id, n->name);
         }
+        status_peer_changed(p);
         *ret = p;
         return 0;
 }
@@ -45,6 +47,8 @@ Peer *peer_free(Peer *p)
 {
         if (!p)
                 return NULL;
+        if (p->desired)
+                status_peer_removed(p);
         peer_bus_unexport(p);
         nm_peer_free(p->desired);
         g_free(p->live_endpoint);
@@ -95,12 +99,18 @@ void peer_set_desired(Peer *p, const NmPeer *desired)
                 g_ptr_array_add(changed, "Addresses");
         if (p->desired->external != desired->external)
                 g_ptr_array_add(changed, "External");
+        if (!streq0(p->desired->node_id, desired->node_id))
+                g_ptr_array_add(changed, "NodeId");
+        if (p->desired->internet_gateway != desired->internet_gateway)
+                g_ptr_array_add(changed, "InternetGateway");
         endpoint_changed = !p->live_endpoint && !streq0(old_endpoint, strempty(desired->endpoint));
 
         nm_peer_free(p->desired);
         p->desired = nm_peer_copy(desired);
         if (endpoint_changed)
                 g_ptr_array_add(changed, "Endpoint");
+        if (changed->len > 0)
+                status_peer_changed(p);
         emit(p, changed);
 }
 
@@ -129,10 +139,13 @@ void peer_update_stats(Peer *p, const WgPeer *wp)
                 bool visible = !streq0(ep, peer_endpoint(p));
                 g_free(p->live_endpoint);
                 p->live_endpoint = TAKE_PTR(ep);
-                if (visible)
+                if (visible) {
                         g_ptr_array_add(changed, "Endpoint");
+                        status_peer_changed(p);
+                }
         }
         emit(p, changed);
+        status_peer_refresh_online(p);
 }
 
 /* WireGuard's REJECT_AFTER_TIME: a session older than this is gone. */

@@ -24,6 +24,9 @@ struct Peer {
         uint64_t created_usec;  /* CLOCK_MONOTONIC: since when this host has had the peer */
         char *applied_endpoint; /* the server's endpoint when we last wrote the peer; NULL: not yet */
         int reported_class;     /* PeerClass at the last check-in */
+        /* For GetPeers (status-bus.c): */
+        uint64_t change_serial; /* when what GetPeers shows of it last changed */
+        bool online;            /* connected, and a handshake within STATUS_ONLINE_USEC */
 };
 
 /* What a check-in says about a peer, to check in early when it changes. */

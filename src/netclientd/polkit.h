@@ -8,6 +8,9 @@
 #define POLKIT_ACTION_JOIN   "org.netmaker.client.join"
 #define POLKIT_ACTION_LEAVE  "org.netmaker.client.leave"
 #define POLKIT_ACTION_MANAGE "org.netmaker.client.manage"
+/* Connect, Disconnect, SetInternetGateway: what a user at the console may do without a password,
+ * as NetworkManager lets the active session control the network. */
+#define POLKIT_ACTION_CONNECT "org.netmaker.client.connect"
 
 /* Decides whether the sender of `call` may perform `action`.
  * Returns 1 when allowed, 0 when the answer is pending (the handler must return 1 and will run

@@ -551,6 +551,50 @@ static void test_targeted_diffs(void)
         }
 }
 
+/* A node's entry names its node and whether it offers an internet gateway (what a host needs to
+ * choose one), and turning the role on reaches every other host as an update of that entry. */
+static void test_internet_gateway_flag(void)
+{
+        g_autoptr(PeerView) before = make_view(4);
+        Member *gw = member(before, 0), *a = member(before, 1);
+        g_autoptr(NmPeer) plain = topo_peer_entry(before, a, gw);
+        g_assert_cmpstr(plain->node_id, ==, gw->node->id);
+        g_assert_false(plain->internet_gateway);
+
+        g_autoptr(PeerView) after = copy_view(before);
+        member(after, 0)->node->roles.internet_gateway = true;
+        topo_view_changed(after);
+        g_autoptr(NmPeer) offered = topo_peer_entry(after, member(after, 1), member(after, 0));
+        g_assert_true(offered->internet_gateway);
+        /* Nobody uses it yet: the allowed IPs are the same, only the flag differs. */
+        g_autofree char *was = ips(plain), *now = ips(offered);
+        g_assert_cmpstr(was, ==, now);
+        g_assert_false(nm_peer_equal(plain, offered));
+        /* Over the wire and back. */
+        g_autoptr(JsonBuilder) jb = json_builder_new();
+        nm_peer_to_json(offered, jb);
+        g_autoptr(JsonNode) node = json_builder_get_root(jb);
+        g_autoptr(NmPeer) back = nm_peer_from_json(node, NULL);
+        g_assert_nonnull(back);
+        g_assert_true(nm_peer_equal(back, offered));
+
+        /* What the server marks for a role change (http-topology.c: the node as every viewer sees
+         * it): one peers update for each of the three others. */
+        g_autoptr(TopoDirty) d = topo_dirty_new();
+        g_autoptr(Outbox) o = outbox_new();
+        topo_dirty_peer(d, gw->node->id);
+        topo_diff(before, after, d, o);
+        for (guint i = 1; i < 4; i++)
+                g_assert_cmpuint(outbox_count(o, member(after, i)->host->id, NM_MSG_PEERS), ==, 1);
+        g_autofree char *t = outbox_text(o);
+        g_auto(GStrv) lines = g_strsplit(t, "\n", -1);
+        guint flagged = 0;
+        for (char **l = lines; *l; l++)
+                if (strstr(*l, " update ") && strstr(*l, "\"internet_gateway\":true"))
+                        flagged++;
+        g_assert_cmpuint(flagged, ==, 3);
+}
+
 /* One rule between two small tags of a big network looks at only the pairs it can match and sends
  * messages only to the nodes of those pairs. */
 static void test_rule_cost(void)
@@ -584,5 +628,6 @@ int main(int argc, char *argv[])
         g_test_add_func("/topology/failover", test_failover);
         g_test_add_func("/topology/targeted-diffs", test_targeted_diffs);
         g_test_add_func("/topology/rule-cost", test_rule_cost);
+        g_test_add_func("/topology/internet-gateway-flag", test_internet_gateway_flag);
         return g_test_run();
 }

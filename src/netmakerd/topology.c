@@ -344,6 +344,9 @@ NmPeer *topo_peer_entry(const PeerView *v, const Member *viewer, const Member *p
         p->keepalive = keepalive;
         p->ipv4 = g_strdup(peer->node->ipv4);
         p->ipv6 = g_strdup(peer->node->ipv6);
+        /* So that a host can name the node when it picks its internet gateway (SetInternetGateway). */
+        p->node_id = g_strdup(peer->node->id);
+        p->internet_gateway = peer->node->roles.internet_gateway;
         return p;
 }
 

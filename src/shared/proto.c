@@ -23,6 +23,7 @@ void nm_peer_free(NmPeer *p)
         g_strfreev(p->allowed_ips);
         g_free(p->ipv4);
         g_free(p->ipv6);
+        g_free(p->node_id);
         g_free(p);
 }
 
@@ -39,6 +40,8 @@ NmPeer *nm_peer_copy(const NmPeer *p)
         c->ipv6 = g_strdup(p->ipv6);
         c->external = p->external;
         c->internet = p->internet;
+        c->node_id = g_strdup(p->node_id);
+        c->internet_gateway = p->internet_gateway;
         return c;
 }
 
@@ -59,7 +62,8 @@ bool nm_peer_equal(const NmPeer *a, const NmPeer *b)
                nm_key_equal(&a->public_key, &b->public_key) && streq0(a->endpoint, b->endpoint) &&
                strv_equal0(a->allowed_ips, b->allowed_ips) && a->keepalive == b->keepalive &&
                streq0(a->ipv4, b->ipv4) && streq0(a->ipv6, b->ipv6) && a->external == b->external &&
-               a->internet == b->internet;
+               a->internet == b->internet && streq0(a->node_id, b->node_id) &&
+               a->internet_gateway == b->internet_gateway;
 }
 
 void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
@@ -80,6 +84,10 @@ void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
                 nm_json_add_bool(b, "external", true);
         if (p->internet)
                 nm_json_add_bool(b, "internet", true);
+        if (p->node_id)
+                nm_json_add_string(b, "node_id", p->node_id);
+        if (p->internet_gateway)
+                nm_json_add_bool(b, "internet_gateway", true);
         json_builder_end_object(b);
 }
 
@@ -123,13 +131,15 @@ static bool valid_iface_addr(const char *s, int family, const char *what, GError
 
 NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "host_id", "name", "public_key", "endpoint", "allowed_ips",
-                                               "keepalive", "ipv4", "ipv6", "external", "internet", NULL };
+        static const char *const members[] = {
+                "host_id", "name",     "public_key", "endpoint", "allowed_ips",      "keepalive", "ipv4",
+                "ipv6",    "external", "internet",   "node_id",  "internet_gateway", NULL};
         JsonObject *o = expect_object(n, "peer", error);
-        const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL;
+        const char *host_id = NULL, *name = NULL, *key = NULL, *endpoint = NULL, *ipv4 = NULL, *ipv6 = NULL,
+                   *node_id = NULL;
         g_auto(GStrv) allowed = NULL;
         gint64 keepalive = 0;
-        bool external = false, internet = false;
+        bool external = false, internet = false, internet_gateway = false;
 
         if (!o || !nm_json_check_members(o, "peer", members, error) ||
             !nm_json_get_string(o, "host_id", true, &host_id, error) ||
@@ -141,12 +151,18 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
             !nm_json_get_string(o, "ipv4", false, &ipv4, error) ||
             !nm_json_get_string(o, "ipv6", false, &ipv6, error) ||
             !nm_json_get_bool(o, "external", false, &external, error) ||
-            !nm_json_get_bool(o, "internet", false, &internet, error))
+            !nm_json_get_bool(o, "internet", false, &internet, error) ||
+            !nm_json_get_string(o, "node_id", false, &node_id, error) ||
+            !nm_json_get_bool(o, "internet_gateway", false, &internet_gateway, error))
                 return NULL;
 
         g_autoptr(NmPeer) p = nm_peer_new();
         if (!nm_uuid_valid(host_id)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid peer host id");
+                return NULL;
+        }
+        if (node_id && !nm_uuid_valid(node_id)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid peer node id");
                 return NULL;
         }
         if (!nm_host_name_valid(name, error))
@@ -189,6 +205,8 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
         p->ipv6 = g_strdup(ipv6);
         p->external = external;
         p->internet = internet;
+        p->node_id = g_strdup(node_id);
+        p->internet_gateway = internet_gateway;
         return TAKE_PTR(p);
 }
 

@@ -22,6 +22,8 @@ typedef struct NmPeer {
         char *ipv6;
         bool external; /* an external client (plain WireGuard config) attached to this ingress gateway */
         bool internet; /* such a client may reach the internet through this gateway (full tunnel) */
+        char *node_id; /* the peer's node in the network (NULL for external clients) */
+        bool internet_gateway; /* the peer's node offers an internet gateway in the network */
 } NmPeer;
 
 NmPeer *nm_peer_new(void);

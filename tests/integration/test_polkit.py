@@ -6,6 +6,7 @@ can; and a polkit rule like the shipped example lets a group in."""
 import base64
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -58,16 +59,39 @@ def test_unprivileged_user_refused_with_interaction_allowed(node):
     assert p.returncode == 4, (p.returncode, p.stderr)
 
 
-@pytest.mark.parametrize("args,action", [
-    (("leave", "office"), "org.netmaker.client.leave"),
-    (("pull",), "org.netmaker.client.manage"),
-    (("connect", "office"), "org.netmaker.client.manage"),
-    (("disconnect", "office"), "org.netmaker.client.manage"),
+def contract_action(method):
+    """The polkit action dbus/org.netmaker.Client.xml names for a method (its annotation)."""
+    root = ET.parse(REPO / "dbus" / "org.netmaker.Client.xml").getroot()
+    m = root.find(f"interface[@name='org.netmaker.Client']/method[@name='{method}']")
+    return m.find("annotation[@name='org.netmaker.Client.PolkitAction']").get("value")
+
+
+@pytest.mark.parametrize("args,method", [
+    (("leave", "office"), "Leave"),
+    (("pull",), "Pull"),
+    (("connect", "office"), "Connect"),
+    (("disconnect", "office"), "Disconnect"),
+    (("internet-gateway", "office", "5d2c2a6e-1111-4222-8333-444455556666"), "SetInternetGateway"),
 ])
-def test_unprivileged_user_cannot_change_anything(node, args, action):
+def test_unprivileged_user_cannot_change_anything(node, args, method):
+    """Outside a session even connecting is refused, and the refusal names the action the XML
+    documents for the method."""
+    action = contract_action(method)
+    assert action.startswith("org.netmaker.client."), action
     p = node.netclient("--no-ask-password", *args, user="nobody")
     assert p.returncode == 4, (args, p.returncode, p.stderr)
     assert action in p.stderr, p.stderr
+
+
+def test_reads_need_no_authorisation(node):
+    """GetStatus and GetPeers (annotated "none") answer an unprivileged user."""
+    assert contract_action("GetStatus") == "none" and contract_action("GetPeers") == "none"
+    p = node.busctl("call", "org.netmaker.Client", "/org/netmaker/Client", "org.netmaker.Client", "GetStatus",
+                    user="nobody")
+    assert p.returncode == 0 and '"state" s "unregistered"' in p.stdout, (p.stdout, p.stderr)
+    p = node.busctl("call", "org.netmaker.Client", "/org/netmaker/Client", "org.netmaker.Client", "GetPeers",
+                    "st", "office", "0", user="nobody")
+    assert "NotFound" in p.stderr or "not joined" in p.stderr, p.stderr
 
 
 def test_error_names_for_denied_calls(node):
