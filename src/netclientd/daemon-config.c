@@ -245,8 +245,8 @@ int config_load_file(Config *c, GError **error)
                          * silently meant the default (CAFile=: the system's CAs); with a bad escape
                          * ("\q") as GLib guessed. */
                         if (!v || e) {
-                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %.64s in %s: %s",
-                                            *k, where, e->message);
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid %.64s in %s: %s", *k, where, e->message);
                                 return -EINVAL;
                         }
                         int r = config_set(c, *k, v, where, error);

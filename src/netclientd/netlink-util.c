@@ -116,7 +116,8 @@ char *netlink_error_extack(const struct nlmsghdr *h)
             0)
                 return NULL;
         if (tb[NLMSGERR_ATTR_MSG] && nla_len(tb[NLMSGERR_ATTR_MSG]) > 0)
-                return g_strndup(nla_data(tb[NLMSGERR_ATTR_MSG]), MIN((size_t)nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
+                return g_strndup(nla_data(tb[NLMSGERR_ATTR_MSG]),
+                                 MIN((size_t)nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
         return NULL;
 }
 

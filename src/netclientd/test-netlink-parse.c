@@ -118,8 +118,11 @@ static void test_wireguard_name_without_nul(void)
 static void test_short_numbers(void)
 {
         struct fib_rule_hdr frh = {.family = AF_INET, .table = RT_TABLE_MAIN, .action = FR_ACT_TO_TBL};
-        struct rtmsg rtm = {.rtm_family = AF_INET, .rtm_dst_len = 24, .rtm_table = RT_TABLE_MAIN,
-                            .rtm_protocol = RTPROT_STATIC, .rtm_type = RTN_UNICAST};
+        struct rtmsg rtm = {.rtm_family = AF_INET,
+                            .rtm_dst_len = 24,
+                            .rtm_table = RT_TABLE_MAIN,
+                            .rtm_protocol = RTPROT_STATIC,
+                            .rtm_type = RTN_UNICAST};
         uint32_t prio = 32700, oif = 7, table = 51820;
         struct in_addr dst;
         RoutingRule rule;

@@ -64,7 +64,7 @@ struct Request {
         char *error_message;  /* for the log line */
         char *origin;         /* for the log line: the client's address, and what a proxy says */
         uint64_t start_usec;
-        bool detached;        /* http_handle_detached(): no connection, the reply is kept here */
+        bool detached; /* http_handle_detached(): no connection, the reply is kept here */
         char *detached_body;
 };
 

@@ -135,7 +135,8 @@ static void test_invalid(void)
         /* Values the key file cannot read (found by tests/fuzz: two of them set a GError twice). */
         expect_error("[netmakerd]\nserver_name = a\\qb\nadmin_user = c\\qd\n", none,
                      (const char *[]){"server_name", NULL}, NULL);
-        expect_error("[netmakerd]\ndns_domain = example\\\n", none, (const char *[]){"dns_domain", NULL}, NULL);
+        expect_error("[netmakerd]\ndns_domain = example\\\n", none, (const char *[]){"dns_domain", NULL},
+                     NULL);
 }
 
 static void test_rate_limits(void)

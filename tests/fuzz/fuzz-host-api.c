@@ -73,7 +73,8 @@ static void answer(const char *text, size_t len)
                 secrets = sep + 5;
         }
         g_autoptr(GBytes) sealed = nm_seal(secrets, strlen(secrets), &host_pub, &server_sec);
-        g_autofree char *sealed_b64 = nm_base64_encode(g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed));
+        g_autofree char *sealed_b64 =
+                nm_base64_encode(g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed));
         nm_key_to_base64(&server_pub, spk);
         g_autofree char *a = replace(copy, "@K", spk);
         g_autofree char *b = replace(a, "@S", sealed_b64);

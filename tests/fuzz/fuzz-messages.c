@@ -56,7 +56,8 @@ static bool reports_equal(const NmReport *a, const NmReport *b)
         if (a->type != b->type || !streq0(a->version, b->version) || !streq0(a->public_ip, b->public_ip) ||
             g_hash_table_size(a->listen_ports) != g_hash_table_size(b->listen_ports))
                 return false;
-        guint na = a->endpoints ? g_strv_length(a->endpoints) : 0, nb = b->endpoints ? g_strv_length(b->endpoints) : 0;
+        guint na = a->endpoints ? g_strv_length(a->endpoints) : 0,
+              nb = b->endpoints ? g_strv_length(b->endpoints) : 0;
         if (na != nb)
                 return false;
         for (guint i = 0; i < na; i++)
@@ -103,7 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_autoptr(GBytes) sealed = NULL;
 
         if (!raw) {
-                sealed = report ? nm_seal(rest, len, &server_pub, &host_sec) : nm_seal(rest, len, &host_pub, &server_sec);
+                sealed = report ? nm_seal(rest, len, &server_pub, &host_sec)
+                                : nm_seal(rest, len, &host_pub, &server_sec);
                 rest = g_bytes_get_data(sealed, &len);
         }
         if (report)

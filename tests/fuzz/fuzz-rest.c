@@ -37,8 +37,8 @@
  * creates a user or changes a password would be that slow. The same algorithm with its smallest
  * limits keeps the code path (hashes are still verified by crypto_pwhash_str_verify, which reads
  * the limits from the hash) at fuzzing speed. Overrides libsodium's symbol in this program only. */
-int crypto_pwhash_str(char out[crypto_pwhash_STRBYTES], const char *const passwd, unsigned long long passwdlen,
-                      unsigned long long opslimit, size_t memlimit)
+int crypto_pwhash_str(char out[crypto_pwhash_STRBYTES], const char *const passwd,
+                      unsigned long long passwdlen, unsigned long long opslimit, size_t memlimit)
 {
         return crypto_pwhash_str_alg(out, passwd, passwdlen, crypto_pwhash_OPSLIMIT_MIN,
                                      crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13);
@@ -48,7 +48,7 @@ typedef struct Fixture {
         Manager *manager;
         char *dir;
         char *db_path;
-        GBytes *db; /* the database file after the fixture was made */
+        GBytes *db;                   /* the database file after the fixture was made */
         char *host_auth, *host2_auth; /* "Bearer nmh.…" */
         char *master_auth;
         GHashTable *names; /* "@net" -> value */
@@ -68,7 +68,8 @@ static void die(const char *what, unsigned status, const char *body)
 static char *call(const char *method, const char *path, const char *auth, const char *body, unsigned expect)
 {
         char *out = NULL;
-        unsigned status = http_handle_detached(fx.manager, method, path, auth, body, body ? strlen(body) : 0, &out);
+        unsigned status =
+                http_handle_detached(fx.manager, method, path, auth, body, body ? strlen(body) : 0, &out);
         if (status != expect)
                 die(path, status, out);
         return out;
@@ -126,20 +127,21 @@ static void make_fixture(void)
                     201));
         g_free(call("POST", "/api/v1/networks", fx.master_auth,
                     "{\"name\":\"lab\",\"ipv4_range\":\"10.98.0.0/24\"}", 201));
-        g_autofree char *key = call("POST", "/api/v1/enrollment-keys", fx.master_auth,
-                                    "{\"name\":\"k\",\"networks\":[\"office\"],\"unlimited\":true,\"tags\":[\"laptop\"]}",
-                                    201);
+        g_autofree char *key = call(
+                "POST", "/api/v1/enrollment-keys", fx.master_auth,
+                "{\"name\":\"k\",\"networks\":[\"office\"],\"unlimited\":true,\"tags\":[\"laptop\"]}", 201);
         fx.host_auth = register_host(member(key, "token"), "alpha", "198.18.0.1", &host, &node);
         fx.host2_auth = register_host(member(key, "token"), "beta", "198.18.0.2", &host2, &node2);
-        g_autofree char *user = call("POST", "/api/v1/users", fx.master_auth,
-                                     "{\"username\":\"alice\",\"password\":\"alice-password-1\",\"role\":\"user\"}",
-                                     201);
+        g_autofree char *user =
+                call("POST", "/api/v1/users", fx.master_auth,
+                     "{\"username\":\"alice\",\"password\":\"alice-password-1\",\"role\":\"user\"}", 201);
         g_autofree char *dns = call("POST", "/api/v1/networks/office/dns", fx.master_auth,
                                     "{\"name\":\"printer\",\"ipv4\":\"10.99.0.50\"}", 201);
         g_autofree char *ingress = g_strdup_printf("/api/v1/nodes/%s/ingress", node);
         g_free(call("PUT", ingress, fx.master_auth, NULL, 200));
         g_autofree char *ext_body = g_strdup_printf("{\"name\":\"phone\",\"gateway\":\"%s\"}", node);
-        g_autofree char *ext = call("POST", "/api/v1/networks/office/ext-clients", fx.master_auth, ext_body, 201);
+        g_autofree char *ext =
+                call("POST", "/api/v1/networks/office/ext-clients", fx.master_auth, ext_body, 201);
         g_autofree char *rule_body = g_strdup_printf(
                 "{\"source\":\"node:%s\",\"destination\":\"tag:laptop\",\"action\":\"deny\"}", node2);
         g_autofree char *rule =
@@ -190,8 +192,8 @@ static void reset_store(void)
         g_autofree char *shm = g_strconcat(fx.db_path, "-shm", NULL);
         (void)unlink(wal);
         (void)unlink(shm);
-        if (!g_file_set_contents_full(fx.db_path, g_bytes_get_data(fx.db, NULL), (gssize)g_bytes_get_size(fx.db),
-                                      G_FILE_SET_CONTENTS_NONE, 0600, &e) ||
+        if (!g_file_set_contents_full(fx.db_path, g_bytes_get_data(fx.db, NULL),
+                                      (gssize)g_bytes_get_size(fx.db), G_FILE_SET_CONTENTS_NONE, 0600, &e) ||
             store_open(fx.manager->config->database, &fx.manager->store, &e) < 0)
                 die("resetting the store", 0, e->message);
 }
@@ -324,10 +326,11 @@ static void request(const char *data, size_t size)
         }
         if (g_str_has_prefix(method, "POST") && streq0(path, HTTP_API_PREFIX "/login"))
                 return;
-        bool host = g_str_has_prefix(path, HTTP_API_PREFIX "/host/") || streq0(path, HTTP_API_PREFIX "/host");
+        bool host =
+                g_str_has_prefix(path, HTTP_API_PREFIX "/host/") || streq0(path, HTTP_API_PREFIX "/host");
         g_autofree char *answer = NULL;
-        unsigned status = http_handle_detached(fx.manager, method, path, host ? fx.host_auth : fx.master_auth, body,
-                                               body_len, &answer);
+        unsigned status = http_handle_detached(
+                fx.manager, method, path, host ? fx.host_auth : fx.master_auth, body, body_len, &answer);
         if (fx.debug)
                 fprintf(stderr, "fuzz-rest: %s %s -> %u %s\n", method, path, status, answer ? answer : "");
         if (status == 0 || status == 500) {
