@@ -84,7 +84,7 @@ def action_table(repo):
                         raise AssertionError(f"docs/dbus-api.md names {name} twice in the authorisation table")
                     methods[name] = action
                 if action:
-                    defaults[action] = row[2] if len(row) > 2 else ""
+                    defaults[action] = (row[2] if len(row) > 2 else "").replace("*", "")
             return methods, defaults
     raise AssertionError("docs/dbus-api.md has no table whose first column is \"polkit action\"")
 
@@ -96,6 +96,20 @@ def policy_defaults(repo):
     for a in root.findall("action"):
         d = a.find("defaults")
         out[a.get("id")] = {k: (d.findtext(k) or "").strip() for k in ("allow_any", "allow_inactive", "allow_active")}
+    return out
+
+
+def xml_actions(repo):
+    """{interface.method: action or None} from the annotations org.netmaker.Client.PolkitAction of
+    dbus/org.netmaker.Client.xml ("none": None); a method without one is left out."""
+    root = ET.parse(Path(repo) / "dbus" / "org.netmaker.Client.xml").getroot()
+    out = {}
+    for iface in root.findall("interface"):
+        for m in iface.findall("method"):
+            for a in m.findall("annotation"):
+                if a.get("name") == "org.netmaker.Client.PolkitAction":
+                    v = a.get("value")
+                    out[f"{iface.get('name')}.{m.get('name')}"] = None if v == "none" else v
     return out
 
 
@@ -138,6 +152,16 @@ def consistency(repo):
     for action in policy:
         if action not in doc_defaults:
             problems.append(f"the policy defines {action}, which no method of docs/dbus-api.md uses")
+    for key, action in sorted(xml_actions(repo).items()):
+        iface, member = key.rsplit(".", 1)
+        try:
+            documented = action_of(methods, iface, member)
+        except KeyError:
+            problems.append(f"dbus/org.netmaker.Client.xml: {key} has no row in docs/dbus-api.md's table")
+            continue
+        if documented != action:
+            problems.append(f"{key}: docs/dbus-api.md says {documented or '(none)'}, its annotation in "
+                            f"dbus/org.netmaker.Client.xml {action or 'none'}")
     return problems
 
 
@@ -344,10 +368,10 @@ def main(argv):
         wait = args[args.index("--wait") + 1] if "--wait" in args else None
         if wait:
             # The check makes the session what the column needs, then says go.
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 240
             while not os.path.exists(wait):
                 if time.monotonic() > deadline:
-                    print(json.dumps({"uid": os.getuid(), "error": f"no {wait} after 120 s"}))
+                    print(json.dumps({"uid": os.getuid(), "error": f"no {wait} after 240 s"}))
                     return 1
                 time.sleep(0.1)
         print(json.dumps(call_all(), indent=1, sort_keys=True))

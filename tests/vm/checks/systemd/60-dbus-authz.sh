@@ -9,10 +9,11 @@
 # dbus_authz.<column>.<interface.method>, and dbus_authz.<column>.caller says in which session the
 # caller really ran, as logind reports it. netclientd runs from a saved registration with the
 # network "office" and a peer on kernel WireGuard (the server need not exist), so that an allowed
-# Leave, Disconnect or SetInternetGateway would have something to change: the unprivileged callers
-# go first, and their refused calls must change nothing, neither on the bus
-# (dbus_authz.<column>.unchanged) nor outside it (dbus_authz.outside: the state files, the device);
-# root goes last.
+# Leave, Disconnect or SetInternetGateway would have something to change: the callers all of whose
+# calls that change something are to be refused (inactive, none) go first, and those calls must
+# change nothing, neither on the bus (dbus_authz.<column>.unchanged) nor outside it
+# (dbus_authz.outside: the state files, the device); then the active session's user (the shipped
+# policy lets it connect, disconnect and choose the gateway), then root.
 # nmvm-units: dbus.service polkit.service systemd-logind.service
 # Two logins (each starts its user's manager) and four Python callers under TCG: about 80-100 s.
 # nmvm-timeout: 300
@@ -44,12 +45,12 @@ _az_outside() {
         ip -br link show dev $AZ_IF
 }
 
-# _az_session USER VT COLUMN   a logind session of USER on /dev/ttyVT whose process is the caller;
-# it calls once $AZ_DIR/go exists and writes what it got to $AZ_DIR/COLUMN.json.
+# _az_session USER VT COLUMN GO   a logind session of USER on /dev/ttyVT whose process is the
+# caller; it calls once the file GO exists and writes what it got to $AZ_DIR/COLUMN.json.
 _az_session() {
         systemd-run --quiet --collect --unit="nmvm-authz-$3" --uid="$1" -p PAMName=login -p TTYPath="/dev/tty$2" \
                 -p StandardInput=tty -p StandardOutput="file:$AZ_DIR/$3.json" -p StandardError=journal \
-                /usr/bin/python3 $AZ_DIR/dbus_authz.py call --wait $AZ_DIR/go
+                /usr/bin/python3 $AZ_DIR/dbus_authz.py call --wait "$4"
 }
 
 _az_session_of() { # USER: "ID ACTIVE" of USER's session
@@ -66,9 +67,9 @@ _az_states_right() {
         [ "$(_az_session_of nmauthz-act | cut -d' ' -f2)" = yes ] && [ "$(_az_session_of nmauthz-ina | cut -d' ' -f2)" = no ]
 }
 
-_az_done() {
+_az_done() { # COLUMN...: their callers have finished
         local u
-        for u in active inactive none; do
+        for u; do
                 ! systemctl is-active -q nmvm-authz-$u.service || return 1
         done
 }
@@ -111,9 +112,9 @@ check_dbus_authz() {
                 useradd -m -s /bin/bash "$u" || { report .users fail "useradd $u failed"; return 1; }
         done
 
-        # The callers wait for $AZ_DIR/go: two in sessions (the inactive one on tty3, the active
+        # The callers wait for their go file: two in sessions (the inactive one on tty3, the active
         # one on tty2), one without a session (a service of the user, without PAM).
-        _az_session nmauthz-ina 3 inactive && _az_session nmauthz-act 2 active || {
+        _az_session nmauthz-ina 3 inactive $AZ_DIR/go && _az_session nmauthz-act 2 active $AZ_DIR/go-active || {
                 report .sessions fail "systemd-run of the session callers failed"
                 return 1
         }
@@ -134,11 +135,12 @@ check_dbus_authz() {
         fi
         report .sessions ok "seat0: $(_az_session_of nmauthz-act | cut -d' ' -f1) of nmauthz-act on tty2 active, $(_az_session_of nmauthz-ina | cut -d' ' -f1) of nmauthz-ina on tty3 inactive (foreground $(cat /sys/class/tty/tty0/active))"
 
-        # Go: the three unprivileged callers at once; root after them (its calls change things).
+        # Go: the callers that may change nothing at once; then the active session's (some of its
+        # calls are allowed), then root.
         _az_outside > $AZ_DIR/outside.before 2>&1
         touch $AZ_DIR/go
-        if ! wait_until 150 _az_done; then
-                report .calls fail "the callers did not finish in 150 s"
+        if ! wait_until 150 _az_done inactive none; then
+                report .calls fail "the inactive and none callers did not finish in 150 s"
                 return 1
         fi
         _az_outside > $AZ_DIR/outside.after 2>&1
@@ -148,6 +150,17 @@ check_dbus_authz() {
                 report .outside ok "the refused calls changed neither the state files nor $AZ_IF ($(wc -l < $AZ_DIR/outside.before) lines)"
         else
                 report .outside fail "the refused calls changed: $(diff $AZ_DIR/outside.before $AZ_DIR/outside.after | grep '^[<>]' | tr '\n' ' ')"
+        fi
+        # (The inactive session has ended with its caller, its only process.)
+        if [ "$(_az_session_of nmauthz-act | cut -d' ' -f2)" = yes ]; then
+                report .still_active ok "the active session is still active when its caller goes: $(_az_session_of nmauthz-act)"
+        else
+                report .still_active fail "the active session is no longer active: $(_az_session_of nmauthz-act); foreground $(cat /sys/class/tty/tty0/active)"
+        fi
+        touch $AZ_DIR/go-active
+        if ! wait_until 150 _az_done active; then
+                report .calls fail "the active caller did not finish in 150 s"
+                return 1
         fi
         timeout 120 /usr/bin/python3 $AZ_DIR/dbus_authz.py call > $AZ_DIR/root.json
         /usr/bin/python3 $AZ_DIR/dbus_authz.py check --repo "$NM_SRC_DIR" --prefix "$NMVM_CHECK" \
