@@ -1,9 +1,10 @@
 #!/bin/bash
-# Sets up a fresh Debian 12 machine and runs the whole test suite: the unit tests and the
-# integration tests (real Mosquitto, netmakerd, dbus-daemon, polkitd, wireguard-go in network
-# namespaces) on an ASan+UBSan build with warnings as errors, the packages (RPM and .deb, built
-# without sanitizers by tools/build-packages.sh, checked by test_packaging.py and installed in the
-# VM guest by test_vm_packages.py), then the VM tier when qemu can run.
+# Sets up a fresh Debian 12 machine and runs the whole test suite: the unit tests, the fuzz targets
+# for a bounded time (tools/run-fuzzers.sh, their own clang build) and the integration tests (real
+# Mosquitto, netmakerd, dbus-daemon, polkitd, wireguard-go in network namespaces) on an ASan+UBSan
+# build with warnings as errors, the packages (RPM and .deb, built without sanitizers by
+# tools/build-packages.sh, checked by test_packaging.py and installed in the VM guest by
+# test_vm_packages.py), then the VM tier when qemu can run.
 # Ends with the line "N passed, N failed". Run as root from the repository.
 #
 #   tools/run-tests.sh [--no-deps] [--no-vm] [--no-packages] [pytest args...]
@@ -90,6 +91,20 @@ unit_ok=${unit_ok:-0}
 unit_fail=$(( ${unit_fail:-0} + ${unit_to:-0} ))
 [ "$unit_ok" = 0 ] && [ "$unit_fail" = 0 ] && unit_fail=1
 
+# libFuzzer targets (tests/fuzz): their regression corpus, then NM_FUZZ_SECONDS (20) a target;
+# each target is one check. Skipped, with the reason, without clang and libFuzzer.
+echo "== fuzz"
+tools/run-fuzzers.sh 2>&1 | tee "$results/fuzz.log"
+fuzz_ok=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$results/fuzz.log" | tail -1)
+fuzz_fail=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$results/fuzz.log" | tail -1)
+fuzz_note=""
+if grep -q "^fuzz: skipped:" "$results/fuzz.log"; then
+        fuzz_ok=0 fuzz_fail=0
+        fuzz_note=" ($(sed -n 's/^fuzz: //p' "$results/fuzz.log" | tail -1))"
+elif [ -z "$fuzz_ok" ]; then
+        fuzz_ok=0 fuzz_fail=1
+fi
+
 echo "== integration tests"
 NM_VM_TESTS=$vm /usr/bin/python3 -m pytest tests/integration -q -rfEs \
         --junitxml="$results/integration.xml" -p no:cacheprovider "$@"
@@ -107,9 +122,10 @@ print(t - f - sk, f)
 PY
 )
 
-passed=$(( clang_ok + pkg_ok + unit_ok + int_ok ))
-failed=$(( clang_fail + pkg_fail + unit_fail + int_fail ))
+passed=$(( clang_ok + pkg_ok + unit_ok + fuzz_ok + int_ok ))
+failed=$(( clang_fail + pkg_fail + unit_fail + fuzz_fail + int_fail ))
 echo "clang build: $clang_ok passed, $clang_fail failed; packages: $pkg_ok passed, $pkg_fail failed;" \
-        "unit: $unit_ok passed, $unit_fail failed; integration: $int_ok passed, $int_fail failed"
+        "unit: $unit_ok passed, $unit_fail failed; fuzz: $fuzz_ok passed, $fuzz_fail failed$fuzz_note;" \
+        "integration: $int_ok passed, $int_fail failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

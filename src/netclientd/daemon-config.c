@@ -239,9 +239,17 @@ int config_load_file(Config *c, GError **error)
                                             "Unknown setting [%.32s] %.64s in %s", *g, *k, c->config_file);
                                 return -EINVAL;
                         }
-                        g_autofree char *v = g_key_file_get_string(kf, *g, *k, NULL);
                         g_autofree char *where = g_strdup_printf("%s [%s]", c->config_file, *g);
-                        int r = config_set(c, *k, strempty(v), where, error);
+                        g_autofree char *v = g_key_file_get_string(kf, *g, *k, &e);
+                        /* A value GLib cannot read is refused: not UTF-8 it was read as "", which
+                         * silently meant the default (CAFile=: the system's CAs); with a bad escape
+                         * ("\q") as GLib guessed. */
+                        if (!v || e) {
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Invalid %.64s in %s: %s", *k, where, e->message);
+                                return -EINVAL;
+                        }
+                        int r = config_set(c, *k, v, where, error);
                         if (r < 0)
                                 return r;
                 }

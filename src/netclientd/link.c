@@ -367,10 +367,8 @@ struct LinkMonitor {
         void *userdata;
 };
 
-static int monitor_parse(struct nl_msg *msg, void *arg)
+int link_event_from_netlink(const struct nlmsghdr *h, LinkEvent *ret)
 {
-        LinkMonitor *m = arg;
-        struct nlmsghdr *h = nlmsg_hdr(msg);
         LinkEvent ev = {};
 
         switch (h->nlmsg_type) {
@@ -379,15 +377,15 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
                 struct nlattr *tb[IFLA_MAX + 1];
                 struct ifinfomsg *ifi;
 
-                if (nlmsg_parse(h, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0)
-                        return NL_SKIP;
+                if (nlmsg_parse((struct nlmsghdr *)h, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0)
+                        return 0;
                 ifi = nlmsg_data(h);
                 ev.type = h->nlmsg_type == RTM_NEWLINK ? LINK_EVENT_LINK_NEW : LINK_EVENT_LINK_DEL;
                 ev.ifindex = ifi->ifi_index;
                 ev.flags = ifi->ifi_flags;
+                /* Bounded by the attribute: a name without its NUL must not be read past. */
                 if (tb[IFLA_IFNAME])
-                        g_strlcpy(ev.ifname, nla_data(tb[IFLA_IFNAME]),
-                                  MIN(sizeof(ev.ifname), (size_t)nla_len(tb[IFLA_IFNAME]) + 1));
+                        nla_strlcpy(ev.ifname, tb[IFLA_IFNAME], sizeof(ev.ifname));
                 break;
         }
         case RTM_NEWADDR:
@@ -397,16 +395,16 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
                 struct nlattr *a;
                 size_t len;
 
-                if (nlmsg_parse(h, sizeof(struct ifaddrmsg), tb, IFA_MAX, NULL) < 0)
-                        return NL_SKIP;
+                if (nlmsg_parse((struct nlmsghdr *)h, sizeof(struct ifaddrmsg), tb, IFA_MAX, NULL) < 0)
+                        return 0;
                 ifa = nlmsg_data(h);
                 if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
-                        return NL_SKIP;
+                        return 0;
                 /* IPv4 point-to-point addresses put the peer in IFA_ADDRESS; IFA_LOCAL is ours. */
                 a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
                 len = ifa->ifa_family == AF_INET ? 4 : 16;
                 if (!a || (size_t)nla_len(a) != len)
-                        return NL_SKIP;
+                        return 0;
                 ev.type = h->nlmsg_type == RTM_NEWADDR ? LINK_EVENT_ADDRESS_NEW : LINK_EVENT_ADDRESS_DEL;
                 ev.ifindex = (int)ifa->ifa_index;
                 ev.address.family = ifa->ifa_family;
@@ -415,8 +413,19 @@ static int monitor_parse(struct nl_msg *msg, void *arg)
                 break;
         }
         default:
-                return NL_SKIP;
+                return 0;
         }
+        *ret = ev;
+        return 1;
+}
+
+static int monitor_parse(struct nl_msg *msg, void *arg)
+{
+        LinkMonitor *m = arg;
+        LinkEvent ev;
+
+        if (link_event_from_netlink(nlmsg_hdr(msg), &ev) <= 0)
+                return NL_SKIP;
         m->handler(m, &ev, m->userdata);
         return NL_OK;
 }

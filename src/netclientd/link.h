@@ -74,6 +74,10 @@ typedef struct LinkEvent {
         NmPrefix address;      /* address events */
 } LinkEvent;
 
+/* One rtnetlink notification as the monitor reads it: 1 and *ret for a link or address event,
+ * 0 for anything else. For the fuzz target (tests/fuzz/fuzz-netlink.c). */
+int link_event_from_netlink(const struct nlmsghdr *h, LinkEvent *ret);
+
 typedef struct LinkMonitor LinkMonitor;
 typedef void (*LinkMonitorHandler)(LinkMonitor *m, const LinkEvent *event, void *userdata);
 

@@ -96,14 +96,14 @@ typedef struct Reply {
         void *userdata;
 } Reply;
 
-static void extack_parse(struct nlmsgerr *e, Reply *st)
+char *netlink_error_extack(const struct nlmsghdr *h)
 {
-        struct nlmsghdr *h = (struct nlmsghdr *)((char *)e - NLMSG_HDRLEN);
+        const struct nlmsgerr *e = nlmsg_data(h);
         size_t off = sizeof(*e), total;
         struct nlattr *tb[NLMSGERR_ATTR_MAX + 1] = {};
 
         if (!(h->nlmsg_flags & NLM_F_ACK_TLVS) || h->nlmsg_len < NLMSG_HDRLEN)
-                return;
+                return NULL;
         if (!(h->nlmsg_flags & NLM_F_CAPPED))
                 off += e->msg.nlmsg_len > sizeof(struct nlmsghdr)
                                ? e->msg.nlmsg_len - sizeof(struct nlmsghdr)
@@ -111,13 +111,24 @@ static void extack_parse(struct nlmsgerr *e, Reply *st)
         off = NLMSG_ALIGN(off);
         total = h->nlmsg_len - NLMSG_HDRLEN;
         if (off >= total)
-                return;
+                return NULL;
         if (nla_parse(tb, NLMSGERR_ATTR_MAX, (struct nlattr *)((char *)e + off), (int)(total - off), NULL) <
             0)
-                return;
+                return NULL;
         if (tb[NLMSGERR_ATTR_MSG] && nla_len(tb[NLMSGERR_ATTR_MSG]) > 0)
-                st->extack = g_strndup(nla_data(tb[NLMSGERR_ATTR_MSG]),
-                                       MIN((size_t)nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
+                return g_strndup(nla_data(tb[NLMSGERR_ATTR_MSG]),
+                                 MIN((size_t)nla_len(tb[NLMSGERR_ATTR_MSG]), 256));
+        return NULL;
+}
+
+int netlink_done_errno(const struct nlmsghdr *h)
+{
+        int e;
+
+        if (nlmsg_datalen(h) < (int)sizeof(int))
+                return 0;
+        memcpy(&e, nlmsg_data(h), sizeof(e));
+        return e < 0 ? e : 0;
 }
 
 static int on_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
@@ -126,7 +137,8 @@ static int on_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
 
         st->done = true;
         st->error = e->error < 0 ? e->error : -EIO;
-        extack_parse(e, st);
+        g_free(st->extack);
+        st->extack = netlink_error_extack((const struct nlmsghdr *)((const char *)e - NLMSG_HDRLEN));
         return NL_STOP;
 }
 
@@ -140,16 +152,12 @@ static int on_ack(struct nl_msg *msg, void *arg)
 static int on_finish(struct nl_msg *msg, void *arg)
 {
         Reply *st = arg;
-        struct nlmsghdr *h = nlmsg_hdr(msg);
+        int e = netlink_done_errno(nlmsg_hdr(msg));
 
         st->done = true;
         /* A dump that failed part-way reports the errno in its NLMSG_DONE. */
-        if (nlmsg_datalen(h) >= (int)sizeof(int)) {
-                int e;
-                memcpy(&e, nlmsg_data(h), sizeof(e));
-                if (e < 0)
-                        st->error = e;
-        }
+        if (e < 0)
+                st->error = e;
         return NL_STOP;
 }
 

@@ -21,5 +21,13 @@ int netlink_request(struct nl_sock *sk, struct nl_msg *msg, char **ret_extack);
 int netlink_dump(struct nl_sock *sk, struct nl_msg *msg, int (*handler)(struct nl_msg *m, void *userdata),
                  void *userdata, char **ret_extack);
 
+/* What the two functions above read from the kernel's answers by hand, for the fuzz target
+ * (tests/fuzz/fuzz-netlink.c). The kernel's explanation in an NLMSG_ERROR message `h` (extended
+ * ACK: at most 256 characters, g_free() it), or NULL; `h` holds at least the header and a struct
+ * nlmsgerr, as libnl checks before it calls an error callback. */
+char *netlink_error_extack(const struct nlmsghdr *h);
+/* The negative errno an NLMSG_DONE carries, or 0. */
+int netlink_done_errno(const struct nlmsghdr *h);
+
 /* libnl's NLE_* error (negative or positive) as a negative errno. */
 int netlink_errno_from_nlerr(int nlerr);

@@ -105,15 +105,28 @@ int routing_rule_remove(struct nl_sock *rtnl, const RoutingRule *rule)
         return rule_request(rtnl, rule, false);
 }
 
-static int parse_rule(struct nl_msg *m, void *userdata)
+/* The attributes read as numbers must hold one: without a policy libnl checks no length, and
+ * nla_get_u32() of a shorter attribute reads past it (past the message, at its end). */
+static const struct nla_policy rule_policy[FRA_MAX + 1] = {
+        [FRA_TABLE] = {.type = NLA_U32},
+        [FRA_PRIORITY] = {.type = NLA_U32},
+        [FRA_FWMARK] = {.type = NLA_U32},
+        [FRA_SUPPRESS_PREFIXLEN] = {.type = NLA_U32},
+};
+
+static const struct nla_policy route_policy[RTA_MAX + 1] = {
+        [RTA_OIF] = {.type = NLA_U32},
+        [RTA_TABLE] = {.type = NLA_U32},
+};
+
+int routing_rule_from_netlink(const struct nlmsghdr *nlh, RoutingRule *ret)
 {
-        GArray *rules = userdata;
-        struct nlmsghdr *nlh = nlmsg_hdr(m);
         struct nlattr *tb[FRA_MAX + 1];
         struct fib_rule_hdr *frh;
         RoutingRule rule = {.suppress_prefixlength = -1};
 
-        if (nlh->nlmsg_type != RTM_NEWRULE || nlmsg_parse(nlh, sizeof(*frh), tb, FRA_MAX, NULL) < 0)
+        if (nlh->nlmsg_type != RTM_NEWRULE ||
+            nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*frh), tb, FRA_MAX, rule_policy) < 0)
                 return 0;
         frh = nlmsg_data(nlh);
         if (frh->action != FR_ACT_TO_TBL)
@@ -128,7 +141,17 @@ static int parse_rule(struct nl_msg *m, void *userdata)
                 /* The kernel reports "none" as -1 (all bits set). */
                 rule.suppress_prefixlength = v > 128 ? -1 : (int)v;
         }
-        g_array_append_val(rules, rule);
+        *ret = rule;
+        return 1;
+}
+
+static int parse_rule(struct nl_msg *m, void *userdata)
+{
+        GArray *rules = userdata;
+        RoutingRule rule;
+
+        if (routing_rule_from_netlink(nlmsg_hdr(m), &rule) > 0)
+                g_array_append_val(rules, rule);
         return 0;
 }
 
@@ -160,22 +183,21 @@ typedef struct RouteDump {
         GArray *routes;
 } RouteDump;
 
-static int parse_route(struct nl_msg *m, void *userdata)
+int routing_route_from_netlink(const struct nlmsghdr *nlh, int ifindex, RoutingRoute *ret)
 {
-        RouteDump *d = userdata;
-        struct nlmsghdr *nlh = nlmsg_hdr(m);
         struct nlattr *tb[RTA_MAX + 1];
         struct rtmsg *rtm;
         RoutingRoute rt = {};
         size_t len;
 
-        if (nlh->nlmsg_type != RTM_NEWROUTE || nlmsg_parse(nlh, sizeof(*rtm), tb, RTA_MAX, NULL) < 0)
+        if (nlh->nlmsg_type != RTM_NEWROUTE ||
+            nlmsg_parse((struct nlmsghdr *)nlh, sizeof(*rtm), tb, RTA_MAX, route_policy) < 0)
                 return 0;
         rtm = nlmsg_data(nlh);
         if (rtm->rtm_type != RTN_UNICAST || rtm->rtm_protocol != RTPROT_STATIC ||
             (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6))
                 return 0;
-        if (!tb[RTA_OIF] || (int)nla_get_u32(tb[RTA_OIF]) != d->ifindex)
+        if (!tb[RTA_OIF] || (int)nla_get_u32(tb[RTA_OIF]) != ifindex)
                 return 0;
         len = rtm->rtm_family == AF_INET ? 4 : 16;
         rt.destination.family = rtm->rtm_family;
@@ -189,7 +211,17 @@ static int parse_route(struct nl_msg *m, void *userdata)
         }
         nm_prefix_canonicalize(&rt.destination);
         rt.table = tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
-        g_array_append_val(d->routes, rt);
+        *ret = rt;
+        return 1;
+}
+
+static int parse_route(struct nl_msg *m, void *userdata)
+{
+        RouteDump *d = userdata;
+        RoutingRoute rt;
+
+        if (routing_route_from_netlink(nlmsg_hdr(m), d->ifindex, &rt) > 0)
+                g_array_append_val(d->routes, rt);
         return 0;
 }
 

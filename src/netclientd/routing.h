@@ -56,3 +56,9 @@ typedef struct RoutingRoute {
 /* The unicast routes through `ifindex` with protocol "static" (how link_route_add() makes them) in
  * any table; *ret is a GArray of RoutingRoute. */
 int routing_list_link_routes(struct nl_sock *rtnl, int ifindex, GArray **ret);
+
+/* One message of the kernel's rule or route dump, as the two functions above read it: 1 and *ret
+ * for a rule that points to a table (a route of those the list keeps), 0 for anything else. For
+ * the fuzz target (tests/fuzz/fuzz-netlink.c), which hands them any bytes. */
+int routing_rule_from_netlink(const struct nlmsghdr *h, RoutingRule *ret);
+int routing_route_from_netlink(const struct nlmsghdr *h, int ifindex, RoutingRoute *ret);

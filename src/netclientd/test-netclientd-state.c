@@ -287,6 +287,17 @@ static void test_config_precedence(void)
         g_assert_cmpint(config_load_file(c, &e), ==, -EINVAL);
         g_assert_nonnull(strstr(e->message, "StatsIntervalSec"));
         g_clear_error(&e);
+        /* A value the key file cannot read is refused, not taken as empty (the default). */
+        g_assert_cmpint(config_set(c, "CAFile", "/etc/netclient/ca.pem", "the command line", &e), ==, 0);
+        g_assert_true(g_file_set_contents(c->config_file, "[Server]\nCAFile=/etc/ca\xff.pem\n", -1, NULL));
+        g_assert_cmpint(config_load_file(c, &e), ==, -EINVAL);
+        g_assert_nonnull(strstr(e->message, "CAFile"));
+        g_assert_cmpstr(c->ca_file, ==, "/etc/netclient/ca.pem");
+        g_clear_error(&e);
+        g_assert_true(g_file_set_contents(c->config_file, "[Server]\nCAFile=/etc/ca\\q.pem\n", -1, NULL));
+        g_assert_cmpint(config_load_file(c, &e), ==, -EINVAL);
+        g_assert_nonnull(strstr(e->message, "CAFile"));
+        g_clear_error(&e);
 
         /* HostName= is checked as Join's "name" is, and refused rather than shortened. */
         g_assert_cmpint(config_set(c, "HostName", "laptop-1", "the command line", &e), ==, 0);

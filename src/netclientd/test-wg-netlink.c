@@ -232,7 +232,7 @@ static void check_roundtrip(const WgDevice *change, GPtrArray *msgs)
         g_autoptr(GHashTable) keys = wg_peer_key_table_new();
 
         for (guint m = 0; m < msgs->len; m++)
-                g_assert_cmpint(wg_netlink_parse_device(msgs->pdata[m], d, keys), ==, 0);
+                g_assert_cmpint(wg_netlink_parse_device(nlmsg_hdr(msgs->pdata[m]), d, keys), ==, 0);
         g_assert_cmpstr(d->ifname, ==, change->ifname);
         g_assert_cmpuint(d->peers->len, ==, change->peers->len);
         for (guint i = 0; i < change->peers->len; i++) {
@@ -356,7 +356,7 @@ static void test_dump_coalescing(void)
         g_assert_cmpint(wg_netlink_build_set(change, FAMILY_ID, 2048, &msgs, NULL), ==, 0);
         g_assert_cmpuint(msgs->len, >, 3);
         for (guint m = 0; m < msgs->len; m++)
-                g_assert_cmpint(wg_netlink_parse_device(msgs->pdata[m], d, keys), ==, 0);
+                g_assert_cmpint(wg_netlink_parse_device(nlmsg_hdr(msgs->pdata[m]), d, keys), ==, 0);
         g_assert_cmpuint(d->peers->len, ==, 2);
         g_assert_cmpuint(((WgPeer *)d->peers->pdata[1])->allowed_ips->len, ==, 701);
         g_assert_true(d->flags & WG_DEVICE_HAS_LISTEN_PORT);

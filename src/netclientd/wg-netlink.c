@@ -391,13 +391,13 @@ static int parse_peer(struct nlattr *attr, WgDevice *d, GHashTable *peers_by_key
         return 0;
 }
 
-int wg_netlink_parse_device(struct nl_msg *msg, WgDevice *d, GHashTable *peers_by_key)
+int wg_netlink_parse_device(const struct nlmsghdr *h, WgDevice *d, GHashTable *peers_by_key)
 {
         struct nlattr *tb[WGDEVICE_A_MAX + 1];
         struct nlattr *a;
         int rem, r;
 
-        if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, WGDEVICE_A_MAX, NULL) < 0)
+        if (genlmsg_parse((struct nlmsghdr *)h, 0, tb, WGDEVICE_A_MAX, NULL) < 0)
                 return -EBADMSG;
 
         if (tb[WGDEVICE_A_IFINDEX]) {
@@ -409,8 +409,8 @@ int wg_netlink_parse_device(struct nl_msg *msg, WgDevice *d, GHashTable *peers_b
                 int len = nla_len(tb[WGDEVICE_A_IFNAME]);
                 if (len < 1 || len > IFNAMSIZ)
                         return -EBADMSG;
-                g_strlcpy(d->ifname, nla_data(tb[WGDEVICE_A_IFNAME]),
-                          MIN((size_t)len + 1, sizeof(d->ifname)));
+                /* Bounded by the attribute: a name without its NUL must not be read past. */
+                nla_strlcpy(d->ifname, tb[WGDEVICE_A_IFNAME], sizeof(d->ifname));
         }
         if (tb[WGDEVICE_A_PRIVATE_KEY]) {
                 if (!attr_is(tb[WGDEVICE_A_PRIVATE_KEY], WG_KEY_LEN))
@@ -462,7 +462,7 @@ typedef struct DumpState {
 static int dump_handler(struct nl_msg *m, void *userdata)
 {
         DumpState *st = userdata;
-        return wg_netlink_parse_device(m, st->device, st->peers_by_key);
+        return wg_netlink_parse_device(nlmsg_hdr(m), st->device, st->peers_by_key);
 }
 
 static int kernel_get(WgBackend *b, const char *ifname, WgDevice **ret, GError **error)

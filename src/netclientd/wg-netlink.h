@@ -24,11 +24,11 @@ size_t wg_netlink_message_budget(void);
 int wg_netlink_build_set(const WgDevice *change, int family_id, size_t budget, GPtrArray **ret,
                          GError **error);
 
-/* Adds the contents of one WG_CMD_GET_DEVICE reply to `d`. Peers repeated across the parts of a
- * dump (the kernel continues a peer's allowed IPs in the next part) are merged through
- * `peers_by_key` (NmKey * → WgPeer *, owned by d), which must live for the whole dump.
- * Returns 0 or -EBADMSG for a malformed message. */
-int wg_netlink_parse_device(struct nl_msg *msg, WgDevice *d, GHashTable *peers_by_key);
+/* Adds the contents of one WG_CMD_GET_DEVICE reply (a whole message: nlmsg_len bytes) to `d`.
+ * Peers repeated across the parts of a dump (the kernel continues a peer's allowed IPs in the next
+ * part) are merged through `peers_by_key` (NmKey * → WgPeer *, owned by d), which must live for the
+ * whole dump. Returns 0 or -EBADMSG for a malformed message. */
+int wg_netlink_parse_device(const struct nlmsghdr *h, WgDevice *d, GHashTable *peers_by_key);
 
 /* A GHashTable suitable for wg_netlink_parse_device() (keys not owned). */
 GHashTable *wg_peer_key_table_new(void);

@@ -693,7 +693,8 @@ static int load_file(Config *c, const char *path, bool must_exist, GError **erro
                         }
                         g_autofree char *origin = g_strdup_printf("in %s", path);
                         _cleanup_secret_ char *v = g_key_file_get_string(kf, *g, *n, &e);
-                        if (!v) {
+                        /* With a bad escape ("\q") GLib returns its guess and an error: refused. */
+                        if (!v || e) {
                                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s %s: %s",
                                             *n, origin, e->message);
                                 return -EINVAL;

@@ -1,7 +1,7 @@
 /* netmakerd's REST authentication: the Authorization header's bearer credential (a user token, a
  * host credential or the master key) checked against the route's access rule (docs/protocol.md
  * §2.2): 401 for a missing, malformed, forged, expired or revoked credential, 403 for a valid one
- * of the wrong kind or role. */
+ * of the wrong kind or role, or a user's on another user's {name}. */
 #include <errno.h>
 #include <string.h>
 
@@ -132,5 +132,18 @@ int http_authenticate(Request *r, const char *header, RouteAccess access, Auth *
                             request_method(r), request_path(r));
                 return -EPERM;
         }
+        if (access == ACCESS_SELF && !ret->admin && !streq0(ret->username, request_param(r, "name"))) {
+                g_set_error(error, NM_ERROR, NM_ERROR_FORBIDDEN, "Only admins may access other users");
+                return -EPERM;
+        }
         return 0;
+}
+
+const char *route_access_to_string(RouteAccess a)
+{
+        static const char *const names[_ACCESS_MAX] = {
+                [ACCESS_ANYONE] = "anyone", [ACCESS_USER] = "user", [ACCESS_SELF] = "self",
+                [ACCESS_ADMIN] = "admin",   [ACCESS_HOST] = "host",
+        };
+        return a >= 0 && a < _ACCESS_MAX ? names[a] : NULL;
 }

@@ -197,23 +197,11 @@ static int users_create(Request *r, GError **error)
         return 0;
 }
 
-/* Admins may see anyone; users only themselves. */
-static bool may_access_user(Request *r, const char *name, GError **error)
-{
-        const Auth *a = request_auth(r);
-        if (a->admin || streq0(a->username, name))
-                return true;
-        g_set_error(error, NM_ERROR, NM_ERROR_FORBIDDEN, "Only admins may access other users");
-        return false;
-}
-
 static int users_get(Request *r, GError **error)
 {
         Manager *m = request_manager(r);
         const char *name = request_param(r, "name");
         g_autoptr(User) u = NULL;
-        if (!may_access_user(r, name, error))
-                return -EPERM;
         int k = store_user_get(m->store, name, &u, error);
         if (k < 0)
                 return k;
@@ -232,8 +220,6 @@ static int users_update(Request *r, GError **error)
         _cleanup_txn_ StoreTxn t = {};
         int k;
 
-        if (!may_access_user(r, name, error))
-                return -EPERM;
         o = request_json_object(r, "user change", members, error);
         if (!o || !nm_json_get_string(o, "password", false, &password, error) ||
             !nm_json_get_string(o, "role", false, &role, error))
@@ -324,8 +310,9 @@ const Route http_user_routes[] = {
         {"POST", "/login", ACCESS_ANYONE, login},
         {"GET", "/users", ACCESS_ADMIN, users_list},
         {"POST", "/users", ACCESS_ADMIN, users_create},
-        {"GET", "/users/{name}", ACCESS_USER, users_get},
-        {"PUT", "/users/{name}", ACCESS_USER, users_update},
+        /* Users see and change (the password of) only themselves: the router checks. */
+        {"GET", "/users/{name}", ACCESS_SELF, users_get},
+        {"PUT", "/users/{name}", ACCESS_SELF, users_update},
         {"DELETE", "/users/{name}", ACCESS_ADMIN, users_delete},
         {},
 };

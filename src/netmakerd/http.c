@@ -64,6 +64,8 @@ struct Request {
         char *error_message;  /* for the log line */
         char *origin;         /* for the log line: the client's address, and what a proxy says */
         uint64_t start_usec;
+        bool detached; /* http_handle_detached(): no connection, the reply is kept here */
+        char *detached_body;
 };
 
 static const Route *const route_tables[] = {
@@ -147,6 +149,7 @@ Request *request_unref(Request *r)
                 MHD_destroy_response(r->response);
         g_free(r->error_message);
         g_free(r->origin);
+        g_free(r->detached_body);
         g_free(r);
         return NULL;
 }
@@ -296,6 +299,8 @@ static void set_response(Request *r, unsigned status, char *body)
 {
         if (r->replied || r->response)
                 return; /* the first reply wins */
+        if (r->detached && body)
+                r->detached_body = g_strdup(body);
         size_t len = body ? strlen(body) : 0;
         r->response = body ? MHD_create_response_from_buffer_with_free_callback(len, body, g_free)
                            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -324,6 +329,8 @@ void request_reply_data(Request *r, unsigned status, const char *content_type, c
 {
         if (r->replied || r->response)
                 return;
+        if (r->detached)
+                r->detached_body = g_strndup(data, len);
         r->response = MHD_create_response_from_buffer_with_free_callback(len, g_memdup2(data, len), g_free);
         if (!r->response)
                 return;
@@ -412,6 +419,7 @@ void request_reply_error(Request *r, const GError *e)
 
 void request_suspend(Request *r)
 {
+        /* A detached request cannot wait: its handler is a bug of the caller's (see http.h). */
         g_assert(r->connection && !r->suspended);
         MHD_suspend_connection(r->connection);
         r->suspended = true;
@@ -519,6 +527,36 @@ static const Route *route_request(Request *r)
         return NULL;
 }
 
+void http_routes_foreach(void (*func)(const Route *route, void *userdata), void *userdata)
+{
+        for (size_t t = 0; t < ELEMENTSOF(route_tables); t++)
+                for (const Route *rt = route_tables[t]; rt->pattern; rt++)
+                        func(rt, userdata);
+}
+
+static void add_route_json(const Route *rt, void *userdata)
+{
+        JsonBuilder *b = userdata;
+        g_autofree char *path = g_strconcat(HTTP_API_PREFIX, rt->pattern, NULL);
+
+        json_builder_begin_object(b);
+        nm_json_add_string(b, "method", rt->method);
+        nm_json_add_string(b, "path", path);
+        /* An access level without a name is a bug: "null" makes every test of it fail. */
+        nm_json_add_string(b, "access", route_access_to_string(rt->access));
+        json_builder_end_object(b);
+}
+
+char *http_routes_to_json(void)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+
+        json_builder_begin_array(b);
+        http_routes_foreach(add_route_json, b);
+        json_builder_end_array(b);
+        return nm_json_builder_to_string(b);
+}
+
 /* ---- MHD callbacks -------------------------------------------------------------------------- */
 
 static bool media_type_is_json(const char *ct)
@@ -607,6 +645,32 @@ static void request_dispatch(Request *r)
                 log_warning("%s %s: the handler returned without a reply", r->method, r->path);
                 reply_error_code(r, NM_ERROR_INTERNAL, "Internal error: the server log has details");
         }
+}
+
+unsigned http_handle_detached(Manager *m, const char *method, const char *path, const char *authorization,
+                              const void *body, size_t len, char **ret_body)
+{
+        g_autoptr(Request) r = g_new0(Request, 1);
+        g_autoptr(GError) e = NULL;
+
+        r->n_ref = 1;
+        r->manager = m;
+        r->detached = true;
+        r->method = g_strdup(method);
+        r->path = g_strdup(path);
+        r->origin = g_strdup("detached");
+        r->start_usec = now_usec();
+        r->route = route_request(r);
+        if (r->route && http_authenticate(r, authorization, r->route->access, &r->auth, &e) < 0)
+                request_reply_error(r, e);
+        else if (r->route) {
+                if (len > 0)
+                        r->body = g_string_new_len(body, (gssize)len);
+                request_dispatch(r);
+        }
+        if (ret_body)
+                *ret_body = TAKE_PTR(r->detached_body);
+        return r->response ? r->status : 0;
 }
 
 static enum MHD_Result queue_response(Request *r)

@@ -15,12 +15,19 @@ typedef struct Request Request;
 
 #define HTTP_API_PREFIX "/api/v1"
 
+/* Who may call a route: docs/protocol.md §2.2 says what each level answers to each kind of
+ * credential (tests/integration/test_authz_matrix.py checks every route against it). */
 typedef enum RouteAccess {
         ACCESS_ANYONE, /* no credential */
         ACCESS_USER,   /* a user token or the master key; any role */
+        ACCESS_SELF,   /* the admin role, or the user the route's {name} names */
         ACCESS_ADMIN,  /* the admin role */
         ACCESS_HOST,   /* a host credential */
+        _ACCESS_MAX,
 } RouteAccess;
+
+/* "anyone", "user", "self", "admin", "host": the names --list-routes and the docs use. */
+const char *route_access_to_string(RouteAccess a);
 
 /* Either replies (request_reply_*), suspends (request_suspend) and returns 0, or sets an
  * NM_ERROR and returns a negative errno: the router then replies with the error. */
@@ -45,6 +52,12 @@ extern const Route http_topology_routes[];   /* http-topology.c: node tags and r
 extern const Route http_acl_routes[];        /* http-acl.c */
 extern const Route http_ext_client_routes[]; /* http-ext-clients.c */
 extern const Route http_nameserver_routes[]; /* http-nameservers.c: a network's split DNS */
+
+/* Every route of every table, in the order the router tries them. */
+void http_routes_foreach(void (*func)(const Route *route, void *userdata), void *userdata);
+/* `netmakerd --list-routes`: a JSON array of {"method","path","access"}, paths with the API prefix,
+ * made from the tables the router uses (so tests find every route, also new ones). */
+char *http_routes_to_json(void);
 
 typedef enum AuthKind {
         AUTH_NONE,
@@ -81,6 +94,15 @@ int http_rate_limit(Request *r, RateLimit *limit, const char *what, const char *
 /* http-auth.c: checks the Authorization header (NULL when absent) against `access`; fills *ret
  * (freed with the request) or sets NM_ERROR_UNAUTHENTICATED / NM_ERROR_FORBIDDEN. */
 int http_authenticate(Request *r, const char *authorization, RouteAccess access, Auth *ret, GError **error);
+
+/* One request without a connection or a server, answered synchronously: routing, authentication
+ * (`authorization` is the header's value, or NULL), the handler. For tests/fuzz/fuzz-rest.c, which
+ * drives the real handlers with a real store. There are no query arguments and no client address;
+ * a handler must not suspend (a login's password check does, and so does a registration while a
+ * broker is configured). Returns the status (0 when the handler did not reply) and, when
+ * `ret_body` is given, the reply body (NULL when it had none). */
+unsigned http_handle_detached(Manager *m, const char *method, const char *path, const char *authorization,
+                              const void *body, size_t len, char **ret_body);
 
 /* Listens on the socket systemd passed (listen_fd), or binds the configured address. */
 int http_new(Manager *m, sd_event *event, const HttpSettings *settings, Http **ret);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "manager.h"
@@ -20,6 +21,8 @@ static void help(void)
                "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
                "      --print-pin     print the pin of the API certificate's key (what enrollment tokens\n"
                "                      and \"nmctl login\" check) and exit\n"
+               "      --list-routes   print the REST routes (method, path, who may call them) as JSON\n"
+               "                      and exit\n"
                "  -h, --help          show this help\n"
                "      --version       show the version\n\n"
                "Configuration keys, in section [" CONFIG_GROUP "] of the file; each environment variable\n"
@@ -34,6 +37,7 @@ int main(int argc, char *argv[])
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {"print-pin", no_argument, NULL, 'P'},
+                {"list-routes", no_argument, NULL, 'R'},
                 {},
         };
         bool print_pin = false;
@@ -57,6 +61,12 @@ int main(int argc, char *argv[])
                 case 'P':
                         print_pin = true;
                         break;
+                case 'R': {
+                        /* Needs no configuration: the tables are compiled in. */
+                        g_autofree char *routes = http_routes_to_json();
+                        printf("%s\n", routes);
+                        return EXIT_SUCCESS;
+                }
                 default:
                         return EXIT_FAILURE;
                 }

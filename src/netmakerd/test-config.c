@@ -132,6 +132,11 @@ static void test_invalid(void)
         expect_error("", short_key, (const char *[]){"master_key", "16", NULL}, "short-secret");
         char *short_pw[] = {"NETMAKERD_ADMIN_PASSWORD=abc", NULL};
         expect_error("", short_pw, (const char *[]){"admin_password", NULL}, "abc\"");
+        /* Values the key file cannot read (found by tests/fuzz: two of them set a GError twice). */
+        expect_error("[netmakerd]\nserver_name = a\\qb\nadmin_user = c\\qd\n", none,
+                     (const char *[]){"server_name", NULL}, NULL);
+        expect_error("[netmakerd]\ndns_domain = example\\\n", none, (const char *[]){"dns_domain", NULL},
+                     NULL);
 }
 
 static void test_rate_limits(void)
