@@ -32,13 +32,19 @@ TEST_PKGS=(
         network-manager         # the VM check 60-networkmanager.sh (Debian's NetworkManager in the guest)
 )
 
+# Man pages (scdoc; mandoc -T lint checks them), shell completion (tested in bash with compgen, in
+# zsh with zsh -n and compinit), the packages (rpmbuild and rpmlint from Debian's rpm, a shim for
+# Fedora's macros in packaging/; dpkg-buildpackage, debhelper, lintian).
+DOC_PKGS=(scdoc mandoc bash-completion zsh)
+PKG_PKGS=(rpm rpmlint dpkg-dev debhelper fakeroot lintian)
+
 # The VM tier (tests/vm/): QEMU (with virtiofsd), the initramfs tools and the systemd guest's
 # services (it boots the host's own /: without udevd there, networkd leaves every link pending).
 # The guest kernel is not installed: tests/vm/fetch-kernel.sh unpacks it into a cache.
 VM_PKGS=(qemu-system-x86 busybox-static cpio kmod procps udev systemd-resolved e2fsprogs)
 
 if [ "${1:-}" = "--list" ]; then
-        echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]} ${VM_PKGS[@]}"
+        echo "${BUILD_PKGS[@]} ${TEST_PKGS[@]} ${DOC_PKGS[@]} ${PKG_PKGS[@]} ${VM_PKGS[@]}"
         exit 0
 fi
 
@@ -49,7 +55,8 @@ cp -a /etc/resolv.conf "$resolv_backup" 2>/dev/null || true
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}"
+apt-get install -y --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${DOC_PKGS[@]}" "${PKG_PKGS[@]}" \
+        "${VM_PKGS[@]}"
 
 if [ -s "$resolv_backup" ] && [ -L /etc/resolv.conf ] && [ ! -e /etc/resolv.conf ]; then
         rm -f /etc/resolv.conf
@@ -73,5 +80,6 @@ fi
 #   systemd dbus-daemon polkit mosquitto wireguard-tools iproute iputils socat nmap-ncat nftables
 #   python3 python3-pytest python3-gobject python3-pynacl python3-paho-mqtt sqlite curl zbar
 #   openssl python3-cryptography tcpdump caddy dnsmasq NetworkManager-libnm-devel NetworkManager gjs gnome-shell
+#   scdoc mandoc bash-completion zsh rpm-build rpmlint systemd-rpm-macros
 # (Fedora has no wireguard-go package: its kernel has WireGuard; build wireguard-go from source for
 #  the userspace test tier.)

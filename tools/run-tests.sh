@@ -2,20 +2,24 @@
 # Sets up a fresh Debian 12 machine and runs the whole test suite: the unit tests, the fuzz targets
 # for a bounded time (tools/run-fuzzers.sh, their own clang build) and the integration tests (real
 # Mosquitto, netmakerd, dbus-daemon, polkitd, wireguard-go in network namespaces) on an ASan+UBSan
-# build with warnings as errors, then the VM tier when qemu can run.
+# build with warnings as errors, the packages (RPM and .deb, built without sanitizers by
+# tools/build-packages.sh, checked by test_packaging.py and installed in the VM guest by
+# test_vm_packages.py), then the VM tier when qemu can run.
 # Ends with the line "N passed, N failed". Run as root from the repository.
 #
-#   tools/run-tests.sh [--no-deps] [--no-vm] [pytest args...]
+#   tools/run-tests.sh [--no-deps] [--no-vm] [--no-packages] [pytest args...]
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 deps=1
 vm=1
+packages=1
 while [ $# -gt 0 ]; do
         case "$1" in
         --no-deps) deps=0 ;;
         --no-vm) vm=0 ;;
+        --no-packages) packages=0 ;;
         *) break ;;
         esac
         shift
@@ -54,6 +58,22 @@ else
         grep -E "error|warning" "$clangdir.log" | head -40
 fi
 rm -f "$clangdir.log"
+
+# The packages: built from this tree without sanitizers (the RPM's %check runs the unit tests), one
+# item each for the RPM, the .debs and the `meson install` reference; test_packaging.py and
+# test_vm_packages.py (integration tier) check and install them.
+pkg_ok=0 pkg_fail=0
+if [ $packages = 1 ]; then
+        echo "== packages"
+        tools/build-packages.sh | tee "$builddir.packages.log"
+        pkg_ok=$(sed -n 's/^packages: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$builddir.packages.log")
+        pkg_fail=$(sed -n 's/^packages: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$builddir.packages.log")
+        pkg_ok=${pkg_ok:-0}
+        pkg_fail=${pkg_fail:-3}
+        rm -f "$builddir.packages.log"
+else
+        export NM_PACKAGE_TESTS=0
+fi
 
 # Sanitizers: any report fails the program that printed it.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
@@ -102,9 +122,10 @@ print(t - f - sk, f)
 PY
 )
 
-passed=$(( clang_ok + unit_ok + fuzz_ok + int_ok ))
-failed=$(( clang_fail + unit_fail + fuzz_fail + int_fail ))
-echo "clang build: $clang_ok passed, $clang_fail failed; unit: $unit_ok passed, $unit_fail failed;" \
-        "fuzz: $fuzz_ok passed, $fuzz_fail failed$fuzz_note; integration: $int_ok passed, $int_fail failed"
+passed=$(( clang_ok + pkg_ok + unit_ok + fuzz_ok + int_ok ))
+failed=$(( clang_fail + pkg_fail + unit_fail + fuzz_fail + int_fail ))
+echo "clang build: $clang_ok passed, $clang_fail failed; packages: $pkg_ok passed, $pkg_fail failed;" \
+        "unit: $unit_ok passed, $unit_fail failed; fuzz: $fuzz_ok passed, $fuzz_fail failed$fuzz_note;" \
+        "integration: $int_ok passed, $int_fail failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

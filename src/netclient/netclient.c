@@ -848,6 +848,9 @@ static void help(void)
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
                "  -j --json              JSON output (list, status, peers, join)\n"
+               "  -t --token=TOKEN       The enrollment token (join)\n"
+               "     --name=NAME         The host name to register (join)\n"
+               "     --port=PORT         The WireGuard port to register (join)\n"
                "     --no-ask-password   Never ask for a password (polkit)\n\n"
                "Exit status: 0 success, 1 failed or refused by the daemon, 2 usage error,\n"
                "3 netclientd not reachable, 4 not authorised.\n",

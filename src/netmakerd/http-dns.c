@@ -1,5 +1,6 @@
 /* REST resource /networks/{net}/dns: list a network's DNS names (automatic and custom), add and
- * delete custom names; every change reaches the network's hosts as "network-changed". */
+ * delete custom names (every change reaches the network's hosts as "network-changed"), and export
+ * them in hosts(5) format for resolvers outside the mesh. */
 #include <errno.h>
 #include <microhttpd.h>
 #include <string.h>
@@ -43,6 +44,51 @@ static int dns_list(Request *r, GError **error)
                 json_add_dns_name(b, names->pdata[i], n);
         json_builder_end_array(b);
         request_reply_builder(r, MHD_HTTP_OK, b);
+        return 0;
+}
+
+/* Whether a stored name may go into a hosts(5) line as it is: DNS labels only, so that nothing in
+ * the database can add a field or a line to the export. */
+static bool hosts_name_ok(const char *name)
+{
+        for (const char *p = name; *p; p++)
+                if (!g_ascii_isalnum(*p) && *p != '-' && *p != '.')
+                        return false;
+        return *name != 0;
+}
+
+/* GET /networks/{net}/dns/hosts: every name of the network with each of its addresses, one
+ * "ADDRESS FQDN" line per address, for dnsmasq's addn-hosts, CoreDNS's hosts plugin or /etc/hosts
+ * on machines outside the mesh. */
+static int dns_hosts(Request *r, GError **error)
+{
+        Manager *m = request_manager(r);
+        g_autoptr(Network) n = NULL;
+        g_autoptr(GPtrArray) names = NULL;
+        g_autoptr(GString) s = g_string_new(NULL);
+        int k;
+
+        k = store_network_get(m->store, request_param(r, "net"), &n, error);
+        if (k < 0)
+                return k;
+        k = dns_names_list(m->store, n->name, &names, error);
+        if (k < 0)
+                return k;
+        g_string_append_printf(s, "# DNS names of the netmaker network %s (zone %s.%s): ADDRESS NAME\n", n->name,
+                               n->name, n->dns_domain);
+        for (guint i = 0; i < names->len; i++) {
+                const DnsName *d = names->pdata[i];
+                g_autofree char *fqdn = g_strdup_printf("%s.%s.%s", d->name, n->name, n->dns_domain);
+                if (!hosts_name_ok(fqdn)) {
+                        log_warning("DNS export of network \"%s\": skipped a name that is no DNS name.", n->name);
+                        continue;
+                }
+                if (d->ipv4)
+                        g_string_append_printf(s, "%s %s\n", d->ipv4, fqdn);
+                if (d->ipv6)
+                        g_string_append_printf(s, "%s %s\n", d->ipv6, fqdn);
+        }
+        request_reply_data(r, MHD_HTTP_OK, "text/plain; charset=utf-8", NULL, s->str, s->len);
         return 0;
 }
 
@@ -108,7 +154,7 @@ static int dns_add(Request *r, GError **error)
         return 0;
 }
 
-static int dns_delete(Request *r, GError **error)
+static int dns_delete_name(Request *r, const char *name, GError **error)
 {
         Manager *m = request_manager(r);
         g_autoptr(Network) n = NULL;
@@ -122,7 +168,7 @@ static int dns_delete(Request *r, GError **error)
         k = store_network_get(m->store, request_param(r, "net"), &n, error);
         if (k < 0)
                 return k;
-        k = dns_names_delete(m->store, n->name, request_param(r, "name"), error);
+        k = dns_names_delete(m->store, n->name, name, error);
         if (k < 0)
                 return k;
         k = fanout(m, n->name, out, error);
@@ -131,15 +177,28 @@ static int dns_delete(Request *r, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", request_param(r, "name"),
-                 n->name, out->msgs->len);
+        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", name, n->name, out->msgs->len);
         request_reply_empty(r);
         return 0;
+}
+
+static int dns_delete(Request *r, GError **error)
+{
+        return dns_delete_name(r, request_param(r, "name"), error);
+}
+
+/* The path of the export is also the path of a custom name "hosts": the export's literal pattern
+ * wins the routing, so deleting that name needs a route of its own. */
+static int dns_delete_hosts(Request *r, GError **error)
+{
+        return dns_delete_name(r, "hosts", error);
 }
 
 const Route http_dns_routes[] = {
         {"GET", "/networks/{net}/dns", ACCESS_USER, dns_list},
         {"POST", "/networks/{net}/dns", ACCESS_ADMIN, dns_add},
         {"DELETE", "/networks/{net}/dns/{name}", ACCESS_ADMIN, dns_delete},
+        {"GET", "/networks/{net}/dns/hosts", ACCESS_USER, dns_hosts},
+        {"DELETE", "/networks/{net}/dns/hosts", ACCESS_ADMIN, dns_delete_hosts},
         {},
 };

@@ -1,4 +1,4 @@
-/* nmctl dns list|add|delete (docs/protocol.md §5, /networks/{net}/dns) and nmctl nameserver
+/* nmctl dns list|add|delete|export (docs/protocol.md §5, /networks/{net}/dns) and nmctl nameserver
  * list|add|set|delete (§5.1, /networks/{net}/nameservers: split DNS). */
 #include <stdio.h>
 #include <string.h>
@@ -12,10 +12,11 @@
 enum {
         OPT_IPV4 = OPT_FIRST_COMMAND_OPTION,
         OPT_IPV6,
+        OPT_OUTPUT,
 };
 
 typedef struct DnsArgs {
-        const char *ipv4, *ipv6;
+        const char *ipv4, *ipv6, *output;
 } DnsArgs;
 
 static int dns_option(int opt, const char *arg, void *userdata)
@@ -28,6 +29,9 @@ static int dns_option(int opt, const char *arg, void *userdata)
                 return 0;
         case OPT_IPV6:
                 a->ipv6 = arg;
+                return 0;
+        case OPT_OUTPUT:
+                a->output = arg;
                 return 0;
         default:
                 return -1;
@@ -157,12 +161,53 @@ static int dns_delete(Ctx *c, int argc, char *argv[])
         return k;
 }
 
+static int dns_export(Ctx *c, int argc, char *argv[])
+{
+        static const struct option options[] = {
+                NMCTL_GLOBAL_OPTIONS,
+                {"output", required_argument, NULL, OPT_OUTPUT},
+                {},
+        };
+        static const char help[] =
+                "nmctl dns export NETWORK [--output FILE]\n"
+                "\n"
+                "Prints a network's DNS names in hosts(5) format, one \"ADDRESS NAME\" line per\n"
+                "address, for resolvers outside the mesh (dnsmasq --addn-hosts=FILE, CoreDNS's\n"
+                "hosts plugin).\n"
+                "\n"
+                "  --output FILE      Write FILE (replaced in one step) instead of printing\n";
+        DnsArgs a = {};
+        g_autofree char *path = NULL, *hosts = NULL, *net = NULL;
+        g_autoptr(GError) e = NULL;
+        int k;
+
+        if (parse_verb_options(c, argc, argv, options, help, dns_option, &a, &k) < 0)
+                return k;
+        if (argc - optind != 1)
+                return usage_error("dns export needs exactly one NETWORK");
+        net = path_escape(argv[optind]);
+        path = g_strconcat("/networks/", net, "/dns/hosts", NULL);
+        k = rest_call(c, "GET", path, NULL, NULL, &hosts);
+        if (k != NMCTL_EXIT_OK)
+                return k;
+        if (!a.output) {
+                fputs(hosts, stdout);
+                return NMCTL_EXIT_OK;
+        }
+        if (!g_file_set_contents(a.output, hosts, -1, &e)) {
+                fprintf(stderr, "Error: cannot write %s: %s\n", a.output, e->message);
+                return NMCTL_EXIT_USAGE;
+        }
+        return NMCTL_EXIT_OK;
+}
+
 int cmd_dns(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
                 {"list", dns_list, "list NETWORK", "List a network's DNS names"},
                 {"add", dns_add, "add NETWORK NAME --ipv4 A", "Add a custom DNS name"},
                 {"delete", dns_delete, "delete NETWORK NAME", "Delete a custom DNS name"},
+                {"export", dns_export, "export NETWORK", "Print the names in hosts(5) format"},
                 {},
         };
         return dispatch_verbs(c, argc, argv, verbs, "nmctl dns COMMAND: a network's DNS names");

@@ -287,7 +287,7 @@ static const char main_help[] =
         "  host list|show|set|delete|join HOST ...\n"
         "  node list [--network NET]|show|delete\n"
         "  user list|create|show|update|delete\n"
-        "  dns list|add|delete NETWORK ...   A network's DNS names\n"
+        "  dns list|add|delete|export NETWORK ...   A network's DNS names\n"
         "  nameserver list|add|set|delete NETWORK ...   Split DNS: a domain's servers\n"
         "  node tags|egress|internet-gateway|use-internet-gateway|ingress|relay ID ...\n"
         "  acl show|default|rule add|rule delete NETWORK ...   Which nodes may peer\n"
