@@ -17,7 +17,7 @@
 #include "test-broker.h"
 
 #define MSEC 1000ULL
-#define SEC (1000 * MSEC)
+#define SEC  (1000 * MSEC)
 
 typedef struct State {
         unsigned connected;
@@ -29,7 +29,7 @@ typedef struct State {
 
 static void on_connected(void *userdata)
 {
-        ((State *) userdata)->connected++;
+        ((State *)userdata)->connected++;
 }
 
 static int on_host_key(void *userdata, const char *host_id, NmKey *ret)
@@ -45,8 +45,8 @@ static void on_done(int r, const char *message, void *userdata)
         s->done++;
 }
 
-static void on_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos, bool retained,
-                       void *userdata)
+static void on_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
+                       bool retained, void *userdata)
 {
         State *s = userdata;
         s->received++;
@@ -55,12 +55,12 @@ static void on_message(MqttLoop *l, const char *topic, const void *payload, size
 
 static void on_subscribed(MqttLoop *l, int mid, int n, const int *granted, void *userdata)
 {
-        ((State *) userdata)->subscribed++;
+        ((State *)userdata)->subscribed++;
 }
 
 static double seconds_since(gint64 t0)
 {
-        return (double) (g_get_monotonic_time() - t0) / 1e6;
+        return (double)(g_get_monotonic_time() - t0) / 1e6;
 }
 
 static NmPeer *make_peer(unsigned i)
@@ -69,7 +69,7 @@ static NmPeer *make_peer(unsigned i)
         NmKey priv;
         p->host_id = nm_uuid_new();
         p->name = g_strdup_printf("host%u", i);
-        (void) nm_key_generate_wg(&priv, &p->public_key);
+        (void)nm_key_generate_wg(&priv, &p->public_key);
         p->endpoint = g_strdup_printf("198.18.%u.%u:51821", (i >> 8) & 0xff, i & 0xff);
         p->allowed_ips = g_new0(char *, 3);
         p->allowed_ips[0] = g_strdup_printf("10.%u.%u.%u/32", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
@@ -82,12 +82,14 @@ static NmPeer *make_peer(unsigned i)
 
 int main(int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 { "accounts", required_argument, NULL, 'a' },
                 { "messages", required_argument, NULL, 'm' },
                 { "peers", required_argument, NULL, 'p' },
                 {},
         };
+        /* clang-format on */
         unsigned n_accounts = 100, n_messages = 2000, n_peers = 1;
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         TestBroker b;
@@ -101,13 +103,13 @@ int main(int argc, char *argv[])
         while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (opt) {
                 case 'a':
-                        n_accounts = (unsigned) atoi(optarg);
+                        n_accounts = (unsigned)atoi(optarg);
                         break;
                 case 'm':
-                        n_messages = (unsigned) atoi(optarg);
+                        n_messages = (unsigned)atoi(optarg);
                         break;
                 case 'p':
-                        n_peers = (unsigned) atoi(optarg);
+                        n_peers = (unsigned)atoi(optarg);
                         break;
                 default:
                         return 2;
@@ -119,13 +121,17 @@ int main(int argc, char *argv[])
         }
         if (nm_crypto_init() < 0 || sd_event_new(&e) < 0)
                 return 1;
-        (void) nm_key_generate_box(&spriv, &spub);
-        (void) nm_key_generate_box(&hpriv, &hpub);
+        (void)nm_key_generate_box(&spriv, &spub);
+        (void)nm_key_generate_box(&hpriv, &hpub);
         test_broker_start(&b, true);
 
-        MqSettings ms = { .url = b.url, .username = b.admin_user, .password = b.admin_password,
-                          .server_name = "bench", .server_public = spub, .server_secret = spriv };
-        MqCallbacks mcb = { .connected = on_connected, .host_key = on_host_key };
+        MqSettings ms = {.url = b.url,
+                         .username = b.admin_user,
+                         .password = b.admin_password,
+                         .server_name = "bench",
+                         .server_public = spub,
+                         .server_secret = spriv};
+        MqCallbacks mcb = {.connected = on_connected, .host_key = on_host_key};
         gint64 t0 = g_get_monotonic_time();
         if (mq_new(e, &ms, &mcb, &s, &mq) < 0 || !TEST_RUN_UNTIL(e, s.connected == 1, 20 * SEC))
                 return 1;
@@ -157,9 +163,12 @@ int main(int argc, char *argv[])
         const char *host_id = ids->pdata[0];
         g_autofree char *user = g_strconcat("host-", host_id, NULL);
         /* Host accounts are bound to their client id: the user name. */
-        MqttLoopSettings ls = { .url = b.url, .client_id = user, .username = user, .password = "bench-password",
-                                .clean_session = true };
-        MqttLoopCallbacks lcb = { .message = on_message, .subscribed = on_subscribed };
+        MqttLoopSettings ls = {.url = b.url,
+                               .client_id = user,
+                               .username = user,
+                               .password = "bench-password",
+                               .clean_session = true};
+        MqttLoopCallbacks lcb = {.message = on_message, .subscribed = on_subscribed};
         if (mqtt_loop_new(e, &ls, &lcb, &hs, &host) < 0 || mqtt_loop_start(host) < 0 ||
             !TEST_RUN_UNTIL(e, mqtt_loop_is_connected(host), 10 * SEC))
                 return 1;
@@ -169,7 +178,7 @@ int main(int argc, char *argv[])
 
         g_autoptr(NmMessage) m = nm_message_new(NM_MSG_PEERS, 1);
         m->network = g_strdup("office");
-        m->update = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+        m->update = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
         for (unsigned i = 0; i < n_peers; i++)
                 g_ptr_array_add(m->update, make_peer(i));
         g_autofree char *json = nm_message_to_json(m);
@@ -181,7 +190,7 @@ int main(int argc, char *argv[])
                 if (mq_publish_host(mq, host_id, &hpub, m) < 0)
                         return 1;
                 if (i % 100 == 99)
-                        (void) sd_event_run(e, 0);
+                        (void)sd_event_run(e, 0);
         }
         if (!TEST_RUN_UNTIL(e, hs.received == n_messages, 60 * SEC)) {
                 fprintf(stderr, "only %u of %u messages arrived\n", hs.received, n_messages);
@@ -192,7 +201,7 @@ int main(int argc, char *argv[])
         printf("sealed publishes (peers delta, %u peer(s), JSON %zu B):  %.0f msg/s end to end, "
                "%.1f B per message on the wire (payload), seal overhead %d B\n",
                n_peers, strlen(json), n_messages / secs,
-               (double) (st1.bytes_published - st0.bytes_published) / n_messages, NM_SEAL_OVERHEAD);
+               (double)(st1.bytes_published - st0.bytes_published) / n_messages, NM_SEAL_OVERHEAD);
 
         /* Broker restart → connected again. */
         test_broker_stop(&b);

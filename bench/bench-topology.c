@@ -184,8 +184,8 @@ int main(int argc, char *argv[])
                 }
         }
 
-        printf("topology of one network, %u nodes (in memory, no database), median of %u rounds:\n", arg_nodes,
-               arg_rounds);
+        printf("topology of one network, %u nodes (in memory, no database), median of %u rounds:\n",
+               arg_nodes, arg_rounds);
         g_autofree char *what = g_strdup_printf("every host's peers (%u entries)", entries);
         report(what, &all);
         report("ACL rule tag:a x tag:b (5 x 5 nodes)", &rule);

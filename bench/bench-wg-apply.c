@@ -320,6 +320,7 @@ static int bench_device(void)
 
 int main(int argc, char **argv)
 {
+        /* clang-format off */
         static const struct option opts[] = {
                 {"peers", required_argument, NULL, 'n'},
                 {"ips", required_argument, NULL, 'k'},
@@ -331,6 +332,7 @@ int main(int argc, char **argv)
                 {"wg-first", no_argument, NULL, 'w'},
                 {},
         };
+        /* clang-format on */
         int c;
 
         if (nm_crypto_init() < 0)

@@ -632,11 +632,11 @@ static int cmd_peers(sd_bus *bus, const char *network)
                                 g_autofree char *hs = format_handshake(get_u(p, "LatestHandshake"));
                                 g_autofree char *rx = format_bytes(get_u(p, "RxBytes"));
                                 g_autofree char *tx = format_bytes(get_u(p, "TxBytes"));
-                                g_autofree char *name = g_strdup_printf("%s%s", get_s(p, "Name"),
-                                                                        get_b(p, "External") ? " (ext)" : "");
+                                g_autofree char *name = g_strdup_printf(
+                                        "%s%s", get_s(p, "Name"), get_b(p, "External") ? " (ext)" : "");
                                 printf("%-14s %-20s %-20s %-24s %-12s %10s %10s\n", get_s(n, "Name"), name,
-                                       addrs,
-                                       *get_s(p, "Endpoint") ? get_s(p, "Endpoint") : "-", hs, rx, tx);
+                                       addrs, *get_s(p, "Endpoint") ? get_s(p, "Endpoint") : "-", hs, rx,
+                                       tx);
                         }
                 }
         }
@@ -655,7 +655,8 @@ static int cmd_internet_gateway(sd_bus *bus, const char *network, const char *ga
         int r;
 
         agent_open();
-        r = sd_bus_call_method(bus, BUS_NAME, OBJECT_PATH, IFACE, "SetInternetGateway", &e, &reply, "ss", network, g);
+        r = sd_bus_call_method(bus, BUS_NAME, OBJECT_PATH, IFACE, "SetInternetGateway", &e, &reply, "ss",
+                               network, g);
         agent_close();
         if (r < 0)
                 return fail("Setting the internet gateway failed", &e, r);
@@ -843,7 +844,8 @@ static void help(void)
                "  connect NETWORK                             Bring a network's link up with its peers\n"
                "  disconnect NETWORK                          Take a network's link down (stays joined;\n"
                "                                              the server has its peers drop this host)\n"
-               "  internet-gateway NETWORK NODE-ID|off        Send internet traffic through a gateway node\n\n"
+               "  internet-gateway NETWORK NODE-ID|off        Send internet traffic through a gateway "
+               "node\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
@@ -871,6 +873,7 @@ static int usage_error(const char *fmt, ...)
 int main(int argc, char *argv[])
 {
         enum { ARG_VERSION = 0x100, ARG_NO_ASK, ARG_NAME, ARG_PORT };
+        /* clang-format off */
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -881,6 +884,7 @@ int main(int argc, char *argv[])
                 {"port", required_argument, NULL, ARG_PORT},
                 {},
         };
+        /* clang-format on */
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *cmd;
         int c, r;
@@ -930,18 +934,19 @@ int main(int argc, char *argv[])
                 const char *name;
                 int min, max;
         } commands[] = {
-                {"join", 0, 0},  {"leave", 1, 1}, {"list", 0, 0},    {"status", 0, 0},
-                {"peers", 0, 1}, {"pull", 0, 0},  {"connect", 1, 1}, {"disconnect", 1, 1},
-                {"internet-gateway", 2, 2},
+                {"join", 0, 0},    {"leave", 1, 1},      {"list", 0, 0},
+                {"status", 0, 0},  {"peers", 0, 1},      {"pull", 0, 0},
+                {"connect", 1, 1}, {"disconnect", 1, 1}, {"internet-gateway", 2, 2},
         };
         bool known = false;
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
                 if (streq0(cmd, commands[i].name)) {
                         known = true;
                         if (nargs < commands[i].min)
-                                return usage_error(commands[i].min > 1 ? "'%s' needs a network name and a node id "
-                                                                         "(or \"off\")."
-                                                                       : "'%s' needs a network name.",
+                                return usage_error(commands[i].min > 1
+                                                           ? "'%s' needs a network name and a node id "
+                                                             "(or \"off\")."
+                                                           : "'%s' needs a network name.",
                                                    cmd);
                         if (nargs > commands[i].max)
                                 return usage_error("Too many arguments for '%s'.", cmd);

@@ -141,7 +141,8 @@ static void finish(ApiRequest *r)
                 /* A server that is there but not the one we trust is no outage: retrying will not help. */
                 bool refused = r->trust.failure || r->result == CURLE_PEER_FAILED_VERIFICATION ||
                                r->result == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
-                error = g_error_new(NM_ERROR, refused ? NM_ERROR_UNAUTHENTICATED : NM_ERROR_UNAVAILABLE, "%s", why);
+                error = g_error_new(NM_ERROR, refused ? NM_ERROR_UNAUTHENTICATED : NM_ERROR_UNAVAILABLE,
+                                    "%s", why);
         } else {
                 curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
                 g_byte_array_append(r->response, (const guint8 *)"", 1);

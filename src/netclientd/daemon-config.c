@@ -149,8 +149,8 @@ int config_set(Config *c, const char *key, const char *value, const char *source
                                         g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                                                     "Too many STUN servers: at most %d are accepted",
                                                     STUN_MAX_SERVERS);
-                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "%s in %s", e->message,
-                                            source);
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "%s in %s",
+                                            e->message, source);
                                 g_ptr_array_unref(a);
                                 return -EINVAL;
                         }

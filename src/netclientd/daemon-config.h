@@ -27,8 +27,8 @@ typedef struct Config {
         char *host_name;     /* NULL: the system host name */
         uint16_t dns_port;   /* the mesh DNS responder's port on the mesh addresses (53) */
         char **stun_servers; /* "host[:port]" each; NULL: no STUN (public_ip is not reported) */
-        char *ca_file;       /* [Server] CAFile=: trusts a server whose token pins nothing; NULL: the system's */
-        bool insecure;       /* [Server] Insecure=: allow plain http:// and mqtt:// off loopback */
+        char *ca_file; /* [Server] CAFile=: trusts a server whose token pins nothing; NULL: the system's */
+        bool insecure; /* [Server] Insecure=: allow plain http:// and mqtt:// off loopback */
 } Config;
 
 Config *config_new(void);

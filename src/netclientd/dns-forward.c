@@ -21,8 +21,8 @@ struct DnsForwarder {
         char *resolv_conf, *resolved_resolv_conf;
         DnsCache *cache;
         RateLimit *rate;
-        GArray *excluded;   /* of NmPrefix */
-        GArray *servers;    /* of struct sockaddr_storage: what the files said last */
+        GArray *excluded; /* of NmPrefix */
+        GArray *servers;  /* of struct sockaddr_storage: what the files said last */
         struct stat seen[2];
         uint64_t checked_at; /* when the files were last looked at */
         bool checked, warned_none;
@@ -213,8 +213,9 @@ static bool stat_changed(const char *path, struct stat *seen)
         struct stat st = {};
         if (!path || stat(path, &st) < 0)
                 memset(&st, 0, sizeof(st));
-        bool changed = st.st_ino != seen->st_ino || st.st_dev != seen->st_dev || st.st_size != seen->st_size ||
-                       st.st_mtim.tv_sec != seen->st_mtim.tv_sec || st.st_mtim.tv_nsec != seen->st_mtim.tv_nsec;
+        bool changed = st.st_ino != seen->st_ino || st.st_dev != seen->st_dev ||
+                       st.st_size != seen->st_size || st.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
+                       st.st_mtim.tv_nsec != seen->st_mtim.tv_nsec;
         *seen = st;
         return changed;
 }
@@ -230,7 +231,8 @@ static void refresh_servers(DnsForwarder *f, uint64_t now)
                 f->checked_at = now;
                 return;
         }
-        g_autoptr(GArray) servers = dns_upstream_choose(f->resolv_conf, f->resolved_resolv_conf, f->excluded);
+        g_autoptr(GArray) servers =
+                dns_upstream_choose(f->resolv_conf, f->resolved_resolv_conf, f->excluded);
         g_autoptr(GString) list = g_string_new(NULL);
         for (guint i = 0; i < servers->len; i++) {
                 struct sockaddr_storage *ss = &g_array_index(servers, struct sockaddr_storage, i);
@@ -319,7 +321,8 @@ static void on_answer(DnsForwardRequest *r, const uint8_t *a, size_t len)
         }
         if (reply->rcode != DNS_RCODE_NOERROR && reply->rcode != DNS_RCODE_NXDOMAIN) {
                 g_autofree char *s = dns_upstream_to_string(&r->server);
-                log_debug("DNS: %s answered rcode %u for %s; trying the next server.", s, reply->rcode, r->q.name);
+                log_debug("DNS: %s answered rcode %u for %s; trying the next server.", s, reply->rcode,
+                          r->q.name);
                 advance(r);
                 return;
         }
@@ -357,7 +360,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                         advance(r);
                         return 0;
                 }
-                ssize_t w = send(fd, r->query + r->out_off, r->query_len - r->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t w = send(fd, r->query + r->out_off, r->query_len - r->out_off,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (w < 0) {
                         if (errno != EAGAIN && errno != EINTR)
                                 advance(r);
@@ -397,7 +401,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 static int start_attempt(DnsForwardRequest *r, bool tcp)
 {
         DnsForwarder *f = r->f;
-        socklen_t len = r->server.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        socklen_t len =
+                r->server.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         int k;
 
         r->tcp = tcp;
@@ -408,7 +413,8 @@ static int start_attempt(DnsForwardRequest *r, bool tcp)
         r->query[0] = (uint8_t)(n >> 8);
         r->query[1] = (uint8_t)n;
         /* A new socket per attempt: a random source port as well as a random id. */
-        r->fd = socket(r->server.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        r->fd = socket(r->server.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0);
         if (r->fd < 0)
                 return -errno;
         if (connect(r->fd, (struct sockaddr *)&r->server, len) < 0 && errno != EINPROGRESS)

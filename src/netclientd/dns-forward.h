@@ -53,15 +53,15 @@ typedef struct DnsForwarderConfig {
 
 /* 1024 answers; 100 queries per client at once, 100 more every 10 s; 2 s per server; 256
  * pending. */
-#define DNS_FORWARDER_CONFIG_DEFAULT                                                                   \
-        ((DnsForwarderConfig){.resolv_conf = "/etc/resolv.conf",                                      \
-                              .resolved_resolv_conf = "/run/systemd/resolve/resolv.conf",             \
-                              .upstream_port = 53,                                                    \
-                              .cache_entries = 1024,                                                  \
-                              .rate_burst = 100,                                                      \
-                              .rate_period_usec = 10 * G_USEC_PER_SEC,                                \
-                              .rate_clients = 1024,                                                   \
-                              .attempt_usec = 2 * G_USEC_PER_SEC,                                     \
+#define DNS_FORWARDER_CONFIG_DEFAULT                                                                        \
+        ((DnsForwarderConfig){.resolv_conf = "/etc/resolv.conf",                                            \
+                              .resolved_resolv_conf = "/run/systemd/resolve/resolv.conf",                   \
+                              .upstream_port = 53,                                                          \
+                              .cache_entries = 1024,                                                        \
+                              .rate_burst = 100,                                                            \
+                              .rate_period_usec = 10 * G_USEC_PER_SEC,                                      \
+                              .rate_clients = 1024,                                                         \
+                              .attempt_usec = 2 * G_USEC_PER_SEC,                                           \
                               .max_pending = 256})
 
 typedef struct DnsForwarder DnsForwarder;
@@ -92,7 +92,7 @@ int dns_forwarder_query_route(DnsForwarder *f, const DnsQuery *q, const struct s
 void dns_forward_request_cancel(DnsForwardRequest *r);
 
 typedef struct DnsForwarderStats {
-        guint64 queries;      /* every query handed over */
+        guint64 queries; /* every query handed over */
         guint64 cache_hits;
         guint64 upstream;     /* queries sent to an upstream server (each attempt) */
         guint64 rate_limited; /* refused over a client's rate */

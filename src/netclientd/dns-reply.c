@@ -143,14 +143,16 @@ int dns_reply_parse(const uint8_t *a, size_t len, const DnsQuery *q, uint16_t id
         uint32_t ttl = 0;
         if (!r->truncated && r->rcode == DNS_RCODE_NOERROR && an > 0)
                 ttl = min_ttl;
-        else if (!r->truncated && (r->rcode == DNS_RCODE_NXDOMAIN || r->rcode == DNS_RCODE_NOERROR) && have_soa)
+        else if (!r->truncated && (r->rcode == DNS_RCODE_NXDOMAIN || r->rcode == DNS_RCODE_NOERROR) &&
+                 have_soa)
                 ttl = soa_ttl; /* negative: NXDOMAIN, or NODATA */
         r->ttl = MIN(ttl, (uint32_t)DNS_REPLY_MAX_TTL);
         *ret = TAKE_PTR(r);
         return 0;
 }
 
-ssize_t dns_reply_write(const DnsReply *r, const DnsQuery *q, uint32_t age, bool udp, uint8_t *out, size_t max)
+ssize_t dns_reply_write(const DnsReply *r, const DnsQuery *q, uint32_t age, bool udp, uint8_t *out,
+                        size_t max)
 {
         size_t limit = udp ? MIN(max, dns_query_udp_limit(q)) : max;
         size_t need = r->len + (q->edns ? OPT_SIZE : 0);

@@ -16,7 +16,7 @@
 #define DNS_REPLY_MAX_TTL 3600
 
 typedef struct DnsReply {
-        uint8_t *msg;   /* header (id 0, AA clear), question, records; without the OPT record */
+        uint8_t *msg; /* header (id 0, AA clear), question, records; without the OPT record */
         size_t len;
         GArray *ttls;   /* of uint16_t: offsets of every record's TTL in msg */
         uint8_t rcode;  /* NOERROR, NXDOMAIN, SERVFAIL, ... (the header's four bits) */
@@ -40,4 +40,5 @@ int dns_reply_parse(const uint8_t *answer, size_t len, const DnsQuery *q, uint16
  * client's id, RD and question (its case), every TTL less `age` (never below 0), and an OPT record
  * when the client sent one. Over UDP an answer larger than the client takes becomes an empty one
  * with TC set, so the client asks again over TCP. Returns the length, or -ENOBUFS. */
-ssize_t dns_reply_write(const DnsReply *r, const DnsQuery *q, uint32_t age, bool udp, uint8_t *out, size_t max);
+ssize_t dns_reply_write(const DnsReply *r, const DnsQuery *q, uint32_t age, bool udp, uint8_t *out,
+                        size_t max);

@@ -113,8 +113,8 @@ static void on_udp_forwarded(const uint8_t *answer, size_t len, void *userdata)
         UdpPending *p = userdata;
         DnsServer *s = p->server;
 
-        if (sendto(p->listener->udp_fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&p->peer,
-                   p->peer_len) < 0)
+        if (sendto(p->listener->udp_fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                   (struct sockaddr *)&p->peer, p->peer_len) < 0)
                 log_debug_errno(errno, "DNS: UDP send failed: %m");
         else
                 s->stats.answered++;

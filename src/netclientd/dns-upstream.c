@@ -74,7 +74,8 @@ static bool usable(const struct sockaddr_storage *ss, const GArray *excluded)
         return true;
 }
 
-GArray *dns_upstream_choose(const char *resolv_conf, const char *resolved_resolv_conf, const GArray *excluded)
+GArray *dns_upstream_choose(const char *resolv_conf, const char *resolved_resolv_conf,
+                            const GArray *excluded)
 {
         g_autoptr(GArray) etc = NULL, chosen = NULL;
         GArray *out = g_array_new(false, true, sizeof(struct sockaddr_storage));
@@ -94,7 +95,8 @@ GArray *dns_upstream_choose(const char *resolv_conf, const char *resolved_resolv
                 const struct sockaddr_storage *ss = &g_array_index(chosen, struct sockaddr_storage, i);
                 bool dup = false;
                 for (guint j = 0; j < out->len; j++)
-                        dup = dup || memcmp(&g_array_index(out, struct sockaddr_storage, j), ss, sizeof(*ss)) == 0;
+                        dup = dup ||
+                              memcmp(&g_array_index(out, struct sockaddr_storage, j), ss, sizeof(*ss)) == 0;
                 if (!dup && usable(ss, excluded))
                         g_array_append_val(out, *ss);
         }

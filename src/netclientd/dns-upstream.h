@@ -20,7 +20,8 @@ int dns_upstream_read(const char *path, GArray **ret);
 
 /* The servers to forward to (of struct sockaddr_storage; possibly empty), from the two files as
  * described above, without `excluded` (of NmPrefix: the mesh networks' ranges). */
-GArray *dns_upstream_choose(const char *resolv_conf, const char *resolved_resolv_conf, const GArray *excluded);
+GArray *dns_upstream_choose(const char *resolv_conf, const char *resolved_resolv_conf,
+                            const GArray *excluded);
 
 /* "192.0.2.53" or "2001:db8::53" (port 53 is not shown), for logs. */
 char *dns_upstream_to_string(const struct sockaddr_storage *ss);

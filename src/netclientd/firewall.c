@@ -68,8 +68,9 @@ static void render_forward(GString *s, const FirewallNetwork *n)
                 for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
                         g_autofree char *blocked = prefix_set(n->no_internet, families[f]);
                         if (blocked)
-                                g_string_append_printf(s, "\t\tiifname \"%s\" %s saddr %s oifname != \"nm-*\" drop\n", i,
-                                                       family_keyword(families[f]), blocked);
+                                g_string_append_printf(
+                                        s, "\t\tiifname \"%s\" %s saddr %s oifname != \"nm-*\" drop\n", i,
+                                        family_keyword(families[f]), blocked);
                 }
                 g_string_append_printf(s, "\t\tiifname \"%s\" oifname != \"nm-*\" accept\n", i);
         }
@@ -90,11 +91,13 @@ static bool render_nat(GString *s, const FirewallNetwork *n)
                 if (!mesh)
                         continue;
                 if (n->internet_gateway) {
-                        g_string_append_printf(s, "\t\toifname != \"nm-*\" %s saddr %s masquerade\n", k, mesh);
+                        g_string_append_printf(s, "\t\toifname != \"nm-*\" %s saddr %s masquerade\n", k,
+                                               mesh);
                         any = true;
                 } else if (n->egress_nat && egress) {
-                        g_string_append_printf(s, "\t\toifname != \"nm-*\" %s saddr %s %s daddr %s masquerade\n",
-                                               k, mesh, k, egress);
+                        g_string_append_printf(
+                                s, "\t\toifname != \"nm-*\" %s saddr %s %s daddr %s masquerade\n", k, mesh,
+                                k, egress);
                         any = true;
                 }
         }
@@ -170,8 +173,9 @@ static int run(Firewall *f, const char *script, GError **error)
 
         if (r != 0) {
                 g_autofree char *msg = g_strstrip(g_strdup(err && *err ? err : "unknown error"));
-                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL, "nftables refused the rules of table %s %s: %s",
-                            FIREWALL_TABLE_FAMILY, FIREWALL_TABLE_NAME, msg);
+                g_set_error(error, NM_ERROR, NM_ERROR_INTERNAL,
+                            "nftables refused the rules of table %s %s: %s", FIREWALL_TABLE_FAMILY,
+                            FIREWALL_TABLE_NAME, msg);
                 return -EIO;
         }
         return 0;
@@ -183,7 +187,8 @@ int firewall_remove(Firewall *f, GError **error)
 
         /* Not there (nft says so with an error): nothing to do, and nothing to report. Reading the
          * buffers empties them. */
-        r = nft_run_cmd_from_buffer(f->nft, "list table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n");
+        r = nft_run_cmd_from_buffer(f->nft,
+                                    "list table " FIREWALL_TABLE_FAMILY " " FIREWALL_TABLE_NAME "\n");
         (void)nft_ctx_get_output_buffer(f->nft);
         (void)nft_ctx_get_error_buffer(f->nft);
         if (r != 0) {

@@ -14,15 +14,15 @@
 
 /* What one network forwards (a network without any of these is left out). */
 typedef struct FirewallNetwork {
-        const char *ifname;   /* its WireGuard link */
-        GArray *mesh_ranges;  /* of NmPrefix: the network's own ranges (canonical) */
+        const char *ifname;    /* its WireGuard link */
+        GArray *mesh_ranges;   /* of NmPrefix: the network's own ranges (canonical) */
         GArray *egress_ranges; /* of NmPrefix: ranges this node routes for the mesh; may be empty */
-        bool egress_nat;      /* masquerade what goes from the mesh to the egress ranges */
+        bool egress_nat;       /* masquerade what goes from the mesh to the egress ranges */
         bool internet_gateway; /* forward (and masquerade) anything from the mesh to other links */
-        bool hairpin;         /* relay or ingress: forward between peers of the same link */
+        bool hairpin;          /* relay or ingress: forward between peers of the same link */
         /* Sources an internet gateway does not forward to the internet: the external clients
          * (their allowed IPs) that are not full-tunnel clients; may be NULL. */
-        GArray *no_internet;  /* of NmPrefix */
+        GArray *no_internet; /* of NmPrefix */
 } FirewallNetwork;
 
 /* True when the network has anything for the firewall to do. */

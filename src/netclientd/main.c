@@ -40,6 +40,7 @@ enum {
 /* Options win over the file and the environment, but the file is read first: collect them. */
 static int parse_argv(int argc, char *argv[], char **ret_config, GPtrArray *settings)
 {
+        /* clang-format off */
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -49,6 +50,7 @@ static int parse_argv(int argc, char *argv[], char **ret_config, GPtrArray *sett
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {},
         };
+        /* clang-format on */
         int c;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)

@@ -131,8 +131,8 @@ static void on_registered(ApiClient *c, const ApiResult *res, void *userdata)
                 join_finish(m, res->error);
                 return;
         }
-        reg = nm_registered_parse(res->body, (gssize)res->body_len, &j->token.server_key, &m->identity.msg_private,
-                                  &e);
+        reg = nm_registered_parse(res->body, (gssize)res->body_len, &j->token.server_key,
+                                  &m->identity.msg_private, &e);
         if (!reg) {
                 g_prefix_error(&e, "Unusable registration answer from %s: ", j->token.api);
                 join_finish(m, e);
@@ -322,8 +322,8 @@ int manager_join(Manager *m, sd_bus_message *call, const char *token, const char
         }
         if (m->server && (!streq0(m->server->api, j->token.api) ||
                           !nm_key_equal(&m->server->server_key, &j->token.server_key) ||
-                          (j->token.has_pin && (!m->server->has_pin ||
-                                                !nm_tls_pin_equal(&m->server->pin, &j->token.pin))))) {
+                          (j->token.has_pin &&
+                           (!m->server->has_pin || !nm_tls_pin_equal(&m->server->pin, &j->token.pin))))) {
                 r = bus_error_setf_code(
                         error, NM_ERROR_CONFLICT,
                         "This host is registered with the server at %s; a token for %s cannot be "

@@ -77,7 +77,7 @@ Manager *manager_free(Manager *m)
         m->networkmanager = networkmanager_free(m->networkmanager);
         /* Networks go without touching their links: the links outlive the daemon. */
         g_hash_table_unref(m->networks);
-        manager_dns_stop(m); /* after the networks: they listen on its sockets */
+        manager_dns_stop(m);                /* after the networks: they listen on its sockets */
         m->status = status_free(m->status); /* after the networks: their peers report to it */
         g_hash_table_unref(m->disconnected);
         api_client_free(m->api);
@@ -303,15 +303,18 @@ int manager_check_plain(Manager *m, const char *what, const char *url, GError **
                 return 0;
         if (!m->config->insecure) {
                 g_autofree char *shown = nm_shown(url);
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Refusing plain %s to %s \"%s\": the enrollment key and this host's credentials would "
-                            "cross the network in the clear. Use a server with TLS (https://, mqtts://), or set "
-                            "Insecure=yes in [Server] of netclientd.conf to allow it anyway",
-                            g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, shown);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Refusing plain %s to %s \"%s\": the enrollment key and this host's credentials "
+                        "would "
+                        "cross the network in the clear. Use a server with TLS (https://, mqtts://), or set "
+                        "Insecure=yes in [Server] of netclientd.conf to allow it anyway",
+                        g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, shown);
                 return -EPERM;
         }
-        log_warning("INSECURE: plain %s to %s %s (Insecure=yes): credentials cross the network in the clear.",
-                    g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, url);
+        log_warning(
+                "INSECURE: plain %s to %s %s (Insecure=yes): credentials cross the network in the clear.",
+                g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", what, url);
         return 0;
 }
 

@@ -103,8 +103,9 @@ static void on_message(MqttLoop *l, const char *topic, const void *payload, size
         c->callbacks.message(c, msg, c->userdata);
 }
 
-int mq_client_new(sd_event *event, const ServerConfig *server, const Identity *identity, const NmTlsTrust *trust,
-                  const MqClientCallbacks *callbacks, void *userdata, MqClient **ret)
+int mq_client_new(sd_event *event, const ServerConfig *server, const Identity *identity,
+                  const NmTlsTrust *trust, const MqClientCallbacks *callbacks, void *userdata,
+                  MqClient **ret)
 {
         static const MqttLoopCallbacks loop_callbacks = {
                 .connected = on_connected,

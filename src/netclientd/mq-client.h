@@ -23,8 +23,9 @@ typedef struct MqClientCallbacks {
 
 /* Copies what it needs from `server` (broker URL, account, topics, the server's message key),
  * `identity` (the host's message key) and `trust` (the broker's); does not connect yet. */
-int mq_client_new(sd_event *event, const ServerConfig *server, const Identity *identity, const NmTlsTrust *trust,
-                  const MqClientCallbacks *callbacks, void *userdata, MqClient **ret);
+int mq_client_new(sd_event *event, const ServerConfig *server, const Identity *identity,
+                  const NmTlsTrust *trust, const MqClientCallbacks *callbacks, void *userdata,
+                  MqClient **ret);
 MqClient *mq_client_free(MqClient *c);
 int mq_client_start(MqClient *c);
 /* Drops the connection and connects again at once (the address it used may be gone). */

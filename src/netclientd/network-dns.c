@@ -18,7 +18,7 @@ struct NetworkDns {
         /* Whom names outside the zone are forwarded for: on an ingress gateway its external
          * clients (their allowed IPs), arriving on its link; nobody elsewhere. */
         DnsForwardScope scope;
-        bool forwarding; /* what the log last said */
+        bool forwarding;   /* what the log last said */
         char *routes_text; /* the nameservers as the log last said them */
         char **domains;    /* the routing domains registered with resolved: the zone, the nameservers' */
         /* What the responder listens on for this network (family AF_UNSPEC: nothing). */

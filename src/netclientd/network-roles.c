@@ -81,8 +81,8 @@ bool network_roles_changed(Network *n, const NmRoles *old)
         }
         if (changed->len > 0 && n->manager->bus && n->exported) {
                 g_ptr_array_add(changed, NULL);
-                (void)sd_bus_emit_properties_changed_strv(n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE,
-                                                          (char **)changed->pdata);
+                (void)sd_bus_emit_properties_changed_strv(
+                        n->manager->bus, n->path, NETCLIENT_NETWORK_INTERFACE, (char **)changed->pdata);
         }
         return true;
 }
@@ -91,7 +91,8 @@ bool network_roles_changed(Network *n, const NmRoles *old)
 
 uint32_t network_gateway_table(Network *n)
 {
-        if (!n->desired->roles.internet_gateway_via || !network_is_connected(n) || n->desired->listen_port == 0)
+        if (!n->desired->roles.internet_gateway_via || !network_is_connected(n) ||
+            n->desired->listen_port == 0)
                 return 0;
         return ROUTING_TABLE_BASE | n->desired->listen_port;
 }

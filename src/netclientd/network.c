@@ -373,8 +373,9 @@ static void keep_roamed_endpoints(Network *n, const WgDevice *current, WgDevice 
                 const WgPeer *dev = current ? wg_device_find_peer(current, &cp->public_key) : NULL;
                 if (!p || !dev || dev->endpoint.sa.sa_family == AF_UNSPEC)
                         continue;
-                bool keep = peer_keep_device_endpoint(p->applied_endpoint, p->desired->endpoint, &dev->endpoint,
-                                                      dev->last_handshake.tv_sec, now.tv_sec);
+                bool keep =
+                        peer_keep_device_endpoint(p->applied_endpoint, p->desired->endpoint, &dev->endpoint,
+                                                  dev->last_handshake.tv_sec, now.tv_sec);
                 if (!keep)
                         continue;
                 cp->flags &= ~WG_PEER_HAS_ENDPOINT;

@@ -22,8 +22,8 @@ struct Network {
         GHashTable *routes;      /* canonical CIDR strings we routed through the link */
         guint64 serial;          /* the host serial that last changed this network */
         bool exported;
-        bool link_configured; /* applied at least once since start */
-        bool apply_failed;    /* the last apply failed: retried from a timer */
+        bool link_configured;                 /* applied at least once since start */
+        bool apply_failed;                    /* the last apply failed: retried from a timer */
         struct ApiRequest *connected_request; /* telling the server Connect/Disconnect (manager-sync.c) */
         bool connected_telling;               /* ... which of the two */
         sd_bus_slot *slot;

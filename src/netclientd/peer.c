@@ -190,5 +190,6 @@ bool peer_keep_device_endpoint(const char *applied, const char *desired, const W
                 return session;
         if (streq0(applied, desired))
                 return true;
-        return session && (wg_endpoint_parse(applied, &written, NULL) < 0 || !wg_endpoint_equal(&written, device));
+        return session &&
+               (wg_endpoint_parse(applied, &written, NULL) < 0 || !wg_endpoint_equal(&written, device));
 }

@@ -31,8 +31,8 @@ struct Peer {
 
 /* What a check-in says about a peer, to check in early when it changes. */
 typedef enum PeerClass {
-        PEER_CLASS_NONE,      /* not reported yet */
-        PEER_CLASS_SESSION,   /* a handshake within WireGuard's session lifetime (180 s) */
+        PEER_CLASS_NONE,    /* not reported yet */
+        PEER_CLASS_SESSION, /* a handshake within WireGuard's session lifetime (180 s) */
         PEER_CLASS_NO_SESSION,
         PEER_CLASS_DOWN_LONG, /* no session for the network's failover_after or longer */
 } PeerClass;

@@ -57,12 +57,14 @@ bool routing_rule_is_ours(const RoutingRule *r)
 
 char *routing_rule_to_string(const RoutingRule *r)
 {
-        g_autofree char *table = r->table == RT_TABLE_MAIN ? g_strdup("main") : g_strdup_printf("%u", r->table);
-        g_autofree char *mark = r->fwmark ? g_strdup_printf("%sfwmark 0x%x ", r->invert ? "not " : "", r->fwmark)
-                                          : g_strdup("");
-        g_autofree char *sup = r->suppress_prefixlength >= 0
-                                       ? g_strdup_printf(" suppress_prefixlength %d", r->suppress_prefixlength)
-                                       : g_strdup("");
+        g_autofree char *table =
+                r->table == RT_TABLE_MAIN ? g_strdup("main") : g_strdup_printf("%u", r->table);
+        g_autofree char *mark =
+                r->fwmark ? g_strdup_printf("%sfwmark 0x%x ", r->invert ? "not " : "", r->fwmark)
+                          : g_strdup("");
+        g_autofree char *sup = r->suppress_prefixlength >= 0 ? g_strdup_printf(" suppress_prefixlength %d",
+                                                                               r->suppress_prefixlength)
+                                                             : g_strdup("");
         return g_strdup_printf("%s priority %u %slookup %s%s", r->family == AF_INET6 ? "ipv6" : "ipv4",
                                r->priority, mark, table, sup);
 }
@@ -81,7 +83,8 @@ static int rule_request(struct nl_sock *rtnl, const RoutingRule *rule, bool add)
         if (!msg)
                 return -ENOMEM;
         if (nlmsg_append(msg, &frh, sizeof(frh), NLMSG_ALIGNTO) < 0 ||
-            nla_put_u32(msg, FRA_PRIORITY, rule->priority) < 0 || nla_put_u32(msg, FRA_TABLE, rule->table) < 0)
+            nla_put_u32(msg, FRA_PRIORITY, rule->priority) < 0 ||
+            nla_put_u32(msg, FRA_TABLE, rule->table) < 0)
                 return -ENOMEM;
         if (rule->fwmark && (nla_put_u32(msg, FRA_FWMARK, rule->fwmark) < 0 ||
                              nla_put_u32(msg, FRA_FWMASK, 0xffffffffu) < 0))

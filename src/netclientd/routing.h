@@ -13,10 +13,10 @@
 
 /* Table ids and firewall marks of internet gateway routing: the base ORed with the network's
  * WireGuard listen port, so every network has its own and they are easy to spot ("0x4e4d..."). */
-#define ROUTING_TABLE_BASE     0x4e4d0000u
-#define ROUTING_TABLE_MASK     0xffff0000u
+#define ROUTING_TABLE_BASE 0x4e4d0000u
+#define ROUTING_TABLE_MASK 0xffff0000u
 /* "lookup main suppress_prefixlength 0": every route of the main table except its default wins. */
-#define ROUTING_PRIORITY_MAIN  32700u
+#define ROUTING_PRIORITY_MAIN 32700u
 /* "not fwmark T lookup T": everything else (not the tunnel's own packets) goes to our table. */
 #define ROUTING_PRIORITY_TABLE 32701u
 
@@ -26,11 +26,11 @@ static inline bool routing_table_is_ours(uint32_t table)
 }
 
 typedef struct RoutingRule {
-        int family;          /* AF_INET or AF_INET6 */
+        int family; /* AF_INET or AF_INET6 */
         uint32_t priority;
         uint32_t table;
-        uint32_t fwmark;     /* 0 = none */
-        bool invert;         /* "not" */
+        uint32_t fwmark;           /* 0 = none */
+        bool invert;               /* "not" */
         int suppress_prefixlength; /* -1 = none */
 } RoutingRule;
 

@@ -300,8 +300,8 @@ static bool get_pin(JsonObject *o, const char *member, bool *ret_has, NmTlsPin *
         if (!text)
                 return true;
         if (!nm_tls_pin_parse(text, ret)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s in %s: expected sha256//BASE64",
-                            member, STATE_SERVER_FILE);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid %s in %s: expected sha256//BASE64", member, STATE_SERVER_FILE);
                 return false;
         }
         *ret_has = true;

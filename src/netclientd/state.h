@@ -11,11 +11,11 @@
 #include "proto.h"
 #include "tls.h"
 
-#define STATE_IDENTITY_FILE "identity.json"
-#define STATE_SERVER_FILE   "server.json"
-#define STATE_NODES_FILE    "state.json"
+#define STATE_IDENTITY_FILE  "identity.json"
+#define STATE_SERVER_FILE    "server.json"
+#define STATE_NODES_FILE     "state.json"
 #define STATE_BROKER_CA_FILE "broker-ca.pem"
-#define STATE_MAX_FILE_SIZE (64u * 1024 * 1024)
+#define STATE_MAX_FILE_SIZE  (64u * 1024 * 1024)
 
 /* Creates the directory (and parents) with mode 0700, or tightens an existing one to 0700. */
 int state_dir_prepare(const char *dir, GError **error);

@@ -16,7 +16,7 @@
 #include "nm-error.h"
 #include "stun.h"
 
-#define DEFAULT_TIMEOUT_USEC  (2500 * 1000ULL)
+#define DEFAULT_TIMEOUT_USEC     (2500 * 1000ULL)
 #define MAX_ADDRESSES_PER_SERVER 4
 
 static bool host_chars_valid(const char *h)
@@ -70,10 +70,11 @@ int stun_server_parse(const char *s, char **ret_host, uint16_t *ret_port, GError
 
 invalid:;
         g_autofree char *v = g_utf8_make_valid(strempty(s), MIN(strlen(strempty(s)), 64));
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "Invalid STUN server \"%s\": expected HOST, HOST:PORT, IPv4:PORT or [IPv6]:PORT with a port "
-                    "of 1-65535",
-                    v);
+        g_set_error(
+                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                "Invalid STUN server \"%s\": expected HOST, HOST:PORT, IPv4:PORT or [IPv6]:PORT with a port "
+                "of 1-65535",
+                v);
         return -EINVAL;
 }
 
@@ -190,7 +191,8 @@ static gpointer worker(gpointer data)
                                                r == EAI_SYSTEM ? g_strerror(errno) : gai_strerror(r));
                         continue;
                 }
-                for (struct addrinfo *ai = res; ai && n < MAX_ADDRESSES_PER_SERVER && !q->result; ai = ai->ai_next) {
+                for (struct addrinfo *ai = res; ai && n < MAX_ADDRESSES_PER_SERVER && !q->result;
+                     ai = ai->ai_next) {
                         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
                                 continue;
                         n++;
@@ -222,8 +224,8 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
-int stun_query_start(sd_event *event, char **servers, uint64_t timeout_usec, StunCallback callback, void *userdata,
-                     StunQuery **ret)
+int stun_query_start(sd_event *event, char **servers, uint64_t timeout_usec, StunCallback callback,
+                     void *userdata, StunQuery **ret)
 {
         g_autoptr(GError) e = NULL;
         StunQuery *q;

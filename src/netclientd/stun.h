@@ -13,8 +13,8 @@
 #include "cidr.h"
 #include "stun-codec.h"
 
-#define STUN_DEFAULT_PORT    3478
-#define STUN_MAX_SERVERS     16
+#define STUN_DEFAULT_PORT 3478
+#define STUN_MAX_SERVERS  16
 
 /* "stun.example.org", "stun.example.org:3478", "192.0.2.1:3478", "[2001:db8::1]:3478": splits it
  * into host and port (default 3478). Returns 0 or -EINVAL (with a message naming the value). */
@@ -28,8 +28,8 @@ typedef void (*StunCallback)(StunQuery *q, const char *public_ip, const char *er
 
 /* Asks `servers` in order (each may be tried on several of its addresses) until one answers;
  * `timeout_usec` bounds the wait per address (requests are repeated within it: 0 = 2.5 s). */
-int stun_query_start(sd_event *event, char **servers, uint64_t timeout_usec, StunCallback callback, void *userdata,
-                     StunQuery **ret);
+int stun_query_start(sd_event *event, char **servers, uint64_t timeout_usec, StunCallback callback,
+                     void *userdata, StunQuery **ret);
 /* Cancels: the callback is not called. The worker finishes on its own. NULL is fine, and so is a
  * query whose callback is running; once the callback has returned, the handle is gone. */
 StunQuery *stun_query_cancel(StunQuery *q);

@@ -24,8 +24,8 @@ static inline char *fixture_key_b64(NmKey *ret_pub)
 
 /* Makes the directory (from the g_dir_make_tmp() template), the configuration, the manager with
  * its identity, and the server it is registered with as host *ret_host_id. */
-static inline void agent_fixture_setup(const char *tmpl, char **ret_dir, Config **ret_config, Manager **ret_m,
-                                       char **ret_host_id)
+static inline void agent_fixture_setup(const char *tmpl, char **ret_dir, Config **ret_config,
+                                       Manager **ret_m, char **ret_host_id)
 {
         g_autoptr(GError) e = NULL;
         NmKey priv;

@@ -54,8 +54,8 @@ static size_t build_query(uint8_t *q, uint16_t id, const char *name, uint16_t ty
 
 /* An answer to the query in q (n bytes, no EDNS) with `count` A records of `ttl`, an OPT record
  * from upstream, and `rcode`. */
-static size_t build_answer(const uint8_t *q, size_t qn, uint8_t *a, unsigned count, uint32_t ttl, uint8_t rcode,
-                           bool soa)
+static size_t build_answer(const uint8_t *q, size_t qn, uint8_t *a, unsigned count, uint32_t ttl,
+                           uint8_t rcode, bool soa)
 {
         size_t qend = qn;
         memcpy(a, q, qend);
@@ -70,15 +70,29 @@ static size_t build_answer(const uint8_t *q, size_t qn, uint8_t *a, unsigned cou
                 qend -= 11;
         }
         for (unsigned i = 0; i < count; i++) {
-                const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, (uint8_t)(ttl >> 24), (uint8_t)(ttl >> 16),
-                                      (uint8_t)(ttl >> 8), (uint8_t)ttl, 0, 4, 192, 0, 2, (uint8_t)(i + 1)};
+                const uint8_t rr[] = {0xc0,
+                                      12,
+                                      0,
+                                      1,
+                                      0,
+                                      1,
+                                      (uint8_t)(ttl >> 24),
+                                      (uint8_t)(ttl >> 16),
+                                      (uint8_t)(ttl >> 8),
+                                      (uint8_t)ttl,
+                                      0,
+                                      4,
+                                      192,
+                                      0,
+                                      2,
+                                      (uint8_t)(i + 1)};
                 memcpy(a + n, rr, sizeof(rr));
                 n += sizeof(rr);
         }
         if (soa) {
                 /* example. SOA, TTL 300, MINIMUM 30: owner root, mname ".", rname ".". */
                 const uint8_t rr[] = {0, 0, 6, 0, 1, 0, 0, 1, 44, 0, 22, 0, 0, 0, 0, 0, 1,
-                                      0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 30};
+                                      0, 0, 0, 1, 0, 0, 0, 1, 0,  0, 0,  1, 0, 0, 0, 30};
                 memcpy(a + n, rr, sizeof(rr));
                 n += sizeof(rr);
         }
@@ -243,12 +257,14 @@ static void test_upstream(void)
 {
         g_autofree char *dir = g_dir_make_tmp("test-dns-upstream-XXXXXX", NULL);
         g_autofree char *stub = write_tmp(dir, "stub", "# resolved\nnameserver 127.0.0.53\noptions edns0\n");
-        g_autofree char *plain = write_tmp(dir, "plain",
-                                           "search lan\nnameserver 192.0.2.53\nnameserver 10.99.0.1\n"
-                                           "nameserver fe80::1%eth0\nnameserver 2001:db8::53\n"
-                                           "nameserver 192.0.2.53\nnameserver 0.0.0.0\nnameserver 192.0.2.54\n"
-                                           "nameserver 192.0.2.55\n");
-        g_autofree char *resolved = write_tmp(dir, "resolved", "nameserver 198.51.100.1\nnameserver 10.99.0.7\n");
+        g_autofree char *plain =
+                write_tmp(dir, "plain",
+                          "search lan\nnameserver 192.0.2.53\nnameserver 10.99.0.1\n"
+                          "nameserver fe80::1%eth0\nnameserver 2001:db8::53\n"
+                          "nameserver 192.0.2.53\nnameserver 0.0.0.0\nnameserver 192.0.2.54\n"
+                          "nameserver 192.0.2.55\n");
+        g_autofree char *resolved =
+                write_tmp(dir, "resolved", "nameserver 198.51.100.1\nnameserver 10.99.0.7\n");
         g_autofree char *missing = g_build_filename(dir, "missing", NULL);
 
         /* Plain: in order, no mesh address, no zone index, no repeats, no 0.0.0.0, at most 3. */
@@ -317,10 +333,12 @@ static void upstream_start(sd_event *e, Upstream *u)
 static ssize_t ask(sd_event *e, const char *from, const char *to, uint16_t port, const uint8_t *q, size_t qn,
                    bool tcp, uint8_t *a, size_t max)
 {
-        struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET, .sin_port = htons(port)};
+        struct sockaddr_in src = {.sin_family = AF_INET},
+                           dst = {.sin_family = AF_INET, .sin_port = htons(port)};
         inet_pton(AF_INET, from, &src.sin_addr);
         inet_pton(AF_INET, to, &dst.sin_addr);
-        _cleanup_close_ int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        _cleanup_close_ int fd =
+                socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         g_assert_cmpint(bind(fd, (struct sockaddr *)&src, sizeof(src)), ==, 0);
         int r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
         g_assert_true(r == 0 || errno == EINPROGRESS);
@@ -470,12 +488,14 @@ static void test_end_to_end(void)
         u.silent = true;
         qn = build_query(q, 8, "pending.example.test", DNS_TYPE_A, false);
         _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET, .sin_port = htons(port)};
+        struct sockaddr_in src = {.sin_family = AF_INET},
+                           dst = {.sin_family = AF_INET, .sin_port = htons(port)};
         inet_pton(AF_INET, "127.0.0.21", &src.sin_addr);
         inet_pton(AF_INET, "127.0.0.10", &dst.sin_addr);
         g_assert_cmpint(bind(fd, (struct sockaddr *)&src, sizeof(src)), ==, 0);
         g_assert_cmpint(sendto(fd, q, qn, 0, (struct sockaddr *)&dst, sizeof(dst)), ==, (ssize_t)qn);
-        for (int i = 0; i < 20 && (dns_forwarder_get_stats(dns_server_get_forwarder(s), &st), st.pending == 0); i++)
+        for (int i = 0;
+             i < 20 && (dns_forwarder_get_stats(dns_server_get_forwarder(s), &st), st.pending == 0); i++)
                 (void)sd_event_run(e, 10 * 1000);
         g_assert_cmpuint(st.pending, ==, 1);
         g_assert_cmpint(dns_server_unlisten(s, AF_INET, &lo), ==, 0);

@@ -27,8 +27,8 @@ static GArray *prefixes(const char *const *list)
         return a;
 }
 
-static FirewallNetwork net(const char *ifname, const char *const *mesh, const char *const *egress, bool nat, bool igw,
-                           bool hairpin)
+static FirewallNetwork net(const char *ifname, const char *const *mesh, const char *const *egress, bool nat,
+                           bool igw, bool hairpin)
 {
         return (FirewallNetwork){
                 .ifname = ifname,
@@ -69,19 +69,23 @@ static void test_render_egress(void)
 
         g_assert_nonnull(s);
         /* One transaction that never fails: add, delete, define. */
-        g_assert_true(g_str_has_prefix(s, "add table inet netmaker\ndelete table inet netmaker\ntable inet netmaker {\n"));
+        g_assert_true(g_str_has_prefix(
+                s, "add table inet netmaker\ndelete table inet netmaker\ntable inet netmaker {\n"));
         g_assert_nonnull(strstr(s, "type filter hook forward priority filter; policy accept;"));
         g_assert_nonnull(strstr(s, "iifname \"nm-office\" ct state established,related accept\n"));
-        g_assert_nonnull(strstr(s, "iifname \"nm-office\" ip daddr { 192.168.50.0/24, 192.168.60.0/24 } accept\n"));
+        g_assert_nonnull(
+                strstr(s, "iifname \"nm-office\" ip daddr { 192.168.50.0/24, 192.168.60.0/24 } accept\n"));
         g_assert_nonnull(strstr(s, "iifname \"nm-office\" ip6 daddr { fd00:50::/64 } accept\n"));
         g_assert_nonnull(strstr(s, "iifname \"nm-office\" drop\n"));
         g_assert_null(strstr(s, "oifname \"nm-office\" accept"));
         g_assert_null(strstr(s, "iifname \"nm-office\" oifname"));
         g_assert_nonnull(strstr(s, "type nat hook postrouting priority srcnat; policy accept;"));
-        g_assert_nonnull(strstr(s, "oifname != \"nm-*\" ip saddr { 10.99.0.0/24 } ip daddr { 192.168.50.0/24, "
-                                   "192.168.60.0/24 } masquerade\n"));
-        g_assert_nonnull(strstr(s, "oifname != \"nm-*\" ip6 saddr { fd00:99::/64 } ip6 daddr { fd00:50::/64 } "
-                                   "masquerade\n"));
+        g_assert_nonnull(strstr(s,
+                                "oifname != \"nm-*\" ip saddr { 10.99.0.0/24 } ip daddr { 192.168.50.0/24, "
+                                "192.168.60.0/24 } masquerade\n"));
+        g_assert_nonnull(strstr(s,
+                                "oifname != \"nm-*\" ip6 saddr { fd00:99::/64 } ip6 daddr { fd00:50::/64 } "
+                                "masquerade\n"));
         /* The drop comes after every accept of its link. */
         g_assert_true(strstr(s, "drop") > strstr(s, "ip6 daddr { fd00:50::/64 } accept"));
         net_clear(&n);
@@ -119,15 +123,18 @@ static void test_render_internet_gateway_and_hairpin(void)
 static void test_render_internet_for_full_tunnel_clients_only(void)
 {
         static const char *const mesh[] = {"10.99.0.0/24", "fd00:99::/64", NULL};
-        static const char *const blocked[] = {"10.99.0.253/32", "fd00:99::fffd/128", "192.168.77.0/24", NULL};
+        static const char *const blocked[] = {"10.99.0.253/32", "fd00:99::fffd/128", "192.168.77.0/24",
+                                              NULL};
         FirewallNetwork n = net("nm-office", mesh, NULL, false, true, true);
         n.no_internet = prefixes(blocked);
         g_autofree char *s = firewall_render(&n, 1);
 
         /* The clients that are not full-tunnel are dropped before the internet accept; the others
          * (10.99.0.254, say) go out and are masqueraded with the mesh. */
-        const char *drop4 = strstr(s, "iifname \"nm-office\" ip saddr { 10.99.0.253/32, 192.168.77.0/24 } oifname != \"nm-*\" drop\n");
-        const char *drop6 = strstr(s, "iifname \"nm-office\" ip6 saddr { fd00:99::fffd/128 } oifname != \"nm-*\" drop\n");
+        const char *drop4 = strstr(s, "iifname \"nm-office\" ip saddr { 10.99.0.253/32, 192.168.77.0/24 } "
+                                      "oifname != \"nm-*\" drop\n");
+        const char *drop6 = strstr(
+                s, "iifname \"nm-office\" ip6 saddr { fd00:99::fffd/128 } oifname != \"nm-*\" drop\n");
         const char *accept = strstr(s, "iifname \"nm-office\" oifname != \"nm-*\" accept\n");
         g_assert_nonnull(drop4);
         g_assert_nonnull(drop6);
@@ -188,9 +195,10 @@ static void test_apply(void)
                 g_test_skip("needs root and a private network namespace");
                 return;
         }
-        g_assert_true(nft_ok("table inet other {\n chain c {\n type filter hook forward priority 10; policy drop;\n"
-                             " counter\n }\n}\ntable ip filter {\n chain FORWARD {\n type filter hook forward "
-                             "priority 0; policy accept;\n ip daddr 10.1.2.3 drop\n }\n}\n"));
+        g_assert_true(nft_ok(
+                "table inet other {\n chain c {\n type filter hook forward priority 10; policy drop;\n"
+                " counter\n }\n}\ntable ip filter {\n chain FORWARD {\n type filter hook forward "
+                "priority 0; policy accept;\n ip daddr 10.1.2.3 drop\n }\n}\n"));
         other_before = list_other();
         g_assert_nonnull(other_before);
 
@@ -286,8 +294,10 @@ int main(int argc, char *argv[])
         have_netns = geteuid() == 0 && unshare(CLONE_NEWNET) == 0;
         g_test_add_func("/firewall/render-nothing", test_render_nothing);
         g_test_add_func("/firewall/render-egress", test_render_egress);
-        g_test_add_func("/firewall/render-internet-gateway-hairpin", test_render_internet_gateway_and_hairpin);
-        g_test_add_func("/firewall/render-internet-full-tunnel-only", test_render_internet_for_full_tunnel_clients_only);
+        g_test_add_func("/firewall/render-internet-gateway-hairpin",
+                        test_render_internet_gateway_and_hairpin);
+        g_test_add_func("/firewall/render-internet-full-tunnel-only",
+                        test_render_internet_for_full_tunnel_clients_only);
         g_test_add_func("/firewall/apply", test_apply);
         g_test_add_func("/firewall/apply-error", test_apply_error);
         g_test_add_func("/firewall/forwarding-sysctl", test_forwarding_sysctl);

@@ -117,7 +117,7 @@ static void join(Fixture *f, const char *token, const char *key, char type, cons
         g_assert_cmpint(sd_bus_message_append(m, "s", token), >=, 0);
         g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
         if (key) {
-                char sig[2] = { type, 0 };
+                char sig[2] = {type, 0};
                 g_assert_cmpint(sd_bus_message_open_container(m, 'e', "sv"), >=, 0);
                 g_assert_cmpint(sd_bus_message_append(m, "s", key), >=, 0);
                 g_assert_cmpint(sd_bus_message_open_container(m, 'v', sig), >=, 0);
@@ -143,7 +143,7 @@ static char *make_token(const char *value)
 {
         NmKey k = {};
         for (size_t i = 0; i < sizeof(k.b); i++)
-                k.b[i] = (uint8_t) i;
+                k.b[i] = (uint8_t)i;
         return nm_token_encode("http://198.18.0.254:9", value, &k, NULL);
 }
 
@@ -154,11 +154,11 @@ static void test_join_arguments(Fixture *f, gconstpointer data)
         Reply r;
 
         join(f, "", NULL, 0, NULL, &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "empty", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){"empty", NULL});
         reply_clear(&r);
 
         join(f, "definitely not a token", NULL, 0, NULL, &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "base64url", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){"base64url", NULL});
         reply_clear(&r);
 
         /* A token whose key value is malformed: the error must not quote the secret. */
@@ -172,25 +172,27 @@ static void test_join_arguments(Fixture *f, gconstpointer data)
 
         join(f, token, "colour", 's', "blue", &r);
         assert_error(&r, "org.netmaker.Client.Error.InvalidArgument",
-                     (const char *[]){ "\"colour\"", "\"name\"", "\"listen-port\"", NULL });
+                     (const char *[]){"\"colour\"", "\"name\"", "\"listen-port\"", NULL});
         reply_clear(&r);
 
         uint32_t five = 5;
         join(f, token, "name", 'u', &five, &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "\"name\"", "string", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument",
+                     (const char *[]){"\"name\"", "string", NULL});
         reply_clear(&r);
 
         join(f, token, "name", 's', "Not_A_Label", &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "Not_A_Label", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){"Not_A_Label", NULL});
         reply_clear(&r);
 
         uint32_t big = 70000;
         join(f, token, "listen-port", 'u', &big, &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "70000", "1-65535", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument",
+                     (const char *[]){"70000", "1-65535", NULL});
         reply_clear(&r);
 
         join(f, token, "listen-port", 's', "51821", &r);
-        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){ "listen-port", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.InvalidArgument", (const char *[]){"listen-port", NULL});
         reply_clear(&r);
 
         /* Nothing was started by any of these. */
@@ -200,7 +202,7 @@ static void test_join_arguments(Fixture *f, gconstpointer data)
 
 static void test_network_arguments(Fixture *f, gconstpointer data)
 {
-        static const char *const methods[] = { "Leave", "Connect", "Disconnect" };
+        static const char *const methods[] = {"Leave", "Connect", "Disconnect"};
         Reply r;
 
         for (size_t i = 0; i < G_N_ELEMENTS(methods); i++) {
@@ -209,7 +211,7 @@ static void test_network_arguments(Fixture *f, gconstpointer data)
                 run_call(f, m, &r);
                 sd_bus_message_unref(m);
                 assert_error(&r, "org.netmaker.Client.Error.InvalidArgument",
-                             (const char *[]){ "\"Bad/Name\"", "a-z", NULL });
+                             (const char *[]){"\"Bad/Name\"", "a-z", NULL});
                 reply_clear(&r);
         }
 
@@ -218,7 +220,7 @@ static void test_network_arguments(Fixture *f, gconstpointer data)
         g_assert_cmpint(sd_bus_message_append(m, "s", "ghost"), >=, 0);
         run_call(f, m, &r);
         sd_bus_message_unref(m);
-        assert_error(&r, "org.netmaker.Client.Error.NotFound", (const char *[]){ "\"ghost\"", NULL });
+        assert_error(&r, "org.netmaker.Client.Error.NotFound", (const char *[]){"\"ghost\"", NULL});
         reply_clear(&r);
 
         m = new_call(f, "Pull");

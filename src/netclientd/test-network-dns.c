@@ -131,7 +131,8 @@ static void teardown(Fixture *f, gconstpointer data)
 
 static void test_snapshot_and_deltas(Fixture *f, gconstpointer data)
 {
-        g_autofree char *kb = fixture_key_b64(NULL), *kc = fixture_key_b64(NULL), *kd = fixture_key_b64(NULL);
+        g_autofree char *kb = fixture_key_b64(NULL), *kc = fixture_key_b64(NULL),
+                        *kd = fixture_key_b64(NULL);
         g_autofree char *pb = peer_json("beta", kb, "10.99.0.2", "fd00:99::2", false);
         g_autofree char *pc = peer_json("phone", kc, "10.99.0.254", NULL, true);
         g_autofree char *peers = g_strdup_printf("%s,%s", pb, pc);

@@ -44,9 +44,13 @@ static void test_rule_names(void)
         b = routing_rule_to_string(&r);
         g_assert_cmpstr(b, ==, "ipv6 priority 32701 not fwmark 0x4e4dca6d lookup 1313720941");
         /* The kernel's own rules are not ours. */
-        r = (RoutingRule){.family = AF_INET, .priority = 32766, .table = RT_TABLE_MAIN, .suppress_prefixlength = -1};
+        r = (RoutingRule){
+                .family = AF_INET, .priority = 32766, .table = RT_TABLE_MAIN, .suppress_prefixlength = -1};
         g_assert_false(routing_rule_is_ours(&r));
-        r = (RoutingRule){.family = AF_INET, .priority = ROUTING_PRIORITY_TABLE, .table = 100, .suppress_prefixlength = -1};
+        r = (RoutingRule){.family = AF_INET,
+                          .priority = ROUTING_PRIORITY_TABLE,
+                          .table = 100,
+                          .suppress_prefixlength = -1};
         g_assert_false(routing_rule_is_ours(&r));
 }
 

@@ -39,13 +39,15 @@ static void test_rfc5769(void)
         uint16_t port;
         g_autofree char *s4 = NULL, *s6 = NULL;
 
-        g_assert_cmpint(stun_parse_binding_response(resp4, sizeof(resp4), txid5769, &family, &a, &port), ==, 0);
+        g_assert_cmpint(stun_parse_binding_response(resp4, sizeof(resp4), txid5769, &family, &a, &port), ==,
+                        0);
         g_assert_cmpint(family, ==, AF_INET);
         s4 = nm_addr_to_string(family, &a);
         g_assert_cmpstr(s4, ==, "192.0.2.1");
         g_assert_cmpuint(port, ==, 32853);
 
-        g_assert_cmpint(stun_parse_binding_response(resp6, sizeof(resp6), txid5769, &family, &a, &port), ==, 0);
+        g_assert_cmpint(stun_parse_binding_response(resp6, sizeof(resp6), txid5769, &family, &a, &port), ==,
+                        0);
         g_assert_cmpint(family, ==, AF_INET6);
         s6 = nm_addr_to_string(family, &a);
         g_assert_cmpstr(s6, ==, "2001:db8:1234:5678:11:2233:4455:6677");
@@ -105,7 +107,8 @@ static void test_malformed(void)
         g_assert_cmpint(stun_parse_binding_response(b, sizeof(b), txid5769, NULL, NULL, NULL), ==, -ESRCH);
         memcpy(other, txid5769, 12);
         other[11] ^= 1;
-        g_assert_cmpint(stun_parse_binding_response(resp4, sizeof(resp4), other, NULL, NULL, NULL), ==, -ESRCH);
+        g_assert_cmpint(stun_parse_binding_response(resp4, sizeof(resp4), other, NULL, NULL, NULL), ==,
+                        -ESRCH);
 
         /* No address attribute, or one of an unknown family. */
         memcpy(b, resp4, sizeof(b));
@@ -129,8 +132,15 @@ static void test_server_parse(void)
                 {"[2001:db8::1]", "2001:db8::1", 3478},
                 {"2001:db8::1", "2001:db8::1", 3478},
         };
-        static const char *const bad[] = {"", "stun.example.org:0", "stun.example.org:65536", "host:port",
-                                          "[2001:db8::1", "[192.0.2.1]:1", "a b", "x:1:", ":3478",
+        static const char *const bad[] = {"",
+                                          "stun.example.org:0",
+                                          "stun.example.org:65536",
+                                          "host:port",
+                                          "[2001:db8::1",
+                                          "[192.0.2.1]:1",
+                                          "a b",
+                                          "x:1:",
+                                          ":3478",
                                           "[2001:db8::1]x"};
 
         for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
@@ -151,8 +161,8 @@ static void test_server_parse(void)
 /* ---- live queries on 127.0.0.1 -------------------------------------------------------------------- */
 
 typedef enum Behaviour {
-        ANSWER,        /* garbage and a wrong transaction first, then the right answer */
-        SILENT,        /* reads requests, never answers */
+        ANSWER, /* garbage and a wrong transaction first, then the right answer */
+        SILENT, /* reads requests, never answers */
 } Behaviour;
 
 typedef struct Responder {

@@ -88,6 +88,7 @@ static int add_allowed_ips(WgPeer *p, const char *list)
 
 static int cmd_up(WgBackend *b, int argc, char **argv)
 {
+        /* clang-format off */
         static const struct option opts[] = {
                 {"private-key-file", required_argument, NULL, 'k'},
                 {"listen-port", required_argument, NULL, 'p'},
@@ -95,6 +96,7 @@ static int cmd_up(WgBackend *b, int argc, char **argv)
                 {"mtu", required_argument, NULL, 'm'},
                 {},
         };
+        /* clang-format on */
         g_autoptr(WgDevice) d = NULL;
         g_autoptr(GArray) addrs = g_array_new(FALSE, FALSE, sizeof(NmPrefix));
         g_autoptr(GError) e = NULL;
@@ -217,6 +219,7 @@ static WgDevice *desired_from_current(const WgDevice *cur)
 
 static int cmd_peer_set(WgBackend *b, int argc, char **argv, bool remove)
 {
+        /* clang-format off */
         static const struct option opts[] = {
                 {"public-key", required_argument, NULL, 'k'},
                 {"endpoint", required_argument, NULL, 'e'},
@@ -225,6 +228,7 @@ static int cmd_peer_set(WgBackend *b, int argc, char **argv, bool remove)
                 {"preshared-key-file", required_argument, NULL, 'P'},
                 {},
         };
+        /* clang-format on */
         g_autoptr(WgDevice) current = NULL, desired = NULL;
         g_autoptr(GError) e = NULL;
         const char *key_s = NULL, *endpoint = NULL, *allowed = NULL, *psk_file = NULL;
@@ -480,6 +484,7 @@ static int cmd_host_addresses(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* clang-format off */
         static const struct option opts[] = {
                 {"backend", required_argument, NULL, 'b'},
                 {"uapi-dir", required_argument, NULL, 'u'},
@@ -489,6 +494,7 @@ int main(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
+        /* clang-format on */
         g_autoptr(WgBackend) b = NULL;
         g_autoptr(GError) e = NULL;
         const char *cmd;

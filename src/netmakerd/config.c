@@ -140,9 +140,10 @@ static bool check_token_pin(const char *v, GError **error)
         NmTlsPin pin;
         if (streq0(v, "auto") || streq0(v, "none") || nm_tls_pin_parse(v, &pin))
                 return true;
-        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                    "expected auto (the pin of the served certificate), none (hosts verify the server by its "
-                    "CA) or a pin sha256//BASE64 (32 bytes, e.g. a TLS proxy's key)");
+        g_set_error(
+                error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                "expected auto (the pin of the served certificate), none (hosts verify the server by its "
+                "CA) or a pin sha256//BASE64 (32 bytes, e.g. a TLS proxy's key)");
         return false;
 }
 
@@ -206,7 +207,8 @@ static const KeyDef keys[] = {
          "its password"},
         {"broker_certificate", KEY_STRING, OFF(broker_certificate), 0, 0, false, true, check_absolute_path,
          "(none)",
-         "mqtts://: the broker's certificate (PEM); its key is pinned by netmakerd and, through registration, by "
+         "mqtts://: the broker's certificate (PEM); its key is pinned by netmakerd and, through "
+         "registration, by "
          "hosts"},
         {"broker_ca_file", KEY_STRING, OFF(broker_ca_file), 0, 0, false, true, check_absolute_path,
          "(system trust store)",
@@ -246,10 +248,12 @@ static const KeyDef keys[] = {
          "source addresses each rate limit keeps track of; past that, new ones share one budget"},
         {"udp_listen", KEY_UDP_LISTEN, OFF(udp_listen), 0, 0, false, false, NULL, "<listen address>:3478",
          "ADDRESS:PORT or [IPV6]:PORT of the UDP port where netmakerd observes hosts' WireGuard endpoints "
-         "and answers STUN (port 0 when listen's is 0), or off; unused when systemd passes a datagram socket"},
+         "and answers STUN (port 0 when listen's is 0), or off; unused when systemd passes a datagram "
+         "socket"},
         {"udp_public_endpoint", KEY_STRING, OFF(udp_public_endpoint), 0, 0, false, true, check_endpoint,
          "<api_url's address>:<the UDP port>",
-         "IP:PORT of that UDP port as hosts reach it; needed when api_url names the server by a DNS name or a "
+         "IP:PORT of that UDP port as hosts reach it; needed when api_url names the server by a DNS name or "
+         "a "
          "proxy"},
         {"stun", KEY_BOOL, OFF(stun), 0, 0, false, false, NULL, "yes",
          "answer STUN Binding requests on the UDP port, and have hosts ask it for their public address"},
@@ -478,8 +482,9 @@ static bool parse_udp_listen(const char *v, Config *c, GError **error)
         } else if (parse_addr_port(v, &c->udp_family, &c->udp_addr, &c->udp_port)) {
                 c->udp_off = false;
         } else {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "expected IPV4:PORT or [IPV6]:PORT with a port 0-65535, e.g. 0.0.0.0:3478, or off");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "expected IPV4:PORT or [IPV6]:PORT with a port 0-65535, e.g. 0.0.0.0:3478, or off");
                 return false;
         }
         g_free(c->udp_listen);
@@ -610,7 +615,8 @@ static bool set_key(Config *c, const KeyDef *k, const char *value, const char *o
                 else if (g_strv_contains(no, value))
                         *(bool *)field = false;
                 else
-                        ok = false, g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "expected yes or no");
+                        ok = false,
+                        g_set_error(&e, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "expected yes or no");
                 break;
         }
         case KEY_RATE:
@@ -752,10 +758,11 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
         if (c->broker_url && !c->broker_password)
                 c->broker_password = g_strdup("");
         if (!c->tls_certificate != !c->tls_key) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "tls_certificate and tls_key go together: set both (or neither, for a self-signed "
-                            "certificate made in %s/tls)",
-                            c->state_directory);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "tls_certificate and tls_key go together: set both (or neither, for a self-signed "
+                        "certificate made in %s/tls)",
+                        c->state_directory);
                 return -EINVAL;
         }
         if (!c->udp_listen) {
@@ -774,7 +781,8 @@ int config_load(const char *path, char **envp, Config **ret, GError **error)
         }
         if (c->broker_certificate && c->broker_ca_file) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "broker_certificate (pin the broker's key) and broker_ca_file (trust its CA) exclude "
+                            "broker_certificate (pin the broker's key) and broker_ca_file (trust its CA) "
+                            "exclude "
                             "each other: set one");
                 return -EINVAL;
         }

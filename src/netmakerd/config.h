@@ -32,7 +32,7 @@ typedef struct Config {
         char *broker_password;
         char *broker_certificate; /* the broker's certificate: its key is pinned (ours and hosts') */
         char *broker_ca_file;     /* else the CA that issued it; NULL: the system's trust store */
-        char *database; /* "sqlite:///path"; derived from state_directory when unset */
+        char *database;           /* "sqlite:///path"; derived from state_directory when unset */
         char *state_directory;
         char *dns_domain;
         uint16_t default_listen_port;
@@ -57,9 +57,9 @@ typedef struct Config {
         bool insecure;         /* allow plain HTTP / MQTT off loopback, with a warning */
         /* The UDP port of the endpoint observer and the STUN responder (docs/netmakerd.md "Hosts
          * behind NAT"). */
-        char *udp_listen;         /* as given, "off", or NULL: the default (listen's address, port 3478) */
-        bool udp_off;             /* udp_listen=off */
-        int udp_family;           /* parsed form, valid after config_load() unless udp_off */
+        char *udp_listen; /* as given, "off", or NULL: the default (listen's address, port 3478) */
+        bool udp_off;     /* udp_listen=off */
+        int udp_family;   /* parsed form, valid after config_load() unless udp_off */
         NmInAddr udp_addr;
         uint16_t udp_port;
         char *udp_public_endpoint; /* "ip:port" hosts send to; NULL: api_url's address and the bound port */

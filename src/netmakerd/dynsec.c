@@ -8,7 +8,7 @@
 #include "keys.h"
 #include "macro.h"
 
-#define USEC_PER_MSEC ((uint64_t) 1000)
+#define USEC_PER_MSEC ((uint64_t)1000)
 
 typedef struct DynsecCommand {
         JsonNode *node; /* the command object */
@@ -40,7 +40,7 @@ static void dynsec_command_free(DynsecCommand *c)
 DynsecBatch *dynsec_batch_new(void)
 {
         DynsecBatch *b = g_new0(DynsecBatch, 1);
-        b->commands = g_ptr_array_new_with_free_func((GDestroyNotify) dynsec_command_free);
+        b->commands = g_ptr_array_new_with_free_func((GDestroyNotify)dynsec_command_free);
         return b;
 }
 
@@ -65,7 +65,7 @@ guint dynsec_batch_add(DynsecBatch *b, JsonNode *command, const char *const *tol
         c = g_new0(DynsecCommand, 1);
         c->node = command;
         c->name = g_strdup(json_object_get_string_member(o, "command"));
-        c->tolerated = g_strdupv((char **) tolerated);
+        c->tolerated = g_strdupv((char **)tolerated);
         g_ptr_array_add(b->commands, c);
         return b->commands->len - 1;
 }
@@ -112,8 +112,8 @@ char *dynsec_batch_to_json(const DynsecBatch *b, const char *correlation_prefix,
         for (guint i = 0; i < b->commands->len; i++) {
                 DynsecCommand *c = g_ptr_array_index(b->commands, i);
                 JsonNode *copy = json_node_copy(c->node);
-                g_autofree char *corr = g_strdup_printf("%s.%" G_GUINT64_FORMAT ".%u", correlation_prefix,
-                                                        request_id, i);
+                g_autofree char *corr =
+                        g_strdup_printf("%s.%" G_GUINT64_FORMAT ".%u", correlation_prefix, request_id, i);
                 json_object_set_string_member(json_node_get_object(copy), "correlationData", corr);
                 json_array_add_element(commands, copy);
         }
@@ -253,8 +253,8 @@ JsonNode *dynsec_cmd_list_roles(guint offset, guint count)
 
 JsonNode *dynsec_cmd_set_default_acl_access(bool subscribe, bool publish_client_send)
 {
-        static const DynsecAcl sub = { .acltype = "subscribe" };
-        static const DynsecAcl pub = { .acltype = "publishClientSend" };
+        static const DynsecAcl sub = {.acltype = "subscribe"};
+        static const DynsecAcl pub = {.acltype = "publishClientSend"};
         DynsecAcl s = sub, p = pub;
         JsonNode *n;
         JsonObject *o = command_new("setDefaultACLAccess", &n);
@@ -271,10 +271,10 @@ JsonNode *dynsec_cmd_set_default_acl_access(bool subscribe, bool publish_client_
 /* ---- The batches netmakerd sends --------------------------------------------------------- */
 
 /* The exact error texts of Mosquitto 2.0's plugin (plugins/dynamic-security/). */
-static const char *const tolerate_client_missing[] = { "Client not found", NULL };
-static const char *const tolerate_role_missing[] = { "Role not found", NULL };
-static const char *const tolerate_role_exists[] = { "Role already exists", NULL };
-static const char *const tolerate_acl_exists[] = { "ACL with this topic already exists", NULL };
+static const char *const tolerate_client_missing[] = {"Client not found", NULL};
+static const char *const tolerate_role_missing[] = {"Role not found", NULL};
+static const char *const tolerate_role_exists[] = {"Role already exists", NULL};
+static const char *const tolerate_acl_exists[] = {"ACL with this topic already exists", NULL};
 
 char *dynsec_host_name(const char *host_id)
 {
@@ -288,9 +288,9 @@ DynsecBatch *dynsec_batch_host_account_create(const char *server, const char *ho
         g_autofree char *msg = g_strdup_printf("nm/%s/host/%s/msg", server, host_id);
         g_autofree char *report = g_strdup_printf("nm/%s/host/%s/report", server, host_id);
         const DynsecAcl acls[] = {
-                { "subscribePattern", msg, true },
-                { "publishClientReceive", msg, true },
-                { "publishClientSend", report, true },
+                {"subscribePattern", msg, true},
+                {"publishClientReceive", msg, true},
+                {"publishClientSend", report, true},
         };
 
         dynsec_batch_add(b, dynsec_cmd_delete_client(name), tolerate_client_missing);
@@ -381,7 +381,7 @@ static JsonArray *listing(const DynsecBatch *b, guint i, const char *member, gui
         /* A full page is followed by another unless the total says it was the last. */
         *more = *more || (len >= page_size && (!total || !JSON_NODE_HOLDS_VALUE(total) ||
                                                json_node_get_value_type(total) != G_TYPE_INT64 ||
-                                               (gint64) offset + len < json_node_get_int(total)));
+                                               (gint64)offset + len < json_node_get_int(total)));
         return a;
 }
 
@@ -465,9 +465,9 @@ DynsecBatch *dynsec_batch_server_setup(const char *server, const char *admin_use
         g_autofree char *msgs = g_strdup_printf("nm/%s/host/+/msg", server);
         g_autofree char *reports = g_strdup_printf("nm/%s/host/+/report", server);
         const DynsecAcl acls[] = {
-                { "publishClientSend", msgs, true },
-                { "subscribePattern", reports, true },
-                { "publishClientReceive", reports, true },
+                {"publishClientSend", msgs, true},
+                {"subscribePattern", reports, true},
+                {"publishClientReceive", reports, true},
         };
 
         dynsec_batch_add(b, dynsec_cmd_set_default_acl_access(false, false), NULL);
@@ -553,7 +553,7 @@ static bool request_complete(Dynsec *d, guint64 id, int r, const char *message)
         DynsecRequest *q = NULL;
         gpointer key;
 
-        if (!g_hash_table_steal_extended(d->requests, &id, &key, (gpointer *) &q))
+        if (!g_hash_table_steal_extended(d->requests, &id, &key, (gpointer *)&q))
                 return true;
         q->timer = sd_event_source_disable_unref(q->timer);
         d->depth++;
@@ -574,7 +574,7 @@ static int request_timeout(sd_event_source *s, uint64_t usec, void *userdata)
         g_autofree char *msg = g_strdup_printf("The broker did not answer within %" PRIu64 " ms",
                                                d->timeout / USEC_PER_MSEC);
 
-        (void) request_complete(d, q->id, -ETIMEDOUT, msg);
+        (void)request_complete(d, q->id, -ETIMEDOUT, msg);
         return 0;
 }
 
@@ -593,7 +593,7 @@ int dynsec_new(sd_event *event, uint64_t timeout_usec, Dynsec **ret)
         rnd[1] = g_random_int();
         d->prefix = g_strdup_printf("nm%08x%08x", rnd[0], rnd[1]);
         d->next_id = 1;
-        d->requests = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) request_free);
+        d->requests = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify)request_free);
         *ret = d;
         return 0;
 }
@@ -608,11 +608,11 @@ void dynsec_fail_all(Dynsec *d, int error, const char *message)
                 return;
         ids = g_array_new(false, false, sizeof(guint64));
         g_hash_table_iter_init(&it, d->requests);
-        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &q))
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&q))
                 g_array_append_val(ids, q->id);
         d->depth++;
         for (guint i = 0; i < ids->len && !d->dead; i++)
-                (void) request_complete(d, g_array_index(ids, guint64, i), error, message);
+                (void)request_complete(d, g_array_index(ids, guint64, i), error, message);
         if (--d->depth == 0 && d->dead)
                 dynsec_really_free(d);
 }
@@ -647,7 +647,7 @@ int dynsec_submit(Dynsec *d, DynsecBatch *b, dynsec_done_t done, void *userdata,
         q->userdata = userdata;
 
         uint64_t now = 0;
-        (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_now(d->event, CLOCK_MONOTONIC, &now);
         r = sd_event_add_time(d->event, &q->timer, CLOCK_MONOTONIC, now + d->timeout, 100 * USEC_PER_MSEC,
                               request_timeout, q);
         if (r < 0) {
@@ -655,7 +655,7 @@ int dynsec_submit(Dynsec *d, DynsecBatch *b, dynsec_done_t done, void *userdata,
                 request_free(q);
                 return r;
         }
-        (void) sd_event_source_set_description(q->timer, "dynsec-timeout");
+        (void)sd_event_source_set_description(q->timer, "dynsec-timeout");
 
         *ret_payload = dynsec_batch_to_json(b, d->prefix, q->id);
         if (ret_id)
@@ -700,7 +700,7 @@ static bool correlation_parse(Dynsec *d, const char *s, guint64 *ret_id, guint *
         if (!g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT, &index, NULL))
                 return false;
         *ret_id = id;
-        *ret_index = (guint) index;
+        *ret_index = (guint)index;
         return true;
 }
 
@@ -725,7 +725,8 @@ static int request_evaluate(DynsecRequest *q, char **ret_message)
                 JsonObject *o = json_node_get_object(c->node);
                 const char *target;
 
-                if (!c->error || (c->tolerated && g_strv_contains((const char *const *) c->tolerated, c->error)))
+                if (!c->error ||
+                    (c->tolerated && g_strv_contains((const char *const *)c->tolerated, c->error)))
                         continue;
                 target = member_string(o, "username", NULL) ?: member_string(o, "rolename", NULL);
                 *ret_message = g_strdup_printf("The broker refused %s%s%s: %s", c->name, target ? " " : "",
@@ -748,7 +749,7 @@ int dynsec_handle_response(Dynsec *d, const void *payload, size_t len)
                 return -EINVAL;
         if (!payload || len == 0 || len > DYNSEC_MAX_RESPONSE)
                 return -EBADMSG;
-        root = nm_json_parse_object(payload, (gssize) len, NULL);
+        root = nm_json_parse_object(payload, (gssize)len, NULL);
         if (!root)
                 return -EBADMSG;
         rn = json_object_get_member(root, "responses");
@@ -809,7 +810,7 @@ int dynsec_handle_response(Dynsec *d, const void *payload, size_t len)
                 if (!q)
                         continue;
                 r = request_evaluate(q, &message);
-                (void) request_complete(d, id, r, message);
+                (void)request_complete(d, id, r, message);
         }
         if (--d->depth == 0 && d->dead)
                 dynsec_really_free(d);

@@ -9,9 +9,9 @@
 #include <json-glib/json-glib.h>
 #include <systemd/sd-event.h>
 
-#define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
-#define DYNSEC_RESPONSE_TOPIC "$CONTROL/dynamic-security/v1/response"
-#define DYNSEC_DEFAULT_TIMEOUT_USEC ((uint64_t) 10 * 1000000)
+#define DYNSEC_TOPIC                "$CONTROL/dynamic-security/v1"
+#define DYNSEC_RESPONSE_TOPIC       "$CONTROL/dynamic-security/v1/response"
+#define DYNSEC_DEFAULT_TIMEOUT_USEC ((uint64_t)10 * 1000000)
 /* The broker's answers are small; anything bigger is not one of ours. */
 #define DYNSEC_MAX_RESPONSE (1024u * 1024)
 
@@ -85,7 +85,7 @@ DynsecBatch *dynsec_batch_host_accounts_list(guint offset, guint page_size);
 typedef struct DynsecHostAccount {
         char *host_id;
         bool has_client;
-        bool bound;    /* the client may connect only with the client id "host-<id>" */
+        bool bound; /* the client may connect only with the client id "host-<id>" */
         bool has_role;
         bool role_ours; /* the role's ACLs name this server's topics nm/<server>/host/<id>/... */
 } DynsecHostAccount;

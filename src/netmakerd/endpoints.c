@@ -23,7 +23,8 @@ static char *public_address(const Member *m)
         char *observed = endpoint_address(m->node->observed_endpoint);
         if (observed)
                 return observed;
-        return m->host->public_endpoint && *m->host->public_endpoint ? g_strdup(m->host->public_endpoint) : NULL;
+        return m->host->public_endpoint && *m->host->public_endpoint ? g_strdup(m->host->public_endpoint)
+                                                                     : NULL;
 }
 
 bool endpoint_same_nat(const Member *a, const Member *b)
@@ -99,7 +100,8 @@ char *endpoint_choose(const Member *viewer, const Member *peer)
                 return with_port(peer->host->static_endpoint, port);
         if (endpoint_same_nat(viewer, peer))
                 return with_port(local_address(viewer->host, peer->host) ?: first_address(peer->host), port);
-        if (peer->node->observed_endpoint && nm_endpoint_parse(peer->node->observed_endpoint, &family, &a, &p) >= 0)
+        if (peer->node->observed_endpoint &&
+            nm_endpoint_parse(peer->node->observed_endpoint, &family, &a, &p) >= 0)
                 return nm_endpoint_to_string(family, &a, p);
         return with_port(configured_address(peer->host), port);
 }

@@ -74,13 +74,14 @@ static int dns_hosts(Request *r, GError **error)
         k = dns_names_list(m->store, n->name, &names, error);
         if (k < 0)
                 return k;
-        g_string_append_printf(s, "# DNS names of the netmaker network %s (zone %s.%s): ADDRESS NAME\n", n->name,
-                               n->name, n->dns_domain);
+        g_string_append_printf(s, "# DNS names of the netmaker network %s (zone %s.%s): ADDRESS NAME\n",
+                               n->name, n->name, n->dns_domain);
         for (guint i = 0; i < names->len; i++) {
                 const DnsName *d = names->pdata[i];
                 g_autofree char *fqdn = g_strdup_printf("%s.%s.%s", d->name, n->name, n->dns_domain);
                 if (!hosts_name_ok(fqdn)) {
-                        log_warning("DNS export of network \"%s\": skipped a name that is no DNS name.", n->name);
+                        log_warning("DNS export of network \"%s\": skipped a name that is no DNS name.",
+                                    n->name);
                         continue;
                 }
                 if (d->ipv4)
@@ -177,7 +178,8 @@ static int dns_delete_name(Request *r, const char *name, GError **error)
         k = manager_commit(m, &t, out, error);
         if (k < 0)
                 return k;
-        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", name, n->name, out->msgs->len);
+        log_info("Deleted DNS name \"%s\" of network \"%s\"; told %u host(s).", name, n->name,
+                 out->msgs->len);
         request_reply_empty(r);
         return 0;
 }

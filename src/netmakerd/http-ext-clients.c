@@ -22,10 +22,10 @@
 #include "qr.h"
 #include "topology.h"
 
-#define MAX_DNS_SERVERS 4
+#define MAX_DNS_SERVERS  4
 #define MAX_DENIED_NODES 1000
-#define QR_SVG_SCALE    8
-#define QR_PNG_SCALE    6
+#define QR_SVG_SCALE     8
+#define QR_PNG_SCALE     6
 
 typedef enum Format {
         FORMAT_JSON,
@@ -181,12 +181,13 @@ static int find_node(Manager *m, const PeerView *v, const char *label, const cha
         if (*ret)
                 return 0;
         if (nm_uuid_valid(id) && store_node_get(m->store, id, &n, NULL) >= 0) {
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT, "%s %s (%s) is in network \"%s\", not in \"%s\"",
-                            label, s, n->host_name, n->network, v->network->name);
+                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
+                            "%s %s (%s) is in network \"%s\", not in \"%s\"", label, s, n->host_name,
+                            n->network, v->network->name);
                 return -EXDEV;
         }
-        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "%s \"%s\" does not exist in network \"%s\"", label, s,
-                    v->network->name);
+        g_set_error(error, NM_ERROR, NM_ERROR_NOT_FOUND, "%s \"%s\" does not exist in network \"%s\"", label,
+                    s, v->network->name);
         return -ENOENT;
 }
 
@@ -239,8 +240,9 @@ static int check_denied_nodes(Manager *m, const PeerView *v, const char *gateway
 
 static int ext_clients_create(Request *r, GError **error)
 {
-        static const char *const members[] = {"name",    "gateway",      "dns",           "extra_allowed_ips",
-                                              "enabled", "denied_nodes", "internet_gateway", NULL};
+        static const char *const members[] = {
+                "name",         "gateway",          "dns", "extra_allowed_ips", "enabled",
+                "denied_nodes", "internet_gateway", NULL};
         Manager *m = request_manager(r);
         g_autoptr(JsonObject) o = request_json_object(r, "external client", members, error);
         const char *name = NULL, *gateway = NULL, *dns_in = NULL;
@@ -286,10 +288,11 @@ static int ext_clients_create(Request *r, GError **error)
         if (internet && !gw->node->roles.internet_gateway) {
                 /* Full tunnel goes out where the client comes in: its gateway must be the network's
                  * way to the internet itself. */
-                g_set_error(error, NM_ERROR, NM_ERROR_CONFLICT,
-                            "Gateway node %s (%s) is not an internet gateway: \"internet_gateway\": true needs "
-                            "a gateway with both roles (PUT /nodes/%s/internet-gateway first)",
-                            gw->node->id, gw->host->name, gw->node->id);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_CONFLICT,
+                        "Gateway node %s (%s) is not an internet gateway: \"internet_gateway\": true needs "
+                        "a gateway with both roles (PUT /nodes/%s/internet-gateway first)",
+                        gw->node->id, gw->host->name, gw->node->id);
                 return -EINVAL;
         }
         g_autofree char *endpoint = endpoint_for_config(gw);
@@ -492,7 +495,7 @@ static int change_client(Request *r, const ClientChange *ch, ExtClient **ret, GE
                 c->denied_nodes = TAKE_PTR(denied);
         }
         log_info("%s external client \"%s\" (%s) in \"%s\"; %u message(s).",
-                 ch->delete        ? "Deleted"
+                 ch->delete         ? "Deleted"
                  : !ch->set_enabled ? "Changed"
                  : ch->enabled      ? "Enabled"
                                     : "Disabled",

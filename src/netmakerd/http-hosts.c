@@ -97,25 +97,30 @@ static int check_token_origin(Manager *m, const NmToken *t, GError **error)
         }
         if (t->version == 1 && !m->config->accept_v1_tokens) {
                 g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "Enrollment tokens of version 1 (without the server's pin) are no longer accepted here: "
+                            "Enrollment tokens of version 1 (without the server's pin) are no longer "
+                            "accepted here: "
                             "get the key's current token (nmctl key list)");
                 return -EACCES;
         }
         if (!streq0(t->api, m->api_url)) {
                 g_autofree char *shown = nm_shown(t->api);
                 g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The enrollment token's server address \"%s\" is not this server's (%s): the token was "
+                            "The enrollment token's server address \"%s\" is not this server's (%s): the "
+                            "token was "
                             "edited, or made before api_url changed; get the key's current token",
                             shown, m->api_url);
                 return -EACCES;
         }
-        if (t->version >= 2 && (t->has_pin != m->has_token_pin ||
-                                (t->has_pin && !nm_tls_pin_equal(&t->pin, &m->token_pin)))) {
-                g_autofree char *mine = m->has_token_pin ? nm_tls_pin_format(&m->token_pin) : g_strdup("none");
-                g_set_error(error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
-                            "The enrollment token's pin is not this server's (%s): the token was edited, or made "
-                            "before the server's certificate or token_pin changed; get the key's current token",
-                            mine);
+        if (t->version >= 2 &&
+            (t->has_pin != m->has_token_pin || (t->has_pin && !nm_tls_pin_equal(&t->pin, &m->token_pin)))) {
+                g_autofree char *mine =
+                        m->has_token_pin ? nm_tls_pin_format(&m->token_pin) : g_strdup("none");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_UNAUTHENTICATED,
+                        "The enrollment token's pin is not this server's (%s): the token was edited, or "
+                        "made "
+                        "before the server's certificate or token_pin changed; get the key's current token",
+                        mine);
                 return -EACCES;
         }
         return 0;
@@ -187,7 +192,8 @@ static char *http_source_address(Request *r)
         } else if (sa->sa_family == AF_INET6) {
                 const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
                 family = IN6_IS_ADDR_V4MAPPED(in6) ? AF_INET : AF_INET6;
-                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr, family == AF_INET ? 4 : 16);
+                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr,
+                       family == AF_INET ? 4 : 16);
         } else
                 return NULL;
         g_autofree char *text = nm_addr_to_string(family, &a);

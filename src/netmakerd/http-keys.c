@@ -34,8 +34,8 @@ void json_add_key(JsonBuilder *b, const EnrollmentKey *k, const char *token)
 
 static void add_key(Manager *m, JsonBuilder *b, const EnrollmentKey *k)
 {
-        _cleanup_secret_ char *token =
-                nm_token_encode(m->api_url, k->value, &m->msg_public, m->has_token_pin ? &m->token_pin : NULL);
+        _cleanup_secret_ char *token = nm_token_encode(m->api_url, k->value, &m->msg_public,
+                                                       m->has_token_pin ? &m->token_pin : NULL);
         json_add_key(b, k, token);
 }
 

@@ -16,8 +16,9 @@
 
 void json_add_network(JsonBuilder *b, const Network *n, Manager *m)
 {
-        const WgResponder *observer =
-                m->observer_endpoint && m->observer_keys ? observer_keys_get(m->observer_keys, n->name) : NULL;
+        const WgResponder *observer = m->observer_endpoint && m->observer_keys
+                                              ? observer_keys_get(m->observer_keys, n->name)
+                                              : NULL;
 
         json_builder_begin_object(b);
         nm_json_add_string(b, "name", n->name);

@@ -1,7 +1,7 @@
 /* REST resources for what a node does in its network (docs/protocol.md §4.2): tags, egress gateway,
- * internet gateway and its users, ingress gateway, relay, failover relay (and the pairs it relays). Each change is one transaction: the view
- * of the network before, the writes, the view after, and the difference sent to exactly the hosts
- * whose peers or roles it changes. */
+ * internet gateway and its users, ingress gateway, relay, failover relay (and the pairs it relays). Each
+ * change is one transaction: the view of the network before, the writes, the view after, and the difference
+ * sent to exactly the hosts whose peers or roles it changes. */
 #include <errno.h>
 #include <microhttpd.h>
 #include <string.h>
@@ -697,8 +697,8 @@ static int node_delete_failover(Request *r, GError **error)
         k = commit_own_roles(&c, &roles, &now, error);
         if (k < 0)
                 return k;
-        log_info("Node %s (%s) no longer relays pairs that cannot connect (%u pair(s) direct again).", now->id,
-                 now->host_name, pairs);
+        log_info("Node %s (%s) no longer relays pairs that cannot connect (%u pair(s) direct again).",
+                 now->id, now->host_name, pairs);
         reply_node(r, now);
         return 0;
 }

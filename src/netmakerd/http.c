@@ -69,9 +69,9 @@ struct Request {
 };
 
 static const Route *const route_tables[] = {
-        http_health_routes, http_user_routes, http_network_routes,  http_key_routes, http_host_routes,
-        http_node_routes,   http_dns_routes,  http_topology_routes, http_acl_routes, http_ext_client_routes,
-        http_nameserver_routes,
+        http_health_routes, http_user_routes,       http_network_routes,    http_key_routes,
+        http_host_routes,   http_node_routes,       http_dns_routes,        http_topology_routes,
+        http_acl_routes,    http_ext_client_routes, http_nameserver_routes,
 };
 
 static uint64_t now_usec(void)
@@ -932,15 +932,14 @@ int http_new(Manager *m, sd_event *event, const HttpSettings *s, Http **ret)
                 {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)s->tls_cert_pem},
                 {MHD_OPTION_END, 0, NULL},
         };
-        h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                                             (tls ? MHD_USE_TLS : 0),
-                                     0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                     MHD_OPTION_ARRAY, tls_options,
-                                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
-                                     h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->connection_timeout_sec,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        h->daemon = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0), 0,
+                NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_ARRAY,
+                tls_options, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned)s->connection_timeout_sec, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t)CONNECTION_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                MHD_OPTION_END);
         if (!h->daemon)
                 return log_error_errno(-EIO, "Failed to start the HTTP server");
         TAKE_FD(fd); /* MHD owns it now */

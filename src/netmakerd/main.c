@@ -32,6 +32,7 @@ static void help(void)
 
 int main(int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
                 {"help", no_argument, NULL, 'h'},
@@ -40,6 +41,7 @@ int main(int argc, char *argv[])
                 {"list-routes", no_argument, NULL, 'R'},
                 {},
         };
+        /* clang-format on */
         bool print_pin = false;
         const char *config_path = NULL;
         g_autoptr(GError) e = NULL;

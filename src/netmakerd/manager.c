@@ -16,13 +16,13 @@
 #include "observer-keys.h"
 #include "observer.h"
 
-#define SETTING_MSG_SECRET    "msg_secret_key"
-#define SETTING_MSG_PUBLIC    "msg_public_key"
-#define SETTING_TOKEN_SECRET  "token_secret"
+#define SETTING_MSG_SECRET      "msg_secret_key"
+#define SETTING_MSG_PUBLIC      "msg_public_key"
+#define SETTING_TOKEN_SECRET    "token_secret"
 #define SETTING_OBSERVER_SECRET "observer_secret"
 /* Hosts' keepalive to the observer: often enough that NAT mappings never time out (30 s is the
  * shortest UDP timeout seen in the wild), seldom enough to cost nothing. */
-#define OBSERVER_KEEPALIVE 25
+#define OBSERVER_KEEPALIVE    25
 #define INITIAL_PASSWORD_FILE "initial-admin-password"
 
 gint64 manager_now(void)
@@ -238,8 +238,8 @@ static int load_or_make_secrets(Manager *m)
                 r = load_key(m->store, SETTING_TOKEN_SECRET, m->token_secret, sizeof(m->token_secret),
                              &have_token, &e);
         if (r >= 0)
-                r = load_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret, sizeof(m->observer_secret),
-                             &have_observer, &e);
+                r = load_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret,
+                             sizeof(m->observer_secret), &have_observer, &e);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the server's keys: %s", e->message);
 
@@ -264,8 +264,8 @@ static int load_or_make_secrets(Manager *m)
         if (!have_observer) {
                 /* The observer's WireGuard keys (one per network) derive from it. */
                 randombytes_buf(m->observer_secret, sizeof(m->observer_secret));
-                r = save_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret, sizeof(m->observer_secret),
-                             &e);
+                r = save_key(m->store, SETTING_OBSERVER_SECRET, m->observer_secret,
+                             sizeof(m->observer_secret), &e);
                 if (r < 0)
                         return log_error_errno(r, "Failed to store the observer secret: %s", e->message);
         }
@@ -475,7 +475,8 @@ static int setup_tls(Manager *m)
                         return log_error_errno(r, "%s", e->message);
                 g_autofree char *pin = nm_tls_pin_format(&m->cert.pin);
                 if (m->cert.made)
-                        log_notice("Made a self-signed TLS certificate %s (its key is pinned by enrollment tokens: "
+                        log_notice("Made a self-signed TLS certificate %s (its key is pinned by enrollment "
+                                   "tokens: "
                                    "%s).",
                                    m->cert.cert_path, pin);
                 else
@@ -540,13 +541,15 @@ static int check_plain_transports(Manager *m)
                 if (nm_host_is_loopback(host))
                         continue;
                 if (!c->insecure)
-                        return log_error_errno(-EPERM,
-                                               "Refusing plain %s for %s (%s): enrollment keys, credentials and "
-                                               "broker passwords would cross the network in the clear. Either %s, or "
-                                               "set insecure=yes to allow it anyway.",
-                                               g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", checks[i].key, url,
-                                               checks[i].advice);
-                log_warning("INSECURE: plain %s for %s (%s) off loopback: enrollment keys, credentials and broker "
+                        return log_error_errno(
+                                -EPERM,
+                                "Refusing plain %s for %s (%s): enrollment keys, credentials and "
+                                "broker passwords would cross the network in the clear. Either %s, or "
+                                "set insecure=yes to allow it anyway.",
+                                g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", checks[i].key, url,
+                                checks[i].advice);
+                log_warning("INSECURE: plain %s for %s (%s) off loopback: enrollment keys, credentials and "
+                            "broker "
                             "passwords cross the network in the clear (insecure=yes).",
                             g_str_has_prefix(url, "http") ? "HTTP" : "MQTT", checks[i].key, url);
         }
@@ -624,7 +627,8 @@ static char *public_udp_endpoint(Manager *m)
         const NmInAddr *bound = observer_address(m->observer);
         static const NmInAddr zero = {};
         if (memcmp(bound->bytes, zero.bytes, observer_family(m->observer) == AF_INET ? 4 : 16) != 0)
-                return nm_endpoint_to_string(observer_family(m->observer), bound, observer_port(m->observer));
+                return nm_endpoint_to_string(observer_family(m->observer), bound,
+                                             observer_port(m->observer));
         return NULL;
 }
 
@@ -637,11 +641,12 @@ static int start_observer(Manager *m)
         m->observer_keys = observer_keys_new(m->observer_secret);
         if (c->udp_off && m->passed_udp_fd < 0) {
                 /* Nothing observes them any more: endpoints stored before would never expire. */
-                r = store_exec(m->store, "UPDATE nodes SET observed_endpoint = NULL, observed_at = 0", NULL, 0, NULL,
-                               &e);
+                r = store_exec(m->store, "UPDATE nodes SET observed_endpoint = NULL, observed_at = 0", NULL,
+                               0, NULL, &e);
                 if (r < 0)
                         log_warning("Failed to forget the observed endpoints: %s", e->message);
-                log_info("udp_listen=off: no endpoint observer, no STUN; hosts behind NAT are reached at what "
+                log_info("udp_listen=off: no endpoint observer, no STUN; hosts behind NAT are reached at "
+                         "what "
                          "they report.");
                 return 0;
         }
@@ -662,19 +667,21 @@ static int start_observer(Manager *m)
                  * already on this machine: then the server runs without observing. */
                 if (c->udp_listen)
                         return log_error_errno(r, "Failed to listen on UDP %s (udp_listen): %m", where);
-                log_warning_errno(r,
-                                  "Failed to listen on UDP %s: %m; running without the endpoint observer and "
-                                  "STUN: set udp_listen= to a free port (or udp_listen=off to silence this).",
-                                  where);
+                log_warning_errno(
+                        r,
+                        "Failed to listen on UDP %s: %m; running without the endpoint observer and "
+                        "STUN: set udp_listen= to a free port (or udp_listen=off to silence this).",
+                        where);
                 return 0;
         }
         m->observer_endpoint = public_udp_endpoint(m);
-        g_autofree char *bound = nm_endpoint_to_string(observer_family(m->observer), observer_address(m->observer),
-                                                       observer_port(m->observer));
+        g_autofree char *bound = nm_endpoint_to_string(
+                observer_family(m->observer), observer_address(m->observer), observer_port(m->observer));
         if (!m->observer_endpoint)
-                log_warning("Observing on UDP %s, but hosts cannot be told where: api_url names no address; set "
-                            "udp_public_endpoint.",
-                            bound);
+                log_warning(
+                        "Observing on UDP %s, but hosts cannot be told where: api_url names no address; set "
+                        "udp_public_endpoint.",
+                        bound);
         else
                 log_info("Observing WireGuard endpoints%s on UDP %s%s, told to hosts as %s.",
                          c->stun ? " and answering STUN" : "", bound,
@@ -702,7 +709,8 @@ void manager_host_http_address(Manager *m, const char *host_id, const struct soc
         } else {
                 const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
                 family = IN6_IS_ADDR_V4MAPPED(in6) ? AF_INET : AF_INET6;
-                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr, family == AF_INET ? 4 : 16);
+                memcpy(a.bytes, family == AF_INET ? in6->s6_addr + 12 : in6->s6_addr,
+                       family == AF_INET ? 4 : 16);
         }
         address = nm_addr_to_string(family, &a);
         if (!address || nm_host_is_loopback(address))

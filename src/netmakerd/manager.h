@@ -30,22 +30,22 @@ typedef struct Manager {
         NmKey msg_secret;
         uint8_t token_secret[AUTH_SECRET_LEN];
         char *api_url;
-        ServerCert cert;      /* the API's certificate, when config->tls */
-        bool has_token_pin;   /* what enrollment tokens pin (token_pin=) */
+        ServerCert cert;    /* the API's certificate, when config->tls */
+        bool has_token_pin; /* what enrollment tokens pin (token_pin=) */
         NmTlsPin token_pin;
-        NmTlsTrust broker_trust; /* how netmakerd, and hosts after registration, verify the broker */
-        char *broker_ca_pem;     /* broker_ca_file's text, handed to hosts */
+        NmTlsTrust broker_trust;      /* how netmakerd, and hosts after registration, verify the broker */
+        char *broker_ca_pem;          /* broker_ca_file's text, handed to hosts */
         GList *broker_waiters;        /* BrokerWaiter*, see manager_wait_broker() */
         GHashTable *accounts_pending; /* host ids of registrations between account and commit */
         /* Real networks (docs/netmakerd.md "Hosts behind NAT"): */
-        uint8_t observer_secret[32];          /* the per-network observer keys derive from it */
+        uint8_t observer_secret[32]; /* the per-network observer keys derive from it */
         struct ObserverKeys *observer_keys;
-        struct Observer *observer;            /* the UDP port; NULL when udp_listen=off or it failed */
-        char *observer_endpoint;              /* "ip:port" hosts are told; NULL: none */
-        PeersServerInfo server_info;          /* what network states tell hosts (peers.c) */
-        FailoverReports *failover_reports;    /* the hosts' latest handshake reports */
-        int passed_api_fd, passed_udp_fd;     /* sockets from systemd, until taken over; -1: none */
-        sd_event_source *stale_timer; /* removes stale hosts (host_remove_stale) */
+        struct Observer *observer;         /* the UDP port; NULL when udp_listen=off or it failed */
+        char *observer_endpoint;           /* "ip:port" hosts are told; NULL: none */
+        PeersServerInfo server_info;       /* what network states tell hosts (peers.c) */
+        FailoverReports *failover_reports; /* the hosts' latest handshake reports */
+        int passed_api_fd, passed_udp_fd;  /* sockets from systemd, until taken over; -1: none */
+        sd_event_source *stale_timer;      /* removes stale hosts (host_remove_stale) */
         bool stopping;
 } Manager;
 

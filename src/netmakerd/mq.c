@@ -10,12 +10,12 @@
 #include "mqtt-loop.h"
 #include "seal.h"
 
-#define USEC_PER_SEC ((uint64_t) 1000000)
-#define SUBACK_FAILURE 0x80
+#define USEC_PER_SEC    ((uint64_t)1000000)
+#define SUBACK_FAILURE  0x80
 #define SERVER_NAME_MAX 64
-#define PASSWORD_MAX 256
+#define PASSWORD_MAX    256
 #define DROP_LOG_WINDOW (60 * USEC_PER_SEC)
-#define DROP_LOG_BURST 10
+#define DROP_LOG_BURST  10
 
 typedef enum MqPhase {
         MQ_DOWN,
@@ -133,7 +133,8 @@ static void reconnect_for_role(Mq *mq)
 
         mq->expect_kick = false;
         mq->phase = MQ_DOWN;
-        log_info("MQTT: gave %s the role netmakerd-%s; reconnecting to apply it", mq->admin_user, mq->server_name);
+        log_info("MQTT: gave %s the role netmakerd-%s; reconnecting to apply it", mq->admin_user,
+                 mq->server_name);
         r = mqtt_loop_reconnect(mq->loop);
         if (r < 0)
                 log_warning_errno(r, "MQTT: failed to reconnect: %m");
@@ -167,7 +168,8 @@ static void setup_done(int r, const char *message, DynsecBatch *b, void *userdat
                 return;
         if (r < 0) {
                 /* Not fatal: a broker set up by hand may still work; host accounts will tell. */
-                log_warning_errno(r, "MQTT: setting up the broker's dynamic security failed: %s", strna(message));
+                log_warning_errno(r, "MQTT: setting up the broker's dynamic security failed: %s",
+                                  strna(message));
                 setup_subscribe_reports(mq);
                 return;
         }
@@ -219,7 +221,8 @@ static void loop_subscribed(MqttLoop *l, int mid, int n_granted, const int *gran
                         return;
                 }
                 mq->phase = MQ_SETTING_UP;
-                r = dynsec_send(mq, dynsec_batch_server_setup(mq->server_name, mq->admin_user), setup_done, mq);
+                r = dynsec_send(mq, dynsec_batch_server_setup(mq->server_name, mq->admin_user), setup_done,
+                                mq);
                 if (r < 0) {
                         log_warning_errno(r, "MQTT: failed to send a dynamic-security command: %m");
                         setup_subscribe_reports(mq);
@@ -262,7 +265,7 @@ static void report_drop(Mq *mq, const char *host_id, const char *why)
         int level = LOG_DEBUG;
 
         mq->stats.reports_dropped++;
-        (void) sd_event_now(mq->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_now(mq->event, CLOCK_MONOTONIC, &now);
         if (now - mq->drop_window_start >= DROP_LOG_WINDOW) {
                 mq->drop_window_start = now;
                 mq->drops_in_window = 0;
@@ -305,7 +308,7 @@ static void report_handle(Mq *mq, const char *topic, const void *payload, size_t
                 return;
         }
         text = g_bytes_get_data(plain, &text_len);
-        report = nm_report_parse(text, (gssize) text_len, &error);
+        report = nm_report_parse(text, (gssize)text_len, &error);
         if (!report) {
                 /* The parser's message may quote content; keep it out of the log. */
                 report_drop(mq, host_id, "not a valid report");
@@ -316,15 +319,16 @@ static void report_handle(Mq *mq, const char *topic, const void *payload, size_t
                 mq->cb.report(mq->userdata, host_id, report);
 }
 
-static void loop_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos, bool retained,
-                         void *userdata)
+static void loop_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
+                         bool retained, void *userdata)
 {
         Mq *mq = userdata;
 
         if (streq0(topic, DYNSEC_RESPONSE_TOPIC)) {
                 int r = dynsec_handle_response(mq->dynsec, payload, len);
                 if (r < 0)
-                        log_debug("MQTT: ignored a message on %s that is no dynamic-security answer (%zu bytes)",
+                        log_debug("MQTT: ignored a message on %s that is no dynamic-security answer (%zu "
+                                  "bytes)",
                                   DYNSEC_RESPONSE_TOPIC, len);
                 return;
         }
@@ -344,13 +348,18 @@ int mq_new(sd_event *event, const MqSettings *s, const MqCallbacks *callbacks, v
         g_return_val_if_fail(ret, -EINVAL);
 
         if (mqtt_url_parse(s->url, NULL, NULL, NULL) < 0)
-                return log_error_errno(-EINVAL, "Invalid broker URL \"%.100s\": expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
-                                       strna(s->url));
+                return log_error_errno(
+                        -EINVAL,
+                        "Invalid broker URL \"%.100s\": expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
+                        strna(s->url));
         if (!server_name_valid(s->server_name))
-                return log_error_errno(-EINVAL, "Invalid server name \"%.100s\": 1-%d characters of a-z, A-Z, 0-9, '-', '_' and '.'",
-                                       strna(s->server_name), SERVER_NAME_MAX);
+                return log_error_errno(
+                        -EINVAL,
+                        "Invalid server name \"%.100s\": 1-%d characters of a-z, A-Z, 0-9, '-', '_' and '.'",
+                        strna(s->server_name), SERVER_NAME_MAX);
         if (!s->username || !*s->username)
-                return log_error_errno(-EINVAL, "No broker user name: netmakerd needs the dynamic-security admin account");
+                return log_error_errno(
+                        -EINVAL, "No broker user name: netmakerd needs the dynamic-security admin account");
         if (nm_key_is_zero(&s->server_secret))
                 return log_error_errno(-EINVAL, "No server message key");
 
@@ -429,8 +438,8 @@ bool mq_is_connected(Mq *mq)
 
 static void op_done(int r, const char *message, DynsecBatch *b, void *userdata)
 {
-        static const char *const doing[] = { "creating", "deleting", "binding" };
-        static const char *const did[] = { "created", "deleted", "bound" };
+        static const char *const doing[] = {"creating", "deleting", "binding"};
+        static const char *const did[] = {"created", "deleted", "bound"};
         g_autoptr(MqOp) op = userdata;
 
         if (r < 0)
@@ -570,7 +579,7 @@ int mq_host_accounts_list(Mq *mq, mq_accounts_done_t done, void *userdata)
         l->done = done;
         l->userdata = userdata;
         l->accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                            (GDestroyNotify) dynsec_host_account_free);
+                                            (GDestroyNotify)dynsec_host_account_free);
         r = listing_request_page(l);
         if (r < 0)
                 return r;

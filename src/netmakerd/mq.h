@@ -15,8 +15,8 @@
 typedef struct Mq Mq;
 
 typedef struct MqSettings {
-        const char *url;         /* "mqtt://host:port" */
-        const char *username;    /* dynamic-security admin account */
+        const char *url;      /* "mqtt://host:port" */
+        const char *username; /* dynamic-security admin account */
         const char *password;
         const char *server_name; /* topic prefix component: nm/<server_name>/... */
         NmKey server_public;     /* message key pair */
@@ -26,7 +26,7 @@ typedef struct MqSettings {
         const char *client_id;        /* default "netmakerd-<server>-<random>": unique per instance */
         uint64_t dynsec_timeout_usec; /* default 10 s */
         uint64_t backoff_max_usec;    /* reconnect backoff cap, default 30 s */
-        unsigned list_page_size;      /* accounts per page of mq_host_accounts_list(), default DYNSEC_LIST_PAGE */
+        unsigned list_page_size; /* accounts per page of mq_host_accounts_list(), default DYNSEC_LIST_PAGE */
 } MqSettings;
 
 typedef struct MqCallbacks {
@@ -40,7 +40,8 @@ typedef struct MqCallbacks {
 
 /* Starts connecting at once and keeps reconnecting with backoff; never fails because the broker
  * is down. Returns 0 or a negative errno for bad settings. */
-int mq_new(sd_event *event, const MqSettings *settings, const MqCallbacks *callbacks, void *userdata, Mq **ret);
+int mq_new(sd_event *event, const MqSettings *settings, const MqCallbacks *callbacks, void *userdata,
+           Mq **ret);
 Mq *mq_free(Mq *mq);
 bool mq_is_connected(Mq *mq);
 
@@ -54,7 +55,8 @@ typedef void (*mq_done_t)(int r, const char *message, void *userdata);
  * "host-<id>" allowed to subscribe to its message topic and publish to its report topic, nothing
  * else. An existing account of that name is replaced (so a retry after a lost answer succeeds; a
  * connected client of that name is cut off). */
-int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done, void *userdata);
+int mq_host_account_create(Mq *mq, const char *host_id, const char *password, mq_done_t done,
+                           void *userdata);
 /* Deletes the client and role; a missing account is not an error. */
 int mq_host_account_delete(Mq *mq, const char *host_id, mq_done_t done, void *userdata);
 /* Binds an existing client "host-<id>" to the client id "host-<id>" (for accounts made before

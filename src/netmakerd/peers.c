@@ -645,7 +645,8 @@ static int write_observed(Store *s, void *userdata, GError **error)
         return store_node_set_observed(s, x->node_id, x->endpoint, x->now, error);
 }
 
-int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o, GError **error)
+int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o,
+                        GError **error)
 {
         g_autoptr(Node) node = NULL;
         g_autoptr(TopoDirty) dirty = topo_dirty_new();
@@ -715,8 +716,8 @@ static int write_failover(Store *s, void *userdata, GError **error)
                          : store_failover_set(s, &x->f, error);
 }
 
-int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay, gint64 now,
-                       Outbox *o, GError **error)
+int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay,
+                       gint64 now, Outbox *o, GError **error)
 {
         g_autoptr(GPtrArray) existing = NULL;
         g_autoptr(TopoDirty) dirty = topo_dirty_new();
@@ -728,7 +729,8 @@ int peers_failover_set(Store *s, const char *network, const char *a, const char 
                 return r;
         for (guint i = 0; i < existing->len; i++) {
                 const Failover *f = existing->pdata[i];
-                if ((streq0(f->node_a, a) && streq0(f->node_b, b)) || (streq0(f->node_a, b) && streq0(f->node_b, a)))
+                if ((streq0(f->node_a, a) && streq0(f->node_b, b)) ||
+                    (streq0(f->node_a, b) && streq0(f->node_b, a)))
                         old_relay = f->relay;
         }
         if (streq0(old_relay, relay))

@@ -13,8 +13,8 @@
 /* A network with every node in it and each node's host. */
 typedef struct PeerView {
         Network *network;
-        GPtrArray *members; /* of Member */
-        GPtrArray *dns;     /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
+        GPtrArray *members;     /* of Member */
+        GPtrArray *dns;         /* of NmDnsEntry: the network's custom DNS names (dns-names.c) */
         GPtrArray *nameservers; /* of NmNameserver: where names under other domains go (nameservers.c) */
         /* Topologies (topology.c): */
         GPtrArray *ext_clients;  /* of ExtClient */
@@ -106,15 +106,16 @@ int peers_host_checkin(Store *s, const char *host_id, const NmReport *report, gi
 /* The observer saw the node's WireGuard packets come from `endpoint` ("ip:port"; NULL: forget what it
  * saw): stores it and queues an "update" for every viewer whose chosen endpoint of the node changed
  * (and the node's own view of peers behind the same NAT). */
-int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o, GError **error);
+int peers_node_observed(Store *s, const char *node_id, const char *endpoint, gint64 now, Outbox *o,
+                        GError **error);
 /* The source address of the host's HTTPS requests changed (NULL: none usable): stores it and queues
  * the endpoint changes it causes. */
 int peers_host_http_address(Store *s, const char *host_id, const char *address, Outbox *o, GError **error);
 /* Relays the pair (a, b) of `network` through `relay`, or (relay NULL) lets it connect directly
  * again, and queues the deltas: each sees the other as a probe (or back as a peer) and finds the
  * other's addresses in the relay's entry (or no more). */
-int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay, gint64 now,
-                       Outbox *o, GError **error);
+int peers_failover_set(Store *s, const char *network, const char *a, const char *b, const char *relay,
+                       gint64 now, Outbox *o, GError **error);
 /* Writes the admin's settings of host `h` (name, static listen port, static endpoint, keepalive,
  * MTU: docs/protocol.md §2.4; already validated) and queues what they change, to exactly the hosts
  * that see a change: "update" of the host to the peers whose entry of it changed (name, endpoint,

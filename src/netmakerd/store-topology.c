@@ -63,8 +63,8 @@ int store_node_forget(Store *s, const char *id, GError **error)
         if (r >= 0)
                 r = ext_clients_forget_node(s, id, error);
         if (r >= 0)
-                r = store_exec(s, "DELETE FROM failovers WHERE node_a = $1 OR node_b = $1 OR relay = $1", p, 1,
-                               NULL, error);
+                r = store_exec(s, "DELETE FROM failovers WHERE node_a = $1 OR node_b = $1 OR relay = $1", p,
+                               1, NULL, error);
         return r;
 }
 
@@ -111,10 +111,11 @@ int store_failover_set(Store *s, const Failover *f, GError **error)
         bool swap = strcmp(f->node_a, f->node_b) > 0;
         StoreValue p[] = {SV_TEXT(f->network), SV_TEXT(swap ? f->node_b : f->node_a),
                           SV_TEXT(swap ? f->node_a : f->node_b), SV_TEXT(f->relay), SV_INT(f->since)};
-        return store_exec(s,
-                          "INSERT INTO failovers (network, node_a, node_b, relay, since) VALUES ($1, $2, $3, $4, $5) "
-                          "ON CONFLICT (node_a, node_b) DO UPDATE SET relay = $4, since = $5",
-                          p, 5, NULL, error);
+        return store_exec(
+                s,
+                "INSERT INTO failovers (network, node_a, node_b, relay, since) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (node_a, node_b) DO UPDATE SET relay = $4, since = $5",
+                p, 5, NULL, error);
 }
 
 int store_failover_delete(Store *s, const char *a, const char *b, GError **error)
@@ -323,9 +324,18 @@ int store_ext_client_insert(Store *s, const ExtClient *c, GError **error)
         g_autofree char *denied = store_strv_to_json(c->denied_nodes);
 
         nm_key_to_base64(&c->public_key, key);
-        StoreValue p[] = {SV_TEXT(c->id),   SV_TEXT(c->name), SV_TEXT(c->network),    SV_TEXT(c->gateway),
-                          SV_TEXT(c->ipv4), SV_TEXT(c->ipv6), SV_TEXT(key),           SV_INT(c->enabled),
-                          SV_TEXT(c->dns),  SV_TEXT(extra),   SV_INT(c->created_at), SV_TEXT(denied),
+        StoreValue p[] = {SV_TEXT(c->id),
+                          SV_TEXT(c->name),
+                          SV_TEXT(c->network),
+                          SV_TEXT(c->gateway),
+                          SV_TEXT(c->ipv4),
+                          SV_TEXT(c->ipv6),
+                          SV_TEXT(key),
+                          SV_INT(c->enabled),
+                          SV_TEXT(c->dns),
+                          SV_TEXT(extra),
+                          SV_INT(c->created_at),
+                          SV_TEXT(denied),
                           SV_INT(c->internet_gateway)};
         int r = store_exec(s,
                            "INSERT INTO ext_clients (" EXT_CLIENT_COLUMNS ") "

@@ -969,7 +969,8 @@ int store_host_insert(Store *s, const Host *h, GError **error)
                 "INSERT INTO hosts (id, name, os, version, wg_public_key, msg_public_key, listen_port, "
                 "endpoints, public_endpoint, credential_hash, tags, last_checkin, created_at, serial, "
                 "static_listen_port, static_endpoint, keepalive, mtu, http_address) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+                "$19)",
                 p, 19, NULL, error);
         return conflict(r, error, "A host with the WireGuard public key %s is already registered", wg);
 }
@@ -1218,8 +1219,8 @@ int store_node_set_observed(Store *s, const char *id, const char *endpoint, gint
 {
         g_autoptr(StoreResult) res = NULL;
         StoreValue p[] = {SV_TEXT(id), SV_TEXT(endpoint), SV_INT(endpoint ? now : 0)};
-        int r = store_exec(s, "UPDATE nodes SET observed_endpoint = $2, observed_at = $3 WHERE id = $1", p, 3,
-                           &res, error);
+        int r = store_exec(s, "UPDATE nodes SET observed_endpoint = $2, observed_at = $3 WHERE id = $1", p,
+                           3, &res, error);
         if (r < 0)
                 return r;
         if (res->changes == 0)

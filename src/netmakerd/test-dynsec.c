@@ -12,7 +12,7 @@
 #include "macro.h"
 
 #define HOST_ID "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69"
-#define MSEC 1000ULL
+#define MSEC    1000ULL
 
 typedef struct Done {
         unsigned calls;
@@ -29,7 +29,8 @@ static void done_cb(int r, const char *message, DynsecBatch *b, void *userdata)
         d->r = r;
         g_free(d->message);
         d->message = g_strdup(message);
-        d->has_role = dynsec_client_has_role(dynsec_batch_data(b, dynsec_batch_size(b) - 1), "netmakerd-nm1");
+        d->has_role =
+                dynsec_client_has_role(dynsec_batch_data(b, dynsec_batch_size(b) - 1), "netmakerd-nm1");
 }
 
 static void done_clear(Done *d)
@@ -65,7 +66,7 @@ static void test_host_account_create_batch(void)
         g_autofree char *payload = dynsec_batch_to_json(b, "pfx", 7);
         g_autoptr(JsonObject) root = NULL;
         JsonArray *cmds = payload_commands(payload, &root);
-        static const char *const expected[] = { "deleteClient", "deleteRole", "createRole", "createClient" };
+        static const char *const expected[] = {"deleteClient", "deleteRole", "createRole", "createClient"};
 
         g_assert_cmpuint(json_array_get_length(cmds), ==, 4);
         for (guint i = 0; i < 4; i++) {
@@ -101,8 +102,8 @@ static void test_host_account_create_batch(void)
         g_assert_cmpstr(json_object_get_string_member(client, "clientid"), ==, "host-" HOST_ID);
         JsonArray *roles = json_object_get_array_member(client, "roles");
         g_assert_cmpuint(json_array_get_length(roles), ==, 1);
-        g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(roles, 0), "rolename"), ==,
-                        "host-" HOST_ID);
+        g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(roles, 0), "rolename"),
+                        ==, "host-" HOST_ID);
 }
 
 static void test_host_account_delete_batch(void)
@@ -158,8 +159,8 @@ static char *answer(Dynsec *d, guint64 id, guint index, const char *command, con
 
 static char *responses(const char *a, const char *b, const char *c, const char *d)
 {
-        return g_strdup_printf("{\"responses\":[%s%s%s%s%s%s%s]}", a ?: "", b ? "," : "", b ?: "", c ? "," : "",
-                               c ?: "", d ? "," : "", d ?: "");
+        return g_strdup_printf("{\"responses\":[%s%s%s%s%s%s%s]}", a ?: "", b ? "," : "", b ?: "",
+                               c ? "," : "", c ?: "", d ? "," : "", d ?: "");
 }
 
 static Dynsec *new_dynsec(sd_event **ret_event, uint64_t timeout)
@@ -174,8 +175,8 @@ static guint64 submit_create(Dynsec *d, Done *done)
 {
         _cleanup_secret_ char *payload = NULL;
         guint64 id = 0;
-        g_assert_cmpint(dynsec_submit(d, dynsec_batch_host_account_create("nm1", HOST_ID, "pw"), done_cb, done,
-                                      &payload, &id),
+        g_assert_cmpint(dynsec_submit(d, dynsec_batch_host_account_create("nm1", HOST_ID, "pw"), done_cb,
+                                      done, &payload, &id),
                         ==, 0);
         g_assert_cmpuint(id, >, 0);
         g_assert_nonnull(strstr(payload, dynsec_correlation_prefix(d)));
@@ -227,7 +228,8 @@ static void test_answer_refused(void)
         g_assert_cmpint(dynsec_handle_response(d, m, strlen(m)), ==, 4);
         g_assert_cmpuint(done.calls, ==, 1);
         g_assert_cmpint(done.r, ==, -EIO);
-        g_assert_cmpstr(done.message, ==, "The broker refused createClient host-" HOST_ID ": Client already exists");
+        g_assert_cmpstr(done.message, ==,
+                        "The broker refused createClient host-" HOST_ID ": Client already exists");
         done_clear(&done);
 }
 
@@ -265,8 +267,17 @@ static void test_malformed_responses(void)
 
         /* Not a dynamic-security response at all. */
         static const char *const garbage[] = {
-                "", "x", "null", "[]", "{}", "{\"responses\":5}", "{\"responses\":{}}", "{\"responses\":[",
-                "{\"responses\":[]} trailing", "\xff\xfe{}", "{\"responses\":\"[]\"}",
+                "",
+                "x",
+                "null",
+                "[]",
+                "{}",
+                "{\"responses\":5}",
+                "{\"responses\":{}}",
+                "{\"responses\":[",
+                "{\"responses\":[]} trailing",
+                "\xff\xfe{}",
+                "{\"responses\":\"[]\"}",
         };
         for (size_t i = 0; i < G_N_ELEMENTS(garbage); i++)
                 g_assert_cmpint(dynsec_handle_response(d, garbage[i], strlen(garbage[i])), ==, -EBADMSG);
@@ -275,7 +286,8 @@ static void test_malformed_responses(void)
         g_autofree char *huge = g_strnfill(DYNSEC_MAX_RESPONSE + 1, ' ');
         g_assert_cmpint(dynsec_handle_response(d, huge, strlen(huge)), ==, -EBADMSG);
         /* The broker's own answer to garbage it received. */
-        const char *broker = "{\"responses\":[{\"command\":\"Unknown command\",\"error\":\"Payload not valid JSON\"}]}";
+        const char *broker =
+                "{\"responses\":[{\"command\":\"Unknown command\",\"error\":\"Payload not valid JSON\"}]}";
         g_assert_cmpint(dynsec_handle_response(d, broker, strlen(broker)), ==, 0);
 
         /* Shaped like a response, but not an answer of ours. */
@@ -293,16 +305,18 @@ static void test_malformed_responses(void)
                 "{\"command\":\"createRole\",\"correlationData\":\"%sX.%" G_GUINT64_FORMAT ".2\"},"
                 "{\"command\":\"createRole\",\"correlationData\":\"%s..2\"}"
                 "],\"extra\":true}",
-                id, prefix, prefix, id, prefix, id, prefix, prefix, prefix, id, prefix, id, prefix, id, prefix);
+                id, prefix, prefix, id, prefix, id, prefix, prefix, prefix, id, prefix, id, prefix, id,
+                prefix);
         g_assert_cmpint(dynsec_handle_response(d, m, strlen(m)), ==, 0);
         g_assert_cmpuint(done.calls, ==, 0);
         g_assert_cmpuint(dynsec_pending(d), ==, 1);
 
         /* Ours, but malformed inside: the command fails, the request still completes. */
         g_autofree char *a0 = answer(d, id, 0, "deleteClient", NULL);
-        g_autofree char *a1 = g_strdup_printf("{\"command\":\"deleteRole\",\"error\":42,\"correlationData\":\"%s.%"
-                                              G_GUINT64_FORMAT ".1\"}",
-                                              prefix, id);
+        g_autofree char *a1 = g_strdup_printf(
+                "{\"command\":\"deleteRole\",\"error\":42,\"correlationData\":\"%s.%" G_GUINT64_FORMAT
+                ".1\"}",
+                prefix, id);
         g_autofree char *a2 = answer(d, id, 2, "createClient", NULL); /* wrong command for index 2 */
         g_autofree char *a3 = answer(d, id, 3, "createClient", NULL);
         g_autofree char *ok = responses(a0, a1, a2, a3);
@@ -333,15 +347,16 @@ static void test_random_bytes_never_crash(void)
                 if (i % 2 == 0) {
                         /* Mutate a few bytes of a valid answer... */
                         for (int k = 0; k < 1 + g_rand_int_range(rand, 0, 4); k++)
-                                buf[g_rand_int_range(rand, 0, (gint32) n)] = (guint8) g_rand_int_range(rand, 0, 256);
-                        len = g_rand_int_range(rand, 0, (gint32) n + 1);
+                                buf[g_rand_int_range(rand, 0, (gint32)n)] =
+                                        (guint8)g_rand_int_range(rand, 0, 256);
+                        len = g_rand_int_range(rand, 0, (gint32)n + 1);
                 } else {
                         /* ...or send noise. */
-                        len = g_rand_int_range(rand, 0, (gint32) n);
+                        len = g_rand_int_range(rand, 0, (gint32)n);
                         for (size_t k = 0; k < len; k++)
-                                buf[k] = (guint8) g_rand_int_range(rand, 0, 256);
+                                buf[k] = (guint8)g_rand_int_range(rand, 0, 256);
                 }
-                (void) dynsec_handle_response(d, buf, len);
+                (void)dynsec_handle_response(d, buf, len);
                 g_assert_cmpuint(done.calls, <=, 1);
         }
         g_rand_free(rand);
@@ -377,8 +392,8 @@ static void test_fail_all_and_free(void)
         Dynsec *d = new_dynsec(&e, 0);
         Done a = {}, b = {}, c = {};
 
-        (void) submit_create(d, &a);
-        (void) submit_create(d, &b);
+        (void)submit_create(d, &a);
+        (void)submit_create(d, &b);
         g_assert_cmpuint(dynsec_pending(d), ==, 2);
         dynsec_fail_all(d, -ENOTCONN, "Lost the connection to the broker");
         g_assert_cmpuint(a.calls, ==, 1);
@@ -387,7 +402,7 @@ static void test_fail_all_and_free(void)
         g_assert_cmpstr(b.message, ==, "Lost the connection to the broker");
         g_assert_cmpuint(dynsec_pending(d), ==, 0);
 
-        (void) submit_create(d, &c);
+        (void)submit_create(d, &c);
         d = dynsec_free(d);
         g_assert_cmpuint(c.calls, ==, 1);
         g_assert_cmpint(c.r, ==, -ECANCELED);
@@ -440,7 +455,7 @@ static void test_free_from_callback(void)
         g_autofree char *a0 = answer(reentrant_d, id1, 0, "deleteClient", NULL);
         g_autofree char *a1 = answer(reentrant_d, id1, 1, "deleteRole", NULL);
         g_autofree char *m = responses(a0, a1, NULL, NULL);
-        (void) dynsec_handle_response(reentrant_d, m, strlen(m));
+        (void)dynsec_handle_response(reentrant_d, m, strlen(m));
         /* The first completed and freed the registry, which cancelled the second. */
         g_assert_null(reentrant_d);
         g_assert_cmpuint(reentrant_calls, ==, 2);
@@ -452,12 +467,15 @@ static void test_client_has_role(void)
                 const char *json;
                 bool has;
         } cases[] = {
-                { "{\"client\":{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"},{\"rolename\":\"netmakerd-nm1\"}]}}", true },
-                { "{\"client\":{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"}]}}", false },
-                { "{\"client\":{\"roles\":[1,null,{\"rolename\":5},{\"rolename\":\"netmakerd-nm1x\"}]}}", false },
-                { "{\"client\":{\"roles\":{}}}", false },
-                { "{\"client\":[]}", false },
-                { "{}", false },
+                {"{\"client\":{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"},{\"rolename\":"
+                 "\"netmakerd-nm1\"}]}}",
+                 true},
+                {"{\"client\":{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"}]}}", false},
+                {"{\"client\":{\"roles\":[1,null,{\"rolename\":5},{\"rolename\":\"netmakerd-nm1x\"}]}}",
+                 false},
+                {"{\"client\":{\"roles\":{}}}", false},
+                {"{\"client\":[]}", false},
+                {"{}", false},
         };
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
                 g_autoptr(JsonObject) o = nm_json_parse_object(cases[i].json, -1, NULL);
@@ -482,7 +500,8 @@ static void test_setup_answer_with_data(void)
         for (guint i = 0; i < n; i++) {
                 g_autoptr(JsonObject) root = NULL;
                 JsonArray *cmds = payload_commands(payload, &root);
-                const char *cmd = json_object_get_string_member(json_array_get_object_element(cmds, i), "command");
+                const char *cmd =
+                        json_object_get_string_member(json_array_get_object_element(cmds, i), "command");
                 const char *error = NULL;
                 if (streq0(cmd, "createRole"))
                         error = "Role already exists";
@@ -492,15 +511,17 @@ static void test_setup_answer_with_data(void)
                 if (streq0(cmd, "getClient")) {
                         /* Splice a data member in. */
                         a[strlen(a) - 1] = 0;
-                        g_string_append_printf(m, "%s,\"data\":{\"client\":{\"roles\":[{\"rolename\":\"netmakerd-nm1\"}]}}}",
-                                               a);
+                        g_string_append_printf(
+                                m,
+                                "%s,\"data\":{\"client\":{\"roles\":[{\"rolename\":\"netmakerd-nm1\"}]}}}",
+                                a);
                 } else
                         g_string_append(m, a);
                 if (i + 1 < n)
                         g_string_append_c(m, ',');
         }
         g_string_append(m, "]}");
-        g_assert_cmpint(dynsec_handle_response(d, m->str, m->len), ==, (int) n);
+        g_assert_cmpint(dynsec_handle_response(d, m->str, m->len), ==, (int)n);
         g_assert_cmpuint(done.calls, ==, 1);
         g_assert_cmpint(done.r, ==, 0);
         g_assert_true(done.has_role);
@@ -530,7 +551,7 @@ static void test_host_accounts_list_batch(void)
         g_autofree char *payload = dynsec_batch_to_json(b, "p", 4);
         g_autoptr(JsonObject) root = NULL;
         JsonArray *cmds = payload_commands(payload, &root);
-        static const char *const expected[] = { "listClients", "listRoles" };
+        static const char *const expected[] = {"listClients", "listRoles"};
 
         g_assert_cmpuint(json_array_get_length(cmds), ==, 2);
         for (guint i = 0; i < 2; i++) {
@@ -565,21 +586,23 @@ static void list_done_cb(int r, const char *message, DynsecBatch *b, void *userd
 
 /* Answers a listing of `page` entries from `offset` with these "data" members (NULL: none); returns
  * what dynsec_host_accounts_add() said, having added to `accounts`. */
-static int list_answer(const char *clients, const char *roles, guint offset, guint page, GHashTable *accounts)
+static int list_answer(const char *clients, const char *roles, guint offset, guint page,
+                       GHashTable *accounts)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         g_autoptr(Dynsec) d = new_dynsec(&e, 0);
         _cleanup_secret_ char *payload = NULL;
-        ListDone l = { .offset = offset, .page = page, .accounts = accounts };
+        ListDone l = {.offset = offset, .page = page, .accounts = accounts};
         guint64 id;
 
-        g_assert_cmpint(dynsec_submit(d, dynsec_batch_host_accounts_list(offset, page), list_done_cb, &l, &payload,
-                                      &id),
+        g_assert_cmpint(dynsec_submit(d, dynsec_batch_host_accounts_list(offset, page), list_done_cb, &l,
+                                      &payload, &id),
                         ==, 0);
         g_autofree char *dc = clients ? g_strdup_printf(",\"data\":%s", clients) : g_strdup("");
         g_autofree char *dr = roles ? g_strdup_printf(",\"data\":%s", roles) : g_strdup("");
         g_autofree char *m = g_strdup_printf(
-                "{\"responses\":[{\"command\":\"listClients\"%s,\"correlationData\":\"%s.%" G_GUINT64_FORMAT ".0\"},"
+                "{\"responses\":[{\"command\":\"listClients\"%s,\"correlationData\":\"%s.%" G_GUINT64_FORMAT
+                ".0\"},"
                 "{\"command\":\"listRoles\"%s,\"correlationData\":\"%s.%" G_GUINT64_FORMAT ".1\"}]}",
                 dc, dynsec_correlation_prefix(d), id, dr, dynsec_correlation_prefix(d), id);
         g_assert_cmpint(dynsec_handle_response(d, m, strlen(m)), ==, 2);
@@ -590,7 +613,8 @@ static int list_answer(const char *clients, const char *roles, guint offset, gui
 
 static GHashTable *accounts_new(void)
 {
-        return g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) dynsec_host_account_free);
+        return g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                     (GDestroyNotify)dynsec_host_account_free);
 }
 
 static void test_host_accounts_from_answers(void)
@@ -600,29 +624,32 @@ static void test_host_accounts_from_answers(void)
 
         /* Page 1 of 2 (two a page): the admin, A bound; B unbound; a role of this server for A,
          * one of another server for B. */
-        g_assert_cmpint(list_answer("{\"totalCount\":4,\"clients\":["
-                                    "{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"}]},"
-                                    "{\"username\":\"host-" ID_A "\",\"clientid\":\"host-" ID_A "\"}]}",
-                                    "{\"totalCount\":3,\"roles\":["
-                                    "{\"rolename\":\"host-" ID_A "\",\"acls\":[{\"acltype\":\"subscribePattern\","
-                                    "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true}]},"
-                                    "{\"rolename\":\"host-" ID_B "\",\"acls\":[{\"acltype\":\"subscribePattern\","
-                                    "\"topic\":\"nm/nm2/host/" ID_B "/msg\",\"allow\":true}]}]}",
-                                    0, 2, acc),
-                        ==, 1);
+        g_assert_cmpint(
+                list_answer("{\"totalCount\":4,\"clients\":["
+                            "{\"username\":\"admin\",\"roles\":[{\"rolename\":\"admin\"}]},"
+                            "{\"username\":\"host-" ID_A "\",\"clientid\":\"host-" ID_A "\"}]}",
+                            "{\"totalCount\":3,\"roles\":["
+                            "{\"rolename\":\"host-" ID_A "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                            "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true}]},"
+                            "{\"rolename\":\"host-" ID_B "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                            "\"topic\":\"nm/nm2/host/" ID_B "/msg\",\"allow\":true}]}]}",
+                            0, 2, acc),
+                ==, 1);
         /* Page 2: B with another host's client id, C whose role names A's topics (not its own),
          * and what is no host account at all. A short page and the totals: the last. */
-        g_assert_cmpint(list_answer("{\"totalCount\":4,\"clients\":["
-                                    "{\"username\":\"host-" ID_B "\",\"clientid\":\"host-" ID_A "\"},"
-                                    "{\"username\":\"host-" ID_C "\"},"
-                                    "\"host-" ID_C "\",{\"username\":\"host-0B8E8F5C-7F43-4A55-9F55-2A1D3C4B5A69\"},"
-                                    "{\"username\":\"host-x\"},{\"username\":17},{\"clientid\":\"host-" ID_A "\"},7]}",
-                                    "{\"totalCount\":3,\"roles\":["
-                                    "{\"rolename\":\"host-" ID_C "\",\"acls\":[{\"acltype\":\"subscribePattern\","
-                                    "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true},{\"topic\":5},3]},"
-                                    "{\"rolename\":\"netmakerd-nm1\"}]}",
-                                    2, 2, acc),
-                        ==, 0);
+        g_assert_cmpint(
+                list_answer("{\"totalCount\":4,\"clients\":["
+                            "{\"username\":\"host-" ID_B "\",\"clientid\":\"host-" ID_A "\"},"
+                            "{\"username\":\"host-" ID_C "\"},"
+                            "\"host-" ID_C "\",{\"username\":\"host-0B8E8F5C-7F43-4A55-9F55-2A1D3C4B5A69\"},"
+                            "{\"username\":\"host-x\"},{\"username\":17},{\"clientid\":\"host-" ID_A
+                            "\"},7]}",
+                            "{\"totalCount\":3,\"roles\":["
+                            "{\"rolename\":\"host-" ID_C "\",\"acls\":[{\"acltype\":\"subscribePattern\","
+                            "\"topic\":\"nm/nm1/host/" ID_A "/msg\",\"allow\":true},{\"topic\":5},3]},"
+                            "{\"rolename\":\"netmakerd-nm1\"}]}",
+                            2, 2, acc),
+                ==, 0);
 
         g_assert_cmpuint(g_hash_table_size(acc), ==, 3);
         a = g_hash_table_lookup(acc, ID_A);
@@ -646,16 +673,19 @@ static void test_host_accounts_pages(void)
         /* A full page is followed by more unless the total says otherwise; no total: ask. */
         g_assert_cmpint(list_answer(full, none, 0, 2, acc), ==, 1);
         g_assert_cmpint(list_answer(full, none, 7, 2, acc), ==, 0);
-        g_assert_cmpint(list_answer("{\"clients\":[{\"username\":\"a\"},{\"username\":\"b\"}]}", none, 0, 2, acc),
-                        ==, 1);
-        g_assert_cmpint(list_answer("{\"totalCount\":\"9\",\"clients\":[\"a\",\"b\"]}", none, 0, 2, acc), ==, 1);
+        g_assert_cmpint(
+                list_answer("{\"clients\":[{\"username\":\"a\"},{\"username\":\"b\"}]}", none, 0, 2, acc),
+                ==, 1);
+        g_assert_cmpint(list_answer("{\"totalCount\":\"9\",\"clients\":[\"a\",\"b\"]}", none, 0, 2, acc), ==,
+                        1);
         /* More roles than clients: still more. */
-        g_assert_cmpint(list_answer("{\"totalCount\":1,\"clients\":[]}",
-                                    "{\"totalCount\":3,\"roles\":[{\"rolename\":\"a\"},{\"rolename\":\"b\"}]}", 0,
-                                    2, acc),
-                        ==, 1);
-        g_assert_cmpint(list_answer("{\"totalCount\":0,\"clients\":[]}", "{\"totalCount\":0,\"roles\":[]}", 0, 2,
-                                    acc),
+        g_assert_cmpint(
+                list_answer("{\"totalCount\":1,\"clients\":[]}",
+                            "{\"totalCount\":3,\"roles\":[{\"rolename\":\"a\"},{\"rolename\":\"b\"}]}", 0, 2,
+                            acc),
+                ==, 1);
+        g_assert_cmpint(list_answer("{\"totalCount\":0,\"clients\":[]}", "{\"totalCount\":0,\"roles\":[]}",
+                                    0, 2, acc),
                         ==, 0);
         /* Answers that are no listing. */
         g_assert_cmpint(list_answer(NULL, none, 0, 2, acc), ==, -EBADMSG);

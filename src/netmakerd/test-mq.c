@@ -18,8 +18,8 @@
 #include "seal.h"
 #include "test-broker.h"
 
-#define MSEC 1000ULL
-#define SEC (1000 * MSEC)
+#define MSEC   1000ULL
+#define SEC    (1000 * MSEC)
 #define SERVER "nmtest"
 
 typedef struct Host {
@@ -148,16 +148,16 @@ typedef struct Client {
 
 static void client_connected(MqttLoop *l, void *userdata)
 {
-        ((Client *) userdata)->connected++;
+        ((Client *)userdata)->connected++;
 }
 
 static void client_disconnected(MqttLoop *l, int error, void *userdata)
 {
-        ((Client *) userdata)->disconnected++;
+        ((Client *)userdata)->disconnected++;
 }
 
-static void client_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos, bool retained,
-                           void *userdata)
+static void client_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
+                           bool retained, void *userdata)
 {
         Client *c = userdata;
         c->messages++;
@@ -355,7 +355,7 @@ static void test_accounts_messages_reports(void)
                 client_refused(&other, e, 2);
                 client_clear(&imp);
                 client_clear(&other);
-                (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+                (void)TEST_RUN_UNTIL(e, false, 200 * MSEC);
                 g_assert_cmpuint(cb.disconnected, ==, 0);
                 g_assert_cmpuint(ca.disconnected, ==, 0);
                 g_assert_true(mqtt_loop_is_connected(cb.l));
@@ -375,14 +375,14 @@ static void test_accounts_messages_reports(void)
                 g_assert_no_error(err);
                 gsize pn;
                 const char *text = g_bytes_get_data(plain, &pn);
-                g_autoptr(NmMessage) got = nm_message_parse(text, (gssize) pn, &err);
+                g_autoptr(NmMessage) got = nm_message_parse(text, (gssize)pn, &err);
                 g_assert_no_error(err);
                 g_assert_cmpint(got->type, ==, NM_MSG_NETWORK_LEFT);
                 g_assert_cmpuint(got->serial, ==, 7);
                 g_assert_cmpstr(got->network, ==, "office");
         }
         /* B got nothing: its topic is another. */
-        (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+        (void)TEST_RUN_UNTIL(e, false, 200 * MSEC);
         g_assert_cmpuint(cb.messages, ==, 0);
         g_assert_cmpint(mq_publish_host(s.mq, "nope", &ha.pub, m), ==, -EINVAL);
 
@@ -415,7 +415,7 @@ static void test_accounts_messages_reports(void)
         publish_report(&ca, &s, &ha, NULL, NULL);
         g_assert_true(TEST_RUN_UNTIL(e, (mq_get_stats(s.mq, &st), st.reports_dropped >= 5), 5 * SEC));
         ha.known = true;
-        (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+        (void)TEST_RUN_UNTIL(e, false, 200 * MSEC);
         mq_get_stats(s.mq, &st);
         g_assert_cmpuint(st.reports_dropped, ==, 5);
         g_assert_cmpuint(st.reports_received, ==, 1);
@@ -512,7 +512,7 @@ static void test_broker_restart_and_timeouts(void)
         /* A request in flight when the connection goes fails with -ENOTCONN. */
         g_assert_cmpint(mq_host_account_create(s.mq, ha.id, ha.password, op_done, &lost), ==, 0);
         g_assert_cmpint(kill(b.pid, SIGKILL), ==, 0);
-        (void) waitpid(b.pid, NULL, 0);
+        (void)waitpid(b.pid, NULL, 0);
         b.pid = 0;
         g_assert_true(TEST_RUN_UNTIL(e, lost.calls == 1, 5 * SEC));
         g_assert_cmpint(lost.r, ==, -ENOTCONN);
@@ -523,7 +523,7 @@ static void test_broker_restart_and_timeouts(void)
         g_assert_cmpint(mq_publish_host(s.mq, hb.id, &hb.pub, m), ==, -ENOTCONN);
         g_assert_cmpint(mq_host_account_create(s.mq, ha.id, ha.password, op_done, &op), ==, -ENOTCONN);
         g_assert_cmpint(mq_host_account_delete(s.mq, ha.id, op_done, &op), ==, -ENOTCONN);
-        (void) TEST_RUN_UNTIL(e, false, 500 * MSEC);
+        (void)TEST_RUN_UNTIL(e, false, 500 * MSEC);
 
         /* It comes back with the same file: connected fires again and B's account still works. */
         test_broker_spawn(&b);
@@ -585,13 +585,14 @@ static void test_two_servers_share_a_broker(void)
         for (int i = 0; i < 6; i++) {
                 host_init(&h[i]);
                 Server *s = i % 2 ? &s2 : &s1;
-                g_assert_cmpint(mq_host_account_create(s->mq, h[i].id, h[i].password, op_done, &ops[i]), ==, 0);
+                g_assert_cmpint(mq_host_account_create(s->mq, h[i].id, h[i].password, op_done, &ops[i]), ==,
+                                0);
         }
         g_assert_true(TEST_RUN_UNTIL(e,
-                                     ops[0].calls && ops[1].calls && ops[2].calls && ops[3].calls && ops[4].calls &&
-                                             ops[5].calls,
+                                     ops[0].calls && ops[1].calls && ops[2].calls && ops[3].calls &&
+                                             ops[4].calls && ops[5].calls,
                                      10 * SEC));
-        (void) TEST_RUN_UNTIL(e, false, 300 * MSEC);
+        (void)TEST_RUN_UNTIL(e, false, 300 * MSEC);
         for (int i = 0; i < 6; i++) {
                 g_assert_cmpuint(ops[i].calls, ==, 1);
                 g_assert_cmpint(ops[i].r, ==, 0);
@@ -628,7 +629,7 @@ static void test_reports_from_timers(void)
         Host h = {};
         Client c = {};
         Op op = {};
-        Later later = { .c = &c, .s = &s, .h = &h };
+        Later later = {.c = &c, .s = &s, .h = &h};
 
         if (!test_broker_available(true))
                 return;
@@ -653,7 +654,8 @@ static void test_reports_from_timers(void)
                 _cleanup_(sd_event_source_unrefp) sd_event_source *t = NULL;
                 uint64_t now;
                 g_assert_cmpint(sd_event_now(e, CLOCK_MONOTONIC, &now), >=, 0);
-                g_assert_cmpint(sd_event_add_time(e, &t, CLOCK_MONOTONIC, now + 1500 * MSEC, 0, later_publish, &later),
+                g_assert_cmpint(sd_event_add_time(e, &t, CLOCK_MONOTONIC, now + 1500 * MSEC, 0,
+                                                  later_publish, &later),
                                 >=, 0);
                 g_assert_true(TEST_RUN_UNTIL(e, later.sent == i, 5 * SEC));
                 g_assert_true(TEST_RUN_UNTIL(e, s.reports == 1 + i, 5 * SEC));
@@ -672,21 +674,22 @@ static void ctrl(TestBroker *b, const char *first, ...)
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         g_autofree char *port = g_strdup_printf("%d", b->port);
         g_autoptr(GError) e = NULL;
-        const char *pre[] = { "mosquitto_ctrl", "-h", "127.0.0.1", "-p", port, "-u", b->admin_user,
-                              "-P", b->admin_password, "dynsec" };
+        const char *pre[] = {"mosquitto_ctrl", "-h", "127.0.0.1",       "-p",    port, "-u",
+                             b->admin_user,    "-P", b->admin_password, "dynsec"};
         va_list ap;
         int status;
 
         for (size_t i = 0; i < G_N_ELEMENTS(pre); i++)
-                g_ptr_array_add(argv, (char *) pre[i]);
+                g_ptr_array_add(argv, (char *)pre[i]);
         va_start(ap, first);
         for (const char *a = first; a; a = va_arg(ap, const char *))
-                g_ptr_array_add(argv, (char *) a);
+                g_ptr_array_add(argv, (char *)a);
         va_end(ap);
         g_ptr_array_add(argv, NULL);
-        g_assert_true(g_spawn_sync(NULL, (char **) argv->pdata, NULL,
-                                   G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                                   NULL, NULL, NULL, NULL, &status, &e));
+        g_assert_true(
+                g_spawn_sync(NULL, (char **)argv->pdata, NULL,
+                             G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                             NULL, NULL, NULL, NULL, &status, &e));
         g_assert_no_error(e);
         g_assert_true(g_spawn_check_wait_status(status, NULL));
 }
@@ -708,9 +711,10 @@ static void listed(int r, const char *message, GHashTable *accounts, void *userd
         g_clear_pointer(&l->accounts, g_hash_table_unref);
         if (!accounts)
                 return;
-        l->accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) dynsec_host_account_free);
+        l->accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                            (GDestroyNotify)dynsec_host_account_free);
         g_hash_table_iter_init(&it, accounts);
-        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &a)) {
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&a)) {
                 DynsecHostAccount *c = g_memdup2(a, sizeof(*a));
                 c->host_id = g_strdup(a->host_id);
                 g_hash_table_insert(l->accounts, c->host_id, c);
@@ -747,7 +751,7 @@ static void test_account_listing_and_binding(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         TestBroker b;
-        Server s = { .page_size = 2 }, other = { .name = "other" };
+        Server s = {.page_size = 2}, other = {.name = "other"};
         Host h[5] = {};
         Op op = {};
         Listing l = {};
@@ -767,15 +771,16 @@ static void test_account_listing_and_binding(void)
         /* 0, 1 and 2 are this server's hosts, 3 the other server's. */
         for (int i = 0; i < 4; i++) {
                 Server *srv = i == 3 ? &other : &s;
-                g_assert_cmpint(mq_host_account_create(srv->mq, h[i].id, h[i].password, op_done, &op), ==, 0);
-                g_assert_true(TEST_RUN_UNTIL(e, op.calls == (unsigned) i + 1, 10 * SEC));
+                g_assert_cmpint(mq_host_account_create(srv->mq, h[i].id, h[i].password, op_done, &op), ==,
+                                0);
+                g_assert_true(TEST_RUN_UNTIL(e, op.calls == (unsigned)i + 1, 10 * SEC));
                 g_assert_cmpint(op.r, ==, 0);
         }
         g_autofree char *n1 = g_strconcat("host-", h[1].id, NULL);
         g_autofree char *n2 = g_strconcat("host-", h[2].id, NULL);
         g_autofree char *n4 = g_strconcat("host-", h[4].id, NULL);
-        ctrl(&b, "setClientId", n1, NULL);         /* 1: made before accounts were bound */
-        ctrl(&b, "deleteClient", n2, NULL);        /* 2: only the role is left */
+        ctrl(&b, "setClientId", n1, NULL);              /* 1: made before accounts were bound */
+        ctrl(&b, "deleteClient", n2, NULL);             /* 2: only the role is left */
         ctrl(&b, "createClient", n4, "-p", "pw", NULL); /* 4: a client without a role */
         ctrl(&b, "createClient", "host-not-a-uuid", "-p", "pw", NULL);
 
@@ -840,7 +845,8 @@ static void test_bad_settings(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         Mq *mq = NULL;
-        MqSettings s = { .url = "mqtt://127.0.0.1:1", .username = "admin", .password = "x", .server_name = "nm" };
+        MqSettings s = {
+                .url = "mqtt://127.0.0.1:1", .username = "admin", .password = "x", .server_name = "nm"};
 
         g_assert_cmpint(sd_event_new(&e), >=, 0);
         g_assert_cmpint(mq_new(e, &s, &server_callbacks, NULL, &mq), ==, -EINVAL); /* no key */

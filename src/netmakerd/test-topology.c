@@ -1,9 +1,9 @@
 /* Proves the topology computation on in-memory rows (docs/protocol.md §4): what each viewer sees of
  * relays, egress, internet and ingress gateways (a full-tunnel external client: 0.0.0.0/0 and ::/0 in
- * its configuration, `internet` on its gateway's entry of it), that a denied pair never appears, the endpoint
- * chosen per pair (§4.5: observed, STUN, HTTPS source, reported), a failed-over pair as probes with the
- * relay carrying their addresses; and that the targeted diffs (an ACL rule, the default, a node's tags) send
- * exactly the messages a diff of every entry of every viewer would, on random networks. */
+ * its configuration, `internet` on its gateway's entry of it), that a denied pair never appears, the
+ * endpoint chosen per pair (§4.5: observed, STUN, HTTPS source, reported), a failed-over pair as probes with
+ * the relay carrying their addresses; and that the targeted diffs (an ACL rule, the default, a node's tags)
+ * send exactly the messages a diff of every entry of every viewer would, on random networks. */
 #include <string.h>
 
 #include "acl.h"
@@ -214,10 +214,10 @@ static void test_endpoint_choice(void)
                 {NULL, d, "198.18.0.4:51821"},
                 {f, e, "[fd00:2::5]:51821"}, /* IPv6: the same /64 */
                 {c, e, "203.0.113.1:51821"},
-                {c, o, "203.0.113.1:20345"}, /* observed: address and mapped port */
+                {c, o, "203.0.113.1:20345"},  /* observed: address and mapped port */
                 {a, o, "192.168.1.30:51821"}, /* observed behind a's NAT: the local address */
                 {o, a, "192.168.1.10:51821"},
-                {c, p, "198.51.100.8:31000"}, /* the observation beats STUN */
+                {c, p, "198.51.100.8:31000"},  /* the observation beats STUN */
                 {c, h, "198.51.100.50:51821"}, /* the HTTPS source beats a private address */
                 {h, c, "198.51.100.7:51821"},
         };
@@ -462,7 +462,8 @@ static void test_targeted_diffs(void)
                                 Member *m = member(after, (guint)g_test_rand_int_range(1, (gint32)n));
                                 bool relayed = m->node->roles.relayed_by != NULL;
                                 g_free(m->node->roles.relayed_by);
-                                m->node->roles.relayed_by = relayed ? NULL : g_strdup(member(after, 0)->node->id);
+                                m->node->roles.relayed_by =
+                                        relayed ? NULL : g_strdup(member(after, 0)->node->id);
                         } else if (variant == 1) {
                                 Member *r = member(after, n - 1);
                                 r->node->roles.relay = true;
@@ -476,7 +477,8 @@ static void test_targeted_diffs(void)
                                 for (guint i = 1; i < n; i++)
                                         if (streq0(member(after, i)->node->roles.relayed_by,
                                                    member(after, 0)->node->id))
-                                                g_clear_pointer(&member(after, i)->node->roles.relayed_by, g_free);
+                                                g_clear_pointer(&member(after, i)->node->roles.relayed_by,
+                                                                g_free);
                         }
                         topo_view_changed(after);
                         g_autoptr(TopoDirty) d = topo_dirty_new();

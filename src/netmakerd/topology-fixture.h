@@ -25,7 +25,8 @@ static inline Member *add_member(PeerView *v, const char *name, const char *endp
         h->version = g_strdup("0.1.0");
         /* Distinct keys however many members: the counter in the first four bytes. */
         for (guint i = 0; i < sizeof(h->wg_key.b); i++)
-                h->wg_key.b[i] = i < 4 ? (guint8)((guint)fixture_counter >> (8 * i)) : (guint8)(fixture_counter * 7 + i);
+                h->wg_key.b[i] = i < 4 ? (guint8)((guint)fixture_counter >> (8 * i))
+                                       : (guint8)(fixture_counter * 7 + i);
         memset(&h->msg_key, 0x80 | fixture_counter, sizeof(h->msg_key));
         h->endpoints = endpoints ? g_strsplit(endpoints, ",", -1) : g_new0(char *, 1);
         h->tags = g_new0(char *, 1);

@@ -65,7 +65,8 @@ static const TopoIndex *index_of(const PeerView *cv)
         x->gateway_clients =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
         x->relays = g_ptr_array_new();
-        x->failovers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+        x->failovers =
+                g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
 
         g_autofree const Node **nodes = g_new0(const Node *, v->members->len + 1);
         for (guint i = 0; i < v->members->len; i++) {
@@ -409,8 +410,8 @@ struct TopoDirty {
         bool all;
         GHashTable *viewers;  /* node ids */
         GHashTable *settings; /* node ids whose own listen port may have changed */
-        GHashTable *peers;   /* node or client ids */
-        GHashTable *pairs;   /* viewer node id -> GHashTable of peer ids */
+        GHashTable *peers;    /* node or client ids */
+        GHashTable *pairs;    /* viewer node id -> GHashTable of peer ids */
         guint n_verdicts;
 };
 

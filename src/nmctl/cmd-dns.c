@@ -88,12 +88,14 @@ static int dns_list(Ctx *c, int argc, char *argv[])
 
 static int dns_add(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"ipv4", required_argument, NULL, OPT_IPV4},
                 {"ipv6", required_argument, NULL, OPT_IPV6},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl dns add NETWORK NAME [--ipv4 ADDRESS] [--ipv6 ADDRESS]\n"
                 "\n"
@@ -163,11 +165,13 @@ static int dns_delete(Ctx *c, int argc, char *argv[])
 
 static int dns_export(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"output", required_argument, NULL, OPT_OUTPUT},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl dns export NETWORK [--output FILE]\n"
                 "\n"

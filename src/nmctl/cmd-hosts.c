@@ -55,7 +55,7 @@ static int resolve_host(Ctx *c, const char *arg, char **ret_id)
         if (matches->len > 1) {
                 fprintf(stderr, "Error: %u hosts are named \"%s\"; give the id:\n", matches->len, shown);
                 for (guint i = 0; i < matches->len; i++)
-                        fprintf(stderr, "  %s\n", (const char *) g_ptr_array_index(matches, i));
+                        fprintf(stderr, "  %s\n", (const char *)g_ptr_array_index(matches, i));
                 return NMCTL_EXIT_USAGE;
         }
         *ret_id = g_strdup(g_ptr_array_index(matches, 0));
@@ -115,7 +115,7 @@ static void add_node_rows(Table *t, JsonArray *a, bool with_network, bool with_h
 
 static int host_list(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl host list\n\nLists the registered hosts.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
@@ -152,7 +152,7 @@ static void print_host(JsonObject *o);
 
 static int host_show(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl host show HOST\n\nShows a host (by id or name) and its nodes.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *id = NULL;
@@ -203,7 +203,8 @@ static void print_host(JsonObject *o)
 
         JsonNode *nodes = json_object_get_member(o, "nodes");
         if (nodes && JSON_NODE_HOLDS_ARRAY(nodes) && json_array_get_length(json_node_get_array(nodes)) > 0) {
-                g_autoptr(Table) nt = table_new("NODE", "NETWORK", "IPV4", "IPV6", "PORT", "CONNECTED", NULL);
+                g_autoptr(Table) nt =
+                        table_new("NODE", "NETWORK", "IPV4", "IPV6", "PORT", "CONNECTED", NULL);
                 add_node_rows(nt, json_node_get_array(nodes), true, false);
                 putchar('\n');
                 table_print(nt, stdout);
@@ -269,6 +270,7 @@ static void add_setting(JsonBuilder *b, const char *member, gint64 v)
 
 static int host_set(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"name", required_argument, NULL, OPT_NAME},
@@ -278,6 +280,7 @@ static int host_set(Ctx *c, int argc, char *argv[])
                 {"mtu", required_argument, NULL, OPT_MTU},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl host set HOST [OPTIONS]\n"
                 "\n"
@@ -334,9 +337,10 @@ static int host_set(Ctx *c, int argc, char *argv[])
 
 static int host_delete(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
-        static const char help[] = "nmctl host delete HOST\n\nDeletes a host (by id or name): it is told, its "
-                                   "nodes leave their networks\nand its broker account goes.\n";
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl host delete HOST\n\nDeletes a host (by id or name): it is told, its "
+                "nodes leave their networks\nand its broker account goes.\n";
         g_autofree char *id = NULL;
         g_autofree char *path = NULL;
         int k;
@@ -374,9 +378,10 @@ void print_node(JsonObject *o)
 
 static int host_join(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
-        static const char help[] = "nmctl host join HOST NETWORK\n\nAdds a registered host (by id or name) to "
-                                   "a network and shows its new node.\n";
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl host join HOST NETWORK\n\nAdds a registered host (by id or name) to "
+                "a network and shows its new node.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *id = NULL;
         g_autofree char *net = NULL;
@@ -413,8 +418,9 @@ int cmd_host(Ctx *c, int argc, char *argv[])
                 {"join", host_join, "join HOST NETWORK", "Add a host to a network"},
                 {},
         };
-        return dispatch_verbs(c, argc, argv, verbs,
-                              "nmctl host COMMAND: hosts (machines running netclientd); HOST is an id or a name");
+        return dispatch_verbs(
+                c, argc, argv, verbs,
+                "nmctl host COMMAND: hosts (machines running netclientd); HOST is an id or a name");
 }
 
 /* ---- Nodes --------------------------------------------------------------------------------- */
@@ -430,13 +436,16 @@ static int node_option(int opt, const char *arg, void *userdata)
 
 static int node_list(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "network", required_argument, NULL, OPT_NETWORK },
                 {},
         };
-        static const char help[] = "nmctl node list [--network NET]\n\nLists the nodes (hosts' memberships of "
-                                   "networks), of one network with --network.\n";
+        /* clang-format on */
+        static const char help[] =
+                "nmctl node list [--network NET]\n\nLists the nodes (hosts' memberships of "
+                "networks), of one network with --network.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
         g_autofree char *path = NULL;
@@ -470,9 +479,10 @@ static int node_list(Ctx *c, int argc, char *argv[])
 
 static int node_show_or_delete(Ctx *c, int argc, char *argv[], bool delete)
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help_show[] = "nmctl node show ID\n\nShows a node.\n";
-        static const char help_delete[] = "nmctl node delete ID\n\nRemoves a node: the host leaves that network.\n";
+        static const char help_delete[] =
+                "nmctl node delete ID\n\nRemoves a node: the host leaves that network.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *id = NULL;
         g_autofree char *path = NULL;
@@ -514,19 +524,20 @@ static int node_delete(Ctx *c, int argc, char *argv[])
 int cmd_node(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
-                { "list", node_list, "list [--network NET]", "List the nodes" },
-                { "show", node_show, "show ID", "Show a node" },
-                { "delete", node_delete, "delete ID", "Remove a host from a network" },
-                { "tags", node_tags, "tags ID [TAG...]", "Set a node's tags (ACLs)" },
-                { "egress", node_egress, "egress ID CIDR...|--remove", "Route ranges for the network" },
-                { "internet-gateway", node_internet_gateway, "internet-gateway ID [--remove]",
-                  "Offer the internet to the network" },
-                { "use-internet-gateway", node_use_internet_gateway, "use-internet-gateway ID GW|--remove",
-                  "Send internet traffic through a gateway" },
-                { "ingress", node_ingress, "ingress ID [--remove [--force]]", "Take external clients" },
-                { "relay", node_relay, "relay ID RELAYED-ID...|--remove", "Relay for other nodes" },
-                { "failover", node_failover, "failover ID [--remove]", "Relay pairs that cannot connect" },
+                {"list", node_list, "list [--network NET]", "List the nodes"},
+                {"show", node_show, "show ID", "Show a node"},
+                {"delete", node_delete, "delete ID", "Remove a host from a network"},
+                {"tags", node_tags, "tags ID [TAG...]", "Set a node's tags (ACLs)"},
+                {"egress", node_egress, "egress ID CIDR...|--remove", "Route ranges for the network"},
+                {"internet-gateway", node_internet_gateway, "internet-gateway ID [--remove]",
+                 "Offer the internet to the network"},
+                {"use-internet-gateway", node_use_internet_gateway, "use-internet-gateway ID GW|--remove",
+                 "Send internet traffic through a gateway"},
+                {"ingress", node_ingress, "ingress ID [--remove [--force]]", "Take external clients"},
+                {"relay", node_relay, "relay ID RELAYED-ID...|--remove", "Relay for other nodes"},
+                {"failover", node_failover, "failover ID [--remove]", "Relay pairs that cannot connect"},
                 {},
         };
-        return dispatch_verbs(c, argc, argv, verbs, "nmctl node COMMAND: nodes (a host's membership of a network)");
+        return dispatch_verbs(c, argc, argv, verbs,
+                              "nmctl node COMMAND: nodes (a host's membership of a network)");
 }

@@ -59,18 +59,19 @@ static bool parse_expiry(const char *s, gint64 now, gint64 *ret)
                         unit = 1;
                 if (!g_ascii_string_to_unsigned(num, 10, 1, G_MAXINT32, &v, NULL))
                         return false;
-                *ret = now + (gint64) (v * unit);
+                *ret = now + (gint64)(v * unit);
                 return true;
         }
         if (g_ascii_string_to_unsigned(s, 10, 1, G_MAXINT64 / 2, &v, NULL)) {
-                *ret = (gint64) v;
+                *ret = (gint64)v;
                 return true;
         }
         int year, mon, day, hour = 0, min = 0, sec = 0;
         char tail = 0;
         if (sscanf(s, "%4d-%2d-%2d%c", &year, &mon, &day, &tail) == 3 ||
             (sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d%c", &year, &mon, &day, &hour, &min, &tail) == 5) ||
-            (sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%c", &year, &mon, &day, &hour, &min, &sec, &tail) == 6)) {
+            (sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%c", &year, &mon, &day, &hour, &min, &sec, &tail) ==
+             6)) {
                 g_autoptr(GTimeZone) tz = g_time_zone_new_local();
                 g_autoptr(GDateTime) d = g_date_time_new(tz, year, mon, day, hour, min, sec);
                 if (!d)
@@ -112,10 +113,10 @@ static int key_option(int opt, const char *arg, void *userdata)
         case OPT_USES:
                 if (!parse_uint_option("--uses", arg, 1, 1000000000, &v))
                         return -1;
-                a->uses = (gint64) v;
+                a->uses = (gint64)v;
                 return 0;
         case OPT_EXPIRES:
-                if (!parse_expiry(arg, (gint64) time(NULL), &a->expires_at)) {
+                if (!parse_expiry(arg, (gint64)time(NULL), &a->expires_at)) {
                         g_autofree char *shown = g_utf8_make_valid(arg, MIN(strlen(arg), 40));
                         usage_error("invalid --expires \"%s\": expected +30d, +12h, +90m, a Unix time or "
                                     "YYYY-MM-DD[THH:MM[:SS]]",
@@ -154,8 +155,9 @@ static void print_key(JsonObject *o)
 
 static int key_list(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
-        static const char help[] = "nmctl key list\n\nLists the enrollment keys (key show prints a key's token).\n";
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] =
+                "nmctl key list\n\nLists the enrollment keys (key show prints a key's token).\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
         JsonArray *a;
@@ -188,6 +190,7 @@ static int key_list(Ctx *c, int argc, char *argv[])
 
 static int key_create(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "name", required_argument, NULL, OPT_NAME },
@@ -198,6 +201,7 @@ static int key_create(Ctx *c, int argc, char *argv[])
                 { "tag", required_argument, NULL, OPT_TAG },
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl key create [NAME] --network NET [--network NET2 ...] [OPTIONS]\n"
                 "\n"
@@ -213,7 +217,7 @@ static int key_create(Ctx *c, int argc, char *argv[])
                 "  --tag TAG          A tag for the hosts that join with it (repeatable)\n";
         g_autoptr(GPtrArray) networks = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) tags = g_ptr_array_new_with_free_func(g_free);
-        KeyArgs a = { .networks = networks, .tags = tags };
+        KeyArgs a = {.networks = networks, .tags = tags};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *body = NULL;
@@ -241,7 +245,7 @@ static int key_create(Ctx *c, int argc, char *argv[])
         g_ptr_array_add(tags, NULL);
         json_builder_begin_object(b);
         nm_json_add_string(b, "name", a.name);
-        nm_json_add_strv(b, "networks", (const char *const *) networks->pdata);
+        nm_json_add_strv(b, "networks", (const char *const *)networks->pdata);
         if (a.uses > 0)
                 nm_json_add_int(b, "uses", a.uses);
         if (a.unlimited)
@@ -249,7 +253,7 @@ static int key_create(Ctx *c, int argc, char *argv[])
         if (a.expires_at > 0)
                 nm_json_add_int(b, "expires_at", a.expires_at);
         if (tags->len > 1)
-                nm_json_add_strv(b, "tags", (const char *const *) tags->pdata);
+                nm_json_add_strv(b, "tags", (const char *const *)tags->pdata);
         json_builder_end_object(b);
         body = nm_json_builder_to_string(b);
 
@@ -268,10 +272,11 @@ static int key_create(Ctx *c, int argc, char *argv[])
 
 static int key_show_or_delete(Ctx *c, int argc, char *argv[], bool delete)
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help_show[] = "nmctl key show ID\n\nShows an enrollment key and its token.\n";
-        static const char help_delete[] = "nmctl key delete ID\n\nDeletes an enrollment key; hosts that joined "
-                                          "with it stay.\n";
+        static const char help_delete[] =
+                "nmctl key delete ID\n\nDeletes an enrollment key; hosts that joined "
+                "with it stay.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *id = NULL;
         g_autofree char *path = NULL;
@@ -313,11 +318,12 @@ static int key_delete(Ctx *c, int argc, char *argv[])
 int cmd_key(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
-                { "list", key_list, "list", "List the enrollment keys" },
-                { "create", key_create, "create NAME --network NET ...", "Create a key, print its token" },
-                { "show", key_show, "show ID", "Show a key and its token" },
-                { "delete", key_delete, "delete ID", "Delete a key" },
+                {"list", key_list, "list", "List the enrollment keys"},
+                {"create", key_create, "create NAME --network NET ...", "Create a key, print its token"},
+                {"show", key_show, "show ID", "Show a key and its token"},
+                {"delete", key_delete, "delete ID", "Delete a key"},
                 {},
         };
-        return dispatch_verbs(c, argc, argv, verbs, "nmctl key COMMAND: enrollment keys (what hosts join with)");
+        return dispatch_verbs(c, argc, argv, verbs,
+                              "nmctl key COMMAND: enrollment keys (what hosts join with)");
 }

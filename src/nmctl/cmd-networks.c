@@ -24,16 +24,18 @@ typedef struct NetworkArgs {
         bool force;
 } NetworkArgs;
 
-#define NETWORK_SETTING_OPTIONS                                                                     \
-        { "listen-port", required_argument, NULL, OPT_LISTEN_PORT },                                \
-        { "keepalive", required_argument, NULL, OPT_KEEPALIVE },                                    \
-        { "mtu", required_argument, NULL, OPT_MTU },                                                \
-        { "dns-domain", required_argument, NULL, OPT_DNS_DOMAIN }
+#define NETWORK_SETTING_OPTIONS                                                                             \
+        {"listen-port", required_argument, NULL, OPT_LISTEN_PORT},                                          \
+                {"keepalive", required_argument, NULL, OPT_KEEPALIVE},                                      \
+                {"mtu", required_argument, NULL, OPT_MTU},                                                  \
+        {                                                                                                   \
+                "dns-domain", required_argument, NULL, OPT_DNS_DOMAIN                                       \
+        }
 
-#define NETWORK_SETTING_HELP                                                                        \
-        "  --listen-port N    Default WireGuard listen port of nodes, 1-65535 (default 51821)\n"      \
-        "  --keepalive S      Persistent keepalive in seconds, 0-3600, 0 = off (default 20)\n"      \
-        "  --mtu N            MTU of the WireGuard links, 1280-9000 (default 1420)\n"               \
+#define NETWORK_SETTING_HELP                                                                                \
+        "  --listen-port N    Default WireGuard listen port of nodes, 1-65535 (default 51821)\n"            \
+        "  --keepalive S      Persistent keepalive in seconds, 0-3600, 0 = off (default 20)\n"              \
+        "  --mtu N            MTU of the WireGuard links, 1280-9000 (default 1420)\n"                       \
         "  --dns-domain NAME  DNS domain of the mesh names (default: the server's)\n"
 
 static int network_option(int opt, const char *arg, void *userdata)
@@ -57,17 +59,17 @@ static int network_option(int opt, const char *arg, void *userdata)
         case OPT_LISTEN_PORT:
                 if (!parse_uint_option("--listen-port", arg, 1, 65535, &v))
                         return -1;
-                a->listen_port = (gint64) v;
+                a->listen_port = (gint64)v;
                 return 0;
         case OPT_KEEPALIVE:
                 if (!parse_uint_option("--keepalive", arg, 0, 3600, &v))
                         return -1;
-                a->keepalive = (gint64) v;
+                a->keepalive = (gint64)v;
                 return 0;
         case OPT_MTU:
                 if (!parse_uint_option("--mtu", arg, 1280, 9000, &v))
                         return -1;
-                a->mtu = (gint64) v;
+                a->mtu = (gint64)v;
                 return 0;
         default:
                 return -1;
@@ -118,7 +120,7 @@ static int show_network_answer(Ctx *c, int k, JsonNode *answer)
 
 static int network_list(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl network list\n\nLists the networks.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
@@ -153,6 +155,7 @@ static int network_list(Ctx *c, int argc, char *argv[])
 
 static int network_create(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "ipv4", required_argument, NULL, OPT_IPV4 },
@@ -160,14 +163,16 @@ static int network_create(Ctx *c, int argc, char *argv[])
                 NETWORK_SETTING_OPTIONS,
                 {},
         };
-        static const char help[] = "nmctl network create NAME [--ipv4 CIDR] [--ipv6 CIDR] [OPTIONS]\n"
-                                   "\n"
-                                   "Creates a network. NAME: 1-32 characters of a-z, 0-9 and '-'. At least one\n"
-                                   "range is needed.\n"
-                                   "\n"
-                                   "  --ipv4 CIDR        IPv4 range, prefix 8-30 (e.g. 10.99.0.0/24)\n"
-                                   "  --ipv6 CIDR        IPv6 range, prefix 64-126 (e.g. fd00:99::/64)\n" NETWORK_SETTING_HELP;
-        NetworkArgs a = { .listen_port = -1, .keepalive = -1, .mtu = -1 };
+        /* clang-format on */
+        static const char help[] =
+                "nmctl network create NAME [--ipv4 CIDR] [--ipv6 CIDR] [OPTIONS]\n"
+                "\n"
+                "Creates a network. NAME: 1-32 characters of a-z, 0-9 and '-'. At least one\n"
+                "range is needed.\n"
+                "\n"
+                "  --ipv4 CIDR        IPv4 range, prefix 8-30 (e.g. 10.99.0.0/24)\n"
+                "  --ipv6 CIDR        IPv6 range, prefix 64-126 (e.g. fd00:99::/64)\n" NETWORK_SETTING_HELP;
+        NetworkArgs a = {.listen_port = -1, .keepalive = -1, .mtu = -1};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *body = NULL;
@@ -176,7 +181,8 @@ static int network_create(Ctx *c, int argc, char *argv[])
         if (parse_verb_options(c, argc, argv, options, help, network_option, &a, &k) < 0)
                 return k;
         if (argc - optind != 1)
-                return usage_error("network create needs exactly one NAME (see nmctl network create --help)");
+                return usage_error(
+                        "network create needs exactly one NAME (see nmctl network create --help)");
         if (!a.ipv4 && !a.ipv6)
                 return usage_error("network create needs --ipv4 CIDR and/or --ipv6 CIDR");
 
@@ -195,7 +201,7 @@ static int network_create(Ctx *c, int argc, char *argv[])
 
 static int network_show(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl network show NAME\n\nShows one network.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *name = NULL;
@@ -214,12 +220,12 @@ static int network_show(Ctx *c, int argc, char *argv[])
 
 static int network_update(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, NETWORK_SETTING_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, NETWORK_SETTING_OPTIONS, {}};
         static const char help[] = "nmctl network update NAME [OPTIONS]\n"
                                    "\n"
                                    "Changes a network's settings; its hosts are told at once.\n"
                                    "\n" NETWORK_SETTING_HELP;
-        NetworkArgs a = { .listen_port = -1, .keepalive = -1, .mtu = -1 };
+        NetworkArgs a = {.listen_port = -1, .keepalive = -1, .mtu = -1};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *body = NULL;
@@ -246,15 +252,18 @@ static int network_update(Ctx *c, int argc, char *argv[])
 
 static int network_delete(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "force", no_argument, NULL, OPT_FORCE },
                 {},
         };
-        static const char help[] = "nmctl network delete NAME [--force]\n"
-                                   "\n"
-                                   "Deletes a network. The server refuses while nodes are in it, unless --force:\n"
-                                   "then the nodes leave it first.\n";
+        /* clang-format on */
+        static const char help[] =
+                "nmctl network delete NAME [--force]\n"
+                "\n"
+                "Deletes a network. The server refuses while nodes are in it, unless --force:\n"
+                "then the nodes leave it first.\n";
         NetworkArgs a = {};
         g_autofree char *name = NULL;
         g_autofree char *path = NULL;
@@ -275,12 +284,13 @@ static int network_delete(Ctx *c, int argc, char *argv[])
 int cmd_network(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
-                { "list", network_list, "list", "List the networks" },
-                { "create", network_create, "create NAME --ipv4 CIDR ...", "Create a network" },
-                { "show", network_show, "show NAME", "Show a network" },
-                { "update", network_update, "update NAME [--mtu N ...]", "Change a network's settings" },
-                { "delete", network_delete, "delete NAME [--force]", "Delete a network" },
+                {"list", network_list, "list", "List the networks"},
+                {"create", network_create, "create NAME --ipv4 CIDR ...", "Create a network"},
+                {"show", network_show, "show NAME", "Show a network"},
+                {"update", network_update, "update NAME [--mtu N ...]", "Change a network's settings"},
+                {"delete", network_delete, "delete NAME [--force]", "Delete a network"},
                 {},
         };
-        return dispatch_verbs(c, argc, argv, verbs, "nmctl network COMMAND: networks (overlays with address ranges)");
+        return dispatch_verbs(c, argc, argv, verbs,
+                              "nmctl network COMMAND: networks (overlays with address ranges)");
 }

@@ -53,15 +53,19 @@ static int trust_new_server(Ctx *c, bool accept_new)
                 "\"netmakerd --print-pin\" on the server).\n",
                 c->server, pin);
         if (!accept_new) {
-                g_autofree char *answer = isatty(STDIN_FILENO) ? read_line_tty("Trust this server and remember its key? [y/N] ")
-                                                               : NULL;
+                g_autofree char *answer =
+                        isatty(STDIN_FILENO)
+                                ? read_line_tty("Trust this server and remember its key? [y/N] ")
+                                : NULL;
                 if (!answer) {
-                        fprintf(stderr, "Error: not trusting it without asking: give --pin %s (or --accept-new) to "
-                                        "trust it without a terminal.\n",
+                        fprintf(stderr,
+                                "Error: not trusting it without asking: give --pin %s (or --accept-new) to "
+                                "trust it without a terminal.\n",
                                 pin);
                         return NMCTL_EXIT_REFUSED;
                 }
-                if (g_ascii_strcasecmp(g_strstrip(answer), "y") != 0 && g_ascii_strcasecmp(answer, "yes") != 0) {
+                if (g_ascii_strcasecmp(g_strstrip(answer), "y") != 0 &&
+                    g_ascii_strcasecmp(answer, "yes") != 0) {
                         fprintf(stderr, "Not trusted; nothing was sent.\n");
                         return NMCTL_EXIT_REFUSED;
                 }
@@ -74,12 +78,14 @@ static int trust_new_server(Ctx *c, bool accept_new)
 
 int cmd_login(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
                 { "accept-new", no_argument, NULL, OPT_ACCEPT_NEW },
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl login [USERNAME] [--password-stdin] [--server URL] [--pin PIN | --accept-new]\n"
                 "\n"
@@ -155,7 +161,8 @@ int cmd_login(Ctx *c, int argc, char *argv[])
                 r = known_server_set(c->server, &c->trust.pin);
                 if (r < 0) {
                         g_autofree char *path = known_servers_path();
-                        fprintf(stderr, "Error: cannot remember the server's key in %s: %s\n", path, g_strerror(-r));
+                        fprintf(stderr, "Error: cannot remember the server's key in %s: %s\n", path,
+                                g_strerror(-r));
                         return NMCTL_EXIT_USAGE;
                 }
         }
@@ -187,13 +194,14 @@ int cmd_login(Ctx *c, int argc, char *argv[])
                 return NMCTL_EXIT_OK;
         }
         expires = expires_at ? format_time(expires_at) : g_strdup("never");
-        printf("Logged in to %s as %s (%s); the login expires %s.\n", c->server, username, strna(role), expires);
+        printf("Logged in to %s as %s (%s); the login expires %s.\n", c->server, username, strna(role),
+               expires);
         return NMCTL_EXIT_OK;
 }
 
 int cmd_logout(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl logout\n\nForgets the stored login (the token file).\n";
         int k, r;
 
@@ -212,10 +220,10 @@ int cmd_logout(Ctx *c, int argc, char *argv[])
 
 int cmd_health(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
-        static const char help[] =
-                "nmctl health\n\nShows whether the server answers, its version, its database and whether it is\n"
-                "connected to the MQTT broker. Needs no credential.\n";
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
+        static const char help[] = "nmctl health\n\nShows whether the server answers, its version, its "
+                                   "database and whether it is\n"
+                                   "connected to the MQTT broker. Needs no credential.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
         JsonObject *o;

@@ -184,12 +184,14 @@ int node_tags(Ctx *c, int argc, char *argv[])
 
 int node_egress(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"no-nat", no_argument, NULL, OPT_NO_NAT},
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl node egress ID CIDR... [--no-nat]\n"
                 "nmctl node egress ID --remove\n"
@@ -219,11 +221,13 @@ int node_egress(Ctx *c, int argc, char *argv[])
 
 int node_internet_gateway(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
+        /* clang-format on */
         static const char help[] = "nmctl node internet-gateway ID [--remove]\n\nMakes a node an internet "
                                    "gateway (nodes may then send all their traffic\nthrough it), or with "
                                    "--remove takes the role away (its users are switched off it).\n";
@@ -239,15 +243,18 @@ int node_internet_gateway(Ctx *c, int argc, char *argv[])
 
 int node_failover(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        static const char help[] = "nmctl node failover ID [--remove]\n\nLets a node relay pairs of nodes that "
-                                   "cannot connect directly (the server\npicks it when both have a session with "
-                                   "it), or with --remove no longer\n(the pairs it relays connect directly "
-                                   "again).\n";
+        /* clang-format on */
+        static const char help[] =
+                "nmctl node failover ID [--remove]\n\nLets a node relay pairs of nodes that "
+                "cannot connect directly (the server\npicks it when both have a session with "
+                "it), or with --remove no longer\n(the pairs it relays connect directly "
+                "again).\n";
         _cleanup_(topo_args_clear) TopoArgs a = {};
         int k;
 
@@ -260,11 +267,13 @@ int node_failover(Ctx *c, int argc, char *argv[])
 
 int node_use_internet_gateway(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl node use-internet-gateway ID GATEWAY-ID\n"
                 "nmctl node use-internet-gateway ID --remove\n"
@@ -293,12 +302,14 @@ int node_use_internet_gateway(Ctx *c, int argc, char *argv[])
 
 int node_ingress(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {"force", no_argument, NULL, OPT_FORCE},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl node ingress ID [--remove [--force]]\n\nLets external clients attach "
                 "to a node, or with --remove no longer (refused\nwhile it has external "
@@ -318,11 +329,13 @@ int node_ingress(Ctx *c, int argc, char *argv[])
 
 int node_relay(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl node relay ID RELAYED-ID...\n"
                 "nmctl node relay ID --remove\n"
@@ -572,6 +585,7 @@ static bool write_secret(const char *path, const void *data, size_t len)
 
 static int extclient_create(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 {"gateway", required_argument, NULL, OPT_GATEWAY},
@@ -584,6 +598,7 @@ static int extclient_create(Ctx *c, int argc, char *argv[])
                 {"qr", required_argument, NULL, OPT_QR},
                 {},
         };
+        /* clang-format on */
         static const char help[] =
                 "nmctl extclient create NETWORK NAME --gateway NODE-ID [--dns IP[,IP...]]\n"
                 "        [--extra-allowed-ips CIDR[,CIDR...]] [--deny NODE-ID[,NODE-ID...]] [--disabled]\n"

@@ -69,7 +69,7 @@ static int show_user_answer(Ctx *c, int k, JsonNode *answer)
 
 static int user_list(Ctx *c, int argc, char *argv[])
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help[] = "nmctl user list\n\nLists the users of the REST API.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autoptr(Table) t = NULL;
@@ -102,18 +102,21 @@ static int user_list(Ctx *c, int argc, char *argv[])
 
 static int user_create(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "role", required_argument, NULL, OPT_ROLE },
                 { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
                 {},
         };
-        static const char help[] = "nmctl user create USERNAME [--role admin|user] [--password-stdin]\n"
-                                   "\n"
-                                   "Creates a user. The password is asked for twice on the terminal (without\n"
-                                   "echo), or read from the first line of standard input with --password-stdin.\n"
-                                   "\n"
-                                   "  --role ROLE        admin (may do everything) or user (reads; default)\n";
+        /* clang-format on */
+        static const char help[] =
+                "nmctl user create USERNAME [--role admin|user] [--password-stdin]\n"
+                "\n"
+                "Creates a user. The password is asked for twice on the terminal (without\n"
+                "echo), or read from the first line of standard input with --password-stdin.\n"
+                "\n"
+                "  --role ROLE        admin (may do everything) or user (reads; default)\n";
         UserArgs a = {};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
@@ -142,6 +145,7 @@ static int user_create(Ctx *c, int argc, char *argv[])
 
 static int user_update(Ctx *c, int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "role", required_argument, NULL, OPT_ROLE },
@@ -149,13 +153,15 @@ static int user_update(Ctx *c, int argc, char *argv[])
                 { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
                 {},
         };
-        static const char help[] = "nmctl user update USERNAME [--role admin|user] [--password | --password-stdin]\n"
-                                   "\n"
-                                   "Changes a user's role (admins only) or password (admins, or the user itself).\n"
-                                   "\n"
-                                   "  --role ROLE        admin or user\n"
-                                   "  --password         Ask for a new password on the terminal\n"
-                                   "  --password-stdin   Read the new password from standard input\n";
+        /* clang-format on */
+        static const char help[] =
+                "nmctl user update USERNAME [--role admin|user] [--password | --password-stdin]\n"
+                "\n"
+                "Changes a user's role (admins only) or password (admins, or the user itself).\n"
+                "\n"
+                "  --role ROLE        admin or user\n"
+                "  --password         Ask for a new password on the terminal\n"
+                "  --password-stdin   Read the new password from standard input\n";
         UserArgs a = {};
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) answer = NULL;
@@ -192,10 +198,11 @@ static int user_update(Ctx *c, int argc, char *argv[])
 
 static int user_show_or_delete(Ctx *c, int argc, char *argv[], bool delete)
 {
-        static const struct option options[] = { NMCTL_GLOBAL_OPTIONS, {} };
+        static const struct option options[] = {NMCTL_GLOBAL_OPTIONS, {}};
         static const char help_show[] = "nmctl user show USERNAME\n\nShows a user.\n";
-        static const char help_delete[] = "nmctl user delete USERNAME\n\nDeletes a user (not the last admin); "
-                                          "its tokens stop working.\n";
+        static const char help_delete[] =
+                "nmctl user delete USERNAME\n\nDeletes a user (not the last admin); "
+                "its tokens stop working.\n";
         g_autoptr(JsonNode) answer = NULL;
         g_autofree char *name = NULL;
         g_autofree char *path = NULL;
@@ -230,11 +237,12 @@ static int user_delete(Ctx *c, int argc, char *argv[])
 int cmd_user(Ctx *c, int argc, char *argv[])
 {
         static const Verb verbs[] = {
-                { "list", user_list, "list", "List the users" },
-                { "create", user_create, "create USERNAME [--role R]", "Create a user" },
-                { "show", user_show, "show USERNAME", "Show a user" },
-                { "update", user_update, "update USERNAME [--role R] [--password]", "Change role or password" },
-                { "delete", user_delete, "delete USERNAME", "Delete a user" },
+                {"list", user_list, "list", "List the users"},
+                {"create", user_create, "create USERNAME [--role R]", "Create a user"},
+                {"show", user_show, "show USERNAME", "Show a user"},
+                {"update", user_update, "update USERNAME [--role R] [--password]",
+                 "Change role or password"},
+                {"delete", user_delete, "delete USERNAME", "Delete a user"},
                 {},
         };
         return dispatch_verbs(c, argc, argv, verbs, "nmctl user COMMAND: users of the REST API");

@@ -12,7 +12,7 @@
 #include "json-util.h"
 #include "macro.h"
 
-#define MAX_FILE 16384
+#define MAX_FILE     16384
 #define MAX_PASSWORD 1024
 
 void stored_login_clear(StoredLogin *l)
@@ -115,14 +115,14 @@ static int write_private(const char *name, const char *text)
                 ssize_t n = write(fd, text + done, len - done);
                 if (n < 0) {
                         r = -errno;
-                        (void) unlink(tmp);
+                        (void)unlink(tmp);
                         return r;
                 }
-                done += (size_t) n;
+                done += (size_t)n;
         }
         if (fsync(fd) < 0 || rename(tmp, path) < 0) {
                 r = -errno;
-                (void) unlink(tmp);
+                (void)unlink(tmp);
                 return r;
         }
         return 0;
@@ -183,8 +183,10 @@ int known_server_set(const char *server, const NmTlsPin *pin)
         g_autofree char *text = nm_tls_pin_format(pin);
 
         if (!lines)
-                g_string_append(out, "# Servers nmctl trusts by the key of their TLS certificate (as ssh's known_hosts):\n"
-                                     "# URL PIN. Written by \"nmctl login\"; remove a line to be asked again.\n");
+                g_string_append(out,
+                                "# Servers nmctl trusts by the key of their TLS certificate (as ssh's "
+                                "known_hosts):\n"
+                                "# URL PIN. Written by \"nmctl login\"; remove a line to be asked again.\n");
         for (char **l = lines; l && *l; l++) {
                 g_autofree char *copy = g_strdup(*l);
                 g_auto(GStrv) f = g_strsplit_set(g_strstrip(copy), " \t", 2);
@@ -234,7 +236,7 @@ static char *ask_tty(FILE *tty, const char *prompt)
          * right after the prompt must not be lost. */
         if (tcgetattr(fileno(tty), &old) == 0) {
                 quiet = old;
-                quiet.c_lflag &= ~(tcflag_t) ECHO;
+                quiet.c_lflag &= ~(tcflag_t)ECHO;
                 quiet.c_lflag |= ECHONL;
                 restore = tcsetattr(fileno(tty), TCSANOW, &quiet) == 0;
         }
@@ -242,7 +244,7 @@ static char *ask_tty(FILE *tty, const char *prompt)
         fflush(tty);
         line = read_one_line(tty);
         if (restore)
-                (void) tcsetattr(fileno(tty), TCSANOW, &old);
+                (void)tcsetattr(fileno(tty), TCSANOW, &old);
         return line;
 }
 
@@ -255,7 +257,8 @@ char *read_password(const char *prompt, bool from_stdin, bool confirm)
         if (from_stdin) {
                 first = read_one_line(stdin);
                 if (!first || !*first) {
-                        fprintf(stderr, "nmctl: no password on standard input (one line, at most %d characters).\n",
+                        fprintf(stderr,
+                                "nmctl: no password on standard input (one line, at most %d characters).\n",
                                 MAX_PASSWORD);
                         return NULL;
                 }

@@ -68,7 +68,7 @@ static bool server_url_valid(const char *s)
         if (!*rest || *rest == '/')
                 return false;
         for (const char *p = s; *p; p++)
-                if ((unsigned char) *p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
+                if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
                         return false;
         return strlen(s) <= 2048;
 }
@@ -93,9 +93,10 @@ static int ctx_settle_trust(Ctx *c)
         if (c->pin_arg) {
                 if (!nm_tls_pin_parse(c->pin_arg, &c->trust.pin)) {
                         g_autofree char *shown = g_utf8_make_valid(c->pin_arg, MIN(strlen(c->pin_arg), 80));
-                        return usage_error("invalid pin \"%s\": expected sha256// and 32 bytes of base64 (as netmakerd "
-                                           "prints it)",
-                                           shown);
+                        return usage_error(
+                                "invalid pin \"%s\": expected sha256// and 32 bytes of base64 (as netmakerd "
+                                "prints it)",
+                                shown);
                 }
                 c->trust.mode = NM_TLS_PIN;
         } else if ((r = known_server_get(c->server, &c->trust.pin)) >= 0) {
@@ -104,7 +105,8 @@ static int ctx_settle_trust(Ctx *c)
         } else {
                 if (r == -EINVAL) {
                         g_autofree char *path = known_servers_path();
-                        fprintf(stderr, "nmctl: ignoring the unreadable pin of %s in %s.\n", c->server, path);
+                        fprintf(stderr, "nmctl: ignoring the unreadable pin of %s in %s.\n", c->server,
+                                path);
                 }
                 c->trust.mode = NM_TLS_CA;
                 c->trust.ca_file = g_strdup(c->ca_file);
@@ -114,11 +116,13 @@ static int ctx_settle_trust(Ctx *c)
                 g_autofree char *host = nm_url_host(c->server);
                 if (!nm_host_is_loopback(host)) {
                         if (!c->insecure)
-                                return usage_error("refusing plain HTTP to %s: passwords and tokens would cross the "
-                                                   "network in the clear (use https://, or --insecure)",
-                                                   c->server);
-                        fprintf(stderr, "nmctl: INSECURE: plain HTTP to %s: credentials cross the network in the "
-                                        "clear.\n",
+                                return usage_error(
+                                        "refusing plain HTTP to %s: passwords and tokens would cross the "
+                                        "network in the clear (use https://, or --insecure)",
+                                        c->server);
+                        fprintf(stderr,
+                                "nmctl: INSECURE: plain HTTP to %s: credentials cross the network in the "
+                                "clear.\n",
                                 c->server);
                 }
         }
@@ -139,7 +143,9 @@ int ctx_finish(Ctx *c)
         r = credentials_load(&stored);
         if (r == -EPERM) {
                 g_autofree char *path = credentials_path();
-                fprintf(stderr, "nmctl: ignoring %s: it is readable by others or not yours (chmod 600 it, or log in again).\n",
+                fprintf(stderr,
+                        "nmctl: ignoring %s: it is readable by others or not yours (chmod 600 it, or log in "
+                        "again).\n",
                         path);
         } else if (r == -EINVAL) {
                 g_autofree char *path = credentials_path();
@@ -153,8 +159,9 @@ int ctx_finish(Ctx *c)
         if (!server_url_valid(c->server)) {
                 g_autofree char *shown = g_utf8_make_valid(c->server, MIN(strlen(c->server), 100));
                 stored_login_clear(&stored);
-                return usage_error("invalid server URL \"%s\": expected http://HOST[:PORT] or https://HOST[:PORT]",
-                                   shown);
+                return usage_error(
+                        "invalid server URL \"%s\": expected http://HOST[:PORT] or https://HOST[:PORT]",
+                        shown);
         }
 
         r2 = ctx_settle_trust(c);
@@ -216,10 +223,12 @@ int parse_verb_options(Ctx *c, int argc, char *argv[], const struct option *long
                         continue;
                 if (opt == '?' || opt == ':') {
                         if (optopt && optopt < 0x100)
-                                *ret_exit = usage_error("unknown option -%c (see %s --help)", optopt, argv[0]);
+                                *ret_exit =
+                                        usage_error("unknown option -%c (see %s --help)", optopt, argv[0]);
                         else
-                                *ret_exit = usage_error("unknown option or missing value: %s (see %s --help)",
-                                                        argv[optind - 1], argv[0]);
+                                *ret_exit =
+                                        usage_error("unknown option or missing value: %s (see %s --help)",
+                                                    argv[optind - 1], argv[0]);
                         return -1;
                 }
                 if (!handle || handle(opt, optarg, userdata) < 0) {
@@ -265,7 +274,8 @@ bool parse_uint_option(const char *name, const char *value, guint64 min, guint64
 
         if (!g_ascii_string_to_unsigned(value, 10, min, max, &v, NULL)) {
                 g_autofree char *shown = g_utf8_make_valid(value, MIN(strlen(value), 40));
-                usage_error("invalid %s \"%s\": expected a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                usage_error("invalid %s \"%s\": expected a number from %" G_GUINT64_FORMAT
+                            " to %" G_GUINT64_FORMAT,
                             name, shown, min, max);
                 return false;
         }
@@ -317,24 +327,37 @@ static const struct {
         const char *name;
         int (*run)(Ctx *c, int argc, char *argv[]);
 } groups[] = {
-        { "login", cmd_login },     { "logout", cmd_logout }, { "health", cmd_health },
-        { "network", cmd_network }, { "networks", cmd_network }, { "key", cmd_key },
-        { "keys", cmd_key },        { "host", cmd_host },     { "hosts", cmd_host },
-        { "node", cmd_node },       { "nodes", cmd_node },    { "user", cmd_user },
-        { "users", cmd_user },
-        { "dns", cmd_dns },
-        { "nameserver", cmd_nameserver }, { "nameservers", cmd_nameserver },
-        { "acl", cmd_acl },         { "extclient", cmd_extclient }, { "extclients", cmd_extclient },
+        {"login", cmd_login},
+        {"logout", cmd_logout},
+        {"health", cmd_health},
+        {"network", cmd_network},
+        {"networks", cmd_network},
+        {"key", cmd_key},
+        {"keys", cmd_key},
+        {"host", cmd_host},
+        {"hosts", cmd_host},
+        {"node", cmd_node},
+        {"nodes", cmd_node},
+        {"user", cmd_user},
+        {"users", cmd_user},
+        {"dns", cmd_dns},
+        {"nameserver", cmd_nameserver},
+        {"nameservers", cmd_nameserver},
+        {"acl", cmd_acl},
+        {"extclient", cmd_extclient},
+        {"extclients", cmd_extclient},
 };
 
 int main(int argc, char *argv[])
 {
+        /* clang-format off */
         static const struct option options[] = {
                 NMCTL_GLOBAL_OPTIONS,
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
-        Ctx c = { .program = "nmctl" };
+        /* clang-format on */
+        Ctx c = {.program = "nmctl"};
         int opt, k = NMCTL_EXIT_USAGE;
 
         opterr = 0;

@@ -27,10 +27,10 @@ typedef enum AuthSource {
 } AuthSource;
 
 typedef struct Ctx {
-        char *server;           /* base URL without the trailing slash */
-        bool server_explicit;   /* from --server or $NMCTL_SERVER */
-        char *master_key_arg;   /* --master-key */
-        char *credential;       /* what goes after "Bearer " */
+        char *server;         /* base URL without the trailing slash */
+        bool server_explicit; /* from --server or $NMCTL_SERVER */
+        char *master_key_arg; /* --master-key */
+        char *credential;     /* what goes after "Bearer " */
         AuthSource auth_source;
         bool json;
         const char *program;
@@ -53,14 +53,15 @@ enum {
         OPT_FIRST_COMMAND_OPTION, /* commands number their own options from here */
 };
 
-#define NMCTL_GLOBAL_OPTIONS                                                                        \
-        { "server", required_argument, NULL, OPT_SERVER },                                          \
-        { "master-key", required_argument, NULL, OPT_MASTER_KEY },                                  \
-        { "json", no_argument, NULL, OPT_JSON },                                                    \
-        { "pin", required_argument, NULL, OPT_PIN },                                                \
-        { "ca-file", required_argument, NULL, OPT_CA_FILE },                                        \
-        { "insecure", no_argument, NULL, OPT_INSECURE },                                            \
-        { "help", no_argument, NULL, 'h' }
+#define NMCTL_GLOBAL_OPTIONS                                                                                \
+        {"server", required_argument, NULL, OPT_SERVER},                                                    \
+                {"master-key", required_argument, NULL, OPT_MASTER_KEY},                                    \
+                {"json", no_argument, NULL, OPT_JSON}, {"pin", required_argument, NULL, OPT_PIN},           \
+                {"ca-file", required_argument, NULL, OPT_CA_FILE},                                          \
+                {"insecure", no_argument, NULL, OPT_INSECURE},                                              \
+        {                                                                                                   \
+                "help", no_argument, NULL, 'h'                                                              \
+        }
 
 /* Handles a global option found while a command parses its own; returns true if it was one. */
 bool ctx_handle_global_option(Ctx *c, int opt, const char *arg);

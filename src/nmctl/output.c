@@ -50,7 +50,7 @@ static char *cell(char *s)
         if (!s)
                 return g_strdup("-");
         for (char *p = s; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
                         *p = ' ';
         return s;
 }
@@ -84,7 +84,7 @@ guint table_rows(const Table *t)
 
 static size_t width(const char *s)
 {
-        return g_utf8_validate(s, -1, NULL) ? (size_t) g_utf8_strlen(s, -1) : strlen(s);
+        return g_utf8_validate(s, -1, NULL) ? (size_t)g_utf8_strlen(s, -1) : strlen(s);
 }
 
 void table_print(const Table *t, FILE *f)

@@ -10,7 +10,8 @@
  * *ret (NULL for an empty one) and the raw text in *ret_raw (either may be NULL); otherwise prints
  * why on stderr (the server's own message when it refused) and returns NMCTL_EXIT_REFUSED or
  * NMCTL_EXIT_UNREACHABLE. `body` may hold a password: it is never printed. */
-int rest_call(Ctx *c, const char *method, const char *path, const char *body, JsonNode **ret, char **ret_raw);
+int rest_call(Ctx *c, const char *method, const char *path, const char *body, JsonNode **ret,
+              char **ret_raw);
 
 /* For a first login: whether a CA vouches for the server (*ret_ca_trusted), else the pin of the
  * key it presents (a handshake that trusts anything and sends nothing). NMCTL_EXIT_UNREACHABLE

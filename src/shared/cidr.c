@@ -62,18 +62,20 @@ int nm_prefix_parse(const char *s, NmPrefix *ret, GError **error)
                 char *end;
                 if (!*n || !g_ascii_isdigit(*n) || strlen(n) > 3) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid address range \"%s\": prefix length must be a number (0-%u)", s, bits);
+                                    "Invalid address range \"%s\": prefix length must be a number (0-%u)", s,
+                                    bits);
                         return -EINVAL;
                 }
                 unsigned long l = strtoul(n, &end, 10);
                 if (*end || l > bits) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid address range \"%s\": prefix length out of range (0-%u)", s, bits);
+                                    "Invalid address range \"%s\": prefix length out of range (0-%u)", s,
+                                    bits);
                         return -EINVAL;
                 }
-                p.prefixlen = (uint8_t) l;
+                p.prefixlen = (uint8_t)l;
         } else
-                p.prefixlen = (uint8_t) bits;
+                p.prefixlen = (uint8_t)bits;
         *ret = p;
         return 0;
 }
@@ -111,7 +113,7 @@ static bool prefix_match(const NmInAddr *a, const NmInAddr *b, unsigned len)
                 return false;
         if (rest == 0)
                 return true;
-        uint8_t m = (uint8_t) (0xff << (8 - rest));
+        uint8_t m = (uint8_t)(0xff << (8 - rest));
         return (a->bytes[full] & m) == (b->bytes[full] & m);
 }
 
@@ -147,9 +149,9 @@ void nm_prefix_nth(const NmPrefix *p, uint64_t index, NmInAddr *ret)
         nm_prefix_canonicalize(&c);
         *ret = c.addr;
         /* Add index to the low 64 bits, big-endian. */
-        for (int i = (int) n - 1; i >= 0 && index; i--) {
-                unsigned sum = ret->bytes[i] + (unsigned) (index & 0xff);
-                ret->bytes[i] = (uint8_t) sum;
+        for (int i = (int)n - 1; i >= 0 && index; i--) {
+                unsigned sum = ret->bytes[i] + (unsigned)(index & 0xff);
+                ret->bytes[i] = (uint8_t)sum;
                 index = (index >> 8) + (sum >> 8);
         }
 }
@@ -163,7 +165,7 @@ uint64_t nm_prefix_index_of(const NmPrefix *p, const NmInAddr *a)
         for (unsigned i = n > 8 ? n - 8 : 0; i < n; i++)
                 v = (v << 8) | a->bytes[i];
         if (hb < 64)
-                v &= ((uint64_t) 1 << hb) - 1;
+                v &= ((uint64_t)1 << hb) - 1;
         return v;
 }
 
@@ -199,7 +201,7 @@ int nm_endpoint_parse(const char *s, int *family, NmInAddr *addr, uint16_t *port
         unsigned long v = strtoul(p, NULL, 10);
         if (v < 1 || v > 65535)
                 return -EINVAL;
-        *port = (uint16_t) v;
+        *port = (uint16_t)v;
         return 0;
 }
 

@@ -42,18 +42,18 @@ JsonNode *nm_json_parse(const char *data, gssize len, GError **error)
         if (!data)
                 data = "";
         if (len < 0)
-                len = (gssize) strlen(data);
+                len = (gssize)strlen(data);
         if (len == 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Empty body: a JSON value was expected");
                 return NULL;
         }
-        if (memchr(data, 0, (gsize) len) || !g_utf8_validate(data, len, NULL)) {
+        if (memchr(data, 0, (gsize)len) || !g_utf8_validate(data, len, NULL)) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Invalid JSON: not valid UTF-8 text");
                 return NULL;
         }
-        if (!depth_ok(data, (gsize) len)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON, "Invalid JSON: nested deeper than %d levels",
-                            NM_JSON_MAX_DEPTH);
+        if (!depth_ok(data, (gsize)len)) {
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_JSON,
+                            "Invalid JSON: nested deeper than %d levels", NM_JSON_MAX_DEPTH);
                 return NULL;
         }
         parser = json_parser_new_immutable();
@@ -91,7 +91,7 @@ bool nm_json_check_members(JsonObject *o, const char *what, const char *const *a
         while (json_object_iter_next(&it, &name, &node)) {
                 if (allowed && g_strv_contains(allowed, name))
                         continue;
-                g_autofree char *list = allowed ? g_strjoinv(", ", (char **) allowed) : g_strdup("");
+                g_autofree char *list = allowed ? g_strjoinv(", ", (char **)allowed) : g_strdup("");
                 g_autofree char *shown = g_utf8_make_valid(name, MIN(strlen(name), 64));
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
                             "Unknown member \"%s\" in %s (accepted: %s)", shown, what, list);
@@ -122,7 +122,8 @@ bool nm_json_get_string(JsonObject *o, const char *name, bool required, const ch
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be a string", name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be a string",
+                            name);
                 return false;
         }
         *ret = json_node_get_string(n);
@@ -136,7 +137,8 @@ bool nm_json_get_int(JsonObject *o, const char *name, bool required, gint64 min,
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an integer", name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an integer",
+                            name);
                 return false;
         }
         gint64 v = json_node_get_int(n);
@@ -157,8 +159,8 @@ bool nm_json_get_bool(JsonObject *o, const char *name, bool required, bool *ret,
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be true or false",
-                            name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Member \"%s\" must be true or false", name);
                 return false;
         }
         *ret = json_node_get_boolean(n);
@@ -171,8 +173,8 @@ bool nm_json_get_strv(JsonObject *o, const char *name, bool required, guint max,
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_ARRAY(n)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an array of strings",
-                            name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Member \"%s\" must be an array of strings", name);
                 return false;
         }
         JsonArray *a = json_node_get_array(n);
@@ -203,7 +205,8 @@ bool nm_json_get_object(JsonObject *o, const char *name, bool required, JsonObje
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_OBJECT(n)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an object", name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an object",
+                            name);
                 return false;
         }
         *ret = json_node_get_object(n);
@@ -216,7 +219,8 @@ bool nm_json_get_array(JsonObject *o, const char *name, bool required, JsonArray
         if (!n)
                 return missing(name, required, error);
         if (!JSON_NODE_HOLDS_ARRAY(n)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an array", name);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Member \"%s\" must be an array",
+                            name);
                 return false;
         }
         *ret = json_node_get_array(n);

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <glib.h>
 
-#define NM_KEY_LEN 32
+#define NM_KEY_LEN     32
 #define NM_KEY_B64_LEN 44 /* 43 characters + one '=' */
 #define NM_KEY_HEX_LEN 64
 

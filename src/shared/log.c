@@ -23,12 +23,13 @@ int log_get_max_level(void)
 
 int log_level_from_string(const char *s)
 {
-        static const char *const names[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
+        static const char *const names[] = {"emerg",   "alert",  "crit", "err",
+                                            "warning", "notice", "info", "debug"};
         if (!s)
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (g_ascii_strcasecmp(s, names[i]) == 0)
-                        return (int) i;
+                        return (int)i;
         if (g_ascii_strcasecmp(s, "error") == 0)
                 return LOG_ERR;
         if (g_ascii_strcasecmp(s, "warn") == 0)

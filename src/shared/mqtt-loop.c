@@ -12,13 +12,13 @@
 #include "log.h"
 #include "mqtt-loop.h"
 
-#define USEC_PER_MSEC ((uint64_t) 1000)
-#define USEC_PER_SEC ((uint64_t) 1000000)
-#define DEFAULT_KEEPALIVE_SEC 30
-#define DEFAULT_BACKOFF_MIN (500 * USEC_PER_MSEC)
-#define DEFAULT_BACKOFF_MAX (30 * USEC_PER_SEC)
+#define USEC_PER_MSEC           ((uint64_t)1000)
+#define USEC_PER_SEC            ((uint64_t)1000000)
+#define DEFAULT_KEEPALIVE_SEC   30
+#define DEFAULT_BACKOFF_MIN     (500 * USEC_PER_MSEC)
+#define DEFAULT_BACKOFF_MAX     (30 * USEC_PER_SEC)
 #define DEFAULT_CONNECT_TIMEOUT (15 * USEC_PER_SEC)
-#define MAX_PAYLOAD (256u * 1024 * 1024)
+#define MAX_PAYLOAD             (256u * 1024 * 1024)
 
 typedef enum LoopState {
         LOOP_IDLE,       /* not started, or stopped */
@@ -90,7 +90,7 @@ static bool loop_leave(MqttLoop *l)
 static uint64_t now_usec(MqttLoop *l)
 {
         uint64_t t = 0;
-        (void) sd_event_now(l->event, CLOCK_MONOTONIC, &t);
+        (void)sd_event_now(l->event, CLOCK_MONOTONIC, &t);
         return t;
 }
 
@@ -178,7 +178,7 @@ uint64_t mqtt_backoff_delay(uint64_t min_usec, uint64_t max_usec, unsigned failu
         if (d < 2)
                 return d;
         /* "Equal jitter": half fixed, half random. */
-        return d / 2 + (uint64_t) g_random_double_range(0, (double) (d - d / 2));
+        return d / 2 + (uint64_t)g_random_double_range(0, (double)(d - d / 2));
 }
 
 int mqtt_url_parse(const char *url, char **ret_host, uint16_t *ret_port, bool *ret_tls)
@@ -243,7 +243,7 @@ int mqtt_url_parse(const char *url, char **ret_host, uint16_t *ret_port, bool *r
         if (ret_host)
                 *ret_host = TAKE_PTR(host);
         if (ret_port)
-                *ret_port = (uint16_t) port;
+                *ret_port = (uint16_t)port;
         if (ret_tls)
                 *ret_tls = tls;
         return 0;
@@ -281,11 +281,11 @@ static int io_sync(MqttLoop *l)
          * died) fails after this long instead of after TCP's ~15 minutes of retransmissions;
          * keepalives catch the idle case. Best effort. */
         unsigned user_timeout_ms = CLAMP(l->keepalive / 2, 5u, 30u) * 1000u;
-        (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
         r = sd_event_add_io(l->event, &l->io, fd, events, io_handler, l);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(l->io, "mqtt-io");
+        (void)sd_event_source_set_description(l->io, "mqtt-io");
         l->io_fd = fd;
         return 0;
 }
@@ -315,14 +315,14 @@ static int misc_arm(MqttLoop *l)
                               misc_handler, l);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(l->misc_timer, "mqtt-misc");
+        (void)sd_event_source_set_description(l->misc_timer, "mqtt-misc");
         return 0;
 }
 
 static void misc_disarm(MqttLoop *l)
 {
         if (l->misc_timer)
-                (void) sd_event_source_set_enabled(l->misc_timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(l->misc_timer, SD_EVENT_OFF);
 }
 
 static int reconnect_handler(sd_event_source *s, uint64_t usec, void *userdata);
@@ -345,7 +345,7 @@ static void reconnect_schedule(MqttLoop *l)
                 r = sd_event_add_time(l->event, &l->reconnect_timer, CLOCK_MONOTONIC, now_usec(l) + delay,
                                       10 * USEC_PER_MSEC, reconnect_handler, l);
                 if (r >= 0)
-                        (void) sd_event_source_set_description(l->reconnect_timer, "mqtt-reconnect");
+                        (void)sd_event_source_set_description(l->reconnect_timer, "mqtt-reconnect");
         }
         if (r < 0)
                 log_warning_errno(r, "MQTT: failed to schedule a reconnection to %s: %m", l->url);
@@ -391,7 +391,8 @@ static void after_mosq(MqttLoop *l)
 {
         if (l->dead)
                 return;
-        if (!l->lost && (l->state == LOOP_CONNECTING || l->state == LOOP_CONNECTED) && mosquitto_socket(l->mosq) < 0) {
+        if (!l->lost && (l->state == LOOP_CONNECTING || l->state == LOOP_CONNECTED) &&
+            mosquitto_socket(l->mosq) < 0) {
                 /* Closed without telling us (it should not happen): treat as lost. */
                 l->lost = true;
                 l->lost_error = -ECONNRESET;
@@ -414,7 +415,7 @@ static int attempt(MqttLoop *l)
 
         io_drop(l);
         if (l->reconnect_timer)
-                (void) sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
 
         rc = mosquitto_username_pw_set(l->mosq, l->username, l->username ? l->password : NULL);
         if (rc != MOSQ_ERR_SUCCESS)
@@ -428,7 +429,7 @@ static int attempt(MqttLoop *l)
 
         errno = 0;
         if (!l->ever_attempted) {
-                rc = mosquitto_connect_async(l->mosq, l->host, l->port, (int) l->keepalive);
+                rc = mosquitto_connect_async(l->mosq, l->host, l->port, (int)l->keepalive);
                 if (rc == MOSQ_ERR_SUCCESS)
                         l->ever_attempted = true;
         } else
@@ -472,13 +473,14 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
                 l->lost = true;
                 l->lost_error = -err;
                 after_mosq(l);
-                (void) loop_leave(l);
+                (void)loop_leave(l);
                 return 0;
         }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 errno = 0;
                 rc = mosquitto_loop_read(l->mosq, 1);
-                if (rc != MOSQ_ERR_SUCCESS && !l->lost && (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
+                if (rc != MOSQ_ERR_SUCCESS && !l->lost &&
+                    (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
                         l->lost = true;
                         l->lost_error = mqtt_error_to_errno(rc);
                 }
@@ -486,13 +488,14 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (!l->dead && !l->lost && (revents & EPOLLOUT) && mosquitto_socket(l->mosq) == fd) {
                 errno = 0;
                 rc = mosquitto_loop_write(l->mosq, 1);
-                if (rc != MOSQ_ERR_SUCCESS && !l->lost && (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
+                if (rc != MOSQ_ERR_SUCCESS && !l->lost &&
+                    (mosquitto_socket(l->mosq) < 0 || tls_connect_failed(l, rc))) {
                         l->lost = true;
                         l->lost_error = mqtt_error_to_errno(rc);
                 }
         }
         after_mosq(l);
-        (void) loop_leave(l);
+        (void)loop_leave(l);
         return 0;
 }
 
@@ -507,12 +510,12 @@ static int misc_handler(sd_event_source *s, uint64_t usec, void *userdata)
                 l->lost_error = -ETIMEDOUT;
         } else if (l->state == LOOP_CONNECTING || l->state == LOOP_CONNECTED) {
                 errno = 0;
-                (void) mosquitto_loop_misc(l->mosq);
+                (void)mosquitto_loop_misc(l->mosq);
         }
         after_mosq(l);
         if (!l->dead && (l->state == LOOP_CONNECTING || l->state == LOOP_CONNECTED))
-                (void) misc_arm(l);
-        (void) loop_leave(l);
+                (void)misc_arm(l);
+        (void)loop_leave(l);
         return 0;
 }
 
@@ -528,7 +531,7 @@ static int reconnect_handler(sd_event_source *s, uint64_t usec, void *userdata)
                         reconnect_schedule(l);
                 }
         }
-        (void) loop_leave(l);
+        (void)loop_leave(l);
         return 0;
 }
 
@@ -583,7 +586,7 @@ static void on_message(struct mosquitto *m, void *userdata, const struct mosquit
                 return;
         l->stats.messages_in++;
         if (l->cb.message)
-                l->cb.message(l, msg->topic, msg->payload, msg->payloadlen > 0 ? (size_t) msg->payloadlen : 0,
+                l->cb.message(l, msg->topic, msg->payload, msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
                               msg->qos, msg->retain, l->userdata);
 }
 
@@ -670,9 +673,9 @@ int mqtt_loop_new(sd_event *event, const MqttLoopSettings *s, const MqttLoopCall
         if (rc != MOSQ_ERR_SUCCESS)
                 return mqtt_error_to_errno(rc);
         /* Small control messages: do not wait for Nagle. */
-        (void) mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+        (void)mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
         /* QoS 1 messages libmosquitto re-sends itself after a reconnection. */
-        (void) mosquitto_reconnect_delay_set(l->mosq, 1, 1, false);
+        (void)mosquitto_reconnect_delay_set(l->mosq, 1, 1, false);
         if (l->tls && l->trust.mode == NM_TLS_PIN) {
                 /* Our own context: libmosquitto's would insist on a CA and the broker's name. It
                  * keeps a reference; l->trust outlives it (freed after mosquitto_destroy()). */
@@ -736,7 +739,7 @@ MqttLoop *mqtt_loop_free(MqttLoop *l)
                 return NULL;
         /* Best effort: tell the broker we are going (a DISCONNECT, no will message). */
         if (l->mosq && l->state == LOOP_CONNECTED)
-                (void) mosquitto_disconnect(l->mosq);
+                (void)mosquitto_disconnect(l->mosq);
         l->state = LOOP_IDLE;
         l->dead = true;
         memset(&l->cb, 0, sizeof(l->cb));
@@ -747,7 +750,7 @@ MqttLoop *mqtt_loop_free(MqttLoop *l)
                 io_drop(l);
                 misc_disarm(l);
                 if (l->reconnect_timer)
-                        (void) sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
+                        (void)sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
         }
         return NULL;
 }
@@ -764,7 +767,7 @@ int mqtt_loop_start(MqttLoop *l)
         l->failures = 0;
         loop_enter(l);
         r = attempt(l);
-        (void) loop_leave(l);
+        (void)loop_leave(l);
         return r;
 }
 
@@ -778,22 +781,22 @@ void mqtt_loop_stop(MqttLoop *l)
         loop_enter(l);
         l->state = LOOP_IDLE;
         if (l->reconnect_timer)
-                (void) sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(l->reconnect_timer, SD_EVENT_OFF);
         if (was_connected)
                 /* The broker closes the connection when it reads this; we keep watching the
                  * socket so that the packet gets written. */
-                (void) mosquitto_disconnect(l->mosq);
+                (void)mosquitto_disconnect(l->mosq);
         else
                 io_drop(l);
         misc_disarm(l);
         if (!l->dead && l->io)
-                (void) io_sync(l);
+                (void)io_sync(l);
         if (was_connected) {
                 l->stats.disconnects++;
                 if (l->cb.disconnected)
                         l->cb.disconnected(l, 0, l->userdata);
         }
-        (void) loop_leave(l);
+        (void)loop_leave(l);
 }
 
 int mqtt_loop_reconnect(MqttLoop *l)
@@ -807,7 +810,7 @@ int mqtt_loop_reconnect(MqttLoop *l)
         was_connected = l->state == LOOP_CONNECTED;
         loop_enter(l);
         if (was_connected) {
-                (void) mosquitto_disconnect(l->mosq);
+                (void)mosquitto_disconnect(l->mosq);
                 l->stats.disconnects++;
         }
         l->failures = 0;
@@ -817,7 +820,7 @@ int mqtt_loop_reconnect(MqttLoop *l)
         r = 0;
         if (!l->dead && l->state == LOOP_WAITING)
                 r = attempt(l);
-        (void) loop_leave(l);
+        (void)loop_leave(l);
         return r;
 }
 
@@ -866,7 +869,7 @@ int mqtt_loop_publish(MqttLoop *l, const char *topic, const void *payload, size_
 
         loop_enter(l);
         errno = 0;
-        rc = mosquitto_publish(l->mosq, &mid, topic, (int) len, payload, qos, retain);
+        rc = mosquitto_publish(l->mosq, &mid, topic, (int)len, payload, qos, retain);
         r = mqtt_error_to_errno(rc);
         if (r >= 0) {
                 l->stats.messages_out++;

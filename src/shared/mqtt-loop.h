@@ -16,7 +16,7 @@
 
 typedef struct MqttLoop MqttLoop;
 
-#define MQTT_DEFAULT_PORT 1883
+#define MQTT_DEFAULT_PORT     1883
 #define MQTT_DEFAULT_TLS_PORT 8883
 
 /* Parses "mqtt://host[:port]" or "mqtts://host[:port]" ("[v6addr]:port" for IPv6 literals).
@@ -96,12 +96,12 @@ int mqtt_loop_subscribe(MqttLoop *l, const char *pattern, int qos, int *ret_mid)
 int mqtt_loop_unsubscribe(MqttLoop *l, const char *pattern, int *ret_mid);
 
 typedef struct MqttLoopStats {
-        uint64_t attempts;      /* connection attempts started */
-        uint64_t connects;      /* CONNACK 0 received */
-        uint64_t disconnects;   /* accepted connections lost (or stopped) */
-        uint64_t messages_in;   /* messages delivered to the `message` callback */
-        uint64_t messages_out;  /* publishes queued */
-        uint64_t bytes_out;     /* payload bytes of those */
+        uint64_t attempts;     /* connection attempts started */
+        uint64_t connects;     /* CONNACK 0 received */
+        uint64_t disconnects;  /* accepted connections lost (or stopped) */
+        uint64_t messages_in;  /* messages delivered to the `message` callback */
+        uint64_t messages_out; /* publishes queued */
+        uint64_t bytes_out;    /* payload bytes of those */
 } MqttLoopStats;
 void mqtt_loop_get_stats(MqttLoop *l, MqttLoopStats *ret);
 

@@ -20,10 +20,11 @@ bool nm_network_name_valid(const char *s, GError **error)
                 ok = (g_ascii_isalnum(s[i]) && !g_ascii_isupper(s[i])) || s[i] == '-';
         if (!ok) {
                 g_autofree char *v = shown(strempty(s));
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid network name \"%s\": use 1-%d characters of a-z, 0-9 and '-', starting and "
-                            "ending with a letter or digit",
-                            v, NM_NETWORK_NAME_MAX);
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid network name \"%s\": use 1-%d characters of a-z, 0-9 and '-', starting and "
+                        "ending with a letter or digit",
+                        v, NM_NETWORK_NAME_MAX);
         }
         return ok;
 }
@@ -76,7 +77,7 @@ bool nm_label_valid(const char *what, const char *s, guint max, GError **error)
         size_t n = s ? strlen(s) : 0;
         bool ok = n >= 1 && n <= max && g_utf8_validate(s, -1, NULL);
         for (size_t i = 0; ok && i < n; i++)
-                ok = (unsigned char) s[i] >= 0x20 && s[i] != 0x7f;
+                ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
         if (!ok) {
                 g_autofree char *v = shown(strempty(s));
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
@@ -92,7 +93,7 @@ bool nm_dns_domain_valid(const char *s, GError **error)
         const char *p = s;
         while (ok) {
                 const char *dot = strchr(p, '.');
-                size_t l = dot ? (size_t) (dot - p) : strlen(p);
+                size_t l = dot ? (size_t)(dot - p) : strlen(p);
                 ok = label_ok(p, l);
                 if (!dot)
                         break;
@@ -138,7 +139,7 @@ void nm_network_ifname(const char *network, char ret[IFNAMSIZ])
         /* FNV-1a: stable across builds and machines, which is all that matters here. */
         guint32 h = 2166136261u;
         for (size_t i = 0; i < n; i++)
-                h = (h ^ (guint8) network[i]) * 16777619u;
+                h = (h ^ (guint8)network[i]) * 16777619u;
         snprintf(ret, IFNAMSIZ, "nm-%.7s-%04x", network, h & 0xffff);
 }
 

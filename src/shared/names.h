@@ -8,10 +8,10 @@
 #include <glib.h>
 
 #define NM_NETWORK_NAME_MAX 32
-#define NM_HOST_NAME_MAX 63
-#define NM_USER_NAME_MAX 64
-#define NM_KEY_NAME_MAX 64
-#define NM_DNS_NAME_MAX 253
+#define NM_HOST_NAME_MAX    63
+#define NM_USER_NAME_MAX    64
+#define NM_KEY_NAME_MAX     64
+#define NM_DNS_NAME_MAX     253
 
 bool nm_network_name_valid(const char *s, GError **error);
 /* A DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'. The one check

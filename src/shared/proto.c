@@ -76,7 +76,7 @@ void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
         nm_json_add_string(b, "name", p->name);
         nm_json_add_string(b, "public_key", key);
         nm_json_add_string(b, "endpoint", p->endpoint);
-        nm_json_add_strv(b, "allowed_ips", (const char *const *) p->allowed_ips);
+        nm_json_add_strv(b, "allowed_ips", (const char *const *)p->allowed_ips);
         nm_json_add_int(b, "keepalive", p->keepalive);
         nm_json_add_string(b, "ipv4", p->ipv4);
         nm_json_add_string(b, "ipv6", p->ipv6);
@@ -94,7 +94,8 @@ void nm_peer_to_json(const NmPeer *p, JsonBuilder *b)
 static JsonObject *expect_object(JsonNode *n, const char *what, GError **error)
 {
         if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s: an object was expected", what);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s: an object was expected",
+                            what);
                 return NULL;
         }
         return json_node_get_object(n);
@@ -122,8 +123,8 @@ static bool valid_iface_addr(const char *s, int family, const char *what, GError
         if (nm_prefix_parse(s, &p, error) < 0)
                 return false;
         if (p.family != family) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid %s \"%s\": wrong address family",
-                            what, s);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid %s \"%s\": wrong address family", what, s);
                 return false;
         }
         return true;
@@ -200,7 +201,7 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error)
         p->name = g_strdup(name);
         p->endpoint = g_strdup(endpoint);
         p->allowed_ips = TAKE_PTR(allowed);
-        p->keepalive = (guint) keepalive;
+        p->keepalive = (guint)keepalive;
         p->ipv4 = g_strdup(ipv4);
         p->ipv6 = g_strdup(ipv6);
         p->external = external;
@@ -240,7 +241,7 @@ static void roles_to_json(const NmRoles *r, JsonBuilder *b)
 {
         json_builder_begin_object(b);
         if (r->egress_ranges)
-                nm_json_add_strv(b, "egress_ranges", (const char *const *) r->egress_ranges);
+                nm_json_add_strv(b, "egress_ranges", (const char *const *)r->egress_ranges);
         else
                 nm_json_add_string(b, "egress_ranges", NULL);
         nm_json_add_bool(b, "egress_nat", r->egress_nat);
@@ -260,8 +261,9 @@ void nm_roles_to_json(const NmRoles *r, JsonBuilder *b)
 
 static bool roles_from_json(JsonObject *o, NmRoles *ret, GError **error)
 {
-        static const char *const members[] = { "egress_ranges", "egress_nat", "internet_gateway", "ingress",
-                                               "relay", "relayed_by", "internet_gateway_via", "failover", NULL };
+        static const char *const members[] = {
+                "egress_ranges", "egress_nat",           "internet_gateway", "ingress", "relay",
+                "relayed_by",    "internet_gateway_via", "failover",         NULL};
         NmRoles r = {};
         const char *relayed_by = NULL, *via = NULL;
 
@@ -319,7 +321,7 @@ void nm_dns_entry_free(NmDnsEntry *e)
 
 static NmDnsEntry *dns_entry_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "name", "ipv4", "ipv6", NULL };
+        static const char *const members[] = {"name", "ipv4", "ipv6", NULL};
         JsonObject *o = expect_object(n, "DNS entry", error);
         const char *name = NULL, *ipv4 = NULL, *ipv6 = NULL;
 
@@ -379,7 +381,7 @@ static void observer_to_json(const NmObserver *o, JsonBuilder *b)
 
 static NmObserver *observer_from_json(JsonObject *o, GError **error)
 {
-        static const char *const members[] = { "public_key", "endpoint", "keepalive", "stun", NULL };
+        static const char *const members[] = {"public_key", "endpoint", "keepalive", "stun", NULL};
         const char *key = NULL, *endpoint = NULL;
         gint64 keepalive = 0;
         bool stun = false;
@@ -468,7 +470,7 @@ static NmNameserver *nameserver_from_json(JsonNode *n, GError **error)
 NmNetworkState *nm_network_state_new(void)
 {
         NmNetworkState *s = g_new0(NmNetworkState, 1);
-        s->dns = g_ptr_array_new_with_free_func((GDestroyNotify) nm_dns_entry_free);
+        s->dns = g_ptr_array_new_with_free_func((GDestroyNotify)nm_dns_entry_free);
         s->nameservers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_nameserver_free);
         return s;
 }
@@ -524,7 +526,7 @@ NmNetworkState *nm_network_state_copy(const NmNetworkState *s)
         for (guint i = 0; s->nameservers && i < s->nameservers->len; i++)
                 g_ptr_array_add(c->nameservers, nm_nameserver_copy(s->nameservers->pdata[i]));
         if (s->peers) {
-                c->peers = g_ptr_array_new_full(s->peers->len, (GDestroyNotify) nm_peer_free);
+                c->peers = g_ptr_array_new_full(s->peers->len, (GDestroyNotify)nm_peer_free);
                 for (guint i = 0; i < s->peers->len; i++)
                         g_ptr_array_add(c->peers, nm_peer_copy(s->peers->pdata[i]));
         }
@@ -604,7 +606,7 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many peers (%u)", n);
                 return NULL;
         }
-        g_autoptr(GPtrArray) peers = g_ptr_array_new_full(n, (GDestroyNotify) nm_peer_free);
+        g_autoptr(GPtrArray) peers = g_ptr_array_new_full(n, (GDestroyNotify)nm_peer_free);
         for (guint i = 0; i < n; i++) {
                 NmPeer *p = nm_peer_from_json(json_array_get_element(a, i), error);
                 if (!p)
@@ -616,10 +618,10 @@ static GPtrArray *peers_from_json(JsonArray *a, GError **error)
 
 NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "network",     "node_id",   "ipv4",     "ipv6",           "listen_port",
-                                               "keepalive",   "mtu",       "dns_domain", "connected",    "host_name",
-                                               "roles",       "dns",       "nameservers", "peers",       "observer",
-                                               "failover_after", NULL };
+        static const char *const members[] = {
+                "network",     "node_id",    "ipv4",      "ipv6",           "listen_port", "keepalive",
+                "mtu",         "dns_domain", "connected", "host_name",      "roles",       "dns",
+                "nameservers", "peers",      "observer",  "failover_after", NULL};
         JsonObject *o = expect_object(n, "network state", error);
         const char *network = NULL, *node_id = NULL, *ipv4 = NULL, *ipv6 = NULL, *domain = NULL;
         gint64 port = 0, keepalive = 0, mtu = 0, failover_after = 0;
@@ -672,7 +674,7 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
                 return NULL;
         if (observer && !(s->observer = observer_from_json(observer, error)))
                 return NULL;
-        s->failover_after = (guint) failover_after;
+        s->failover_after = (guint)failover_after;
         if (dns && json_array_get_length(dns) > NM_MAX_PEERS_PER_MESSAGE) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many DNS entries");
                 return NULL;
@@ -700,9 +702,9 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
         s->node_id = g_strdup(node_id);
         s->ipv4 = g_strdup(ipv4);
         s->ipv6 = g_strdup(ipv6);
-        s->listen_port = (guint16) port;
-        s->keepalive = (guint) keepalive;
-        s->mtu = (guint) mtu;
+        s->listen_port = (guint16)port;
+        s->keepalive = (guint)keepalive;
+        s->mtu = (guint)mtu;
         s->dns_domain = g_strdup(domain);
         s->connected = connected;
         return TAKE_PTR(s);
@@ -711,7 +713,7 @@ NmNetworkState *nm_network_state_from_json(JsonNode *n, GError **error)
 NmState *nm_state_new(void)
 {
         NmState *s = g_new0(NmState, 1);
-        s->networks = g_ptr_array_new_with_free_func((GDestroyNotify) nm_network_state_free);
+        s->networks = g_ptr_array_new_with_free_func((GDestroyNotify)nm_network_state_free);
         return s;
 }
 
@@ -728,7 +730,7 @@ void nm_state_to_json(const NmState *s, JsonBuilder *b)
 {
         json_builder_begin_object(b);
         nm_json_add_string(b, "host_id", s->host_id);
-        nm_json_add_int(b, "serial", (gint64) s->serial);
+        nm_json_add_int(b, "serial", (gint64)s->serial);
         json_builder_set_member_name(b, "networks");
         json_builder_begin_array(b);
         for (guint i = 0; i < s->networks->len; i++)
@@ -739,7 +741,7 @@ void nm_state_to_json(const NmState *s, JsonBuilder *b)
 
 NmState *nm_state_from_json(JsonNode *n, GError **error)
 {
-        static const char *const members[] = { "host_id", "serial", "networks", NULL };
+        static const char *const members[] = {"host_id", "serial", "networks", NULL};
         JsonObject *o = expect_object(n, "state", error);
         const char *host_id = NULL;
         gint64 serial = 0;
@@ -756,7 +758,7 @@ NmState *nm_state_from_json(JsonNode *n, GError **error)
         }
         g_autoptr(NmState) s = nm_state_new();
         s->host_id = g_strdup(host_id);
-        s->serial = (guint64) serial;
+        s->serial = (guint64)serial;
         for (guint i = 0; i < json_array_get_length(nets); i++) {
                 NmNetworkState *ns = nm_network_state_from_json(json_array_get_element(nets, i), error);
                 if (!ns)
@@ -786,8 +788,8 @@ NmMessage *nm_message_new(NmMessageType type, guint64 serial)
         m->type = type;
         m->serial = serial;
         if (type == NM_MSG_PEERS) {
-                m->add = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
-                m->update = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+                m->add = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
+                m->update = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
                 m->remove = g_ptr_array_new_with_free_func(g_free);
         }
         return m;
@@ -815,7 +817,7 @@ char *nm_message_to_json(const NmMessage *m)
 
         json_builder_begin_object(b);
         nm_json_add_string(b, "type", nm_message_type_to_string(m->type));
-        nm_json_add_int(b, "serial", (gint64) m->serial);
+        nm_json_add_int(b, "serial", (gint64)m->serial);
         switch (m->type) {
         case NM_MSG_PEERS:
                 nm_json_add_string(b, "network", m->network);
@@ -870,10 +872,11 @@ NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Unknown message type \"%s\"", v);
                 return NULL;
         }
-        g_autoptr(NmMessage) m = nm_message_new(t, (guint64) serial);
+        g_autoptr(NmMessage) m = nm_message_new(t, (guint64)serial);
         switch (m->type) {
         case NM_MSG_PEERS: {
-                static const char *const members[] = { "type", "serial", "network", "add", "update", "remove", NULL };
+                static const char *const members[] = {"type",   "serial", "network", "add",
+                                                      "update", "remove", NULL};
                 const char *network = NULL;
                 JsonArray *add = NULL, *update = NULL;
                 g_auto(GStrv) remove = NULL;
@@ -907,7 +910,7 @@ NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
                 break;
         }
         case NM_MSG_NETWORK_LEFT: {
-                static const char *const members[] = { "type", "serial", "network", NULL };
+                static const char *const members[] = {"type", "serial", "network", NULL};
                 const char *network = NULL;
                 if (!nm_json_check_members(o, "network-left message", members, error) ||
                     !nm_json_get_string(o, "network", true, &network, error) ||
@@ -918,7 +921,7 @@ NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
         }
         case NM_MSG_NETWORK_JOINED:
         case NM_MSG_NETWORK_CHANGED: {
-                static const char *const members[] = { "type", "serial", "network", NULL };
+                static const char *const members[] = {"type", "serial", "network", NULL};
                 if (!nm_json_check_members(o, "network message", members, error))
                         return NULL;
                 if (!(m->net = nm_network_state_from_json(json_object_get_member(o, "network"), error)))
@@ -926,7 +929,7 @@ NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
                 break;
         }
         case NM_MSG_SNAPSHOT: {
-                static const char *const members[] = { "type", "serial", "state", NULL };
+                static const char *const members[] = {"type", "serial", "state", NULL};
                 if (!nm_json_check_members(o, "snapshot message", members, error))
                         return NULL;
                 if (!(m->state = nm_state_from_json(json_object_get_member(o, "state"), error)))
@@ -934,7 +937,7 @@ NmMessage *nm_message_parse(const char *data, gssize len, GError **error)
                 break;
         }
         case NM_MSG_HOST_DELETED: {
-                static const char *const members[] = { "type", "serial", NULL };
+                static const char *const members[] = {"type", "serial", NULL};
                 if (!nm_json_check_members(o, "host-deleted message", members, error))
                         return NULL;
                 break;
@@ -969,7 +972,8 @@ void nm_report_free(NmReport *r)
 void nm_report_add_peer_status(NmReport *r, const char *network, const NmPeerStatus *st)
 {
         if (!r->peers)
-                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify)g_array_unref);
         GArray *a = g_hash_table_lookup(r->peers, network);
         if (!a) {
                 a = g_array_new(false, false, sizeof(NmPeerStatus));
@@ -990,15 +994,15 @@ static void peer_status_to_json(const NmPeerStatus *st, JsonBuilder *b)
                 json_builder_add_null_value(b);
         else
                 json_builder_add_int_value(b, st->handshake);
-        nm_json_add_int(b, "since", (gint64) MIN(st->since, (guint64) G_MAXINT64));
-        nm_json_add_int(b, "rx", (gint64) MIN(st->rx_bytes, (guint64) G_MAXINT64));
-        nm_json_add_int(b, "tx", (gint64) MIN(st->tx_bytes, (guint64) G_MAXINT64));
+        nm_json_add_int(b, "since", (gint64)MIN(st->since, (guint64)G_MAXINT64));
+        nm_json_add_int(b, "rx", (gint64)MIN(st->rx_bytes, (guint64)G_MAXINT64));
+        nm_json_add_int(b, "tx", (gint64)MIN(st->tx_bytes, (guint64)G_MAXINT64));
         json_builder_end_object(b);
 }
 
 static bool peer_status_from_json(JsonNode *n, NmPeerStatus *ret, GError **error)
 {
-        static const char *const members[] = { "public_key", "handshake", "since", "rx", "tx", NULL };
+        static const char *const members[] = {"public_key", "handshake", "since", "rx", "tx", NULL};
         JsonObject *o = expect_object(n, "peer status", error);
         const char *key = NULL;
         gint64 handshake = -1, since = 0, rx = 0, tx = 0;
@@ -1011,7 +1015,8 @@ static bool peer_status_from_json(JsonNode *n, NmPeerStatus *ret, GError **error
                 return false;
         /* "handshake": seconds, or null for none. */
         JsonNode *h = json_object_get_member(o, "handshake");
-        if (h && !JSON_NODE_HOLDS_NULL(h) && !nm_json_get_int(o, "handshake", true, 0, G_MAXINT64, &handshake, error))
+        if (h && !JSON_NODE_HOLDS_NULL(h) &&
+            !nm_json_get_int(o, "handshake", true, 0, G_MAXINT64, &handshake, error))
                 return false;
         if (nm_key_from_base64(key, &ret->public_key) < 0) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
@@ -1019,9 +1024,9 @@ static bool peer_status_from_json(JsonNode *n, NmPeerStatus *ret, GError **error
                 return false;
         }
         ret->handshake = handshake;
-        ret->since = (guint64) since;
-        ret->rx_bytes = (guint64) rx;
-        ret->tx_bytes = (guint64) tx;
+        ret->since = (guint64)since;
+        ret->rx_bytes = (guint64)rx;
+        ret->tx_bytes = (guint64)tx;
         return true;
 }
 
@@ -1042,7 +1047,7 @@ char *nm_report_to_json(const NmReport *r)
                         json_builder_add_int_value(b, GPOINTER_TO_UINT(v));
                 }
                 json_builder_end_object(b);
-                nm_json_add_strv(b, "endpoints", (const char *const *) r->endpoints);
+                nm_json_add_strv(b, "endpoints", (const char *const *)r->endpoints);
                 if (r->public_ip)
                         nm_json_add_string(b, "public_ip", r->public_ip);
                 if (r->peers) {
@@ -1068,8 +1073,8 @@ char *nm_report_to_json(const NmReport *r)
 
 NmReport *nm_report_parse(const char *data, gssize len, GError **error)
 {
-        static const char *const members[] = { "type", "version", "listen_ports", "endpoints", "public_ip", "peers",
-                                               NULL };
+        static const char *const members[] = {"type",  "version", "listen_ports", "endpoints", "public_ip",
+                                              "peers", NULL};
         g_autoptr(JsonObject) o = nm_json_parse_object(data, len, error);
         const char *type = "checkin", *version = NULL, *public_ip = NULL;
         JsonObject *ports = NULL, *peers = NULL;
@@ -1116,7 +1121,7 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
                                 return NULL;
                         }
                         g_hash_table_insert(r->listen_ports, g_strdup(net),
-                                            GUINT_TO_POINTER((guint) json_node_get_int(v)));
+                                            GUINT_TO_POINTER((guint)json_node_get_int(v)));
                 }
         }
         for (char **e = endpoints; e && *e; e++) {
@@ -1146,24 +1151,28 @@ NmReport *nm_report_parse(const char *data, gssize len, GError **error)
                 JsonNode *v;
                 guint total = 0;
                 if (json_object_get_size(peers) > 1024) {
-                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many networks in \"peers\"");
+                        g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                    "Too many networks in \"peers\"");
                         return NULL;
                 }
-                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+                r->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify)g_array_unref);
                 json_object_iter_init(&it, peers);
                 while (json_object_iter_next(&it, &net, &v)) {
                         if (!nm_network_name_valid(net, error))
                                 return NULL;
                         if (!JSON_NODE_HOLDS_ARRAY(v)) {
                                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                            "Invalid \"peers\" of network \"%s\": an array was expected", net);
+                                            "Invalid \"peers\" of network \"%s\": an array was expected",
+                                            net);
                                 return NULL;
                         }
                         JsonArray *a = json_node_get_array(v);
                         guint n = json_array_get_length(a);
                         total += n;
                         if (total > NM_MAX_PEERS_PER_MESSAGE) {
-                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Too many peers in a check-in");
+                                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                                            "Too many peers in a check-in");
                                 return NULL;
                         }
                         GArray *list = g_array_sized_new(false, false, sizeof(NmPeerStatus), n);

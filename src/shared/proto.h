@@ -7,8 +7,8 @@
 #include <json-glib/json-glib.h>
 #include "keys.h"
 
-#define NM_MAX_ALLOWED_IPS 1024
-#define NM_MAX_ENDPOINTS 32
+#define NM_MAX_ALLOWED_IPS       1024
+#define NM_MAX_ENDPOINTS         32
 #define NM_MAX_PEERS_PER_MESSAGE 100000
 
 typedef struct NmPeer {
@@ -36,12 +36,12 @@ NmPeer *nm_peer_from_json(JsonNode *n, GError **error);
 
 /* What this host's node does in a network besides being a peer (docs/protocol.md §4). */
 typedef struct NmRoles {
-        char **egress_ranges;       /* canonical CIDRs routed for the network; NULL when not an egress gateway */
-        bool egress_nat;            /* masquerade what leaves towards the egress ranges */
-        bool internet_gateway;      /* offers 0.0.0.0/0 and ::/0 to the nodes that opted in */
-        bool ingress;               /* external clients attach here */
-        bool relay;                 /* forwards between its peers for relayed nodes */
-        char *relayed_by;           /* node id of this node's relay, or NULL */
+        char **egress_ranges;  /* canonical CIDRs routed for the network; NULL when not an egress gateway */
+        bool egress_nat;       /* masquerade what leaves towards the egress ranges */
+        bool internet_gateway; /* offers 0.0.0.0/0 and ::/0 to the nodes that opted in */
+        bool ingress;          /* external clients attach here */
+        bool relay;            /* forwards between its peers for relayed nodes */
+        char *relayed_by;      /* node id of this node's relay, or NULL */
         char *internet_gateway_via; /* node id of the internet gateway this node uses, or NULL */
         bool failover;              /* may relay pairs of nodes that cannot connect directly */
 } NmRoles;
@@ -103,13 +103,14 @@ typedef struct NmNetworkState {
         guint mtu;
         char *dns_domain;
         bool connected;
-        char *host_name;  /* this host's name in DNS ("<host_name>.<network>.<dns_domain>"), or NULL */
+        char *host_name; /* this host's name in DNS ("<host_name>.<network>.<dns_domain>"), or NULL */
         NmRoles roles;
-        GPtrArray *dns;   /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
+        GPtrArray *dns;         /* of NmDnsEntry: the network's custom names (never NULL after parsing) */
         GPtrArray *nameservers; /* of NmNameserver, by domain (never NULL after parsing) */
-        GPtrArray *peers; /* of NmPeer; NULL when the message carries no peers */
-        NmObserver *observer;  /* NULL: the server observes nothing */
-        guint failover_after;  /* seconds without a handshake after which the server relays a pair; 0 = never */
+        GPtrArray *peers;       /* of NmPeer; NULL when the message carries no peers */
+        NmObserver *observer;   /* NULL: the server observes nothing */
+        guint failover_after; /* seconds without a handshake after which the server relays a pair; 0 = never
+                               */
 } NmNetworkState;
 
 NmNetworkState *nm_network_state_new(void);
@@ -148,12 +149,12 @@ const char *nm_message_type_to_string(NmMessageType t);
 typedef struct NmMessage {
         NmMessageType type;
         guint64 serial;
-        char *network;          /* NM_MSG_PEERS, NM_MSG_NETWORK_LEFT */
-        GPtrArray *add;         /* NM_MSG_PEERS: of NmPeer */
-        GPtrArray *update;      /* NM_MSG_PEERS: of NmPeer */
-        GPtrArray *remove;      /* NM_MSG_PEERS: of NmKey */
-        NmNetworkState *net;    /* NM_MSG_NETWORK_JOINED, NM_MSG_NETWORK_CHANGED */
-        NmState *state;         /* NM_MSG_SNAPSHOT */
+        char *network;       /* NM_MSG_PEERS, NM_MSG_NETWORK_LEFT */
+        GPtrArray *add;      /* NM_MSG_PEERS: of NmPeer */
+        GPtrArray *update;   /* NM_MSG_PEERS: of NmPeer */
+        GPtrArray *remove;   /* NM_MSG_PEERS: of NmKey */
+        NmNetworkState *net; /* NM_MSG_NETWORK_JOINED, NM_MSG_NETWORK_CHANGED */
+        NmState *state;      /* NM_MSG_SNAPSHOT */
 } NmMessage;
 
 NmMessage *nm_message_new(NmMessageType type, guint64 serial);

@@ -59,13 +59,13 @@ static inline bool test_broker_available(bool dynsec)
 
 static inline int test_free_port(void)
 {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t n = sizeof(a);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
         g_assert_cmpint(fd, >=, 0);
-        g_assert_cmpint(bind(fd, (struct sockaddr *) &a, sizeof(a)), ==, 0);
-        g_assert_cmpint(getsockname(fd, (struct sockaddr *) &a, &n), ==, 0);
+        g_assert_cmpint(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+        g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &n), ==, 0);
         port = ntohs(a.sin_port);
         close(fd);
         return port;
@@ -73,10 +73,10 @@ static inline int test_free_port(void)
 
 static inline bool test_port_open(int port)
 {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                 .sin_port = htons(port) };
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+        bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
         close(fd);
         return ok;
 }
@@ -84,25 +84,25 @@ static inline bool test_port_open(int port)
 /* A test that fails an assertion aborts: the broker must not outlive it. */
 static inline void test_broker_child_setup(gpointer data)
 {
-        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static inline void test_broker_spawn(TestBroker *b)
 {
         g_autofree char *bin = test_broker_binary();
         g_autofree char *cmd = g_strdup_printf("exec %s -c %s >>%s 2>&1", bin, b->conf, b->log);
-        const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+        const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
         g_autoptr(GError) e = NULL;
 
-        g_assert_true(g_spawn_async(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, test_broker_child_setup,
-                                    NULL, &b->pid, &e));
+        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                    test_broker_child_setup, NULL, &b->pid, &e));
         g_assert_no_error(e);
         for (int i = 0; i < 500; i++) {
                 if (test_port_open(b->port))
                         return;
                 if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
                         g_autofree char *log = NULL;
-                        (void) g_file_get_contents(b->log, &log, NULL, NULL);
+                        (void)g_file_get_contents(b->log, &log, NULL, NULL);
                         g_error("mosquitto exited at start:\n%s", log);
                 }
                 g_usleep(10000);
@@ -136,12 +136,12 @@ static inline void test_broker_start_port(TestBroker *b, bool dynsec, int port)
         g_string_append(conf, "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
                               "log_type information\n");
         if (dynsec) {
-                const char *argv[] = { "mosquitto_ctrl", "dynsec", "init", b->dynsec_file, b->admin_user,
-                                       b->admin_password, NULL };
+                const char *argv[] = {"mosquitto_ctrl", "dynsec",          "init", b->dynsec_file,
+                                      b->admin_user,    b->admin_password, NULL};
                 int status;
-                g_assert_true(g_spawn_sync(NULL, (char **) argv, NULL,
-                                           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-                                           NULL, &status, &e));
+                g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+                                           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                                           NULL, NULL, &status, &e));
                 g_assert_no_error(e);
                 g_assert_true(g_spawn_check_wait_status(status, NULL));
                 g_string_append_printf(conf, "allow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n",
@@ -162,8 +162,8 @@ static inline void test_broker_stop(TestBroker *b)
 {
         if (b->pid <= 0)
                 return;
-        (void) kill(b->pid, SIGTERM);
-        (void) waitpid(b->pid, NULL, 0);
+        (void)kill(b->pid, SIGTERM);
+        (void)waitpid(b->pid, NULL, 0);
         g_spawn_close_pid(b->pid);
         b->pid = 0;
 }
@@ -178,10 +178,10 @@ static inline void test_broker_free(TestBroker *b)
 {
         test_broker_stop(b);
         if (b->dir) {
-                const char *files[] = { b->conf, b->dynsec_file, b->log };
+                const char *files[] = {b->conf, b->dynsec_file, b->log};
                 for (size_t i = 0; i < G_N_ELEMENTS(files); i++)
-                        (void) g_unlink(files[i]);
-                (void) g_rmdir(b->dir);
+                        (void)g_unlink(files[i]);
+                (void)g_rmdir(b->dir);
         }
         g_free(b->dir);
         g_free(b->conf);
@@ -193,18 +193,18 @@ static inline void test_broker_free(TestBroker *b)
 }
 
 /* Runs the loop until `cond` holds or the time is up; evaluates to `cond`. */
-#define TEST_RUN_UNTIL(e, cond, timeout_usec)                                                       \
-        ({                                                                                          \
-                gint64 _deadline = g_get_monotonic_time() + (gint64) (timeout_usec);                \
-                while (!(cond) && g_get_monotonic_time() < _deadline)                               \
-                        g_assert_cmpint(sd_event_run((e), 20 * 1000), >=, 0);                       \
-                (cond);                                                                             \
+#define TEST_RUN_UNTIL(e, cond, timeout_usec)                                                               \
+        ({                                                                                                  \
+                gint64 _deadline = g_get_monotonic_time() + (gint64)(timeout_usec);                         \
+                while (!(cond) && g_get_monotonic_time() < _deadline)                                       \
+                        g_assert_cmpint(sd_event_run((e), 20 * 1000), >=, 0);                               \
+                (cond);                                                                                     \
         })
 
 /* Runs the loop until *flag turns true (or, with flag NULL, for the whole time). Returns *flag. */
 static inline bool test_run_until(sd_event *e, const bool *flag, uint64_t timeout_usec)
 {
-        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_usec;
+        gint64 deadline = g_get_monotonic_time() + (gint64)timeout_usec;
         while (!(flag && *flag) && g_get_monotonic_time() < deadline)
                 g_assert_cmpint(sd_event_run(e, 50 * 1000), >=, 0);
         return flag ? *flag : true;

@@ -32,8 +32,9 @@ static void test_parse(void)
         NmPrefix host = P("192.0.2.1");
         g_assert_cmpuint(host.prefixlen, ==, 32);
 
-        const char *bad[] = { "", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/2x", "300.0.0.0/8",
-                              "fd00::/129", "hello/8", "10.0.0.0/0024", "10.0.0.0 /24" };
+        const char *bad[] = {
+                "",           "10.0.0.0/33", "10.0.0.0/",     "10.0.0.0/-1", "10.0.0.0/2x", "300.0.0.0/8",
+                "fd00::/129", "hello/8",     "10.0.0.0/0024", "10.0.0.0 /24"};
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 g_autoptr(GError) e = NULL;
                 NmPrefix x;
@@ -101,8 +102,9 @@ static void test_endpoint(void)
         g_assert_cmpint(f, ==, AF_INET6);
         g_autofree char *s = nm_endpoint_to_string(f, &a, port);
         g_assert_cmpstr(s, ==, "[fd00::2]:1");
-        const char *bad[] = { "198.18.0.2", "198.18.0.2:0", "198.18.0.2:65536", "fd00::2:51821", "[fd00::2]51821",
-                              "[10.0.0.1]:5", "x:1", "1.2.3.4:+5", "1.2.3.4:", ":5" };
+        const char *bad[] = {
+                "198.18.0.2",   "198.18.0.2:0", "198.18.0.2:65536", "fd00::2:51821", "[fd00::2]51821",
+                "[10.0.0.1]:5", "x:1",          "1.2.3.4:+5",       "1.2.3.4:",      ":5"};
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
                 g_assert_cmpint(nm_endpoint_parse(bad[i], &f, &a, &port), ==, -EINVAL);
 }

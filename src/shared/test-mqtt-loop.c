@@ -13,7 +13,7 @@
 #include "test-broker.h"
 
 #define MSEC 1000ULL
-#define SEC (1000 * MSEC)
+#define SEC  (1000 * MSEC)
 
 static void test_url_parse(void)
 {
@@ -23,19 +23,38 @@ static void test_url_parse(void)
                 uint16_t port;
                 bool tls;
         } good[] = {
-                { "mqtt://127.0.0.1:1883", "127.0.0.1", 1883, false },
-                { "mqtt://broker.example.org", "broker.example.org", 1883, false },
-                { "mqtts://broker.example.org", "broker.example.org", 8883, true },
-                { "mqtts://b:8884/", "b", 8884, true },
-                { "mqtt://[::1]:1999", "::1", 1999, false },
-                { "mqtt://[fd00::1]", "fd00::1", 1883, false },
-                { "mqtt://localhost:65535", "localhost", 65535, false },
+                {"mqtt://127.0.0.1:1883", "127.0.0.1", 1883, false},
+                {"mqtt://broker.example.org", "broker.example.org", 1883, false},
+                {"mqtts://broker.example.org", "broker.example.org", 8883, true},
+                {"mqtts://b:8884/", "b", 8884, true},
+                {"mqtt://[::1]:1999", "::1", 1999, false},
+                {"mqtt://[fd00::1]", "fd00::1", 1883, false},
+                {"mqtt://localhost:65535", "localhost", 65535, false},
         };
         static const char *const bad[] = {
-                NULL, "", "mqtt://", "mqtt://:1883", "http://127.0.0.1:1883", "tcp://h:1", "127.0.0.1:1883",
-                "mqtt://h:0", "mqtt://h:65536", "mqtt://h:123456", "mqtt://h:-1", "mqtt://h:", "mqtt://h:12x",
-                "mqtt://user:pw@h:1883", "mqtt://h:1883/path", "mqtt://h:1883?x=1", "mqtt://h#f",
-                "mqtt://[::1", "mqtt://[]:1", "mqtt://[zz::1]", "mqtt://h st", "MQTT://h", "mqtt://h:1883//",
+                NULL,
+                "",
+                "mqtt://",
+                "mqtt://:1883",
+                "http://127.0.0.1:1883",
+                "tcp://h:1",
+                "127.0.0.1:1883",
+                "mqtt://h:0",
+                "mqtt://h:65536",
+                "mqtt://h:123456",
+                "mqtt://h:-1",
+                "mqtt://h:",
+                "mqtt://h:12x",
+                "mqtt://user:pw@h:1883",
+                "mqtt://h:1883/path",
+                "mqtt://h:1883?x=1",
+                "mqtt://h#f",
+                "mqtt://[::1",
+                "mqtt://[]:1",
+                "mqtt://[zz::1]",
+                "mqtt://h st",
+                "MQTT://h",
+                "mqtt://h:1883//",
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -97,7 +116,7 @@ static void test_new_refuses_bad_settings(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         MqttLoop *l = NULL;
-        MqttLoopSettings s = { .url = "mqtt://127.0.0.1:1", .clean_session = true };
+        MqttLoopSettings s = {.url = "mqtt://127.0.0.1:1", .clean_session = true};
 
         g_assert_cmpint(sd_event_new(&e), >=, 0);
         s.url = "mqtt://";
@@ -156,8 +175,8 @@ static void probe_disconnected(MqttLoop *l, int error, void *userdata)
         g_assert_cmpint(mqtt_loop_publish(l, "x/y", "z", 1, 1, false, NULL), ==, -ENOTCONN);
 }
 
-static void probe_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos, bool retained,
-                          void *userdata)
+static void probe_message(MqttLoop *l, const char *topic, const void *payload, size_t len, int qos,
+                          bool retained, void *userdata)
 {
         Probe *p = userdata;
         p->messages++;
@@ -248,7 +267,7 @@ static void test_live_roundtrip_and_restart(void)
         g_assert_cmpint(mqtt_loop_last_error(p.l), ==, 0);
 
         /* Our own publish comes back through the subscription. */
-        const char payload[] = { 'a', 0, 'b', (char) 0xff };
+        const char payload[] = {'a', 0, 'b', (char)0xff};
         int mid = 0;
         g_assert_cmpint(mqtt_loop_publish(p.l, "t/one", payload, sizeof(payload), 1, false, &mid), ==, 0);
         g_assert_cmpint(mid, >, 0);
@@ -287,7 +306,7 @@ static void test_live_roundtrip_and_restart(void)
         mqtt_loop_stop(p.l);
         g_assert_cmpuint(p.disconnected, ==, 3);
         g_assert_cmpint(p.last_disconnect_error, ==, 0);
-        (void) TEST_RUN_UNTIL(e, false, 1 * SEC);
+        (void)TEST_RUN_UNTIL(e, false, 1 * SEC);
         g_assert_cmpuint(p.connected, ==, 3);
         g_assert_false(mqtt_loop_is_connected(p.l));
 
@@ -299,7 +318,7 @@ static void test_live_roundtrip_and_restart(void)
         p.free_on_message = true;
         g_assert_cmpint(mqtt_loop_publish(p.l, "t/last", "x", 1, 0, false, NULL), ==, 0);
         g_assert_true(TEST_RUN_UNTIL(e, p.l == NULL, 5 * SEC));
-        (void) TEST_RUN_UNTIL(e, false, 200 * MSEC);
+        (void)TEST_RUN_UNTIL(e, false, 200 * MSEC);
 
         probe_clear(&p);
         test_broker_free(&b);
@@ -342,7 +361,7 @@ static void test_live_refused_credentials(void)
 static void test_live_connect_timeout(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t n = sizeof(a);
         Probe p = {};
         int fd;
@@ -350,9 +369,9 @@ static void test_live_connect_timeout(void)
         g_assert_cmpint(sd_event_new(&e), >=, 0);
         /* Something that accepts TCP (the kernel does, into the backlog) but never answers MQTT. */
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        g_assert_cmpint(bind(fd, (struct sockaddr *) &a, sizeof(a)), ==, 0);
+        g_assert_cmpint(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
         g_assert_cmpint(listen(fd, 16), ==, 0);
-        g_assert_cmpint(getsockname(fd, (struct sockaddr *) &a, &n), ==, 0);
+        g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &n), ==, 0);
         g_autofree char *url = g_strdup_printf("mqtt://127.0.0.1:%d", ntohs(a.sin_port));
 
         MqttLoopSettings s = {
@@ -374,9 +393,9 @@ static void test_live_connect_timeout(void)
 static bool run_openssl(const char *dir, const char *cmd)
 {
         g_autofree char *full = g_strdup_printf("cd %s && openssl %s >/dev/null 2>&1", dir, cmd);
-        const char *argv[] = { "/bin/sh", "-c", full, NULL };
+        const char *argv[] = {"/bin/sh", "-c", full, NULL};
         int status = 0;
-        return g_spawn_sync(NULL, (char **) argv, NULL, 0, NULL, NULL, NULL, NULL, &status, NULL) &&
+        return g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, NULL, NULL, &status, NULL) &&
                g_spawn_check_wait_status(status, NULL);
 }
 
@@ -404,22 +423,25 @@ static void test_live_tls(void)
                                        "-keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca"));
         g_assert_true(run_openssl(dir, "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
                                        "-keyout other.key -out other.crt -days 2 -subj /CN=other-ca"));
-        g_assert_true(run_openssl(dir, "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
-                                       "-out srv.csr -subj /CN=127.0.0.1"));
+        g_assert_true(run_openssl(dir,
+                                  "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
+                                  "-out srv.csr -subj /CN=127.0.0.1"));
         g_autofree char *ext = g_build_filename(dir, "ext", NULL);
         g_assert_true(g_file_set_contents(ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
         g_assert_true(run_openssl(dir, "x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
                                        "-out srv.crt -days 2 -extfile ext"));
 
         port = test_free_port();
-        g_autofree char *conf = g_strdup_printf("%slistener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                                                "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
-                                                geteuid() == 0 ? "user root\n" : "", port, dir, dir, dir);
+        g_autofree char *conf =
+                g_strdup_printf("%slistener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                                "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
+                                geteuid() == 0 ? "user root\n" : "", port, dir, dir, dir);
         g_autofree char *conf_file = g_build_filename(dir, "mosquitto.conf", NULL);
         g_assert_true(g_file_set_contents(conf_file, conf, -1, NULL));
         g_autofree char *cmd = g_strdup_printf("exec %s -c %s >%s/broker.log 2>&1", bin, conf_file, dir);
-        const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-        g_assert_true(g_spawn_async(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err));
+        const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        g_assert_true(
+                g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err));
         for (int i = 0; i < 500 && !test_port_open(port); i++)
                 g_usleep(10000);
 
@@ -451,8 +473,8 @@ static void test_live_tls(void)
 
         probe_clear(&p);
         probe_clear(&q);
-        (void) kill(pid, SIGTERM);
-        (void) waitpid(pid, NULL, 0);
+        (void)kill(pid, SIGTERM);
+        (void)waitpid(pid, NULL, 0);
         g_autofree char *rm = g_strdup_printf("rm -rf %s", dir);
         g_assert_cmpint(system(rm), ==, 0);
 }

@@ -19,8 +19,8 @@ static NmPeer *make_peer(const char *name, const char *ip)
         p->endpoint = g_strdup("198.18.0.3:51821");
         p->ipv4 = g_strdup(ip);
         g_autofree char *cidr = g_strdup_printf("%s/32", ip);
-        const char *v[] = { cidr, NULL };
-        p->allowed_ips = g_strdupv((char **) v);
+        const char *v[] = {cidr, NULL};
+        p->allowed_ips = g_strdupv((char **)v);
         p->keepalive = 20;
         return p;
 }
@@ -63,8 +63,8 @@ static NmNetworkState *make_network_state(void)
         n->dns_domain = g_strdup("nm.internal");
         n->connected = true;
         n->host_name = g_strdup("laptop1");
-        const char *ranges[] = { "192.168.50.0/24", NULL };
-        n->roles.egress_ranges = g_strdupv((char **) ranges);
+        const char *ranges[] = {"192.168.50.0/24", NULL};
+        n->roles.egress_ranges = g_strdupv((char **)ranges);
         n->roles.egress_nat = true;
         n->roles.relay = true;
         n->roles.internet_gateway_via = nm_uuid_new();
@@ -78,7 +78,7 @@ static NmNetworkState *make_network_state(void)
         g_ptr_array_add(n->dns, nm_dns_entry_new("printer", "10.99.0.50", NULL));
         const char *servers[] = {"192.168.50.53", "fd00:50::53", NULL};
         g_ptr_array_add(n->nameservers, nm_nameserver_new("corp.example", (char **)servers));
-        n->peers = g_ptr_array_new_with_free_func((GDestroyNotify) nm_peer_free);
+        n->peers = g_ptr_array_new_with_free_func((GDestroyNotify)nm_peer_free);
         g_ptr_array_add(n->peers, make_peer("b", "10.99.0.2"));
         NmPeer *ext = make_peer("phone", "10.99.0.254");
         ext->external = true;
@@ -103,8 +103,8 @@ static void test_snapshot_roundtrip(void)
         g_assert_cmpstr(bn->ipv6, ==, "fd00:99::1/64");
         g_assert_cmpuint(bn->peers->len, ==, 2);
         g_assert_true(bn->connected);
-        g_assert_false(((NmPeer *) bn->peers->pdata[0])->external);
-        g_assert_true(((NmPeer *) bn->peers->pdata[1])->external);
+        g_assert_false(((NmPeer *)bn->peers->pdata[0])->external);
+        g_assert_true(((NmPeer *)bn->peers->pdata[1])->external);
         g_assert_cmpstr(bn->host_name, ==, "laptop1");
         g_assert_true(nm_roles_equal(&bn->roles, &n->roles));
         g_assert_true(nm_roles_forwards(&bn->roles));
@@ -112,8 +112,8 @@ static void test_snapshot_roundtrip(void)
         g_assert_true(nm_observer_equal(bn->observer, n->observer));
         g_assert_cmpuint(bn->failover_after, ==, 30);
         g_assert_cmpuint(bn->dns->len, ==, 1);
-        g_assert_cmpstr(((NmDnsEntry *) bn->dns->pdata[0])->name, ==, "printer");
-        g_assert_null(((NmDnsEntry *) bn->dns->pdata[0])->ipv6);
+        g_assert_cmpstr(((NmDnsEntry *)bn->dns->pdata[0])->name, ==, "printer");
+        g_assert_null(((NmDnsEntry *)bn->dns->pdata[0])->ipv6);
         g_assert_cmpuint(bn->nameservers->len, ==, 1);
         const NmNameserver *ns = bn->nameservers->pdata[0];
         g_assert_cmpstr(ns->domain, ==, "corp.example");
@@ -122,16 +122,18 @@ static void test_snapshot_roundtrip(void)
 
         /* Roles, DNS entries and nameservers are checked like everything else. */
         g_autoptr(GError) e2 = NULL;
-        const char *bad_roles = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
-                                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
-                                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
-                                "\"roles\":{\"egress_ranges\":[\"192.168.1.1/24\"]}}}";
+        const char *bad_roles =
+                "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,"
+                "\"roles\":{\"egress_ranges\":[\"192.168.1.1/24\"]}}}";
         g_assert_null(nm_message_parse(bad_roles, -1, &e2));
         g_assert_nonnull(strstr(e2->message, "192.168.1.1/24"));
         g_autoptr(GError) e3 = NULL;
-        const char *bad_dns = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
-                              "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
-                              "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"dns\":[{\"name\":\"x\"}]}}";
+        const char *bad_dns =
+                "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"dns\":[{\"name\":\"x\"}]}}";
         g_assert_null(nm_message_parse(bad_dns, -1, &e3));
         g_assert_nonnull(strstr(e3->message, "neither"));
         g_autoptr(GError) e4 = NULL;
@@ -150,11 +152,12 @@ static void test_snapshot_roundtrip(void)
         g_assert_null(nm_message_parse(empty_ns, -1, &e5));
         g_assert_nonnull(strstr(e5->message, "no servers"));
         g_autoptr(GError) e6 = NULL;
-        const char *bad_observer = "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
-                                   "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
-                                   "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"observer\":{\"public_key\":"
-                                   "\"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=\",\"endpoint\":\"198.18.50.254\","
-                                   "\"keepalive\":25}}}";
+        const char *bad_observer =
+                "{\"type\":\"network-changed\",\"serial\":1,\"network\":{\"network\":\"a\","
+                "\"node_id\":\"00000000-0000-4000-8000-000000000000\",\"ipv4\":\"10.0.0.1/24\","
+                "\"listen_port\":1,\"keepalive\":0,\"mtu\":1420,\"observer\":{\"public_key\":"
+                "\"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=\",\"endpoint\":\"198.18.50.254\","
+                "\"keepalive\":25}}}";
         g_assert_null(nm_message_parse(bad_observer, -1, &e6));
         g_assert_nonnull(strstr(e6->message, "198.18.50.254"));
 }
@@ -250,12 +253,13 @@ static void test_bad_messages(void)
         expect_bad("{\"type\":\"peers\",\"serial\":-1,\"network\":\"a\"}", "out of range");
         expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"BAD NAME\"}", "network name");
         expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"remove\":[\"xx\"]}", "public key");
-        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":[{\"host_id\":\"x\"}]}", NULL);
+        expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":[{\"host_id\":\"x\"}]}",
+                   NULL);
         expect_bad("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"evil\":1}", "Unknown member");
         expect_bad("{\"type\":\"host-deleted\",\"serial\":1,\"x\":[]}", "Unknown member");
         g_autofree char *brackets = g_strnfill(100, '[');
-        g_autofree char *deep = g_strconcat("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":",
-                                            brackets, NULL);
+        g_autofree char *deep =
+                g_strconcat("{\"type\":\"peers\",\"serial\":1,\"network\":\"a\",\"add\":", brackets, NULL);
         expect_bad(deep, "nested");
 }
 
@@ -264,8 +268,8 @@ static void test_report(void)
         g_autoptr(NmReport) r = nm_report_new(NM_REPORT_CHECKIN);
         r->version = g_strdup("0.1.0");
         g_hash_table_insert(r->listen_ports, g_strdup("office"), GUINT_TO_POINTER(51822));
-        const char *eps[] = { "198.18.0.2", "fd00::2", NULL };
-        r->endpoints = g_strdupv((char **) eps);
+        const char *eps[] = {"198.18.0.2", "fd00::2", NULL};
+        r->endpoints = g_strdupv((char **)eps);
         r->public_ip = g_strdup("203.0.113.7");
         g_autofree char *json = nm_report_to_json(r);
         g_autoptr(GError) e = NULL;
@@ -280,7 +284,7 @@ static void test_report(void)
 
         /* Peer status: handshake ages (null for none yet), how long each peer has been set up,
          * traffic counters. */
-        NmPeerStatus st = { .handshake = 12, .since = 300, .rx_bytes = 1234, .tx_bytes = 5678 };
+        NmPeerStatus st = {.handshake = 12, .since = 300, .rx_bytes = 1234, .tx_bytes = 5678};
         memset(&st.public_key, 0x21, sizeof(st.public_key));
         nm_report_add_peer_status(r, "office", &st);
         st.handshake = -1;
@@ -302,7 +306,8 @@ static void test_report(void)
                 "{\"peers\":{\"office\":{}}}",
                 "{\"peers\":{\"Office!\":[]}}",
                 "{\"peers\":{\"office\":[{\"public_key\":\"x\",\"since\":1}]}}",
-                "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\"}]}}",
+                "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\"}]}"
+                "}",
                 "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\","
                 "\"since\":1,\"handshake\":-5}]}}",
                 "{\"peers\":{\"office\":[{\"public_key\":\"ISEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISE=\","

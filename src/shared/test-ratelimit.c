@@ -1,8 +1,8 @@
 /* Proves the per-source token buckets: a source gets its burst at once and then one request per
  * period/burst, with the wait until the next one; sources are independent (IPv4 by address, also
- * IPv4-mapped, IPv6 by /64 or by whole address when asked, Unix sockets as one); no window of random traffic lets a source through
- * more than the bucket allows; and a flood of addresses never grows the table past its bound, never
- * evicts busy sources, and leaves the newcomers one shared bucket. */
+ * IPv4-mapped, IPv6 by /64 or by whole address when asked, Unix sockets as one); no window of random traffic
+ * lets a source through more than the bucket allows; and a flood of addresses never grows the table past its
+ * bound, never evicts busy sources, and leaves the newcomers one shared bucket. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -32,12 +32,12 @@ static void test_roundtrip_and_tamper(void)
         g_autofree guint8 *copy = g_memdup2(d, n);
         for (gsize i = 1; i < n; i++) {
                 for (int bit = 0; bit < 8; bit += 3) {
-                        copy[i] ^= (guint8) (1 << bit);
+                        copy[i] ^= (guint8)(1 << bit);
                         g_autoptr(GError) te = NULL;
                         g_autoptr(GBytes) bad = nm_open(copy, n, &spub, &hpriv, &te);
                         g_assert_null(bad);
                         g_assert_error(te, NM_ERROR, NM_ERROR_INVALID_ARGUMENT);
-                        copy[i] ^= (guint8) (1 << bit);
+                        copy[i] ^= (guint8)(1 << bit);
                 }
         }
 

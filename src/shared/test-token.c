@@ -42,8 +42,8 @@ static void test_roundtrip(void)
         /* Version 1, as servers before the pin wrote them. */
         char spk[NM_KEY_B64_LEN + 1], buf[512];
         nm_key_to_base64(&pub, spk);
-        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"http://198.18.0.1:8081\",\"key\":\"%s\",\"spk\":\"%s\"}",
-                 value, spk);
+        snprintf(buf, sizeof(buf),
+                 "{\"v\":1,\"api\":\"http://198.18.0.1:8081\",\"key\":\"%s\",\"spk\":\"%s\"}", value, spk);
         g_autofree char *v1 = nm_base64url_encode(buf, strlen(buf));
         g_auto(NmToken) t1 = {};
         g_assert_true(nm_token_decode(v1, &t1, &e));
@@ -83,7 +83,8 @@ static void test_hostile(void)
         expect_refused(notjson, "JSON");
         g_autofree char *array = encode_json("[1,2,3]");
         expect_refused(array, "object");
-        g_autofree char *bomb = encode_json("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+        g_autofree char *bomb = encode_json("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]"
+                                            "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
         expect_refused(bomb, "nested");
 
         snprintf(buf, sizeof(buf), "{\"v\":3,\"api\":\"http://a\",\"key\":\"%s\",\"spk\":\"%s\"}",
@@ -92,11 +93,13 @@ static void test_hostile(void)
         expect_refused(v3, "version 3");
 
         /* A pin is version 2's; a bad one is named. */
-        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"x\"}",
+        snprintf(buf, sizeof(buf),
+                 "{\"v\":1,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"x\"}",
                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk);
         g_autofree char *v1pin = encode_json(buf);
         expect_refused(v1pin, "Unknown member");
-        snprintf(buf, sizeof(buf), "{\"v\":2,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"%s\"}",
+        snprintf(buf, sizeof(buf),
+                 "{\"v\":2,\"api\":\"https://a\",\"key\":\"%s\",\"spk\":\"%s\",\"pin\":\"%s\"}",
                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", spk, "sha1//AAAA");
         g_autofree char *badpin = encode_json(buf);
         expect_refused(badpin, "pin");
@@ -111,7 +114,8 @@ static void test_hostile(void)
         g_autofree char *creds = encode_json(buf);
         expect_refused(creds, "http://");
 
-        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"http://a\",\"key\":\"%s\",\"spk\":\"%s\"}", "short", spk);
+        snprintf(buf, sizeof(buf), "{\"v\":1,\"api\":\"http://a\",\"key\":\"%s\",\"spk\":\"%s\"}", "short",
+                 spk);
         g_autofree char *shortkey = encode_json(buf);
         expect_refused(shortkey, "32 characters");
 

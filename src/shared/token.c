@@ -74,7 +74,7 @@ bool nm_api_url_valid(const char *url)
         if (!*rest || *rest == '/' || *rest == ':')
                 return false;
         for (const char *c = rest; *c; c++) {
-                if ((unsigned char) *c <= ' ' || (unsigned char) *c >= 0x7f || strchr("@?#\\\"'<>", *c))
+                if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || strchr("@?#\\\"'<>", *c))
                         return false;
         }
         return true;
@@ -87,19 +87,21 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
         GError *e = NULL;
 
         if (!token || !*token) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: it is empty");
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                            "Invalid enrollment token: it is empty");
                 return false;
         }
         if (strlen(token) > NM_TOKEN_MAX_LEN) {
                 g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid enrollment token: %zu characters, at most %d are accepted", strlen(token),
-                            NM_TOKEN_MAX_LEN);
+                            "Invalid enrollment token: %zu characters, at most %d are accepted",
+                            strlen(token), NM_TOKEN_MAX_LEN);
                 return false;
         }
         for (const char *c = token; *c; c++)
                 if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_') {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid enrollment token: character %zu is not base64url", (size_t) (c - token));
+                                    "Invalid enrollment token: character %zu is not base64url",
+                                    (size_t)(c - token));
                         return false;
                 }
         if (nm_base64url_decode(token, &raw, &len) < 0) {
@@ -107,19 +109,21 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
                             "Invalid enrollment token: not valid base64url");
                 return false;
         }
-        g_autoptr(JsonObject) o = nm_json_parse_object((const char *) raw, (gssize) len, &e);
+        g_autoptr(JsonObject) o = nm_json_parse_object((const char *)raw, (gssize)len, &e);
         sodium_memzero(raw, len);
         if (!o) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s", e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s",
+                            e->message);
                 g_error_free(e);
                 return false;
         }
-        static const char *const members_v1[] = { "v", "api", "key", "spk", NULL };
-        static const char *const members_v2[] = { "v", "api", "key", "spk", "pin", NULL };
+        static const char *const members_v1[] = {"v", "api", "key", "spk", NULL};
+        static const char *const members_v2[] = {"v", "api", "key", "spk", "pin", NULL};
         gint64 v = 0;
         const char *api = NULL, *key = NULL, *spk = NULL, *pin = NULL;
         if (!nm_json_get_int(o, "v", true, 0, G_MAXINT32, &v, &e)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s", e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s",
+                            e->message);
                 g_error_free(e);
                 return false;
         }
@@ -134,13 +138,15 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
             !nm_json_get_string(o, "pin", false, &pin, &e) ||
             !nm_json_get_string(o, "api", true, &api, &e) || !nm_json_get_string(o, "key", true, &key, &e) ||
             !nm_json_get_string(o, "spk", true, &spk, &e)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s", e->message);
+                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT, "Invalid enrollment token: %s",
+                            e->message);
                 g_error_free(e);
                 return false;
         }
         if (!nm_api_url_valid(api)) {
-                g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                            "Invalid enrollment token: the server address is not an http:// or https:// URL");
+                g_set_error(
+                        error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
+                        "Invalid enrollment token: the server address is not an http:// or https:// URL");
                 return false;
         }
         if (!nm_key_value_valid(key)) {
@@ -152,7 +158,8 @@ bool nm_token_decode(const char *token, NmToken *ret, GError **error)
         if (pin) {
                 if (!nm_tls_pin_parse(pin, &t.pin)) {
                         g_set_error(error, NM_ERROR, NM_ERROR_INVALID_ARGUMENT,
-                                    "Invalid enrollment token: the server's pin is not \"sha256//\" and 32 bytes of "
+                                    "Invalid enrollment token: the server's pin is not \"sha256//\" and 32 "
+                                    "bytes of "
                                     "base64");
                         return false;
                 }

@@ -13,9 +13,9 @@
 #define NM_TOKEN_VERSION 2 /* what nm_token_encode() writes; version 1 is still read */
 
 typedef struct NmToken {
-        int version;  /* 1 or 2 */
-        char *api;    /* "http://host:port" or "https://…", no trailing slash */
-        char *value;  /* 32 characters A-Z2-7 */
+        int version; /* 1 or 2 */
+        char *api;   /* "http://host:port" or "https://…", no trailing slash */
+        char *value; /* 32 characters A-Z2-7 */
         NmKey server_key;
         bool has_pin; /* version 2 with "pin": verify the server by this key, not by a CA */
         NmTlsPin pin;

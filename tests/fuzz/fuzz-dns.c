@@ -31,8 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Bit 4 of the first byte: the rest is an upstream's answer to a fixed query (id 0x4242),
          * checked, then written for a client over UDP (no EDNS: 512 bytes) and TCP. */
         if (size > 0 && (data[0] & 0x10)) {
-                static const uint8_t query[] = {0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w',
-                                                7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 1, 0, 1};
+                static const uint8_t query[] = {0,   1,   1,   0,   0,   1,   0, 0,   0,   0,
+                                                0,   0,   3,   'w', 'w', 'w', 7, 'e', 'x', 'a',
+                                                'm', 'p', 'l', 'e', 0,   0,   1, 0,   1};
                 DnsQuery q;
                 DnsReply *reply = NULL;
                 if (dns_query_parse(query, sizeof(query), &q) < 0)
@@ -52,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* A query the forwarder would take is also one dns_answer() answers. */
         DnsQuery fq;
-        if (dns_query_parse(data, size, &fq) == 0 && dns_answer(zone, data, size, false, out, DNS_MAX_TCP) < 12)
+        if (dns_query_parse(data, size, &fq) == 0 &&
+            dns_answer(zone, data, size, false, out, DNS_MAX_TCP) < 12)
                 __builtin_trap();
 
         /* The first byte picks the transport and an output buffer size, so both the UDP limits

@@ -24,11 +24,11 @@ static void done(int r, const char *message, DynsecBatch *b, void *userdata)
 static void listed(int r, const char *message, DynsecBatch *b, void *userdata)
 {
         g_autoptr(GHashTable) accounts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                                               (GDestroyNotify) dynsec_host_account_free);
+                                                               (GDestroyNotify)dynsec_host_account_free);
 
         done(r, message, b, userdata);
         /* Whatever was answered, answered or not: pages of 2, so "more" is reachable. */
-        (void) dynsec_host_accounts_add(b, "s", 0, 2, accounts);
+        (void)dynsec_host_accounts_add(b, "s", 0, 2, accounts);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,8 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(calls, 0, sizeof(calls));
         /* Requests 1 to 4 wait for answers. */
         for (int i = 0; i < N_REQUESTS; i++) {
-                DynsecBatch *b = i == 0   ? dynsec_batch_host_account_create("s", "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69", "pw")
-                                 : i == 1 ? dynsec_batch_host_account_delete("s", "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69")
+                DynsecBatch *b = i == 0 ? dynsec_batch_host_account_create(
+                                                  "s", "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69", "pw")
+                                 : i == 1 ? dynsec_batch_host_account_delete(
+                                                    "s", "0b8e8f5c-7f43-4a55-9f55-2a1d3c4b5a69")
                                  : i == 2 ? dynsec_batch_server_setup("s", "admin")
                                           : dynsec_batch_host_accounts_list(0, 2);
                 if (dynsec_submit(d, b, i == 3 ? listed : done, &calls[i], &payload, NULL) < 0)
@@ -60,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         g_string_append(in, dynsec_correlation_prefix(d));
                         i++;
                 } else
-                        g_string_append_c(in, (char) data[i]);
+                        g_string_append_c(in, (char)data[i]);
         }
-        (void) dynsec_handle_response(d, in->str, in->len);
-        (void) dynsec_handle_response(d, in->str, in->len); /* duplicates change nothing */
+        (void)dynsec_handle_response(d, in->str, in->len);
+        (void)dynsec_handle_response(d, in->str, in->len); /* duplicates change nothing */
         dynsec_free(d);
         for (int i = 0; i < N_REQUESTS; i++)
                 if (calls[i] != 1)
