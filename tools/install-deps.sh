@@ -10,7 +10,7 @@ fi
 
 # Build
 BUILD_PKGS=(
-        meson ninja-build pkg-config gcc clang gettext
+        meson ninja-build pkg-config gcc clang clang-format gettext
         libsystemd-dev libglib2.0-dev libjson-glib-dev libmicrohttpd-dev libcurl4-openssl-dev
         libmosquitto-dev libsqlite3-dev libpq-dev libsodium-dev
         libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnftables-dev libqrencode-dev libpng-dev

@@ -59,6 +59,16 @@ else
 fi
 rm -f "$clangdir.log"
 
+# Every C file formatted as .clang-format says (tools/check-format.sh --fix formats them).
+echo "== format"
+fmt_ok=0 fmt_fail=1
+tools/check-format.sh >"$builddir.format.log" 2>&1
+fmt_ok=$(sed -n 's/^format: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$builddir.format.log")
+fmt_fail=$(sed -n 's/^format: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$builddir.format.log")
+fmt_ok=${fmt_ok:-0} fmt_fail=${fmt_fail:-1}
+cat "$builddir.format.log"
+rm -f "$builddir.format.log"
+
 # The packages: built from this tree without sanitizers (the RPM's %check runs the unit tests), one
 # item each for the RPM, the .debs and the `meson install` reference; test_packaging.py and
 # test_vm_packages.py (integration tier) check and install them.
@@ -122,9 +132,10 @@ print(t - f - sk, f)
 PY
 )
 
-passed=$(( clang_ok + pkg_ok + unit_ok + fuzz_ok + int_ok ))
-failed=$(( clang_fail + pkg_fail + unit_fail + fuzz_fail + int_fail ))
-echo "clang build: $clang_ok passed, $clang_fail failed; packages: $pkg_ok passed, $pkg_fail failed;" \
+passed=$(( clang_ok + fmt_ok + pkg_ok + unit_ok + fuzz_ok + int_ok ))
+failed=$(( clang_fail + fmt_fail + pkg_fail + unit_fail + fuzz_fail + int_fail ))
+echo "clang build: $clang_ok passed, $clang_fail failed; format: $fmt_ok passed, $fmt_fail failed;" \
+        "packages: $pkg_ok passed, $pkg_fail failed;" \
         "unit: $unit_ok passed, $unit_fail failed; fuzz: $fuzz_ok passed, $fuzz_fail failed$fuzz_note;" \
         "integration: $int_ok passed, $int_fail failed"
 echo "$passed passed, $failed failed"
