@@ -281,11 +281,11 @@ var NetmakerModel = class NetmakerModel {
             Gio.DBusCallFlags.ALLOW_INTERACTIVE_AUTHORIZATION);
     }
 
+    // Every network, whatever the model last heard: right after a click the signals of the one
+    // before may not have arrived yet, and netclientd does nothing for a network already so.
     async setAllConnected(connected) {
-        for (const n of this.networks) {
-            if (n.connected !== connected)
-                await this.setConnected(n.name, connected);
-        }
+        for (const n of this.networks)
+            await this.setConnected(n.name, connected);
     }
 
     // nodeId: one of network(name).gateways, or '' for none.

@@ -135,10 +135,13 @@ def test_model_follows_netclientd(mesh, tmp_path):
         # Other hosts join: PeersChanged brings them, as names in the peer array.
         mesh.join(b)
         mesh.join(c)
-        s = model.wait(lambda s: model.network(snapshot=s)["peerNames"] == ["node2", "node3"], what="two peers")
-        assert model.network(snapshot=s)["peers"] == 2
+        # (the count comes with GetStatus, the names with GetPeers: each in its own round trip)
+        s = model.wait(lambda s: model.network(snapshot=s)["peerNames"] == ["node2", "node3"]
+                       and model.network(snapshot=s)["peers"] == 2, what="two peers, counted and named")
         assert a.ping(mesh.mesh_address(b), count=2, timeout=3)
-        model.wait(lambda s: model.network(snapshot=s)["peersOnline"] >= 1, 30, "a peer online after a handshake")
+        assert a.ping(mesh.mesh_address(c), count=2, timeout=3)
+        # Both online after their handshakes: from here nothing changes in the peers for minutes.
+        model.wait(lambda s: model.network(snapshot=s)["peersOnline"] == 2, 30, "both peers online after a handshake")
 
         # Quiet: no call while nothing changes (no polling), though statistics keep flowing.
         time.sleep(1)

@@ -62,7 +62,13 @@ def test_internet_gateway(server, hosts):
     assert node["roles"]["internet_gateway"] is True
     got = net.since(mark)
     assert types(got["gw"]) == ["network-changed"] and got["gw"][0]["network"]["roles"]["internet_gateway"]
-    assert got["beta"] == [] and got["gamma"] == []  # nobody uses it yet
+    # Nobody uses it yet: the others only learn that gw offers one (what a desktop menu lists as
+    # a choice), in their entry of gw; its allowed IPs stay its own addresses.
+    for n in ("beta", "gamma"):
+        assert types(got[n]) == ["peers"]
+        [p] = updates_of(got[n], "gw")
+        assert p["internet_gateway"] is True
+        assert p["allowed_ips"] == ["10.99.0.1/32", "fd00:99::1/128"]
 
     # beta opts in (admin): only beta hears of it, with both families of default route.
     mark = net.mark()
@@ -106,6 +112,7 @@ def test_internet_gateway(server, hosts):
         assert types(got[n]) == ["network-changed", "peers"]
         assert got[n][0]["network"].get("roles") is None
         assert updates_of(got[n], "gw")[0]["allowed_ips"] == ["10.99.0.1/32", "fd00:99::1/128"]
+        assert not updates_of(got[n], "gw")[0].get("internet_gateway")  # no longer offered
     assert all(n["roles"]["internet_gateway_via"] is None for n in net.nodes().values())
 
 

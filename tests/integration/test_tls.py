@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -29,18 +30,33 @@ class Capture:
 
     def __init__(self, netns, path, iface="eth0"):
         self.path = path
-        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-i", iface, "-s", "0", "-U",
+        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-i", iface, "-s", "0", "-U", "--immediate-mode",
                                       "-Z", "root", "-w", str(path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_until(lambda: path.exists() or self.proc.poll() is not None, 10, "tcpdump to start")
-        assert self.proc.poll() is None, self.proc.stderr.read().decode()
-        time.sleep(0.3)  # listening once the file exists; a moment more for the socket to be bound
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on IFACE" once its capture is active and the file is open.
+        self.stderr = []
+        self.listening = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        wait_until(lambda: self.listening.is_set() or self.proc.poll() is not None, 20, "tcpdump to listen")
+        assert self.proc.poll() is None, "".join(self.stderr)
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            if "listening on" in line:
+                self.listening.set()
 
     def stop(self):
         time.sleep(0.5)
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(10)
-        return self.path.read_bytes()
+        self.reader.join(5)
+        data = self.path.read_bytes()
+        # Its counts ("N packets captured, N received by filter, N dropped by kernel") say why a
+        # capture came out short.
+        assert len(data) > 4000, f"the capture holds only {len(data)} bytes; tcpdump: {''.join(self.stderr)}"
+        return data
 
 
 def join_secrets(mesh, node):
