@@ -7,7 +7,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 if [ "$(id -u)" != 0 ]; then
-        exec sudo "$0" "$@"
+        if command -v sudo >/dev/null; then
+                exec sudo "$0" "$@"
+        fi
+        echo "demo.sh: installing packages and making network namespaces needs root: run me as root" >&2
+        exit 1
 fi
 if [ "${1:-}" = "--no-deps" ]; then
         shift
