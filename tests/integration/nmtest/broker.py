@@ -222,9 +222,18 @@ class Broker:
 
     def dynsec_config(self) -> dict:
         """The plugin's saved state (clients, roles, default ACL access). Passwords there are
-        salted hashes."""
-        with open(self.dynsec_file) as f:
-            return json.load(f)
+        salted hashes. Mosquitto rewrites the file in place (truncate, then write) after every
+        change: a read in between sees it empty or cut, so such a read is done again."""
+        deadline = time.monotonic() + 5
+        while True:
+            with open(self.dynsec_file) as f:
+                text = f.read()
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def clients(self) -> list:
         return sorted(c["username"] for c in self.dynsec_config().get("clients", []))
